@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs everything m64 needs on a fresh Debian machine, then configures and builds.
+# Idempotent and non-interactive: packages already present are not touched.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+pkgs=(clang-19 lld-19 libzstd-dev libgtest-dev libsimde-dev cmake make g++ nodejs npm)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+# node and npm may come from outside Debian on some machines; only ask apt for them if absent.
+command -v node >/dev/null && missing=("${missing[@]/nodejs}")
+command -v npm >/dev/null && missing=("${missing[@]/npm}")
+read -r -a missing <<<"${missing[*]}"
+if ((${#missing[@]})); then
+  echo "setup: installing Debian packages: ${missing[*]}"
+  sudo_cmd=""; [ "$(id -u)" = 0 ] || sudo_cmd="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo_cmd apt-get update -qq
+  $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# wasm2c from the pinned npm wabt (Debian's wabt lacks SIMD + memory64 support).
+tc="$root/compiler/toolchain"
+if [ ! -x "$tc/node_modules/.bin/wasm2c" ] || ! cmp -s "$tc/package-lock.json" "$tc/node_modules/.package-lock.json.m64"; then
+  echo "setup: installing pinned npm tools (wabt) from compiler/toolchain/package-lock.json"
+  (cd "$tc" && npm ci --no-audit --no-fund --loglevel=error)
+  cp "$tc/package-lock.json" "$tc/node_modules/.package-lock.json.m64"
+fi
+
+build_type="${M64_BUILD_TYPE:-Release}"
+cmake -S "$root" -B "$root/build" -DCMAKE_BUILD_TYPE="$build_type" >/dev/null
+cmake --build "$root/build" -j"$(nproc)"

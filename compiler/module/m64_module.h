@@ -1,0 +1,79 @@
+/*
+ * m64_module.h — the host ABI of a generated m64 module (version 1).
+ *
+ * Every bundle carries one WebAssembly module (wasm32 + SIMD128 + bulk memory) made by
+ * m64c from the sources in this folder plus one generated file (model.c: shapes, layer
+ * layout, forward pass). The module owns all of the model's math, the tokenizer and the
+ * sampler, so each host (m64run natively through wasm2c, web/m64.js in a browser) only
+ * pages layers and moves bytes. This header is compiled into the module; hosts implement
+ * the imports and call the exports. docs/ARCHITECTURE.md explains the design.
+ *
+ * Memory: the module's one linear memory (exported as "memory") is the workspace. The
+ * module bump-allocates its state from it with memory.grow; the host reserves its layer
+ * cache from the same allocator through m64_alloc, so the workspace limit (the memory's
+ * maximum) bounds everything.
+ *
+ * Paging: before touching layer L's weights the module calls m64.layer_acquire(L); the
+ * host makes the layer's bytes (exactly the image range the layer index names) resident
+ * at a 64-byte aligned workspace address and returns it. The address stays valid until
+ * m64.layer_release(L). A host that cannot page the layer traps (native: wasm_rt_trap;
+ * browser: throws), so acquire never returns an invalid pointer.
+ * m64.layer_prefetch(L) is a hint that L will be acquired soon (may be ignored).
+ */
+#ifndef M64_MODULE_H
+#define M64_MODULE_H
+
+#include <stdint.h>
+
+#define M64_ABI_VERSION 1
+
+#if defined(__wasm__)
+#define M64_IMPORT(name) __attribute__((import_module("m64"), import_name(name)))
+#define M64_EXPORT(name) __attribute__((export_name(name), visibility("default")))
+#else /* native builds of the module sources (tests, bench): plain C functions */
+#define M64_IMPORT(name)
+#define M64_EXPORT(name)
+#endif
+
+/* ---- imports (module "m64") ---- */
+M64_IMPORT("layer_acquire") uint32_t m64_host_layer_acquire(uint32_t layer);
+M64_IMPORT("layer_release") void m64_host_layer_release(uint32_t layer);
+M64_IMPORT("layer_prefetch") void m64_host_layer_prefetch(uint32_t layer);
+M64_IMPORT("log") void m64_host_log(const char *msg, uint32_t len);
+
+/* ---- exports ---- */
+/* ABI version implemented by this module (M64_ABI_VERSION). */
+M64_EXPORT("m64_abi_version") int32_t m64_abi_version(void);
+/* Allocates n bytes (64-byte aligned) from the workspace; 0 when the memory cannot grow. */
+M64_EXPORT("m64_alloc") uint32_t m64_alloc(uint32_t n);
+/* Bytes the forward pass needs for a context of n_ctx tokens (activations + KV cache). */
+M64_EXPORT("m64_state_bytes") uint32_t m64_state_bytes(uint32_t n_ctx);
+/* Allocates the run state for n_ctx tokens. 0 ok; -1 out of workspace; -2 bad n_ctx. */
+M64_EXPORT("m64_init") int32_t m64_init(uint32_t n_ctx);
+/* Model facts the host needs. */
+M64_EXPORT("m64_n_vocab") uint32_t m64_n_vocab(void);
+M64_EXPORT("m64_n_layers") uint32_t m64_n_layers(void);   /* layer-index entries, globals included */
+M64_EXPORT("m64_n_ctx_train") uint32_t m64_n_ctx_train(void);
+/* Runs one token at position pos through the model; returns the address of n_vocab f32
+ * logits (owned by the module, valid until the next call). */
+M64_EXPORT("m64_forward") uint32_t m64_forward(int32_t token, int32_t pos);
+
+/* Tokenizer: the host copies the bundle's TOKENIZER section into m64_alloc'ed memory. */
+M64_EXPORT("m64_tok_load") int32_t m64_tok_load(const uint8_t *blob, uint32_t size);
+/* Encodes text (UTF-8, len bytes) into out (max ids); BOS first if add_bos. Returns the
+ * number of ids, or -1 if out is too small. */
+M64_EXPORT("m64_tok_encode") int32_t m64_tok_encode(const char *text, uint32_t len,
+                                                    int32_t add_bos, int32_t *out, uint32_t max);
+/* Writes the bytes token id stands for (after prev) into out; returns their count. */
+M64_EXPORT("m64_tok_piece") int32_t m64_tok_piece(int32_t prev, int32_t id, char *out,
+                                                  uint32_t max);
+M64_EXPORT("m64_tok_bos") int32_t m64_tok_bos(void);
+M64_EXPORT("m64_tok_eos") int32_t m64_tok_eos(void);
+
+/* Sampler over the last logits: temperature (0 = greedy), top-k (0 = off), top-p (1 = off).
+ * The RNG is xorshift64* seeded by m64_sampler_seed. */
+M64_EXPORT("m64_sampler_seed") void m64_sampler_seed(uint32_t lo, uint32_t hi);
+M64_EXPORT("m64_sample") int32_t m64_sample(const float *logits, float temp, int32_t top_k,
+                                            float top_p);
+
+#endif /* M64_MODULE_H */

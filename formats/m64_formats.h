@@ -1,0 +1,268 @@
+/*
+ * m64_formats.h — the file formats m64 reads and writes, shared by m64c and m64run.
+ *
+ *   1. Errors        every fallible call returns int (0 = ok, negative = M64_E*) and
+ *                    writes one human-readable line into a caller-supplied m64_err.
+ *   2. ggml types    block sizes and names of the tensor types GGUF files carry.
+ *   3. GGUF reader   untrusted input: every count, length and offset is checked against
+ *                    the file size and the caps below before use; nothing is allocated
+ *                    from an unchecked header field.
+ *   4. GGUF writer   used by the synthetic-model generator and the tests.
+ *   5. .m64 bundle   layout planning, a streaming writer (temp file + rename), and a
+ *                    mapped reader. The byte format is specified in docs/FORMAT.md.
+ *   6. SHA-256       used for section and layer hashes.
+ *
+ * All multi-byte fields in both formats are little-endian. Not thread-safe per object;
+ * distinct objects may be used from distinct threads.
+ */
+#ifndef M64_FORMATS_H
+#define M64_FORMATS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------- 1. Errors */
+enum {
+  M64_OK = 0,
+  M64_EIO = -1,       /* open/read/write/mmap failed (errno text in the message) */
+  M64_EFORMAT = -2,   /* the bytes are not a valid file of that format */
+  M64_ELIMIT = -3,    /* a field exceeds a documented cap (M64_MAX_*) */
+  M64_ENOMEM = -4,    /* allocation failed */
+  M64_ENOTFOUND = -5, /* a key / tensor / section is absent */
+  M64_ETYPE = -6,     /* a value has another type than asked for */
+  M64_EHASH = -7,     /* a SHA-256 does not match */
+  M64_EUNSUPPORTED = -8,
+  M64_EINTERRUPTED = -9,
+  M64_ENOSPC = -10,   /* disk full while writing */
+};
+typedef struct m64_err { char msg[512]; } m64_err;
+/* Formats msg into *e (if e != NULL) and returns code; for use in `return m64_fail(...)`. */
+int m64_fail(m64_err *e, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Caps enforced by the readers (documented in docs/FORMAT.md). */
+#define M64_MAX_TENSORS      65536u
+#define M64_MAX_KV           65536u
+#define M64_MAX_DIMS         4u
+#define M64_MAX_NAME         63u            /* tensor name length (GGUF allows 64 incl. NUL) */
+#define M64_MAX_STRING       (1u << 20)     /* any one GGUF string: 1 MiB */
+#define M64_MAX_ARRAY        (1u << 24)     /* elements in one GGUF array */
+#define M64_MAX_ALIGNMENT    (1u << 16)     /* general.alignment: power of two <= 64 KiB */
+#define M64_MAX_SECTIONS     256u
+#define M64_MAX_LAYERS       4096u
+
+/* ---------------------------------------------------------------- 2. ggml types */
+typedef enum m64_ggml_type {
+  M64_GGML_F32 = 0, M64_GGML_F16 = 1, M64_GGML_Q4_0 = 2, M64_GGML_Q4_1 = 3,
+  M64_GGML_Q5_0 = 6, M64_GGML_Q5_1 = 7, M64_GGML_Q8_0 = 8, M64_GGML_Q8_1 = 9,
+  M64_GGML_Q2_K = 10, M64_GGML_Q3_K = 11, M64_GGML_Q4_K = 12, M64_GGML_Q5_K = 13,
+  M64_GGML_Q6_K = 14, M64_GGML_Q8_K = 15, M64_GGML_IQ2_XXS = 16, M64_GGML_IQ2_XS = 17,
+  M64_GGML_IQ3_XXS = 18, M64_GGML_IQ1_S = 19, M64_GGML_IQ4_NL = 20, M64_GGML_IQ3_S = 21,
+  M64_GGML_IQ2_S = 22, M64_GGML_IQ4_XS = 23, M64_GGML_I8 = 24, M64_GGML_I16 = 25,
+  M64_GGML_I32 = 26, M64_GGML_I64 = 27, M64_GGML_F64 = 28, M64_GGML_IQ1_M = 29,
+  M64_GGML_BF16 = 30, M64_GGML_TYPE_COUNT = 40
+} m64_ggml_type;
+
+typedef struct m64_type_info {
+  const char *name;     /* "F32", "Q4_0", ... ; NULL for an unknown id */
+  uint32_t block_elems; /* elements per block (1 for F32/F16) */
+  uint32_t block_bytes; /* bytes per block */
+} m64_type_info;
+/* Info for a type id; .name == NULL when the id is not a known ggml type. */
+m64_type_info m64_ggml_type_info(uint32_t type);
+/* Bytes of a row of n elements; returns M64_EFORMAT if n is not a multiple of the block. */
+int m64_ggml_row_bytes(uint32_t type, uint64_t n, uint64_t *out);
+
+/* ---------------------------------------------------------------- 3. GGUF reader */
+typedef enum m64_gguf_vtype {
+  M64_GGUF_U8 = 0, M64_GGUF_I8 = 1, M64_GGUF_U16 = 2, M64_GGUF_I16 = 3,
+  M64_GGUF_U32 = 4, M64_GGUF_I32 = 5, M64_GGUF_F32 = 6, M64_GGUF_BOOL = 7,
+  M64_GGUF_STRING = 8, M64_GGUF_ARRAY = 9, M64_GGUF_U64 = 10, M64_GGUF_I64 = 11,
+  M64_GGUF_F64 = 12
+} m64_gguf_vtype;
+
+/* A string inside the mapped file: NOT NUL-terminated. */
+typedef struct m64_str { const char *ptr; uint64_t len; } m64_str;
+
+typedef struct m64_gguf_tensor {
+  char name[M64_MAX_NAME + 1];
+  uint32_t type;            /* m64_ggml_type, validated as known */
+  uint32_t n_dims;          /* 1..4 */
+  uint64_t ne[4];           /* ne[0] = row length (fastest); unused dims are 1 */
+  uint64_t n_elems;
+  uint64_t offset;          /* relative to the data section, aligned */
+  uint64_t nbytes;
+  const uint8_t *data;      /* points into the mapping; in range */
+} m64_gguf_tensor;
+
+typedef struct m64_gguf m64_gguf;
+
+/* Maps and parses a GGUF v2/v3 file. On error *out is NULL and e says what is wrong. */
+int m64_gguf_open(const char *path, m64_gguf **out, m64_err *e);
+/* Same over caller memory (kept alive by the caller until close). For tests and fuzzing. */
+int m64_gguf_open_memory(const void *data, size_t size, m64_gguf **out, m64_err *e);
+void m64_gguf_close(m64_gguf *g);  /* accepts NULL */
+
+uint32_t m64_gguf_version(const m64_gguf *g);
+uint32_t m64_gguf_alignment(const m64_gguf *g);
+uint64_t m64_gguf_data_offset(const m64_gguf *g);
+uint64_t m64_gguf_file_size(const m64_gguf *g);
+
+/* Metadata. Keys are looked up by exact name. */
+uint64_t m64_gguf_n_kv(const m64_gguf *g);
+m64_str m64_gguf_kv_key(const m64_gguf *g, uint64_t i);
+m64_gguf_vtype m64_gguf_kv_type(const m64_gguf *g, uint64_t i);
+int64_t m64_gguf_find_kv(const m64_gguf *g, const char *key); /* index, or -1 */
+/* Typed getters: M64_ENOTFOUND if absent, M64_ETYPE if the stored type does not convert
+ * (integers convert between widths when the value fits; f32 accepts f32/f64). */
+int m64_gguf_get_u32(const m64_gguf *g, const char *key, uint32_t *out);
+int m64_gguf_get_u64(const m64_gguf *g, const char *key, uint64_t *out);
+int m64_gguf_get_i32(const m64_gguf *g, const char *key, int32_t *out);
+int m64_gguf_get_f32(const m64_gguf *g, const char *key, float *out);
+int m64_gguf_get_bool(const m64_gguf *g, const char *key, int *out);
+int m64_gguf_get_str(const m64_gguf *g, const char *key, m64_str *out);
+/* Arrays: element type and count; then element access (index is bounds-checked). */
+int m64_gguf_get_arr(const m64_gguf *g, const char *key, m64_gguf_vtype *elem, uint64_t *n);
+int m64_gguf_arr_str(const m64_gguf *g, const char *key, uint64_t i, m64_str *out);
+int m64_gguf_arr_f32(const m64_gguf *g, const char *key, uint64_t i, float *out);
+int m64_gguf_arr_i32(const m64_gguf *g, const char *key, uint64_t i, int32_t *out);
+
+/* Tensors, in file order. */
+uint64_t m64_gguf_n_tensors(const m64_gguf *g);
+const m64_gguf_tensor *m64_gguf_tensor_at(const m64_gguf *g, uint64_t i);
+const m64_gguf_tensor *m64_gguf_find_tensor(const m64_gguf *g, const char *name); /* or NULL */
+
+/* ---------------------------------------------------------------- 4. GGUF writer */
+typedef struct m64_gguf_writer m64_gguf_writer;
+m64_gguf_writer *m64_gguf_writer_new(uint32_t alignment); /* 0 = default 32 */
+void m64_gguf_writer_free(m64_gguf_writer *w);
+/* Metadata (key and string bytes are copied). */
+int m64_gguf_w_u32(m64_gguf_writer *w, const char *key, uint32_t v);
+int m64_gguf_w_i32(m64_gguf_writer *w, const char *key, int32_t v);
+int m64_gguf_w_f32(m64_gguf_writer *w, const char *key, float v);
+int m64_gguf_w_bool(m64_gguf_writer *w, const char *key, int v);
+int m64_gguf_w_str(m64_gguf_writer *w, const char *key, const char *v);
+int m64_gguf_w_arr_str(m64_gguf_writer *w, const char *key, const char *const *v, uint64_t n);
+int m64_gguf_w_arr_f32(m64_gguf_writer *w, const char *key, const float *v, uint64_t n);
+int m64_gguf_w_arr_i32(m64_gguf_writer *w, const char *key, const int32_t *v, uint64_t n);
+/* A tensor; data (nbytes per type and dims) is copied. ne[0] is the row length. */
+int m64_gguf_w_tensor(m64_gguf_writer *w, const char *name, uint32_t type,
+                      uint32_t n_dims, const uint64_t *ne, const void *data);
+/* Writes a GGUF v3 file (atomically: temp file then rename). */
+int m64_gguf_writer_save(m64_gguf_writer *w, const char *path, m64_err *e);
+
+/* ---------------------------------------------------------------- 5. .m64 bundle */
+#define M64_BUNDLE_MAGIC "M64BNDL\0"    /* 8 bytes at offset 0 */
+#define M64_BUNDLE_VERSION 1u
+#define M64_LAYER_ALIGN   65536u        /* every layer starts on a 64 KiB boundary */
+#define M64_TENSOR_ALIGN  64u           /* every tensor inside a layer: 64-byte aligned */
+#define M64_SEGMENT_MAX   (16ull << 30) /* one memory64 memory in a browser */
+
+typedef enum m64_section_kind {
+  M64_SEC_METADATA = 1,    /* UTF-8 text, one "key = value" per line */
+  M64_SEC_TOKENIZER = 2,   /* the module's tokenizer blob (compiler/module/tokenizer.h) */
+  M64_SEC_LAYER_INDEX = 3, /* layers + tensors, binary, see docs/FORMAT.md */
+  M64_SEC_MODULE_WASM = 4, /* the generated WebAssembly module */
+  M64_SEC_NATIVE = 5,      /* AOT native code for one target (name = target triple) */
+  M64_SEC_SEGMENT = 6,     /* one image segment; name = "segment.N"; hashed per layer */
+} m64_section_kind;
+
+typedef struct m64_section {
+  uint32_t kind;
+  char name[48];           /* NUL-terminated; unique per kind */
+  uint64_t offset;         /* in the file; segments are 64 KiB-aligned */
+  uint64_t size;
+  uint8_t sha256[32];      /* of the section bytes; all-zero for SEGMENT sections */
+  const uint8_t *data;     /* reader: points into the mapping */
+} m64_section;
+
+typedef struct m64_tensor_entry {
+  char name[M64_MAX_NAME + 1];
+  uint32_t type;
+  uint32_t n_dims;
+  uint64_t ne[4];
+  uint64_t offset;         /* byte offset inside its layer, multiple of M64_TENSOR_ALIGN */
+  uint64_t nbytes;
+} m64_tensor_entry;
+
+typedef struct m64_layer_entry {
+  char name[32];           /* "globals", "blk.0", ... */
+  uint32_t segment;        /* image segment index */
+  uint64_t offset;         /* inside the segment, multiple of M64_LAYER_ALIGN */
+  uint64_t size;           /* bytes used by the layer's tensors (padding excluded) */
+  uint8_t sha256[32];      /* of those size bytes */
+  uint32_t first_tensor;   /* into the tensor table */
+  uint32_t n_tensors;
+} m64_layer_entry;
+
+/* Layout planning: given layers with name/first_tensor/n_tensors set and tensors with
+ * name/type/dims/nbytes set, assigns each tensor's offset inside its layer, each layer's
+ * size, segment and offset (no layer crosses a segment; segments <= segment_max bytes),
+ * and returns the number of segments and each segment's size. segment_max = 0 means
+ * M64_SEGMENT_MAX. Fails (M64_ELIMIT) if one layer is larger than segment_max. */
+int m64_plan_layout(m64_layer_entry *layers, uint32_t n_layers,
+                    m64_tensor_entry *tensors, uint32_t n_tensors, uint64_t segment_max,
+                    uint32_t *n_segments, uint64_t *segment_sizes /* [M64_MAX_SECTIONS] */,
+                    m64_err *e);
+
+/* Streaming writer. Writes to "<path>.tmp.<pid>" and renames on commit, so an error or
+ * a signal never leaves a partial bundle at path; abort (or free without commit)
+ * removes the temp file. */
+typedef struct m64_bundle_writer m64_bundle_writer;
+int m64_bw_open(const char *path, m64_bundle_writer **out, m64_err *e);
+/* A small section, copied. Order of calls = order in the file. */
+int m64_bw_add_section(m64_bundle_writer *w, uint32_t kind, const char *name,
+                       const void *data, uint64_t size, m64_err *e);
+/* The planned layout (from m64_plan_layout); writes the LAYER_INDEX section itself. */
+int m64_bw_set_layout(m64_bundle_writer *w, const m64_layer_entry *layers, uint32_t n_layers,
+                      const m64_tensor_entry *tensors, uint32_t n_tensors, m64_err *e);
+/* Tensor bytes, given per tensor in any order; each must be exactly nbytes. Layer hashes
+ * are computed at commit from what was written. */
+int m64_bw_write_tensor(m64_bundle_writer *w, uint32_t tensor_index, const void *data,
+                        m64_err *e);
+/* Finalizes hashes, section table and header, fsyncs, renames into place. */
+int m64_bw_commit(m64_bundle_writer *w, m64_err *e);
+void m64_bw_abort(m64_bundle_writer *w); /* removes the temp file, frees; accepts NULL */
+/* Path of the temp file being written (so a signal handler can unlink it). */
+const char *m64_bw_temp_path(const m64_bundle_writer *w);
+
+/* Reader: maps the file read-only and validates header, section table and layer index
+ * (bounds, overlaps, alignment, caps) and the hashes of every non-segment section.
+ * Layer data is checked lazily with m64_bundle_verify_layer. */
+typedef struct m64_bundle m64_bundle;
+int m64_bundle_open(const char *path, m64_bundle **out, m64_err *e);
+int m64_bundle_open_memory(const void *data, size_t size, m64_bundle **out, m64_err *e);
+void m64_bundle_close(m64_bundle *b);   /* accepts NULL */
+uint32_t m64_bundle_version(const m64_bundle *b);
+uint64_t m64_bundle_file_size(const m64_bundle *b);
+uint32_t m64_bundle_n_sections(const m64_bundle *b);
+const m64_section *m64_bundle_section_at(const m64_bundle *b, uint32_t i);
+/* First section of that kind and name (name NULL = any). NULL when absent. */
+const m64_section *m64_bundle_find_section(const m64_bundle *b, uint32_t kind, const char *name);
+uint32_t m64_bundle_n_layers(const m64_bundle *b);
+const m64_layer_entry *m64_bundle_layer(const m64_bundle *b, uint32_t i);
+uint32_t m64_bundle_n_tensors(const m64_bundle *b);
+const m64_tensor_entry *m64_bundle_tensor(const m64_bundle *b, uint32_t i);
+uint32_t m64_bundle_n_segments(const m64_bundle *b);
+/* Pointer to a layer's bytes inside the mapping (size = layer->size). */
+const uint8_t *m64_bundle_layer_data(const m64_bundle *b, uint32_t i);
+/* Recomputes a layer's SHA-256; M64_EHASH naming the layer on mismatch. */
+int m64_bundle_verify_layer(const m64_bundle *b, uint32_t i, m64_err *e);
+/* Metadata section lookup: copies the value of "key = value" into out (NUL-terminated). */
+int m64_bundle_meta(const m64_bundle *b, const char *key, char *out, size_t out_size);
+
+/* ---------------------------------------------------------------- 6. SHA-256 */
+typedef struct m64_sha256 { uint32_t h[8]; uint64_t len; uint8_t buf[64]; uint32_t n; } m64_sha256;
+void m64_sha256_init(m64_sha256 *s);
+void m64_sha256_update(m64_sha256 *s, const void *data, size_t len);
+void m64_sha256_final(m64_sha256 *s, uint8_t out[32]);
+void m64_sha256_hex(const uint8_t digest[32], char out[65]);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* M64_FORMATS_H */
