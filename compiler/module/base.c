@@ -9,15 +9,16 @@ static uintptr_t heap_top;
 
 void *mm_alloc(uint32_t n) {
   if (!heap_top) heap_top = (uintptr_t)&__heap_base;
-  uintptr_t p = (heap_top + 63) & ~(uintptr_t)63;
-  if (p < heap_top || (uint64_t)p + n > 0xFFFFFFFFull) return NULL;
-  uintptr_t end = p + n;
-  uintptr_t have = __builtin_wasm_memory_size(0) * 65536ull;
+  /* 64-bit arithmetic: a full 4 GiB memory's size does not fit in 32 bits */
+  uint64_t p = ((uint64_t)heap_top + 63) & ~(uint64_t)63;
+  uint64_t end = p + n;
+  if (end > 0xFFFFFFFFull) return NULL;
+  uint64_t have = (uint64_t)__builtin_wasm_memory_size(0) * 65536ull;
   if (end > have) {
-    uintptr_t pages = (end - have + 65535) / 65536;
+    size_t pages = (size_t)((end - have + 65535) / 65536);
     if (__builtin_wasm_memory_grow(0, pages) == (size_t)-1) return NULL;
   }
-  heap_top = end;
+  heap_top = (uintptr_t)end;
   return (void *)p;
 }
 uint32_t mm_heap_top(void) {

@@ -1,0 +1,102 @@
+/* m64c — the m64 compiler's command line: a thin client of m64_compiler.h. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "m64_compiler.h"
+
+static void usage(FILE *f) {
+  fprintf(f,
+          "usage:\n"
+          "  m64c build MODEL.gguf -o MODEL.m64 [--no-aot] [--keep DIR] [--segment-max SIZE] [-v] [-q]\n"
+          "      compile a GGUF model into a bundle: layer-indexed image + wasm module + native code\n"
+          "  m64c aot MODEL.m64 [-o OUT.m64] [-v]\n"
+          "      (re)compile the bundle's wasm module to native code for this host (%s)\n"
+          "  m64c info MODEL.m64\n"
+          "      header, sections, segments, layers, tensors, module exports, native targets\n"
+          "\n"
+          "options:\n"
+          "  -o PATH            output bundle (build: required; aot: default rewrites in place)\n"
+          "  --no-aot           write a wasm-only bundle (add native code later with m64c aot)\n"
+          "  --keep DIR         keep the generated model.c, module.wasm and native code in DIR\n"
+          "  --segment-max SIZE largest image segment (default 16G, a browser's memory64 limit)\n"
+          "  -v                 print each tool invocation\n"
+          "  -q                 no progress lines\n",
+          m64c_host_target());
+}
+
+static unsigned long long parse_size(const char *s) {
+  char *end;
+  double v = strtod(s, &end);
+  double m = 1;
+  if (*end == 'K' || *end == 'k') m = 1024.0, end++;
+  else if (*end == 'M' || *end == 'm') m = 1048576.0, end++;
+  else if (*end == 'G' || *end == 'g') m = 1073741824.0, end++;
+  if (end == s || *end || v <= 0) return 0;
+  return (unsigned long long)(v * m);
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+    usage(argc < 2 ? stderr : stdout);
+    return argc < 2 ? 1 : 0;
+  }
+  const char *cmd = argv[1], *input = NULL;
+  m64c_options o = {.progress = 1};
+  for (int i = 2; i < argc; i++) {
+    const char *a = argv[i];
+    int has_arg = i + 1 < argc;
+    if (!strcmp(a, "-o") && has_arg) o.output = argv[++i];
+    else if (!strcmp(a, "--no-aot")) o.no_aot = 1;
+    else if (!strcmp(a, "--keep") && has_arg) o.keep_dir = argv[++i];
+    else if (!strcmp(a, "--segment-max") && has_arg) {
+      if (!(o.segment_max = parse_size(argv[++i]))) {
+        fprintf(stderr, "m64c: bad size '%s'\n", argv[i]);
+        return 1;
+      }
+    } else if (!strcmp(a, "-v")) o.verbose = 1;
+    else if (!strcmp(a, "-q")) o.progress = 0;
+    else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+      usage(stdout);
+      return 0;
+    } else if (a[0] == '-' && a[1]) {
+      fprintf(stderr, "m64c: unknown option '%s' (see m64c --help)\n", a);
+      return 1;
+    } else if (!input) input = a;
+    else {
+      fprintf(stderr, "m64c: unexpected argument '%s'\n", a);
+      return 1;
+    }
+  }
+  if (!input) {
+    fprintf(stderr, "m64c: %s needs an input file (see m64c --help)\n", cmd);
+    return 1;
+  }
+
+  m64c_install_signal_cleanup();
+  m64_err e = {{0}};
+  int rc;
+  if (!strcmp(cmd, "build")) {
+    if (!o.output) {
+      fprintf(stderr, "m64c: build needs -o OUTPUT.m64\n");
+      return 1;
+    }
+    o.input = input;
+    rc = m64c_build(&o, &e);
+    if (!rc && o.progress) fprintf(stderr, "m64c: wrote %s\n", o.output);
+  } else if (!strcmp(cmd, "aot")) {
+    rc = m64c_aot(input, o.output, o.verbose, &e);
+    if (!rc && o.progress) fprintf(stderr, "m64c: native code for %s added to %s\n", m64c_host_target(),
+                                   o.output ? o.output : input);
+  } else if (!strcmp(cmd, "info")) {
+    rc = m64c_info(input, stdout, &e);
+  } else {
+    fprintf(stderr, "m64c: unknown command '%s' (build, aot, info)\n", cmd);
+    return 1;
+  }
+  if (rc) {
+    fprintf(stderr, "m64c: error: %s\n", e.msg[0] ? e.msg : "failed");
+    return 1;
+  }
+  return 0;
+}

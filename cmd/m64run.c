@@ -1,0 +1,249 @@
+/* m64run — run a .m64 bundle: a thin client of m64_runtime.h, in llama.cpp's CLI spirit. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "m64_runtime.h"
+
+static volatile sig_atomic_t g_stop;
+static void on_sigint(int sig) {
+  (void)sig;
+  g_stop = 1;
+}
+
+static void usage(FILE *f) {
+  fprintf(f,
+          "usage: m64run MODEL.m64 [options]\n"
+          "  -p, --prompt TEXT   prompt (default: empty, BOS only)\n"
+          "  -f, --file FILE     read the prompt from FILE\n"
+          "  -n, --n-predict N   tokens to generate (default 128; stops early at end of text)\n"
+          "  -c, --ctx-size N    context length (default: the model's, at most 4096)\n"
+          "  -t, --threads N     threads (accepted; this version computes on one thread)\n"
+          "  --temp T            temperature, 0 = greedy (default 0.8)\n"
+          "  --top-k K           keep the K most likely tokens, 0 = all (default 40)\n"
+          "  --top-p P           nucleus sampling threshold, 1 = off (default 0.95)\n"
+          "  --seed S            sampler seed (default: from the clock)\n"
+          "  --workspace SIZE    bound on the wasm32 workspace, e.g. 512M, 4G (default: the whole\n"
+          "                      model if it fits in 4 GiB); smaller models page layers in and out\n"
+          "  --no-verify         skip the SHA-256 check of each layer at its first page-in\n"
+          "  --json              print one JSON object at the end instead of streaming text\n"
+          "  -v, --verbose       paging decisions and details on stderr\n"
+          "  -h, --help          this text\n");
+}
+
+/* Appends s as a JSON string body (escaped) to f. */
+static void json_string(FILE *f, const char *s, size_t n) {
+  fputc('"', f);
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
+    else if (c == '\n') fputs("\\n", f);
+    else if (c == '\t') fputs("\\t", f);
+    else if (c == '\r') fputs("\\r", f);
+    else if (c < 0x20) fprintf(f, "\\u%04x", c);
+    else fputc(c, f);
+  }
+  fputc('"', f);
+}
+
+static void json_ids(FILE *f, const int32_t *ids, uint32_t n) {
+  fputc('[', f);
+  for (uint32_t i = 0; i < n; i++) fprintf(f, "%s%d", i ? "," : "", ids[i]);
+  fputc(']', f);
+}
+
+static double now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static char *read_text_file(const char *path, size_t *len) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return NULL;
+  size_t cap = 4096, n = 0;
+  char *buf = malloc(cap);
+  size_t got;
+  while (buf && (got = fread(buf + n, 1, cap - n, f)) > 0) {
+    n += got;
+    if (n == cap) {
+      char *nb = (cap < (1u << 30)) ? realloc(buf, cap *= 2) : NULL;
+      if (!nb) { free(buf); buf = NULL; }
+      else buf = nb;
+    }
+  }
+  fclose(f);
+  *len = n;
+  return buf;
+}
+
+int main(int argc, char **argv) {
+  /* defaults */
+  const char *model = NULL, *prompt = "", *prompt_file = NULL;
+  long n_predict = 128;            /* tokens to generate */
+  float temp = 0.8f, top_p = 0.95f; /* llama.cpp's sampling defaults */
+  long top_k = 40;
+  unsigned long long seed = (unsigned long long)time(NULL);
+  int json = 0;
+  m64_session_options opt = {.verify_layers = 1};
+
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+#define ARG(short_, long_) ((!strcmp(a, short_) || !strcmp(a, long_)) && v && ++i)
+    if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); return 0; }
+    else if (ARG("-p", "--prompt")) prompt = v;
+    else if (ARG("-f", "--file")) prompt_file = v;
+    else if (ARG("-n", "--n-predict")) n_predict = strtol(v, NULL, 10);
+    else if (ARG("-c", "--ctx-size")) opt.n_ctx = (uint32_t)strtoul(v, NULL, 10);
+    else if (ARG("-t", "--threads")) (void)strtol(v, NULL, 10);
+    else if (ARG("--temp", "--temperature")) temp = strtof(v, NULL);
+    else if (ARG("--top-k", "--top-k")) top_k = strtol(v, NULL, 10);
+    else if (ARG("--top-p", "--top-p")) top_p = strtof(v, NULL);
+    else if (ARG("--seed", "-s")) seed = strtoull(v, NULL, 10);
+    else if (ARG("--workspace", "-w")) {
+      if (!(opt.workspace_bytes = m64_parse_size(v))) {
+        fprintf(stderr, "m64run: bad --workspace size '%s' (e.g. 512M, 4G)\n", v);
+        return 1;
+      }
+    } else if (!strcmp(a, "--no-verify")) opt.verify_layers = 0;
+    else if (!strcmp(a, "--json")) json = 1;
+    else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) opt.verbose = 1;
+    else if (a[0] == '-') {
+      fprintf(stderr, "m64run: unknown option or missing value: '%s' (see m64run --help)\n", a);
+      return 1;
+    } else if (!model) model = a;
+    else {
+      fprintf(stderr, "m64run: unexpected argument '%s'\n", a);
+      return 1;
+    }
+#undef ARG
+  }
+  if (!model) {
+    usage(stderr);
+    return 1;
+  }
+  char *file_text = NULL;
+  size_t prompt_len = strlen(prompt);
+  if (prompt_file) {
+    if (!(file_text = read_text_file(prompt_file, &prompt_len))) {
+      fprintf(stderr, "m64run: cannot read prompt file %s\n", prompt_file);
+      return 1;
+    }
+    prompt = file_text;
+  }
+
+  m64_err e = {{0}};
+  m64_session *s = NULL;
+  int32_t *prompt_ids = NULL, *out_ids = NULL;
+  char *text = NULL;
+  size_t text_len = 0, text_cap = 0;
+  uint32_t n_prompt = 0, n_out = 0;
+  int rc = 0;
+  double t_start = now(), t_prefill = 0, t_decode = 0;
+
+  if ((rc = m64_session_open(model, &opt, &s, &e))) goto fail;
+  m64_session_seed(s, seed);
+  if ((rc = m64_session_tokenize(s, prompt, prompt_len, 1, &prompt_ids, &n_prompt, &e))) goto fail;
+  const uint32_t n_ctx = m64_session_n_ctx(s);
+  if (n_prompt >= n_ctx) {
+    rc = m64_fail(&e, M64_ELIMIT, "prompt of %u tokens does not fit the context of %u (-c)", n_prompt, n_ctx);
+    goto fail;
+  }
+  if (opt.verbose) {
+    fprintf(stderr, "m64run: native code %s, context %u, prompt tokens ", m64_session_native_target(s), n_ctx);
+    json_ids(stderr, prompt_ids, n_prompt);
+    fputc('\n', stderr);
+  }
+  if (n_predict < 0 || (uint64_t)n_predict > n_ctx - n_prompt) n_predict = n_ctx - n_prompt;
+  out_ids = malloc(((size_t)n_predict + 1) * sizeof *out_ids);
+  if (!out_ids) {
+    rc = m64_fail(&e, M64_ENOMEM, "out of memory");
+    goto fail;
+  }
+  signal(SIGINT, on_sigint);
+
+  if (!json) { /* echo the prompt as llama.cpp does */
+    fwrite(prompt, 1, prompt_len, stdout);
+    fflush(stdout);
+  }
+
+  /* prefill: every prompt token through the model; the last logits pick the first token */
+  double t0 = now();
+  for (uint32_t i = 0; i < n_prompt && !g_stop; i++)
+    if ((rc = m64_session_eval(s, prompt_ids[i], i, NULL, &e))) goto fail;
+  t_prefill = now() - t0;
+
+  /* decode */
+  t0 = now();
+  int32_t prev = prompt_ids[n_prompt - 1];
+  for (uint32_t pos = n_prompt; n_out < (uint32_t)n_predict && !g_stop; pos++) {
+    int32_t id;
+    if ((rc = m64_session_sample(s, temp, (int32_t)top_k, top_p, &id, &e))) goto fail;
+    if (id == m64_session_eos(s)) break;
+    out_ids[n_out++] = id;
+    char piece[256];
+    size_t n;
+    if ((rc = m64_session_piece(s, prev, id, piece, sizeof piece, &n, &e))) goto fail;
+    if (text_len + n + 1 > text_cap) {
+      text_cap = (text_len + n + 1) * 2;
+      char *nt = realloc(text, text_cap);
+      if (!nt) { rc = m64_fail(&e, M64_ENOMEM, "out of memory"); goto fail; }
+      text = nt;
+    }
+    memcpy(text + text_len, piece, n);
+    text_len += n;
+    if (!json) {
+      fwrite(piece, 1, n, stdout);
+      fflush(stdout);
+    }
+    prev = id;
+    if (n_out == (uint32_t)n_predict || pos + 1 >= n_ctx) break;
+    if ((rc = m64_session_eval(s, id, pos, NULL, &e))) goto fail;
+  }
+  t_decode = now() - t0;
+
+  m64_session_stats st;
+  m64_session_stats_get(s, &st);
+  const double prefill_tps = t_prefill > 0 ? n_prompt / t_prefill : 0;
+  const double decode_tps = t_decode > 0 && n_out ? n_out / t_decode : 0;
+  if (!json) fputc('\n', stdout);
+  fprintf(stderr,
+          "\nm64run: %s%u prompt tokens in %.3f s (%.1f tok/s), %u generated in %.3f s (%.1f tok/s)\n"
+          "m64run: layers paged in %llu times (%.1f MiB, %.3f s), %llu evictions; workspace %.1f MiB, "
+          "layer cache %.1f MiB; total %.3f s\n",
+          g_stop ? "interrupted: " : "", n_prompt, t_prefill, prefill_tps, n_out, t_decode, decode_tps,
+          (unsigned long long)st.layer_page_ins, st.bytes_paged / 1048576.0, st.page_seconds,
+          (unsigned long long)st.evictions, st.workspace_bytes / 1048576.0, st.cache_bytes / 1048576.0,
+          now() - t_start);
+  if (json) {
+    printf("{\"prompt_tokens\":");
+    json_ids(stdout, prompt_ids, n_prompt);
+    printf(",\"tokens\":");
+    json_ids(stdout, out_ids, n_out);
+    printf(",\"text\":");
+    json_string(stdout, text ? text : "", text_len);
+    printf(",\"prefill_tok_s\":%.3f,\"decode_tok_s\":%.3f,\"layer_page_ins\":%llu,"
+           "\"bytes_paged\":%llu,\"workspace_bytes\":%llu}\n",
+           prefill_tps, decode_tps, (unsigned long long)st.layer_page_ins,
+           (unsigned long long)st.bytes_paged, (unsigned long long)st.workspace_bytes);
+  }
+  m64_session_close(s);
+  free(prompt_ids);
+  free(out_ids);
+  free(text);
+  free(file_text);
+  return 0;
+
+fail:
+  fflush(stdout);
+  fprintf(stderr, "m64run: error: %s\n", e.msg[0] ? e.msg : "failed");
+  m64_session_close(s);
+  free(prompt_ids);
+  free(out_ids);
+  free(text);
+  free(file_text);
+  return 1;
+}

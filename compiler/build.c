@@ -1,0 +1,255 @@
+/*
+ * build.c — the m64c pipeline, written out as one function (m64c_build), and the
+ * bundle-rewriting AOT step (m64c_aot).
+ *
+ *   plan (plan.c) -> model.c (codegen.c) -> module.wasm -> module.so (toolchain.c)
+ *   -> bundle: METADATA, TOKENIZER, MODULE_WASM, NATIVE, LAYER_INDEX, SEGMENTs
+ *
+ * The bundle is written through m64_bundle_writer: a temp file renamed into place at
+ * the end, so an error or a signal leaves nothing at the output path.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "compiler_internal.h"
+#include "tokblob.h"
+
+/* ---- cleanup on SIGINT/SIGTERM: only async-signal-safe calls ---- */
+static volatile sig_atomic_t g_have_temp;
+static char g_temp_bundle[1024];
+static char g_temp_dir[600];
+
+static void on_signal(int sig) {
+  if (g_have_temp) {
+    unlink(g_temp_bundle);
+    if (g_temp_dir[0]) {
+      static const char *const files[] = {"model.c", "module.wasm", "m64mod.c", "m64mod.h",
+                                          "module.so", "build.log"};
+      char p[700];
+      for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        size_t n = 0;
+        for (const char *s = g_temp_dir; *s && n < sizeof p - 32; s++) p[n++] = *s;
+        p[n++] = '/';
+        for (const char *s = files[i]; *s; s++) p[n++] = *s;
+        p[n] = 0;
+        unlink(p);
+      }
+      rmdir(g_temp_dir);
+    }
+  }
+  signal(sig, SIG_DFL);
+  raise(sig);
+}
+
+void m64c_install_signal_cleanup(void) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGHUP, &sa, NULL);
+}
+
+static void track_temp(const m64_bundle_writer *bw, const m64c_workdir *wd) {
+  g_have_temp = 0;
+  snprintf(g_temp_bundle, sizeof g_temp_bundle, "%s", bw ? m64_bw_temp_path(bw) : "");
+  snprintf(g_temp_dir, sizeof g_temp_dir, "%s", wd && !wd->keep ? wd->path : "");
+  g_have_temp = 1;
+}
+static void untrack_temp(void) { g_have_temp = 0; }
+
+/* ---- METADATA: "key = value" lines ---- */
+static char *metadata_text(const m64c_plan *p, const char *source, const m64_gguf *g) {
+  size_t cap = 4096;
+  char *s = malloc(cap);
+  if (!s) return NULL;
+  uint32_t bos = 1, eos = 2;
+  m64_gguf_get_u32(g, "tokenizer.ggml.bos_token_id", &bos);
+  m64_gguf_get_u32(g, "tokenizer.ggml.eos_token_id", &eos);
+  const char *base = strrchr(source, '/');
+  snprintf(s, cap,
+           "m64.abi_version = 1\ngeneral.architecture = %s\ngeneral.name = %s\nsource.file = %s\n"
+           "model.n_vocab = %u\nmodel.dim = %u\nmodel.n_blocks = %u\nmodel.n_heads = %u\n"
+           "model.n_kv_heads = %u\nmodel.head_dim = %u\nmodel.ffn = %u\nmodel.n_ctx_train = %u\n"
+           "model.rms_eps = %g\nmodel.rope_base = %g\nmodel.tied_output = %d\n"
+           "model.weight_bytes = %llu\ntokenizer.bos = %u\ntokenizer.eos = %u\n",
+           p->arch, p->name[0] ? p->name : "(unnamed)", base ? base + 1 : source, p->n_vocab, p->dim,
+           p->n_blocks, p->n_heads, p->n_kv_heads, p->head_dim, p->ffn, p->n_ctx_train,
+           (double)p->rms_eps, (double)p->rope_base, p->tied_output,
+           (unsigned long long)p->total_bytes, bos, eos);
+  return s;
+}
+
+/* Writes the native section for module.wasm in the work dir (if AOT is on). */
+static int add_native(m64_bundle_writer *bw, const m64c_workdir *wd, const uint8_t *wasm,
+                      size_t wasm_size, m64_err *e) {
+  uint8_t sha[32], *so = NULL, *sec = NULL;
+  size_t so_size = 0, sec_size = 0;
+  m64_sha256 h;
+  m64_sha256_init(&h);
+  m64_sha256_update(&h, wasm, wasm_size);
+  m64_sha256_final(&h, sha);
+  char path[600];
+  snprintf(path, sizeof path, "%s/module.so", wd->path);
+  int rc = m64c_read_file(path, &so, &so_size, e);
+  if (!rc) rc = m64c_native_section(sha, so, so_size, &sec, &sec_size, e);
+  if (!rc) rc = m64_bw_add_section(bw, M64_SEC_NATIVE, m64c_host_target(), sec, sec_size, e);
+  free(so);
+  free(sec);
+  return rc;
+}
+
+int m64c_build(const m64c_options *o, m64_err *e) {
+  m64_gguf *g = NULL;
+  m64c_plan plan = {0};
+  m64c_workdir wd = {0};
+  m64_bundle_writer *bw = NULL;
+  uint8_t *tok = NULL, *wasm = NULL;
+  size_t tok_size = 0, wasm_size = 0;
+  char *meta = NULL;
+  FILE *f = NULL;
+  int rc;
+
+  m64c_progress(o->progress, "[1/6] reading %s", o->input);
+  if ((rc = m64_gguf_open(o->input, &g, e))) goto done;
+  if ((rc = m64c_plan_model(g, o->segment_max, &plan, e))) goto done;
+  if ((rc = m64_tokblob_build(g, &tok, &tok_size, e))) goto done;
+  m64c_progress(o->progress, "      %s: %u blocks, dim %u, vocab %u, %.1f MiB of weights in %u layers",
+                plan.arch, plan.n_blocks, plan.dim, plan.n_vocab, plan.total_bytes / 1048576.0,
+                plan.n_layers);
+
+  m64c_progress(o->progress, "[2/6] generating model.c");
+  if ((rc = m64c_workdir_open(&wd, o->keep_dir, e))) goto done;
+  track_temp(NULL, &wd);
+  char path[600];
+  snprintf(path, sizeof path, "%s/model.c", wd.path);
+  if (!(f = fopen(path, "w"))) {
+    rc = m64_fail(e, M64_EIO, "cannot create %s", path);
+    goto done;
+  }
+  const char *base = strrchr(o->input, '/');
+  rc = m64c_emit_model_c(&plan, base ? base + 1 : o->input, f, e);
+  if (fclose(f) && !rc) rc = m64_fail(e, M64_EIO, "cannot write %s", path);
+  f = NULL;
+  if (rc) goto done;
+
+  m64c_progress(o->progress, "[3/6] compiling the module (clang-19, wasm32 + SIMD128)");
+  if ((rc = m64c_compile_wasm(&wd, o->verbose, e))) goto done;
+  snprintf(path, sizeof path, "%s/module.wasm", wd.path);
+  if ((rc = m64c_read_file(path, &wasm, &wasm_size, e))) goto done;
+
+  if (!o->no_aot) {
+    m64c_progress(o->progress, "[4/6] AOT-compiling for %s (wasm2c, clang-19 -O3)", m64c_host_target());
+    if ((rc = m64c_compile_native(&wd, o->verbose, e))) goto done;
+  } else {
+    m64c_progress(o->progress, "[4/6] skipping AOT (--no-aot)");
+  }
+
+  m64c_progress(o->progress, "[5/6] writing %s", o->output);
+  if ((rc = m64_bw_open(o->output, &bw, e))) goto done;
+  track_temp(bw, &wd);
+  if (!(meta = metadata_text(&plan, o->input, g))) {
+    rc = m64_fail(e, M64_ENOMEM, "out of memory");
+    goto done;
+  }
+  if ((rc = m64_bw_add_section(bw, M64_SEC_METADATA, "metadata", meta, strlen(meta), e))) goto done;
+  if ((rc = m64_bw_add_section(bw, M64_SEC_TOKENIZER, "tokenizer", tok, tok_size, e))) goto done;
+  if ((rc = m64_bw_add_section(bw, M64_SEC_MODULE_WASM, "module", wasm, wasm_size, e))) goto done;
+  if (!o->no_aot && (rc = add_native(bw, &wd, wasm, wasm_size, e))) goto done;
+  if ((rc = m64_bw_set_layout(bw, plan.layers, plan.n_layers, plan.tensors, plan.n_tensors, e)))
+    goto done;
+  for (uint32_t i = 0; i < plan.n_tensors; i++) {
+    if ((rc = m64_bw_write_tensor(bw, i, plan.sources[i]->data, e))) goto done;
+    if (o->progress && plan.total_bytes > (256u << 20) && i % 16 == 15)
+      fprintf(stderr, "\rm64c:       weights %u/%u tensors", i + 1, plan.n_tensors);
+  }
+  if (o->progress && plan.total_bytes > (256u << 20)) fputc('\n', stderr);
+  m64c_progress(o->progress, "[6/6] hashing layers and committing");
+  rc = m64_bw_commit(bw, e);
+  bw = NULL; /* commit frees the writer, success or not */
+
+done:
+  if (bw) m64_bw_abort(bw);
+  untrack_temp();
+  m64c_workdir_close(&wd);
+  free(meta);
+  free(tok);
+  free(wasm);
+  m64c_plan_free(&plan);
+  m64_gguf_close(g);
+  return rc;
+}
+
+/* ---- m64c aot: recompile the bundle's own wasm for this host ---- */
+int m64c_aot(const char *bundle, const char *output, int verbose, m64_err *e) {
+  m64_bundle *b = NULL;
+  m64_bundle_writer *bw = NULL;
+  m64c_workdir wd = {0};
+  int rc;
+  const char *out = output ? output : bundle;
+
+  if ((rc = m64_bundle_open(bundle, &b, e))) return rc;
+  const m64_section *wasm = m64_bundle_find_section(b, M64_SEC_MODULE_WASM, NULL);
+  if (!wasm) {
+    rc = m64_fail(e, M64_EFORMAT, "%s has no wasm module section", bundle);
+    goto done;
+  }
+  if ((rc = m64c_workdir_open(&wd, NULL, e))) goto done;
+  track_temp(NULL, &wd);
+  char path[600];
+  snprintf(path, sizeof path, "%s/module.wasm", wd.path);
+  if ((rc = m64c_write_file(path, wasm->data, wasm->size, e))) goto done;
+  if ((rc = m64c_compile_native(&wd, verbose, e))) goto done;
+
+  if ((rc = m64_bw_open(out, &bw, e))) goto done;
+  track_temp(bw, &wd);
+  /* Copy every small section except native code for this target, which is replaced. */
+  for (uint32_t i = 0; i < m64_bundle_n_sections(b) && !rc; i++) {
+    const m64_section *s = m64_bundle_section_at(b, i);
+    if (s->kind == M64_SEC_SEGMENT || s->kind == M64_SEC_LAYER_INDEX) continue;
+    if (s->kind == M64_SEC_NATIVE && strcmp(s->name, m64c_host_target()) == 0) continue;
+    rc = m64_bw_add_section(bw, s->kind, s->name, s->data, s->size, e);
+    if (!rc && s->kind == M64_SEC_MODULE_WASM) rc = add_native(bw, &wd, wasm->data, wasm->size, e);
+  }
+  if (rc) goto done;
+
+  /* The layout is kept exactly; tensor bytes are copied from the mapped source. */
+  const uint32_t nl = m64_bundle_n_layers(b), nt = m64_bundle_n_tensors(b);
+  m64_layer_entry *layers = calloc(nl ? nl : 1, sizeof *layers);
+  m64_tensor_entry *tensors = calloc(nt ? nt : 1, sizeof *tensors);
+  if (!layers || !tensors) {
+    free(layers);
+    free(tensors);
+    rc = m64_fail(e, M64_ENOMEM, "out of memory");
+    goto done;
+  }
+  for (uint32_t i = 0; i < nl; i++) layers[i] = *m64_bundle_layer(b, i);
+  for (uint32_t i = 0; i < nt; i++) tensors[i] = *m64_bundle_tensor(b, i);
+  rc = m64_bw_set_layout(bw, layers, nl, tensors, nt, e);
+  for (uint32_t l = 0; l < nl && !rc; l++) {
+    const uint8_t *data = m64_bundle_layer_data(b, l);
+    for (uint32_t t = 0; t < layers[l].n_tensors && !rc; t++) {
+      uint32_t ti = layers[l].first_tensor + t;
+      rc = m64_bw_write_tensor(bw, ti, data + tensors[ti].offset, e);
+    }
+  }
+  free(layers);
+  free(tensors);
+  if (rc) goto done;
+  /* The source may be the destination: unmap it before the rename replaces it. */
+  m64_bundle_close(b);
+  b = NULL;
+  rc = m64_bw_commit(bw, e);
+  bw = NULL;
+
+done:
+  if (bw) m64_bw_abort(bw);
+  untrack_temp();
+  m64c_workdir_close(&wd);
+  m64_bundle_close(b);
+  return rc;
+}

@@ -1,0 +1,56 @@
+/* compiler_internal.h — what the passes of m64c hand to each other. */
+#ifndef M64_COMPILER_INTERNAL_H
+#define M64_COMPILER_INTERNAL_H
+
+#include "m64_compiler.h"
+
+/* The model as the passes see it: hyperparameters, then the image layout
+ * (layer 0 = globals, layer 1 + l = blk.l), each tensor with its GGUF source. */
+typedef struct m64c_plan {
+  char arch[32];
+  char name[128];
+  uint32_t n_vocab, dim, n_blocks, n_heads, n_kv_heads, head_dim, kv_dim, ffn, n_ctx_train;
+  float rms_eps, rope_base;
+  int tied_output;                    /* no output.weight: logits use token_embd */
+
+  m64_layer_entry *layers;            /* n_blocks + 1 */
+  uint32_t n_layers;
+  m64_tensor_entry *tensors;
+  const m64_gguf_tensor **sources;    /* per tensor */
+  uint32_t n_tensors;
+  uint32_t n_segments;
+  uint64_t segment_sizes[M64_MAX_SECTIONS];
+  uint64_t total_bytes;               /* weight bytes */
+} m64c_plan;
+
+/* plan.c */
+int m64c_plan_model(const m64_gguf *g, uint64_t segment_max, m64c_plan *p, m64_err *e);
+void m64c_plan_free(m64c_plan *p);
+/* Index of tensor `name` inside layer `layer`, or -1. */
+int m64c_plan_find(const m64c_plan *p, uint32_t layer, const char *name);
+
+/* codegen.c: writes model.c for the plan. */
+int m64c_emit_model_c(const m64c_plan *p, const char *gguf_name, FILE *out, m64_err *e);
+
+/* toolchain.c */
+typedef struct m64c_workdir { char path[512]; int keep; } m64c_workdir;
+int m64c_workdir_open(m64c_workdir *w, const char *keep_dir, m64_err *e);
+void m64c_workdir_close(m64c_workdir *w);
+/* Compiles <dir>/model.c with the module sources into <dir>/module.wasm. */
+int m64c_compile_wasm(const m64c_workdir *w, int verbose, m64_err *e);
+/* wasm2c + clang: <dir>/module.wasm -> <dir>/module.so. */
+int m64c_compile_native(const m64c_workdir *w, int verbose, m64_err *e);
+/* Reads a whole file into a malloc'ed buffer. */
+int m64c_read_file(const char *path, uint8_t **data, size_t *size, m64_err *e);
+int m64c_write_file(const char *path, const void *data, size_t size, m64_err *e);
+
+/* The NATIVE section: a 64-byte header (magic, wasm hash, code size) then the code. */
+#define M64_NATIVE_MAGIC "M64NATIV"
+#define M64_NATIVE_HEADER 64u
+int m64c_native_section(const uint8_t wasm_sha[32], const uint8_t *so, size_t so_size,
+                        uint8_t **out, size_t *out_size, m64_err *e);
+
+/* Progress line on stderr ("[3/6] compiling wasm ..."). */
+void m64c_progress(int enabled, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif

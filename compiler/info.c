@@ -1,0 +1,131 @@
+/* info.c — `m64c info`: what is inside a bundle, for people. */
+#include <stdio.h>
+#include <string.h>
+
+#include "compiler_internal.h"
+
+static const char *kind_name(uint32_t k) {
+  switch (k) {
+    case M64_SEC_METADATA: return "metadata";
+    case M64_SEC_TOKENIZER: return "tokenizer";
+    case M64_SEC_LAYER_INDEX: return "layer-index";
+    case M64_SEC_MODULE_WASM: return "module-wasm";
+    case M64_SEC_NATIVE: return "native";
+    case M64_SEC_SEGMENT: return "segment";
+    default: return "unknown";
+  }
+}
+
+static uint32_t rd32(const uint8_t *p) { return p[0] | p[1] << 8 | p[2] << 16 | (uint32_t)p[3] << 24; }
+
+/* Reads a LEB128 u32; returns bytes used, 0 on overflow/end. */
+static size_t leb_u32(const uint8_t *p, const uint8_t *end, uint32_t *out) {
+  uint32_t v = 0;
+  for (size_t i = 0; i < 5 && p + i < end; i++) {
+    v |= (uint32_t)(p[i] & 0x7f) << (7 * i);
+    if (!(p[i] & 0x80)) {
+      *out = v;
+      return i + 1;
+    }
+  }
+  return 0;
+}
+
+/* Lists the export (kind 0x00 = function, 0x02 = memory) names of a wasm module. */
+static void print_exports(const uint8_t *w, uint64_t size, FILE *out) {
+  const uint8_t *p = w + 8, *end = w + size;
+  if (size < 8 || memcmp(w, "\0asm", 4) != 0) {
+    fprintf(out, "  (not a wasm module)\n");
+    return;
+  }
+  while (p < end) {
+    uint8_t id = *p++;
+    uint32_t len, n;
+    size_t k = leb_u32(p, end, &len);
+    if (!k || len > (uint64_t)(end - p - k)) break;
+    p += k;
+    const uint8_t *sec_end = p + len;
+    if (id == 7) { /* export section */
+      const uint8_t *q = p;
+      if (!(k = leb_u32(q, sec_end, &n))) return;
+      q += k;
+      fprintf(out, "  exports (%u):", n);
+      for (uint32_t i = 0; i < n; i++) {
+        uint32_t nl, idx;
+        if (!(k = leb_u32(q, sec_end, &nl)) || nl > (uint64_t)(sec_end - q - k)) break;
+        q += k;
+        fprintf(out, "%s%.*s", i % 6 ? " " : "\n    ", (int)nl, (const char *)q);
+        q += nl;
+        if (q >= sec_end) break;
+        q++; /* kind */
+        if (!(k = leb_u32(q, sec_end, &idx))) break;
+        q += k;
+      }
+      fputc('\n', out);
+      return;
+    }
+    p = sec_end;
+  }
+}
+
+int m64c_info(const char *path, FILE *out, m64_err *e) {
+  m64_bundle *b;
+  int rc = m64_bundle_open(path, &b, e);
+  if (rc) return rc;
+  fprintf(out, "%s: m64 bundle v%u, %llu bytes\n", path, m64_bundle_version(b),
+          (unsigned long long)m64_bundle_file_size(b));
+
+  const m64_section *meta = m64_bundle_find_section(b, M64_SEC_METADATA, NULL);
+  if (meta) fprintf(out, "\nmetadata:\n  %.*s", (int)meta->size, (const char *)meta->data);
+  if (meta && meta->size && meta->data[meta->size - 1] != '\n') fputc('\n', out);
+
+  fprintf(out, "\nsections (%u):\n", m64_bundle_n_sections(b));
+  for (uint32_t i = 0; i < m64_bundle_n_sections(b); i++) {
+    const m64_section *s = m64_bundle_section_at(b, i);
+    char hex[65];
+    m64_sha256_hex(s->sha256, hex);
+    fprintf(out, "  %-12s %-18s offset %12llu size %12llu sha256 %.16s\n", kind_name(s->kind),
+            s->name, (unsigned long long)s->offset, (unsigned long long)s->size,
+            s->kind == M64_SEC_SEGMENT ? "(per layer)" : hex);
+  }
+
+  fprintf(out, "\nsegments: %u (each at most 16 GiB, one memory64 memory in a browser)\n",
+          m64_bundle_n_segments(b));
+  fprintf(out, "\nlayers (%u):\n", m64_bundle_n_layers(b));
+  for (uint32_t l = 0; l < m64_bundle_n_layers(b); l++) {
+    const m64_layer_entry *L = m64_bundle_layer(b, l);
+    char hex[65];
+    m64_sha256_hex(L->sha256, hex);
+    fprintf(out, "  %-8s segment %u offset %12llu size %12llu sha256 %.16s\n", L->name, L->segment,
+            (unsigned long long)L->offset, (unsigned long long)L->size, hex);
+    for (uint32_t t = 0; t < L->n_tensors; t++) {
+      const m64_tensor_entry *T = m64_bundle_tensor(b, L->first_tensor + t);
+      m64_type_info ti = m64_ggml_type_info(T->type);
+      fprintf(out, "    %-28s %-5s [%llu x %llu] at +%llu, %llu bytes\n", T->name,
+              ti.name ? ti.name : "?", (unsigned long long)T->ne[0], (unsigned long long)T->ne[1],
+              (unsigned long long)T->offset, (unsigned long long)T->nbytes);
+    }
+  }
+
+  const m64_section *wasm = m64_bundle_find_section(b, M64_SEC_MODULE_WASM, NULL);
+  fprintf(out, "\nmodule: %llu bytes of wasm32 + SIMD128\n", wasm ? (unsigned long long)wasm->size : 0ull);
+  if (wasm) print_exports(wasm->data, wasm->size, out);
+
+  fprintf(out, "\nnative targets:");
+  int any = 0;
+  for (uint32_t i = 0; i < m64_bundle_n_sections(b); i++) {
+    const m64_section *s = m64_bundle_section_at(b, i);
+    if (s->kind != M64_SEC_NATIVE) continue;
+    uint64_t code = s->size >= M64_NATIVE_HEADER ? s->size - M64_NATIVE_HEADER : 0;
+    int current = 0;
+    if (wasm && s->size >= M64_NATIVE_HEADER && rd32(s->data + 8) == M64_NATIVE_HEADER)
+      current = memcmp(s->data + 16, wasm->sha256, 32) == 0;
+    fprintf(out, "\n  %-18s %llu bytes of code, built from %s%s", s->name, (unsigned long long)code,
+            current ? "this module" : "ANOTHER module (stale: run m64c aot)",
+            m64_target_runnable(s->name) ? ", runs on this host" : "");
+    any = 1;
+  }
+  fprintf(out, "%s\n", any ? "" : " none (run `m64c aot` to add code for this host)");
+  m64_bundle_close(b);
+  return 0;
+}

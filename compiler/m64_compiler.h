@@ -1,0 +1,54 @@
+/*
+ * m64_compiler.h — the m64c library: GGUF model -> .m64 bundle.
+ *
+ * The pipeline (m64c_build, build.c) is a few passes, each a file:
+ *   plan.c      read the GGUF, check architecture/types/shapes, lay out the image
+ *   codegen.c   emit model.c: shapes as constants, kernels per (type, shape), weight tables
+ *   toolchain.c clang-19 -> wasm32+SIMD128 module; wasm2c + clang -> native code (AOT)
+ *   build.c     write the bundle (sections, weights per layer, hashes), atomically
+ *   info.c      describe a bundle
+ * Every function returns 0 or a negative M64_E* code with a message in *e.
+ */
+#ifndef M64_COMPILER_H
+#define M64_COMPILER_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "m64_formats.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct m64c_options {
+  const char *input;       /* GGUF path */
+  const char *output;      /* .m64 path */
+  int no_aot;              /* write a wasm-only bundle */
+  int verbose;             /* print each tool invocation */
+  int progress;            /* progress lines on stderr */
+  const char *keep_dir;    /* if set, keep the generated sources and artifacts here */
+  uint64_t segment_max;    /* image segment cap in bytes; 0 = M64_SEGMENT_MAX (16 GiB) */
+} m64c_options;
+
+/* GGUF -> bundle. The output appears only when everything succeeded. */
+int m64c_build(const m64c_options *o, m64_err *e);
+
+/* Adds (or replaces) native code for this host in an existing bundle, compiled from the
+ * bundle's own wasm module. output NULL = rewrite in place (atomically). */
+int m64c_aot(const char *bundle, const char *output, int verbose, m64_err *e);
+
+/* Human-readable description: header, sections, segments, layers, tensors, module
+ * exports, native targets. */
+int m64c_info(const char *bundle, FILE *out, m64_err *e);
+
+/* The native target this host would get from AOT compilation, e.g. "x86_64-v3-linux". */
+const char *m64c_host_target(void);
+
+/* Installs SIGINT/SIGTERM handlers that remove in-progress output before exiting. */
+void m64c_install_signal_cleanup(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,145 @@
+/*
+ * forward_llama.h — the LLaMA forward pass (LLaMA 1/2/3, Mistral, TinyLlama; grouped-query
+ * attention). Included once by a generated model.c, after it has defined the shapes
+ * (DIM, N_LAYERS, N_HEADS, N_KV_HEADS, HEAD_DIM, KV_DIM, FFN, VOCAB, MAX_COLS, RMS_EPS,
+ * ROPE_BASE, N_CTX_TRAIN) and the weight tables GLOBALS and BLOCKS[N_LAYERS].
+ * Every shape is a compile-time constant, so each loop below is specialized to the model.
+ *
+ * Layers are paged: m64_host_layer_acquire(L) returns where layer L's weights are in the
+ * workspace right now; layer 0 is GLOBALS, layer 1 + l is block l.
+ */
+
+/* The mutable state: activations and the KV cache (f16, as llama.cpp's default). */
+typedef struct RunState {
+  uint32_t n_ctx;
+  float *x;       /* (dim) the residual stream */
+  float *xb;      /* (dim) normed input of a sub-block */
+  float *xb2;     /* (dim) attention output before wo */
+  float *hb;      /* (ffn) gate, then silu(gate) * up */
+  float *hb2;     /* (ffn) up */
+  float *q;       /* (dim) */
+  float *k, *v;   /* (kv_dim) this position's key and value */
+  float *att;     /* (n_ctx) one head's attention scores */
+  float *logits;  /* (vocab) */
+  uint16_t *key_cache, *value_cache; /* (layer, n_ctx, kv_dim) */
+} RunState;
+
+static RunState state;
+
+#define GLOBALS_LAYER 0u
+#define BLOCK_LAYER(l) (1u + (uint32_t)(l))
+
+static uint64_t state_bytes_for(uint64_t n_ctx) {
+  uint64_t f = 4 * (uint64_t)DIM + 2 * (uint64_t)FFN + 2 * (uint64_t)KV_DIM + n_ctx + VOCAB + MAX_COLS;
+  uint64_t kv = 2 * (uint64_t)N_LAYERS * n_ctx * KV_DIM * sizeof(uint16_t);
+  return f * sizeof(float) + kv + (MAX_COLS / 32 + 1) * 34 + 16 * 64; /* + alignment slack */
+}
+
+uint32_t m64_state_bytes(uint32_t n_ctx) {
+  uint64_t b = state_bytes_for(n_ctx);
+  return b > 0xFFFFFFFFull ? 0xFFFFFFFFu : (uint32_t)b;
+}
+
+int32_t m64_init(uint32_t n_ctx) {
+  if (n_ctx == 0 || state_bytes_for(n_ctx) > 0xF0000000ull) return -2;
+  RunState *s = &state;
+  s->n_ctx = n_ctx;
+  s->x = mm_alloc(DIM * 4);
+  s->xb = mm_alloc(DIM * 4);
+  s->xb2 = mm_alloc(DIM * 4);
+  s->hb = mm_alloc(FFN * 4);
+  s->hb2 = mm_alloc(FFN * 4);
+  s->q = mm_alloc(DIM * 4);
+  s->k = mm_alloc(KV_DIM * 4);
+  s->v = mm_alloc(KV_DIM * 4);
+  s->att = mm_alloc(n_ctx * 4);
+  s->logits = mm_alloc(VOCAB * 4);
+  s->key_cache = mm_alloc((uint32_t)((uint64_t)N_LAYERS * n_ctx * KV_DIM * 2));
+  s->value_cache = mm_alloc((uint32_t)((uint64_t)N_LAYERS * n_ctx * KV_DIM * 2));
+  g_xr = mm_alloc(MAX_COLS * 4);
+  g_xq = mm_alloc((MAX_COLS / 32 + 1) * 34);
+  if (!s->x || !s->xb || !s->xb2 || !s->hb || !s->hb2 || !s->q || !s->k || !s->v || !s->att ||
+      !s->logits || !s->key_cache || !s->value_cache || !g_xr || !g_xq)
+    return -1;
+  return 0;
+}
+
+uint32_t m64_n_vocab(void) { return VOCAB; }
+uint32_t m64_n_layers(void) { return 1 + N_LAYERS; }
+uint32_t m64_n_ctx_train(void) { return N_CTX_TRAIN; }
+
+/* Multi-head attention for one position over the cached keys/values of layer l. */
+static void attention(RunState *s, uint32_t l, int32_t pos) {
+  const uint32_t group = N_HEADS / N_KV_HEADS; /* query heads per kv head */
+  const float scale = 1.0f / mm_sqrtf((float)HEAD_DIM);
+  const uint16_t *kc = s->key_cache + (uint64_t)l * s->n_ctx * KV_DIM;
+  const uint16_t *vc = s->value_cache + (uint64_t)l * s->n_ctx * KV_DIM;
+  for (uint32_t h = 0; h < N_HEADS; h++) {
+    const float *q = s->q + h * HEAD_DIM;
+    const uint32_t kv_off = (h / group) * HEAD_DIM;
+    for (int32_t t = 0; t <= pos; t++) {
+      const uint16_t *k = kc + (uint64_t)t * KV_DIM + kv_off;
+      float score = 0;
+      for (uint32_t i = 0; i < HEAD_DIM; i++) score += q[i] * f16_to_f32(k[i]);
+      s->att[t] = score * scale;
+    }
+    softmax(s->att, (uint32_t)pos + 1);
+    float *out = s->xb2 + h * HEAD_DIM;
+    mm_memset(out, 0, HEAD_DIM * sizeof(float));
+    for (int32_t t = 0; t <= pos; t++) {
+      const uint16_t *v = vc + (uint64_t)t * KV_DIM + kv_off;
+      const float a = s->att[t];
+      for (uint32_t i = 0; i < HEAD_DIM; i++) out[i] += a * f16_to_f32(v[i]);
+    }
+  }
+}
+
+uint32_t m64_forward(int32_t token, int32_t pos) {
+  RunState *s = &state;
+  if (token < 0 || token >= VOCAB || pos < 0 || (uint32_t)pos >= s->n_ctx) __builtin_trap();
+
+  /* token embedding */
+  const uint8_t *g = (const uint8_t *)(uintptr_t)m64_host_layer_acquire(GLOBALS_LAYER);
+  GLOBALS.embed_row(s->x, g + GLOBALS.token_embd + (uint64_t)token * GLOBALS.token_row_bytes);
+  m64_host_layer_release(GLOBALS_LAYER);
+
+  for (uint32_t l = 0; l < N_LAYERS; l++) {
+    const BlockWeights *w = &BLOCKS[l];
+    if (l + 1 < N_LAYERS) m64_host_layer_prefetch(BLOCK_LAYER(l + 1));
+    const uint8_t *b = (const uint8_t *)(uintptr_t)m64_host_layer_acquire(BLOCK_LAYER(l));
+
+    /* attention: q, k, v projections, rope, cache k/v, attend, project back */
+    rmsnorm(s->xb, s->x, AT(b, w->attn_norm.offset, const float *), DIM, RMS_EPS);
+    w->wq.matvec(s->q, b + w->wq.offset, s->xb);
+    w->wk.matvec(s->k, b + w->wk.offset, s->xb);
+    w->wv.matvec(s->v, b + w->wv.offset, s->xb);
+    rope(s->q, N_HEADS, HEAD_DIM, pos, ROPE_BASE);
+    rope(s->k, N_KV_HEADS, HEAD_DIM, pos, ROPE_BASE);
+    uint16_t *kc = s->key_cache + ((uint64_t)l * s->n_ctx + pos) * KV_DIM;
+    uint16_t *vc = s->value_cache + ((uint64_t)l * s->n_ctx + pos) * KV_DIM;
+    for (uint32_t i = 0; i < KV_DIM; i++) {
+      kc[i] = f32_to_f16(s->k[i]);
+      vc[i] = f32_to_f16(s->v[i]);
+    }
+    attention(s, l, pos);
+    w->wo.matvec(s->xb, b + w->wo.offset, s->xb2);
+    for (uint32_t i = 0; i < DIM; i++) s->x[i] += s->xb[i];
+
+    /* feed-forward: w_down(silu(w_gate x) * w_up x) */
+    rmsnorm(s->xb, s->x, AT(b, w->ffn_norm.offset, const float *), DIM, RMS_EPS);
+    w->w_gate.matvec(s->hb, b + w->w_gate.offset, s->xb);
+    w->w_up.matvec(s->hb2, b + w->w_up.offset, s->xb);
+    for (uint32_t i = 0; i < FFN; i++) s->hb[i] = silu(s->hb[i]) * s->hb2[i];
+    w->w_down.matvec(s->xb, b + w->w_down.offset, s->hb);
+    for (uint32_t i = 0; i < DIM; i++) s->x[i] += s->xb[i];
+
+    m64_host_layer_release(BLOCK_LAYER(l));
+  }
+
+  /* final norm and logits */
+  g = (const uint8_t *)(uintptr_t)m64_host_layer_acquire(GLOBALS_LAYER);
+  rmsnorm(s->x, s->x, AT(g, GLOBALS.output_norm.offset, const float *), DIM, RMS_EPS);
+  GLOBALS.output.matvec(s->logits, g + GLOBALS.output.offset, s->x);
+  m64_host_layer_release(GLOBALS_LAYER);
+  return (uint32_t)(uintptr_t)s->logits;
+}

@@ -1,0 +1,241 @@
+/*
+ * kernels.h — matrix-vector kernels, one family per quant type, SIMD128 throughout.
+ *
+ * The generated model.c instantiates each kernel for every (type, rows, cols) the model
+ * uses, with rows and cols as constants, so clang specializes loops and block counts.
+ * A weight matrix W has ne[0] = cols (input size) and ne[1] = rows (outputs); row r is
+ * stored contiguously: out[r] = dot(W[r, :], x).
+ *
+ * Numerics follow llama.cpp's CPU backend, so greedy outputs agree with it:
+ *  - F32: f32 dot with f32 accumulation (lane order differs: last-bit differences only).
+ *  - F16: the activation is rounded to f16 first (llama.cpp converts x to the weight's
+ *    vec_dot type), products accumulate in f32.
+ *  - Q8_0 / Q4_0: the activation is quantized to Q8_0 blocks (32 values, f16 scale
+ *    amax/127), integer dot products per block, scaled by d_w * d_x.
+ * Natively (tests, bench) the same code compiles through simde's wasm intrinsics.
+ */
+#ifndef M64_KERNELS_H
+#define M64_KERNELS_H
+
+#include <stdint.h>
+
+#if defined(__wasm__)
+#include <wasm_simd128.h>
+#else
+#define SIMDE_ENABLE_NATIVE_ALIASES
+#include <simde/wasm/simd128.h>
+#endif
+
+#define M64_INLINE static inline __attribute__((always_inline))
+
+/* ---- f16 <-> f32 ---- */
+M64_INLINE float f16_to_f32(uint16_t h) {
+  /* Shift the half's exponent+mantissa into float position and rescale by 2^112:
+   * exact for normals and subnormals; Inf/NaN get an all-ones exponent. */
+  uint32_t em = (uint32_t)(h & 0x7fff) << 13;
+  union { uint32_t u; float f; } v = {em};
+  v.f *= 0x1p112f;
+  if ((h & 0x7c00) == 0x7c00) v.u |= 0x7f800000u;
+  v.u |= (uint32_t)(h & 0x8000) << 16;
+  return v.f;
+}
+
+M64_INLINE uint16_t f32_to_f16(float f) {
+  union { float f; uint32_t u; } v = {f};
+  uint32_t sign = (v.u >> 16) & 0x8000;
+  uint32_t a = v.u & 0x7fffffff;
+  if (a >= 0x7f800000) return (uint16_t)(sign | 0x7c00 | (a > 0x7f800000 ? 0x200 : 0));
+  if (a >= 0x477ff000) return (uint16_t)(sign | 0x7c00); /* rounds to >= 65520: Inf */
+  if (a < 0x38800000) { /* result is subnormal (or zero): round at 2^-24 granularity */
+    union { uint32_t u; float f; } m = {a};
+    m.f += 0.5f; /* adding 0.5 puts the half-subnormal mantissa in the low bits, RNE */
+    return (uint16_t)(sign | (m.u - 0x3f000000u));
+  }
+  uint32_t mant_odd = (a >> 13) & 1;
+  a += 0xc8000fffu + mant_odd; /* rebias exponent (-112<<23) and round to nearest even */
+  return (uint16_t)(sign | (a >> 13));
+}
+
+/* 8 halfs -> two f32x4 (SIMD version of f16_to_f32). */
+M64_INLINE void f16x8_to_f32(v128_t h, v128_t *lo, v128_t *hi) {
+  const v128_t em_mask = wasm_i32x4_splat(0x7fff), sign_mask = wasm_i32x4_splat(0x8000);
+  const v128_t inf_h = wasm_i32x4_splat(0x7c00), scale = wasm_f32x4_splat(0x1p112f);
+  const v128_t inf_f = wasm_i32x4_splat(0x7f800000);
+  v128_t parts[2] = {wasm_u32x4_extend_low_u16x8(h), wasm_u32x4_extend_high_u16x8(h)};
+  for (int i = 0; i < 2; i++) {
+    v128_t x = parts[i];
+    v128_t f = wasm_f32x4_mul(wasm_i32x4_shl(wasm_v128_and(x, em_mask), 13), scale);
+    v128_t is_inf = wasm_i32x4_eq(wasm_v128_and(x, inf_h), inf_h);
+    f = wasm_v128_or(f, wasm_v128_and(is_inf, inf_f));
+    parts[i] = wasm_v128_or(f, wasm_i32x4_shl(wasm_v128_and(x, sign_mask), 16));
+  }
+  *lo = parts[0];
+  *hi = parts[1];
+}
+
+M64_INLINE float hsum_f32x4(v128_t v) {
+  return (wasm_f32x4_extract_lane(v, 0) + wasm_f32x4_extract_lane(v, 1)) +
+         (wasm_f32x4_extract_lane(v, 2) + wasm_f32x4_extract_lane(v, 3));
+}
+
+M64_INLINE uint16_t load_u16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
+
+/* ------------------------------------------------------------------ F32 */
+M64_INLINE float dot_f32(const float *w, const float *x, uint32_t n) {
+  v128_t a0 = wasm_f32x4_splat(0), a1 = a0, a2 = a0, a3 = a0;
+  uint32_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    a0 = wasm_f32x4_add(a0, wasm_f32x4_mul(wasm_v128_load(w + i), wasm_v128_load(x + i)));
+    a1 = wasm_f32x4_add(a1, wasm_f32x4_mul(wasm_v128_load(w + i + 4), wasm_v128_load(x + i + 4)));
+    a2 = wasm_f32x4_add(a2, wasm_f32x4_mul(wasm_v128_load(w + i + 8), wasm_v128_load(x + i + 8)));
+    a3 = wasm_f32x4_add(a3, wasm_f32x4_mul(wasm_v128_load(w + i + 12), wasm_v128_load(x + i + 12)));
+  }
+  for (; i + 4 <= n; i += 4)
+    a0 = wasm_f32x4_add(a0, wasm_f32x4_mul(wasm_v128_load(w + i), wasm_v128_load(x + i)));
+  float s = hsum_f32x4(wasm_f32x4_add(wasm_f32x4_add(a0, a1), wasm_f32x4_add(a2, a3)));
+  for (; i < n; i++) s += w[i] * x[i];
+  return s;
+}
+
+M64_INLINE void matvec_f32(float *out, const uint8_t *w, const float *x, uint32_t rows,
+                           uint32_t cols) {
+  for (uint32_t r = 0; r < rows; r++) out[r] = dot_f32((const float *)w + (uint64_t)r * cols, x, cols);
+}
+
+M64_INLINE void dequant_row_f32(float *out, const uint8_t *row, uint32_t n) {
+  __builtin_memcpy(out, row, n * sizeof(float));
+}
+
+/* ------------------------------------------------------------------ F16 */
+M64_INLINE float dot_f16(const uint16_t *w, const float *x, uint32_t n) {
+  v128_t a0 = wasm_f32x4_splat(0), a1 = a0;
+  uint32_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    v128_t lo, hi;
+    f16x8_to_f32(wasm_v128_load(w + i), &lo, &hi);
+    a0 = wasm_f32x4_add(a0, wasm_f32x4_mul(lo, wasm_v128_load(x + i)));
+    a1 = wasm_f32x4_add(a1, wasm_f32x4_mul(hi, wasm_v128_load(x + i + 4)));
+  }
+  float s = hsum_f32x4(wasm_f32x4_add(a0, a1));
+  for (; i < n; i++) s += f16_to_f32(w[i]) * x[i];
+  return s;
+}
+
+/* x rounded to f16 precision, as llama.cpp feeds F16 weights. xr has room for cols. */
+M64_INLINE void matvec_f16(float *out, const uint8_t *w, const float *x, float *xr,
+                           uint32_t rows, uint32_t cols) {
+  for (uint32_t i = 0; i < cols; i++) xr[i] = f16_to_f32(f32_to_f16(x[i]));
+  for (uint32_t r = 0; r < rows; r++)
+    out[r] = dot_f16((const uint16_t *)w + (uint64_t)r * cols, xr, cols);
+}
+
+M64_INLINE void dequant_row_f16(float *out, const uint8_t *row, uint32_t n) {
+  for (uint32_t i = 0; i < n; i++) out[i] = f16_to_f32(load_u16(row + 2 * i));
+}
+
+/* ------------------------------------------------------------------ Q8_0 activations */
+#define QK8_0 32
+#define Q8_0_BYTES 34 /* f16 d, int8 q[32] */
+#define Q4_0_BYTES 18 /* f16 d, uint8 nibbles[16]: element j low, j+16 high */
+
+/* Quantizes x (n multiple of 32) into Q8_0 blocks: xq holds n/32 * 34 bytes. */
+M64_INLINE void quantize_q8_0(uint8_t *xq, const float *x, uint32_t n) {
+  for (uint32_t b = 0; b < n / QK8_0; b++) {
+    const float *v = x + b * QK8_0;
+    uint8_t *blk = xq + b * Q8_0_BYTES;
+    v128_t m = wasm_f32x4_splat(0);
+    for (int j = 0; j < QK8_0; j += 4) m = wasm_f32x4_max(m, wasm_f32x4_abs(wasm_v128_load(v + j)));
+    float amax = wasm_f32x4_extract_lane(m, 0);
+    for (int l = 1; l < 4; l++) {
+      float e = l == 1 ? wasm_f32x4_extract_lane(m, 1)
+              : l == 2 ? wasm_f32x4_extract_lane(m, 2) : wasm_f32x4_extract_lane(m, 3);
+      amax = e > amax ? e : amax;
+    }
+    float d = amax / 127.0f;
+    float id = d != 0.0f ? 1.0f / d : 0.0f;
+    uint16_t dh = f32_to_f16(d);
+    blk[0] = (uint8_t)dh;
+    blk[1] = (uint8_t)(dh >> 8);
+    v128_t vid = wasm_f32x4_splat(id);
+    for (int j = 0; j < QK8_0; j += 16) {
+      v128_t q[4];
+      for (int k = 0; k < 4; k++)
+        q[k] = wasm_i32x4_trunc_sat_f32x4(wasm_f32x4_nearest(wasm_f32x4_mul(wasm_v128_load(v + j + 4 * k), vid)));
+      v128_t s16a = wasm_i16x8_narrow_i32x4(q[0], q[1]);
+      v128_t s16b = wasm_i16x8_narrow_i32x4(q[2], q[3]);
+      wasm_v128_store(blk + 2 + j, wasm_i8x16_narrow_i16x8(s16a, s16b));
+    }
+  }
+}
+
+/* Integer dot of 16 int8 weights with 16 int8 activations, into i32x4 lanes. */
+M64_INLINE v128_t dot_i8x16(v128_t a, v128_t b) {
+  v128_t lo = wasm_i32x4_dot_i16x8(wasm_i16x8_extend_low_i8x16(a), wasm_i16x8_extend_low_i8x16(b));
+  v128_t hi = wasm_i32x4_dot_i16x8(wasm_i16x8_extend_high_i8x16(a), wasm_i16x8_extend_high_i8x16(b));
+  return wasm_i32x4_add(lo, hi);
+}
+
+/* ------------------------------------------------------------------ Q8_0 weights */
+M64_INLINE float dot_q8_0(const uint8_t *w, const uint8_t *xq, uint32_t nblocks) {
+  v128_t acc = wasm_f32x4_splat(0);
+  for (uint32_t b = 0; b < nblocks; b++) {
+    const uint8_t *wb = w + b * Q8_0_BYTES, *xb = xq + b * Q8_0_BYTES;
+    v128_t s = wasm_i32x4_add(dot_i8x16(wasm_v128_load(wb + 2), wasm_v128_load(xb + 2)),
+                              dot_i8x16(wasm_v128_load(wb + 18), wasm_v128_load(xb + 18)));
+    float d = f16_to_f32(load_u16(wb)) * f16_to_f32(load_u16(xb));
+    acc = wasm_f32x4_add(acc, wasm_f32x4_mul(wasm_f32x4_convert_i32x4(s), wasm_f32x4_splat(d)));
+  }
+  return hsum_f32x4(acc);
+}
+
+M64_INLINE void matvec_q8_0(float *out, const uint8_t *w, const float *x, uint8_t *xq,
+                            uint32_t rows, uint32_t cols) {
+  quantize_q8_0(xq, x, cols);
+  const uint32_t nb = cols / QK8_0;
+  for (uint32_t r = 0; r < rows; r++) out[r] = dot_q8_0(w + (uint64_t)r * nb * Q8_0_BYTES, xq, nb);
+}
+
+M64_INLINE void dequant_row_q8_0(float *out, const uint8_t *row, uint32_t n) {
+  for (uint32_t b = 0; b < n / QK8_0; b++) {
+    const uint8_t *blk = row + b * Q8_0_BYTES;
+    float d = f16_to_f32(load_u16(blk));
+    for (int j = 0; j < QK8_0; j++) out[b * QK8_0 + j] = d * (float)(int8_t)blk[2 + j];
+  }
+}
+
+/* ------------------------------------------------------------------ Q4_0 weights */
+M64_INLINE float dot_q4_0(const uint8_t *w, const uint8_t *xq, uint32_t nblocks) {
+  const v128_t low4 = wasm_i8x16_splat(0x0f), eight = wasm_i8x16_splat(8);
+  v128_t acc = wasm_f32x4_splat(0);
+  for (uint32_t b = 0; b < nblocks; b++) {
+    const uint8_t *wb = w + b * Q4_0_BYTES, *xb = xq + b * Q8_0_BYTES;
+    v128_t packed = wasm_v128_load(wb + 2);
+    v128_t lo = wasm_i8x16_sub(wasm_v128_and(packed, low4), eight);
+    v128_t hi = wasm_i8x16_sub(wasm_u8x16_shr(packed, 4), eight);
+    v128_t s = wasm_i32x4_add(dot_i8x16(lo, wasm_v128_load(xb + 2)),
+                              dot_i8x16(hi, wasm_v128_load(xb + 18)));
+    float d = f16_to_f32(load_u16(wb)) * f16_to_f32(load_u16(xb));
+    acc = wasm_f32x4_add(acc, wasm_f32x4_mul(wasm_f32x4_convert_i32x4(s), wasm_f32x4_splat(d)));
+  }
+  return hsum_f32x4(acc);
+}
+
+M64_INLINE void matvec_q4_0(float *out, const uint8_t *w, const float *x, uint8_t *xq,
+                            uint32_t rows, uint32_t cols) {
+  quantize_q8_0(xq, x, cols);
+  const uint32_t nb = cols / QK8_0;
+  for (uint32_t r = 0; r < rows; r++) out[r] = dot_q4_0(w + (uint64_t)r * nb * Q4_0_BYTES, xq, nb);
+}
+
+M64_INLINE void dequant_row_q4_0(float *out, const uint8_t *row, uint32_t n) {
+  for (uint32_t b = 0; b < n / QK8_0; b++) {
+    const uint8_t *blk = row + b * Q4_0_BYTES;
+    float d = f16_to_f32(load_u16(blk));
+    for (int j = 0; j < 16; j++) {
+      out[b * QK8_0 + j] = d * (float)((blk[2 + j] & 0x0f) - 8);
+      out[b * QK8_0 + j + 16] = d * (float)((blk[2 + j] >> 4) - 8);
+    }
+  }
+}
+
+#endif /* M64_KERNELS_H */

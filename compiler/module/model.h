@@ -1,0 +1,89 @@
+/*
+ * model.h — what a generated model.c builds on: the weight tables' types and the
+ * transformer's small ops (rmsnorm, softmax, rope, silu). model.c defines the shapes as
+ * constants, instantiates kernels.h per (type, shape), fills the weight tables, and then
+ * includes the architecture's forward pass (forward_llama.h).
+ */
+#ifndef M64_MODEL_H
+#define M64_MODEL_H
+
+#include "base.h"
+#include "kernels.h"
+#include "m64_module.h"
+
+/* A matrix inside a layer: byte offset from the layer's base and its specialized kernel. */
+typedef void (*matvec_fn)(float *out, const uint8_t *w, const float *x);
+typedef void (*row_fn)(float *out, const uint8_t *row);
+typedef struct Matrix { uint32_t offset; matvec_fn matvec; } Matrix;
+/* An F32 vector (norm weights) inside a layer. */
+typedef struct Vector { uint32_t offset; } Vector;
+
+/* Layer 0 of the image: embeddings, final norm, output projection. */
+typedef struct GlobalWeights {
+  uint32_t token_embd;       /* (vocab, dim) rows of row_bytes */
+  uint32_t token_row_bytes;
+  row_fn embed_row;          /* dequantizes one embedding row to f32 */
+  Vector output_norm;        /* (dim) */
+  Matrix output;             /* (vocab, dim); token_embd itself when the output is tied */
+} GlobalWeights;
+
+/* Layers 1..N: one transformer block each. */
+typedef struct BlockWeights {
+  Vector attn_norm;                 /* (dim) */
+  Matrix wq, wk, wv, wo;            /* (dim, dim), (kv_dim, dim) x2, (dim, dim) */
+  Vector ffn_norm;                  /* (dim) */
+  Matrix w_gate, w_up, w_down;      /* (ffn, dim) x2, (dim, ffn) */
+} BlockWeights;
+
+/* Scratch the kernels share: the activation rounded (F16) or quantized (Q8_0 blocks);
+ * allocated by m64_init. */
+static float *g_xr;
+static uint8_t *g_xq;
+
+#define AT(base, off, type) ((type)((base) + (off)))
+
+/* ---- ops: these follow llama.cpp's CPU ops closely (see kernels.h on numerics) ---- */
+
+/* out = x / sqrt(mean(x^2) + eps) * w; the sum of squares in double, as ggml does. */
+static inline void rmsnorm(float *out, const float *x, const float *w, uint32_t n, float eps) {
+  double ss = 0;
+  for (uint32_t i = 0; i < n; i++) ss += (double)(x[i] * x[i]);
+  float scale = 1.0f / mm_sqrtf((float)(ss / n) + eps);
+  for (uint32_t i = 0; i < n; i++) out[i] = (x[i] * scale) * w[i];
+}
+
+/* In-place softmax of x[0..n). */
+static inline void softmax(float *x, uint32_t n) {
+  float max = x[0];
+  for (uint32_t i = 1; i < n; i++) max = x[i] > max ? x[i] : max;
+  double sum = 0;
+  for (uint32_t i = 0; i < n; i++) {
+    x[i] = mm_expf(x[i] - max);
+    sum += x[i];
+  }
+  float inv = (float)(1.0 / sum);
+  for (uint32_t i = 0; i < n; i++) x[i] *= inv;
+}
+
+/* RoPE, "normal" mode (adjacent pairs), applied to n_heads heads of head_dim each.
+ * theta advances by repeated multiplication in float, as ggml computes it. */
+static inline void rope(float *v, uint32_t n_heads, uint32_t head_dim, int32_t pos, float base) {
+  const float theta_scale = (float)mm_pow(base, -2.0 / head_dim);
+  for (uint32_t h = 0; h < n_heads; h++) {
+    float *x = v + h * head_dim;
+    float theta = (float)pos;
+    for (uint32_t i = 0; i < head_dim; i += 2) {
+      double s, c;
+      mm_sincos(theta, &s, &c);
+      float cs = (float)c, sn = (float)s;
+      float x0 = x[i], x1 = x[i + 1];
+      x[i] = x0 * cs - x1 * sn;
+      x[i + 1] = x0 * sn + x1 * cs;
+      theta *= theta_scale;
+    }
+  }
+}
+
+static inline float silu(float x) { return x / (1.0f + mm_expf(-x)); }
+
+#endif

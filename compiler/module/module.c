@@ -1,0 +1,28 @@
+/*
+ * module.c — the module's fixed exports (m64_module.h) that do not depend on the model:
+ * ABI version, workspace allocation, and thin wrappers over the tokenizer and sampler.
+ * The model-dependent exports (m64_init, m64_forward, ...) come from the generated model.c.
+ */
+#include "m64_module.h"
+#include "base.h"
+#include "sampler.h"
+#include "tokenizer.h"
+
+int32_t m64_abi_version(void) { return M64_ABI_VERSION; }
+
+uint32_t m64_alloc(uint32_t n) { return (uint32_t)(uintptr_t)mm_alloc(n); }
+
+int32_t m64_tok_load(const uint8_t *blob, uint32_t size) { return tok_load(blob, size); }
+int32_t m64_tok_encode(const char *text, uint32_t len, int32_t add_bos, int32_t *out, uint32_t max) {
+  return tok_encode(text, len, add_bos, out, max);
+}
+int32_t m64_tok_piece(int32_t prev, int32_t id, char *out, uint32_t max) {
+  return tok_piece(prev, id, out, max);
+}
+int32_t m64_tok_bos(void) { return tok_bos(); }
+int32_t m64_tok_eos(void) { return tok_eos(); }
+
+void m64_sampler_seed(uint32_t lo, uint32_t hi) { sampler_seed(((uint64_t)hi << 32) | lo); }
+int32_t m64_sample(const float *logits, float temp, int32_t top_k, float top_p) {
+  return sampler_sample(logits, m64_n_vocab(), temp, top_k, top_p);
+}

@@ -1,0 +1,86 @@
+/*
+ * native_glue.c — compiled INTO the module's AOT shared object, next to the wasm2c output.
+ *
+ * m64c generates the C with `wasm2c -n m64mod` and compiles, e.g.:
+ *   clang-19 -shared -fPIC -O2 -fvisibility=hidden -DM64_MODULE_HEADER='"/abs/m64mod.h"'
+ *     -I runtime/wasm_rt -I runtime/native -I compiler/module -I <simde> m64mod.c native_glue.c
+ * The only symbol the runtime looks up is M64_NATIVE_ABI (runtime/native/native_abi.h): a
+ * table of wrappers that turn the typed wasm2c entry points into void*-instance function
+ * pointers, so m64run never needs the generated header. Undefined symbols (wasm_rt_*,
+ * w2c_m64_* imports) resolve from the m64run executable at dlopen time.
+ */
+#include <stdint.h>
+
+#include "m64_module.h" /* M64_ABI_VERSION */
+#include "native_abi.h"
+
+#ifndef M64_MODULE_HEADER
+#error "define M64_MODULE_HEADER as the quoted path of the wasm2c header (-n m64mod)"
+#endif
+#include M64_MODULE_HEADER
+
+#define INST(p) ((w2c_m64mod *)(p))
+
+static void glue_instantiate(void *inst, struct w2c_m64 *host) {
+  wasm_rt_init(); /* idempotent; the generated instantiate asserts it */
+  wasm2c_m64mod_instantiate(INST(inst), host);
+}
+static void glue_free(void *inst) { wasm2c_m64mod_free(INST(inst)); }
+static wasm_rt_memory_t *glue_memory(void *inst) { return w2c_m64mod_memory(INST(inst)); }
+
+static uint32_t glue_abi_version(void *i) { return w2c_m64mod_m64_abi_version(INST(i)); }
+static uint32_t glue_alloc(void *i, uint32_t n) { return w2c_m64mod_m64_alloc(INST(i), n); }
+static uint32_t glue_state_bytes(void *i, uint32_t n_ctx) {
+  return w2c_m64mod_m64_state_bytes(INST(i), n_ctx);
+}
+static uint32_t glue_init(void *i, uint32_t n_ctx) { return w2c_m64mod_m64_init(INST(i), n_ctx); }
+static uint32_t glue_n_vocab(void *i) { return w2c_m64mod_m64_n_vocab(INST(i)); }
+static uint32_t glue_n_layers(void *i) { return w2c_m64mod_m64_n_layers(INST(i)); }
+static uint32_t glue_n_ctx_train(void *i) { return w2c_m64mod_m64_n_ctx_train(INST(i)); }
+static uint32_t glue_forward(void *i, uint32_t token, uint32_t pos) {
+  return w2c_m64mod_m64_forward(INST(i), token, pos);
+}
+static uint32_t glue_tok_load(void *i, uint32_t blob, uint32_t size) {
+  return w2c_m64mod_m64_tok_load(INST(i), blob, size);
+}
+static uint32_t glue_tok_encode(void *i, uint32_t text, uint32_t len, uint32_t add_bos,
+                                uint32_t out, uint32_t max) {
+  return w2c_m64mod_m64_tok_encode(INST(i), text, len, add_bos, out, max);
+}
+static uint32_t glue_tok_piece(void *i, uint32_t prev, uint32_t id, uint32_t out,
+                               uint32_t max) {
+  return w2c_m64mod_m64_tok_piece(INST(i), prev, id, out, max);
+}
+static uint32_t glue_tok_bos(void *i) { return w2c_m64mod_m64_tok_bos(INST(i)); }
+static uint32_t glue_tok_eos(void *i) { return w2c_m64mod_m64_tok_eos(INST(i)); }
+static void glue_sampler_seed(void *i, uint32_t lo, uint32_t hi) {
+  w2c_m64mod_m64_sampler_seed(INST(i), lo, hi);
+}
+static uint32_t glue_sample(void *i, uint32_t logits, float temp, uint32_t top_k,
+                            float top_p) {
+  return w2c_m64mod_m64_sample(INST(i), logits, temp, top_k, top_p);
+}
+
+__attribute__((visibility("default"))) const m64_native_abi M64_NATIVE_ABI = {
+    .abi_version = M64_NATIVE_ABI_VERSION,
+    .module_abi_version = M64_ABI_VERSION,
+    .instance_size = sizeof(w2c_m64mod),
+    .instantiate = glue_instantiate,
+    .free = glue_free,
+    .memory = glue_memory,
+    .m64_abi_version = glue_abi_version,
+    .m64_alloc = glue_alloc,
+    .m64_state_bytes = glue_state_bytes,
+    .m64_init = glue_init,
+    .m64_n_vocab = glue_n_vocab,
+    .m64_n_layers = glue_n_layers,
+    .m64_n_ctx_train = glue_n_ctx_train,
+    .m64_forward = glue_forward,
+    .m64_tok_load = glue_tok_load,
+    .m64_tok_encode = glue_tok_encode,
+    .m64_tok_piece = glue_tok_piece,
+    .m64_tok_bos = glue_tok_bos,
+    .m64_tok_eos = glue_tok_eos,
+    .m64_sampler_seed = glue_sampler_seed,
+    .m64_sample = glue_sample,
+};

@@ -1,0 +1,220 @@
+/*
+ * plan.c — pass 1: read the GGUF, check that m64 can run it, and lay out the image.
+ *
+ * Precondition: g was opened by m64_gguf_open (structurally valid).
+ * Result: hyperparameters, and every tensor assigned to a layer (globals first, then one
+ * layer per transformer block) with its offset inside that layer (m64_plan_layout).
+ * Anything m64 cannot run exactly (another architecture, a quant type without a kernel,
+ * an unexpected tensor or shape) stops here with a message naming it.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "compiler_internal.h"
+
+static const char *const SUPPORTED_ARCHS = "llama";
+static const uint32_t MATRIX_TYPES[] = {M64_GGML_F32, M64_GGML_F16, M64_GGML_Q8_0, M64_GGML_Q4_0};
+
+static int matrix_type_supported(uint32_t t) {
+  for (size_t i = 0; i < sizeof MATRIX_TYPES / sizeof MATRIX_TYPES[0]; i++)
+    if (MATRIX_TYPES[i] == t) return 1;
+  return 0;
+}
+
+/* Reads a required u32 hyperparameter "<arch>.<key>". */
+static int arch_u32(const m64_gguf *g, const char *arch, const char *key, uint32_t *out,
+                    m64_err *e) {
+  char full[128];
+  snprintf(full, sizeof full, "%s.%s", arch, key);
+  int rc = m64_gguf_get_u32(g, full, out);
+  if (rc == M64_ENOTFOUND) return m64_fail(e, M64_EFORMAT, "missing metadata key '%s'", full);
+  if (rc) return m64_fail(e, M64_EFORMAT, "metadata key '%s' is not an unsigned integer", full);
+  return 0;
+}
+
+static float arch_f32_or(const m64_gguf *g, const char *arch, const char *key, float dflt) {
+  char full[128];
+  float v;
+  snprintf(full, sizeof full, "%s.%s", arch, key);
+  return m64_gguf_get_f32(g, full, &v) == 0 ? v : dflt;
+}
+
+/* What a tensor must look like: name pattern, shape, and whether it is a matrix. */
+typedef struct expected_tensor {
+  const char *name;   /* inside a block: without the "blk.N." prefix */
+  uint64_t ne0, ne1;  /* ne1 = 0: a vector */
+  int optional;
+} expected_tensor;
+
+static int add_tensor(m64c_plan *p, const m64_gguf *g, uint32_t layer, const char *name,
+                      const expected_tensor *x, m64_err *e) {
+  const m64_gguf_tensor *t = m64_gguf_find_tensor(g, name);
+  if (!t) {
+    if (x->optional) return 0;
+    return m64_fail(e, M64_EFORMAT, "tensor '%s' is missing", name);
+  }
+  const int is_matrix = x->ne1 != 0;
+  const uint64_t want1 = is_matrix ? x->ne1 : 1;
+  if (t->ne[0] != x->ne0 || t->ne[1] != want1 || t->ne[2] != 1 || t->ne[3] != 1 ||
+      (uint32_t)t->n_dims != (is_matrix ? 2u : 1u))
+    return m64_fail(e, M64_EFORMAT,
+                    "tensor '%s' has shape [%llu, %llu, %llu, %llu], expected [%llu%s%llu]", name,
+                    (unsigned long long)t->ne[0], (unsigned long long)t->ne[1],
+                    (unsigned long long)t->ne[2], (unsigned long long)t->ne[3],
+                    (unsigned long long)x->ne0, is_matrix ? ", " : "",
+                    is_matrix ? (unsigned long long)x->ne1 : 0ull);
+  const m64_type_info ti = m64_ggml_type_info(t->type);
+  if (!is_matrix && t->type != M64_GGML_F32)
+    return m64_fail(e, M64_EUNSUPPORTED, "tensor '%s' has type %s; norm weights must be F32",
+                    name, ti.name ? ti.name : "?");
+  if (is_matrix && !matrix_type_supported(t->type))
+    return m64_fail(e, M64_EUNSUPPORTED,
+                    "tensor '%s' has type %s, which m64 does not support yet "
+                    "(supported: F32, F16, Q8_0, Q4_0)",
+                    name, ti.name ? ti.name : "unknown");
+  if (is_matrix && t->type != M64_GGML_F32 && t->type != M64_GGML_F16 && x->ne0 % 32)
+    return m64_fail(e, M64_EFORMAT, "tensor '%s': row length %llu is not a multiple of 32", name,
+                    (unsigned long long)x->ne0);
+
+  m64_tensor_entry *te = &p->tensors[p->n_tensors];
+  memset(te, 0, sizeof *te);
+  snprintf(te->name, sizeof te->name, "%s", name);
+  te->type = t->type;
+  te->n_dims = t->n_dims;
+  memcpy(te->ne, t->ne, sizeof te->ne);
+  te->nbytes = t->nbytes;
+  p->sources[p->n_tensors] = t;
+  p->layers[layer].n_tensors++;
+  p->n_tensors++;
+  return 0;
+}
+
+int m64c_plan_find(const m64c_plan *p, uint32_t layer, const char *name) {
+  const m64_layer_entry *L = &p->layers[layer];
+  for (uint32_t i = 0; i < L->n_tensors; i++)
+    if (strcmp(p->tensors[L->first_tensor + i].name, name) == 0) return (int)(L->first_tensor + i);
+  return -1;
+}
+
+static int read_hparams(const m64_gguf *g, m64c_plan *p, m64_err *e) {
+  m64_str arch;
+  if (m64_gguf_get_str(g, "general.architecture", &arch))
+    return m64_fail(e, M64_EFORMAT, "missing metadata key 'general.architecture'");
+  if (arch.len != 5 || memcmp(arch.ptr, "llama", 5) != 0)
+    return m64_fail(e, M64_EUNSUPPORTED,
+                    "architecture '%.*s' is not supported (supported: %s)",
+                    (int)(arch.len > 64 ? 64 : arch.len), arch.ptr, SUPPORTED_ARCHS);
+  snprintf(p->arch, sizeof p->arch, "llama");
+  m64_str name;
+  if (m64_gguf_get_str(g, "general.name", &name) == 0)
+    snprintf(p->name, sizeof p->name, "%.*s", (int)(name.len > 120 ? 120 : name.len), name.ptr);
+
+  int rc;
+  if ((rc = arch_u32(g, "llama", "embedding_length", &p->dim, e))) return rc;
+  if ((rc = arch_u32(g, "llama", "block_count", &p->n_blocks, e))) return rc;
+  if ((rc = arch_u32(g, "llama", "feed_forward_length", &p->ffn, e))) return rc;
+  if ((rc = arch_u32(g, "llama", "attention.head_count", &p->n_heads, e))) return rc;
+  if (m64_gguf_get_u32(g, "llama.attention.head_count_kv", &p->n_kv_heads)) p->n_kv_heads = p->n_heads;
+  if (m64_gguf_get_u32(g, "llama.context_length", &p->n_ctx_train)) p->n_ctx_train = 2048;
+  p->rms_eps = arch_f32_or(g, "llama", "attention.layer_norm_rms_epsilon", 1e-5f);
+  p->rope_base = arch_f32_or(g, "llama", "rope.freq_base", 10000.0f);
+
+  if (p->dim == 0 || p->dim > 65536 || p->n_heads == 0 || p->n_heads > 1024 || p->ffn == 0 ||
+      p->ffn > 262144 || p->n_blocks == 0 || p->n_blocks > M64_MAX_LAYERS - 1)
+    return m64_fail(e, M64_ELIMIT, "implausible hyperparameters: dim %u, heads %u, ffn %u, blocks %u",
+                    p->dim, p->n_heads, p->ffn, p->n_blocks);
+  if (p->dim % p->n_heads || p->n_kv_heads == 0 || p->n_heads % p->n_kv_heads)
+    return m64_fail(e, M64_EFORMAT, "dim %u, heads %u, kv heads %u do not divide evenly", p->dim,
+                    p->n_heads, p->n_kv_heads);
+  p->head_dim = p->dim / p->n_heads;
+  if (p->head_dim % 2) return m64_fail(e, M64_EFORMAT, "head size %u is odd", p->head_dim);
+  p->kv_dim = p->head_dim * p->n_kv_heads;
+  uint32_t rope_dim;
+  if (m64_gguf_get_u32(g, "llama.rope.dimension_count", &rope_dim) == 0 && rope_dim != p->head_dim)
+    return m64_fail(e, M64_EUNSUPPORTED, "partial rotary embeddings (rope dims %u of head size %u) are not supported",
+                    rope_dim, p->head_dim);
+  float scale;
+  if (m64_gguf_get_f32(g, "llama.rope.scaling.factor", &scale) == 0 && scale != 1.0f && scale != 0.0f)
+    return m64_fail(e, M64_EUNSUPPORTED, "rope scaling (factor %g) is not supported", (double)scale);
+
+  const m64_gguf_tensor *embd = m64_gguf_find_tensor(g, "token_embd.weight");
+  if (!embd) return m64_fail(e, M64_EFORMAT, "tensor 'token_embd.weight' is missing");
+  if (embd->ne[1] == 0 || embd->ne[1] > (1u << 20))
+    return m64_fail(e, M64_ELIMIT, "vocabulary of %llu tokens", (unsigned long long)embd->ne[1]);
+  p->n_vocab = (uint32_t)embd->ne[1];
+  p->tied_output = m64_gguf_find_tensor(g, "output.weight") == NULL;
+  return 0;
+}
+
+int m64c_plan_model(const m64_gguf *g, uint64_t segment_max, m64c_plan *p, m64_err *e) {
+  memset(p, 0, sizeof *p);
+  int rc = read_hparams(g, p, e);
+  if (rc) return rc;
+
+  p->n_layers = p->n_blocks + 1;
+  const uint32_t per_block = 9, max_tensors = 3 + per_block * p->n_blocks;
+  p->layers = calloc(p->n_layers, sizeof *p->layers);
+  p->tensors = calloc(max_tensors, sizeof *p->tensors);
+  p->sources = calloc(max_tensors, sizeof *p->sources);
+  if (!p->layers || !p->tensors || !p->sources) {
+    m64c_plan_free(p);
+    return m64_fail(e, M64_ENOMEM, "out of memory planning %u layers", p->n_layers);
+  }
+
+  /* Layer 0: globals. */
+  const expected_tensor globals[] = {
+      {"token_embd.weight", p->dim, p->n_vocab, 0},
+      {"output_norm.weight", p->dim, 0, 0},
+      {"output.weight", p->dim, p->n_vocab, 1},
+  };
+  snprintf(p->layers[0].name, sizeof p->layers[0].name, "globals");
+  for (size_t i = 0; i < 3 && rc == 0; i++) rc = add_tensor(p, g, 0, globals[i].name, &globals[i], e);
+
+  /* Layers 1..N: transformer blocks. */
+  const expected_tensor block[9] = {
+      {"attn_norm.weight", p->dim, 0, 0},       {"attn_q.weight", p->dim, p->dim, 0},
+      {"attn_k.weight", p->dim, p->kv_dim, 0},  {"attn_v.weight", p->dim, p->kv_dim, 0},
+      {"attn_output.weight", p->dim, p->dim, 0}, {"ffn_norm.weight", p->dim, 0, 0},
+      {"ffn_gate.weight", p->dim, p->ffn, 0},   {"ffn_up.weight", p->dim, p->ffn, 0},
+      {"ffn_down.weight", p->ffn, p->dim, 0},
+  };
+  for (uint32_t l = 0; l < p->n_blocks && rc == 0; l++) {
+    m64_layer_entry *L = &p->layers[1 + l];
+    snprintf(L->name, sizeof L->name, "blk.%u", l);
+    L->first_tensor = p->n_tensors;
+    for (int i = 0; i < 9 && rc == 0; i++) {
+      char name[M64_MAX_NAME + 1];
+      snprintf(name, sizeof name, "blk.%u.%s", l, block[i].name);
+      rc = add_tensor(p, g, 1 + l, name, &block[i], e);
+    }
+  }
+  /* Every tensor in the file must be one the forward pass uses: an unknown tensor
+   * (rope_freqs, biases, ...) would change the math if silently ignored. */
+  for (uint64_t i = 0; i < m64_gguf_n_tensors(g) && rc == 0; i++) {
+    const m64_gguf_tensor *t = m64_gguf_tensor_at(g, i);
+    int used = 0;
+    for (uint32_t j = 0; j < p->n_tensors && !used; j++) used = p->sources[j] == t;
+    if (!used)
+      rc = m64_fail(e, M64_EUNSUPPORTED,
+                    "tensor '%s' is not part of the llama architecture m64 implements", t->name);
+  }
+  if (rc == 0)
+    rc = m64_plan_layout(p->layers, p->n_layers, p->tensors, p->n_tensors, segment_max,
+                         &p->n_segments, p->segment_sizes, e);
+  if (rc) {
+    m64c_plan_free(p);
+    return rc;
+  }
+  for (uint32_t i = 0; i < p->n_tensors; i++) p->total_bytes += p->tensors[i].nbytes;
+  return 0;
+}
+
+void m64c_plan_free(m64c_plan *p) {
+  free(p->layers);
+  free(p->tensors);
+  free(p->sources);
+  p->layers = NULL;
+  p->tensors = NULL;
+  p->sources = NULL;
+}

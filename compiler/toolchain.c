@@ -1,0 +1,208 @@
+/*
+ * toolchain.c — pass 3: turn model.c into a wasm module, and a wasm module into native
+ * code for this host.
+ *
+ *   model.c + the sources in compiler/module --clang-19 wasm32+SIMD128--> module.wasm
+ *   module.wasm --wasm2c--> m64mod.c --clang-19 -O3 -shared--> module.so
+ *
+ * Tools are found at paths baked in at configure time, overridable at run time with the
+ * environment variables M64_CLANG, M64_WASM2C, M64_SOURCE_DIR.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "compiler_internal.h"
+
+extern char **environ;
+
+static const char *tool(const char *env, const char *baked) {
+  const char *v = getenv(env);
+  return v && *v ? v : baked;
+}
+static const char *clang_path(void) { return tool("M64_CLANG", M64_CLANG_PATH); }
+static const char *wasm2c_path(void) { return tool("M64_WASM2C", M64_WASM2C_PATH); }
+static const char *source_dir(void) { return tool("M64_SOURCE_DIR", M64_SOURCE_DIR_PATH); }
+
+void m64c_progress(int enabled, const char *fmt, ...) {
+  if (!enabled) return;
+  va_list ap;
+  va_start(ap, fmt);
+  fputs("m64c: ", stderr);
+  vfprintf(stderr, fmt, ap);
+  fputc('\n', stderr);
+  va_end(ap);
+}
+
+int m64c_read_file(const char *path, uint8_t **data, size_t *size, m64_err *e) {
+  *data = NULL;
+  *size = 0;
+  FILE *f = fopen(path, "rb");
+  if (!f) return m64_fail(e, M64_EIO, "cannot open %s: %s", path, strerror(errno));
+  struct stat st;
+  if (fstat(fileno(f), &st) || st.st_size < 0) {
+    fclose(f);
+    return m64_fail(e, M64_EIO, "cannot stat %s", path);
+  }
+  uint8_t *buf = malloc(st.st_size ? (size_t)st.st_size : 1);
+  if (!buf) {
+    fclose(f);
+    return m64_fail(e, M64_ENOMEM, "out of memory reading %s", path);
+  }
+  size_t got = fread(buf, 1, (size_t)st.st_size, f);
+  fclose(f);
+  if (got != (size_t)st.st_size) {
+    free(buf);
+    return m64_fail(e, M64_EIO, "short read on %s", path);
+  }
+  *data = buf;
+  *size = got;
+  return 0;
+}
+
+int m64c_write_file(const char *path, const void *data, size_t size, m64_err *e) {
+  FILE *f = fopen(path, "wb");
+  if (!f) return m64_fail(e, M64_EIO, "cannot create %s: %s", path, strerror(errno));
+  size_t put = fwrite(data, 1, size, f);
+  if (fclose(f) != 0 || put != size) return m64_fail(e, M64_EIO, "cannot write %s", path);
+  return 0;
+}
+
+/* ---- the work directory ---- */
+int m64c_workdir_open(m64c_workdir *w, const char *keep_dir, m64_err *e) {
+  memset(w, 0, sizeof *w);
+  if (keep_dir) {
+    if (mkdir(keep_dir, 0755) && errno != EEXIST)
+      return m64_fail(e, M64_EIO, "cannot create %s: %s", keep_dir, strerror(errno));
+    snprintf(w->path, sizeof w->path, "%s", keep_dir);
+    w->keep = 1;
+    return 0;
+  }
+  const char *tmp = getenv("TMPDIR");
+  snprintf(w->path, sizeof w->path, "%s/m64c.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+  if (!mkdtemp(w->path)) return m64_fail(e, M64_EIO, "cannot create a temp directory: %s", strerror(errno));
+  return 0;
+}
+
+/* The only files a build creates in its work directory (removed when done). */
+static const char *const WORK_FILES[] = {"model.c", "module.wasm", "m64mod.c", "m64mod.h",
+                                         "module.so", "build.log"};
+
+void m64c_workdir_close(m64c_workdir *w) {
+  if (!w->path[0] || w->keep) return;
+  char p[600];
+  for (size_t i = 0; i < sizeof WORK_FILES / sizeof WORK_FILES[0]; i++) {
+    snprintf(p, sizeof p, "%s/%s", w->path, WORK_FILES[i]);
+    unlink(p);
+  }
+  rmdir(w->path);
+  w->path[0] = 0;
+}
+
+/* Runs argv with stdout+stderr appended to <dir>/build.log; on failure the message holds
+ * the command's name and the first lines of its output. */
+static int run(const m64c_workdir *w, char *const argv[], int verbose, m64_err *e) {
+  char log_path[600];
+  snprintf(log_path, sizeof log_path, "%s/build.log", w->path);
+  if (verbose) {
+    fputs("m64c: $", stderr);
+    for (int i = 0; argv[i]; i++) fprintf(stderr, " %s", argv[i]);
+    fputc('\n', stderr);
+  }
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 1, log_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_adddup2(&fa, 1, 2);
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  pid_t pid;
+  int rc = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
+  posix_spawn_file_actions_destroy(&fa);
+  if (rc) return m64_fail(e, M64_EIO, "cannot run %s: %s", argv[0], strerror(rc));
+  int status;
+  while (waitpid(pid, &status, 0) < 0)
+    if (errno != EINTR) return m64_fail(e, M64_EIO, "waitpid: %s", strerror(errno));
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return 0;
+
+  char out[360] = "";
+  FILE *f = fopen(log_path, "r");
+  if (f) {
+    size_t n = fread(out, 1, sizeof out - 1, f);
+    out[n] = 0;
+    fclose(f);
+  }
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 127)
+    return m64_fail(e, M64_EIO, "%s not found (run cmd/setup.sh)", argv[0]);
+  return m64_fail(e, M64_EIO, "%s failed (%s %d): %s", argv[0],
+                  WIFEXITED(status) ? "exit" : "signal",
+                  WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status), out);
+}
+
+int m64c_compile_wasm(const m64c_workdir *w, int verbose, m64_err *e) {
+  char inc_mod[600], inc_work[600], out[600], model[600], srcs[4][600];
+  snprintf(inc_mod, sizeof inc_mod, "-I%s/compiler/module", source_dir());
+  snprintf(inc_work, sizeof inc_work, "-I%s", w->path);
+  snprintf(out, sizeof out, "%s/module.wasm", w->path);
+  snprintf(model, sizeof model, "%s/model.c", w->path);
+  const char *fixed[4] = {"module.c", "base.c", "tokenizer.c", "sampler.c"};
+  for (int i = 0; i < 4; i++) snprintf(srcs[i], sizeof srcs[i], "%s/compiler/module/%s", source_dir(), fixed[i]);
+  char *argv[] = {(char *)clang_path(), "--target=wasm32", "-msimd128", "-mbulk-memory",
+                  "-mnontrapping-fptoint", "-O3", "-ffreestanding", "-nostdlib", "-std=c11",
+                  "-Wall", "-Wno-unused-function", inc_mod, inc_work,
+                  "-Wl,--no-entry", "-Wl,-z,stack-size=1048576", "-Wl,--max-memory=4294967296",
+                  "-Wl,--strip-debug", "-o", out, model, srcs[0], srcs[1], srcs[2], srcs[3], NULL};
+  return run(w, argv, verbose, e);
+}
+
+/* clang flags for this host's target level; matches m64_host_target(). */
+static const char *host_march(void) {
+  const char *t = m64_host_target();
+  if (strcmp(t, "x86_64-v3-linux") == 0) return "-march=x86-64-v3";
+  if (strcmp(t, "x86_64-v2-linux") == 0) return "-march=x86-64-v2";
+  if (strcmp(t, "x86_64-linux") == 0) return "-march=x86-64";
+  return "-O3"; /* other hosts: the compiler's default target */
+}
+
+int m64c_compile_native(const m64c_workdir *w, int verbose, m64_err *e) {
+  char wasm[600], c_out[600], so[600], inc_rt[600], inc_abi[600], inc_mod[600], inc_work[600],
+      glue[600];
+  snprintf(wasm, sizeof wasm, "%s/module.wasm", w->path);
+  snprintf(c_out, sizeof c_out, "%s/m64mod.c", w->path);
+  char *w2c[] = {(char *)wasm2c_path(), wasm, "-n", "m64mod", "-o", c_out, NULL};
+  int rc = run(w, w2c, verbose, e);
+  if (rc) return rc;
+
+  snprintf(so, sizeof so, "%s/module.so", w->path);
+  snprintf(inc_rt, sizeof inc_rt, "-I%s/runtime/wasm_rt", source_dir());
+  snprintf(inc_abi, sizeof inc_abi, "-I%s/runtime/native", source_dir());
+  snprintf(inc_mod, sizeof inc_mod, "-I%s/compiler/module", source_dir());
+  snprintf(inc_work, sizeof inc_work, "-I%s", w->path);
+  snprintf(glue, sizeof glue, "%s/compiler/module/native_glue.c", source_dir());
+  char *cc[] = {(char *)clang_path(), "-O3", (char *)host_march(), "-fPIC", "-shared", "-w",
+                "-fno-strict-aliasing", "-ffp-contract=off", "-fvisibility=hidden", "-I" M64_SIMDE_INCLUDE_PATH, inc_rt, inc_abi, inc_mod, inc_work,
+                "-DM64_MODULE_HEADER=\"m64mod.h\"", "-o", so, c_out, glue, "-lm", NULL};
+  return run(w, cc, verbose, e);
+}
+
+const char *m64c_host_target(void) { return m64_host_target(); }
+
+int m64c_native_section(const uint8_t wasm_sha[32], const uint8_t *so, size_t so_size,
+                        uint8_t **out, size_t *out_size, m64_err *e) {
+  uint8_t *buf = calloc(1, M64_NATIVE_HEADER + so_size);
+  if (!buf) return m64_fail(e, M64_ENOMEM, "out of memory for native code (%zu bytes)", so_size);
+  memcpy(buf, M64_NATIVE_MAGIC, 8);
+  const uint32_t hdr = M64_NATIVE_HEADER;
+  for (int i = 0; i < 4; i++) buf[8 + i] = (uint8_t)(hdr >> (8 * i));
+  memcpy(buf + 16, wasm_sha, 32);
+  for (int i = 0; i < 8; i++) buf[48 + i] = (uint8_t)((uint64_t)so_size >> (8 * i));
+  memcpy(buf + M64_NATIVE_HEADER, so, so_size);
+  *out = buf;
+  *out_size = M64_NATIVE_HEADER + so_size;
+  return 0;
+}

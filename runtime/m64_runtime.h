@@ -1,0 +1,82 @@
+/*
+ * m64_runtime.h — the m64run library: run a .m64 bundle.
+ *
+ * A session maps the bundle, loads the module's native code (checked against the
+ * bundle's wasm), instantiates it with a wasm32 linear memory bounded by the workspace
+ * size, and serves the module's layer requests from the 64-bit image: a layer is copied
+ * from the mapped bundle into a cache region of the workspace the first time it is
+ * needed and evicted (least recently used, never while in use) when room is needed.
+ * Everything the model computes — tokenizer, forward pass, sampler — runs in the module;
+ * this library only moves bytes and reports.
+ *
+ * Errors: every call returns 0 or a negative M64_E* code with one line in *e. A wasm trap
+ * (out-of-bounds access, unreachable, stack exhaustion, a layer that cannot be paged) is
+ * returned as M64_ETRAP naming the trap; the session must then be closed.
+ * One session per thread at a time.
+ */
+#ifndef M64_RUNTIME_H
+#define M64_RUNTIME_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "m64_formats.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct m64_session_options {
+  uint64_t workspace_bytes; /* bound on the wasm32 memory; 0 = what the model needs, max 4 GiB */
+  uint32_t n_ctx;           /* context length; 0 = the model's training context, max 4096 */
+  int verify_layers;        /* check each layer's SHA-256 the first time it is paged in */
+  int verbose;              /* page-ins and cache decisions on stderr */
+} m64_session_options;
+
+typedef struct m64_session_stats {
+  uint64_t layer_acquires;  /* requests from the module */
+  uint64_t layer_page_ins;  /* requests that copied a layer into the workspace */
+  uint64_t bytes_paged;     /* bytes copied by those page-ins */
+  uint64_t evictions;
+  double page_seconds;      /* time spent copying (and verifying) layers */
+  uint64_t workspace_bytes; /* the memory's size now */
+  uint64_t cache_bytes;     /* the layer cache inside it */
+  uint32_t layers_resident; /* layers in the cache now */
+} m64_session_stats;
+
+typedef struct m64_session m64_session;
+
+int m64_session_open(const char *bundle_path, const m64_session_options *o, m64_session **out,
+                     m64_err *e);
+void m64_session_close(m64_session *s); /* accepts NULL */
+
+uint32_t m64_session_n_vocab(const m64_session *s);
+uint32_t m64_session_n_ctx(const m64_session *s);
+int32_t m64_session_bos(const m64_session *s);
+int32_t m64_session_eos(const m64_session *s);
+const char *m64_session_native_target(const m64_session *s);
+
+/* Tokenizes text with the module's tokenizer; *ids is malloc'ed (caller frees). */
+int m64_session_tokenize(m64_session *s, const char *text, size_t len, int add_bos,
+                         int32_t **ids, uint32_t *n_ids, m64_err *e);
+/* Runs token at position pos; *logits points at n_vocab floats inside the workspace,
+ * valid until the next call. */
+int m64_session_eval(m64_session *s, int32_t token, uint32_t pos, const float **logits,
+                     m64_err *e);
+/* Samples from the last eval's logits (temp 0 = greedy). */
+int m64_session_sample(m64_session *s, float temp, int32_t top_k, float top_p, int32_t *id,
+                       m64_err *e);
+void m64_session_seed(m64_session *s, uint64_t seed);
+/* The bytes of token id following prev; *n bytes written to buf (at most cap). */
+int m64_session_piece(m64_session *s, int32_t prev, int32_t id, char *buf, size_t cap,
+                      size_t *n, m64_err *e);
+
+void m64_session_stats_get(const m64_session *s, m64_session_stats *st);
+
+/* Parses "512M", "4G", "65536", "1.5G" into bytes; 0 on a malformed size. */
+uint64_t m64_parse_size(const char *s);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,177 @@
+/*
+ * native.c — see native.h. memfd + dlopen("/proc/self/fd/N"), temp-file fallback.
+ *
+ * glibc recognises an already-loaded object by its path string before anything else, and
+ * fd numbers are reused; so the memfd stays open while the object is loaded (no two live
+ * objects share a path), and before dlopen we probe the path with RTLD_NOLOAD and move the
+ * fd to another number if some earlier object (e.g. one dlclose could not unload) still
+ * owns that name.
+ *
+ * Environment: M64_NATIVE_NO_MEMFD=1 forces the temp-file path (for tests).
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* memfd_create, mkostemp, F_ADD_SEALS */
+#endif
+#include "native.h"
+
+#include <dlfcn.h>
+#include <elf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+struct m64_native {
+  void *handle;
+  int fd; /* the memfd, kept open while loaded; -1 for the temp-file path */
+};
+
+/* Local formatter (same contract as m64_fail) so this file does not need the formats
+ * library at link time. */
+static int fail(m64_err *e, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(m64_err *e, int code, const char *fmt, ...) {
+  if (e != NULL) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+    va_end(ap);
+  }
+  return code;
+}
+
+static int write_all(int fd, const uint8_t *p, size_t n) {
+  while (n > 0) {
+    ssize_t w = write(fd, p, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return -1;
+    }
+    p += w;
+    n -= (size_t)w;
+  }
+  return 0;
+}
+
+/* A cheap sanity check before handing bytes to the dynamic loader. */
+static int check_elf(const uint8_t *b, size_t n, m64_err *e) {
+  if (n < sizeof(Elf64_Ehdr) || memcmp(b, ELFMAG, SELFMAG) != 0)
+    return fail(e, M64_EFORMAT, "native code: not an ELF object (%zu bytes)", n);
+  if (b[EI_CLASS] != ELFCLASS64)
+    return fail(e, M64_EFORMAT, "native code: not a 64-bit ELF object");
+  Elf64_Ehdr h;
+  memcpy(&h, b, sizeof h);
+  if (h.e_type != ET_DYN) return fail(e, M64_EFORMAT, "native code: not a shared object");
+  return 0;
+}
+
+static void *open_by_fd(int *fd, m64_err *e, int *code) {
+  char path[64];
+  for (int tries = 0; tries < 64; tries++) {
+    snprintf(path, sizeof path, "/proc/self/fd/%d", *fd);
+    void *old = dlopen(path, RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD);
+    if (old == NULL) break;
+    dlclose(old); /* name taken by a still-resident object: use another fd number */
+    int nfd = fcntl(*fd, F_DUPFD_CLOEXEC, *fd + 1);
+    if (nfd < 0) {
+      *code = fail(e, M64_EIO, "native code: fcntl(F_DUPFD): %s", strerror(errno));
+      return NULL;
+    }
+    close(*fd);
+    *fd = nfd;
+  }
+  void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+  if (h == NULL) {
+    const char *err = dlerror();
+    *code = fail(e, M64_EFORMAT, "native code: dlopen failed: %s", err ? err : "unknown error");
+  }
+  return h;
+}
+
+static int load_memfd(const uint8_t *b, size_t n, m64_native *nat, m64_err *e) {
+  int fd = memfd_create("m64-native", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  if (fd < 0) return 1; /* unavailable: caller falls back */
+  if (write_all(fd, b, n) != 0) {
+    int err = errno;
+    close(fd);
+    return fail(e, M64_EIO, "native code: writing memfd: %s", strerror(err));
+  }
+  /* The code is immutable from now on (best effort). */
+  (void)fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL);
+  int code = 0;
+  void *h = open_by_fd(&fd, e, &code);
+  if (h == NULL) {
+    close(fd);
+    return code;
+  }
+  nat->handle = h;
+  nat->fd = fd;
+  return 0;
+}
+
+static int load_tempfile(const uint8_t *b, size_t n, m64_native *nat, m64_err *e) {
+  const char *dir = getenv("TMPDIR");
+  if (dir == NULL || dir[0] == '\0') dir = "/tmp";
+  char path[4096];
+  if (snprintf(path, sizeof path, "%s/m64-native-XXXXXX", dir) >= (int)sizeof path)
+    return fail(e, M64_EIO, "native code: TMPDIR path too long");
+  int fd = mkostemp(path, O_CLOEXEC);
+  if (fd < 0) return fail(e, M64_EIO, "native code: mkostemp in %s: %s", dir, strerror(errno));
+  if (write_all(fd, b, n) != 0) {
+    int err = errno;
+    close(fd);
+    unlink(path);
+    return fail(e, M64_EIO, "native code: writing %s: %s", path, strerror(err));
+  }
+  close(fd);
+  void *old = dlopen(path, RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD);
+  if (old != NULL) { /* a stale object under this reused name; practically impossible */
+    dlclose(old);
+    unlink(path);
+    return fail(e, M64_EIO, "native code: temp name %s already loaded", path);
+  }
+  void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+  const char *err = h ? NULL : dlerror();
+  unlink(path);
+  if (h == NULL)
+    return fail(e, M64_EFORMAT, "native code: dlopen failed: %s", err ? err : "unknown error");
+  nat->handle = h;
+  nat->fd = -1;
+  return 0;
+}
+
+int m64_native_load(const void *so_bytes, size_t n, m64_native **out, m64_err *e) {
+  *out = NULL;
+  if (so_bytes == NULL) return fail(e, M64_EFORMAT, "native code: no bytes");
+  int rc = check_elf(so_bytes, n, e);
+  if (rc != 0) return rc;
+  m64_native *nat = calloc(1, sizeof *nat);
+  if (nat == NULL) return fail(e, M64_ENOMEM, "native code: out of memory");
+  const char *no_memfd = getenv("M64_NATIVE_NO_MEMFD");
+  rc = 1;
+  if (no_memfd == NULL || no_memfd[0] == '\0' || no_memfd[0] == '0')
+    rc = load_memfd(so_bytes, n, nat, e);
+  if (rc == 1) rc = load_tempfile(so_bytes, n, nat, e);
+  if (rc != 0) {
+    free(nat);
+    return rc;
+  }
+  *out = nat;
+  return 0;
+}
+
+void *m64_native_sym(m64_native *n, const char *name) {
+  if (n == NULL || name == NULL) return NULL;
+  return dlsym(n->handle, name);
+}
+
+void m64_native_unload(m64_native *n) {
+  if (n == NULL) return;
+  dlclose(n->handle);
+  if (n->fd >= 0) close(n->fd);
+  free(n);
+}

@@ -1,0 +1,75 @@
+/*
+ * native_abi.h — the one symbol an AOT-compiled module .so exports to m64run.
+ *
+ * m64c runs wasm2c on the bundle's module with `-n m64mod` and compiles the output together
+ * with compiler/module/native_glue.c into a shared object. wasm2c's own entry points are
+ * named after the module and take a typed instance pointer; the glue hides that behind this
+ * table of plain function pointers so the runtime never depends on generated headers:
+ *
+ *     const m64_native_abi *abi = m64_native_sym(so, M64_NATIVE_ABI_SYMBOL);
+ *     check abi->abi_version == M64_NATIVE_ABI_VERSION and module_abi_version
+ *     void *inst = calloc(1, abi->instance_size);              (must be zeroed)
+ *     m64_wasm_call(thunk calling abi->instantiate(inst, host));   (may trap)
+ *     m64_wasm_call(thunk calling abi->m64_forward(inst, tok, pos)) ...
+ *     abi->free(inst); free(inst);                              (also after a trapped
+ *                                                                instantiate)
+ *
+ * Every export call (and instantiate, which allocates memory and may trap) must run inside
+ * m64_wasm_call. instantiate calls wasm_rt_init() itself (idempotent).
+ *
+ * Types are the wasm types: i32 -> uint32_t (the caller reinterprets signed results such
+ * as m64_init's -1 as int32_t), f32 -> float. Pointers into module memory are uint32_t
+ * offsets into memory(inst)->data. `struct w2c_m64` is the host's import instance: the
+ * imports are plain C functions the executable defines (w2c_m64_layer_acquire(struct
+ * w2c_m64 *, uint32_t) etc., see compiler/module/m64_module.h) and receive this pointer.
+ */
+#ifndef M64_NATIVE_ABI_H
+#define M64_NATIVE_ABI_H
+
+#include <stdint.h>
+
+#include "wasm-rt.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define M64_NATIVE_ABI_VERSION 1u
+#define M64_NATIVE_ABI_SYMBOL "M64_NATIVE_ABI"
+
+struct w2c_m64;
+
+typedef struct m64_native_abi {
+  uint32_t abi_version;        /* M64_NATIVE_ABI_VERSION (layout of this struct) */
+  uint32_t module_abi_version; /* M64_ABI_VERSION of m64_module.h the module was built with */
+  uint64_t instance_size;      /* bytes of the wasm2c instance struct to calloc */
+  void (*instantiate)(void *inst, struct w2c_m64 *host);
+  void (*free)(void *inst);
+  wasm_rt_memory_t *(*memory)(void *inst);
+
+  /* Exports, same names and order as compiler/module/m64_module.h. */
+  uint32_t (*m64_abi_version)(void *inst);
+  uint32_t (*m64_alloc)(void *inst, uint32_t n);
+  uint32_t (*m64_state_bytes)(void *inst, uint32_t n_ctx);
+  uint32_t (*m64_init)(void *inst, uint32_t n_ctx);
+  uint32_t (*m64_n_vocab)(void *inst);
+  uint32_t (*m64_n_layers)(void *inst);
+  uint32_t (*m64_n_ctx_train)(void *inst);
+  uint32_t (*m64_forward)(void *inst, uint32_t token, uint32_t pos);
+  uint32_t (*m64_tok_load)(void *inst, uint32_t blob, uint32_t size);
+  uint32_t (*m64_tok_encode)(void *inst, uint32_t text, uint32_t len, uint32_t add_bos,
+                             uint32_t out, uint32_t max);
+  uint32_t (*m64_tok_piece)(void *inst, uint32_t prev, uint32_t id, uint32_t out,
+                            uint32_t max);
+  uint32_t (*m64_tok_bos)(void *inst);
+  uint32_t (*m64_tok_eos)(void *inst);
+  void (*m64_sampler_seed)(void *inst, uint32_t lo, uint32_t hi);
+  uint32_t (*m64_sample)(void *inst, uint32_t logits, float temp, uint32_t top_k,
+                         float top_p);
+} m64_native_abi;
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* M64_NATIVE_ABI_H */

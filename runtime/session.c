@@ -1,0 +1,472 @@
+/*
+ * session.c — one running bundle: native code, the module instance, and the layer pager.
+ *
+ * The pager: the module asks for layer L (m64.layer_acquire); if L is resident in the
+ * cache region of the workspace its address is returned, otherwise a gap large enough is
+ * found (first fit, 64 KiB-aligned), evicting least-recently-used layers that are not in
+ * use, and L's bytes are copied in from the mapped image. Issue-4 work (pinning policy for
+ * the cyclic access pattern, prefetch threads) builds on this interface.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "m64_runtime.h"
+#include "m64_wasm.h"
+#include "native.h"
+#include "native_abi.h"
+
+#define NATIVE_MAGIC "M64NATIV"
+#define NATIVE_HEADER 64u
+#define WASM_PAGE 65536ull
+#define IO_BYTES (64u * 1024) /* text in, ids out, pieces */
+
+typedef struct layer_slot {
+  uint32_t addr;      /* workspace address when resident */
+  uint64_t size;
+  uint64_t last_use;
+  int resident, pinned, verified;
+} layer_slot;
+
+struct w2c_m64 { struct m64_session *s; };
+
+struct m64_session {
+  m64_bundle *bundle;
+  m64_native *native;
+  const m64_native_abi *abi;
+  void *inst;
+  struct w2c_m64 host;
+  wasm_rt_memory_t *mem;
+  char target[48];
+  m64_session_options opt;
+
+  uint32_t n_vocab, n_layers, n_ctx;
+  int32_t bos, eos;
+  uint32_t io;          /* IO_BYTES of scratch inside the workspace */
+  uint32_t logits;      /* address of the last logits */
+
+  uint32_t cache_base;
+  uint64_t cache_size;
+  layer_slot *slots;
+  uint64_t tick;
+  m64_session_stats st;
+};
+
+static double now_seconds(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+uint64_t m64_parse_size(const char *s) {
+  char *end;
+  errno = 0;
+  double v = strtod(s, &end);
+  if (end == s || errno || v < 0) return 0;
+  double mult = 1;
+  switch (*end) {
+    case 'k': case 'K': mult = 1024.0; end++; break;
+    case 'm': case 'M': mult = 1048576.0; end++; break;
+    case 'g': case 'G': mult = 1073741824.0; end++; break;
+    case 't': case 'T': mult = 1099511627776.0; end++; break;
+    default: break;
+  }
+  if (*end == 'i' || *end == 'B') end++;
+  if (*end == 'B') end++;
+  if (*end) return 0;
+  double bytes = v * mult;
+  return bytes >= 1.8e19 ? 0 : (uint64_t)bytes;
+}
+
+/* ------------------------------------------------------------ calling the module */
+enum op { OP_INSTANTIATE, OP_ABI, OP_ALLOC, OP_STATE_BYTES, OP_INIT, OP_N_VOCAB, OP_N_LAYERS,
+          OP_N_CTX_TRAIN, OP_FORWARD, OP_TOK_LOAD, OP_TOK_ENCODE, OP_TOK_PIECE, OP_BOS, OP_EOS,
+          OP_SEED, OP_SAMPLE };
+
+typedef struct call { m64_session *s; enum op op; uint32_t a[5]; float f[2]; uint32_t ret; } call;
+
+static void call_thunk(void *p) {
+  call *c = p;
+  const m64_native_abi *abi = c->s->abi;
+  void *i = c->s->inst;
+  switch (c->op) {
+    case OP_INSTANTIATE: abi->instantiate(i, &c->s->host); break;
+    case OP_ABI: c->ret = abi->m64_abi_version(i); break;
+    case OP_ALLOC: c->ret = abi->m64_alloc(i, c->a[0]); break;
+    case OP_STATE_BYTES: c->ret = abi->m64_state_bytes(i, c->a[0]); break;
+    case OP_INIT: c->ret = abi->m64_init(i, c->a[0]); break;
+    case OP_N_VOCAB: c->ret = abi->m64_n_vocab(i); break;
+    case OP_N_LAYERS: c->ret = abi->m64_n_layers(i); break;
+    case OP_N_CTX_TRAIN: c->ret = abi->m64_n_ctx_train(i); break;
+    case OP_FORWARD: c->ret = abi->m64_forward(i, c->a[0], c->a[1]); break;
+    case OP_TOK_LOAD: c->ret = abi->m64_tok_load(i, c->a[0], c->a[1]); break;
+    case OP_TOK_ENCODE: c->ret = abi->m64_tok_encode(i, c->a[0], c->a[1], c->a[2], c->a[3], c->a[4]); break;
+    case OP_TOK_PIECE: c->ret = abi->m64_tok_piece(i, c->a[0], c->a[1], c->a[2], c->a[3]); break;
+    case OP_BOS: c->ret = abi->m64_tok_bos(i); break;
+    case OP_EOS: c->ret = abi->m64_tok_eos(i); break;
+    case OP_SEED: abi->m64_sampler_seed(i, c->a[0], c->a[1]); break;
+    case OP_SAMPLE: c->ret = abi->m64_sample(i, c->a[0], c->f[0], c->a[1], c->f[1]); break;
+  }
+}
+
+/* Runs one export; a trap becomes M64_ETRAP with the trap's name (and the host's reason
+ * when the host itself aborted the call). */
+static int invoke(m64_session *s, call *c, m64_err *e) {
+  c->s = s;
+  wasm_rt_trap_t t = m64_wasm_call(call_thunk, c);
+  if (t == WASM_RT_TRAP_NONE) return 0;
+  if (t == WASM_RT_TRAP_HOST) return m64_fail(e, M64_ETRAP, "%s", m64_wasm_last_host_message());
+  return m64_fail(e, M64_ETRAP, "wasm trap in the model module: %s", m64_wasm_trap_name(t));
+}
+
+static int invoke0(m64_session *s, enum op op, uint32_t *ret, m64_err *e) {
+  call c = {.op = op};
+  int rc = invoke(s, &c, e);
+  if (ret) *ret = c.ret;
+  return rc;
+}
+static int invoke1(m64_session *s, enum op op, uint32_t a0, uint32_t *ret, m64_err *e) {
+  call c = {.op = op, .a = {a0}};
+  int rc = invoke(s, &c, e);
+  if (ret) *ret = c.ret;
+  return rc;
+}
+
+/* Bounds-checked pointer into the workspace. */
+static uint8_t *ws(m64_session *s, uint32_t addr, uint64_t len) {
+  if ((uint64_t)addr + len > s->mem->size) return NULL;
+  return s->mem->data + addr;
+}
+
+/* ------------------------------------------------------------ the pager (imports) */
+static void evict(m64_session *s, uint32_t l) {
+  s->slots[l].resident = 0;
+  s->st.evictions++;
+  s->st.layers_resident--;
+  if (s->opt.verbose) fprintf(stderr, "m64run: evict %s\n", m64_bundle_layer(s->bundle, l)->name);
+}
+
+/* First 64 KiB-aligned gap of `size` bytes in the cache, or UINT32_MAX. */
+static uint32_t find_gap(const m64_session *s, uint64_t size) {
+  uint64_t at = s->cache_base;
+  const uint64_t end = (uint64_t)s->cache_base + s->cache_size;
+  for (;;) {
+    if (at + size > end) return UINT32_MAX;
+    /* the lowest resident layer overlapping [at, at+size) pushes `at` past itself */
+    uint64_t next = 0;
+    for (uint32_t l = 0; l < s->n_layers; l++) {
+      const layer_slot *x = &s->slots[l];
+      if (x->resident && x->addr < at + size && x->addr + x->size > at) {
+        uint64_t after = (x->addr + x->size + WASM_PAGE - 1) & ~(WASM_PAGE - 1);
+        if (after > next) next = after;
+      }
+    }
+    if (!next) return (uint32_t)at;
+    at = next;
+  }
+}
+
+static uint32_t page_in(m64_session *s, uint32_t l) {
+  layer_slot *x = &s->slots[l];
+  uint32_t addr;
+  while ((addr = find_gap(s, x->size)) == UINT32_MAX) {
+    uint32_t victim = UINT32_MAX;
+    for (uint32_t i = 0; i < s->n_layers; i++)
+      if (s->slots[i].resident && !s->slots[i].pinned &&
+          (victim == UINT32_MAX || s->slots[i].last_use < s->slots[victim].last_use))
+        victim = i;
+    if (victim == UINT32_MAX)
+      m64_wasm_host_trapf("workspace too small: layer %s needs %llu bytes, the layer cache has %llu",
+                          m64_bundle_layer(s->bundle, l)->name, (unsigned long long)x->size,
+                          (unsigned long long)s->cache_size);
+    evict(s, victim);
+  }
+  double t0 = now_seconds();
+  if (s->opt.verify_layers && !x->verified) {
+    m64_err e;
+    if (m64_bundle_verify_layer(s->bundle, l, &e)) m64_wasm_host_trap(e.msg);
+    x->verified = 1;
+  }
+  memcpy(s->mem->data + addr, m64_bundle_layer_data(s->bundle, l), x->size);
+  s->st.page_seconds += now_seconds() - t0;
+  s->st.layer_page_ins++;
+  s->st.bytes_paged += x->size;
+  s->st.layers_resident++;
+  x->addr = addr;
+  x->resident = 1;
+  if (s->opt.verbose)
+    fprintf(stderr, "m64run: page in %s (%llu bytes) at %u\n", m64_bundle_layer(s->bundle, l)->name,
+            (unsigned long long)x->size, addr);
+  return addr;
+}
+
+uint32_t w2c_m64_layer_acquire(struct w2c_m64 *h, uint32_t layer) {
+  m64_session *s = h->s;
+  if (layer >= s->n_layers) m64_wasm_host_trapf("module asked for layer %u of %u", layer, s->n_layers);
+  layer_slot *x = &s->slots[layer];
+  s->st.layer_acquires++;
+  uint32_t addr = x->resident ? x->addr : page_in(s, layer);
+  x->pinned++;
+  x->last_use = ++s->tick;
+  return addr;
+}
+
+void w2c_m64_layer_release(struct w2c_m64 *h, uint32_t layer) {
+  m64_session *s = h->s;
+  if (layer < s->n_layers && s->slots[layer].pinned) s->slots[layer].pinned--;
+}
+
+void w2c_m64_layer_prefetch(struct w2c_m64 *h, uint32_t layer) {
+  (void)h;
+  (void)layer; /* a hint; the single-threaded pager pages on demand */
+}
+
+void w2c_m64_log(struct w2c_m64 *h, uint32_t msg, uint32_t len) {
+  const uint8_t *p = ws(h->s, msg, len);
+  if (p) fprintf(stderr, "m64 module: %.*s\n", (int)len, (const char *)p);
+}
+
+/* ------------------------------------------------------------ opening */
+static int load_native(m64_session *s, m64_err *e) {
+  const m64_section *wasm = m64_bundle_find_section(s->bundle, M64_SEC_MODULE_WASM, NULL);
+  if (!wasm) return m64_fail(e, M64_EFORMAT, "bundle has no wasm module");
+  const m64_section *pick = NULL;
+  int stale = 0;
+  for (uint32_t i = 0; i < m64_bundle_n_sections(s->bundle); i++) {
+    const m64_section *sec = m64_bundle_section_at(s->bundle, i);
+    if (sec->kind != M64_SEC_NATIVE || !m64_target_runnable(sec->name)) continue;
+    if (sec->size < NATIVE_HEADER || memcmp(sec->data, NATIVE_MAGIC, 8) != 0)
+      return m64_fail(e, M64_EFORMAT, "native section '%s' is malformed", sec->name);
+    if (memcmp(sec->data + 16, wasm->sha256, 32) != 0) {
+      stale = 1;
+      continue;
+    }
+    pick = sec; /* later sections are newer (m64c aot appends) */
+  }
+  if (!pick)
+    return m64_fail(e, M64_EUNSUPPORTED,
+                    stale ? "the bundle's native code was built from another module; run `m64c aot` on it"
+                          : "the bundle has no native code for this host (%s); run `m64c aot` on it",
+                    m64_host_target());
+  snprintf(s->target, sizeof s->target, "%s", pick->name);
+  int rc = m64_native_load(pick->data + NATIVE_HEADER, pick->size - NATIVE_HEADER, &s->native, e);
+  if (rc) return rc;
+  s->abi = m64_native_sym(s->native, M64_NATIVE_ABI_SYMBOL);
+  if (!s->abi) return m64_fail(e, M64_EFORMAT, "native code lacks the %s table", M64_NATIVE_ABI_SYMBOL);
+  if (s->abi->abi_version != M64_NATIVE_ABI_VERSION || s->abi->module_abi_version != 1)
+    return m64_fail(e, M64_EUNSUPPORTED, "native code has ABI %u/%u, this m64run speaks %u/1",
+                    s->abi->abi_version, s->abi->module_abi_version, M64_NATIVE_ABI_VERSION);
+  if (s->abi->instance_size == 0 || s->abi->instance_size > (64u << 20))
+    return m64_fail(e, M64_EFORMAT, "native code declares an instance of %llu bytes",
+                    (unsigned long long)s->abi->instance_size);
+  return 0;
+}
+
+/* Bytes the module needs besides the layer cache: its static data, run state, IO. */
+static int setup_state(m64_session *s, m64_err *e) {
+  uint32_t v;
+  int rc;
+  if ((rc = invoke0(s, OP_ABI, &v, e))) return rc;
+  if (v != 1) return m64_fail(e, M64_EUNSUPPORTED, "module ABI version %u (expected 1)", v);
+  if ((rc = invoke0(s, OP_N_VOCAB, &s->n_vocab, e))) return rc;
+  if ((rc = invoke0(s, OP_N_LAYERS, &s->n_layers, e))) return rc;
+  if (s->n_layers != m64_bundle_n_layers(s->bundle))
+    return m64_fail(e, M64_EFORMAT, "module expects %u layers, the image has %u", s->n_layers,
+                    m64_bundle_n_layers(s->bundle));
+  uint32_t ctx_train;
+  if ((rc = invoke0(s, OP_N_CTX_TRAIN, &ctx_train, e))) return rc;
+  s->n_ctx = s->opt.n_ctx ? s->opt.n_ctx : (ctx_train < 4096 ? ctx_train : 4096);
+  if (s->n_ctx == 0) s->n_ctx = 2048;
+
+  uint64_t layers_total = 0, largest = 0;
+  s->slots = calloc(s->n_layers, sizeof *s->slots);
+  if (!s->slots) return m64_fail(e, M64_ENOMEM, "out of memory");
+  for (uint32_t l = 0; l < s->n_layers; l++) {
+    s->slots[l].size = m64_bundle_layer(s->bundle, l)->size;
+    uint64_t r = (s->slots[l].size + WASM_PAGE - 1) & ~(WASM_PAGE - 1);
+    layers_total += r;
+    largest = r > largest ? r : largest;
+  }
+  uint32_t state_bytes;
+  if ((rc = invoke1(s, OP_STATE_BYTES, s->n_ctx, &state_bytes, e))) return rc;
+  const uint64_t fixed = s->mem->size + (uint64_t)state_bytes + IO_BYTES + 4 * WASM_PAGE;
+  const uint64_t max_ws = 65536ull * WASM_PAGE;
+  uint64_t want = s->opt.workspace_bytes ? s->opt.workspace_bytes : fixed + layers_total;
+  if (want > max_ws) want = max_ws;
+  if (want < fixed + largest)
+    return m64_fail(e, M64_ELIMIT,
+                    "workspace of %.1f MiB is too small: the run state for a context of %u needs %.1f MiB "
+                    "and the largest layer %.1f MiB (try --workspace %lluM or a smaller -c)",
+                    want / 1048576.0, s->n_ctx, fixed / 1048576.0, largest / 1048576.0,
+                    (unsigned long long)((fixed + largest) / 1048576 + 1));
+  m64_wasm_set_max_pages(want / WASM_PAGE);
+
+  int32_t init;
+  if ((rc = invoke1(s, OP_INIT, s->n_ctx, (uint32_t *)&init, e))) return rc;
+  if (init != 0) return m64_fail(e, M64_ELIMIT, "the module could not allocate its state (%d)", init);
+  if ((rc = invoke1(s, OP_ALLOC, IO_BYTES, &s->io, e))) return rc;
+  if (!s->io) return m64_fail(e, M64_ELIMIT, "workspace too small for I/O buffers");
+
+  /* The layer cache takes the rest of the workspace, up to the whole image. */
+  uint64_t room = want > s->mem->size + WASM_PAGE ? want - s->mem->size - WASM_PAGE : 0;
+  s->cache_size = room < layers_total ? room : layers_total;
+  s->cache_size &= ~(WASM_PAGE - 1);
+  if (s->cache_size < largest)
+    return m64_fail(e, M64_ELIMIT, "workspace too small: %llu bytes left for layers, the largest needs %llu",
+                    (unsigned long long)s->cache_size, (unsigned long long)largest);
+  uint32_t base;
+  if ((rc = invoke1(s, OP_ALLOC, (uint32_t)(s->cache_size + WASM_PAGE), &base, e))) return rc;
+  if (!base) return m64_fail(e, M64_ELIMIT, "could not reserve a layer cache of %llu bytes",
+                             (unsigned long long)s->cache_size);
+  s->cache_base = (uint32_t)(((uint64_t)base + WASM_PAGE - 1) & ~(WASM_PAGE - 1));
+  s->st.cache_bytes = s->cache_size;
+  return 0;
+}
+
+static int load_tokenizer(m64_session *s, m64_err *e) {
+  const m64_section *t = m64_bundle_find_section(s->bundle, M64_SEC_TOKENIZER, NULL);
+  if (!t) return m64_fail(e, M64_EFORMAT, "bundle has no tokenizer section");
+  if (t->size > 0x7fffffffu) return m64_fail(e, M64_ELIMIT, "tokenizer section too large");
+  uint32_t addr;
+  int rc = invoke1(s, OP_ALLOC, (uint32_t)t->size, &addr, e);
+  if (rc) return rc;
+  uint8_t *dst = addr ? ws(s, addr, t->size) : NULL;
+  if (!dst) return m64_fail(e, M64_ELIMIT, "workspace too small for the tokenizer (%llu bytes)",
+                            (unsigned long long)t->size);
+  memcpy(dst, t->data, t->size);
+  call c = {.op = OP_TOK_LOAD, .a = {addr, (uint32_t)t->size}};
+  if ((rc = invoke(s, &c, e))) return rc;
+  if ((int32_t)c.ret != 0) return m64_fail(e, M64_EFORMAT, "the tokenizer section is invalid (%d)", (int32_t)c.ret);
+  uint32_t v;
+  if ((rc = invoke0(s, OP_BOS, &v, e))) return rc;
+  s->bos = (int32_t)v;
+  if ((rc = invoke0(s, OP_EOS, &v, e))) return rc;
+  s->eos = (int32_t)v;
+  return 0;
+}
+
+int m64_session_open(const char *path, const m64_session_options *o, m64_session **out,
+                     m64_err *e) {
+  *out = NULL;
+  m64_session *s = calloc(1, sizeof *s);
+  if (!s) return m64_fail(e, M64_ENOMEM, "out of memory");
+  if (o) s->opt = *o;
+  s->host.s = s;
+  int rc = m64_bundle_open(path, &s->bundle, e);
+  if (!rc) rc = load_native(s, e);
+  if (!rc) {
+    /* the module's initial memory must fit whatever cap is set later */
+    m64_wasm_set_max_pages(65536);
+    s->inst = calloc(1, s->abi->instance_size);
+    if (!s->inst) rc = m64_fail(e, M64_ENOMEM, "out of memory");
+  }
+  if (!rc) rc = invoke0(s, OP_INSTANTIATE, NULL, e);
+  if (!rc) {
+    s->mem = s->abi->memory(s->inst);
+    rc = setup_state(s, e);
+  }
+  if (!rc) rc = load_tokenizer(s, e);
+  if (rc) {
+    m64_session_close(s);
+    return rc;
+  }
+  *out = s;
+  return 0;
+}
+
+void m64_session_close(m64_session *s) {
+  if (!s) return;
+  if (s->inst && s->mem) s->abi->free(s->inst);
+  free(s->inst);
+  free(s->slots);
+  m64_native_unload(s->native);
+  m64_bundle_close(s->bundle);
+  free(s);
+}
+
+uint32_t m64_session_n_vocab(const m64_session *s) { return s->n_vocab; }
+uint32_t m64_session_n_ctx(const m64_session *s) { return s->n_ctx; }
+int32_t m64_session_bos(const m64_session *s) { return s->bos; }
+int32_t m64_session_eos(const m64_session *s) { return s->eos; }
+const char *m64_session_native_target(const m64_session *s) { return s->target; }
+
+/* ------------------------------------------------------------ running */
+int m64_session_tokenize(m64_session *s, const char *text, size_t len, int add_bos,
+                         int32_t **ids, uint32_t *n_ids, m64_err *e) {
+  *ids = NULL;
+  *n_ids = 0;
+  /* text and ids share one buffer: up to one id per byte, plus BOS */
+  uint64_t need = len + 4 * ((uint64_t)len + 2);
+  uint32_t buf = s->io;
+  if (need > IO_BYTES) {
+    if (need > 0x40000000ull) return m64_fail(e, M64_ELIMIT, "prompt of %zu bytes is too long", len);
+    int rc = invoke1(s, OP_ALLOC, (uint32_t)need, &buf, e);
+    if (rc) return rc;
+    if (!buf) return m64_fail(e, M64_ELIMIT, "workspace too small for a prompt of %zu bytes", len);
+  }
+  const uint32_t out = (uint32_t)((buf + len + 3) & ~3u), max = (uint32_t)len + 2;
+  memcpy(ws(s, buf, len), text, len);
+  call c = {.op = OP_TOK_ENCODE, .a = {buf, (uint32_t)len, (uint32_t)(add_bos != 0), out, max}};
+  int rc = invoke(s, &c, e);
+  if (rc) return rc;
+  int32_t n = (int32_t)c.ret;
+  if (n < 0 || (uint32_t)n > max) return m64_fail(e, M64_EFORMAT, "tokenizer failed (%d)", n);
+  int32_t *r = malloc((n ? n : 1) * sizeof *r);
+  if (!r) return m64_fail(e, M64_ENOMEM, "out of memory");
+  memcpy(r, ws(s, out, (uint64_t)n * 4), (size_t)n * 4);
+  *ids = r;
+  *n_ids = (uint32_t)n;
+  return 0;
+}
+
+int m64_session_eval(m64_session *s, int32_t token, uint32_t pos, const float **logits, m64_err *e) {
+  if (token < 0 || (uint32_t)token >= s->n_vocab)
+    return m64_fail(e, M64_EFORMAT, "token %d outside the vocabulary of %u", token, s->n_vocab);
+  if (pos >= s->n_ctx) return m64_fail(e, M64_ELIMIT, "position %u beyond the context of %u", pos, s->n_ctx);
+  call c = {.op = OP_FORWARD, .a = {(uint32_t)token, pos}};
+  int rc = invoke(s, &c, e);
+  if (rc) return rc;
+  const uint8_t *p = ws(s, c.ret, (uint64_t)s->n_vocab * 4);
+  if (!p) return m64_fail(e, M64_EFORMAT, "module returned logits outside its memory");
+  s->logits = c.ret;
+  if (logits) *logits = (const float *)p;
+  return 0;
+}
+
+int m64_session_sample(m64_session *s, float temp, int32_t top_k, float top_p, int32_t *id, m64_err *e) {
+  if (!s->logits) return m64_fail(e, M64_EFORMAT, "sample before any eval");
+  call c = {.op = OP_SAMPLE, .a = {s->logits, (uint32_t)top_k}, .f = {temp, top_p}};
+  int rc = invoke(s, &c, e);
+  if (rc) return rc;
+  if ((int32_t)c.ret < 0 || c.ret >= s->n_vocab) return m64_fail(e, M64_EFORMAT, "sampler returned %d", (int32_t)c.ret);
+  *id = (int32_t)c.ret;
+  return 0;
+}
+
+void m64_session_seed(m64_session *s, uint64_t seed) {
+  call c = {.op = OP_SEED, .a = {(uint32_t)seed, (uint32_t)(seed >> 32)}};
+  m64_err e;
+  invoke(s, &c, &e);
+}
+
+int m64_session_piece(m64_session *s, int32_t prev, int32_t id, char *buf, size_t cap, size_t *n,
+                      m64_err *e) {
+  const uint32_t max = 256;
+  call c = {.op = OP_TOK_PIECE, .a = {(uint32_t)prev, (uint32_t)id, s->io, max}};
+  int rc = invoke(s, &c, e);
+  if (rc) return rc;
+  int32_t len = (int32_t)c.ret;
+  if (len < 0) return m64_fail(e, M64_EFORMAT, "token %d has no text", id);
+  if ((uint32_t)len > max) len = (int32_t)max;
+  size_t k = (size_t)len < cap ? (size_t)len : cap;
+  memcpy(buf, ws(s, s->io, max), k);
+  *n = k;
+  return 0;
+}
+
+void m64_session_stats_get(const m64_session *s, m64_session_stats *st) {
+  *st = s->st;
+  st->workspace_bytes = s->mem ? s->mem->size : 0;
+}

@@ -1,0 +1,18 @@
+/* kernels_native.h — the module's kernels (compiler/module/kernels.h) compiled natively
+ * through simde, behind plain functions the C++ tests can call. */
+#ifndef M64_KERNELS_NATIVE_H
+#define M64_KERNELS_NATIVE_H
+#include <stdint.h>
+#ifdef __cplusplus
+extern "C" {
+#endif
+void kn_matvec(uint32_t type, float *out, const uint8_t *w, const float *x, uint32_t rows,
+               uint32_t cols);
+void kn_dequant_row(uint32_t type, float *out, const uint8_t *row, uint32_t n);
+float kn_f16_to_f32(uint16_t h);
+uint16_t kn_f32_to_f16(float f);
+void kn_quantize_q8_0(uint8_t *xq, const float *x, uint32_t n);
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# ctest fixture: compiles the bundles the end-to-end tests run, fresh on every ctest run,
+# through the real m64c command line. Real models come from ../shared/models when present.
+set -euo pipefail
+bin="$1" shared="$2" out="$3"
+mkdir -p "$out"
+rm -f "$out"/*.m64 "$out"/*.gguf
+m64c="$bin/cmd/m64c" synth="$bin/test/support/m64-synth"
+
+if [ -d "$shared" ]; then
+  "$m64c" build -q "$shared/stories260K.gguf" -o "$out/stories260K.m64"
+  "$m64c" build -q "$shared/llama-2-tiny-random.gguf" -o "$out/llama-2-tiny-random.m64"
+else
+  echo "build_bundles: $shared absent; real-model bundles skipped"
+fi
+# Synthetic models, one per supported quant type, plus GQA and tied-output variants.
+for t in F32 F16 Q8_0 Q4_0; do
+  "$synth" --shape tiny --type "$t" --seed 11 -o "$out/synth-$t.gguf"
+  "$m64c" build -q "$out/synth-$t.gguf" -o "$out/synth-$t.m64"
+done
+"$synth" --shape tiny --type Q8_0 --seed 12 --tied -o "$out/synth-tied.gguf"
+"$m64c" build -q "$out/synth-tied.gguf" -o "$out/synth-tied.m64"
+echo "build_bundles: done"

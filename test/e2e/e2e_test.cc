@@ -1,0 +1,404 @@
+// End to end: bundles compiled by the real m64c (fixture build_bundles.sh) run through
+// the runtime library and the m64run command line, compared with llama.cpp's reference
+// output (../shared/models) and with the project's F32 oracle (synthetic models).
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "m64_formats.h"
+#include "m64_runtime.h"
+#include "oracle.h"
+
+namespace {
+
+const std::string kBin = M64_BINARY_DIR;
+const std::string kShared = M64_SHARED_MODELS;
+const std::string kOut = std::string(M64_BINARY_DIR) + "/test/e2e/bundles";
+
+bool exists(const std::string &p) {
+  struct stat st;
+  return stat(p.c_str(), &st) == 0;
+}
+
+#define NEED_FILE(p)                                                                        \
+  do {                                                                                      \
+    if (!exists(p)) GTEST_SKIP() << (p) << " not found (shared models absent, or the "      \
+                                    "e2e_bundles fixture did not run: use ctest)";          \
+  } while (0)
+
+struct Run { int code; std::string out; };
+
+// Runs a shell command; stdout and stderr together.
+Run sh(const std::string &cmd) {
+  Run r{-1, ""};
+  FILE *p = popen((cmd + " 2>&1").c_str(), "r");
+  if (!p) return r;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
+  int st = pclose(p);
+  r.code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  return r;
+}
+
+std::string tmpdir() {
+  char t[] = "/tmp/m64e2e.XXXXXX";
+  return mkdtemp(t);
+}
+
+// ---- the runtime library ----
+struct Session {
+  m64_session *s = nullptr;
+  m64_err e{};
+  explicit Session(const std::string &path, uint64_t workspace = 0, uint32_t n_ctx = 0) {
+    m64_session_options o{};
+    o.workspace_bytes = workspace;
+    o.n_ctx = n_ctx;
+    o.verify_layers = 1;
+    if (m64_session_open(path.c_str(), &o, &s, &e)) s = nullptr;
+  }
+  ~Session() { m64_session_close(s); }
+  std::vector<int32_t> tokenize(const std::string &text) {
+    int32_t *ids;
+    uint32_t n;
+    EXPECT_EQ(m64_session_tokenize(s, text.data(), text.size(), 1, &ids, &n, &e), 0) << e.msg;
+    std::vector<int32_t> v(ids, ids + n);
+    free(ids);
+    return v;
+  }
+  std::vector<float> eval(int32_t tok, uint32_t pos) {
+    const float *l;
+    EXPECT_EQ(m64_session_eval(s, tok, pos, &l, &e), 0) << e.msg;
+    return std::vector<float>(l, l + m64_session_n_vocab(s));
+  }
+  std::string piece(int32_t prev, int32_t id) {
+    char buf[256];
+    size_t n;
+    EXPECT_EQ(m64_session_piece(s, prev, id, buf, sizeof buf, &n, &e), 0) << e.msg;
+    return std::string(buf, n);
+  }
+};
+
+int argmax(const std::vector<float> &v) {
+  int best = 0;
+  for (size_t i = 1; i < v.size(); i++)
+    if (v[i] > v[best]) best = (int)i;
+  return best;
+}
+
+std::vector<double> softmax(const std::vector<float> &l) {
+  double m = l[argmax(l)], sum = 0;
+  std::vector<double> p(l.size());
+  for (size_t i = 0; i < l.size(); i++) sum += p[i] = std::exp((double)l[i] - m);
+  for (auto &x : p) x /= sum;
+  return p;
+}
+
+// One line of a reference *.probs.jsonl file.
+struct RefPos { int pos = -1, greedy = -1; std::vector<std::pair<int, double>> top; };
+
+std::vector<RefPos> read_probs(const std::string &path) {
+  std::vector<RefPos> out;
+  std::ifstream f(path);
+  std::string line;
+  while (std::getline(f, line)) {
+    RefPos r;
+    const char *s = line.c_str();
+    if (const char *p = strstr(s, "\"pos\":")) r.pos = atoi(p + 6);
+    if (const char *p = strstr(s, "\"greedy\":")) r.greedy = atoi(p + 9);
+    if (const char *p = strstr(s, "\"top\":[")) {
+      p += 7;
+      while (*p == '[') {
+        char *end;
+        int id = (int)strtol(p + 1, &end, 10);
+        double prob = strtod(end + 1, &end);
+        r.top.push_back({id, prob});
+        p = end + 1;  // past ']'
+        if (*p == ',') p++;
+      }
+    }
+    out.push_back(r);
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------- stories260K
+TEST(Stories260K, PromptTokensMatchLlamaCpp) {
+  NEED_FILE(kOut + "/stories260K.m64");
+  Session s(kOut + "/stories260K.m64");
+  ASSERT_TRUE(s.s) << s.e.msg;
+  EXPECT_EQ(s.tokenize("Once upon a time"), (std::vector<int32_t>{1, 403, 407, 261, 378}));
+}
+
+TEST(Stories260K, GreedyTokensAndProbabilitiesMatchLlamaCpp) {
+  NEED_FILE(kOut + "/stories260K.m64");
+  const std::string ref_path = kShared + "/reference/stories260K-once-upon-a-time.probs.jsonl";
+  NEED_FILE(ref_path);
+  std::vector<RefPos> ref = read_probs(ref_path);
+  ASSERT_EQ(ref.size(), 32u);
+  Session s(kOut + "/stories260K.m64");
+  ASSERT_TRUE(s.s) << s.e.msg;
+  std::vector<int32_t> ids = s.tokenize("Once upon a time");
+  std::vector<float> logits;
+  for (size_t i = 0; i < ids.size(); i++) logits = s.eval(ids[i], (uint32_t)i);
+  std::string text;
+  int32_t prev = ids.back();
+  double worst = 0;
+  for (const RefPos &r : ref) {
+    ASSERT_EQ(r.pos, (int)ids.size()) << "reference positions are consecutive";
+    std::vector<double> p = softmax(logits);
+    ASSERT_EQ(argmax(logits), r.greedy) << "greedy token at position " << r.pos;
+    for (auto &t : r.top) {
+      worst = std::max(worst, std::fabs(p[t.first] - t.second));
+      EXPECT_NEAR(p[t.first], t.second, 1e-4) << "P(" << t.first << ") at position " << r.pos;
+    }
+    text += s.piece(prev, r.greedy);
+    prev = r.greedy;
+    ids.push_back(r.greedy);
+    logits = s.eval(r.greedy, (uint32_t)ids.size() - 1);
+  }
+  std::printf("stories260K: 32 greedy tokens match llama.cpp; largest top-5 probability difference %.2e\n", worst);
+  EXPECT_EQ(text.rfind(", there was a little girl named Lily. She loved to play outside in the park. One day, she saw", 0), 0u)
+      << text;
+}
+
+// A workspace too small for the whole model pages layers in and out and must give the
+// same tokens as one that holds everything.
+TEST(Stories260K, PagingWithASmallWorkspaceGivesTheSameTokens) {
+  NEED_FILE(kOut + "/stories260K.m64");
+  auto greedy = [](Session &s, int n, m64_session_stats *st) {
+    std::vector<int32_t> ids = s.tokenize("Once upon a time");
+    std::vector<float> l;
+    for (size_t i = 0; i < ids.size(); i++) l = s.eval(ids[i], (uint32_t)i);
+    for (int i = 0; i < n; i++) {
+      ids.push_back(argmax(l));
+      l = s.eval(ids.back(), (uint32_t)ids.size() - 1);
+    }
+    m64_session_stats_get(s.s, st);
+    return ids;
+  };
+  m64_session_stats big_st, small_st;
+  Session big(kOut + "/stories260K.m64", 0, 64);
+  ASSERT_TRUE(big.s) << big.e.msg;
+  std::vector<int32_t> a = greedy(big, 24, &big_st);
+  EXPECT_EQ(big_st.evictions, 0u);
+
+  // Find the smallest workspace that opens: state + the largest layer.
+  Session *small = nullptr;
+  uint64_t ws = 0;
+  for (ws = 1u << 20; ws < (64u << 20); ws += 64 * 1024) {
+    small = new Session(kOut + "/stories260K.m64", ws, 64);
+    if (small->s) break;
+    delete small;
+    small = nullptr;
+  }
+  ASSERT_TRUE(small) << "no workspace under 64 MiB opened";
+  std::vector<int32_t> b = greedy(*small, 24, &small_st);
+  delete small;
+  EXPECT_EQ(a, b);
+  EXPECT_GT(small_st.evictions, 0u) << "workspace " << ws << " did not force paging";
+  EXPECT_GT(small_st.layer_page_ins, big_st.layer_page_ins);
+  EXPECT_LT(small_st.workspace_bytes, big_st.workspace_bytes);
+  std::printf("stories260K paging: workspace %llu vs %llu bytes, %llu vs %llu page-ins, same 24 tokens\n",
+              (unsigned long long)small_st.workspace_bytes, (unsigned long long)big_st.workspace_bytes,
+              (unsigned long long)small_st.layer_page_ins, (unsigned long long)big_st.layer_page_ins);
+}
+
+TEST(Stories260K, CommandLineStreamsLlamaCppText) {
+  NEED_FILE(kOut + "/stories260K.m64");
+  Run r = sh(kBin + "/cmd/m64run " + kOut + "/stories260K.m64 -p 'Once upon a time' -n 32 --temp 0 2>/dev/null");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(r.out.rfind("Once upon a time, there was a little girl named Lily. She loved to play outside in the park. One day, she saw", 0), 0u)
+      << r.out;
+}
+
+TEST(Stories260K, JsonOutput) {
+  NEED_FILE(kOut + "/stories260K.m64");
+  Run r = sh(kBin + "/cmd/m64run " + kOut + "/stories260K.m64 -p 'Once upon a time' -n 8 --temp 0 --json 2>/dev/null");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(r.out.rfind("{\"prompt_tokens\":[1,403,407,261,378],\"tokens\":[", 0), 0u) << r.out;
+  EXPECT_NE(r.out.find("\"text\":\", there was a little girl"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\"decode_tok_s\":"), std::string::npos);
+}
+
+TEST(Stories260K, InfoDescribesTheBundle) {
+  NEED_FILE(kOut + "/stories260K.m64");
+  Run r = sh(kBin + "/cmd/m64c info " + kOut + "/stories260K.m64");
+  ASSERT_EQ(r.code, 0) << r.out;
+  for (const char *want : {"m64 bundle v1", "general.architecture = llama", "layers (6)", "globals",
+                           "blk.4", "token_embd.weight", "F32", "m64_forward", "native targets:",
+                           "built from this module", "segments: 1"})
+    EXPECT_NE(r.out.find(want), std::string::npos) << "missing '" << want << "' in:\n" << r.out;
+}
+
+// ---------------------------------------------------------------- llama-2-tiny-random
+TEST(TinyRandomF16, ProbabilitiesMatchLlamaCpp) {
+  NEED_FILE(kOut + "/llama-2-tiny-random.m64");
+  const std::string ref_path = kShared + "/reference/llama-2-tiny-random-capital.probs.jsonl";
+  NEED_FILE(ref_path);
+  std::vector<RefPos> ref = read_probs(ref_path);
+  Session s(kOut + "/llama-2-tiny-random.m64");
+  ASSERT_TRUE(s.s) << s.e.msg;
+  std::vector<int32_t> ids = s.tokenize("The capital of France is");
+  ASSERT_EQ((int)ids.size(), ref[0].pos) << "prompt length differs from llama.cpp's";
+  std::vector<float> l;
+  for (size_t i = 0; i < ids.size(); i++) l = s.eval(ids[i], (uint32_t)i);
+  int flips = 0;
+  double worst = 0;
+  for (const RefPos &r : ref) {
+    std::vector<double> p = softmax(l);
+    for (auto &t : r.top) {
+      worst = std::max(worst, std::fabs(p[t.first] - t.second) / t.second);
+      EXPECT_NEAR(p[t.first], t.second, t.second * 2e-3) << "P(" << t.first << ") at " << r.pos;
+    }
+    if (argmax(l) != r.greedy) {
+      flips++;  // only legitimate where llama.cpp's top two are within the tolerance
+      EXPECT_NEAR(r.top[0].second, r.top[1].second, r.top[0].second * 4e-3) << "argmax flip at " << r.pos;
+    }
+    ids.push_back(r.greedy);  // follow llama.cpp's path
+    l = s.eval(r.greedy, (uint32_t)ids.size() - 1);
+  }
+  std::printf("llama-2-tiny-random: %zu positions, largest relative probability difference %.2e, %d argmax flips\n",
+              ref.size(), worst, flips);
+}
+
+// ---------------------------------------------------------------- synthetic models vs oracle
+class Synthetic : public ::testing::TestWithParam<const char *> {};
+
+TEST_P(Synthetic, LogitsMatchTheF32Oracle) {
+  const std::string name = GetParam();
+  const std::string gguf = kOut + "/synth-" + name + ".gguf", bundle = kOut + "/synth-" + name + ".m64";
+  NEED_FILE(bundle);
+  m64_oracle *o = nullptr;
+  m64_err e{};
+  ASSERT_EQ(m64_oracle_open(gguf.c_str(), 64, &o, &e), 0) << e.msg;
+  Session s(bundle, 0, 64);
+  ASSERT_TRUE(s.s) << s.e.msg;
+  // Quantized types feed the kernels a quantized (Q8_0) or rounded (F16) activation, as
+  // llama.cpp does; the oracle computes in F32 from the dequantized weights.
+  const double tol = name == "F32" ? 1e-4 : name == "F16" ? 2e-3 : 3e-2;
+  std::vector<int32_t> ids = s.tokenize("one two three");
+  double worst = 0;
+  for (uint32_t pos = 0; pos < 24; pos++) {
+    int32_t tok = pos < ids.size() ? ids[pos] : (int32_t)(pos * 7 % m64_session_n_vocab(s.s));
+    std::vector<float> got = s.eval(tok, pos);
+    const float *want = m64_oracle_forward(o, tok, (int)pos);
+    double scale = 0;
+    for (size_t i = 0; i < got.size(); i++) scale = std::max(scale, (double)std::fabs(want[i]));
+    for (size_t i = 0; i < got.size(); i++) {
+      double d = std::fabs(got[i] - want[i]) / (scale + 1e-9);
+      worst = std::max(worst, d);
+      ASSERT_LE(d, tol) << name << " logit " << i << " at pos " << pos << ": " << got[i] << " vs " << want[i];
+    }
+  }
+  std::printf("synthetic %s: worst logit difference %.2e of the logit range (tolerance %.0e)\n", name.c_str(), worst, tol);
+  m64_oracle_close(o);
+}
+
+INSTANTIATE_TEST_SUITE_P(Types, Synthetic, ::testing::Values("F32", "F16", "Q8_0", "Q4_0", "tied"));
+
+// ---------------------------------------------------------------- bad input, clear errors
+TEST(Errors, RunOnMissingTruncatedOrForeignFilesFailsCleanly) {
+  std::string d = tmpdir();
+  Run r = sh(kBin + "/cmd/m64run " + d + "/nope.m64 -p hi");
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.out.find("m64run: error:"), std::string::npos) << r.out;
+
+  NEED_FILE(kOut + "/synth-F32.m64");
+  // truncated: a range of cut points, each one clean error line and exit code 1
+  std::ifstream in(kOut + "/synth-F32.m64", std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), {});
+  for (size_t cut : {size_t(0), size_t(7), size_t(100), bytes.size() / 3, bytes.size() / 2, bytes.size() - 1}) {
+    std::ofstream(d + "/cut.m64", std::ios::binary).write(bytes.data(), (std::streamsize)cut);
+    r = sh(kBin + "/cmd/m64run " + d + "/cut.m64 -p hi -n 2 --temp 0");
+    EXPECT_EQ(r.code, 1) << "cut at " << cut << ": " << r.out;
+    EXPECT_NE(r.out.find("m64run: error:"), std::string::npos) << r.out;
+  }
+  // foreign: a GGUF is not a bundle
+  r = sh(kBin + "/cmd/m64run " + kOut + "/synth-F32.gguf -p hi");
+  EXPECT_EQ(r.code, 1) << r.out;
+  sh("rm -rf " + d);
+}
+
+// Writes a GGUF like synth-F32 but with one key or tensor changed.
+TEST(Errors, BuildRejectsUnsupportedModelsByName) {
+  std::string d = tmpdir();
+  m64_gguf_writer *w = m64_gguf_writer_new(0);
+  m64_gguf_w_str(w, "general.architecture", "gpt2");
+  m64_err e{};
+  ASSERT_EQ(m64_gguf_writer_save(w, (d + "/gpt2.gguf").c_str(), &e), 0) << e.msg;
+  m64_gguf_writer_free(w);
+  Run r = sh(kBin + "/cmd/m64c build -q " + d + "/gpt2.gguf -o " + d + "/out.m64");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find("architecture 'gpt2' is not supported (supported: llama)"), std::string::npos) << r.out;
+  EXPECT_FALSE(exists(d + "/out.m64"));
+
+  NEED_FILE(kOut + "/synth-F32.gguf");
+  r = sh(kBin + "/test/support/m64-synth --shape tiny --type Q4_1 -o " + d + "/q41.gguf");
+  if (r.code == 0) {
+    r = sh(kBin + "/cmd/m64c build -q " + d + "/q41.gguf -o " + d + "/out.m64");
+    EXPECT_EQ(r.code, 1);
+    EXPECT_NE(r.out.find("has type Q4_1, which m64 does not support yet"), std::string::npos) << r.out;
+    EXPECT_FALSE(exists(d + "/out.m64"));
+  }
+  r = sh("ls -A " + d + " | grep -c tmp || true");
+  EXPECT_EQ(r.out, "0\n") << "temp files left behind";
+  sh("rm -rf " + d);
+}
+
+TEST(Errors, InterruptedBuildLeavesNothingBehind) {
+  NEED_FILE(kOut + "/synth-Q8_0.gguf");
+  std::string d = tmpdir();
+  for (int delay_ms : {50, 400, 1500}) {
+    pid_t pid = fork();
+    if (pid == 0) {
+      std::string out = d + "/x.m64";
+      execl((kBin + "/cmd/m64c").c_str(), "m64c", "build", "-q", (kOut + "/synth-Q8_0.gguf").c_str(), "-o",
+            out.c_str(), (char *)nullptr);
+      _exit(127);
+    }
+    usleep(delay_ms * 1000);
+    kill(pid, SIGINT);
+    int st;
+    waitpid(pid, &st, 0);
+    if (WIFEXITED(st) && WEXITSTATUS(st) == 0) {
+      unlink((d + "/x.m64").c_str());  // finished before the signal: nothing to check
+      continue;
+    }
+    EXPECT_FALSE(exists(d + "/x.m64")) << "partial output after SIGINT at " << delay_ms << " ms";
+    Run r = sh("ls -A " + d);
+    EXPECT_EQ(r.out, "") << "left behind after SIGINT at " << delay_ms << " ms";
+  }
+  sh("rm -rf " + d);
+}
+
+TEST(Errors, WasmOnlyBundleNeedsAotThenRuns) {
+  NEED_FILE(kOut + "/synth-F32.gguf");
+  std::string d = tmpdir();
+  Run r = sh(kBin + "/cmd/m64c build -q --no-aot " + kOut + "/synth-F32.gguf -o " + d + "/w.m64");
+  ASSERT_EQ(r.code, 0) << r.out;
+  r = sh(kBin + "/cmd/m64run " + d + "/w.m64 -n 2 --temp 0");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find("m64c aot"), std::string::npos) << r.out;
+  r = sh(kBin + "/cmd/m64c aot -q " + d + "/w.m64");
+  ASSERT_EQ(r.code, 0) << r.out;
+  r = sh(kBin + "/cmd/m64run " + d + "/w.m64 -p 'one two' -n 4 --temp 0 --json 2>/dev/null");
+  EXPECT_EQ(r.code, 0) << r.out;
+  Run ref = sh(kBin + "/cmd/m64run " + kOut + "/synth-F32.m64 -p 'one two' -n 4 --temp 0 --json 2>/dev/null");
+  auto tokens = [](const std::string &j) { return j.substr(j.find("\"tokens\""), j.find("\"text\"") - j.find("\"tokens\"")); };
+  EXPECT_EQ(tokens(r.out), tokens(ref.out));
+  sh("rm -rf " + d);
+}
+
+}  // namespace

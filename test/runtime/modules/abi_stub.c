@@ -1,0 +1,50 @@
+/* abi_stub.c — a trivial implementation of every export in compiler/module/m64_module.h,
+ * used to check compiler/module/native_glue.c end to end (values are arbitrary but fixed). */
+#include "m64_module.h"
+
+static uint32_t g_top = 0;
+extern unsigned char __heap_base[];
+
+int32_t m64_abi_version(void) { return M64_ABI_VERSION; }
+uint32_t m64_alloc(uint32_t n) {
+  if (g_top == 0) g_top = ((uint32_t)(uintptr_t)__heap_base + 63u) & ~63u;
+  uint32_t p = g_top, end = (p + n + 63u) & ~63u;
+  uint32_t have = (uint32_t)__builtin_wasm_memory_size(0) * 65536u;
+  if (end > have && __builtin_wasm_memory_grow(0, (end - have + 65535u) / 65536u) == (__SIZE_TYPE__)-1)
+    return 0;
+  g_top = end;
+  return p;
+}
+uint32_t m64_state_bytes(uint32_t n_ctx) { return n_ctx * 1000u; }
+int32_t m64_init(uint32_t n_ctx) { return n_ctx == 0 ? -2 : (m64_alloc(m64_state_bytes(n_ctx)) ? 0 : -1); }
+uint32_t m64_n_vocab(void) { return 32000; }
+uint32_t m64_n_layers(void) { return 5; }
+uint32_t m64_n_ctx_train(void) { return 2048; }
+uint32_t m64_forward(int32_t token, int32_t pos) {
+  uint32_t addr = m64_host_layer_acquire((uint32_t)pos);
+  m64_host_layer_release((uint32_t)pos);
+  return addr + (uint32_t)token;
+}
+int32_t m64_tok_load(const uint8_t *blob, uint32_t size) { return blob && size ? 0 : -1; }
+int32_t m64_tok_encode(const char *text, uint32_t len, int32_t add_bos, int32_t *out, uint32_t max) {
+  uint32_t n = 0;
+  if (add_bos) { if (n >= max) return -1; out[n++] = 1; }
+  for (uint32_t i = 0; i < len; i++) { if (n >= max) return -1; out[n++] = (unsigned char)text[i]; }
+  return (int32_t)n;
+}
+int32_t m64_tok_piece(int32_t prev, int32_t id, char *out, uint32_t max) {
+  (void)prev;
+  if (max < 1) return 0;
+  out[0] = (char)id;
+  return 1;
+}
+int32_t m64_tok_bos(void) { return 1; }
+int32_t m64_tok_eos(void) { return 2; }
+static uint64_t g_seed;
+void m64_sampler_seed(uint32_t lo, uint32_t hi) { g_seed = ((uint64_t)hi << 32) | lo; }
+int32_t m64_sample(const float *logits, float temp, int32_t top_k, float top_p) {
+  (void)top_p;
+  int32_t best = 0;
+  for (int32_t i = 1; i < top_k; i++) if (logits[i] > logits[best]) best = i;
+  return best + (temp > 0.0f ? (int32_t)(g_seed & 1) : 0);
+}

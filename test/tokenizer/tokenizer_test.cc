@@ -1,0 +1,785 @@
+// Tokenizer, sampler and tokenizer-blob tests: the module sources built natively.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+extern "C" {
+#include "sampler.h"
+#include "tokblob.h"
+#include "tokenizer.h"
+
+// base.c logs through the host import; natively the test is the host.
+void m64_host_log(const char *msg, uint32_t len) { fprintf(stderr, "%.*s\n", (int)len, msg); }
+
+// mm_alloc never frees by design (module memory lives as long as the instance), so a
+// sanitizer build would report every reload as a leak.
+const char *__asan_default_options(void) { return "detect_leaks=0"; }
+}
+
+namespace {
+
+// ---- a small JSON reader for the reference lines: {"text": s, "ids": [n...], "detok": s}
+
+struct RefLine {
+  std::string text, detok;
+  std::vector<int32_t> ids;
+};
+
+class Json {
+ public:
+  explicit Json(const std::string &s) : s_(s) {}
+
+  bool ParseLine(RefLine *out) {
+    if (!Eat('{')) return false;
+    for (;;) {
+      std::string key;
+      if (!String(&key) || !Eat(':')) return false;
+      if (key == "ids") {
+        if (!Ints(&out->ids)) return false;
+      } else if (key == "text" || key == "detok") {
+        if (!String(key == "text" ? &out->text : &out->detok)) return false;
+      } else {
+        return false;
+      }
+      if (Eat(',')) continue;
+      return Eat('}');
+    }
+  }
+
+ private:
+  void Space() {
+    while (i_ < s_.size() && (s_[i_] == ' ' || s_[i_] == '\t' || s_[i_] == '\r')) i_++;
+  }
+  bool Eat(char c) {
+    Space();
+    if (i_ < s_.size() && s_[i_] == c) {
+      i_++;
+      return true;
+    }
+    return false;
+  }
+  bool Hex4(uint32_t *v) {
+    if (i_ + 4 > s_.size()) return false;
+    *v = 0;
+    for (int k = 0; k < 4; k++) {
+      char c = s_[i_++];
+      int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+              : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+      if (d < 0) return false;
+      *v = *v << 4 | (uint32_t)d;
+    }
+    return true;
+  }
+  static void Utf8(uint32_t cp, std::string *out) {
+    if (cp < 0x80) {
+      out->push_back((char)cp);
+    } else if (cp < 0x800) {
+      out->push_back((char)(0xC0 | cp >> 6));
+      out->push_back((char)(0x80 | (cp & 63)));
+    } else if (cp < 0x10000) {
+      out->push_back((char)(0xE0 | cp >> 12));
+      out->push_back((char)(0x80 | (cp >> 6 & 63)));
+      out->push_back((char)(0x80 | (cp & 63)));
+    } else {
+      out->push_back((char)(0xF0 | cp >> 18));
+      out->push_back((char)(0x80 | (cp >> 12 & 63)));
+      out->push_back((char)(0x80 | (cp >> 6 & 63)));
+      out->push_back((char)(0x80 | (cp & 63)));
+    }
+  }
+  bool String(std::string *out) {
+    if (!Eat('"')) return false;
+    out->clear();
+    while (i_ < s_.size()) {
+      char c = s_[i_++];
+      if (c == '"') return true;
+      if (c != '\\') {
+        out->push_back(c);
+        continue;
+      }
+      if (i_ >= s_.size()) return false;
+      char esc = s_[i_++];
+      uint32_t cp;
+      switch (esc) {
+        case 'n': out->push_back('\n'); break;
+        case 't': out->push_back('\t'); break;
+        case 'r': out->push_back('\r'); break;
+        case 'b': out->push_back('\b'); break;
+        case 'f': out->push_back('\f'); break;
+        case '"': case '\\': case '/': out->push_back(esc); break;
+        case 'u':
+          if (!Hex4(&cp)) return false;
+          if (cp >= 0xD800 && cp < 0xDC00) {  // high surrogate: a low one must follow
+            uint32_t lo;
+            if (i_ + 2 > s_.size() || s_[i_] != '\\' || s_[i_ + 1] != 'u') return false;
+            i_ += 2;
+            if (!Hex4(&lo) || lo < 0xDC00 || lo >= 0xE000) return false;
+            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+          }
+          Utf8(cp, out);
+          break;
+        default: return false;
+      }
+    }
+    return false;
+  }
+  bool Ints(std::vector<int32_t> *out) {
+    if (!Eat('[')) return false;
+    if (Eat(']')) return true;
+    for (;;) {
+      Space();
+      size_t start = i_;
+      if (i_ < s_.size() && s_[i_] == '-') i_++;
+      while (i_ < s_.size() && s_[i_] >= '0' && s_[i_] <= '9') i_++;
+      if (i_ == start) return false;
+      out->push_back((int32_t)std::stol(s_.substr(start, i_ - start)));
+      if (Eat(',')) continue;
+      return Eat(']');
+    }
+  }
+
+  const std::string &s_;
+  size_t i_ = 0;
+};
+
+TEST(JsonReader, EscapesAndSurrogates) {
+  RefLine r;
+  std::string line = R"({"text":"a\n\t\"\\\u00e9\ud83e\udd99","ids":[1, 23,-4],"detok":""})";
+  ASSERT_TRUE(Json(line).ParseLine(&r));
+  EXPECT_EQ(r.text, "a\n\t\"\\\xC3\xA9\xF0\x9F\xA6\x99");
+  EXPECT_EQ(r.ids, (std::vector<int32_t>{1, 23, -4}));
+}
+
+// ---- models
+
+std::string SharedModels() {
+#ifdef M64_SHARED_MODELS
+  return M64_SHARED_MODELS;
+#else
+  return "";
+#endif
+}
+
+bool Exists(const std::string &path) { return std::ifstream(path).good(); }
+
+#define REQUIRE_SHARED(file)                                                              \
+  do {                                                                                     \
+    if (!Exists(SharedModels() + "/" + (file)))                                            \
+      GTEST_SKIP() << "shared models not found at " << SharedModels() << " (" << (file) << ")"; \
+  } while (0)
+
+struct GgufCloser {
+  void operator()(m64_gguf *g) const { m64_gguf_close(g); }
+};
+using GgufPtr = std::unique_ptr<m64_gguf, GgufCloser>;
+
+// Blob of a shared model, built once; tok_load keeps pointers into it, so it lives on.
+const std::vector<uint8_t> &ModelBlob(const std::string &gguf) {
+  static std::map<std::string, std::vector<uint8_t>> cache;
+  auto it = cache.find(gguf);
+  if (it != cache.end()) return it->second;
+  m64_err e{};
+  m64_gguf *g = nullptr;
+  std::vector<uint8_t> blob;
+  int rc = m64_gguf_open((SharedModels() + "/" + gguf).c_str(), &g, &e);
+  EXPECT_EQ(rc, M64_OK) << e.msg;
+  if (rc == M64_OK) {
+    GgufPtr owner(g);
+    uint8_t *b = nullptr;
+    size_t n = 0;
+    rc = m64_tokblob_build(g, &b, &n, &e);
+    EXPECT_EQ(rc, M64_OK) << e.msg;
+    if (rc == M64_OK) blob.assign(b, b + n);
+    free(b);
+  }
+  return cache[gguf] = blob;
+}
+
+bool LoadModel(const std::string &gguf) {
+  const std::vector<uint8_t> &blob = ModelBlob(gguf);
+  if (blob.empty()) return false;
+  int32_t rc = tok_load(blob.data(), (uint32_t)blob.size());
+  EXPECT_EQ(rc, 0);
+  return rc == 0;
+}
+
+std::vector<int32_t> Encode(const std::string &text, bool bos) {
+  std::vector<int32_t> out(text.size() * 4 + 8);
+  int32_t n = tok_encode(text.data(), (uint32_t)text.size(), bos ? 1 : 0, out.data(),
+                         (uint32_t)out.size());
+  EXPECT_GE(n, 0);
+  out.resize(n < 0 ? 0 : (size_t)n);
+  return out;
+}
+
+std::string Decode(const std::vector<int32_t> &ids, int32_t prev = -1) {
+  std::string s;
+  char buf[TOK_MAX_TOKEN_LEN];
+  for (int32_t id : ids) {
+    int32_t n = tok_piece(prev, id, buf, sizeof buf);
+    EXPECT_GE(n, 0) << "id " << id;
+    if (n > 0) s.append(buf, (size_t)n);
+    prev = id;
+  }
+  return s;
+}
+
+std::string Show(const std::vector<int32_t> &v) {
+  std::string s = "[";
+  for (size_t i = 0; i < v.size(); i++) s += (i ? "," : "") + std::to_string(v[i]);
+  return s + "]";
+}
+
+void CheckReference(const std::string &gguf, const std::string &jsonl) {
+  REQUIRE_SHARED(gguf);
+  REQUIRE_SHARED("tokenizer/" + jsonl);
+  ASSERT_TRUE(LoadModel(gguf));
+  std::ifstream in(SharedModels() + "/tokenizer/" + jsonl);
+  std::string line;
+  int n_lines = 0;
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    RefLine ref;
+    ASSERT_TRUE(Json(line).ParseLine(&ref)) << "unparsable line: " << line;
+    n_lines++;
+    std::vector<int32_t> ids = Encode(ref.text, false);
+    EXPECT_EQ(Show(ids), Show(ref.ids)) << "text: \"" << ref.text << "\"";
+    EXPECT_EQ(Decode(ref.ids), ref.detok) << "ids " << Show(ref.ids);
+  }
+  EXPECT_GE(n_lines, 23);
+}
+
+TEST(Tokenizer, ReferenceStories260K) { CheckReference("stories260K.gguf", "stories260K.jsonl"); }
+TEST(Tokenizer, ReferenceLlama2Vocab) {
+  CheckReference("llama-2-tiny-random.gguf", "llama-2-tiny-random.jsonl");
+}
+
+TEST(Tokenizer, PromptWithBos) {
+  REQUIRE_SHARED("stories260K.gguf");
+  ASSERT_TRUE(LoadModel("stories260K.gguf"));
+  EXPECT_EQ(tok_n_vocab(), 512u);
+  EXPECT_EQ(tok_bos(), 1);
+  EXPECT_EQ(tok_eos(), 2);
+  EXPECT_EQ(tok_add_bos(), 1);
+  EXPECT_EQ(Show(Encode("Once upon a time", true)), "[1,403,407,261,378]");
+  EXPECT_EQ(Show(Encode("", true)), "[1]");
+  EXPECT_EQ(Show(Encode("", false)), "[]");
+  // The piece after BOS loses the space encode added; later pieces keep theirs.
+  std::vector<int32_t> ids = Encode("Once upon a time", true);
+  EXPECT_EQ(Decode(std::vector<int32_t>(ids.begin() + 1, ids.end()), 1), "Once upon a time");
+  EXPECT_EQ(Decode(ids), "Once upon a time");
+  char buf[64];
+  int32_t n = tok_piece(403, 407, buf, sizeof buf);
+  ASSERT_GT(n, 0);
+  EXPECT_EQ(buf[0], ' ');
+}
+
+TEST(Tokenizer, BufferLimitsAndBadIds) {
+  REQUIRE_SHARED("stories260K.gguf");
+  ASSERT_TRUE(LoadModel("stories260K.gguf"));
+  int32_t out[5];
+  EXPECT_EQ(tok_encode("Once upon a time", 16, 1, out, 5), 5);
+  EXPECT_EQ(tok_encode("Once upon a time", 16, 1, out, 4), -1);
+  EXPECT_EQ(tok_encode("Once upon a time", 16, 1, out, 0), -1);
+  EXPECT_EQ(tok_encode("", 0, 1, out, 0), -1);
+  EXPECT_EQ(tok_encode("", 0, 0, nullptr, 0), 0);
+  char buf[TOK_MAX_TOKEN_LEN];
+  EXPECT_EQ(tok_piece(-1, -1, buf, sizeof buf), -1);
+  EXPECT_EQ(tok_piece(-1, 512, buf, sizeof buf), -1);
+  EXPECT_EQ(tok_piece(-1, 1, buf, sizeof buf), 0);  // BOS (control) has no text
+  EXPECT_EQ(tok_piece(-1, 2, buf, sizeof buf), 0);  // EOS
+  EXPECT_EQ(tok_piece(-1, 0, buf, sizeof buf), 0);  // unk
+  EXPECT_EQ(tok_piece(-1, 13, buf, sizeof buf), 1); // <0x0A>
+  EXPECT_EQ(buf[0], '\n');
+  EXPECT_EQ(tok_piece(261, 403, buf, 1), -2);       // " Once" does not fit in 1 byte
+}
+
+TEST(Tokenizer, RoundTripsArbitraryBytes) {
+  REQUIRE_SHARED("llama-2-tiny-random.gguf");
+  ASSERT_TRUE(LoadModel("llama-2-tiny-random.gguf"));
+  std::mt19937 rng(1234);
+  const char *pieces[] = {"a", "b", " ", "  ", "the", "\xE2\x96\x81", "\xC3\xA9",
+                          "\xF0\x9F\xA6\x99",
+                          "\x80", "\xFF", "\xE2\x96", "\n", "<s>", "<0x41>", "0"};
+  for (int round = 0; round < 300; round++) {
+    std::string text;
+    int n = (int)(rng() % 40);
+    for (int i = 0; i < n; i++) {
+      if (rng() % 4 == 0) text.push_back((char)(rng() & 0xFF));
+      else text += pieces[rng() % (sizeof pieces / sizeof *pieces)];
+    }
+    std::vector<int32_t> ids = Encode(text, false);
+    for (int32_t id : ids) {
+      EXPECT_NE(id, 1) << "BOS from text";
+      EXPECT_NE(id, 0) << "unk: the vocab has every byte";
+    }
+    // The escape maps "▁" and " " to the same token text: compare with both spelled " ".
+    auto spaces = [](std::string s) {
+      for (size_t p; (p = s.find("\xE2\x96\x81")) != std::string::npos;) s.replace(p, 3, " ");
+      return s;
+    };
+    EXPECT_EQ(spaces(Decode(ids)), spaces(text)) << Show(ids);
+  }
+}
+
+TEST(Tokenizer, LongTextScales) {
+  REQUIRE_SHARED("llama-2-tiny-random.gguf");
+  ASSERT_TRUE(LoadModel("llama-2-tiny-random.gguf"));
+  std::string text;
+  while (text.size() < (1u << 20)) text += "Once upon a time, there was a little girl named Lily. ";
+  std::vector<int32_t> ids = Encode(text, true);
+  ASSERT_GT(ids.size(), 1000u);
+  EXPECT_EQ(ids[0], 1);
+  EXPECT_EQ(Decode(ids), text);
+  // the same text twice gives the same ids (the scratch is reused, not stale)
+  EXPECT_EQ(Encode(text, true), ids);
+  EXPECT_EQ(Show(Encode("a", false)), "[263]");
+}
+
+// ---- hand-built GGUF files (the formats library reads them from memory)
+
+class GgufBuilder {
+ public:
+  void Str(const std::string &key, const std::string &v) { Key(key, 8); String(v); n_kv_++; }
+  void U32(const std::string &key, uint32_t v) { Key(key, 4); Put(&v, 4); n_kv_++; }
+  void I32(const std::string &key, int32_t v) { Key(key, 5); Put(&v, 4); n_kv_++; }
+  void Bool(const std::string &key, bool v) { Key(key, 7); uint8_t b = v; Put(&b, 1); n_kv_++; }
+  void Strs(const std::string &key, const std::vector<std::string> &v) {
+    Key(key, 9); uint32_t t = 8; Put(&t, 4); uint64_t n = v.size(); Put(&n, 8);
+    for (auto &s : v) String(s);
+    n_kv_++;
+  }
+  void F32s(const std::string &key, const std::vector<float> &v) {
+    Key(key, 9); uint32_t t = 6; Put(&t, 4); uint64_t n = v.size(); Put(&n, 8);
+    Put(v.data(), v.size() * 4);
+    n_kv_++;
+  }
+  void I32s(const std::string &key, const std::vector<int32_t> &v) {
+    Key(key, 9); uint32_t t = 5; Put(&t, 4); uint64_t n = v.size(); Put(&n, 8);
+    Put(v.data(), v.size() * 4);
+    n_kv_++;
+  }
+  std::vector<uint8_t> Bytes() const {
+    std::vector<uint8_t> f = {'G', 'G', 'U', 'F', 3, 0, 0, 0};
+    uint64_t n_tensors = 0;
+    f.insert(f.end(), (const uint8_t *)&n_tensors, (const uint8_t *)&n_tensors + 8);
+    f.insert(f.end(), (const uint8_t *)&n_kv_, (const uint8_t *)&n_kv_ + 8);
+    f.insert(f.end(), kv_.begin(), kv_.end());
+    while (f.size() % 32) f.push_back(0);
+    return f;
+  }
+
+ private:
+  void Put(const void *p, size_t n) {
+    kv_.insert(kv_.end(), (const uint8_t *)p, (const uint8_t *)p + n);
+  }
+  void String(const std::string &s) { uint64_t n = s.size(); Put(&n, 8); Put(s.data(), s.size()); }
+  void Key(const std::string &key, uint32_t type) { String(key); Put(&type, 4); }
+  std::vector<uint8_t> kv_;
+  uint64_t n_kv_ = 0;
+};
+
+struct Built {
+  int rc;
+  std::string msg;
+  std::vector<uint8_t> blob;
+};
+
+Built BuildFrom(const GgufBuilder &b) {
+  static std::vector<std::vector<uint8_t>> files;  // kept alive: the reader may map them
+  files.push_back(b.Bytes());
+  Built out{};
+  m64_err e{};
+  m64_gguf *g = nullptr;
+  int rc = m64_gguf_open_memory(files.back().data(), files.back().size(), &g, &e);
+  EXPECT_EQ(rc, M64_OK) << e.msg;
+  if (rc) return {rc, e.msg, {}};
+  GgufPtr owner(g);
+  uint8_t *blob = nullptr;
+  size_t n = 0;
+  out.rc = m64_tokblob_build(g, &blob, &n, &e);
+  out.msg = out.rc ? e.msg : "";
+  if (out.rc == M64_OK) {
+    out.blob.assign(blob, blob + n);
+  } else {
+    EXPECT_EQ(blob, nullptr);
+  }
+  free(blob);
+  return out;
+}
+
+// A toy SentencePiece vocabulary: unk, control, a few bytes, merges with chosen scores.
+GgufBuilder ToyVocab(bool with_bytes = true) {
+  std::vector<std::string> tokens = {"<unk>", "<s>", "</s>", "\xE2\x96\x81", "a", "b", "c",
+                                     "ab", "bc", "abc", "\xE2\x96\x81" "a", "<x>"};
+  std::vector<float> scores = {0, 0, 0, -1, -2, -2, -2, -5, -3, -4, -6, 0};
+  std::vector<int32_t> types = {2, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 4};
+  if (with_bytes) {
+    for (int b = 0; b < 256; b++) {
+      char name[8];
+      snprintf(name, sizeof name, "<0x%02X>", b);
+      tokens.push_back(name);
+      scores.push_back(0);
+      types.push_back(6);
+    }
+  }
+  GgufBuilder g;
+  g.Str("general.architecture", "llama");
+  g.Str("tokenizer.ggml.model", "llama");
+  g.Strs("tokenizer.ggml.tokens", tokens);
+  g.F32s("tokenizer.ggml.scores", scores);
+  g.I32s("tokenizer.ggml.token_type", types);
+  g.U32("tokenizer.ggml.bos_token_id", 1);
+  g.U32("tokenizer.ggml.eos_token_id", 2);
+  g.U32("tokenizer.ggml.unknown_token_id", 0);
+  return g;
+}
+
+std::vector<uint8_t> &Keep(std::vector<uint8_t> blob) {
+  static std::vector<std::unique_ptr<std::vector<uint8_t>>> kept;
+  kept.push_back(std::make_unique<std::vector<uint8_t>>(std::move(blob)));
+  return *kept.back();
+}
+
+TEST(TokBlob, ToyVocabularyMergesByScore) {
+  Built b = BuildFrom(ToyVocab());
+  ASSERT_EQ(b.rc, M64_OK) << b.msg;
+  std::vector<uint8_t> &blob = Keep(b.blob);
+  ASSERT_EQ(tok_load(blob.data(), (uint32_t)blob.size()), 0);
+  EXPECT_EQ(tok_n_vocab(), 12u + 256u);
+  // "▁abc": bc (-3) beats ab (-5) and ▁a (-6); then ▁ + a stays apart since "abc"
+  // needs a+bc: a+bc = "abc" (-4) merges next.
+  EXPECT_EQ(Show(Encode("abc", false)), "[3,9]");
+  // "ab": ▁a (-6) vs ab (-5): ab first, leaving ▁ alone.
+  EXPECT_EQ(Show(Encode("ab", false)), "[3,7]");
+  // "d" is no token: byte fallback <0x64> = 12 + 0x64.
+  EXPECT_EQ(Show(Encode("d", false)), "[3," + std::to_string(12 + 0x64) + "]");
+  // Control and user-defined text: control "<s>" is never matched; bytes instead.
+  std::vector<int32_t> ids = Encode("<s>", false);
+  for (int32_t id : ids) EXPECT_NE(id, 1);
+  EXPECT_EQ(Decode(ids), "<s>");
+  char buf[16];
+  EXPECT_EQ(tok_piece(-1, 11, buf, sizeof buf), 3);  // user-defined: text as is
+  EXPECT_EQ(std::string(buf, 3), "<x>");
+  EXPECT_EQ(tok_piece(-1, 10, buf, sizeof buf), 1);  // "▁a" at the start: space dropped
+  EXPECT_EQ(tok_piece(4, 10, buf, sizeof buf), 2);   // after another token: kept
+  EXPECT_EQ(std::string(buf, 2), " a");
+}
+
+TEST(TokBlob, NoByteTokensFallsBackToUnk) {
+  Built b = BuildFrom(ToyVocab(false));
+  ASSERT_EQ(b.rc, M64_OK) << b.msg;
+  std::vector<uint8_t> &blob = Keep(b.blob);
+  ASSERT_EQ(tok_load(blob.data(), (uint32_t)blob.size()), 0);
+  EXPECT_EQ(Show(Encode("d\xC3\xA9", false)), "[3,0,0,0]");
+}
+
+TEST(TokBlob, DefaultsWhenKeysAbsent) {
+  GgufBuilder g;
+  g.Str("tokenizer.ggml.model", "llama");
+  g.Strs("tokenizer.ggml.tokens", {"<unk>", "<s>", "</s>", "\xE2\x96\x81x"});
+  Built b = BuildFrom(g);
+  ASSERT_EQ(b.rc, M64_OK) << b.msg;
+  std::vector<uint8_t> &blob = Keep(b.blob);
+  ASSERT_EQ(tok_load(blob.data(), (uint32_t)blob.size()), 0);
+  EXPECT_EQ(tok_bos(), 1);
+  EXPECT_EQ(tok_eos(), 2);
+  EXPECT_EQ(tok_add_bos(), 1);
+  // all types default to normal, so "<s>" is matchable text here: it is a plain token
+  EXPECT_EQ(Show(Encode("x", true)), "[1,3]");
+}
+
+TEST(TokBlob, FlagsFromMetadata) {
+  GgufBuilder g = ToyVocab();
+  g.Bool("tokenizer.ggml.add_bos_token", false);
+  g.Bool("tokenizer.ggml.add_space_prefix", false);
+  Built b = BuildFrom(g);
+  ASSERT_EQ(b.rc, M64_OK) << b.msg;
+  std::vector<uint8_t> &blob = Keep(b.blob);
+  ASSERT_EQ(tok_load(blob.data(), (uint32_t)blob.size()), 0);
+  EXPECT_EQ(tok_add_bos(), 0);
+  EXPECT_EQ(Show(Encode("abc", false)), "[9]");  // no "▁" in front
+}
+
+TEST(TokBlob, RejectsBpeWithClearMessage) {
+  REQUIRE_SHARED("llama3-bpe-tiny.gguf");
+  m64_err e{};
+  m64_gguf *g = nullptr;
+  ASSERT_EQ(m64_gguf_open((SharedModels() + "/llama3-bpe-tiny.gguf").c_str(), &g, &e), M64_OK)
+      << e.msg;
+  GgufPtr owner(g);
+  uint8_t *blob = reinterpret_cast<uint8_t *>(1);
+  size_t n = 1;
+  EXPECT_EQ(m64_tokblob_build(g, &blob, &n, &e), M64_EUNSUPPORTED);
+  EXPECT_EQ(blob, nullptr);
+  EXPECT_EQ(n, 0u);
+  EXPECT_STREQ(e.msg, "tokenizer model 'gpt2' (BPE) is not supported yet; "
+                      "supported: llama (SentencePiece)");
+}
+
+TEST(TokBlob, RejectsBadVocabularies) {
+  {
+    GgufBuilder g;
+    g.Str("general.architecture", "llama");
+    Built b = BuildFrom(g);
+    EXPECT_EQ(b.rc, M64_ENOTFOUND);
+    EXPECT_NE(b.msg.find("tokenizer.ggml.model"), std::string::npos) << b.msg;
+  }
+  {
+    GgufBuilder g;
+    g.Str("tokenizer.ggml.model", "llama");
+    Built b = BuildFrom(g);
+    EXPECT_EQ(b.rc, M64_ENOTFOUND);
+    EXPECT_NE(b.msg.find("tokenizer.ggml.tokens"), std::string::npos) << b.msg;
+  }
+  {
+    GgufBuilder g;
+    g.Str("tokenizer.ggml.model", "t5");
+    Built b = BuildFrom(g);
+    EXPECT_EQ(b.rc, M64_EUNSUPPORTED);
+    EXPECT_NE(b.msg.find("'t5'"), std::string::npos) << b.msg;
+  }
+  {
+    GgufBuilder g;
+    g.Str("tokenizer.ggml.model", "llama");
+    g.Strs("tokenizer.ggml.tokens", {"a", "b", "c"});
+    g.F32s("tokenizer.ggml.scores", {0, 0});
+    Built b = BuildFrom(g);
+    EXPECT_EQ(b.rc, M64_EFORMAT);
+    EXPECT_NE(b.msg.find("tokenizer.ggml.scores"), std::string::npos) << b.msg;
+  }
+  {
+    GgufBuilder g;
+    g.Str("tokenizer.ggml.model", "llama");
+    g.Strs("tokenizer.ggml.tokens", {"a", "b", "c"});
+    g.I32s("tokenizer.ggml.token_type", {1, 9, 1});
+    Built b = BuildFrom(g);
+    EXPECT_EQ(b.rc, M64_EFORMAT);
+    EXPECT_NE(b.msg.find("token_type[1]"), std::string::npos) << b.msg;
+  }
+  {
+    GgufBuilder g;
+    g.Str("tokenizer.ggml.model", "llama");
+    g.Strs("tokenizer.ggml.tokens", {"a", std::string(TOK_MAX_TOKEN_LEN + 1, 'x'), "c"});
+    Built b = BuildFrom(g);
+    EXPECT_EQ(b.rc, M64_ELIMIT);
+  }
+  {
+    GgufBuilder g;
+    g.Str("tokenizer.ggml.model", "llama");
+    g.Strs("tokenizer.ggml.tokens", {"a", "b", "c"});
+    g.U32("tokenizer.ggml.bos_token_id", 7);
+    Built b = BuildFrom(g);
+    EXPECT_EQ(b.rc, M64_EFORMAT);
+    EXPECT_NE(b.msg.find("bos_token_id"), std::string::npos) << b.msg;
+  }
+  {
+    GgufBuilder g;
+    g.Str("tokenizer.ggml.model", "llama");
+    g.Strs("tokenizer.ggml.tokens", {});
+    Built b = BuildFrom(g);
+    EXPECT_EQ(b.rc, M64_EFORMAT);
+  }
+  {  // an out-of-range padding id is dropped, not fatal; a negative unk means none
+    GgufBuilder g;
+    g.Str("tokenizer.ggml.model", "llama");
+    g.Strs("tokenizer.ggml.tokens", {"a", "b", "c"});
+    g.U32("tokenizer.ggml.padding_token_id", 99);
+    g.I32("tokenizer.ggml.unknown_token_id", -1);
+    Built b = BuildFrom(g);
+    EXPECT_EQ(b.rc, M64_OK) << b.msg;
+  }
+}
+
+// ---- hostile blobs
+
+void PutU32(std::vector<uint8_t> *b, size_t off, uint32_t v) {
+  for (int i = 0; i < 4; i++) (*b)[off + i] = (uint8_t)(v >> (8 * i));
+}
+
+TEST(TokLoad, RejectsMalformedHeaders) {
+  Built built = BuildFrom(ToyVocab());
+  ASSERT_EQ(built.rc, M64_OK) << built.msg;
+  const std::vector<uint8_t> good = built.blob;
+  auto load = [](std::vector<uint8_t> b) {
+    std::vector<uint8_t> &kept = Keep(std::move(b));
+    return tok_load(kept.data(), (uint32_t)kept.size());
+  };
+  EXPECT_EQ(load(good), 0);
+  EXPECT_EQ(tok_load(nullptr, 0), TOK_ETRUNCATED);
+  EXPECT_EQ(tok_n_vocab(), 0u) << "a failed load leaves nothing loaded";
+  int32_t out[4];
+  EXPECT_EQ(tok_encode("a", 1, 0, out, 4), TOK_ENOTLOADED);
+  char buf[4];
+  EXPECT_EQ(tok_piece(-1, 0, buf, 4), TOK_ENOTLOADED);
+  std::vector<uint8_t> b;
+  b = good; b[0] = 'X'; EXPECT_EQ(load(b), TOK_EFORMAT);
+  b = good; PutU32(&b, 4, 2); EXPECT_EQ(load(b), TOK_EFORMAT);
+  b = good; PutU32(&b, 8, TOK_MODEL_BPE); EXPECT_EQ(load(b), TOK_EUNSUPPORTED);
+  b = good; PutU32(&b, 8, 7); EXPECT_EQ(load(b), TOK_EFORMAT);
+  b = good; PutU32(&b, 12, 0); EXPECT_EQ(load(b), TOK_EFORMAT);
+  b = good; PutU32(&b, 12, TOK_MAX_VOCAB + 1); EXPECT_EQ(load(b), TOK_ELIMIT);
+  b = good; PutU32(&b, 12, TOK_MAX_VOCAB); EXPECT_EQ(load(b), TOK_ETRUNCATED);
+  b = good; PutU32(&b, 12, 0xFFFFFFFFu); EXPECT_EQ(load(b), TOK_ELIMIT);
+  b = good; PutU32(&b, 16, 268); EXPECT_EQ(load(b), TOK_EFORMAT);        // bos == n_vocab
+  b = good; PutU32(&b, 24, 0xFFFFFFFEu); EXPECT_EQ(load(b), TOK_EFORMAT); // unk = -2
+  b = good; PutU32(&b, 32, 4); EXPECT_EQ(load(b), TOK_EFORMAT);
+  b = good; PutU32(&b, 36, 1); EXPECT_EQ(load(b), TOK_EFORMAT);
+  b = good; b[40 + 4] = 0; EXPECT_EQ(load(b), TOK_EFORMAT);              // token type 0
+  b = good; b[40 + 4] = 7; EXPECT_EQ(load(b), TOK_EFORMAT);
+  b = good; PutU32(&b, 40, 0x7FC00000u); EXPECT_EQ(load(b), TOK_EFORMAT); // NaN score
+  b = good; PutU32(&b, 45, TOK_MAX_TOKEN_LEN + 1); EXPECT_EQ(load(b), TOK_ELIMIT);
+  b = good; PutU32(&b, 45, 0xFFFFFFF0u); EXPECT_EQ(load(b), TOK_ELIMIT);
+  b = good; PutU32(&b, 45, 1000); EXPECT_LT(load(b), 0);                // misframes the records
+  b = good; b.push_back(0); EXPECT_EQ(load(b), TOK_EFORMAT);            // trailing byte
+  // the last token's text runs past the end
+  b = good; PutU32(&b, b.size() - 10, 7); EXPECT_EQ(load(b), TOK_ETRUNCATED);
+  EXPECT_EQ(load(good), 0);
+}
+
+TEST(TokLoad, EveryTruncationIsRejected) {
+  REQUIRE_SHARED("stories260K.gguf");
+  const std::vector<uint8_t> &good = ModelBlob("stories260K.gguf");
+  ASSERT_FALSE(good.empty());
+  for (size_t n = 0; n < good.size(); n++) {
+    // a fresh exact-size copy so ASan sees any read past the end
+    std::unique_ptr<uint8_t[]> copy(new uint8_t[n ? n : 1]);
+    memcpy(copy.get(), good.data(), n);
+    ASSERT_LT(tok_load(copy.get(), (uint32_t)n), 0) << "prefix of " << n << " bytes";
+  }
+}
+
+TEST(TokLoad, CorruptedBlobsNeverCrash) {
+  REQUIRE_SHARED("stories260K.gguf");
+  const std::vector<uint8_t> &good = ModelBlob("stories260K.gguf");
+  ASSERT_FALSE(good.empty());
+  std::mt19937 rng(42);
+  int loaded = 0;
+  for (int round = 0; round < 400; round++) {
+    std::vector<uint8_t> &b = Keep(good);
+    int flips = 1 + (int)(rng() % 8);
+    for (int i = 0; i < flips; i++) {
+      size_t at = rng() % b.size();
+      b[at] = (round & 1) ? (uint8_t)rng() : (uint8_t)(b[at] ^ (1u << (rng() % 8)));
+    }
+    if (tok_load(b.data(), (uint32_t)b.size()) != 0) continue;
+    loaded++;
+    // whatever survived validation must encode and decode without faults
+    std::vector<int32_t> ids = Encode("Once upon a time \xF0\x9F\xA6\x99 <s>\n", true);
+    for (int32_t id : ids) {
+      EXPECT_GE(id, 0);
+      EXPECT_LT((uint32_t)id, tok_n_vocab());
+    }
+    Decode(ids);
+  }
+  EXPECT_GT(loaded, 0) << "some corruptions (scores, text bytes) stay loadable";
+  std::vector<uint8_t> garbage(4096);
+  for (int round = 0; round < 200; round++) {
+    for (auto &x : garbage) x = (uint8_t)rng();
+    if (round % 2) memcpy(garbage.data(), "M64T\x01\0\0\0\x01\0\0\0", 12);
+    EXPECT_LT(tok_load(garbage.data(), (uint32_t)(rng() % garbage.size())), 0);
+  }
+}
+
+// ---- sampler
+
+TEST(Sampler, GreedyPicksArgmaxLowestIndexOnTies) {
+  const float logits[] = {0.5f, 3.0f, -1.0f, 3.0f, 2.9f};
+  EXPECT_EQ(sampler_sample(logits, 5, 0.0f, 0, 1.0f), 1);
+  EXPECT_EQ(sampler_sample(logits, 5, -1.0f, 40, 0.9f), 1);
+  const float nan_first[] = {NAN, -5.0f, -4.0f};
+  EXPECT_EQ(sampler_sample(nan_first, 3, 0.0f, 0, 1.0f), 2);
+  EXPECT_EQ(sampler_sample(logits, 0, 0.0f, 0, 1.0f), -1);
+  EXPECT_EQ(sampler_sample(nullptr, 5, 1.0f, 0, 1.0f), -1);
+}
+
+TEST(Sampler, TopK1IsGreedyAtAnyTemperature) {
+  std::mt19937 rng(7);
+  std::normal_distribution<float> nd(0.0f, 3.0f);
+  std::vector<float> logits(1000);
+  sampler_seed(99);
+  for (int round = 0; round < 50; round++) {
+    for (float &x : logits) x = nd(rng);
+    int32_t greedy = sampler_sample(logits.data(), 1000, 0.0f, 0, 1.0f);
+    for (float t : {0.1f, 1.0f, 5.0f, 100.0f})
+      EXPECT_EQ(sampler_sample(logits.data(), 1000, t, 1, 1.0f), greedy);
+    // a tiny top_p keeps only the most likely id as well
+    EXPECT_EQ(sampler_sample(logits.data(), 1000, 1.0f, 0, 1e-9f), greedy);
+  }
+}
+
+TEST(Sampler, SeededRunsRepeat) {
+  std::vector<float> logits(300);
+  for (size_t i = 0; i < logits.size(); i++) logits[i] = (float)std::sin((double)i) * 2.0f;
+  auto run = [&](uint64_t seed, float temp, int32_t k, float p) {
+    sampler_seed(seed);
+    std::vector<int32_t> got;
+    for (int i = 0; i < 64; i++) got.push_back(sampler_sample(logits.data(), 300, temp, k, p));
+    return got;
+  };
+  EXPECT_EQ(run(5, 0.8f, 40, 0.95f), run(5, 0.8f, 40, 0.95f));
+  EXPECT_EQ(run(5, 1.0f, 0, 1.0f), run(5, 1.0f, 0, 1.0f));
+  EXPECT_NE(run(5, 1.0f, 0, 1.0f), run(6, 1.0f, 0, 1.0f));
+  sampler_seed(5);
+  uint64_t a = sampler_next_u64();
+  sampler_seed(5);
+  EXPECT_EQ(sampler_next_u64(), a);
+}
+
+// Draw counts against expected probabilities: every id within 5 standard deviations.
+void ExpectFrequencies(const std::vector<float> &logits, float temp, int32_t k, float p,
+                       const std::vector<double> &want) {
+  const int draws = 200000;
+  std::vector<int> count(logits.size());
+  sampler_seed(2024);
+  for (int i = 0; i < draws; i++) {
+    int32_t id = sampler_sample(logits.data(), (uint32_t)logits.size(), temp, k, p);
+    ASSERT_GE(id, 0);
+    ASSERT_LT((size_t)id, logits.size());
+    count[(size_t)id]++;
+  }
+  for (size_t i = 0; i < logits.size(); i++) {
+    double expect = want[i] * draws;
+    double sd = std::sqrt(draws * want[i] * (1 - want[i]));
+    if (want[i] == 0) {
+      EXPECT_EQ(count[i], 0) << "id " << i << " is outside the kept set";
+    } else {
+      EXPECT_NEAR(count[i], expect, 5 * sd + 1) << "id " << i;
+    }
+  }
+}
+
+std::vector<double> Softmax(const std::vector<float> &l, float temp, size_t keep) {
+  std::vector<double> p(l.size());
+  double sum = 0;
+  for (size_t i = 0; i < keep; i++) sum += (p[i] = std::exp(l[i] / temp));
+  for (size_t i = 0; i < keep; i++) p[i] /= sum;
+  return p;
+}
+
+TEST(Sampler, FrequenciesMatchSoftmax) {
+  // sorted descending so "keep the first n" is the top-k / top-p set
+  const std::vector<float> l = {2.0f, 1.5f, 1.0f, 0.0f, -1.0f, -3.0f};
+  ExpectFrequencies(l, 1.0f, 0, 1.0f, Softmax(l, 1.0f, 6));
+  ExpectFrequencies(l, 0.7f, 0, 1.0f, Softmax(l, 0.7f, 6));
+  ExpectFrequencies(l, 1.0f, 3, 1.0f, Softmax(l, 1.0f, 3));
+  // top_p: softmax(T=1) = .43 .26 .16 .06 .02 .003 -> 0.8 needs the first three
+  ExpectFrequencies(l, 1.0f, 0, 0.8f, Softmax(l, 1.0f, 3));
+  // top_k then top_p over the renormalised top-4: .47 .28 .17 .06 -> 0.7 needs two
+  ExpectFrequencies(l, 1.0f, 4, 0.7f, Softmax(l, 1.0f, 2));
+  // shuffled order gives the same per-id frequencies
+  const std::vector<float> s = {-1.0f, 2.0f, -3.0f, 1.0f, 1.5f, 0.0f};
+  std::vector<double> base = Softmax(l, 1.0f, 3);
+  ExpectFrequencies(s, 1.0f, 3, 1.0f, {0, base[0], 0, base[2], base[1], 0});
+}
+
+}  // namespace
