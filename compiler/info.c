@@ -76,8 +76,16 @@ int m64c_info(const char *path, FILE *out, m64_err *e) {
           (unsigned long long)m64_bundle_file_size(b));
 
   const m64_section *meta = m64_bundle_find_section(b, M64_SEC_METADATA, NULL);
-  if (meta) fprintf(out, "\nmetadata:\n  %.*s", (int)meta->size, (const char *)meta->data);
-  if (meta && meta->size && meta->data[meta->size - 1] != '\n') fputc('\n', out);
+  if (meta) {
+    fprintf(out, "\nmetadata:\n");
+    const char *p = (const char *)meta->data, *end = p + meta->size;
+    while (p < end) {
+      const char *nl = memchr(p, '\n', (size_t)(end - p));
+      const char *stop = nl ? nl : end;
+      fprintf(out, "  %.*s\n", (int)(stop - p), p);
+      p = stop + 1;
+    }
+  }
 
   fprintf(out, "\nsections (%u):\n", m64_bundle_n_sections(b));
   for (uint32_t i = 0; i < m64_bundle_n_sections(b); i++) {

@@ -22,6 +22,9 @@
 #define NATIVE_HEADER 64u
 #define WASM_PAGE 65536ull
 #define IO_BYTES (64u * 1024) /* text in, ids out, pieces */
+/* Room left outside the layer cache for the tokenizer's scratch, which grows with the
+ * longest text encoded (about 85 bytes per byte of text). */
+#define HEADROOM (2u << 20)
 
 typedef struct layer_slot {
   uint32_t addr;      /* workspace address when resident */
@@ -291,7 +294,7 @@ static int setup_state(m64_session *s, m64_err *e) {
   }
   uint32_t state_bytes;
   if ((rc = invoke1(s, OP_STATE_BYTES, s->n_ctx, &state_bytes, e))) return rc;
-  const uint64_t fixed = s->mem->size + (uint64_t)state_bytes + IO_BYTES + 4 * WASM_PAGE;
+  const uint64_t fixed = s->mem->size + (uint64_t)state_bytes + IO_BYTES + HEADROOM + 4 * WASM_PAGE;
   const uint64_t max_ws = 65536ull * WASM_PAGE;
   uint64_t want = s->opt.workspace_bytes ? s->opt.workspace_bytes : fixed + layers_total;
   if (want > max_ws) want = max_ws;
@@ -310,7 +313,8 @@ static int setup_state(m64_session *s, m64_err *e) {
   if (!s->io) return m64_fail(e, M64_ELIMIT, "workspace too small for I/O buffers");
 
   /* The layer cache takes the rest of the workspace, up to the whole image. */
-  uint64_t room = want > s->mem->size + WASM_PAGE ? want - s->mem->size - WASM_PAGE : 0;
+  const uint64_t used = s->mem->size + HEADROOM + WASM_PAGE;
+  uint64_t room = want > used ? want - used : 0;
   s->cache_size = room < layers_total ? room : layers_total;
   s->cache_size &= ~(WASM_PAGE - 1);
   if (s->cache_size < largest)
@@ -365,9 +369,9 @@ int m64_session_open(const char *path, const m64_session_options *o, m64_session
   if (!rc) rc = invoke0(s, OP_INSTANTIATE, NULL, e);
   if (!rc) {
     s->mem = s->abi->memory(s->inst);
-    rc = setup_state(s, e);
+    rc = load_tokenizer(s, e); /* first: its tables are part of the module's fixed memory */
   }
-  if (!rc) rc = load_tokenizer(s, e);
+  if (!rc) rc = setup_state(s, e);
   if (rc) {
     m64_session_close(s);
     return rc;

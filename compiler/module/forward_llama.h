@@ -68,7 +68,9 @@ uint32_t m64_n_vocab(void) { return VOCAB; }
 uint32_t m64_n_layers(void) { return 1 + N_LAYERS; }
 uint32_t m64_n_ctx_train(void) { return N_CTX_TRAIN; }
 
-/* Multi-head attention for one position over the cached keys/values of layer l. */
+/* Multi-head attention for one position over the cached keys/values of layer l, computed
+ * the way llama.cpp's CPU flash attention does with an f16 cache: q rounded to f16, an
+ * online softmax, and the value sum kept in f16. */
 static void attention(RunState *s, uint32_t l, int32_t pos) {
   const uint32_t group = N_HEADS / N_KV_HEADS; /* query heads per kv head */
   const float scale = 1.0f / mm_sqrtf((float)HEAD_DIM);
@@ -77,20 +79,33 @@ static void attention(RunState *s, uint32_t l, int32_t pos) {
   for (uint32_t h = 0; h < N_HEADS; h++) {
     const float *q = s->q + h * HEAD_DIM;
     const uint32_t kv_off = (h / group) * HEAD_DIM;
+    float qh[HEAD_DIM];
+    uint16_t acc[HEAD_DIM]; /* sum of softmax-weighted values, f16 */
+    for (uint32_t i = 0; i < HEAD_DIM; i++) {
+      qh[i] = f16_to_f32(f32_to_f16(q[i]));
+      acc[i] = 0;
+    }
+    float max = -__builtin_inff(), sum = 0.0f;
     for (int32_t t = 0; t <= pos; t++) {
       const uint16_t *k = kc + (uint64_t)t * KV_DIM + kv_off;
-      float score = 0;
-      for (uint32_t i = 0; i < HEAD_DIM; i++) score += q[i] * f16_to_f32(k[i]);
-      s->att[t] = score * scale;
-    }
-    softmax(s->att, (uint32_t)pos + 1);
-    float *out = s->xb2 + h * HEAD_DIM;
-    mm_memset(out, 0, HEAD_DIM * sizeof(float));
-    for (int32_t t = 0; t <= pos; t++) {
       const uint16_t *v = vc + (uint64_t)t * KV_DIM + kv_off;
-      const float a = s->att[t];
-      for (uint32_t i = 0; i < HEAD_DIM; i++) out[i] += a * f16_to_f32(v[i]);
+      float score = 0;
+      for (uint32_t i = 0; i < HEAD_DIM; i++) score += qh[i] * f16_to_f32(k[i]);
+      score *= scale;
+      float ms = 1.0f, vs = 1.0f;
+      if (score > max) { /* new maximum: rescale what was summed so far */
+        ms = mm_expf(max - score);
+        max = score;
+        for (uint32_t i = 0; i < HEAD_DIM; i++) acc[i] = f32_to_f16(f16_to_f32(acc[i]) * ms);
+      } else {
+        vs = mm_expf(score - max);
+      }
+      for (uint32_t i = 0; i < HEAD_DIM; i++) acc[i] = f32_to_f16(f16_to_f32(acc[i]) + f16_to_f32(v[i]) * vs);
+      sum = sum * ms + vs;
     }
+    float *out = s->xb2 + h * HEAD_DIM;
+    const float inv = sum == 0.0f ? 0.0f : 1.0f / sum;
+    for (uint32_t i = 0; i < HEAD_DIM; i++) out[i] = f16_to_f32(acc[i]) * inv;
   }
 }
 

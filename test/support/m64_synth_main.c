@@ -1,0 +1,120 @@
+/* m64-synth: writes a synthetic LLaMA-architecture GGUF file (see synth.h). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "synth.h"
+
+static void usage(FILE *f) {
+  fprintf(f,
+          "usage: m64-synth [--shape tiny|3b|7b|13b] [--vocab N] [--dim N] [--layers N]\n"
+          "                 [--heads N] [--kv-heads N] [--ffn N] [--ctx N] [--rope-base F]\n"
+          "                 [--eps F] [--type F32|F16|Q8_0|Q4_0] [--type-embd T]\n"
+          "                 [--type-output T] [--type-ffn-down T] [--type-attn-v T]\n"
+          "                 [--seed N] [--tied] [--name S]\n"
+          "                 -o out.gguf\n"
+          "--shape sets every dimension first; later flags override it.\n");
+}
+
+static int parse_u32(const char *flag, const char *s, uint32_t *out) {
+  char *end;
+  unsigned long v = strtoul(s, &end, 10);
+  if (!*s || *end || v > 0xffffffffUL) {
+    fprintf(stderr, "m64-synth: %s wants a non-negative integer, got '%s'\n", flag, s);
+    return -1;
+  }
+  *out = (uint32_t)v;
+  return 0;
+}
+
+static int parse_f32(const char *flag, const char *s, float *out) {
+  char *end;
+  *out = strtof(s, &end);
+  if (!*s || *end) {
+    fprintf(stderr, "m64-synth: %s wants a number, got '%s'\n", flag, s);
+    return -1;
+  }
+  return 0;
+}
+
+static int parse_type(const char *flag, const char *s, uint32_t *out) {
+  for (uint32_t t = 0; t < M64_GGML_TYPE_COUNT; t++) {
+    const char *name = m64_ggml_type_info(t).name;
+    if (name && !strcmp(name, s)) {
+      *out = t;
+      return 0;
+    }
+  }
+  fprintf(stderr, "m64-synth: %s: unknown type '%s' (F32, F16, Q8_0, Q4_0)\n", flag, s);
+  return -1;
+}
+
+int main(int argc, char **argv) {
+  m64_synth_spec spec;
+  m64_synth_default(&spec);
+  m64_err err = {{0}};
+  const char *out = NULL;
+
+  /* --shape first, wherever it is, so the other flags refine the preset. */
+  for (int i = 1; i + 1 < argc; i++)
+    if (!strcmp(argv[i], "--shape") && m64_synth_preset(&spec, argv[i + 1], &err)) {
+      fprintf(stderr, "m64-synth: %s\n", err.msg);
+      return 2;
+    }
+
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+      usage(stdout);
+      return 0;
+    }
+    if (!strcmp(a, "--tied")) {
+      spec.tied_output = 1;
+      continue;
+    }
+    if (i + 1 >= argc) {
+      fprintf(stderr, "m64-synth: %s: missing value or unknown flag\n", a);
+      usage(stderr);
+      return 2;
+    }
+    const char *v = argv[++i];
+    int bad = 0;
+    if (!strcmp(a, "--shape")) continue;
+    else if (!strcmp(a, "--vocab")) bad = parse_u32(a, v, &spec.n_vocab);
+    else if (!strcmp(a, "--dim")) bad = parse_u32(a, v, &spec.dim);
+    else if (!strcmp(a, "--layers")) bad = parse_u32(a, v, &spec.n_layers);
+    else if (!strcmp(a, "--heads")) bad = parse_u32(a, v, &spec.n_heads);
+    else if (!strcmp(a, "--kv-heads")) bad = parse_u32(a, v, &spec.n_kv_heads);
+    else if (!strcmp(a, "--ffn")) bad = parse_u32(a, v, &spec.ffn);
+    else if (!strcmp(a, "--ctx")) bad = parse_u32(a, v, &spec.n_ctx);
+    else if (!strcmp(a, "--seed")) bad = parse_u32(a, v, &spec.seed);
+    else if (!strcmp(a, "--rope-base")) bad = parse_f32(a, v, &spec.rope_base);
+    else if (!strcmp(a, "--eps")) bad = parse_f32(a, v, &spec.norm_eps);
+    else if (!strcmp(a, "--type")) bad = parse_type(a, v, &spec.type_default);
+    else if (!strcmp(a, "--type-embd")) bad = parse_type(a, v, &spec.type_embd);
+    else if (!strcmp(a, "--type-output")) bad = parse_type(a, v, &spec.type_output);
+    else if (!strcmp(a, "--type-ffn-down")) bad = parse_type(a, v, &spec.type_ffn_down);
+    else if (!strcmp(a, "--type-attn-v")) bad = parse_type(a, v, &spec.type_attn_v);
+    else if (!strcmp(a, "--name")) spec.name = v;
+    else if (!strcmp(a, "-o")) out = v;
+    else {
+      fprintf(stderr, "m64-synth: unknown flag %s\n", a);
+      usage(stderr);
+      return 2;
+    }
+    if (bad) return 2;
+  }
+  if (!out) {
+    fprintf(stderr, "m64-synth: -o out.gguf is required\n");
+    usage(stderr);
+    return 2;
+  }
+  int rc = m64_synth_write(&spec, out, &err);
+  if (rc) {
+    fprintf(stderr, "m64-synth: %s\n", err.msg);
+    return 1;
+  }
+  printf("%s: %u layers, dim %u, vocab %u, %llu bytes of tensor data\n", out, spec.n_layers,
+         spec.dim, spec.n_vocab, (unsigned long long)m64_synth_data_bytes(&spec));
+  return 0;
+}

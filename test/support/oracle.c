@@ -1,0 +1,344 @@
+/* oracle.c — the reference LLaMA forward pass; see oracle.h. */
+#include "oracle.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "quant.h"
+
+/* ---------------------------------------------------------------- the model */
+
+typedef struct hyperparams {
+  uint32_t n_vocab, dim, n_layers, n_heads, n_kv_heads, head_dim, kv_dim, ffn, n_ctx;
+  uint32_t n_rot;   /* leading dimensions of each head that RoPE rotates */
+  float rope_base, norm_eps;
+} hyperparams;
+
+/* Matrices are row-major [out][in]: GGUF's ne[0] = in (the row), ne[1] = out. */
+typedef struct layer_weights {
+  float *attn_norm;              /* [dim] */
+  float *wq, *wk, *wv, *wo;      /* [dim][dim], [kv_dim][dim], [kv_dim][dim], [dim][dim] */
+  float *ffn_norm;               /* [dim] */
+  float *w_gate, *w_up, *w_down; /* [ffn][dim], [ffn][dim], [dim][ffn] */
+} layer_weights;
+
+typedef struct weights {
+  float *token_embd;   /* [n_vocab][dim] */
+  float *output_norm;  /* [dim] */
+  float *output;       /* [n_vocab][dim]; aliases token_embd when the model ties them */
+  layer_weights *layers;
+} weights;
+
+/* Activations for one position, and the KV cache for all of them. */
+typedef struct run_state {
+  float *x;           /* [dim] the residual stream */
+  float *xb, *xb2;    /* [dim] normalized input / attention output */
+  float *q, *k, *v;   /* [dim], [kv_dim], [kv_dim] */
+  float *att;         /* [n_ctx] scores of one head */
+  float *gate, *up;   /* [ffn] */
+  float *logits;      /* [n_vocab] */
+  float *key_cache, *value_cache; /* [n_layers][n_ctx][kv_dim] */
+} run_state;
+
+struct m64_oracle {
+  hyperparams hp;
+  weights w;
+  run_state s;
+  int output_is_embd;
+};
+
+/* ---------------------------------------------------------------- loading */
+
+static int get_u32_or(const m64_gguf *g, const char *key, uint32_t dflt, uint32_t *out,
+                      m64_err *e) {
+  int rc = m64_gguf_get_u32(g, key, out);
+  if (rc == M64_ENOTFOUND) *out = dflt, rc = M64_OK;
+  if (rc) return m64_fail(e, rc, "metadata %s: not a u32 (%d)", key, rc);
+  return M64_OK;
+}
+
+static int get_f32_or(const m64_gguf *g, const char *key, float dflt, float *out, m64_err *e) {
+  int rc = m64_gguf_get_f32(g, key, out);
+  if (rc == M64_ENOTFOUND) *out = dflt, rc = M64_OK;
+  if (rc) return m64_fail(e, rc, "metadata %s: not an f32 (%d)", key, rc);
+  return M64_OK;
+}
+
+static int read_hyperparams(const m64_gguf *g, uint32_t n_ctx, hyperparams *hp, m64_err *e) {
+  m64_str arch;
+  if (m64_gguf_get_str(g, "general.architecture", &arch) || arch.len != 5 ||
+      memcmp(arch.ptr, "llama", 5))
+    return m64_fail(e, M64_EUNSUPPORTED, "general.architecture is not \"llama\"");
+  int rc = 0;
+  rc = rc ? rc : get_u32_or(g, "llama.embedding_length", 0, &hp->dim, e);
+  rc = rc ? rc : get_u32_or(g, "llama.block_count", 0, &hp->n_layers, e);
+  rc = rc ? rc : get_u32_or(g, "llama.feed_forward_length", 0, &hp->ffn, e);
+  rc = rc ? rc : get_u32_or(g, "llama.attention.head_count", 0, &hp->n_heads, e);
+  rc = rc ? rc : get_u32_or(g, "llama.attention.head_count_kv", hp->n_heads, &hp->n_kv_heads, e);
+  rc = rc ? rc : get_u32_or(g, "llama.context_length", 2048, &hp->n_ctx, e);
+  rc = rc ? rc : get_f32_or(g, "llama.rope.freq_base", 10000.0f, &hp->rope_base, e);
+  rc = rc ? rc : get_f32_or(g, "llama.attention.layer_norm_rms_epsilon", 1e-5f, &hp->norm_eps, e);
+  if (rc) return rc;
+  if (!hp->dim || !hp->n_layers || !hp->ffn || !hp->n_heads || !hp->n_kv_heads ||
+      hp->dim % hp->n_heads || hp->n_heads % hp->n_kv_heads || hp->n_layers > M64_MAX_LAYERS)
+    return m64_fail(e, M64_EFORMAT,
+                    "bad hyperparameters: dim %u, layers %u, ffn %u, heads %u, kv heads %u",
+                    hp->dim, hp->n_layers, hp->ffn, hp->n_heads, hp->n_kv_heads);
+  hp->head_dim = hp->dim / hp->n_heads;
+  hp->kv_dim = hp->head_dim * hp->n_kv_heads;
+  rc = get_u32_or(g, "llama.rope.dimension_count", hp->head_dim, &hp->n_rot, e);
+  if (rc) return rc;
+  if (hp->n_rot > hp->head_dim || hp->n_rot % 2)
+    return m64_fail(e, M64_EFORMAT, "rope dimension count %u with head size %u", hp->n_rot,
+                    hp->head_dim);
+  if (n_ctx) hp->n_ctx = n_ctx;
+  const m64_gguf_tensor *embd = m64_gguf_find_tensor(g, "token_embd.weight");
+  if (!embd) return m64_fail(e, M64_ENOTFOUND, "tensor token_embd.weight is missing");
+  hp->n_vocab = (uint32_t)embd->ne[1];
+  return M64_OK;
+}
+
+/* Finds a tensor, checks its shape [ne0, ne1] and returns it dequantized to F32. */
+static int load_tensor(const m64_gguf *g, const char *name, uint64_t ne0, uint64_t ne1,
+                       float **out, m64_err *e) {
+  *out = NULL;
+  const m64_gguf_tensor *t = m64_gguf_find_tensor(g, name);
+  if (!t) return m64_fail(e, M64_ENOTFOUND, "tensor %s is missing", name);
+  if (t->ne[0] != ne0 || t->n_elems != ne0 * ne1)
+    return m64_fail(e, M64_EFORMAT, "tensor %s: shape [%llu, %llu], expected [%llu, %llu]",
+                    name, (unsigned long long)t->ne[0],
+                    (unsigned long long)(t->ne[0] ? t->n_elems / t->ne[0] : 0),
+                    (unsigned long long)ne0, (unsigned long long)ne1);
+  if (!m64_ref_type_supported(t->type)) {
+    const char *type_name = m64_ggml_type_info(t->type).name;
+    return m64_fail(e, M64_EUNSUPPORTED, "tensor %s: type %s (%u) is not supported", name,
+                    type_name ? type_name : "unknown", t->type);
+  }
+  uint64_t row_bytes = m64_ref_row_bytes(t->type, ne0);
+  if (row_bytes * ne1 > t->nbytes)
+    return m64_fail(e, M64_EFORMAT, "tensor %s: %llu bytes, expected %llu", name,
+                    (unsigned long long)t->nbytes, (unsigned long long)(row_bytes * ne1));
+  float *f = malloc(ne0 * ne1 * sizeof *f);
+  if (!f) return m64_fail(e, M64_ENOMEM, "tensor %s: out of memory", name);
+  for (uint64_t row = 0; row < ne1; row++)
+    m64_ref_dequantize_row(t->type, t->data + row * row_bytes, f + row * ne0, ne0);
+  *out = f;
+  return M64_OK;
+}
+
+static int load_weights(const m64_gguf *g, const hyperparams *hp, m64_oracle *o, m64_err *e) {
+  weights *w = &o->w;
+  w->layers = calloc(hp->n_layers, sizeof *w->layers);
+  if (!w->layers) return m64_fail(e, M64_ENOMEM, "out of memory");
+  int rc = 0;
+  rc = rc ? rc : load_tensor(g, "token_embd.weight", hp->dim, hp->n_vocab, &w->token_embd, e);
+  rc = rc ? rc : load_tensor(g, "output_norm.weight", hp->dim, 1, &w->output_norm, e);
+  if (!rc && m64_gguf_find_tensor(g, "output.weight")) {
+    rc = load_tensor(g, "output.weight", hp->dim, hp->n_vocab, &w->output, e);
+  } else if (!rc) {
+    w->output = w->token_embd; /* tied embeddings */
+    o->output_is_embd = 1;
+  }
+  for (uint32_t l = 0; l < hp->n_layers && !rc; l++) {
+    layer_weights *lw = &w->layers[l];
+    struct { const char *name; uint64_t ne0, ne1; float **dst; } parts[] = {
+        {"attn_norm", hp->dim, 1, &lw->attn_norm},
+        {"attn_q", hp->dim, hp->dim, &lw->wq},
+        {"attn_k", hp->dim, hp->kv_dim, &lw->wk},
+        {"attn_v", hp->dim, hp->kv_dim, &lw->wv},
+        {"attn_output", hp->dim, hp->dim, &lw->wo},
+        {"ffn_norm", hp->dim, 1, &lw->ffn_norm},
+        {"ffn_gate", hp->dim, hp->ffn, &lw->w_gate},
+        {"ffn_up", hp->dim, hp->ffn, &lw->w_up},
+        {"ffn_down", hp->ffn, hp->dim, &lw->w_down},
+    };
+    for (size_t p = 0; p < sizeof parts / sizeof parts[0] && !rc; p++) {
+      char name[M64_MAX_NAME + 1];
+      snprintf(name, sizeof name, "blk.%u.%s.weight", l, parts[p].name);
+      rc = load_tensor(g, name, parts[p].ne0, parts[p].ne1, parts[p].dst, e);
+    }
+  }
+  return rc;
+}
+
+static int alloc_state(const hyperparams *hp, run_state *s, m64_err *e) {
+  uint64_t cache = (uint64_t)hp->n_layers * hp->n_ctx * hp->kv_dim;
+  s->x = calloc(hp->dim, sizeof(float));
+  s->xb = calloc(hp->dim, sizeof(float));
+  s->xb2 = calloc(hp->dim, sizeof(float));
+  s->q = calloc(hp->dim, sizeof(float));
+  s->k = calloc(hp->kv_dim, sizeof(float));
+  s->v = calloc(hp->kv_dim, sizeof(float));
+  s->att = calloc(hp->n_ctx, sizeof(float));
+  s->gate = calloc(hp->ffn, sizeof(float));
+  s->up = calloc(hp->ffn, sizeof(float));
+  s->logits = calloc(hp->n_vocab, sizeof(float));
+  s->key_cache = calloc(cache, sizeof(float));
+  s->value_cache = calloc(cache, sizeof(float));
+  if (!s->x || !s->xb || !s->xb2 || !s->q || !s->k || !s->v || !s->att || !s->gate ||
+      !s->up || !s->logits || !s->key_cache || !s->value_cache)
+    return m64_fail(e, M64_ENOMEM, "out of memory for activations and a %u-position cache",
+                    hp->n_ctx);
+  return M64_OK;
+}
+
+int m64_oracle_open(const char *gguf_path, uint32_t n_ctx, m64_oracle **out, m64_err *e) {
+  *out = NULL;
+  m64_gguf *g = NULL;
+  int rc = m64_gguf_open(gguf_path, &g, e);
+  if (rc) return rc;
+  m64_oracle *o = calloc(1, sizeof *o);
+  if (!o) {
+    m64_gguf_close(g);
+    return m64_fail(e, M64_ENOMEM, "out of memory");
+  }
+  rc = read_hyperparams(g, n_ctx, &o->hp, e);
+  if (!rc) rc = load_weights(g, &o->hp, o, e);
+  if (!rc) rc = alloc_state(&o->hp, &o->s, e);
+  m64_gguf_close(g); /* everything needed was copied out */
+  if (rc) {
+    m64_oracle_close(o);
+    return rc;
+  }
+  *out = o;
+  return M64_OK;
+}
+
+void m64_oracle_close(m64_oracle *o) {
+  if (!o) return;
+  weights *w = &o->w;
+  if (w->layers)
+    for (uint32_t l = 0; l < o->hp.n_layers; l++) {
+      layer_weights *lw = &w->layers[l];
+      free(lw->attn_norm), free(lw->wq), free(lw->wk), free(lw->wv), free(lw->wo);
+      free(lw->ffn_norm), free(lw->w_gate), free(lw->w_up), free(lw->w_down);
+    }
+  free(w->layers);
+  if (!o->output_is_embd) free(w->output);
+  free(w->token_embd);
+  free(w->output_norm);
+  run_state *s = &o->s;
+  free(s->x), free(s->xb), free(s->xb2), free(s->q), free(s->k), free(s->v), free(s->att);
+  free(s->gate), free(s->up), free(s->logits), free(s->key_cache), free(s->value_cache);
+  free(o);
+}
+
+uint32_t m64_oracle_n_vocab(const m64_oracle *o) { return o->hp.n_vocab; }
+uint32_t m64_oracle_n_ctx(const m64_oracle *o) { return o->hp.n_ctx; }
+
+/* ---------------------------------------------------------------- the math */
+
+/* out = x / sqrt(mean(x^2) + eps) * weight */
+static void rmsnorm(float *out, const float *x, const float *weight, uint32_t n, float eps) {
+  double sum_sq = 0;
+  for (uint32_t i = 0; i < n; i++) sum_sq += (double)x[i] * x[i];
+  float scale = (float)(1.0 / sqrt(sum_sq / n + eps));
+  for (uint32_t i = 0; i < n; i++) out[i] = x[i] * scale * weight[i];
+}
+
+/* out[i] = sum_j W[i][j] * x[j] for W of n_out rows of n_in. */
+static void matvec(float *out, const float *W, const float *x, uint32_t n_in, uint32_t n_out) {
+  for (uint32_t i = 0; i < n_out; i++) {
+    const float *row = W + (uint64_t)i * n_in;
+    double sum = 0;
+    for (uint32_t j = 0; j < n_in; j++) sum += (double)row[j] * x[j];
+    out[i] = (float)sum;
+  }
+}
+
+/* Rotates pairs (2i, 2i+1) of each head by pos * base^(-2i/n_rot) ("normal" RoPE). */
+static void rope(float *vec, uint32_t n_heads, const hyperparams *hp, int pos) {
+  for (uint32_t h = 0; h < n_heads; h++) {
+    float *head = vec + h * hp->head_dim;
+    for (uint32_t i = 0; i < hp->n_rot; i += 2) {
+      double theta = pos * pow(hp->rope_base, -(double)i / hp->n_rot);
+      double c = cos(theta), s = sin(theta);
+      float x0 = head[i], x1 = head[i + 1];
+      head[i] = (float)(x0 * c - x1 * s);
+      head[i + 1] = (float)(x0 * s + x1 * c);
+    }
+  }
+}
+
+static void softmax(float *x, uint32_t n) {
+  float max = x[0];
+  for (uint32_t i = 1; i < n; i++) max = fmaxf(max, x[i]);
+  double sum = 0;
+  for (uint32_t i = 0; i < n; i++) {
+    x[i] = expf(x[i] - max);
+    sum += x[i];
+  }
+  for (uint32_t i = 0; i < n; i++) x[i] = (float)(x[i] / sum);
+}
+
+static float silu(float x) { return x / (1.0f + expf(-x)); }
+
+/* xb2 = multi-head attention of q over the cached keys/values of positions 0..pos. */
+static void attention(m64_oracle *o, uint32_t layer, int pos) {
+  const hyperparams *hp = &o->hp;
+  run_state *s = &o->s;
+  uint64_t layer_base = (uint64_t)layer * hp->n_ctx * hp->kv_dim;
+  uint32_t heads_per_kv = hp->n_heads / hp->n_kv_heads;
+  float inv_sqrt_hd = 1.0f / sqrtf((float)hp->head_dim);
+  for (uint32_t h = 0; h < hp->n_heads; h++) {
+    const float *q = s->q + h * hp->head_dim;
+    uint32_t kv_head_offset = (h / heads_per_kv) * hp->head_dim;
+    for (int t = 0; t <= pos; t++) {
+      const float *k = s->key_cache + layer_base + (uint64_t)t * hp->kv_dim + kv_head_offset;
+      double dot = 0;
+      for (uint32_t i = 0; i < hp->head_dim; i++) dot += (double)q[i] * k[i];
+      s->att[t] = (float)dot * inv_sqrt_hd;
+    }
+    softmax(s->att, (uint32_t)pos + 1);
+    float *out = s->xb2 + h * hp->head_dim;
+    for (uint32_t i = 0; i < hp->head_dim; i++) {
+      double sum = 0;
+      for (int t = 0; t <= pos; t++)
+        sum += (double)s->att[t] *
+               s->value_cache[layer_base + (uint64_t)t * hp->kv_dim + kv_head_offset + i];
+      out[i] = (float)sum;
+    }
+  }
+}
+
+const float *m64_oracle_forward(m64_oracle *o, int token, int pos) {
+  const hyperparams *hp = &o->hp;
+  const weights *w = &o->w;
+  run_state *s = &o->s;
+  if (token < 0 || (uint32_t)token >= hp->n_vocab || pos < 0 || (uint32_t)pos >= hp->n_ctx)
+    return NULL;
+
+  memcpy(s->x, w->token_embd + (uint64_t)token * hp->dim, hp->dim * sizeof(float));
+
+  for (uint32_t l = 0; l < hp->n_layers; l++) {
+    const layer_weights *lw = &w->layers[l];
+
+    /* attention block */
+    rmsnorm(s->xb, s->x, lw->attn_norm, hp->dim, hp->norm_eps);
+    matvec(s->q, lw->wq, s->xb, hp->dim, hp->dim);
+    matvec(s->k, lw->wk, s->xb, hp->dim, hp->kv_dim);
+    matvec(s->v, lw->wv, s->xb, hp->dim, hp->kv_dim);
+    rope(s->q, hp->n_heads, hp, pos);
+    rope(s->k, hp->n_kv_heads, hp, pos);
+    uint64_t slot = ((uint64_t)l * hp->n_ctx + (uint64_t)pos) * hp->kv_dim;
+    memcpy(s->key_cache + slot, s->k, hp->kv_dim * sizeof(float));
+    memcpy(s->value_cache + slot, s->v, hp->kv_dim * sizeof(float));
+    attention(o, l, pos);
+    matvec(s->xb, lw->wo, s->xb2, hp->dim, hp->dim);
+    for (uint32_t i = 0; i < hp->dim; i++) s->x[i] += s->xb[i];
+
+    /* feed-forward block: x += W_down (silu(W_gate xb) * W_up xb) */
+    rmsnorm(s->xb, s->x, lw->ffn_norm, hp->dim, hp->norm_eps);
+    matvec(s->gate, lw->w_gate, s->xb, hp->dim, hp->ffn);
+    matvec(s->up, lw->w_up, s->xb, hp->dim, hp->ffn);
+    for (uint32_t i = 0; i < hp->ffn; i++) s->gate[i] = silu(s->gate[i]) * s->up[i];
+    matvec(s->xb, lw->w_down, s->gate, hp->ffn, hp->dim);
+    for (uint32_t i = 0; i < hp->dim; i++) s->x[i] += s->xb[i];
+  }
+
+  rmsnorm(s->xb, s->x, w->output_norm, hp->dim, hp->norm_eps);
+  matvec(s->logits, w->output, s->xb, hp->dim, hp->n_vocab);
+  return s->logits;
+}

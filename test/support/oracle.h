@@ -1,0 +1,37 @@
+/*
+ * oracle.h — a plain reference forward pass for LLaMA-architecture GGUF models, written
+ * to be read top to bottom and trusted: every weight is dequantized to F32 at load, the
+ * math follows llama.cpp (RMSNorm, "normal" interleaved-pair RoPE, grouped-query
+ * attention, SwiGLU feed-forward), dot products accumulate in double.
+ * It is the yardstick the compiled runtime is compared against; speed is no goal.
+ */
+#ifndef M64_SUPPORT_ORACLE_H
+#define M64_SUPPORT_ORACLE_H
+
+#include <stdint.h>
+
+#include "m64_formats.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct m64_oracle m64_oracle;
+
+/* Loads the model. n_ctx = positions the KV cache holds; 0 = the file's context length.
+ * Weight types: F32, F16, Q8_0, Q4_0 (others fail naming the tensor and its type). */
+int m64_oracle_open(const char *gguf_path, uint32_t n_ctx, m64_oracle **out, m64_err *e);
+void m64_oracle_close(m64_oracle *o); /* accepts NULL */
+
+uint32_t m64_oracle_n_vocab(const m64_oracle *o);
+uint32_t m64_oracle_n_ctx(const m64_oracle *o);
+
+/* Runs token at position pos (0 <= pos < n_ctx; positions 0..pos-1 must have been run
+ * before, in order, since the last time pos 0 was run) and returns n_vocab logits, valid
+ * until the next call. NULL if token or pos is out of range. */
+const float *m64_oracle_forward(m64_oracle *o, int token, int pos);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* M64_SUPPORT_ORACLE_H */

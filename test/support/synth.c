@@ -1,0 +1,512 @@
+/* synth.c — the synthetic LLaMA GGUF generator; see synth.h. */
+#include "synth.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "quant.h"
+
+/* ---------------------------------------------------------------- specs */
+
+void m64_synth_default(m64_synth_spec *s) {
+  memset(s, 0, sizeof *s);
+  s->n_vocab = 512;
+  s->dim = 64;
+  s->n_layers = 2;
+  s->n_heads = 4;
+  s->n_kv_heads = 2;
+  s->ffn = 160;
+  s->n_ctx = 256;
+  s->rope_base = 10000.0f;
+  s->norm_eps = 1e-5f;
+  s->seed = 1;
+  s->tied_output = 0;
+  s->type_default = M64_GGML_F32;
+  s->type_embd = s->type_output = s->type_ffn_down = s->type_attn_v = M64_SYNTH_SAME;
+  s->name = NULL;
+}
+
+int m64_synth_preset(m64_synth_spec *s, const char *shape, m64_err *e) {
+  m64_synth_default(s);
+  if (!strcmp(shape, "tiny")) return M64_OK;
+  s->n_vocab = 32000;
+  s->n_ctx = 4096;
+  if (!strcmp(shape, "3b")) { /* open_llama_3b */
+    s->dim = 3200, s->n_layers = 26, s->n_heads = s->n_kv_heads = 32, s->ffn = 8640;
+    s->n_ctx = 2048;
+  } else if (!strcmp(shape, "7b")) {
+    s->dim = 4096, s->n_layers = 32, s->n_heads = s->n_kv_heads = 32, s->ffn = 11008;
+  } else if (!strcmp(shape, "13b")) {
+    s->dim = 5120, s->n_layers = 40, s->n_heads = s->n_kv_heads = 40, s->ffn = 13824;
+  } else {
+    m64_synth_default(s);
+    return m64_fail(e, M64_ENOTFOUND, "unknown shape '%s' (tiny, 3b, 7b, 13b)", shape);
+  }
+  return M64_OK;
+}
+
+#define MAX_SYNTH_VOCAB (1u << 20)
+
+/* Tensor kinds, in file order: globals first, then 9 per layer. */
+enum { T_EMBD, T_OUT_NORM, T_OUTPUT };
+enum { L_ATTN_NORM, L_Q, L_K, L_V, L_O, L_FFN_NORM, L_GATE, L_UP, L_DOWN, L_COUNT };
+static const char *const layer_tensor_names[L_COUNT] = {
+    "attn_norm", "attn_q", "attn_k", "attn_v", "attn_output",
+    "ffn_norm",  "ffn_gate", "ffn_up", "ffn_down"};
+
+static uint32_t n_globals(const m64_synth_spec *s) { return s->tied_output ? 2 : 3; }
+
+static uint32_t resolve(uint32_t override, uint32_t dflt) {
+  return override == M64_SYNTH_SAME ? dflt : override;
+}
+
+/* Describes tensor i without validating the spec; is_norm tells the value distribution. */
+static void describe(const m64_synth_spec *s, uint32_t i, m64_synth_tensor *t, int *is_norm) {
+  uint64_t hd = s->n_heads ? s->dim / s->n_heads : 0, kv_dim = hd * s->n_kv_heads;
+  memset(t, 0, sizeof *t);
+  t->n_dims = 2;
+  *is_norm = 0;
+  if (i < n_globals(s)) {
+    switch (i) {
+      case T_EMBD:
+        snprintf(t->name, sizeof t->name, "token_embd.weight");
+        t->type = resolve(s->type_embd, s->type_default);
+        t->ne[0] = s->dim, t->ne[1] = s->n_vocab;
+        break;
+      case T_OUT_NORM:
+        snprintf(t->name, sizeof t->name, "output_norm.weight");
+        t->type = M64_GGML_F32, t->n_dims = 1, t->ne[0] = s->dim, t->ne[1] = 1;
+        *is_norm = 1;
+        break;
+      default:
+        snprintf(t->name, sizeof t->name, "output.weight");
+        t->type = resolve(s->type_output, s->type_default);
+        t->ne[0] = s->dim, t->ne[1] = s->n_vocab;
+        break;
+    }
+  } else {
+    uint32_t layer = (i - n_globals(s)) / L_COUNT, kind = (i - n_globals(s)) % L_COUNT;
+    snprintf(t->name, sizeof t->name, "blk.%u.%s.weight", layer, layer_tensor_names[kind]);
+    t->type = s->type_default;
+    switch (kind) {
+      case L_ATTN_NORM: case L_FFN_NORM:
+        t->type = M64_GGML_F32, t->n_dims = 1, t->ne[0] = s->dim, t->ne[1] = 1;
+        *is_norm = 1;
+        break;
+      case L_Q: case L_O: t->ne[0] = s->dim, t->ne[1] = s->dim; break;
+      case L_K: t->ne[0] = s->dim, t->ne[1] = kv_dim; break;
+      case L_V:
+        t->type = resolve(s->type_attn_v, s->type_default);
+        t->ne[0] = s->dim, t->ne[1] = kv_dim;
+        break;
+      case L_GATE: case L_UP: t->ne[0] = s->dim, t->ne[1] = s->ffn; break;
+      default: /* L_DOWN */
+        t->type = resolve(s->type_ffn_down, s->type_default);
+        t->ne[0] = s->ffn, t->ne[1] = s->dim;
+        break;
+    }
+  }
+  t->nbytes = m64_ref_row_bytes(t->type, t->ne[0]) * t->ne[1];
+}
+
+uint32_t m64_synth_n_tensors(const m64_synth_spec *s) {
+  return n_globals(s) + s->n_layers * L_COUNT;
+}
+
+static const char *type_name(uint32_t type) {
+  const char *n = m64_ggml_type_info(type).name;
+  return n ? n : "unknown";
+}
+
+int m64_synth_validate(const m64_synth_spec *s, m64_err *e) {
+  if (s->n_vocab < 259 || s->n_vocab > MAX_SYNTH_VOCAB)
+    return m64_fail(e, M64_ELIMIT, "n_vocab %u: need 259 (3 special + 256 byte tokens) .. %u",
+                    s->n_vocab, MAX_SYNTH_VOCAB);
+  if (!s->dim || !s->n_layers || !s->n_heads || !s->n_kv_heads || !s->ffn || !s->n_ctx)
+    return m64_fail(e, M64_EFORMAT, "dim, layers, heads, kv heads, ffn and ctx must be > 0");
+  if (s->n_layers > M64_MAX_LAYERS)
+    return m64_fail(e, M64_ELIMIT, "%u layers > %u", s->n_layers, M64_MAX_LAYERS);
+  if (s->dim % s->n_heads || (s->dim / s->n_heads) % 2)
+    return m64_fail(e, M64_EFORMAT, "dim %u must split into %u heads of even size", s->dim,
+                    s->n_heads);
+  if (s->n_heads % s->n_kv_heads)
+    return m64_fail(e, M64_EFORMAT, "heads %u not a multiple of kv heads %u", s->n_heads,
+                    s->n_kv_heads);
+  if (!(s->rope_base > 0) || !(s->norm_eps > 0))
+    return m64_fail(e, M64_EFORMAT, "rope_base and norm_eps must be > 0");
+  for (uint32_t i = 0; i < m64_synth_n_tensors(s); i++) {
+    m64_synth_tensor t;
+    int is_norm;
+    describe(s, i, &t, &is_norm);
+    if (!m64_ref_type_supported(t.type))
+      return m64_fail(e, M64_EUNSUPPORTED, "%s: type %u (%s) cannot be generated", t.name,
+                      t.type, type_name(t.type));
+    if (!t.nbytes)
+      return m64_fail(e, M64_EFORMAT, "%s: row of %llu elements is not whole %s blocks",
+                      t.name, (unsigned long long)t.ne[0], type_name(t.type));
+  }
+  return M64_OK;
+}
+
+int m64_synth_tensor_info(const m64_synth_spec *s, uint32_t i, m64_synth_tensor *out,
+                          m64_err *e) {
+  if (i >= m64_synth_n_tensors(s))
+    return m64_fail(e, M64_ENOTFOUND, "tensor %u of %u", i, m64_synth_n_tensors(s));
+  int is_norm;
+  describe(s, i, out, &is_norm);
+  return M64_OK;
+}
+
+uint64_t m64_synth_data_bytes(const m64_synth_spec *s) {
+  uint64_t total = 0;
+  for (uint32_t i = 0; i < m64_synth_n_tensors(s); i++) {
+    m64_synth_tensor t;
+    int is_norm;
+    describe(s, i, &t, &is_norm);
+    total += t.nbytes;
+  }
+  return total;
+}
+
+/* ---------------------------------------------------------------- values */
+
+/* splitmix64: tiny, fast, and good enough to make weights look random. */
+static uint64_t splitmix64(uint64_t *state) {
+  uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+/* A sequential generator of one tensor's values, so big tensors can be produced in
+ * chunks that concatenate to exactly what m64_synth_tensor_values returns. */
+typedef struct value_stream {
+  uint64_t rng;
+  int is_norm;
+  float scale; /* standard deviation of matrix entries: 1/sqrt(fan_in) */
+} value_stream;
+
+static void value_stream_init(value_stream *v, const m64_synth_spec *s, uint32_t i) {
+  m64_synth_tensor t;
+  describe(s, i, &t, &v->is_norm);
+  uint64_t mix = ((uint64_t)s->seed << 32) ^ (0x5851f42d4c957f2dull * (i + 1));
+  v->rng = splitmix64(&mix);
+  v->scale = 1.0f / sqrtf((float)t.ne[0]);
+}
+
+static void value_stream_next(value_stream *v, float *out, uint64_t n) {
+  for (uint64_t k = 0; k < n; k++) {
+    uint64_t r = splitmix64(&v->rng);
+    if (v->is_norm) { /* norms near 1: uniform in [0.9, 1.1) */
+      out[k] = 0.9f + 0.2f * (float)(r >> 40) * (1.0f / 16777216.0f);
+      continue;
+    }
+    /* Sum of four uniforms (Irwin-Hall): bell-shaped, bounded by 3.46 sigma, one RNG call. */
+    float sum = 0;
+    for (int j = 0; j < 4; j++) sum += ((float)((r >> (16 * j)) & 0xffff) + 0.5f) / 65536.0f;
+    out[k] = (sum - 2.0f) * 1.7320508f * v->scale; /* var(sum) = 1/3 */
+  }
+}
+
+int m64_synth_tensor_values(const m64_synth_spec *s, uint32_t i, float *out, m64_err *e) {
+  m64_synth_tensor t;
+  int rc = m64_synth_tensor_info(s, i, &t, e);
+  if (rc) return rc;
+  value_stream v;
+  value_stream_init(&v, s, i);
+  value_stream_next(&v, out, t.ne[0] * t.ne[1]);
+  return M64_OK;
+}
+
+/* Produces one tensor's bytes for the writer's fill callback: the writer asks for them in
+ * order, in chunks of its own size; we quantize whole rows, up to CHUNK_ELEMS values at a
+ * time, and hand the bytes out. Buffers live only while the tensor is being written. */
+#define CHUNK_ELEMS (1u << 20)
+
+typedef struct tensor_filler {
+  const m64_synth_spec *spec;
+  uint32_t index;
+  m64_synth_tensor info;
+  value_stream values;
+  uint64_t row_bytes, rows_per_chunk, rows_done;
+  float *vals;
+  uint8_t *bytes;
+  uint64_t have, used; /* bytes quantized into `bytes`, and how many were handed out */
+  uint64_t offset;     /* tensor offset of the next byte to hand out */
+} tensor_filler;
+
+static void filler_release(tensor_filler *f) {
+  free(f->vals);
+  free(f->bytes);
+  f->vals = NULL, f->bytes = NULL;
+}
+
+static int filler_restart(tensor_filler *f) {
+  filler_release(f);
+  uint64_t ne0 = f->info.ne[0];
+  f->row_bytes = m64_ref_row_bytes(f->info.type, ne0);
+  f->rows_per_chunk = ne0 >= CHUNK_ELEMS ? 1 : CHUNK_ELEMS / ne0;
+  if (f->rows_per_chunk > f->info.ne[1]) f->rows_per_chunk = f->info.ne[1];
+  f->vals = malloc(f->rows_per_chunk * ne0 * sizeof *f->vals);
+  f->bytes = malloc(f->rows_per_chunk * f->row_bytes);
+  if (!f->vals || !f->bytes) {
+    filler_release(f);
+    return M64_ENOMEM;
+  }
+  value_stream_init(&f->values, f->spec, f->index);
+  f->rows_done = f->have = f->used = f->offset = 0;
+  return M64_OK;
+}
+
+/* Quantizes the next rows into f->bytes. */
+static void filler_next_rows(tensor_filler *f) {
+  uint64_t ne0 = f->info.ne[0], left = f->info.ne[1] - f->rows_done;
+  uint64_t rows = left < f->rows_per_chunk ? left : f->rows_per_chunk;
+  value_stream_next(&f->values, f->vals, rows * ne0);
+  for (uint64_t r = 0; r < rows; r++)
+    m64_ref_quantize_row(f->info.type, f->vals + r * ne0, f->bytes + r * f->row_bytes, ne0);
+  f->rows_done += rows;
+  f->have = rows * f->row_bytes;
+  f->used = 0;
+}
+
+static int fill_tensor(void *ctx, uint64_t offset, void *buf, size_t n) {
+  tensor_filler *f = ctx;
+  if (offset + n > f->info.nbytes) return M64_EFORMAT;
+  /* A request out of order (not expected) is served by regenerating from the start. */
+  if (!f->bytes || offset < f->offset) {
+    int rc = filler_restart(f);
+    if (rc) return rc;
+  }
+  uint8_t *out = buf;
+  while (n) {
+    if (f->used == f->have) filler_next_rows(f);
+    uint64_t take = f->have - f->used;
+    if (f->offset < offset) { /* skipping ahead */
+      if (take > offset - f->offset) take = offset - f->offset;
+      f->used += take, f->offset += take;
+      continue;
+    }
+    if (take > n) take = n;
+    memcpy(out, f->bytes + f->used, take);
+    out += take, n -= take;
+    f->used += take, f->offset += take;
+  }
+  if (f->offset == f->info.nbytes) filler_release(f);
+  return M64_OK;
+}
+
+/* ---------------------------------------------------------------- vocabulary */
+
+/* Words a children's story or a quick test prompt is made of; lowercase, 2+ letters. */
+static const char *const common_words[] = {
+    "the", "and", "to", "was", "he", "she", "it", "of", "in", "is", "a", "that", "you",
+    "they", "her", "his", "with", "for", "on", "said", "we", "at", "be", "not", "had",
+    "but", "so", "up", "all", "one", "day", "there", "time", "once", "upon", "little",
+    "girl", "boy", "named", "lily", "tim", "ben", "saw", "loved", "play", "played",
+    "outside", "park", "big", "very", "happy", "mom", "dad", "friend", "friends", "went",
+    "go", "like", "liked", "wanted", "want", "do", "did", "can", "could", "would", "what",
+    "when", "then", "them", "their", "were", "are", "have", "has", "from", "this", "an",
+    "no", "yes", "out", "see", "look", "looked", "came", "come", "home", "tree", "dog",
+    "cat", "bird", "ball", "toy", "red", "blue", "sun", "sky", "water", "fun", "good",
+    "bad", "new", "old", "small", "run", "ran", "jump", "help", "helped", "made", "make",
+    "found", "find", "very", "too", "after", "because", "felt", "feel", "sad", "scared",
+    "together", "learned", "lesson", "always", "never", "how", "who", "why", "where",
+    "hello", "world", "capital", "france", "paris", "city", "country", "quick", "brown",
+    "fox", "jumps", "over", "lazy", "about", "into", "some", "more", "other", "people",
+    "year", "way", "first", "two", "three", "know", "think", "get", "just", "now",
+    "only", "also", "back", "our", "your", "my", "me", "him", "if", "or", "by", "as",
+    "which", "will", "each", "many", "most", "these", "those", "such", "than", "well",
+    "may", "even", "down", "should", "any", "work", "life", "long", "great", "house",
+    "night", "morning", "food", "book", "car", "school", "name", "mother", "father",
+};
+
+static const char *const punctuation[] = {
+    ".", ",", "!", "?", "'", "\"", "-", ":", ";", "(", ")", "0", "1", "2", "3", "4",
+    "5", "6", "7", "8", "9", "\n"};
+
+#define SP "\xe2\x96\x81" /* U+2581, SentencePiece's word-start marker */
+
+typedef struct vocab_builder {
+  m64_synth_vocab *v;
+  uint32_t cap;      /* = n_vocab */
+  uint32_t *slots;   /* open-addressing hash set of token indices + 1 (0 = empty) */
+  uint32_t n_slots;  /* power of two >= 2 * cap */
+} vocab_builder;
+
+static uint64_t fnv1a(const char *s) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (; *s; s++) h = (h ^ (uint8_t)*s) * 0x100000001b3ull;
+  return h;
+}
+
+/* Adds a token unless it is already there or the vocabulary is full. -1 on no memory. */
+static int vocab_add(vocab_builder *b, const char *text, int32_t type) {
+  m64_synth_vocab *v = b->v;
+  if (v->n == b->cap) return 0;
+  uint32_t slot = (uint32_t)fnv1a(text) & (b->n_slots - 1);
+  while (b->slots[slot]) {
+    if (!strcmp(v->tokens[b->slots[slot] - 1], text)) return 0;
+    slot = (slot + 1) & (b->n_slots - 1);
+  }
+  char *copy = strdup(text);
+  if (!copy) return -1;
+  b->slots[slot] = v->n + 1;
+  v->tokens[v->n] = copy;
+  v->types[v->n] = type;
+  v->scores[v->n] = 0;
+  if (type == 1) {
+    /* Longer pieces score higher (so merges prefer them), earlier ones break ties. */
+    uint32_t chars = 0;
+    for (const char *p = text; *p; p++) chars += ((uint8_t)*p & 0xc0) != 0x80;
+    v->scores[v->n] = (float)chars - 0.5f * (float)v->n / (float)b->cap;
+  }
+  v->n++;
+  return 0;
+}
+
+/* Adds "▁word" after each of its prefixes "▁w", "▁wo", ..., so merges can reach it. */
+static int vocab_add_word(vocab_builder *b, const char *word) {
+  char buf[64];
+  size_t len = strlen(word);
+  for (size_t k = 1; k <= len && k + sizeof SP < sizeof buf; k++) {
+    snprintf(buf, sizeof buf, SP "%.*s", (int)k, word);
+    if (vocab_add(b, buf, 1)) return -1;
+  }
+  return 0;
+}
+
+int m64_synth_vocab_build(uint32_t n_vocab, m64_synth_vocab *v, m64_err *e) {
+  memset(v, 0, sizeof *v);
+  if (n_vocab < 259 || n_vocab > MAX_SYNTH_VOCAB)
+    return m64_fail(e, M64_ELIMIT, "n_vocab %u: need 259 .. %u", n_vocab, MAX_SYNTH_VOCAB);
+  vocab_builder b = {v, n_vocab, NULL, 1};
+  while (b.n_slots < 2 * n_vocab) b.n_slots *= 2;
+  b.slots = calloc(b.n_slots, sizeof *b.slots);
+  v->tokens = calloc(n_vocab, sizeof *v->tokens);
+  v->scores = calloc(n_vocab, sizeof *v->scores);
+  v->types = calloc(n_vocab, sizeof *v->types);
+  int bad = !b.slots || !v->tokens || !v->scores || !v->types;
+  char buf[64];
+
+  bad = bad || vocab_add(&b, "<unk>", 2) || vocab_add(&b, "<s>", 3) || vocab_add(&b, "</s>", 3);
+  for (int byte = 0; byte < 256 && !bad; byte++) {
+    snprintf(buf, sizeof buf, "<0x%02X>", byte);
+    bad = vocab_add(&b, buf, 6);
+  }
+  bad = bad || vocab_add(&b, SP, 1);
+  for (int c = 0; c < 52 && !bad; c++) { /* letters, then word-initial letters */
+    snprintf(buf, sizeof buf, "%c", c < 26 ? 'a' + c : 'A' + c - 26);
+    bad = vocab_add(&b, buf, 1);
+  }
+  for (int c = 0; c < 52 && !bad; c++) {
+    snprintf(buf, sizeof buf, SP "%c", c < 26 ? 'a' + c : 'A' + c - 26);
+    bad = vocab_add(&b, buf, 1);
+  }
+  for (size_t k = 0; k < sizeof punctuation / sizeof *punctuation && !bad; k++)
+    bad = vocab_add(&b, punctuation[k], 1);
+  for (size_t k = 0; k < sizeof common_words / sizeof *common_words && !bad; k++)
+    bad = vocab_add_word(&b, common_words[k]);
+  for (size_t k = 0; k < sizeof common_words / sizeof *common_words && !bad; k++) {
+    snprintf(buf, sizeof buf, "%s", common_words[k]); /* sentence-initial: "▁The" */
+    buf[0] = (char)(buf[0] - 'a' + 'A');
+    bad = vocab_add_word(&b, buf);
+  }
+  /* Fill: every lowercase string of length 2, 3, ..., bare and word-initial. */
+  for (int len = 2; v->n < n_vocab && !bad; len++) {
+    uint64_t count = 1;
+    for (int k = 0; k < len; k++) count *= 26;
+    for (uint64_t idx = 0; idx < count && v->n < n_vocab && !bad; idx++) {
+      char piece[16];
+      uint64_t rest = idx;
+      for (int k = len - 1; k >= 0; k--, rest /= 26) piece[k] = (char)('a' + rest % 26);
+      piece[len] = 0;
+      snprintf(buf, sizeof buf, SP "%s", piece);
+      bad = vocab_add(&b, piece, 1) || vocab_add(&b, buf, 1);
+    }
+  }
+  free(b.slots);
+  if (bad) {
+    m64_synth_vocab_free(v);
+    return m64_fail(e, M64_ENOMEM, "out of memory building a %u-token vocabulary", n_vocab);
+  }
+  return M64_OK;
+}
+
+void m64_synth_vocab_free(m64_synth_vocab *v) {
+  if (v->tokens)
+    for (uint32_t i = 0; i < v->n; i++) free(v->tokens[i]);
+  free(v->tokens);
+  free(v->scores);
+  free(v->types);
+  memset(v, 0, sizeof *v);
+}
+
+/* ---------------------------------------------------------------- writing */
+
+static int write_metadata(m64_gguf_writer *w, const m64_synth_spec *s, const m64_synth_vocab *v) {
+  uint32_t head_dim = s->dim / s->n_heads;
+  int rc = 0;
+  rc = rc ? rc : m64_gguf_w_str(w, "general.architecture", "llama");
+  rc = rc ? rc : m64_gguf_w_str(w, "general.name", s->name ? s->name : "m64-synth");
+  rc = rc ? rc : m64_gguf_w_u32(w, "llama.vocab_size", s->n_vocab);
+  rc = rc ? rc : m64_gguf_w_u32(w, "llama.context_length", s->n_ctx);
+  rc = rc ? rc : m64_gguf_w_u32(w, "llama.embedding_length", s->dim);
+  rc = rc ? rc : m64_gguf_w_u32(w, "llama.block_count", s->n_layers);
+  rc = rc ? rc : m64_gguf_w_u32(w, "llama.feed_forward_length", s->ffn);
+  rc = rc ? rc : m64_gguf_w_u32(w, "llama.attention.head_count", s->n_heads);
+  rc = rc ? rc : m64_gguf_w_u32(w, "llama.attention.head_count_kv", s->n_kv_heads);
+  rc = rc ? rc : m64_gguf_w_f32(w, "llama.rope.freq_base", s->rope_base);
+  rc = rc ? rc : m64_gguf_w_f32(w, "llama.attention.layer_norm_rms_epsilon", s->norm_eps);
+  rc = rc ? rc : m64_gguf_w_u32(w, "llama.rope.dimension_count", head_dim);
+  rc = rc ? rc : m64_gguf_w_u32(w, "m64.synth.seed", s->seed);
+  rc = rc ? rc : m64_gguf_w_str(w, "tokenizer.ggml.model", "llama");
+  rc = rc ? rc : m64_gguf_w_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)v->tokens, v->n);
+  rc = rc ? rc : m64_gguf_w_arr_f32(w, "tokenizer.ggml.scores", v->scores, v->n);
+  rc = rc ? rc : m64_gguf_w_arr_i32(w, "tokenizer.ggml.token_type", v->types, v->n);
+  rc = rc ? rc : m64_gguf_w_u32(w, "tokenizer.ggml.bos_token_id", 1);
+  rc = rc ? rc : m64_gguf_w_u32(w, "tokenizer.ggml.eos_token_id", 2);
+  rc = rc ? rc : m64_gguf_w_u32(w, "tokenizer.ggml.unknown_token_id", 0);
+  rc = rc ? rc : m64_gguf_w_bool(w, "tokenizer.ggml.add_bos_token", 1);
+  rc = rc ? rc : m64_gguf_w_bool(w, "tokenizer.ggml.add_eos_token", 0);
+  return rc;
+}
+
+int m64_synth_write(const m64_synth_spec *s, const char *path, m64_err *e) {
+  int rc = m64_synth_validate(s, e);
+  if (rc) return rc;
+  m64_synth_vocab vocab;
+  rc = m64_synth_vocab_build(s->n_vocab, &vocab, e);
+  if (rc) return rc;
+  uint32_t n_tensors = m64_synth_n_tensors(s);
+  tensor_filler *fillers = calloc(n_tensors, sizeof *fillers);
+  m64_gguf_writer *w = m64_gguf_writer_new(0);
+  if (!fillers || !w) {
+    rc = m64_fail(e, M64_ENOMEM, "out of memory for a GGUF writer");
+    goto done;
+  }
+  rc = write_metadata(w, s, &vocab);
+  if (rc) {
+    m64_fail(e, rc, "GGUF writer refused the metadata (%d)", rc);
+    goto done;
+  }
+  for (uint32_t i = 0; i < n_tensors && !rc; i++) {
+    tensor_filler *f = &fillers[i];
+    f->spec = s, f->index = i;
+    m64_synth_tensor_info(s, i, &f->info, e);
+    rc = m64_gguf_w_tensor_fill(w, f->info.name, f->info.type, f->info.n_dims, f->info.ne,
+                                fill_tensor, f);
+    if (rc) m64_fail(e, rc, "GGUF writer refused tensor %s (%d)", f->info.name, rc);
+  }
+  /* Tensor bytes are generated while the writer saves, one chunk at a time. */
+  if (!rc) rc = m64_gguf_writer_save(w, path, e);
+done:
+  if (fillers)
+    for (uint32_t i = 0; i < n_tensors; i++) filler_release(&fillers[i]);
+  free(fillers);
+  m64_gguf_writer_free(w);
+  m64_synth_vocab_free(&vocab);
+  return rc;
+}
