@@ -170,7 +170,7 @@ int m64c_build(const m64c_options *o, m64_err *e) {
   if (o->progress && plan.total_bytes > (256u << 20)) fputc('\n', stderr);
   m64c_progress(o->progress, "[6/6] hashing layers and committing");
   rc = m64_bw_commit(bw, e);
-  bw = NULL; /* commit frees the writer, success or not */
+  if (rc == 0) bw = NULL; /* a successful commit frees the writer; after a failed one, abort does */
 
 done:
   if (bw) m64_bw_abort(bw);
@@ -244,7 +244,7 @@ int m64c_aot(const char *bundle, const char *output, int verbose, m64_err *e) {
   m64_bundle_close(b);
   b = NULL;
   rc = m64_bw_commit(bw, e);
-  bw = NULL;
+  if (rc == 0) bw = NULL;
 
 done:
   if (bw) m64_bw_abort(bw);

@@ -38,6 +38,7 @@ enum {
   M64_EUNSUPPORTED = -8,
   M64_EINTERRUPTED = -9,
   M64_ENOSPC = -10,   /* disk full while writing */
+  M64_ETRAP = -11,    /* the wasm module trapped (runtime) */
 };
 typedef struct m64_err { char msg[512]; } m64_err;
 /* Formats msg into *e (if e != NULL) and returns code; for use in `return m64_fail(...)`. */
@@ -130,6 +131,10 @@ int m64_gguf_get_arr(const m64_gguf *g, const char *key, m64_gguf_vtype *elem, u
 int m64_gguf_arr_str(const m64_gguf *g, const char *key, uint64_t i, m64_str *out);
 int m64_gguf_arr_f32(const m64_gguf *g, const char *key, uint64_t i, float *out);
 int m64_gguf_arr_i32(const m64_gguf *g, const char *key, uint64_t i, int32_t *out);
+/* Added: 64-bit getters (same conversion rules; f64 accepts f32/f64). An array index out of
+ * range gives M64_ENOTFOUND; elements of nested arrays are not accessible (M64_ETYPE). */
+int m64_gguf_get_i64(const m64_gguf *g, const char *key, int64_t *out);
+int m64_gguf_get_f64(const m64_gguf *g, const char *key, double *out);
 
 /* Tensors, in file order. */
 uint64_t m64_gguf_n_tensors(const m64_gguf *g);
@@ -152,7 +157,19 @@ int m64_gguf_w_arr_i32(m64_gguf_writer *w, const char *key, const int32_t *v, ui
 /* A tensor; data (nbytes per type and dims) is copied. ne[0] is the row length. */
 int m64_gguf_w_tensor(m64_gguf_writer *w, const char *name, uint32_t type,
                       uint32_t n_dims, const uint64_t *ne, const void *data);
-/* Writes a GGUF v3 file (atomically: temp file then rename). */
+/* Added: any scalar type (v points to a native uint8_t/int8_t/.../double; BOOL is a uint8_t),
+ * and arrays of any fixed-size element type (v is a native array of n elements). */
+int m64_gguf_w_scalar(m64_gguf_writer *w, const char *key, m64_gguf_vtype type, const void *v);
+int m64_gguf_w_arr(m64_gguf_writer *w, const char *key, m64_gguf_vtype elem, const void *v,
+                   uint64_t n);
+/* Added: a tensor whose bytes are produced at save time, in order, in chunks (so a
+ * multi-GB synthetic model needs no memory for its data). fill returns 0 or an M64_E*
+ * code, which aborts the save. */
+typedef int (*m64_gguf_fill_fn)(void *ctx, uint64_t offset, void *buf, size_t n);
+int m64_gguf_w_tensor_fill(m64_gguf_writer *w, const char *name, uint32_t type,
+                           uint32_t n_dims, const uint64_t *ne, m64_gguf_fill_fn fill, void *ctx);
+/* Writes a GGUF v3 file (atomically: temp file then rename). A w_* call that failed makes
+ * save fail with that call's message. If alignment != 32, general.alignment is written. */
 int m64_gguf_writer_save(m64_gguf_writer *w, const char *path, m64_err *e);
 
 /* ---------------------------------------------------------------- 5. .m64 bundle */
@@ -226,6 +243,9 @@ int m64_bw_write_tensor(m64_bundle_writer *w, uint32_t tensor_index, const void 
                         m64_err *e);
 /* Finalizes hashes, section table and header, fsyncs, renames into place. */
 int m64_bw_commit(m64_bundle_writer *w, m64_err *e);
+/* (On success commit frees w. On failure the temp file is already removed and w must still
+ * be freed with m64_bw_abort. Sections may also be added after set_layout: they go after
+ * the segments.) */
 void m64_bw_abort(m64_bundle_writer *w); /* removes the temp file, frees; accepts NULL */
 /* Path of the temp file being written (so a signal handler can unlink it). */
 const char *m64_bw_temp_path(const m64_bundle_writer *w);
@@ -252,8 +272,15 @@ uint32_t m64_bundle_n_segments(const m64_bundle *b);
 const uint8_t *m64_bundle_layer_data(const m64_bundle *b, uint32_t i);
 /* Recomputes a layer's SHA-256; M64_EHASH naming the layer on mismatch. */
 int m64_bundle_verify_layer(const m64_bundle *b, uint32_t i, m64_err *e);
+/* Added: checks the hash of every section and every layer (M64_EHASH names the first bad). */
+int m64_bundle_verify_all(const m64_bundle *b, m64_err *e);
 /* Metadata section lookup: copies the value of "key = value" into out (NUL-terminated). */
 int m64_bundle_meta(const m64_bundle *b, const char *key, char *out, size_t out_size);
+
+/* Native code targets ("x86_64-v3-linux", ...): the name this host's AOT code gets, and
+ * whether this host can run code built for a target (formats/common/target.c). */
+const char *m64_host_target(void);
+int m64_target_runnable(const char *target);
 
 /* ---------------------------------------------------------------- 6. SHA-256 */
 typedef struct m64_sha256 { uint32_t h[8]; uint64_t len; uint8_t buf[64]; uint32_t n; } m64_sha256;

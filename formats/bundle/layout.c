@@ -1,0 +1,197 @@
+/* layout.c — placing layers and tensors inside image segments, and the LAYER_INDEX codec. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "bundle_internal.h"
+
+typedef struct span { uint32_t segment, layer; uint64_t start, end; } span;
+
+static int span_cmp(const void *a, const void *b) {
+  const span *x = (const span *)a, *y = (const span *)b;
+  if (x->segment != y->segment) return x->segment < y->segment ? -1 : 1;
+  if (x->start != y->start) return x->start < y->start ? -1 : 1;
+  return x->layer < y->layer ? -1 : x->layer > y->layer;
+}
+
+/* Every tensor must belong to exactly one layer. */
+static int check_ownership(const m64_layer_entry *layers, uint32_t n_layers, uint32_t n_tensors,
+                           m64_err *e) {
+  uint8_t *owned = (uint8_t *)calloc(n_tensors ? n_tensors : 1, 1);
+  if (!owned) return m64_fail(e, M64_ENOMEM, "out of memory");
+  int rc = 0;
+  for (uint32_t i = 0; i < n_layers && !rc; i++) {
+    const m64_layer_entry *l = &layers[i];
+    if (l->first_tensor > n_tensors || l->n_tensors > n_tensors - l->first_tensor) {
+      rc = m64_fail(e, M64_EFORMAT, "layer %u: tensors [%u, +%u) outside the tensor table (%u)", i,
+                    l->first_tensor, l->n_tensors, n_tensors);
+      break;
+    }
+    for (uint32_t t = l->first_tensor; t < l->first_tensor + l->n_tensors; t++) {
+      if (owned[t]) {
+        rc = m64_fail(e, M64_EFORMAT, "tensor %u belongs to two layers (second: layer %u)", t, i);
+        break;
+      }
+      owned[t] = 1;
+    }
+  }
+  for (uint32_t t = 0; t < n_tensors && !rc; t++)
+    if (!owned[t]) rc = m64_fail(e, M64_EFORMAT, "tensor %u belongs to no layer", t);
+  free(owned);
+  return rc;
+}
+
+int m64__check_layout(const m64_layer_entry *layers, uint32_t n_layers,
+                      const m64_tensor_entry *tensors, uint32_t n_tensors, uint32_t n_segments,
+                      const uint64_t *segment_sizes, m64_err *e) {
+  if (n_layers > M64_MAX_LAYERS)
+    return m64_fail(e, M64_ELIMIT, "%u layers exceed the limit of %u", n_layers, M64_MAX_LAYERS);
+  if (n_tensors > M64_MAX_TENSORS)
+    return m64_fail(e, M64_ELIMIT, "%u tensors exceed the limit of %u", n_tensors, M64_MAX_TENSORS);
+  if (n_segments > M64_MAX_SECTIONS)
+    return m64_fail(e, M64_ELIMIT, "%u segments exceed the limit of %u", n_segments, M64_MAX_SECTIONS);
+  int rc = check_ownership(layers, n_layers, n_tensors, e);
+  if (rc) return rc;
+  for (uint32_t t = 0; t < n_tensors; t++) {
+    const m64_tensor_entry *te = &tensors[t];
+    if (!memchr(te->name, 0, sizeof te->name) || te->name[0] == 0)
+      return m64_fail(e, M64_EFORMAT, "tensor %u: name empty or not NUL-terminated", t);
+    if (te->n_dims == 0 || te->n_dims > M64_MAX_DIMS)
+      return m64_fail(e, M64_EFORMAT, "tensor %u '%s': n_dims %u not in 1..%u", t, te->name,
+                      te->n_dims, M64_MAX_DIMS);
+    for (uint32_t d = te->n_dims; d < 4; d++)
+      if (te->ne[d] != 1)
+        return m64_fail(e, M64_EFORMAT, "tensor %u '%s': unused dimension %u is %llu, not 1", t,
+                        te->name, d, (unsigned long long)te->ne[d]);
+    if (te->offset % M64_TENSOR_ALIGN)
+      return m64_fail(e, M64_EFORMAT, "tensor %u '%s': offset %llu not %u-byte aligned", t,
+                      te->name, (unsigned long long)te->offset, M64_TENSOR_ALIGN);
+  }
+  span *spans = (span *)malloc((n_layers ? n_layers : 1) * sizeof *spans);
+  if (!spans) return m64_fail(e, M64_ENOMEM, "out of memory");
+  for (uint32_t i = 0; i < n_layers && !rc; i++) {
+    const m64_layer_entry *l = &layers[i];
+    uint64_t end, prev_end = 0;
+    if (!memchr(l->name, 0, sizeof l->name) || l->name[0] == 0)
+      rc = m64_fail(e, M64_EFORMAT, "layer %u: name empty or not NUL-terminated", i);
+    else if (l->segment >= n_segments)
+      rc = m64_fail(e, M64_EFORMAT, "layer %u '%s': segment %u does not exist (%u segments)", i,
+                    l->name, l->segment, n_segments);
+    else if (l->offset % M64_LAYER_ALIGN)
+      rc = m64_fail(e, M64_EFORMAT, "layer %u '%s': offset %llu not %u-byte aligned", i, l->name,
+                    (unsigned long long)l->offset, M64_LAYER_ALIGN);
+    else if (m64__add_ovf(l->offset, l->size, &end) || end > segment_sizes[l->segment])
+      rc = m64_fail(e, M64_EFORMAT, "layer %u '%s': [%llu, +%llu) outside segment %u (size %llu)",
+                    i, l->name, (unsigned long long)l->offset, (unsigned long long)l->size,
+                    l->segment, (unsigned long long)segment_sizes[l->segment]);
+    for (uint32_t t = l->first_tensor; t < l->first_tensor + l->n_tensors && !rc; t++) {
+      const m64_tensor_entry *te = &tensors[t];
+      uint64_t tend;
+      if (te->offset < prev_end)
+        rc = m64_fail(e, M64_EFORMAT, "tensor %u '%s': offset %llu overlaps the previous tensor of layer '%s'",
+                      t, te->name, (unsigned long long)te->offset, l->name);
+      else if (m64__add_ovf(te->offset, te->nbytes, &tend) || tend > l->size)
+        rc = m64_fail(e, M64_EFORMAT, "tensor %u '%s': [%llu, +%llu) outside layer '%s' (size %llu)",
+                      t, te->name, (unsigned long long)te->offset, (unsigned long long)te->nbytes,
+                      l->name, (unsigned long long)l->size);
+      else
+        prev_end = tend;
+    }
+    spans[i] = (span){l->segment, i, l->offset, l->offset + l->size};
+  }
+  if (!rc && n_layers > 1) {
+    qsort(spans, n_layers, sizeof *spans, span_cmp);
+    for (uint32_t i = 1; i < n_layers && !rc; i++)
+      if (spans[i].segment == spans[i - 1].segment && spans[i].start < spans[i - 1].end)
+        rc = m64_fail(e, M64_EFORMAT, "layers '%s' and '%s' overlap in segment %u",
+                      layers[spans[i - 1].layer].name, layers[spans[i].layer].name, spans[i].segment);
+  }
+  free(spans);
+  return rc;
+}
+
+int m64_plan_layout(m64_layer_entry *layers, uint32_t n_layers, m64_tensor_entry *tensors,
+                    uint32_t n_tensors, uint64_t segment_max, uint32_t *n_segments,
+                    uint64_t *segment_sizes, m64_err *e) {
+  if (segment_max == 0) segment_max = M64_SEGMENT_MAX;
+  *n_segments = 0;
+  if (n_layers > M64_MAX_LAYERS)
+    return m64_fail(e, M64_ELIMIT, "%u layers exceed the limit of %u", n_layers, M64_MAX_LAYERS);
+  if (n_tensors > M64_MAX_TENSORS)
+    return m64_fail(e, M64_ELIMIT, "%u tensors exceed the limit of %u", n_tensors, M64_MAX_TENSORS);
+  int rc = check_ownership(layers, n_layers, n_tensors, e);
+  if (rc) return rc;
+  uint32_t seg = 0;
+  uint64_t cur = 0;
+  int seg_used = 0;
+  for (uint32_t i = 0; i < n_layers; i++) {
+    m64_layer_entry *l = &layers[i];
+    uint64_t off = 0, start, end;
+    for (uint32_t t = l->first_tensor; t < l->first_tensor + l->n_tensors; t++) {
+      if (m64__align_up(off, M64_TENSOR_ALIGN, &off) || m64__add_ovf(off, tensors[t].nbytes, &end))
+        return m64_fail(e, M64_ELIMIT, "layer %u '%.32s': size overflows", i, l->name);
+      tensors[t].offset = off;
+      off = end;
+    }
+    l->size = off;
+    memset(l->sha256, 0, sizeof l->sha256);
+    if (l->size > segment_max)
+      return m64_fail(e, M64_ELIMIT,
+                      "layer %u '%.32s' is %llu bytes, larger than the segment maximum of %llu", i,
+                      l->name, (unsigned long long)l->size, (unsigned long long)segment_max);
+    if (m64__align_up(cur, M64_LAYER_ALIGN, &start) || m64__add_ovf(start, l->size, &end) ||
+        end > segment_max) {
+      if (seg_used) {
+        if (++seg >= M64_MAX_SECTIONS)
+          return m64_fail(e, M64_ELIMIT, "more than %u segments needed", M64_MAX_SECTIONS);
+        seg_used = 0;
+      }
+      start = 0;
+      end = l->size;
+    }
+    l->segment = seg;
+    l->offset = start;
+    cur = end;
+    segment_sizes[seg] = cur;
+    seg_used = 1;
+  }
+  uint32_t nseg = n_layers ? seg + 1 : 0;
+  rc = m64__check_layout(layers, n_layers, tensors, n_tensors, nseg, segment_sizes, e);
+  if (rc) return rc;
+  *n_segments = nseg;
+  return 0;
+}
+
+uint64_t m64__layer_index_size(uint32_t n_layers, uint32_t n_tensors) {
+  return LI_HEADER_SIZE + (uint64_t)n_layers * LR_SIZE + (uint64_t)n_tensors * TR_SIZE;
+}
+
+void m64__encode_layer_index(uint8_t *out, const m64_layer_entry *layers, uint32_t n_layers,
+                             const m64_tensor_entry *tensors, uint32_t n_tensors,
+                             uint32_t n_segments) {
+  memset(out, 0, m64__layer_index_size(n_layers, n_tensors));
+  m64__wr_u32(out + LI_N_LAYERS, n_layers);
+  m64__wr_u32(out + LI_N_TENSORS, n_tensors);
+  m64__wr_u32(out + LI_N_SEGMENTS, n_segments);
+  m64__wr_u32(out + LI_LAYER_SIZE_F, LR_SIZE);
+  m64__wr_u32(out + LI_TENSOR_SIZE_F, TR_SIZE);
+  uint8_t *p = out + LI_HEADER_SIZE;
+  for (uint32_t i = 0; i < n_layers; i++, p += LR_SIZE) {
+    const m64_layer_entry *l = &layers[i];
+    memcpy(p + LR_NAME, l->name, strnlen(l->name, sizeof l->name - 1));
+    m64__wr_u32(p + LR_SEGMENT, l->segment);
+    m64__wr_u32(p + LR_FIRST_TENSOR, l->first_tensor);
+    m64__wr_u32(p + LR_N_TENSORS, l->n_tensors);
+    m64__wr_u64(p + LR_OFFSET, l->offset);
+    m64__wr_u64(p + LR_SIZE_FIELD, l->size);
+    memcpy(p + LR_SHA256, l->sha256, 32);
+  }
+  for (uint32_t i = 0; i < n_tensors; i++, p += TR_SIZE) {
+    const m64_tensor_entry *t = &tensors[i];
+    memcpy(p + TR_NAME, t->name, strnlen(t->name, sizeof t->name - 1));
+    m64__wr_u32(p + TR_TYPE, t->type);
+    m64__wr_u32(p + TR_N_DIMS, t->n_dims);
+    for (int d = 0; d < 4; d++) m64__wr_u64(p + TR_NE + 8 * d, t->ne[d]);
+    m64__wr_u64(p + TR_OFFSET, t->offset);
+    m64__wr_u64(p + TR_NBYTES, t->nbytes);
+  }
+}

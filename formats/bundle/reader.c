@@ -1,0 +1,364 @@
+/* reader.c — maps and validates a .m64 bundle. Everything but layer bytes is checked at
+ * open (structure and hashes), so later accessors can trust what they return. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bundle_internal.h"
+
+struct m64_bundle {
+  const uint8_t *base;
+  size_t size;
+  int mapped;
+  uint32_t version;
+  uint32_t n_sections, n_layers, n_tensors, n_segments;
+  m64_section *sections;
+  m64_layer_entry *layers;
+  m64_tensor_entry *tensors;
+  uint32_t *segment_sec; /* section index of segment i */
+};
+
+static int all_zero(const uint8_t *p, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (p[i]) return 0;
+  return 1;
+}
+
+typedef struct sorted { uint64_t start, end; uint32_t idx; } sorted;
+static int sorted_cmp(const void *a, const void *b) {
+  const sorted *x = (const sorted *)a, *y = (const sorted *)b;
+  if (x->start != y->start) return x->start < y->start ? -1 : 1;
+  if (x->end != y->end) return x->end < y->end ? -1 : 1; /* empty sections first */
+  return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+static int parse_header_and_table(m64_bundle *b, m64_err *e) {
+  const uint8_t *p = b->base;
+  if (b->size == 0) return m64_fail(e, M64_EFORMAT, "empty file (0 bytes)");
+  if (b->size < 8 || memcmp(p, M64_BUNDLE_MAGIC, 8) != 0)
+    return m64_fail(e, M64_EFORMAT, "not an .m64 bundle (bad magic)");
+  if (b->size < BH_SIZE)
+    return m64_fail(e, M64_EFORMAT, "file of %zu bytes is too small for the %u-byte header",
+                    b->size, BH_SIZE);
+  b->version = m64__rd_u32(p + BH_VERSION);
+  if (b->version != M64_BUNDLE_VERSION)
+    return m64_fail(e, M64_EUNSUPPORTED, "bundle version %u is not supported (expected %u)",
+                    b->version, M64_BUNDLE_VERSION);
+  uint32_t flags = m64__rd_u32(p + BH_FLAGS);
+  if (flags) return m64_fail(e, M64_EUNSUPPORTED, "unknown header flags 0x%x", flags);
+  if (m64__rd_u32(p + BH_HEADER_SIZE) != BH_SIZE || m64__rd_u32(p + BH_RECORD_SIZE) != SR_SIZE ||
+      m64__rd_u64(p + BH_TABLE_OFFSET) != BH_SIZE)
+    return m64_fail(e, M64_EFORMAT, "header size %u / record size %u / table offset %llu differ from v1 (%u / %u / %u)",
+                    m64__rd_u32(p + BH_HEADER_SIZE), m64__rd_u32(p + BH_RECORD_SIZE),
+                    (unsigned long long)m64__rd_u64(p + BH_TABLE_OFFSET), BH_SIZE, SR_SIZE, BH_SIZE);
+  uint64_t file_size = m64__rd_u64(p + BH_FILE_SIZE);
+  if (file_size != b->size)
+    return m64_fail(e, M64_EFORMAT, "header says the file is %llu bytes, it is %zu (truncated or extended?)",
+                    (unsigned long long)file_size, b->size);
+  uint32_t n = m64__rd_u32(p + BH_N_SECTIONS);
+  if (n > M64_MAX_SECTIONS)
+    return m64_fail(e, M64_ELIMIT, "%u sections exceed the limit of %u", n, M64_MAX_SECTIONS);
+  uint64_t table_end = BH_SIZE + (uint64_t)n * SR_SIZE;
+  if (table_end > b->size)
+    return m64_fail(e, M64_EFORMAT, "section table [%u, %llu) past end of file (size %zu)", BH_SIZE,
+                    (unsigned long long)table_end, b->size);
+  uint8_t digest[32];
+  m64_sha256 h;
+  m64_sha256_init(&h);
+  m64_sha256_update(&h, p, BH_SHA256);
+  m64_sha256_update(&h, p + BH_SIZE, (size_t)(table_end - BH_SIZE));
+  m64_sha256_final(&h, digest);
+  if (memcmp(digest, p + BH_SHA256, 32) != 0)
+    return m64_fail(e, M64_EHASH, "header/section table SHA-256 mismatch");
+
+  b->n_sections = n;
+  b->sections = (m64_section *)calloc(n ? n : 1, sizeof *b->sections);
+  sorted *order = (sorted *)malloc((n ? n : 1) * sizeof *order);
+  if (!b->sections || !order) {
+    free(order);
+    return m64_fail(e, M64_ENOMEM, "out of memory");
+  }
+  int rc = 0;
+  for (uint32_t i = 0; i < n && !rc; i++) {
+    const uint8_t *r = p + BH_SIZE + (size_t)i * SR_SIZE;
+    m64_section *s = &b->sections[i];
+    uint64_t end = 0;
+    s->kind = m64__rd_u32(r + SR_KIND);
+    memcpy(s->name, r + SR_NAME, sizeof s->name);
+    s->offset = m64__rd_u64(r + SR_OFFSET);
+    s->size = m64__rd_u64(r + SR_SIZE_FIELD);
+    memcpy(s->sha256, r + SR_SHA256, 32);
+    if (!memchr(s->name, 0, sizeof s->name) || s->name[0] == 0) {
+      rc = m64_fail(e, M64_EFORMAT, "section %u: name empty or not NUL-terminated", i);
+    } else if (s->kind < M64_SEC_METADATA || s->kind > M64_SEC_SEGMENT) {
+      rc = m64_fail(e, M64_EFORMAT, "section %u '%s': unknown kind %u", i, s->name, s->kind);
+    } else if (s->offset < table_end || m64__add_ovf(s->offset, s->size, &end) || end > b->size) {
+      rc = m64_fail(e, M64_EFORMAT, "section %u '%s': [%llu, +%llu) outside the file body [%llu, %zu)",
+                    i, s->name, (unsigned long long)s->offset, (unsigned long long)s->size,
+                    (unsigned long long)table_end, b->size);
+    } else if (s->kind == M64_SEC_SEGMENT) {
+      uint64_t page_end = 0;
+      if (s->offset % M64_LAYER_ALIGN)
+        rc = m64_fail(e, M64_EFORMAT, "section %u '%s': segment offset %llu not %u-byte aligned", i,
+                      s->name, (unsigned long long)s->offset, M64_LAYER_ALIGN);
+      else if (m64__align_up(end, M64_LAYER_ALIGN, &page_end) || page_end > b->size)
+        rc = m64_fail(e, M64_EFORMAT, "section %u '%s': segment pages end at %llu, past end of file (size %zu)",
+                      i, s->name, (unsigned long long)(page_end), b->size);
+      else if (!all_zero(s->sha256, 32))
+        rc = m64_fail(e, M64_EFORMAT, "section %u '%s': segment hash field must be zero", i, s->name);
+    }
+    if (rc) break;
+    s->data = p + s->offset;
+    for (uint32_t j = 0; j < i; j++)
+      if (b->sections[j].kind == s->kind && strcmp(b->sections[j].name, s->name) == 0) {
+        rc = m64_fail(e, M64_EFORMAT, "section %u '%s': duplicate of section %u", i, s->name, j);
+        break;
+      }
+    order[i] = (sorted){s->offset, end, i};
+  }
+  if (!rc && n > 1) {
+    qsort(order, n, sizeof *order, sorted_cmp);
+    for (uint32_t i = 1; i < n && !rc; i++)
+      if (order[i].start < order[i - 1].end)
+        rc = m64_fail(e, M64_EFORMAT, "sections '%s' and '%s' overlap",
+                      b->sections[order[i - 1].idx].name, b->sections[order[i].idx].name);
+  }
+  free(order);
+  if (rc) return rc;
+  for (uint32_t i = 0; i < n; i++) {
+    const m64_section *s = &b->sections[i];
+    if (s->kind == M64_SEC_SEGMENT) continue;
+    m64_sha256_init(&h);
+    m64_sha256_update(&h, s->data, (size_t)s->size);
+    m64_sha256_final(&h, digest);
+    if (memcmp(digest, s->sha256, 32) != 0)
+      return m64_fail(e, M64_EHASH, "section %u '%s': SHA-256 mismatch", i, s->name);
+  }
+  return 0;
+}
+
+static int parse_layer_index(m64_bundle *b, m64_err *e) {
+  const m64_section *idx = m64_bundle_find_section(b, M64_SEC_LAYER_INDEX, NULL);
+  if (!idx) return m64_fail(e, M64_EFORMAT, "no LAYER_INDEX section");
+  for (uint32_t i = 0; i < b->n_sections; i++)
+    if (b->sections[i].kind == M64_SEC_LAYER_INDEX && &b->sections[i] != idx)
+      return m64_fail(e, M64_EFORMAT, "more than one LAYER_INDEX section");
+  const uint8_t *p = idx->data;
+  if (idx->size < LI_HEADER_SIZE)
+    return m64_fail(e, M64_EFORMAT, "LAYER_INDEX of %llu bytes is smaller than its header",
+                    (unsigned long long)idx->size);
+  uint32_t nl = m64__rd_u32(p + LI_N_LAYERS), nt = m64__rd_u32(p + LI_N_TENSORS),
+           ns = m64__rd_u32(p + LI_N_SEGMENTS);
+  if (m64__rd_u32(p + LI_LAYER_SIZE_F) != LR_SIZE || m64__rd_u32(p + LI_TENSOR_SIZE_F) != TR_SIZE)
+    return m64_fail(e, M64_EFORMAT, "LAYER_INDEX record sizes %u / %u differ from v1 (%u / %u)",
+                    m64__rd_u32(p + LI_LAYER_SIZE_F), m64__rd_u32(p + LI_TENSOR_SIZE_F), LR_SIZE, TR_SIZE);
+  if (nl > M64_MAX_LAYERS || nt > M64_MAX_TENSORS || ns > M64_MAX_SECTIONS)
+    return m64_fail(e, M64_ELIMIT, "LAYER_INDEX counts %u layers / %u tensors / %u segments exceed the limits (%u / %u / %u)",
+                    nl, nt, ns, M64_MAX_LAYERS, M64_MAX_TENSORS, M64_MAX_SECTIONS);
+  if (idx->size != m64__layer_index_size(nl, nt))
+    return m64_fail(e, M64_EFORMAT, "LAYER_INDEX is %llu bytes, %u layers and %u tensors need %llu",
+                    (unsigned long long)idx->size, nl, nt,
+                    (unsigned long long)m64__layer_index_size(nl, nt));
+  /* Segment i is the SEGMENT section named "segment.i"; there must be exactly ns of them. */
+  uint32_t n_seg_sections = 0;
+  for (uint32_t i = 0; i < b->n_sections; i++) n_seg_sections += b->sections[i].kind == M64_SEC_SEGMENT;
+  if (n_seg_sections != ns)
+    return m64_fail(e, M64_EFORMAT, "LAYER_INDEX names %u segments, the file has %u", ns, n_seg_sections);
+  b->segment_sec = (uint32_t *)malloc((ns ? ns : 1) * sizeof *b->segment_sec);
+  b->layers = (m64_layer_entry *)calloc(nl ? nl : 1, sizeof *b->layers);
+  b->tensors = (m64_tensor_entry *)calloc(nt ? nt : 1, sizeof *b->tensors);
+  uint64_t *seg_size = (uint64_t *)malloc((ns ? ns : 1) * sizeof *seg_size);
+  if (!b->segment_sec || !b->layers || !b->tensors || !seg_size) {
+    free(seg_size);
+    return m64_fail(e, M64_ENOMEM, "out of memory");
+  }
+  for (uint32_t i = 0; i < ns; i++) {
+    char name[48];
+    snprintf(name, sizeof name, "segment.%u", i);
+    const m64_section *s = m64_bundle_find_section(b, M64_SEC_SEGMENT, name);
+    if (!s) {
+      free(seg_size);
+      return m64_fail(e, M64_EFORMAT, "segment section '%s' is missing", name);
+    }
+    b->segment_sec[i] = (uint32_t)(s - b->sections);
+    seg_size[i] = s->size;
+  }
+  const uint8_t *r = p + LI_HEADER_SIZE;
+  for (uint32_t i = 0; i < nl; i++, r += LR_SIZE) {
+    m64_layer_entry *l = &b->layers[i];
+    memcpy(l->name, r + LR_NAME, sizeof l->name);
+    l->segment = m64__rd_u32(r + LR_SEGMENT);
+    l->first_tensor = m64__rd_u32(r + LR_FIRST_TENSOR);
+    l->n_tensors = m64__rd_u32(r + LR_N_TENSORS);
+    l->offset = m64__rd_u64(r + LR_OFFSET);
+    l->size = m64__rd_u64(r + LR_SIZE_FIELD);
+    memcpy(l->sha256, r + LR_SHA256, 32);
+  }
+  for (uint32_t i = 0; i < nt; i++, r += TR_SIZE) {
+    m64_tensor_entry *t = &b->tensors[i];
+    memcpy(t->name, r + TR_NAME, sizeof t->name);
+    t->type = m64__rd_u32(r + TR_TYPE);
+    t->n_dims = m64__rd_u32(r + TR_N_DIMS);
+    for (int d = 0; d < 4; d++) t->ne[d] = m64__rd_u64(r + TR_NE + 8 * d);
+    t->offset = m64__rd_u64(r + TR_OFFSET);
+    t->nbytes = m64__rd_u64(r + TR_NBYTES);
+  }
+  b->n_layers = nl;
+  b->n_tensors = nt;
+  b->n_segments = ns;
+  int rc = m64__check_layout(b->layers, nl, b->tensors, nt, ns, seg_size, e);
+  free(seg_size);
+  return rc;
+}
+
+static int open_common(const uint8_t *base, size_t size, int mapped, m64_bundle **out, m64_err *e) {
+  m64_bundle *b = (m64_bundle *)calloc(1, sizeof *b);
+  if (!b) {
+    if (mapped) m64__unmap_file(base, size);
+    return m64_fail(e, M64_ENOMEM, "out of memory");
+  }
+  b->base = base;
+  b->size = size;
+  b->mapped = mapped;
+  int rc = parse_header_and_table(b, e);
+  if (!rc) rc = parse_layer_index(b, e);
+  if (rc) {
+    m64_bundle_close(b);
+    return rc;
+  }
+  *out = b;
+  return 0;
+}
+
+int m64_bundle_open(const char *path, m64_bundle **out, m64_err *e) {
+  const uint8_t *base;
+  size_t size;
+  *out = NULL;
+  int rc = m64__map_file(path, &base, &size, e);
+  if (rc) return rc;
+  rc = open_common(base, size, 1, out, e);
+  if (rc && e) {
+    char tmp[sizeof e->msg];
+    snprintf(tmp, sizeof tmp, "%s", e->msg);
+    m64_fail(e, rc, "%s: %s", path, tmp);
+  }
+  return rc;
+}
+
+int m64_bundle_open_memory(const void *data, size_t size, m64_bundle **out, m64_err *e) {
+  *out = NULL;
+  if (!data && size) return m64_fail(e, M64_EIO, "NULL buffer");
+  return open_common((const uint8_t *)data, size, 0, out, e);
+}
+
+void m64_bundle_close(m64_bundle *b) {
+  if (!b) return;
+  free(b->sections);
+  free(b->layers);
+  free(b->tensors);
+  free(b->segment_sec);
+  if (b->mapped) m64__unmap_file(b->base, b->size);
+  free(b);
+}
+
+uint32_t m64_bundle_version(const m64_bundle *b) { return b->version; }
+uint64_t m64_bundle_file_size(const m64_bundle *b) { return b->size; }
+uint32_t m64_bundle_n_sections(const m64_bundle *b) { return b->n_sections; }
+const m64_section *m64_bundle_section_at(const m64_bundle *b, uint32_t i) {
+  return i < b->n_sections ? &b->sections[i] : NULL;
+}
+const m64_section *m64_bundle_find_section(const m64_bundle *b, uint32_t kind, const char *name) {
+  for (uint32_t i = 0; i < b->n_sections; i++)
+    if (b->sections[i].kind == kind && (!name || strcmp(b->sections[i].name, name) == 0))
+      return &b->sections[i];
+  return NULL;
+}
+uint32_t m64_bundle_n_layers(const m64_bundle *b) { return b->n_layers; }
+const m64_layer_entry *m64_bundle_layer(const m64_bundle *b, uint32_t i) {
+  return i < b->n_layers ? &b->layers[i] : NULL;
+}
+uint32_t m64_bundle_n_tensors(const m64_bundle *b) { return b->n_tensors; }
+const m64_tensor_entry *m64_bundle_tensor(const m64_bundle *b, uint32_t i) {
+  return i < b->n_tensors ? &b->tensors[i] : NULL;
+}
+uint32_t m64_bundle_n_segments(const m64_bundle *b) { return b->n_segments; }
+
+const uint8_t *m64_bundle_layer_data(const m64_bundle *b, uint32_t i) {
+  if (i >= b->n_layers) return NULL;
+  const m64_layer_entry *l = &b->layers[i];
+  return b->sections[b->segment_sec[l->segment]].data + l->offset;
+}
+
+int m64_bundle_verify_layer(const m64_bundle *b, uint32_t i, m64_err *e) {
+  if (i >= b->n_layers)
+    return m64_fail(e, M64_ENOTFOUND, "layer %u out of range (%u layers)", i, b->n_layers);
+  const m64_layer_entry *l = &b->layers[i];
+  uint8_t digest[32];
+  m64_sha256 h;
+  m64_sha256_init(&h);
+  m64_sha256_update(&h, m64_bundle_layer_data(b, i), (size_t)l->size);
+  m64_sha256_final(&h, digest);
+  if (memcmp(digest, l->sha256, 32) != 0) {
+    char want[65], got[65];
+    m64_sha256_hex(l->sha256, want);
+    m64_sha256_hex(digest, got);
+    return m64_fail(e, M64_EHASH, "layer %u '%s': SHA-256 mismatch (expected %s, got %s)", i,
+                    l->name, want, got);
+  }
+  return 0;
+}
+
+int m64_bundle_verify_all(const m64_bundle *b, m64_err *e) {
+  uint8_t digest[32];
+  for (uint32_t i = 0; i < b->n_sections; i++) {
+    const m64_section *s = &b->sections[i];
+    if (s->kind == M64_SEC_SEGMENT) continue;
+    m64_sha256 h;
+    m64_sha256_init(&h);
+    m64_sha256_update(&h, s->data, (size_t)s->size);
+    m64_sha256_final(&h, digest);
+    if (memcmp(digest, s->sha256, 32) != 0)
+      return m64_fail(e, M64_EHASH, "section %u '%s': SHA-256 mismatch", i, s->name);
+  }
+  for (uint32_t i = 0; i < b->n_layers; i++) {
+    int rc = m64_bundle_verify_layer(b, i, e);
+    if (rc) return rc;
+  }
+  return 0;
+}
+
+static int is_space(char c) { return c == ' ' || c == '\t' || c == '\r'; }
+
+int m64_bundle_meta(const m64_bundle *b, const char *key, char *out, size_t out_size) {
+  const m64_section *s = m64_bundle_find_section(b, M64_SEC_METADATA, NULL);
+  if (!s) return M64_ENOTFOUND;
+  const char *p = (const char *)s->data, *end = p + s->size;
+  size_t klen = strlen(key);
+  while (p < end) {
+    const char *nl = (const char *)memchr(p, '\n', (size_t)(end - p));
+    const char *le = nl ? nl : end;
+    const char *eq = (const char *)memchr(p, '=', (size_t)(le - p));
+    if (eq) {
+      const char *ks = p, *ke = eq;
+      while (ks < ke && is_space(*ks)) ks++;
+      while (ke > ks && is_space(ke[-1])) ke--;
+      if ((size_t)(ke - ks) == klen && memcmp(ks, key, klen) == 0) {
+        const char *vs = eq + 1, *ve = le;
+        while (vs < ve && is_space(*vs)) vs++;
+        while (ve > vs && is_space(ve[-1])) ve--;
+        size_t n = (size_t)(ve - vs);
+        if (!out || out_size == 0) return M64_ELIMIT;
+        if (n >= out_size) {
+          memcpy(out, vs, out_size - 1);
+          out[out_size - 1] = 0;
+          return M64_ELIMIT;
+        }
+        memcpy(out, vs, n);
+        out[n] = 0;
+        return 0;
+      }
+    }
+    p = le + 1;
+  }
+  return M64_ENOTFOUND;
+}
