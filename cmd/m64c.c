@@ -25,17 +25,6 @@ static void usage(FILE *f) {
           m64c_host_target());
 }
 
-static unsigned long long parse_size(const char *s) {
-  char *end;
-  double v = strtod(s, &end);
-  double m = 1;
-  if (*end == 'K' || *end == 'k') m = 1024.0, end++;
-  else if (*end == 'M' || *end == 'm') m = 1048576.0, end++;
-  else if (*end == 'G' || *end == 'g') m = 1073741824.0, end++;
-  if (end == s || *end || v <= 0) return 0;
-  return (unsigned long long)(v * m);
-}
-
 int main(int argc, char **argv) {
   if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
     usage(argc < 2 ? stderr : stdout);
@@ -50,7 +39,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--no-aot")) o.no_aot = 1;
     else if (!strcmp(a, "--keep") && has_arg) o.keep_dir = argv[++i];
     else if (!strcmp(a, "--segment-max") && has_arg) {
-      if (!(o.segment_max = parse_size(argv[++i]))) {
+      if (!(o.segment_max = m64_parse_size(argv[++i]))) {
         fprintf(stderr, "m64c: bad size '%s'\n", argv[i]);
         return 1;
       }

@@ -282,6 +282,10 @@ int m64_bundle_meta(const m64_bundle *b, const char *key, char *out, size_t out_
 const char *m64_host_target(void);
 int m64_target_runnable(const char *target);
 
+/* Parses a size such as "512M", "4G", "1.5G", "65536" (K/M/G/T are powers of 1024, an
+ * optional "iB" or "B" may follow) into bytes; 0 for a malformed size. */
+uint64_t m64_parse_size(const char *s);
+
 /* ---------------------------------------------------------------- 6. SHA-256 */
 typedef struct m64_sha256 { uint32_t h[8]; uint64_t len; uint8_t buf[64]; uint32_t n; } m64_sha256;
 void m64_sha256_init(m64_sha256 *s);

@@ -73,9 +73,6 @@ int m64_session_piece(m64_session *s, int32_t prev, int32_t id, char *buf, size_
 
 void m64_session_stats_get(const m64_session *s, m64_session_stats *st);
 
-/* Parses "512M", "4G", "65536", "1.5G" into bytes; 0 on a malformed size. */
-uint64_t m64_parse_size(const char *s);
-
 #ifdef __cplusplus
 }
 #endif

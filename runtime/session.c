@@ -63,26 +63,6 @@ static double now_seconds(void) {
   return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-uint64_t m64_parse_size(const char *s) {
-  char *end;
-  errno = 0;
-  double v = strtod(s, &end);
-  if (end == s || errno || v < 0) return 0;
-  double mult = 1;
-  switch (*end) {
-    case 'k': case 'K': mult = 1024.0; end++; break;
-    case 'm': case 'M': mult = 1048576.0; end++; break;
-    case 'g': case 'G': mult = 1073741824.0; end++; break;
-    case 't': case 'T': mult = 1099511627776.0; end++; break;
-    default: break;
-  }
-  if (*end == 'i' || *end == 'B') end++;
-  if (*end == 'B') end++;
-  if (*end) return 0;
-  double bytes = v * mult;
-  return bytes >= 1.8e19 ? 0 : (uint64_t)bytes;
-}
-
 /* ------------------------------------------------------------ calling the module */
 enum op { OP_INSTANTIATE, OP_ABI, OP_ALLOC, OP_STATE_BYTES, OP_INIT, OP_N_VOCAB, OP_N_LAYERS,
           OP_N_CTX_TRAIN, OP_FORWARD, OP_TOK_LOAD, OP_TOK_ENCODE, OP_TOK_PIECE, OP_BOS, OP_EOS,
