@@ -11,26 +11,14 @@
 #include <string.h>
 
 #include "compiler_internal.h"
+#include "module/kernel_types.h"
 
-/* Lower-case type name used in kernel identifiers ("q8_0"). */
+/* Lower-case type name used in kernel identifiers ("q8_0"), from kernel_types.h. */
 static const char *kernel_suffix(uint32_t type) {
-  switch (type) {
-    case M64_GGML_F32: return "f32";
-    case M64_GGML_F16: return "f16";
-    case M64_GGML_Q8_0: return "q8_0";
-    case M64_GGML_Q4_0: return "q4_0";
-    default: return "unsupported";
-  }
-}
-
-/* The scratch argument a kernel family needs besides (out, w, x, rows, cols). */
-static const char *kernel_scratch(uint32_t type) {
-  switch (type) {
-    case M64_GGML_F16: return "g_xr, ";
-    case M64_GGML_Q8_0:
-    case M64_GGML_Q4_0: return "g_xq, ";
-    default: return "";
-  }
+#define X(id, sfx, name, act) if (type == id) return #sfx;
+  M64_KERNEL_TYPES(X)
+#undef X
+  return "unsupported";
 }
 
 typedef struct kernel_use { uint32_t type; uint64_t rows, cols; } kernel_use;
@@ -58,8 +46,8 @@ static void emit_kernels(const m64c_plan *p, FILE *out) {
     kernel_name(name, sizeof name, k.type, k.rows, k.cols);
     fprintf(out,
             "static void %s(float *out, const uint8_t *w, const float *x) {\n"
-            "  matvec_%s(out, w, x, %s%lluu, %lluu);\n}\n",
-            name, kernel_suffix(k.type), kernel_scratch(k.type), (unsigned long long)k.rows,
+            "  matvec_%s(out, w, x, g_scratch, %lluu, %lluu);\n}\n",
+            name, kernel_suffix(k.type), (unsigned long long)k.rows,
             (unsigned long long)k.cols);
   }
   const m64_tensor_entry *embd = &p->tensors[m64c_plan_find(p, 0, "token_embd.weight")];

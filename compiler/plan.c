@@ -12,14 +12,24 @@
 #include <string.h>
 
 #include "compiler_internal.h"
+#include "module/kernel_types.h"
 
 static const char *const SUPPORTED_ARCHS = "llama";
-static const uint32_t MATRIX_TYPES[] = {M64_GGML_F32, M64_GGML_F16, M64_GGML_Q8_0, M64_GGML_Q4_0};
-
+/* Matrix types are those the module has kernels for (compiler/module/kernel_types.h). */
 static int matrix_type_supported(uint32_t t) {
-  for (size_t i = 0; i < sizeof MATRIX_TYPES / sizeof MATRIX_TYPES[0]; i++)
-    if (MATRIX_TYPES[i] == t) return 1;
+#define X(id, sfx, name, act) if (t == id) return 1;
+  M64_KERNEL_TYPES(X)
+#undef X
   return 0;
+}
+
+static const char *supported_type_list(void) {
+  static const char *const list = ""
+#define X(id, sfx, name, act) name " "
+      M64_KERNEL_TYPES(X)
+#undef X
+      ;
+  return list;
 }
 
 /* Reads a required u32 hyperparameter "<arch>.<key>". */
@@ -70,12 +80,8 @@ static int add_tensor(m64c_plan *p, const m64_gguf *g, uint32_t layer, const cha
                     name, ti.name ? ti.name : "?");
   if (is_matrix && !matrix_type_supported(t->type))
     return m64_fail(e, M64_EUNSUPPORTED,
-                    "tensor '%s' has type %s, which m64 does not support yet "
-                    "(supported: F32, F16, Q8_0, Q4_0)",
-                    name, ti.name ? ti.name : "unknown");
-  if (is_matrix && t->type != M64_GGML_F32 && t->type != M64_GGML_F16 && x->ne0 % 32)
-    return m64_fail(e, M64_EFORMAT, "tensor '%s': row length %llu is not a multiple of 32", name,
-                    (unsigned long long)x->ne0);
+                    "tensor '%s' has type %s, which m64 does not support yet (supported: %s)",
+                    name, ti.name ? ti.name : "unknown", supported_type_list());
 
   m64_tensor_entry *te = &p->tensors[p->n_tensors];
   memset(te, 0, sizeof *te);

@@ -30,9 +30,9 @@ static RunState state;
 #define BLOCK_LAYER(l) (1u + (uint32_t)(l))
 
 static uint64_t state_bytes_for(uint64_t n_ctx) {
-  uint64_t f = 4 * (uint64_t)DIM + 2 * (uint64_t)FFN + 2 * (uint64_t)KV_DIM + n_ctx + VOCAB + MAX_COLS;
+  uint64_t f = 4 * (uint64_t)DIM + 2 * (uint64_t)FFN + 2 * (uint64_t)KV_DIM + n_ctx + VOCAB;
   uint64_t kv = 2 * (uint64_t)N_LAYERS * n_ctx * KV_DIM * sizeof(uint16_t);
-  return f * sizeof(float) + kv + (MAX_COLS / 32 + 1) * 34 + 16 * 64; /* + alignment slack */
+  return f * sizeof(float) + kv + M64_SCRATCH_BYTES(MAX_COLS) + 16 * 64; /* + alignment slack */
 }
 
 uint32_t m64_state_bytes(uint32_t n_ctx) {
@@ -56,10 +56,9 @@ int32_t m64_init(uint32_t n_ctx) {
   s->logits = mm_alloc(VOCAB * 4);
   s->key_cache = mm_alloc((uint32_t)((uint64_t)N_LAYERS * n_ctx * KV_DIM * 2));
   s->value_cache = mm_alloc((uint32_t)((uint64_t)N_LAYERS * n_ctx * KV_DIM * 2));
-  g_xr = mm_alloc(MAX_COLS * 4);
-  g_xq = mm_alloc((MAX_COLS / 32 + 1) * 34);
+  g_scratch = mm_alloc(M64_SCRATCH_BYTES(MAX_COLS));
   if (!s->x || !s->xb || !s->xb2 || !s->hb || !s->hb2 || !s->q || !s->k || !s->v || !s->att ||
-      !s->logits || !s->key_cache || !s->value_cache || !g_xr || !g_xq)
+      !s->logits || !s->key_cache || !s->value_cache || !g_scratch)
     return -1;
   return 0;
 }

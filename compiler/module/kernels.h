@@ -19,6 +19,8 @@
 
 #include <stdint.h>
 
+#include "kernel_types.h"
+
 #if defined(__wasm__)
 #include <wasm_simd128.h>
 #else
@@ -97,8 +99,9 @@ M64_INLINE float dot_f32(const float *w, const float *x, uint32_t n) {
   return s;
 }
 
-M64_INLINE void matvec_f32(float *out, const uint8_t *w, const float *x, uint32_t rows,
-                           uint32_t cols) {
+M64_INLINE void matvec_f32(float *out, const uint8_t *w, const float *x, uint8_t *scratch,
+                           uint32_t rows, uint32_t cols) {
+  (void)scratch;
   for (uint32_t r = 0; r < rows; r++) out[r] = dot_f32((const float *)w + (uint64_t)r * cols, x, cols);
 }
 
@@ -121,9 +124,10 @@ M64_INLINE float dot_f16(const uint16_t *w, const float *x, uint32_t n) {
   return s;
 }
 
-/* x rounded to f16 precision, as llama.cpp feeds F16 weights. xr has room for cols. */
-M64_INLINE void matvec_f16(float *out, const uint8_t *w, const float *x, float *xr,
+/* x rounded to f16 precision, as llama.cpp feeds F16 weights. */
+M64_INLINE void matvec_f16(float *out, const uint8_t *w, const float *x, uint8_t *scratch,
                            uint32_t rows, uint32_t cols) {
+  float *xr = (float *)scratch;
   for (uint32_t i = 0; i < cols; i++) xr[i] = f16_to_f32(f32_to_f16(x[i]));
   for (uint32_t r = 0; r < rows; r++)
     out[r] = dot_f16((const uint16_t *)w + (uint64_t)r * cols, xr, cols);
@@ -189,7 +193,7 @@ M64_INLINE float dot_q8_0(const uint8_t *w, const uint8_t *xq, uint32_t nblocks)
 }
 
 M64_INLINE void matvec_q8_0(float *out, const uint8_t *w, const float *x, uint8_t *xq,
-                            uint32_t rows, uint32_t cols) {
+                            uint32_t rows, uint32_t cols) { /* xq: scratch for Q8_0 blocks */
   quantize_q8_0(xq, x, cols);
   const uint32_t nb = cols / QK8_0;
   for (uint32_t r = 0; r < rows; r++) out[r] = dot_q8_0(w + (uint64_t)r * nb * Q8_0_BYTES, xq, nb);
@@ -237,5 +241,9 @@ M64_INLINE void dequant_row_q4_0(float *out, const uint8_t *row, uint32_t n) {
     }
   }
 }
+
+/* More families, each adding its rows to kernel_types.h. */
+#include "kernels_legacy.h" /* Q4_1, Q5_0, Q5_1, BF16, IQ4_NL */
+#include "kernels_kquants.h" /* Q2_K..Q6_K, IQ4_XS over Q8_K activations */
 
 #endif /* M64_KERNELS_H */

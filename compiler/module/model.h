@@ -35,10 +35,9 @@ typedef struct BlockWeights {
   Matrix w_gate, w_up, w_down;      /* (ffn, dim) x2, (dim, ffn) */
 } BlockWeights;
 
-/* Scratch the kernels share: the activation rounded (F16) or quantized (Q8_0 blocks);
- * allocated by m64_init. */
-static float *g_xr;
-static uint8_t *g_xq;
+/* Scratch the kernels share: the activation as the weights' dot product consumes it
+ * (rounded to f16, quantized to Q8_0 blocks, ...); allocated by m64_init. */
+static uint8_t *g_scratch;
 
 #define AT(base, off, type) ((type)((base) + (off)))
 

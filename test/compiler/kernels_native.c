@@ -1,34 +1,33 @@
-/* kernels_native.c — see kernels_native.h. */
+/* kernels_native.c — see kernels_native.h. Dispatches over every row of kernel_types.h. */
 #include "kernels_native.h"
 
 #include <stdlib.h>
 
 #include "kernels.h"
-#include "m64_formats.h"
+
+int kn_supported(uint32_t type) {
+#define X(id, sfx, name, act) if (type == id) return 1;
+  M64_KERNEL_TYPES(X)
+#undef X
+  return 0;
+}
 
 void kn_matvec(uint32_t type, float *out, const uint8_t *w, const float *x, uint32_t rows,
                uint32_t cols) {
-  float *xr = malloc(cols * sizeof(float));
-  uint8_t *xq = malloc((cols / 32 + 1) * 34);
-  switch (type) {
-    case M64_GGML_F32: matvec_f32(out, w, x, rows, cols); break;
-    case M64_GGML_F16: matvec_f16(out, w, x, xr, rows, cols); break;
-    case M64_GGML_Q8_0: matvec_q8_0(out, w, x, xq, rows, cols); break;
-    case M64_GGML_Q4_0: matvec_q4_0(out, w, x, xq, rows, cols); break;
-    default: abort();
-  }
-  free(xr);
-  free(xq);
+  uint8_t *scratch = malloc(M64_SCRATCH_BYTES(cols));
+#define X(id, sfx, name, act) \
+  if (type == id) { matvec_##sfx(out, w, x, scratch, rows, cols); free(scratch); return; }
+  M64_KERNEL_TYPES(X)
+#undef X
+  abort();
 }
 
 void kn_dequant_row(uint32_t type, float *out, const uint8_t *row, uint32_t n) {
-  switch (type) {
-    case M64_GGML_F32: dequant_row_f32(out, row, n); break;
-    case M64_GGML_F16: dequant_row_f16(out, row, n); break;
-    case M64_GGML_Q8_0: dequant_row_q8_0(out, row, n); break;
-    case M64_GGML_Q4_0: dequant_row_q4_0(out, row, n); break;
-    default: abort();
-  }
+#define X(id, sfx, name, act) \
+  if (type == id) { dequant_row_##sfx(out, row, n); return; }
+  M64_KERNEL_TYPES(X)
+#undef X
+  abort();
 }
 
 float kn_f16_to_f32(uint16_t h) { return f16_to_f32(h); }

@@ -6,6 +6,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+int kn_supported(uint32_t type);
 void kn_matvec(uint32_t type, float *out, const uint8_t *w, const float *x, uint32_t rows,
                uint32_t cols);
 void kn_dequant_row(uint32_t type, float *out, const uint8_t *row, uint32_t n);

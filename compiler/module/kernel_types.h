@@ -1,0 +1,26 @@
+/*
+ * kernel_types.h — the quant types the module has kernels for, as one X-macro table.
+ * Included by the compiler (to accept and dispatch types) and by the module (to
+ * instantiate kernels); it must stay free of intrinsics.
+ *
+ *   X(ggml type id, kernel suffix, name, activation scheme)
+ *
+ * For each row the module defines, in kernels*.h:
+ *   matvec_<suffix>(float *out, const uint8_t *w, const float *x, uint8_t *scratch,
+ *                   uint32_t rows, uint32_t cols)
+ *   dequant_row_<suffix>(float *out, const uint8_t *row, uint32_t n)
+ * scratch holds at least M64_SCRATCH_BYTES(cols) bytes (the activation converted to
+ * what the weights' dot product consumes, as llama.cpp's vec_dot_type).
+ */
+#ifndef M64_KERNEL_TYPES_H
+#define M64_KERNEL_TYPES_H
+
+#define M64_SCRATCH_BYTES(cols) ((cols) * 4u + 1024u)
+
+#define M64_KERNEL_TYPES(X)                \
+  X(0, f32, "F32", "f32")                  \
+  X(1, f16, "F16", "f16")                  \
+  X(8, q8_0, "Q8_0", "q8_0")               \
+  X(2, q4_0, "Q4_0", "q8_0")
+
+#endif
