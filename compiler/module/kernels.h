@@ -179,24 +179,87 @@ M64_INLINE v128_t dot_i8x16(v128_t a, v128_t b) {
   return wasm_i32x4_add(lo, hi);
 }
 
-/* ------------------------------------------------------------------ Q8_0 weights */
-M64_INLINE float dot_q8_0(const uint8_t *w, const uint8_t *xq, uint32_t nblocks) {
-  v128_t acc = wasm_f32x4_splat(0);
-  for (uint32_t b = 0; b < nblocks; b++) {
-    const uint8_t *wb = w + b * Q8_0_BYTES, *xb = xq + b * Q8_0_BYTES;
-    v128_t s = wasm_i32x4_add(dot_i8x16(wasm_v128_load(wb + 2), wasm_v128_load(xb + 2)),
-                              dot_i8x16(wasm_v128_load(wb + 18), wasm_v128_load(xb + 18)));
-    float d = f16_to_f32(load_u16(wb)) * f16_to_f32(load_u16(xb));
-    acc = wasm_f32x4_add(acc, wasm_f32x4_mul(wasm_f32x4_convert_i32x4(s), wasm_f32x4_splat(d)));
+/* Activation prepared for Q8_0-style integer dot products, once per matvec: the int8
+ * quants widened to int16 (so each row's inner loop widens only the weights) and the
+ * block scales as f32 (already rounded through f16, as llama.cpp stores them). */
+typedef struct act_q8 { const int16_t *q; const float *d; } act_q8;
+
+M64_INLINE act_q8 prepare_act_q8_0(uint8_t *scratch, const float *x, uint32_t n) {
+  int16_t *q = (int16_t *)scratch;
+  float *d = (float *)(scratch + (size_t)n * 2);
+  for (uint32_t b = 0; b < n / QK8_0; b++) {
+    const float *v = x + b * QK8_0;
+    v128_t m = wasm_f32x4_splat(0);
+    for (int j = 0; j < QK8_0; j += 4) m = wasm_f32x4_max(m, wasm_f32x4_abs(wasm_v128_load(v + j)));
+    m = wasm_f32x4_max(m, wasm_i32x4_shuffle(m, m, 2, 3, 0, 1));
+    m = wasm_f32x4_max(m, wasm_i32x4_shuffle(m, m, 1, 0, 3, 2));
+    const float amax = wasm_f32x4_extract_lane(m, 0);
+    const float db = amax / 127.0f;
+    const v128_t id = wasm_f32x4_splat(db != 0.0f ? 1.0f / db : 0.0f);
+    d[b] = f16_to_f32(f32_to_f16(db));
+    for (int j = 0; j < QK8_0; j += 8) {
+      v128_t lo = wasm_i32x4_trunc_sat_f32x4(wasm_f32x4_nearest(wasm_f32x4_mul(wasm_v128_load(v + j), id)));
+      v128_t hi = wasm_i32x4_trunc_sat_f32x4(wasm_f32x4_nearest(wasm_f32x4_mul(wasm_v128_load(v + j + 4), id)));
+      wasm_v128_store(q + b * QK8_0 + j, wasm_i16x8_narrow_i32x4(lo, hi));
+    }
   }
-  return hsum_f32x4(acc);
+  return (act_q8){q, d};
 }
 
-M64_INLINE void matvec_q8_0(float *out, const uint8_t *w, const float *x, uint8_t *xq,
-                            uint32_t rows, uint32_t cols) { /* xq: scratch for Q8_0 blocks */
-  quantize_q8_0(xq, x, cols);
+/* f16 -> f32 by table for the per-block weight scales on the hot path (256 KiB, built on
+ * first use; the arithmetic conversion costs more than the block's dot product). */
+static float f16_table[65536];
+static int f16_table_ready;
+M64_INLINE void f16_table_init(void) {
+  if (f16_table_ready) return;
+  for (uint32_t h = 0; h < 65536; h++) f16_table[h] = f16_to_f32((uint16_t)h);
+  f16_table_ready = 1;
+}
+#define F16_SCALE(p) f16_table[load_u16(p)]
+
+/* Sum of 32 int8 weights (two 16-byte halves) times 32 widened activations, in i32 lanes. */
+M64_INLINE v128_t dot_i8x32_i16(v128_t w0, v128_t w1, const int16_t *xq) {
+  v128_t s = wasm_i32x4_dot_i16x8(wasm_i16x8_extend_low_i8x16(w0), wasm_v128_load(xq));
+  s = wasm_i32x4_add(s, wasm_i32x4_dot_i16x8(wasm_i16x8_extend_high_i8x16(w0), wasm_v128_load(xq + 8)));
+  s = wasm_i32x4_add(s, wasm_i32x4_dot_i16x8(wasm_i16x8_extend_low_i8x16(w1), wasm_v128_load(xq + 16)));
+  return wasm_i32x4_add(s, wasm_i32x4_dot_i16x8(wasm_i16x8_extend_high_i8x16(w1), wasm_v128_load(xq + 24)));
+}
+
+/* Accumulates one block: acc += float(isum) * (d_w * d_x). */
+M64_INLINE v128_t fma_block(v128_t acc, v128_t isum, float dw, float dx) {
+  return wasm_f32x4_add(acc, wasm_f32x4_mul(wasm_f32x4_convert_i32x4(isum), wasm_f32x4_splat(dw * dx)));
+}
+
+/* ------------------------------------------------------------------ Q8_0 weights */
+/* Two rows per pass share the activation loads. */
+M64_INLINE void matvec_q8_0(float *out, const uint8_t *w, const float *x, uint8_t *scratch,
+                            uint32_t rows, uint32_t cols) {
+  f16_table_init();
+  const act_q8 a = prepare_act_q8_0(scratch, x, cols);
   const uint32_t nb = cols / QK8_0;
-  for (uint32_t r = 0; r < rows; r++) out[r] = dot_q8_0(w + (uint64_t)r * nb * Q8_0_BYTES, xq, nb);
+  const uint64_t row_bytes = (uint64_t)nb * Q8_0_BYTES;
+  uint32_t r = 0;
+  for (; r + 2 <= rows; r += 2) {
+    const uint8_t *w0 = w + r * row_bytes, *w1 = w0 + row_bytes;
+    v128_t acc0 = wasm_f32x4_splat(0), acc1 = acc0;
+    for (uint32_t b = 0; b < nb; b++) {
+      const uint8_t *b0 = w0 + b * Q8_0_BYTES, *b1 = w1 + b * Q8_0_BYTES;
+      const int16_t *xq = a.q + b * QK8_0;
+      acc0 = fma_block(acc0, dot_i8x32_i16(wasm_v128_load(b0 + 2), wasm_v128_load(b0 + 18), xq), F16_SCALE(b0), a.d[b]);
+      acc1 = fma_block(acc1, dot_i8x32_i16(wasm_v128_load(b1 + 2), wasm_v128_load(b1 + 18), xq), F16_SCALE(b1), a.d[b]);
+    }
+    out[r] = hsum_f32x4(acc0);
+    out[r + 1] = hsum_f32x4(acc1);
+  }
+  for (; r < rows; r++) {
+    const uint8_t *w0 = w + r * row_bytes;
+    v128_t acc = wasm_f32x4_splat(0);
+    for (uint32_t b = 0; b < nb; b++) {
+      const uint8_t *b0 = w0 + b * Q8_0_BYTES;
+      acc = fma_block(acc, dot_i8x32_i16(wasm_v128_load(b0 + 2), wasm_v128_load(b0 + 18), a.q + b * QK8_0), F16_SCALE(b0), a.d[b]);
+    }
+    out[r] = hsum_f32x4(acc);
+  }
 }
 
 M64_INLINE void dequant_row_q8_0(float *out, const uint8_t *row, uint32_t n) {
@@ -208,27 +271,47 @@ M64_INLINE void dequant_row_q8_0(float *out, const uint8_t *row, uint32_t n) {
 }
 
 /* ------------------------------------------------------------------ Q4_0 weights */
-M64_INLINE float dot_q4_0(const uint8_t *w, const uint8_t *xq, uint32_t nblocks) {
+/* Nibbles to int8 in [-8, 7]: low nibbles are elements 0..15, high nibbles 16..31. */
+M64_INLINE void unpack_q4_0(const uint8_t *qs, v128_t *lo, v128_t *hi) {
   const v128_t low4 = wasm_i8x16_splat(0x0f), eight = wasm_i8x16_splat(8);
-  v128_t acc = wasm_f32x4_splat(0);
-  for (uint32_t b = 0; b < nblocks; b++) {
-    const uint8_t *wb = w + b * Q4_0_BYTES, *xb = xq + b * Q8_0_BYTES;
-    v128_t packed = wasm_v128_load(wb + 2);
-    v128_t lo = wasm_i8x16_sub(wasm_v128_and(packed, low4), eight);
-    v128_t hi = wasm_i8x16_sub(wasm_u8x16_shr(packed, 4), eight);
-    v128_t s = wasm_i32x4_add(dot_i8x16(lo, wasm_v128_load(xb + 2)),
-                              dot_i8x16(hi, wasm_v128_load(xb + 18)));
-    float d = f16_to_f32(load_u16(wb)) * f16_to_f32(load_u16(xb));
-    acc = wasm_f32x4_add(acc, wasm_f32x4_mul(wasm_f32x4_convert_i32x4(s), wasm_f32x4_splat(d)));
-  }
-  return hsum_f32x4(acc);
+  const v128_t packed = wasm_v128_load(qs);
+  *lo = wasm_i8x16_sub(wasm_v128_and(packed, low4), eight);
+  *hi = wasm_i8x16_sub(wasm_u8x16_shr(packed, 4), eight);
 }
 
-M64_INLINE void matvec_q4_0(float *out, const uint8_t *w, const float *x, uint8_t *xq,
+M64_INLINE void matvec_q4_0(float *out, const uint8_t *w, const float *x, uint8_t *scratch,
                             uint32_t rows, uint32_t cols) {
-  quantize_q8_0(xq, x, cols);
+  f16_table_init();
+  const act_q8 a = prepare_act_q8_0(scratch, x, cols);
   const uint32_t nb = cols / QK8_0;
-  for (uint32_t r = 0; r < rows; r++) out[r] = dot_q4_0(w + (uint64_t)r * nb * Q4_0_BYTES, xq, nb);
+  const uint64_t row_bytes = (uint64_t)nb * Q4_0_BYTES;
+  uint32_t r = 0;
+  for (; r + 2 <= rows; r += 2) {
+    const uint8_t *w0 = w + r * row_bytes, *w1 = w0 + row_bytes;
+    v128_t acc0 = wasm_f32x4_splat(0), acc1 = acc0;
+    for (uint32_t b = 0; b < nb; b++) {
+      const uint8_t *b0 = w0 + b * Q4_0_BYTES, *b1 = w1 + b * Q4_0_BYTES;
+      const int16_t *xq = a.q + b * QK8_0;
+      v128_t lo, hi;
+      unpack_q4_0(b0 + 2, &lo, &hi);
+      acc0 = fma_block(acc0, dot_i8x32_i16(lo, hi, xq), F16_SCALE(b0), a.d[b]);
+      unpack_q4_0(b1 + 2, &lo, &hi);
+      acc1 = fma_block(acc1, dot_i8x32_i16(lo, hi, xq), F16_SCALE(b1), a.d[b]);
+    }
+    out[r] = hsum_f32x4(acc0);
+    out[r + 1] = hsum_f32x4(acc1);
+  }
+  for (; r < rows; r++) {
+    const uint8_t *w0 = w + r * row_bytes;
+    v128_t acc = wasm_f32x4_splat(0);
+    for (uint32_t b = 0; b < nb; b++) {
+      const uint8_t *b0 = w0 + b * Q4_0_BYTES;
+      v128_t lo, hi;
+      unpack_q4_0(b0 + 2, &lo, &hi);
+      acc = fma_block(acc, dot_i8x32_i16(lo, hi, a.q + b * QK8_0), F16_SCALE(b0), a.d[b]);
+    }
+    out[r] = hsum_f32x4(acc);
+  }
 }
 
 M64_INLINE void dequant_row_q4_0(float *out, const uint8_t *row, uint32_t n) {

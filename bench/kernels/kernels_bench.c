@@ -1,0 +1,43 @@
+/*
+ * kernels_bench.c — the module's matvec kernels, one entry point per quant type, built
+ * twice by bench/kernels: to wasm32+SIMD128 (then wasm2c + clang, as m64run executes
+ * it) and natively with clang -O3 -march=native (through simde). Same source, same loop.
+ */
+#include <stddef.h>
+
+#include "kernels.h"
+
+#if defined(__wasm__)
+#define BENCH_EXPORT(name) __attribute__((export_name(name)))
+#else
+#define BENCH_EXPORT(name)
+#endif
+
+/* Runs `iters` matvecs of a rows x cols matrix; returns out[0] so nothing is optimized away. */
+#define X(id, sfx, name, act)                                                              \
+  BENCH_EXPORT("bench_" #sfx)                                                              \
+  float bench_##sfx(float *out, const uint8_t *w, const float *x, uint8_t *scratch,        \
+                    uint32_t rows, uint32_t cols, uint32_t iters) {                        \
+    for (uint32_t i = 0; i < iters; i++) matvec_##sfx(out, w, x, scratch, rows, cols);     \
+    return out[0];                                                                         \
+  }
+M64_KERNEL_TYPES(X)
+#undef X
+
+#if defined(__wasm__)
+extern unsigned char __heap_base;
+/* Grows memory to hold n more bytes at the heap top; returns their address (64-aligned). */
+static uintptr_t top;
+BENCH_EXPORT("bench_alloc") uint32_t bench_alloc(uint32_t n) {
+  if (!top) top = ((uintptr_t)&__heap_base + 63) & ~(uintptr_t)63;
+  uint64_t end = (uint64_t)top + n;
+  uint64_t have = (uint64_t)__builtin_wasm_memory_size(0) * 65536;
+  if (end > have && __builtin_wasm_memory_grow(0, (size_t)((end - have + 65535) / 65536)) == (size_t)-1)
+    return 0;
+  uint32_t p = (uint32_t)top;
+  top = (end + 63) & ~(uint64_t)63;
+  return p;
+}
+void *memcpy(void *d, const void *s, size_t n) { return __builtin_memcpy(d, s, n); }
+void *memset(void *d, int c, size_t n) { return __builtin_memset(d, c, n); }
+#endif
