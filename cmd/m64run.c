@@ -27,6 +27,9 @@ static void usage(FILE *f) {
           "  --seed S            sampler seed (default: from the clock)\n"
           "  --workspace SIZE    bound on the wasm32 workspace, e.g. 512M, 4G (default: the whole\n"
           "                      model if it fits in 4 GiB); smaller models page layers in and out\n"
+          "  --paging MODE       copy: copy layers into the workspace; map (default): map the\n"
+          "                      bundle's pages there (no copy; weights read-only to the module)\n"
+          "  --no-prefetch       page layers on demand only (no background thread)\n"
           "  --no-verify         skip the SHA-256 check of each layer at its first page-in\n"
           "  --json              print one JSON object at the end instead of streaming text\n"
           "  -v, --verbose       paging decisions and details on stderr\n"
@@ -87,7 +90,7 @@ int main(int argc, char **argv) {
   long top_k = 40;
   unsigned long long seed = (unsigned long long)time(NULL);
   int json = 0;
-  m64_session_options opt = {.verify_layers = 1};
+  m64_session_options opt = {.verify_layers = 1, .page_mode = 1};
 
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
@@ -108,7 +111,15 @@ int main(int argc, char **argv) {
         fprintf(stderr, "m64run: bad --workspace size '%s' (e.g. 512M, 4G)\n", v);
         return 1;
       }
-    } else if (!strcmp(a, "--no-verify")) opt.verify_layers = 0;
+    } else if (ARG("--paging", "--paging")) {
+      if (!strcmp(v, "copy")) opt.page_mode = 0;
+      else if (!strcmp(v, "map")) opt.page_mode = 1;
+      else {
+        fprintf(stderr, "m64run: --paging takes copy or map, not '%s'\n", v);
+        return 1;
+      }
+    } else if (!strcmp(a, "--no-prefetch")) opt.no_prefetch = 1;
+    else if (!strcmp(a, "--no-verify")) opt.verify_layers = 0;
     else if (!strcmp(a, "--json")) json = 1;
     else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) opt.verbose = 1;
     else if (a[0] == '-') {
@@ -210,14 +221,18 @@ int main(int argc, char **argv) {
   const double prefill_tps = t_prefill > 0 ? n_prompt / t_prefill : 0;
   const double decode_tps = t_decode > 0 && n_out ? n_out / t_decode : 0;
   if (!json) fputc('\n', stdout);
+  const uint32_t n_tokens = n_prompt + n_out;
   fprintf(stderr,
           "\nm64run: %s%u prompt tokens in %.3f s (%.1f tok/s), %u generated in %.3f s (%.1f tok/s)\n"
-          "m64run: layers paged in %llu times (%.1f MiB, %.3f s), %llu evictions; workspace %.1f MiB, "
-          "layer cache %.1f MiB; total %.3f s\n",
+          "m64run: paging: %llu of %llu layer requests served without waiting, %llu page-ins "
+          "(%.1f MiB, %.1f MiB per token), %llu evictions, %.3f s placing, %.3f s stalled\n"
+          "m64run: workspace %.1f MiB, layer cache %.1f MiB in %u slots; total %.3f s\n",
           g_stop ? "interrupted: " : "", n_prompt, t_prefill, prefill_tps, n_out, t_decode, decode_tps,
-          (unsigned long long)st.layer_page_ins, st.bytes_paged / 1048576.0, st.page_seconds,
-          (unsigned long long)st.evictions, st.workspace_bytes / 1048576.0, st.cache_bytes / 1048576.0,
-          now() - t_start);
+          (unsigned long long)st.layer_hits, (unsigned long long)st.layer_acquires,
+          (unsigned long long)st.layer_page_ins, st.bytes_paged / 1048576.0,
+          n_tokens ? st.bytes_paged / 1048576.0 / n_tokens : 0.0, (unsigned long long)st.evictions,
+          st.page_seconds, st.stall_seconds, st.workspace_bytes / 1048576.0, st.cache_bytes / 1048576.0,
+          st.cache_slots, now() - t_start);
   if (json) {
     printf("{\"prompt_tokens\":");
     json_ids(stdout, prompt_ids, n_prompt);
@@ -225,10 +240,13 @@ int main(int argc, char **argv) {
     json_ids(stdout, out_ids, n_out);
     printf(",\"text\":");
     json_string(stdout, text ? text : "", text_len);
-    printf(",\"prefill_tok_s\":%.3f,\"decode_tok_s\":%.3f,\"layer_page_ins\":%llu,"
-           "\"bytes_paged\":%llu,\"workspace_bytes\":%llu}\n",
-           prefill_tps, decode_tps, (unsigned long long)st.layer_page_ins,
-           (unsigned long long)st.bytes_paged, (unsigned long long)st.workspace_bytes);
+    printf(",\"prefill_tok_s\":%.3f,\"decode_tok_s\":%.3f,\"layer_requests\":%llu,"
+           "\"layer_hits\":%llu,\"layer_page_ins\":%llu,\"bytes_paged\":%llu,\"evictions\":%llu,"
+           "\"stall_s\":%.4f,\"workspace_bytes\":%llu,\"cache_slots\":%u}\n",
+           prefill_tps, decode_tps, (unsigned long long)st.layer_acquires,
+           (unsigned long long)st.layer_hits, (unsigned long long)st.layer_page_ins,
+           (unsigned long long)st.bytes_paged, (unsigned long long)st.evictions, st.stall_seconds,
+           (unsigned long long)st.workspace_bytes, st.cache_slots);
   }
   m64_session_close(s);
   free(prompt_ids);

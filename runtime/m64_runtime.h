@@ -6,7 +6,8 @@
  * size, and serves the module's layer requests from the 64-bit image: a layer is copied
  * from the mapped bundle into a cache region of the workspace the first time it is
  * needed and evicted (least recently used, never while in use) when room is needed.
- * Everything the model computes — tokenizer, forward pass, sampler — runs in the module;
+ * The pager (pager.h) keeps the layers the fixed cycle needs soonest and prefetches the
+ * next one on a background thread. Everything the model computes — tokenizer, forward pass, sampler — runs in the module;
  * this library only moves bytes and reports.
  *
  * Errors: every call returns 0 or a negative M64_E* code with one line in *e. A wasm trap
@@ -31,14 +32,19 @@ typedef struct m64_session_options {
   uint32_t n_ctx;           /* context length; 0 = the model's training context, max 4096 */
   int verify_layers;        /* check each layer's SHA-256 the first time it is paged in */
   int verbose;              /* page-ins and cache decisions on stderr */
+  int page_mode;            /* 0: copy layers into the workspace; 1: map the file's pages there */
+  int no_prefetch;          /* page on demand only (no background thread) */
 } m64_session_options;
 
 typedef struct m64_session_stats {
   uint64_t layer_acquires;  /* requests from the module */
-  uint64_t layer_page_ins;  /* requests that copied a layer into the workspace */
-  uint64_t bytes_paged;     /* bytes copied by those page-ins */
+  uint64_t layer_hits;      /* requests served without waiting */
+  uint64_t layer_page_ins;  /* layers placed into the workspace (copied or mapped) */
+  uint64_t bytes_paged;     /* bytes of those layers */
   uint64_t evictions;
-  double page_seconds;      /* time spent copying (and verifying) layers */
+  double page_seconds;      /* time spent placing (and verifying) layers, any thread */
+  double stall_seconds;     /* time the module waited for a layer */
+  uint32_t cache_slots;
   uint64_t workspace_bytes; /* the memory's size now */
   uint64_t cache_bytes;     /* the layer cache inside it */
   uint32_t layers_resident; /* layers in the cache now */

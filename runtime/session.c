@@ -1,11 +1,6 @@
 /*
- * session.c — one running bundle: native code, the module instance, and the layer pager.
- *
- * The pager: the module asks for layer L (m64.layer_acquire); if L is resident in the
- * cache region of the workspace its address is returned, otherwise a gap large enough is
- * found (first fit, 64 KiB-aligned), evicting least-recently-used layers that are not in
- * use, and L's bytes are copied in from the mapped image. Issue-4 work (pinning policy for
- * the cyclic access pattern, prefetch threads) builds on this interface.
+ * session.c — one running bundle: native code, the module instance, and its imports,
+ * which hand layer requests to the pager (pager.h).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -17,6 +12,7 @@
 #include "m64_wasm.h"
 #include "native.h"
 #include "native_abi.h"
+#include "pager.h"
 
 #define NATIVE_MAGIC "M64NATIV"
 #define NATIVE_HEADER 64u
@@ -25,13 +21,6 @@
 /* Room left outside the layer cache for the tokenizer's scratch, which grows with the
  * longest text encoded (about 85 bytes per byte of text). */
 #define HEADROOM (2u << 20)
-
-typedef struct layer_slot {
-  uint32_t addr;      /* workspace address when resident */
-  uint64_t size;
-  uint64_t last_use;
-  int resident, pinned, verified;
-} layer_slot;
 
 struct w2c_m64 { struct m64_session *s; };
 
@@ -50,18 +39,12 @@ struct m64_session {
   uint32_t io;          /* IO_BYTES of scratch inside the workspace */
   uint32_t logits;      /* address of the last logits */
 
-  uint32_t cache_base;
+  char *path;
+  m64_pager *pager;
   uint64_t cache_size;
-  layer_slot *slots;
-  uint64_t tick;
   m64_session_stats st;
 };
 
-static double now_seconds(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 /* ------------------------------------------------------------ calling the module */
 enum op { OP_INSTANTIATE, OP_ABI, OP_ALLOC, OP_STATE_BYTES, OP_INIT, OP_N_VOCAB, OP_N_LAYERS,
@@ -123,88 +106,12 @@ static uint8_t *ws(m64_session *s, uint32_t addr, uint64_t len) {
   return s->mem->data + addr;
 }
 
-/* ------------------------------------------------------------ the pager (imports) */
-static void evict(m64_session *s, uint32_t l) {
-  s->slots[l].resident = 0;
-  s->st.evictions++;
-  s->st.layers_resident--;
-  if (s->opt.verbose) fprintf(stderr, "m64run: evict %s\n", m64_bundle_layer(s->bundle, l)->name);
-}
-
-/* First 64 KiB-aligned gap of `size` bytes in the cache, or UINT32_MAX. */
-static uint32_t find_gap(const m64_session *s, uint64_t size) {
-  uint64_t at = s->cache_base;
-  const uint64_t end = (uint64_t)s->cache_base + s->cache_size;
-  for (;;) {
-    if (at + size > end) return UINT32_MAX;
-    /* the lowest resident layer overlapping [at, at+size) pushes `at` past itself */
-    uint64_t next = 0;
-    for (uint32_t l = 0; l < s->n_layers; l++) {
-      const layer_slot *x = &s->slots[l];
-      if (x->resident && x->addr < at + size && x->addr + x->size > at) {
-        uint64_t after = (x->addr + x->size + WASM_PAGE - 1) & ~(WASM_PAGE - 1);
-        if (after > next) next = after;
-      }
-    }
-    if (!next) return (uint32_t)at;
-    at = next;
-  }
-}
-
-static uint32_t page_in(m64_session *s, uint32_t l) {
-  layer_slot *x = &s->slots[l];
-  uint32_t addr;
-  while ((addr = find_gap(s, x->size)) == UINT32_MAX) {
-    uint32_t victim = UINT32_MAX;
-    for (uint32_t i = 0; i < s->n_layers; i++)
-      if (s->slots[i].resident && !s->slots[i].pinned &&
-          (victim == UINT32_MAX || s->slots[i].last_use < s->slots[victim].last_use))
-        victim = i;
-    if (victim == UINT32_MAX)
-      m64_wasm_host_trapf("workspace too small: layer %s needs %llu bytes, the layer cache has %llu",
-                          m64_bundle_layer(s->bundle, l)->name, (unsigned long long)x->size,
-                          (unsigned long long)s->cache_size);
-    evict(s, victim);
-  }
-  double t0 = now_seconds();
-  if (s->opt.verify_layers && !x->verified) {
-    m64_err e;
-    if (m64_bundle_verify_layer(s->bundle, l, &e)) m64_wasm_host_trap(e.msg);
-    x->verified = 1;
-  }
-  memcpy(s->mem->data + addr, m64_bundle_layer_data(s->bundle, l), x->size);
-  s->st.page_seconds += now_seconds() - t0;
-  s->st.layer_page_ins++;
-  s->st.bytes_paged += x->size;
-  s->st.layers_resident++;
-  x->addr = addr;
-  x->resident = 1;
-  if (s->opt.verbose)
-    fprintf(stderr, "m64run: page in %s (%llu bytes) at %u\n", m64_bundle_layer(s->bundle, l)->name,
-            (unsigned long long)x->size, addr);
-  return addr;
-}
-
+/* ------------------------------------------------------------ imports */
 uint32_t w2c_m64_layer_acquire(struct w2c_m64 *h, uint32_t layer) {
-  m64_session *s = h->s;
-  if (layer >= s->n_layers) m64_wasm_host_trapf("module asked for layer %u of %u", layer, s->n_layers);
-  layer_slot *x = &s->slots[layer];
-  s->st.layer_acquires++;
-  uint32_t addr = x->resident ? x->addr : page_in(s, layer);
-  x->pinned++;
-  x->last_use = ++s->tick;
-  return addr;
+  return m64_pager_acquire(h->s->pager, layer);
 }
-
-void w2c_m64_layer_release(struct w2c_m64 *h, uint32_t layer) {
-  m64_session *s = h->s;
-  if (layer < s->n_layers && s->slots[layer].pinned) s->slots[layer].pinned--;
-}
-
-void w2c_m64_layer_prefetch(struct w2c_m64 *h, uint32_t layer) {
-  (void)h;
-  (void)layer; /* a hint; the single-threaded pager pages on demand */
-}
+void w2c_m64_layer_release(struct w2c_m64 *h, uint32_t layer) { m64_pager_release(h->s->pager, layer); }
+void w2c_m64_layer_prefetch(struct w2c_m64 *h, uint32_t layer) { m64_pager_prefetch(h->s->pager, layer); }
 
 void w2c_m64_log(struct w2c_m64 *h, uint32_t msg, uint32_t len) {
   const uint8_t *p = ws(h->s, msg, len);
@@ -263,15 +170,8 @@ static int setup_state(m64_session *s, m64_err *e) {
   s->n_ctx = s->opt.n_ctx ? s->opt.n_ctx : (ctx_train < 4096 ? ctx_train : 4096);
   if (s->n_ctx == 0) s->n_ctx = 2048;
 
-  uint64_t layers_total = 0, largest = 0;
-  s->slots = calloc(s->n_layers, sizeof *s->slots);
-  if (!s->slots) return m64_fail(e, M64_ENOMEM, "out of memory");
-  for (uint32_t l = 0; l < s->n_layers; l++) {
-    s->slots[l].size = m64_bundle_layer(s->bundle, l)->size;
-    uint64_t r = (s->slots[l].size + WASM_PAGE - 1) & ~(WASM_PAGE - 1);
-    layers_total += r;
-    largest = r > largest ? r : largest;
-  }
+  const uint64_t layers_total = m64_pager_full_cache(s->bundle);
+  const uint64_t largest = m64_pager_min_cache(s->bundle); /* globals + the largest block */
   uint32_t state_bytes;
   if ((rc = invoke1(s, OP_STATE_BYTES, s->n_ctx, &state_bytes, e))) return rc;
   const uint64_t fixed = s->mem->size + (uint64_t)state_bytes + IO_BYTES + HEADROOM + 4 * WASM_PAGE;
@@ -281,7 +181,7 @@ static int setup_state(m64_session *s, m64_err *e) {
   if (want < fixed + largest)
     return m64_fail(e, M64_ELIMIT,
                     "workspace of %.1f MiB is too small: the run state for a context of %u needs %.1f MiB "
-                    "and the largest layer %.1f MiB (try --workspace %lluM or a smaller -c)",
+                    "and the globals plus the largest block %.1f MiB (try --workspace %lluM or a smaller -c)",
                     want / 1048576.0, s->n_ctx, fixed / 1048576.0, largest / 1048576.0,
                     (unsigned long long)((fixed + largest) / 1048576 + 1));
   m64_wasm_set_max_pages(want / WASM_PAGE);
@@ -295,18 +195,20 @@ static int setup_state(m64_session *s, m64_err *e) {
   /* The layer cache takes the rest of the workspace, up to the whole image. */
   const uint64_t used = s->mem->size + HEADROOM + WASM_PAGE;
   uint64_t room = want > used ? want - used : 0;
-  s->cache_size = room < layers_total ? room : layers_total;
-  s->cache_size &= ~(WASM_PAGE - 1);
+  s->cache_size = (room < layers_total ? room : layers_total) & ~(WASM_PAGE - 1);
   if (s->cache_size < largest)
-    return m64_fail(e, M64_ELIMIT, "workspace too small: %llu bytes left for layers, the largest needs %llu",
+    return m64_fail(e, M64_ELIMIT, "workspace too small: %llu bytes left for layers, the globals and the largest block need %llu",
                     (unsigned long long)s->cache_size, (unsigned long long)largest);
   uint32_t base;
   if ((rc = invoke1(s, OP_ALLOC, (uint32_t)(s->cache_size + WASM_PAGE), &base, e))) return rc;
   if (!base) return m64_fail(e, M64_ELIMIT, "could not reserve a layer cache of %llu bytes",
                              (unsigned long long)s->cache_size);
-  s->cache_base = (uint32_t)(((uint64_t)base + WASM_PAGE - 1) & ~(WASM_PAGE - 1));
+  const uint32_t cache_off = (uint32_t)(((uint64_t)base + WASM_PAGE - 1) & ~(WASM_PAGE - 1));
   s->st.cache_bytes = s->cache_size;
-  return 0;
+  m64_pager_options po = {.mode = s->opt.page_mode == 1 ? M64_PAGE_MAP : M64_PAGE_COPY,
+                          .verify = s->opt.verify_layers, .verbose = s->opt.verbose,
+                          .prefetch = !s->opt.no_prefetch};
+  return m64_pager_open(&s->pager, s->bundle, s->path, s->mem->data, cache_off, s->cache_size, &po, e);
 }
 
 static int load_tokenizer(m64_session *s, m64_err *e) {
@@ -338,6 +240,11 @@ int m64_session_open(const char *path, const m64_session_options *o, m64_session
   if (!s) return m64_fail(e, M64_ENOMEM, "out of memory");
   if (o) s->opt = *o;
   s->host.s = s;
+  s->path = strdup(path);
+  if (!s->path) {
+    free(s);
+    return m64_fail(e, M64_ENOMEM, "out of memory");
+  }
   int rc = m64_bundle_open(path, &s->bundle, e);
   if (!rc) rc = load_native(s, e);
   if (!rc) {
@@ -362,9 +269,10 @@ int m64_session_open(const char *path, const m64_session_options *o, m64_session
 
 void m64_session_close(m64_session *s) {
   if (!s) return;
+  m64_pager_close(s->pager); /* first: its thread writes into the workspace */
   if (s->inst && s->mem) s->abi->free(s->inst);
   free(s->inst);
-  free(s->slots);
+  free(s->path);
   m64_native_unload(s->native);
   m64_bundle_close(s->bundle);
   free(s);
@@ -453,4 +361,17 @@ int m64_session_piece(m64_session *s, int32_t prev, int32_t id, char *buf, size_
 void m64_session_stats_get(const m64_session *s, m64_session_stats *st) {
   *st = s->st;
   st->workspace_bytes = s->mem ? s->mem->size : 0;
+  if (s->pager) {
+    m64_pager_stats p;
+    m64_pager_stats_get(s->pager, &p);
+    st->layer_acquires = p.acquires;
+    st->layer_hits = p.hits;
+    st->layer_page_ins = p.page_ins;
+    st->bytes_paged = p.bytes_paged;
+    st->evictions = p.evictions;
+    st->page_seconds = p.page_seconds;
+    st->stall_seconds = p.stall_seconds;
+    st->layers_resident = p.resident;
+    st->cache_slots = p.slots;
+  }
 }

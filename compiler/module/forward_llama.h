@@ -114,13 +114,15 @@ uint32_t m64_forward(int32_t token, int32_t pos) {
 
   /* token embedding */
   const uint8_t *g = (const uint8_t *)(uintptr_t)m64_host_layer_acquire(GLOBALS_LAYER);
+  m64_host_layer_prefetch(BLOCK_LAYER(0));
   GLOBALS.embed_row(s->x, g + GLOBALS.token_embd + (uint64_t)token * GLOBALS.token_row_bytes);
   m64_host_layer_release(GLOBALS_LAYER);
 
   for (uint32_t l = 0; l < N_LAYERS; l++) {
     const BlockWeights *w = &BLOCKS[l];
-    if (l + 1 < N_LAYERS) m64_host_layer_prefetch(BLOCK_LAYER(l + 1));
     const uint8_t *b = (const uint8_t *)(uintptr_t)m64_host_layer_acquire(BLOCK_LAYER(l));
+    /* while this block computes, the host may page in the next one */
+    m64_host_layer_prefetch(l + 1 < N_LAYERS ? BLOCK_LAYER(l + 1) : GLOBALS_LAYER);
 
     /* attention: q, k, v projections, rope, cache k/v, attend, project back */
     rmsnorm(s->xb, s->x, AT(b, w->attn_norm.offset, const float *), DIM, RMS_EPS);
@@ -152,6 +154,7 @@ uint32_t m64_forward(int32_t token, int32_t pos) {
 
   /* final norm and logits */
   g = (const uint8_t *)(uintptr_t)m64_host_layer_acquire(GLOBALS_LAYER);
+  m64_host_layer_prefetch(BLOCK_LAYER(0)); /* the next token starts there */
   rmsnorm(s->x, s->x, AT(g, GLOBALS.output_norm.offset, const float *), DIM, RMS_EPS);
   GLOBALS.output.matvec(s->logits, g + GLOBALS.output.offset, s->x);
   m64_host_layer_release(GLOBALS_LAYER);

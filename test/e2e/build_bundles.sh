@@ -20,4 +20,6 @@ for t in F32 F16 Q8_0 Q4_0; do
 done
 "$synth" --shape tiny --type Q8_0 --seed 12 --tied -o "$out/synth-tied.gguf"
 "$m64c" build -q "$out/synth-tied.gguf" -o "$out/synth-tied.m64"
+"$synth" --shape tiny --layers 8 --type F32 --seed 13 -o "$out/synth-8layer.gguf"
+"$m64c" build -q "$out/synth-8layer.gguf" -o "$out/synth-8layer.m64"
 echo "build_bundles: done"

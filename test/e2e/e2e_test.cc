@@ -279,6 +279,73 @@ TEST(Stories260K, MultiSegmentImageGivesTheSameText) {
   sh("rm -rf " + d);
 }
 
+// ---------------------------------------------------------------- the pager
+struct Gen { std::string tokens; unsigned long long page_ins, requests, evictions, slots; };
+
+Gen gen_json(const std::string &bundle, const std::string &flags) {
+  CmdResult r = sh_stdout(kBin + "/cmd/m64run " + bundle + " -p 'one two three' -n 24 --temp 0 -c 64 --json " + flags);
+  Gen g{};
+  if (r.code != 0) return g;  // e.g. a workspace too small: the caller decides
+  size_t t = r.out.find("\"tokens\""), x = r.out.find("\"text\"");
+  if (t == std::string::npos || x == std::string::npos) return g;
+  g.tokens = r.out.substr(t, x - t);
+  auto num = [&](const char *key) {
+    size_t k = r.out.find(std::string("\"") + key + "\":");
+    return k == std::string::npos ? 0ull : std::strtoull(r.out.c_str() + k + strlen(key) + 3, nullptr, 10);
+  };
+  g.page_ins = num("layer_page_ins");
+  g.requests = num("layer_requests");
+  g.evictions = num("evictions");
+  g.slots = num("cache_slots");
+  return g;
+}
+
+// Every way of paging gives the same tokens; with shared slots the cyclic policy keeps
+// all but two slots' worth of blocks resident (LRU would page in every block every token).
+TEST(Pager, CopyMapPrefetchAndWorkspaceSizesAgree) {
+  NEED_FILE(kOut + "/synth-8layer.m64");
+  const std::string b = kOut + "/synth-8layer.m64";
+  Gen full = gen_json(b, "");
+  ASSERT_FALSE(full.tokens.empty());
+  EXPECT_EQ(full.evictions, 0u);
+  EXPECT_EQ(full.page_ins, 9u) << "globals + 8 blocks, each placed once";
+  // Find the workspace that gives 5 slots (globals + 4 block slots).
+  for (const char *mode : {"copy", "map"}) {
+    for (const char *pf : {"", "--no-prefetch"}) {
+      bool found = false;
+      for (int kib = 1024; kib < 64 * 1024 && !found; kib += 64) {
+        Gen g = gen_json(b, "--workspace " + std::to_string(kib) + "K --paging " + mode + " " + pf);
+        if (g.tokens.empty() || g.slots != 5) continue;
+        found = true;
+        EXPECT_EQ(g.tokens, full.tokens) << mode << " " << pf;
+        // 24 + 3 prompt-ish tokens: per token at most 8 - (4 - 2) = 6 block page-ins once warm
+        const unsigned long long tokens = g.requests / 10;  // 10 requests per token: 2 globals + 8 blocks
+        EXPECT_LE(g.page_ins, 9 + tokens * 6) << mode << " " << pf << ": " << g.page_ins << " page-ins for " << tokens << " tokens";
+        EXPECT_GE(g.page_ins, 9 + (tokens - 1) * 4) << "fewer page-ins than the slots allow: " << g.page_ins;
+        std::printf("pager %s %s: %llu page-ins for %llu tokens with 4 block slots of 8 blocks\n", mode, pf,
+                    g.page_ins, tokens);
+      }
+      EXPECT_TRUE(found) << "no workspace gave 5 slots";
+    }
+  }
+}
+
+// A flipped byte inside a layer is caught by that layer's SHA-256 at its first page-in.
+TEST(Pager, CorruptLayerIsNamedNotUsed) {
+  NEED_FILE(kOut + "/synth-F32.m64");
+  std::string d = tmpdir();
+  sh("cp " + kOut + "/synth-F32.m64 " + d + "/c.m64");
+  // the image is at the end of the file: flip a byte 100 KiB before the end
+  CmdResult r = sh("size=$(stat -c %s " + d + "/c.m64); printf '\\x5a' | dd of=" + d +
+                   "/c.m64 bs=1 seek=$((size - 102400)) conv=notrunc status=none");
+  ASSERT_EQ(r.code, 0) << r.out;
+  r = sh(kBin + "/cmd/m64run " + d + "/c.m64 -p 'one two' -n 4 --temp 0");
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.out.find("SHA-256 mismatch"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("'blk.1'"), std::string::npos) << r.out;
+  sh("rm -rf " + d);
+}
+
 // ---------------------------------------------------------------- llama-2-tiny-random
 TEST(TinyRandomF16, ProbabilitiesMatchLlamaCpp) {
   NEED_FILE(kOut + "/llama-2-tiny-random.m64");

@@ -1,0 +1,352 @@
+/* pager.c — see pager.h for the policy. */
+#include "pager.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "m64_wasm.h"
+
+#define ALIGN64K(x) (((x) + 65535ull) & ~65535ull)
+
+typedef enum { SLOT_EMPTY, SLOT_LOADING, SLOT_READY, SLOT_FAILED } slot_state;
+
+typedef struct slot {
+  uint32_t addr;
+  uint64_t size;
+  int32_t layer;   /* -1: none */
+  slot_state state;
+  int in_use;      /* acquires not yet released */
+} slot;
+
+struct m64_pager {
+  const m64_bundle *b;
+  m64_pager_options o;
+  int fd;
+  uint8_t *base;
+  uint32_t n_layers;
+  uint64_t *file_off;
+  uint8_t *verified;
+  int32_t *slot_of;  /* per layer */
+  slot *slots;
+  uint32_t n_slots;
+  int shared;        /* blocks share slots 1..n_slots-1 (slot 0 = globals) */
+  uint32_t cursor;   /* block index last acquired */
+
+  pthread_t thread;
+  int thread_running;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int stop;
+  int32_t job;       /* slot the thread should fill, -1 none */
+  char error[512];   /* first failure of a placement */
+  m64_pager_stats st;
+};
+
+static double now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static uint64_t layer_size(const m64_bundle *b, uint32_t l) { return m64_bundle_layer(b, l)->size; }
+
+static uint64_t max_block(const m64_bundle *b) {
+  uint64_t m = 0;
+  for (uint32_t l = 1; l < m64_bundle_n_layers(b); l++)
+    if (ALIGN64K(layer_size(b, l)) > m) m = ALIGN64K(layer_size(b, l));
+  return m;
+}
+
+uint64_t m64_pager_min_cache(const m64_bundle *b) {
+  return ALIGN64K(layer_size(b, 0)) + max_block(b);
+}
+
+uint64_t m64_pager_full_cache(const m64_bundle *b) {
+  uint64_t t = 0;
+  for (uint32_t l = 0; l < m64_bundle_n_layers(b); l++) t += ALIGN64K(layer_size(b, l));
+  return t;
+}
+
+/* File offset of each layer: its segment section's offset plus its offset inside it. */
+static int layer_offsets(m64_pager *p, m64_err *e) {
+  for (uint32_t l = 0; l < p->n_layers; l++) {
+    const m64_layer_entry *L = m64_bundle_layer(p->b, l);
+    char name[32];
+    snprintf(name, sizeof name, "segment.%u", L->segment);
+    const m64_section *s = m64_bundle_find_section(p->b, M64_SEC_SEGMENT, name);
+    if (!s) return m64_fail(e, M64_EFORMAT, "layer %s: %s missing", L->name, name);
+    p->file_off[l] = s->offset + L->offset;
+  }
+  return 0;
+}
+
+/* Places layer l into slot s (no lock held; s is LOADING and owned by the caller). */
+static int place(m64_pager *p, uint32_t l, const slot *s, char *err, size_t errlen) {
+  const double t0 = now();
+  const uint64_t size = layer_size(p->b, l);
+  if (p->o.verify && !p->verified[l]) {
+    m64_err e;
+    if (m64_bundle_verify_layer(p->b, l, &e)) {
+      snprintf(err, errlen, "%s", e.msg);
+      return -1;
+    }
+    p->verified[l] = 1;
+  }
+  if (p->o.mode == M64_PAGE_MAP) {
+    /* MAP_POPULATE: page tables filled in one call, not by faults while computing */
+    void *at = mmap(p->base + s->addr, (size + 4095) & ~4095ull, PROT_READ,
+                    MAP_PRIVATE | MAP_FIXED | MAP_POPULATE, p->fd, (off_t)p->file_off[l]);
+    if (at == MAP_FAILED) {
+      snprintf(err, errlen, "mapping layer %s: %s", m64_bundle_layer(p->b, l)->name, strerror(errno));
+      return -1;
+    }
+  } else {
+    memcpy(p->base + s->addr, m64_bundle_layer_data(p->b, l), size);
+  }
+  const double dt = now() - t0;
+  pthread_mutex_lock(&p->mu);
+  p->st.page_seconds += dt;
+  p->st.page_ins++;
+  p->st.bytes_paged += size;
+  pthread_mutex_unlock(&p->mu);
+  if (p->o.verbose)
+    fprintf(stderr, "m64run: %s %s (%llu bytes) at %u in %.2f ms\n",
+            p->o.mode == M64_PAGE_MAP ? "map" : "copy", m64_bundle_layer(p->b, l)->name,
+            (unsigned long long)size, s->addr, dt * 1e3);
+  return 0;
+}
+
+/* Steps until block j is next used, seen from the block at the cursor (cycle of N). */
+static uint32_t distance(const m64_pager *p, uint32_t layer) {
+  const uint32_t n = p->n_layers - 1, j = layer - 1;
+  return (j + n - p->cursor) % n;
+}
+
+/* Slot for `layer` (lock held): an empty one, else the one holding the block used
+ * farthest in the future. With `must` clear, returns -1 when every candidate is needed
+ * sooner than `layer` itself (placing it would make things worse). */
+static int32_t choose_slot(m64_pager *p, uint32_t layer, int must) {
+  if (!p->shared) return (int32_t)layer;
+  if (layer == 0) return 0;
+  int32_t best = -1;
+  uint32_t best_d = 0;
+  for (uint32_t s = 1; s < p->n_slots; s++) {
+    const slot *x = &p->slots[s];
+    if (x->in_use || x->state == SLOT_LOADING) continue;
+    if (x->layer < 0) return (int32_t)s;
+    uint32_t d = distance(p, (uint32_t)x->layer);
+    if (best < 0 || d > best_d) best = (int32_t)s, best_d = d;
+  }
+  if (best >= 0 && !must && best_d < distance(p, layer)) return -1;
+  return best;
+}
+
+/* Gives slot s to layer (lock held); the slot becomes LOADING. */
+static void assign(m64_pager *p, int32_t s, uint32_t layer) {
+  slot *x = &p->slots[s];
+  if (x->layer >= 0 && (uint32_t)x->layer != layer) {
+    p->slot_of[x->layer] = -1;
+    p->st.evictions++;
+    p->st.resident--;
+  }
+  x->layer = (int32_t)layer;
+  x->state = SLOT_LOADING;
+  p->slot_of[layer] = s;
+  p->st.resident++;
+}
+
+static void finish(m64_pager *p, int32_t s, int ok, const char *err) {
+  pthread_mutex_lock(&p->mu);
+  p->slots[s].state = ok ? SLOT_READY : SLOT_FAILED;
+  if (!ok && !p->error[0]) snprintf(p->error, sizeof p->error, "%s", err);
+  pthread_cond_broadcast(&p->cv);
+  pthread_mutex_unlock(&p->mu);
+}
+
+static void *prefetch_thread(void *arg) {
+  m64_pager *p = arg;
+  char err[512];
+  pthread_mutex_lock(&p->mu);
+  for (;;) {
+    while (!p->stop && p->job < 0) pthread_cond_wait(&p->cv, &p->mu);
+    if (p->stop) break;
+    const int32_t s = p->job;
+    const uint32_t layer = (uint32_t)p->slots[s].layer;
+    const slot copy = p->slots[s];
+    pthread_mutex_unlock(&p->mu);
+    int ok = place(p, layer, &copy, err, sizeof err) == 0;
+    pthread_mutex_lock(&p->mu);
+    p->job = -1;
+    pthread_mutex_unlock(&p->mu);
+    finish(p, s, ok, err);
+    pthread_mutex_lock(&p->mu);
+  }
+  pthread_mutex_unlock(&p->mu);
+  return NULL;
+}
+
+int m64_pager_open(m64_pager **out, const m64_bundle *b, const char *path, uint8_t *base,
+                   uint32_t cache_off, uint64_t cache_size, const m64_pager_options *o,
+                   m64_err *e) {
+  *out = NULL;
+  m64_pager *p = calloc(1, sizeof *p);
+  if (!p) return m64_fail(e, M64_ENOMEM, "out of memory");
+  p->b = b;
+  p->o = *o;
+  p->fd = -1;
+  p->base = base;
+  p->job = -1;
+  p->n_layers = m64_bundle_n_layers(b);
+  pthread_mutex_init(&p->mu, NULL);
+  pthread_cond_init(&p->cv, NULL);
+  int rc = 0;
+  if (p->n_layers < 2) rc = m64_fail(e, M64_EFORMAT, "bundle has %u layers", p->n_layers);
+  p->file_off = calloc(p->n_layers, sizeof *p->file_off);
+  p->verified = calloc(p->n_layers, 1);
+  p->slot_of = malloc(p->n_layers * sizeof *p->slot_of);
+  p->slots = calloc(p->n_layers, sizeof *p->slots);
+  if (!rc && (!p->file_off || !p->verified || !p->slot_of || !p->slots))
+    rc = m64_fail(e, M64_ENOMEM, "out of memory");
+  if (!rc) rc = layer_offsets(p, e);
+  if (!rc && o->mode == M64_PAGE_MAP && (p->fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+    rc = m64_fail(e, M64_EIO, "cannot open %s: %s", path, strerror(errno));
+  if (rc) {
+    m64_pager_close(p);
+    return rc;
+  }
+  for (uint32_t l = 0; l < p->n_layers; l++) p->slot_of[l] = -1;
+
+  /* Lay out the slots: one per layer if all fit, else globals + K block slots. */
+  uint32_t at = cache_off;
+  if (m64_pager_full_cache(b) <= cache_size) {
+    p->n_slots = p->n_layers;
+    for (uint32_t l = 0; l < p->n_layers; l++) {
+      p->slots[l] = (slot){at, ALIGN64K(layer_size(b, l)), -1, SLOT_EMPTY, 0};
+      at += (uint32_t)ALIGN64K(layer_size(b, l));
+    }
+  } else {
+    const uint64_t g = ALIGN64K(layer_size(b, 0)), blk = max_block(b);
+    if (cache_size < g + blk) {
+      m64_pager_close(p);
+      return m64_fail(e, M64_ELIMIT, "layer cache of %llu bytes cannot hold the globals and one block (%llu)",
+                      (unsigned long long)cache_size, (unsigned long long)(g + blk));
+    }
+    p->shared = 1;
+    uint64_t k = (cache_size - g) / blk;
+    if (k > p->n_layers - 1) k = p->n_layers - 1;
+    p->n_slots = (uint32_t)(1 + k);
+    p->slots[0] = (slot){at, g, -1, SLOT_EMPTY, 0};
+    at += (uint32_t)g;
+    for (uint32_t s = 1; s < p->n_slots; s++, at += (uint32_t)blk) p->slots[s] = (slot){at, blk, -1, SLOT_EMPTY, 0};
+  }
+  p->st.slots = p->n_slots;
+  p->cursor = p->n_layers - 2; /* as if the last block had just run: block 0 comes next */
+  if (o->prefetch) {
+    if (pthread_create(&p->thread, NULL, prefetch_thread, p) == 0) p->thread_running = 1;
+  }
+  if (o->verbose)
+    fprintf(stderr, "m64run: pager: %u slots (%s), %s, prefetch %s\n", p->n_slots,
+            p->shared ? "blocks share slots" : "every layer resident",
+            o->mode == M64_PAGE_MAP ? "mapping file pages" : "copying", p->thread_running ? "on" : "off");
+  *out = p;
+  return 0;
+}
+
+void m64_pager_close(m64_pager *p) {
+  if (!p) return;
+  if (p->thread_running) {
+    pthread_mutex_lock(&p->mu);
+    p->stop = 1;
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    pthread_join(p->thread, NULL);
+  }
+  if (p->fd >= 0) close(p->fd);
+  pthread_mutex_destroy(&p->mu);
+  pthread_cond_destroy(&p->cv);
+  free(p->file_off);
+  free(p->verified);
+  free(p->slot_of);
+  free(p->slots);
+  free(p);
+}
+
+uint32_t m64_pager_acquire(m64_pager *p, uint32_t layer) {
+  char err[512];
+  if (layer >= p->n_layers) m64_wasm_host_trapf("module asked for layer %u of %u", layer, p->n_layers);
+  pthread_mutex_lock(&p->mu);
+  p->st.acquires++;
+  if (layer > 0) p->cursor = layer - 1;
+  int32_t s = p->slot_of[layer];
+  if (s >= 0) {
+    if (p->slots[s].state == SLOT_LOADING) {
+      const double t0 = now();
+      while (p->slots[s].state == SLOT_LOADING) pthread_cond_wait(&p->cv, &p->mu);
+      p->st.stall_seconds += now() - t0;
+    } else if (p->slots[s].state == SLOT_READY) {
+      p->st.hits++;
+    }
+    if (p->slots[s].state != SLOT_READY) {
+      snprintf(err, sizeof err, "%s", p->error[0] ? p->error : "layer could not be paged in");
+      pthread_mutex_unlock(&p->mu);
+      m64_wasm_host_trap(err);
+    }
+    p->slots[s].in_use++;
+    const uint32_t addr = p->slots[s].addr;
+    pthread_mutex_unlock(&p->mu);
+    return addr;
+  }
+  /* Not resident: place it now, on this thread. */
+  s = choose_slot(p, layer, 1);
+  if (s < 0) {
+    pthread_mutex_unlock(&p->mu);
+    m64_wasm_host_trapf("workspace too small: no free slot for layer %s", m64_bundle_layer(p->b, layer)->name);
+  }
+  assign(p, s, layer);
+  p->slots[s].in_use++;
+  const slot copy = p->slots[s];
+  pthread_mutex_unlock(&p->mu);
+  const double t0 = now();
+  const int ok = place(p, layer, &copy, err, sizeof err) == 0;
+  finish(p, s, ok, err);
+  pthread_mutex_lock(&p->mu);
+  p->st.stall_seconds += now() - t0;
+  pthread_mutex_unlock(&p->mu);
+  if (!ok) m64_wasm_host_trap(err);
+  return copy.addr;
+}
+
+void m64_pager_release(m64_pager *p, uint32_t layer) {
+  if (layer >= p->n_layers) return;
+  pthread_mutex_lock(&p->mu);
+  int32_t s = p->slot_of[layer];
+  if (s >= 0 && p->slots[s].in_use) p->slots[s].in_use--;
+  pthread_mutex_unlock(&p->mu);
+}
+
+void m64_pager_prefetch(m64_pager *p, uint32_t layer) {
+  if (!p->thread_running || layer >= p->n_layers) return;
+  pthread_mutex_lock(&p->mu);
+  if (p->slot_of[layer] < 0 && p->job < 0) {
+    int32_t s = choose_slot(p, layer, 0);
+    if (s >= 0) {
+      assign(p, s, layer);
+      p->job = s;
+      pthread_cond_broadcast(&p->cv);
+    }
+  }
+  pthread_mutex_unlock(&p->mu);
+}
+
+void m64_pager_stats_get(m64_pager *p, m64_pager_stats *st) {
+  pthread_mutex_lock(&p->mu);
+  *st = p->st;
+  pthread_mutex_unlock(&p->mu);
+}

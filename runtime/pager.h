@@ -1,0 +1,65 @@
+/*
+ * pager.h — moves layers from the bundle's 64-bit image into the wasm32 workspace.
+ *
+ * The cache region of the workspace holds the globals layer (pinned: it is used at the
+ * start and the end of every token) and K equal slots, each as large as the largest
+ * block. When every layer fits, each gets its own place and is paged in once.
+ * Otherwise blocks share the slots. Blocks are used in a fixed cycle (0..N-1 every
+ * token), which defeats LRU (it evicts exactly the block needed next); the pager evicts
+ * the block whose next use is farthest away in that cycle (Belady's choice, exact for a
+ * known cycle), so K-1 blocks stay resident and the rest stream through.
+ *
+ * Prefetch: m64.layer_prefetch(L) hands L to a background thread that places it while
+ * the module computes; acquire waits only if that thread is late (the wait is counted).
+ *
+ * Two ways to place a layer: copy (memcpy from the read-only mapping of the bundle) or
+ * map (mmap the file's pages for that layer straight into the workspace, read-only,
+ * MAP_FIXED over the slot; no copy, and the module cannot write to weights).
+ *
+ * acquire/release/prefetch run on the module's thread inside a wasm call; failures abort
+ * the call through m64_wasm_host_trap.
+ */
+#ifndef M64_PAGER_H
+#define M64_PAGER_H
+
+#include <stdint.h>
+
+#include "m64_formats.h"
+
+typedef enum m64_page_mode { M64_PAGE_COPY = 0, M64_PAGE_MAP = 1 } m64_page_mode;
+
+typedef struct m64_pager_options {
+  m64_page_mode mode;
+  int verify;   /* SHA-256 of each layer the first time it is placed */
+  int verbose;  /* decisions on stderr */
+  int prefetch; /* background thread (0: page on demand only) */
+} m64_pager_options;
+
+typedef struct m64_pager_stats {
+  uint64_t acquires, hits;  /* hits: resident (or prefetched in time) when acquired */
+  uint64_t page_ins, bytes_paged, evictions;
+  double stall_seconds;     /* time acquire waited for a layer */
+  double page_seconds;      /* time spent placing layers (either thread) */
+  uint32_t slots, resident;
+} m64_pager_stats;
+
+typedef struct m64_pager m64_pager;
+
+/* Bytes of cache the bundle needs at least: globals + one slot (the largest block). */
+uint64_t m64_pager_min_cache(const m64_bundle *b);
+/* Bytes that hold every layer at once (then nothing is ever evicted). */
+uint64_t m64_pager_full_cache(const m64_bundle *b);
+
+/* cache: [base + cache_off, base + cache_off + cache_size) inside the workspace, 64 KiB
+ * aligned. path is the bundle's file (for MAP mode). */
+int m64_pager_open(m64_pager **out, const m64_bundle *b, const char *path, uint8_t *base,
+                   uint32_t cache_off, uint64_t cache_size, const m64_pager_options *o,
+                   m64_err *e);
+void m64_pager_close(m64_pager *p);
+
+uint32_t m64_pager_acquire(m64_pager *p, uint32_t layer);
+void m64_pager_release(m64_pager *p, uint32_t layer);
+void m64_pager_prefetch(m64_pager *p, uint32_t layer);
+void m64_pager_stats_get(m64_pager *p, m64_pager_stats *st);
+
+#endif
