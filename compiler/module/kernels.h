@@ -17,6 +17,7 @@
 #ifndef M64_KERNELS_H
 #define M64_KERNELS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "kernel_types.h"
