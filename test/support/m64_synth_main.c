@@ -2,18 +2,30 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
+#include "quant.h"
 #include "synth.h"
+
+static void print_types(FILE *f) {
+  for (uint32_t i = 0; i < m64_ref_n_types(); i++)
+    fprintf(f, "%s%s", i ? ", " : "", m64_ggml_type_info(m64_ref_type_at(i)).name);
+}
 
 static void usage(FILE *f) {
   fprintf(f,
-          "usage: m64-synth [--shape tiny|3b|7b|13b] [--vocab N] [--dim N] [--layers N]\n"
+          "usage: m64-synth [--shape tiny|small|3b|7b|13b] [--vocab N] [--dim N] [--layers N]\n"
           "                 [--heads N] [--kv-heads N] [--ffn N] [--ctx N] [--rope-base F]\n"
-          "                 [--eps F] [--type F32|F16|Q8_0|Q4_0] [--type-embd T]\n"
-          "                 [--type-output T] [--type-ffn-down T] [--type-attn-v T]\n"
-          "                 [--seed N] [--tied] [--name S]\n"
+          "                 [--eps F] [--type T | --mix q2_k|q3_k_m|q4_k_m|q5_k_m]\n"
+          "                 [--type-embd T] [--type-output T] [--type-ffn-down T]\n"
+          "                 [--type-attn-v T] [--seed N] [--tied] [--name S]\n"
           "                 -o out.gguf\n"
-          "--shape sets every dimension first; later flags override it.\n");
+          "--shape sets every dimension first; later flags override it. tiny has dim 64, so\n"
+          "only 32-element block types fit it; small (dim 256, ffn 512) takes every type.\n"
+          "--mix picks per-tensor types as llama.cpp's file types of that name do (see\n"
+          "synth.h); --type-* flags still override single tensors.\nTypes T: ");
+  print_types(f);
+  fprintf(f, " (any case)\n");
 }
 
 static int parse_u32(const char *flag, const char *s, uint32_t *out) {
@@ -38,14 +50,16 @@ static int parse_f32(const char *flag, const char *s, float *out) {
 }
 
 static int parse_type(const char *flag, const char *s, uint32_t *out) {
-  for (uint32_t t = 0; t < M64_GGML_TYPE_COUNT; t++) {
-    const char *name = m64_ggml_type_info(t).name;
-    if (name && !strcmp(name, s)) {
+  for (uint32_t i = 0; i < m64_ref_n_types(); i++) {
+    uint32_t t = m64_ref_type_at(i);
+    if (!strcasecmp(m64_ggml_type_info(t).name, s)) {
       *out = t;
       return 0;
     }
   }
-  fprintf(stderr, "m64-synth: %s: unknown type '%s' (F32, F16, Q8_0, Q4_0)\n", flag, s);
+  fprintf(stderr, "m64-synth: %s: unknown or unsupported type '%s' (", flag, s);
+  print_types(stderr);
+  fprintf(stderr, ")\n");
   return -1;
 }
 
@@ -54,6 +68,7 @@ int main(int argc, char **argv) {
   m64_synth_default(&spec);
   m64_err err = {{0}};
   const char *out = NULL;
+  int have_type = 0;
 
   /* --shape first, wherever it is, so the other flags refine the preset. */
   for (int i = 1; i + 1 < argc; i++)
@@ -90,7 +105,13 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--seed")) bad = parse_u32(a, v, &spec.seed);
     else if (!strcmp(a, "--rope-base")) bad = parse_f32(a, v, &spec.rope_base);
     else if (!strcmp(a, "--eps")) bad = parse_f32(a, v, &spec.norm_eps);
-    else if (!strcmp(a, "--type")) bad = parse_type(a, v, &spec.type_default);
+    else if (!strcmp(a, "--type")) bad = parse_type(a, v, &spec.type_default), have_type = 1;
+    else if (!strcmp(a, "--mix")) {
+      if (m64_synth_mix_parse(v, &spec.mix, &err)) {
+        fprintf(stderr, "m64-synth: --mix: %s\n", err.msg);
+        bad = 1;
+      }
+    }
     else if (!strcmp(a, "--type-embd")) bad = parse_type(a, v, &spec.type_embd);
     else if (!strcmp(a, "--type-output")) bad = parse_type(a, v, &spec.type_output);
     else if (!strcmp(a, "--type-ffn-down")) bad = parse_type(a, v, &spec.type_ffn_down);
@@ -103,6 +124,10 @@ int main(int argc, char **argv) {
       return 2;
     }
     if (bad) return 2;
+  }
+  if (have_type && spec.mix != M64_SYNTH_MIX_NONE) {
+    fprintf(stderr, "m64-synth: --type and --mix exclude each other (a mix sets the types)\n");
+    return 2;
   }
   if (!out) {
     fprintf(stderr, "m64-synth: -o out.gguf is required\n");

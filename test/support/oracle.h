@@ -19,7 +19,9 @@ extern "C" {
 typedef struct m64_oracle m64_oracle;
 
 /* Loads the model. n_ctx = positions the KV cache holds; 0 = the file's context length.
- * Weight types: F32, F16, Q8_0, Q4_0 (others fail naming the tensor and its type). */
+ * Weight types: every type quant.h supports (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0,
+ * Q5_1, IQ4_NL, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_XS), dequantized through quant.c;
+ * others fail naming the tensor and its type. */
 int m64_oracle_open(const char *gguf_path, uint32_t n_ctx, m64_oracle **out, m64_err *e);
 void m64_oracle_close(m64_oracle *o); /* accepts NULL */
 

@@ -181,15 +181,20 @@ TEST(Oracle, LlamaTinyRandomF16MatchesLlamaCpp) {
 
 // ------------------------------------------------------------------ synthetic models
 
-std::vector<std::vector<float>> RunSynth(uint32_t type, int tied, int n_pos) {
+// Runs the oracle on a synthetic model (shape "tiny" or "small"; mix overrides type).
+std::vector<std::vector<float>> RunSynth(uint32_t type, int tied, int n_pos,
+                                         const char *shape = "tiny",
+                                         uint32_t mix = M64_SYNTH_MIX_NONE) {
   m64_synth_spec s;
-  m64_synth_default(&s);
+  m64_err e;
+  EXPECT_EQ(m64_synth_preset(&s, shape, &e), 0) << e.msg;
   s.type_default = type;
+  s.mix = mix;
   s.tied_output = tied;
   s.seed = 42;
-  std::string path = TempPath(std::string(m64_ggml_type_info(type).name) +
+  std::string path = TempPath(std::string(shape) + "_" + m64_ggml_type_info(type).name +
+                              (mix ? std::string("_") + m64_synth_mix_name(mix) : "") +
                               (tied ? "_tied" : "") + ".gguf");
-  m64_err e;
   std::vector<std::vector<float>> out;
   EXPECT_EQ(m64_synth_write(&s, path.c_str(), &e), 0) << e.msg;
   m64_oracle *o = nullptr;
@@ -263,6 +268,85 @@ TEST(Oracle, SyntheticModelsOfEveryType) {
   EXPECT_GE(SameArgmax(f32, q8), n_pos - 1);
 }
 
+// Largest relative RMS logit difference from the F32 model (RMS of the difference over
+// RMS of the F32 logits) allowed for a small-shape model of a type (seed 42, 6 positions).
+// The difference comes out at about 3.2x the type's relative RMS weight error (quadrature
+// over the ~16 quantized matrices on the path): F16 8e-4, BF16 6e-3, Q8_0 1.8e-2, Q6_K
+// 7e-2, the 5-bit types 0.12-0.14, the 4-bit ones 0.25-0.28, Q3_K 0.52, Q2_K 1.04. The
+// tolerances are about twice that. Q2_K's logits hardly track the F32 ones any more
+// (unrelated logits of the same size would give ~1.4): its bound only catches gross errors.
+double LogitTolerance(uint32_t type) {
+  switch (type) {
+    case M64_GGML_F32: return 0;
+    case M64_GGML_F16: return 2e-3;
+    case M64_GGML_BF16: return 1.5e-2;
+    case M64_GGML_Q8_0: return 4e-2;
+    case M64_GGML_Q6_K: return 0.15;
+    case M64_GGML_Q5_0: case M64_GGML_Q5_1: case M64_GGML_Q5_K: return 0.3;
+    case M64_GGML_Q3_K: return 1.0;
+    case M64_GGML_Q2_K: return 1.3;
+    default: return 0.55;  // the 4-bit types: Q4_0, Q4_1, Q4_K, IQ4_NL, IQ4_XS
+  }
+}
+
+void ExpectFiniteAndSpread(const std::vector<std::vector<float>> &run, const std::string &what) {
+  double spread = 0;
+  for (const auto &logits : run)
+    for (float v : logits) {
+      ASSERT_TRUE(std::isfinite(v)) << what;
+      spread = std::max(spread, (double)std::fabs(v));
+    }
+  EXPECT_GT(spread, 0.5) << what << ": logits should not be flat";
+}
+
+// The small shape (dim 256, ffn 512) takes every type; the oracle dequantizes each
+// through quant.c and must stay close to the F32 model of the same weights.
+TEST(Oracle, SmallModelsOfEveryType) {
+  const int n_pos = 6;
+  auto f32 = RunSynth(M64_GGML_F32, 0, n_pos, "small");
+  ASSERT_EQ(f32.size(), (size_t)n_pos);
+  ExpectFiniteAndSpread(f32, "F32");
+  const uint32_t types[] = {M64_GGML_F16,  M64_GGML_BF16,   M64_GGML_Q8_0, M64_GGML_Q4_0,
+                            M64_GGML_Q4_1, M64_GGML_Q5_0,   M64_GGML_Q5_1, M64_GGML_IQ4_NL,
+                            M64_GGML_Q2_K, M64_GGML_Q3_K,   M64_GGML_Q4_K, M64_GGML_Q5_K,
+                            M64_GGML_Q6_K, M64_GGML_IQ4_XS};
+  std::vector<double> diff(M64_GGML_TYPE_COUNT, -1);
+  for (uint32_t type : types) {
+    const char *name = m64_ggml_type_info(type).name;
+    auto run = RunSynth(type, 0, n_pos, "small");
+    ASSERT_EQ(run.size(), (size_t)n_pos) << name;
+    ExpectFiniteAndSpread(run, name);
+    double d = diff[type] = RelRmsDiff(f32, run);
+    printf("small %-7s relative RMS logit difference vs F32 %.3e (tolerance %.1e), same argmax "
+           "at %d of %d positions\n", name, d, LogitTolerance(type), SameArgmax(f32, run), n_pos);
+    EXPECT_LT(d, LogitTolerance(type)) << name;
+  }
+  // More bits, less error.
+  EXPECT_LT(diff[M64_GGML_F16], diff[M64_GGML_BF16]);
+  EXPECT_LT(diff[M64_GGML_BF16], diff[M64_GGML_Q8_0]);
+  EXPECT_LT(diff[M64_GGML_Q8_0], diff[M64_GGML_Q6_K]);
+  EXPECT_LT(diff[M64_GGML_Q6_K], diff[M64_GGML_Q5_K]);
+  EXPECT_LT(diff[M64_GGML_Q5_K], diff[M64_GGML_Q4_K]);
+  EXPECT_LT(diff[M64_GGML_Q4_K], diff[M64_GGML_Q3_K]);
+  EXPECT_LT(diff[M64_GGML_Q3_K], diff[M64_GGML_Q2_K]);
+  EXPECT_LT(diff[M64_GGML_Q5_1], diff[M64_GGML_Q4_1]);
+  EXPECT_LT(diff[M64_GGML_Q5_0], diff[M64_GGML_Q4_0]);
+  // The mixes sit between their base type and Q6_K.
+  for (uint32_t mix = 1; mix < M64_SYNTH_MIX_COUNT; mix++) {
+    auto run = RunSynth(M64_GGML_F32, 0, n_pos, "small", mix);
+    ASSERT_EQ(run.size(), (size_t)n_pos) << m64_synth_mix_name(mix);
+    ExpectFiniteAndSpread(run, m64_synth_mix_name(mix));
+    uint32_t base = mix == M64_SYNTH_MIX_Q2_K     ? M64_GGML_Q2_K
+                    : mix == M64_SYNTH_MIX_Q3_K_M ? M64_GGML_Q3_K
+                    : mix == M64_SYNTH_MIX_Q4_K_M ? M64_GGML_Q4_K
+                                                  : M64_GGML_Q5_K;
+    double d = RelRmsDiff(f32, run);
+    printf("small mix %-7s relative RMS logit difference vs F32 %.3e (tolerance %.1e)\n",
+           m64_synth_mix_name(mix), d, LogitTolerance(base));
+    EXPECT_LT(d, LogitTolerance(base)) << m64_synth_mix_name(mix);
+  }
+}
+
 TEST(Oracle, TiedOutputUsesEmbeddings) {
   auto tied = RunSynth(M64_GGML_Q8_0, 1, 3);
   ASSERT_EQ(tied.size(), 3u);
@@ -271,7 +355,7 @@ TEST(Oracle, TiedOutputUsesEmbeddings) {
 }
 
 TEST(Oracle, RejectsUnsupportedTypeNamingTheTensor) {
-  // A model whose blk.0.ffn_up is Q4_K: written by hand with the formats writer.
+  // A model whose blk.0.ffn_up is IQ2_XXS: written by hand with the formats writer.
   m64_synth_spec s;
   m64_synth_default(&s);
   s.dim = 256, s.ffn = 256, s.n_layers = 1, s.n_vocab = 259;
@@ -291,21 +375,21 @@ TEST(Oracle, RejectsUnsupportedTypeNamingTheTensor) {
     ASSERT_EQ(m64_synth_tensor_values(&s, i, v.data(), &e), 0);
     if (!strcmp(t.name, "blk.0.ffn_up.weight")) {
       uint64_t row = 0;
-      ASSERT_EQ(m64_ggml_row_bytes(M64_GGML_Q4_K, t.ne[0], &row), 0);
+      ASSERT_EQ(m64_ggml_row_bytes(M64_GGML_IQ2_XXS, t.ne[0], &row), 0);
       std::vector<uint8_t> zeros(row * t.ne[1]);
-      ASSERT_EQ(m64_gguf_w_tensor(w, t.name, M64_GGML_Q4_K, t.n_dims, t.ne, zeros.data()), 0);
+      ASSERT_EQ(m64_gguf_w_tensor(w, t.name, M64_GGML_IQ2_XXS, t.n_dims, t.ne, zeros.data()), 0);
     } else {
       ASSERT_EQ(m64_gguf_w_tensor(w, t.name, M64_GGML_F32, t.n_dims, t.ne, v.data()), 0);
     }
   }
-  std::string path = TempPath("q4k.gguf");
+  std::string path = TempPath("iq2xxs.gguf");
   ASSERT_EQ(m64_gguf_writer_save(w, path.c_str(), &e), 0) << e.msg;
   m64_gguf_writer_free(w);
   m64_oracle *o = nullptr;
   EXPECT_EQ(m64_oracle_open(path.c_str(), 16, &o, &e), M64_EUNSUPPORTED);
   EXPECT_EQ(o, nullptr);
   EXPECT_NE(std::string(e.msg).find("blk.0.ffn_up.weight"), std::string::npos) << e.msg;
-  EXPECT_NE(std::string(e.msg).find("Q4_K"), std::string::npos) << e.msg;
+  EXPECT_NE(std::string(e.msg).find("IQ2_XXS"), std::string::npos) << e.msg;
   unlink(path.c_str());
 }
 

@@ -1,6 +1,7 @@
 /* synth.c — the synthetic LLaMA GGUF generator; see synth.h. */
 #include "synth.h"
 
+#include <ctype.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,11 +27,16 @@ void m64_synth_default(m64_synth_spec *s) {
   s->type_default = M64_GGML_F32;
   s->type_embd = s->type_output = s->type_ffn_down = s->type_attn_v = M64_SYNTH_SAME;
   s->name = NULL;
+  s->mix = M64_SYNTH_MIX_NONE;
 }
 
 int m64_synth_preset(m64_synth_spec *s, const char *shape, m64_err *e) {
   m64_synth_default(s);
   if (!strcmp(shape, "tiny")) return M64_OK;
+  if (!strcmp(shape, "small")) { /* tiny with every row a whole number of 256-blocks */
+    s->dim = 256, s->ffn = 512;
+    return M64_OK;
+  }
   s->n_vocab = 32000;
   s->n_ctx = 4096;
   if (!strcmp(shape, "3b")) { /* open_llama_3b */
@@ -42,9 +48,30 @@ int m64_synth_preset(m64_synth_spec *s, const char *shape, m64_err *e) {
     s->dim = 5120, s->n_layers = 40, s->n_heads = s->n_kv_heads = 40, s->ffn = 13824;
   } else {
     m64_synth_default(s);
-    return m64_fail(e, M64_ENOTFOUND, "unknown shape '%s' (tiny, 3b, 7b, 13b)", shape);
+    return m64_fail(e, M64_ENOTFOUND, "unknown shape '%s' (tiny, small, 3b, 7b, 13b)",
+                    shape);
   }
   return M64_OK;
+}
+
+static const char *const mix_names[M64_SYNTH_MIX_COUNT] = {"none", "q2_k", "q3_k_m", "q4_k_m",
+                                                           "q5_k_m"};
+
+const char *m64_synth_mix_name(uint32_t mix) {
+  return mix < M64_SYNTH_MIX_COUNT ? mix_names[mix] : NULL;
+}
+
+int m64_synth_mix_parse(const char *name, uint32_t *mix, m64_err *e) {
+  for (uint32_t m = 0; m < M64_SYNTH_MIX_COUNT; m++) {
+    size_t k = 0;
+    while (name[k] && tolower((unsigned char)name[k]) == mix_names[m][k]) k++;
+    if (!name[k] && !mix_names[m][k]) {
+      *mix = m;
+      return M64_OK;
+    }
+  }
+  return m64_fail(e, M64_ENOTFOUND, "unknown mix '%s' (q2_k, q3_k_m, q4_k_m, q5_k_m, none)",
+                  name);
 }
 
 #define MAX_SYNTH_VOCAB (1u << 20)
@@ -58,8 +85,52 @@ static const char *const layer_tensor_names[L_COUNT] = {
 
 static uint32_t n_globals(const m64_synth_spec *s) { return s->tied_output ? 2 : 3; }
 
-static uint32_t resolve(uint32_t override, uint32_t dflt) {
-  return override == M64_SYNTH_SAME ? dflt : override;
+/* The quantizable matrices, by role. */
+enum { R_EMBD, R_OUTPUT, R_Q, R_K, R_V, R_O, R_GATE, R_UP, R_DOWN };
+
+/* llama.cpp's "use more bits" layers of the _M mixes. */
+static int use_more_bits(uint32_t i, uint32_t n) {
+  return i < n / 8 || i >= 7 * n / 8 || (int)(i - n / 8) % 3 == 2;
+}
+
+/* The type a mix gives a matrix of a role in layer i (see synth.h). */
+static uint32_t mix_type(const m64_synth_spec *s, int role, uint32_t i) {
+  uint32_t n = s->n_layers, mix = s->mix;
+  uint32_t base = mix == M64_SYNTH_MIX_Q2_K     ? M64_GGML_Q2_K
+                  : mix == M64_SYNTH_MIX_Q3_K_M ? M64_GGML_Q3_K
+                  : mix == M64_SYNTH_MIX_Q4_K_M ? M64_GGML_Q4_K
+                                                : M64_GGML_Q5_K;
+  int more = use_more_bits(i, n);
+  switch (role) {
+    case R_OUTPUT: return M64_GGML_Q6_K;
+    case R_EMBD: return s->tied_output ? M64_GGML_Q6_K : base;
+    case R_V:
+      if (mix == M64_SYNTH_MIX_Q2_K)
+        return s->n_kv_heads && s->n_heads / s->n_kv_heads >= 4 ? M64_GGML_Q4_K : M64_GGML_Q3_K;
+      if (mix == M64_SYNTH_MIX_Q3_K_M) return i < 2 ? M64_GGML_Q5_K : M64_GGML_Q4_K;
+      return more ? M64_GGML_Q6_K : base;
+    case R_DOWN:
+      if (mix == M64_SYNTH_MIX_Q2_K) return M64_GGML_Q3_K;
+      if (mix == M64_SYNTH_MIX_Q3_K_M) return i < n / 16 ? M64_GGML_Q5_K : M64_GGML_Q4_K;
+      return more ? M64_GGML_Q6_K : base;
+    case R_O:
+      if (mix == M64_SYNTH_MIX_Q2_K) return M64_GGML_Q3_K;
+      if (mix == M64_SYNTH_MIX_Q3_K_M) return M64_GGML_Q4_K;
+      return base;
+    default: return base;
+  }
+}
+
+/* Explicit per-tensor types first, then the mix, then type_default. */
+static uint32_t weight_type(const m64_synth_spec *s, int role, uint32_t layer) {
+  uint32_t override = role == R_EMBD     ? s->type_embd
+                      : role == R_OUTPUT ? s->type_output
+                      : role == R_V      ? s->type_attn_v
+                      : role == R_DOWN   ? s->type_ffn_down
+                                         : M64_SYNTH_SAME;
+  if (override != M64_SYNTH_SAME) return override;
+  if (s->mix != M64_SYNTH_MIX_NONE && s->mix < M64_SYNTH_MIX_COUNT) return mix_type(s, role, layer);
+  return s->type_default;
 }
 
 /* Describes tensor i without validating the spec; is_norm tells the value distribution. */
@@ -72,7 +143,7 @@ static void describe(const m64_synth_spec *s, uint32_t i, m64_synth_tensor *t, i
     switch (i) {
       case T_EMBD:
         snprintf(t->name, sizeof t->name, "token_embd.weight");
-        t->type = resolve(s->type_embd, s->type_default);
+        t->type = weight_type(s, R_EMBD, 0);
         t->ne[0] = s->dim, t->ne[1] = s->n_vocab;
         break;
       case T_OUT_NORM:
@@ -82,29 +153,38 @@ static void describe(const m64_synth_spec *s, uint32_t i, m64_synth_tensor *t, i
         break;
       default:
         snprintf(t->name, sizeof t->name, "output.weight");
-        t->type = resolve(s->type_output, s->type_default);
+        t->type = weight_type(s, R_OUTPUT, 0);
         t->ne[0] = s->dim, t->ne[1] = s->n_vocab;
         break;
     }
   } else {
     uint32_t layer = (i - n_globals(s)) / L_COUNT, kind = (i - n_globals(s)) % L_COUNT;
     snprintf(t->name, sizeof t->name, "blk.%u.%s.weight", layer, layer_tensor_names[kind]);
-    t->type = s->type_default;
     switch (kind) {
       case L_ATTN_NORM: case L_FFN_NORM:
         t->type = M64_GGML_F32, t->n_dims = 1, t->ne[0] = s->dim, t->ne[1] = 1;
         *is_norm = 1;
         break;
-      case L_Q: case L_O: t->ne[0] = s->dim, t->ne[1] = s->dim; break;
-      case L_K: t->ne[0] = s->dim, t->ne[1] = kv_dim; break;
-      case L_V:
-        t->type = resolve(s->type_attn_v, s->type_default);
-        t->ne[0] = s->dim, t->ne[1] = kv_dim;
+      case L_Q:
+        t->type = weight_type(s, R_Q, layer), t->ne[0] = s->dim, t->ne[1] = s->dim;
         break;
-      case L_GATE: case L_UP: t->ne[0] = s->dim, t->ne[1] = s->ffn; break;
+      case L_O:
+        t->type = weight_type(s, R_O, layer), t->ne[0] = s->dim, t->ne[1] = s->dim;
+        break;
+      case L_K:
+        t->type = weight_type(s, R_K, layer), t->ne[0] = s->dim, t->ne[1] = kv_dim;
+        break;
+      case L_V:
+        t->type = weight_type(s, R_V, layer), t->ne[0] = s->dim, t->ne[1] = kv_dim;
+        break;
+      case L_GATE:
+        t->type = weight_type(s, R_GATE, layer), t->ne[0] = s->dim, t->ne[1] = s->ffn;
+        break;
+      case L_UP:
+        t->type = weight_type(s, R_UP, layer), t->ne[0] = s->dim, t->ne[1] = s->ffn;
+        break;
       default: /* L_DOWN */
-        t->type = resolve(s->type_ffn_down, s->type_default);
-        t->ne[0] = s->ffn, t->ne[1] = s->dim;
+        t->type = weight_type(s, R_DOWN, layer), t->ne[0] = s->ffn, t->ne[1] = s->dim;
         break;
     }
   }
@@ -136,6 +216,8 @@ int m64_synth_validate(const m64_synth_spec *s, m64_err *e) {
                     s->n_kv_heads);
   if (!(s->rope_base > 0) || !(s->norm_eps > 0))
     return m64_fail(e, M64_EFORMAT, "rope_base and norm_eps must be > 0");
+  if (s->mix >= M64_SYNTH_MIX_COUNT)
+    return m64_fail(e, M64_EUNSUPPORTED, "mix %u is not a known mix", s->mix);
   for (uint32_t i = 0; i < m64_synth_n_tensors(s); i++) {
     m64_synth_tensor t;
     int is_norm;
@@ -143,9 +225,15 @@ int m64_synth_validate(const m64_synth_spec *s, m64_err *e) {
     if (!m64_ref_type_supported(t.type))
       return m64_fail(e, M64_EUNSUPPORTED, "%s: type %u (%s) cannot be generated", t.name,
                       t.type, type_name(t.type));
-    if (!t.nbytes)
-      return m64_fail(e, M64_EFORMAT, "%s: row of %llu elements is not whole %s blocks",
-                      t.name, (unsigned long long)t.ne[0], type_name(t.type));
+    if (!t.nbytes) {
+      uint32_t block = m64_ref_block_elems(t.type);
+      return m64_fail(e, M64_EFORMAT,
+                      "%s: rows of %llu elements are not whole %s blocks of %u elements%s",
+                      t.name, (unsigned long long)t.ne[0], type_name(t.type), block,
+                      block == 256 ? " (K-quants and IQ4_XS need dim and ffn multiples of "
+                                     "256: try --shape small)"
+                                   : "");
+    }
   }
   return M64_OK;
 }

@@ -21,21 +21,50 @@ extern "C" {
 /* A per-tensor type override meaning "use type_default". */
 #define M64_SYNTH_SAME 0xffffffffu
 
+/* Type mixes after llama.cpp's file types (llama-quant.cpp, LLaMA architecture, no
+ * experts; n = layers, i = layer, use_more_bits(i) = i < n/8 || i >= 7n/8 ||
+ * (i - n/8) % 3 == 2, gqa = heads / kv heads). Norms stay F32 in every mix.
+ *   Q4_K_M  Q4_K; output Q6_K; attn_v and ffn_down Q6_K where use_more_bits(i).
+ *   Q5_K_M  as Q4_K_M with Q5_K in place of Q4_K.
+ *   Q3_K_M  Q3_K; output Q6_K; attn_v Q5_K for i < 2 else Q4_K; attn_output Q4_K;
+ *           ffn_down Q5_K for i < n/16 else Q4_K.
+ *   Q2_K    Q2_K; output Q6_K; attn_v Q4_K if gqa >= 4 else Q3_K; attn_output Q3_K;
+ *           ffn_down Q3_K.
+ * token_embd takes the mix's base type, or output's Q6_K when the output is tied to it
+ * (as llama.cpp does). Unlike llama.cpp there is no fallback for rows that are not whole
+ * 256-element blocks: m64_synth_validate rejects them. */
+typedef enum m64_synth_mix {
+  M64_SYNTH_MIX_NONE = 0, /* type_default everywhere */
+  M64_SYNTH_MIX_Q2_K,
+  M64_SYNTH_MIX_Q3_K_M,
+  M64_SYNTH_MIX_Q4_K_M,
+  M64_SYNTH_MIX_Q5_K_M,
+  M64_SYNTH_MIX_COUNT
+} m64_synth_mix;
+
 typedef struct m64_synth_spec {
   uint32_t n_vocab, dim, n_layers, n_heads, n_kv_heads, ffn, n_ctx;
   float rope_base, norm_eps;
   uint32_t seed;
   int tied_output;        /* no output.weight: logits use token_embd */
-  uint32_t type_default;  /* ggml type of the 2D matrices */
-  uint32_t type_embd, type_output, type_ffn_down, type_attn_v; /* or M64_SYNTH_SAME */
+  uint32_t type_default;  /* ggml type of the 2D matrices (ignored when mix is set) */
+  /* Per-tensor types, or M64_SYNTH_SAME; they win over the mix when set. */
+  uint32_t type_embd, type_output, type_ffn_down, type_attn_v;
   const char *name;       /* general.name; NULL = "m64-synth" */
+  uint32_t mix;           /* m64_synth_mix; M64_SYNTH_MIX_NONE by default */
 } m64_synth_spec;
 
 /* Tiny: vocab 512, dim 64, 2 layers, 4 heads, 2 kv heads, ffn 160, ctx 256, F32, seed 1. */
 void m64_synth_default(m64_synth_spec *s);
-/* Presets "tiny", "3b", "7b", "13b" (LLaMA shapes, vocab 32000); other fields as default.
+/* Presets "tiny", "small" (as tiny but dim 256 and ffn 512, so every row is whole
+ * 256-element blocks and every type, K-quants included, can be generated), "3b", "7b",
+ * "13b" (LLaMA shapes, vocab 32000); other fields as default.
  * Returns M64_ENOTFOUND for an unknown name. */
 int m64_synth_preset(m64_synth_spec *s, const char *shape, m64_err *e);
+/* Mix names "q2_k", "q3_k_m", "q4_k_m", "q5_k_m" (any case) and "none".
+ * M64_ENOTFOUND for an unknown name. */
+int m64_synth_mix_parse(const char *name, uint32_t *mix, m64_err *e);
+const char *m64_synth_mix_name(uint32_t mix); /* "q4_k_m", ...; NULL if unknown */
 /* Checks the spec (divisibility, block sizes, supported types, vocab >= 259). */
 int m64_synth_validate(const m64_synth_spec *s, m64_err *e);
 

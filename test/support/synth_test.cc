@@ -10,93 +10,17 @@
 
 #include "m64_formats.h"
 #include "quant.h"
+#include "quant_bounds.h"
 #include "synth.h"
 
 namespace {
 
+using m64test::BoundBlock;
+using m64test::ElemBound;
+using m64test::RmsBound;
+
 std::string TempPath(const std::string &name) {
   return ::testing::TempDir() + "m64_synth_" + std::to_string(getpid()) + "_" + name;
-}
-
-// ------------------------------------------------------------------ F16
-
-TEST(RefQuant, F16KnownValues) {
-  EXPECT_EQ(m64_ref_f32_to_f16(1.0f), 0x3c00);
-  EXPECT_EQ(m64_ref_f32_to_f16(-2.0f), 0xc000);
-  EXPECT_EQ(m64_ref_f32_to_f16(0.0f), 0x0000);
-  EXPECT_EQ(m64_ref_f32_to_f16(-0.0f), 0x8000);
-  EXPECT_EQ(m64_ref_f32_to_f16(65504.0f), 0x7bff);                  // largest half
-  EXPECT_EQ(m64_ref_f32_to_f16(65520.0f), 0x7c00);                  // rounds up to inf
-  EXPECT_EQ(m64_ref_f32_to_f16(1e10f), 0x7c00);
-  EXPECT_EQ(m64_ref_f32_to_f16(ldexpf(1.0f, -24)), 0x0001);         // smallest subnormal
-  EXPECT_EQ(m64_ref_f32_to_f16(ldexpf(1.0f, -25)), 0x0000);         // tie -> even (0)
-  EXPECT_EQ(m64_ref_f32_to_f16(ldexpf(1.5f, -25)), 0x0001);
-  EXPECT_EQ(m64_ref_f32_to_f16(ldexpf(3.0f, -25)), 0x0002);         // 1.5 ulp tie -> even
-  EXPECT_EQ(m64_ref_f32_to_f16(1.0f + ldexpf(1.0f, -11)), 0x3c00);  // tie -> even
-  EXPECT_EQ(m64_ref_f32_to_f16(1.0f + ldexpf(3.0f, -11)), 0x3c02);  // tie -> even (up)
-  EXPECT_EQ(m64_ref_f32_to_f16(1.0f + ldexpf(1.0f, -11) + ldexpf(1.0f, -20)), 0x3c01);
-  EXPECT_EQ(m64_ref_f32_to_f16(ldexpf(1023.5f, -24)), 0x0400);      // subnormal carries to normal
-  EXPECT_EQ(m64_ref_f32_to_f16(INFINITY), 0x7c00);
-  uint16_t nan = m64_ref_f32_to_f16(NAN);
-  EXPECT_EQ(nan & 0x7c00, 0x7c00);
-  EXPECT_NE(nan & 0x03ff, 0);
-}
-
-TEST(RefQuant, F16RoundTripsEveryHalf) {
-  for (uint32_t h = 0; h < 65536; h++) {
-    float f = m64_ref_f16_to_f32((uint16_t)h);
-    if (std::isnan(f)) continue;
-    ASSERT_EQ(m64_ref_f32_to_f16(f), h) << "half 0x" << std::hex << h;
-  }
-  EXPECT_EQ(m64_ref_f16_to_f32(0x3555), 0.333251953125f);
-  EXPECT_EQ(m64_ref_f16_to_f32(0x0001), ldexpf(1.0f, -24));
-}
-
-// ------------------------------------------------------------------ Q8_0 / Q4_0 layouts
-
-TEST(RefQuant, Q8_0Layout) {
-  float x[32];
-  for (int i = 0; i < 32; i++) x[i] = (float)(i - 10) * 0.5f;  // amax 10.5 at i = 31
-  uint8_t block[34];
-  ASSERT_EQ(m64_ref_quantize_row(M64_GGML_Q8_0, x, block, 32), 0);
-  EXPECT_EQ(m64_ref_row_bytes(M64_GGML_Q8_0, 64), 68u);
-  float d = m64_ref_f16_to_f32((uint16_t)(block[0] | block[1] << 8));
-  EXPECT_EQ(d, m64_ref_f16_to_f32(m64_ref_f32_to_f16(10.5f / 127)));  // scale stored as f16
-  EXPECT_EQ((int8_t)block[2 + 31], 127);
-  EXPECT_EQ((int8_t)block[2 + 10], 0);
-  EXPECT_EQ((int8_t)block[2 + 0], (int8_t)std::lround(-5.0f / (10.5f / 127)));
-  float y[32];
-  ASSERT_EQ(m64_ref_dequantize_row(M64_GGML_Q8_0, block, y, 32), 0);
-  for (int i = 0; i < 32; i++) EXPECT_NEAR(y[i], x[i], 0.5f * 10.5f / 127 + 0.01f);
-  EXPECT_EQ(m64_ref_quantize_row(M64_GGML_Q8_0, x, block, 31), M64_EFORMAT);
-}
-
-TEST(RefQuant, Q4_0Layout) {
-  float x[32];
-  for (int i = 0; i < 32; i++) x[i] = (float)(i - 16);  // max |x| is -16 at i = 0
-  uint8_t block[18];
-  ASSERT_EQ(m64_ref_quantize_row(M64_GGML_Q4_0, x, block, 32), 0);
-  EXPECT_EQ(m64_ref_row_bytes(M64_GGML_Q4_0, 64), 36u);
-  // d = max / -8 = 2
-  EXPECT_EQ(block[0] | block[1] << 8, 0x4000);
-  // byte 0: element 0 (-16 -> q 0) low, element 16 (0 -> q 8) high
-  EXPECT_EQ(block[2], 0x80);
-  // byte 15: element 15 (-1 -> -0.5+8 rounds to 8) low, element 31 (15 -> 15.5 clamps 15) high
-  EXPECT_EQ(block[2 + 15], 0xf8);
-  float y[32];
-  ASSERT_EQ(m64_ref_dequantize_row(M64_GGML_Q4_0, block, y, 32), 0);
-  EXPECT_EQ(y[0], -16.0f);
-  EXPECT_EQ(y[16], 0.0f);
-  EXPECT_EQ(y[31], 14.0f);
-  for (int i = 0; i < 32; i++) EXPECT_LE(std::fabs(y[i] - x[i]), 1.0f + 1e-6f) << i;
-}
-
-TEST(RefQuant, UnknownTypes) {
-  EXPECT_FALSE(m64_ref_type_supported(M64_GGML_Q4_K));
-  float x[256] = {0};
-  uint8_t out[1024];
-  EXPECT_EQ(m64_ref_quantize_row(M64_GGML_Q4_K, x, out, 256), M64_EUNSUPPORTED);
-  EXPECT_EQ(m64_ref_row_bytes(M64_GGML_Q4_K, 256), 0u);
 }
 
 // ------------------------------------------------------------------ vocabulary
@@ -164,8 +88,26 @@ TEST(SynthSpec, ValidateRejectsBadShapes) {
   EXPECT_EQ(m64_synth_validate(&s, &e), M64_EFORMAT);
   EXPECT_NE(std::string(e.msg).find("ffn_down"), std::string::npos) << e.msg;
   m64_synth_default(&s);
+  s.type_default = M64_GGML_Q4_K;  // tiny rows of 64 are not whole 256-element blocks
+  EXPECT_EQ(m64_synth_validate(&s, &e), M64_EFORMAT);
+  EXPECT_NE(std::string(e.msg).find("token_embd.weight"), std::string::npos) << e.msg;
+  EXPECT_NE(std::string(e.msg).find("Q4_K blocks of 256"), std::string::npos) << e.msg;
+  EXPECT_NE(std::string(e.msg).find("--shape small"), std::string::npos) << e.msg;
+  ASSERT_EQ(m64_synth_preset(&s, "small", &e), 0);
   s.type_default = M64_GGML_Q4_K;
+  EXPECT_EQ(m64_synth_validate(&s, &e), 0) << e.msg;
+  s.ffn = 640;  // ffn_down rows of 640
+  EXPECT_EQ(m64_synth_validate(&s, &e), M64_EFORMAT);
+  EXPECT_NE(std::string(e.msg).find("blk.0.ffn_down.weight"), std::string::npos) << e.msg;
+  m64_synth_default(&s);
+  s.type_default = M64_GGML_IQ2_XXS;
   EXPECT_EQ(m64_synth_validate(&s, &e), M64_EUNSUPPORTED);
+  m64_synth_default(&s);
+  s.mix = M64_SYNTH_MIX_COUNT;
+  EXPECT_EQ(m64_synth_validate(&s, &e), M64_EUNSUPPORTED);
+  m64_synth_default(&s);
+  s.mix = M64_SYNTH_MIX_Q4_K_M;  // a K-quant mix on tiny rows
+  EXPECT_EQ(m64_synth_validate(&s, &e), M64_EFORMAT);
   m64_synth_default(&s);
   s.n_vocab = 200;
   EXPECT_EQ(m64_synth_validate(&s, &e), M64_ELIMIT);
@@ -204,18 +146,6 @@ std::string GetStr(const m64_gguf *g, const char *key) {
   m64_str s = {nullptr, 0};
   EXPECT_EQ(m64_gguf_get_str(g, key, &s), 0) << key;
   return std::string(s.ptr ? s.ptr : "", s.len);
-}
-
-// Largest |dequantized - original| a type may produce for a block whose largest
-// magnitude is amax (f16 scale rounding included).
-double QuantBound(uint32_t type, double amax, double x) {
-  switch (type) {
-    case M64_GGML_F32: return 0;
-    case M64_GGML_F16: return std::fabs(x) * ldexp(1.0, -11) + ldexp(1.0, -24);
-    case M64_GGML_Q8_0: return amax / 127 * 0.5 + amax * 1e-3 + 1e-7;
-    case M64_GGML_Q4_0: return amax / 8 * 1.0 + amax * 1e-3 + 1e-7;  // -max clamps to 7d
-    default: return 0;
-  }
 }
 
 void CheckFile(const m64_synth_spec &s, const std::string &path) {
@@ -283,23 +213,20 @@ void CheckFile(const m64_synth_spec &s, const std::string &path) {
     std::vector<uint8_t> quantized(want.nbytes);
     ASSERT_EQ(m64_ref_quantize_row(t->type, orig.data(), quantized.data(), count), 0);
     ASSERT_EQ(memcmp(quantized.data(), t->data, want.nbytes), 0) << want.name;
-    uint64_t block = (t->type == M64_GGML_Q8_0 || t->type == M64_GGML_Q4_0) ? 32 : 1;
+    uint64_t block = BoundBlock(t->type);
     double sq_err = 0, sq_val = 0;
     for (uint64_t b = 0; b < count; b += block) {
       double amax = 0;
       for (uint64_t k = b; k < b + block; k++) amax = std::max(amax, (double)std::fabs(orig[k]));
       for (uint64_t k = b; k < b + block; k++) {
         double err = std::fabs((double)got[k] - orig[k]);
-        ASSERT_LE(err, QuantBound(t->type, amax, orig[k])) << want.name << " element " << k;
+        ASSERT_LE(err, ElemBound(t->type, amax, orig[k])) << want.name << " element " << k;
         sq_err += err * err;
         sq_val += (double)orig[k] * orig[k];
       }
     }
-    if (t->type == M64_GGML_Q4_0) {
-      EXPECT_LT(std::sqrt(sq_err / sq_val), 0.15) << want.name;
-    }
-    if (t->type == M64_GGML_Q8_0) {
-      EXPECT_LT(std::sqrt(sq_err / sq_val), 0.01) << want.name;
+    if (!strstr(want.name, "norm")) {
+      EXPECT_LE(std::sqrt(sq_err / sq_val), RmsBound(t->type)) << want.name;
     }
   }
   m64_gguf_close(g);
@@ -307,24 +234,167 @@ void CheckFile(const m64_synth_spec &s, const std::string &path) {
 
 class SynthTypes : public ::testing::TestWithParam<uint32_t> {};
 
+// Every type on the small shape (256-wide rows), and the 32-block ones on tiny too.
 TEST_P(SynthTypes, WritesReadableModel) {
   m64_synth_spec s;
+  m64_err e;
+  ASSERT_EQ(m64_synth_preset(&s, "small", &e), 0);
+  s.type_default = GetParam();
+  s.seed = 7;
+  std::string small = TempPath(std::string("small_") + m64_ggml_type_info(GetParam()).name + ".gguf");
+  ASSERT_EQ(m64_synth_write(&s, small.c_str(), &e), 0) << e.msg;
+  CheckFile(s, small);
+  unlink(small.c_str());
+  if (m64_ref_block_elems(GetParam()) > 32) return;
   m64_synth_default(&s);
   s.type_default = GetParam();
   s.seed = 7;
   std::string path = TempPath(std::string("model_") + m64_ggml_type_info(GetParam()).name + ".gguf");
-  m64_err e;
   ASSERT_EQ(m64_synth_write(&s, path.c_str(), &e), 0) << e.msg;
   CheckFile(s, path);
   unlink(path.c_str());
 }
 
 INSTANTIATE_TEST_SUITE_P(AllTypes, SynthTypes,
-                         ::testing::Values(M64_GGML_F32, M64_GGML_F16, M64_GGML_Q8_0,
-                                           M64_GGML_Q4_0),
+                         ::testing::Values(M64_GGML_F32, M64_GGML_F16, M64_GGML_BF16,
+                                           M64_GGML_Q8_0, M64_GGML_Q4_0, M64_GGML_Q4_1,
+                                           M64_GGML_Q5_0, M64_GGML_Q5_1, M64_GGML_IQ4_NL,
+                                           M64_GGML_Q2_K, M64_GGML_Q3_K, M64_GGML_Q4_K,
+                                           M64_GGML_Q5_K, M64_GGML_Q6_K, M64_GGML_IQ4_XS),
                          [](const ::testing::TestParamInfo<uint32_t> &info) {
                            return std::string(m64_ggml_type_info(info.param).name);
                          });
+
+// ------------------------------------------------------------------ mixes
+
+TEST(SynthMix, Names) {
+  m64_err e;
+  uint32_t mix = 99;
+  ASSERT_EQ(m64_synth_mix_parse("q4_k_m", &mix, &e), 0);
+  EXPECT_EQ(mix, (uint32_t)M64_SYNTH_MIX_Q4_K_M);
+  ASSERT_EQ(m64_synth_mix_parse("Q2_K", &mix, &e), 0);
+  EXPECT_EQ(mix, (uint32_t)M64_SYNTH_MIX_Q2_K);
+  ASSERT_EQ(m64_synth_mix_parse("q3_K_M", &mix, &e), 0);
+  EXPECT_EQ(mix, (uint32_t)M64_SYNTH_MIX_Q3_K_M);
+  ASSERT_EQ(m64_synth_mix_parse("q5_k_m", &mix, &e), 0);
+  EXPECT_EQ(mix, (uint32_t)M64_SYNTH_MIX_Q5_K_M);
+  ASSERT_EQ(m64_synth_mix_parse("none", &mix, &e), 0);
+  EXPECT_EQ(mix, (uint32_t)M64_SYNTH_MIX_NONE);
+  EXPECT_EQ(m64_synth_mix_parse("q4_k", &mix, &e), M64_ENOTFOUND);
+  EXPECT_EQ(m64_synth_mix_parse("q4_k_m_", &mix, &e), M64_ENOTFOUND);
+  EXPECT_STREQ(m64_synth_mix_name(M64_SYNTH_MIX_Q3_K_M), "q3_k_m");
+  EXPECT_EQ(m64_synth_mix_name(M64_SYNTH_MIX_COUNT), nullptr);
+}
+
+// Type of one tensor of a spec, by name.
+uint32_t TypeOf(const m64_synth_spec &s, const std::string &name) {
+  m64_err e;
+  for (uint32_t i = 0; i < m64_synth_n_tensors(&s); i++) {
+    m64_synth_tensor t;
+    EXPECT_EQ(m64_synth_tensor_info(&s, i, &t, &e), 0);
+    if (name == t.name) return t.type;
+  }
+  ADD_FAILURE() << "no tensor " << name;
+  return M64_GGML_TYPE_COUNT;
+}
+
+std::string Blk(uint32_t layer, const char *what) {
+  return "blk." + std::to_string(layer) + "." + what + ".weight";
+}
+
+// llama.cpp's use_more_bits for 8 layers: i < 1 || i >= 7 || (i - 1) % 3 == 2: 0, 3, 6, 7.
+const bool kMoreBits8[8] = {true, false, false, true, false, false, true, true};
+
+TEST(SynthMix, Q4_K_M_and_Q5_K_M) {
+  for (uint32_t mix : {M64_SYNTH_MIX_Q4_K_M, M64_SYNTH_MIX_Q5_K_M}) {
+    const uint32_t base = mix == M64_SYNTH_MIX_Q4_K_M ? M64_GGML_Q4_K : M64_GGML_Q5_K;
+    m64_synth_spec s;
+    m64_err e;
+    ASSERT_EQ(m64_synth_preset(&s, "small", &e), 0);
+    s.mix = mix;
+    s.n_layers = 8;
+    ASSERT_EQ(m64_synth_validate(&s, &e), 0) << e.msg;
+    EXPECT_EQ(TypeOf(s, "token_embd.weight"), base);
+    EXPECT_EQ(TypeOf(s, "output.weight"), (uint32_t)M64_GGML_Q6_K);
+    EXPECT_EQ(TypeOf(s, "output_norm.weight"), (uint32_t)M64_GGML_F32);
+    for (uint32_t l = 0; l < 8; l++) {
+      uint32_t more = kMoreBits8[l] ? (uint32_t)M64_GGML_Q6_K : base;
+      EXPECT_EQ(TypeOf(s, Blk(l, "attn_v")), more) << l;
+      EXPECT_EQ(TypeOf(s, Blk(l, "ffn_down")), more) << l;
+      for (const char *other : {"attn_q", "attn_k", "attn_output", "ffn_gate", "ffn_up"})
+        EXPECT_EQ(TypeOf(s, Blk(l, other)), base) << l << " " << other;
+      EXPECT_EQ(TypeOf(s, Blk(l, "attn_norm")), (uint32_t)M64_GGML_F32);
+      EXPECT_EQ(TypeOf(s, Blk(l, "ffn_norm")), (uint32_t)M64_GGML_F32);
+    }
+    // Tied output: token_embd takes output's type (llama.cpp quantizes it as the output).
+    s.tied_output = 1;
+    EXPECT_EQ(TypeOf(s, "token_embd.weight"), (uint32_t)M64_GGML_Q6_K);
+    // Explicit per-tensor types still win.
+    s.type_embd = M64_GGML_Q8_0;
+    s.type_attn_v = M64_GGML_Q5_0;
+    EXPECT_EQ(TypeOf(s, "token_embd.weight"), (uint32_t)M64_GGML_Q8_0);
+    EXPECT_EQ(TypeOf(s, Blk(0, "attn_v")), (uint32_t)M64_GGML_Q5_0);
+    EXPECT_EQ(TypeOf(s, Blk(0, "ffn_down")), (uint32_t)M64_GGML_Q6_K);
+  }
+  // Two layers (the small preset): n/8 = 0 and 7n/8 = 1, so only layer 1 gets more bits.
+  m64_synth_spec s;
+  m64_err e;
+  ASSERT_EQ(m64_synth_preset(&s, "small", &e), 0);
+  s.mix = M64_SYNTH_MIX_Q4_K_M;
+  EXPECT_EQ(TypeOf(s, Blk(0, "attn_v")), (uint32_t)M64_GGML_Q4_K);  // 0 < 0 fails, (0-0)%3 != 2
+  EXPECT_EQ(TypeOf(s, Blk(1, "attn_v")), (uint32_t)M64_GGML_Q6_K);  // 1 >= 7*2/8 = 1
+}
+
+TEST(SynthMix, Q3_K_M) {
+  m64_synth_spec s;
+  m64_err e;
+  ASSERT_EQ(m64_synth_preset(&s, "small", &e), 0);
+  s.mix = M64_SYNTH_MIX_Q3_K_M;
+  s.n_layers = 32;
+  ASSERT_EQ(m64_synth_validate(&s, &e), 0) << e.msg;
+  EXPECT_EQ(TypeOf(s, "token_embd.weight"), (uint32_t)M64_GGML_Q3_K);
+  EXPECT_EQ(TypeOf(s, "output.weight"), (uint32_t)M64_GGML_Q6_K);
+  for (uint32_t l : {0u, 1u, 2u, 17u, 31u}) {
+    EXPECT_EQ(TypeOf(s, Blk(l, "attn_v")), l < 2 ? (uint32_t)M64_GGML_Q5_K : (uint32_t)M64_GGML_Q4_K);
+    EXPECT_EQ(TypeOf(s, Blk(l, "ffn_down")), l < 2 ? (uint32_t)M64_GGML_Q5_K : (uint32_t)M64_GGML_Q4_K);
+    EXPECT_EQ(TypeOf(s, Blk(l, "attn_output")), (uint32_t)M64_GGML_Q4_K);
+    for (const char *other : {"attn_q", "attn_k", "ffn_gate", "ffn_up"})
+      EXPECT_EQ(TypeOf(s, Blk(l, other)), (uint32_t)M64_GGML_Q3_K) << l << " " << other;
+  }
+}
+
+TEST(SynthMix, Q2_K) {
+  m64_synth_spec s;
+  m64_err e;
+  ASSERT_EQ(m64_synth_preset(&s, "small", &e), 0);
+  s.mix = M64_SYNTH_MIX_Q2_K;
+  ASSERT_EQ(m64_synth_validate(&s, &e), 0) << e.msg;
+  EXPECT_EQ(TypeOf(s, "token_embd.weight"), (uint32_t)M64_GGML_Q2_K);
+  EXPECT_EQ(TypeOf(s, "output.weight"), (uint32_t)M64_GGML_Q6_K);
+  EXPECT_EQ(TypeOf(s, Blk(1, "attn_v")), (uint32_t)M64_GGML_Q3_K);  // gqa 2
+  EXPECT_EQ(TypeOf(s, Blk(1, "ffn_down")), (uint32_t)M64_GGML_Q3_K);
+  EXPECT_EQ(TypeOf(s, Blk(1, "attn_output")), (uint32_t)M64_GGML_Q3_K);
+  EXPECT_EQ(TypeOf(s, Blk(1, "attn_q")), (uint32_t)M64_GGML_Q2_K);
+  EXPECT_EQ(TypeOf(s, Blk(1, "ffn_up")), (uint32_t)M64_GGML_Q2_K);
+  s.n_kv_heads = 1;  // gqa 4
+  EXPECT_EQ(TypeOf(s, Blk(1, "attn_v")), (uint32_t)M64_GGML_Q4_K);
+}
+
+// A mixed file written and read back: types, sizes and values as the spec says.
+TEST(SynthMix, WritesEveryMix) {
+  for (uint32_t mix = 1; mix < M64_SYNTH_MIX_COUNT; mix++) {
+    m64_synth_spec s;
+    m64_err e;
+    ASSERT_EQ(m64_synth_preset(&s, "small", &e), 0);
+    s.mix = mix;
+    s.n_layers = 3;
+    s.seed = 5;
+    std::string path = TempPath(std::string("mix_") + m64_synth_mix_name(mix) + ".gguf");
+    ASSERT_EQ(m64_synth_write(&s, path.c_str(), &e), 0) << e.msg;
+    CheckFile(s, path);
+    unlink(path.c_str());
+  }
+}
 
 TEST(Synth, OverridesTiedAndName) {
   m64_synth_spec s;
