@@ -14,7 +14,8 @@ else
   echo "build_bundles: $shared absent; real-model bundles skipped"
 fi
 # Synthetic models, one per supported quant type, plus GQA and tied-output variants.
-for t in F32 F16 Q8_0 Q4_0; do
+# Types with 32-element blocks on the tiny shape (dim 64).
+for t in F32 F16 BF16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 IQ4_NL; do
   "$synth" --shape tiny --type "$t" --seed 11 -o "$out/synth-$t.gguf"
   "$m64c" build -q "$out/synth-$t.gguf" -o "$out/synth-$t.m64"
 done
