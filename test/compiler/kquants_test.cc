@@ -1,2 +1,377 @@
-// kquants_test.cc — filled in by the kernel work for issue 3.
+// K-quant kernels (Q2_K..Q6_K, IQ4_XS over Q8_K activations) against scalar references
+// written here independently from the ggml block layouts: dequantization must match
+// exactly, matvec must match sum(dequant(w) * dequant(q8_K(x))) to f32 rounding, and the
+// Q8_K activation quantizer (observed through probe weights) must match llama.cpp's
+// quantize_row_q8_K exactly: every d*q and every bsum.
 #include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "kernels_native.h"
+#include "m64_formats.h"
+
+namespace {
+
+constexpr int QK = 256;
+
+float h2f(uint16_t h) {  // plain half -> float, by ldexp
+  int sign = h >> 15, exp = (h >> 10) & 31, man = h & 1023;
+  float v;
+  if (exp == 0) v = std::ldexp((float)man, -24);
+  else if (exp == 31) v = man ? NAN : INFINITY;
+  else v = std::ldexp((float)(man | 1024), exp - 25);
+  return sign ? -v : v;
+}
+
+uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
+void wr16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
+
+struct KType { uint32_t id; const char *name; uint32_t bytes; std::vector<int> f16_at; };
+const std::vector<KType> &ktypes() {
+  static const std::vector<KType> t = {
+      {M64_GGML_Q2_K, "Q2_K", 84, {80, 82}},  {M64_GGML_Q3_K, "Q3_K", 110, {108}},
+      {M64_GGML_Q4_K, "Q4_K", 144, {0, 2}},   {M64_GGML_Q5_K, "Q5_K", 176, {0, 2}},
+      {M64_GGML_Q6_K, "Q6_K", 210, {208}},    {M64_GGML_IQ4_XS, "IQ4_XS", 136, {0}},
+  };
+  return t;
+}
+const KType &ktype(uint32_t id) {
+  for (const KType &k : ktypes())
+    if (k.id == id) return k;
+  abort();
+}
+
+// One block, dequantized: value[i], and |scale part| + |min part| of it (for tolerances).
+// Written from the layouts plainly, element by element.
+void dequant_block_ref(uint32_t type, const uint8_t *b, float *y, float *mag) {
+  for (int i = 0; i < QK; i++) {
+    float sp = 0, mp = 0;  // y = sp - mp
+    switch (type) {
+      case M64_GGML_Q2_K: {  // scales[16] qs[64] d dmin
+        const uint8_t *scales = b, *qs = b + 16;
+        float d = h2f(rd16(b + 80)), dmin = h2f(rd16(b + 82));
+        int half = i / 128, j = (i % 128) / 32, l = i % 32;  // l < 16: sub-block A, else B
+        int sc = scales[half * 8 + j * 2 + (l >= 16)];
+        int q = (qs[32 * half + l] >> (2 * j)) & 3;
+        float dl = d * (float)(sc & 15), ml = dmin * (float)(sc >> 4);
+        sp = dl * (float)q;
+        mp = ml;
+        break;
+      }
+      case M64_GGML_Q3_K: {  // hmask[32] qs[64] scales[12] d
+        const uint8_t *hmask = b, *qs = b + 32, *s = b + 96;
+        float d = h2f(rd16(b + 108));
+        uint32_t a[3];
+        for (int k = 0; k < 3; k++) a[k] = s[4 * k] | s[4 * k + 1] << 8 | s[4 * k + 2] << 16 | (uint32_t)s[4 * k + 3] << 24;
+        const uint32_t km1 = 0x03030303, km2 = 0x0f0f0f0f;
+        uint32_t w[4] = {(a[0] & km2) | (((a[2] >> 0) & km1) << 4), (a[1] & km2) | (((a[2] >> 2) & km1) << 4),
+                         ((a[0] >> 4) & km2) | (((a[2] >> 4) & km1) << 4), ((a[1] >> 4) & km2) | (((a[2] >> 6) & km1) << 4)};
+        uint8_t scale[16];
+        for (int k = 0; k < 16; k++) scale[k] = (uint8_t)(w[k / 4] >> (8 * (k % 4)));
+        int half = i / 128, j = (i % 128) / 32, l = i % 32;
+        int is = half * 8 + j * 2 + (l >= 16);
+        int m = 1 << (half * 4 + j);
+        int q = ((qs[32 * half + l] >> (2 * j)) & 3) - ((hmask[l] & m) ? 0 : 4);
+        float dl = d * (float)(scale[is] - 32);
+        sp = dl * (float)q;
+        break;
+      }
+      case M64_GGML_Q4_K:
+      case M64_GGML_Q5_K: {  // d dmin scales[12] [qh[32]] qs[128]
+        bool five = type == M64_GGML_Q5_K;
+        const uint8_t *s = b + 4, *qh = b + 16, *qs = b + (five ? 48 : 16);
+        float d = h2f(rd16(b)), dmin = h2f(rd16(b + 2));
+        int c = i / 64, l = i % 32, hi = (i % 64) >= 32;
+        int j = 2 * c + hi;  // sub-block of 32
+        int sc, mn;
+        if (j < 4) {
+          sc = s[j] & 63;
+          mn = s[j + 4] & 63;
+        } else {
+          sc = (s[j + 4] & 0xF) | ((s[j - 4] >> 6) << 4);
+          mn = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
+        }
+        int q = hi ? qs[32 * c + l] >> 4 : qs[32 * c + l] & 15;
+        if (five && (qh[l] & (1 << j))) q += 16;
+        float d1 = d * (float)sc, m1 = dmin * (float)mn;
+        sp = d1 * (float)q;
+        mp = m1;
+        break;
+      }
+      case M64_GGML_Q6_K: {  // ql[128] qh[64] scales[16] d
+        const uint8_t *ql = b, *qh = b + 128;
+        const int8_t *sc = (const int8_t *)(b + 192);
+        float d = h2f(rd16(b + 208));
+        int h = i / 128, k = (i % 128) / 32, l = i % 32;
+        const uint8_t *qlh = ql + 64 * h, *qhh = qh + 32 * h;
+        int q;
+        if (k == 0) q = (qlh[l] & 15) | (((qhh[l] >> 0) & 3) << 4);
+        else if (k == 1) q = (qlh[l + 32] & 15) | (((qhh[l] >> 2) & 3) << 4);
+        else if (k == 2) q = (qlh[l] >> 4) | (((qhh[l] >> 4) & 3) << 4);
+        else q = (qlh[l + 32] >> 4) | (((qhh[l] >> 6) & 3) << 4);
+        int is = l / 16;
+        float ds = d * (float)sc[8 * h + is + 2 * k];
+        sp = ds * (float)(q - 32);
+        break;
+      }
+      case M64_GGML_IQ4_XS: {  // d scales_h scales_l[4] qs[128]
+        static const int8_t kv[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+        float d = h2f(rd16(b));
+        uint16_t sh = rd16(b + 2);
+        const uint8_t *sl = b + 4, *qs = b + 8;
+        int ib = i / 32, j = i % 32;
+        int ls = ((sl[ib / 2] >> (4 * (ib % 2))) & 15) | (((sh >> (2 * ib)) & 3) << 4);
+        float dl = d * (float)(ls - 32);
+        uint8_t q = qs[16 * ib + j % 16];
+        sp = dl * (float)kv[j < 16 ? (q & 15) : (q >> 4)];
+        break;
+      }
+      default: abort();
+    }
+    y[i] = sp - mp;
+    if (mag) mag[i] = std::fabs(sp) + std::fabs(mp);
+  }
+}
+
+void dequant_ref(uint32_t type, const std::vector<uint8_t> &w, size_t n, std::vector<float> &y,
+                 std::vector<float> &mag) {
+  const uint32_t bytes = ktype(type).bytes;
+  y.resize(n);
+  mag.resize(n);
+  for (size_t b = 0; b < n / QK; b++) dequant_block_ref(type, &w[b * bytes], &y[b * QK], &mag[b * QK]);
+}
+
+// llama.cpp's quantize_row_q8_K, plainly.
+struct Q8K { float d; int8_t q[QK]; int16_t bsums[16]; };
+std::vector<Q8K> quantize_q8_K_ref(const std::vector<float> &x) {
+  std::vector<Q8K> out(x.size() / QK);
+  for (size_t b = 0; b < out.size(); b++) {
+    const float *v = &x[b * QK];
+    Q8K &o = out[b];
+    float amax = 0, max = 0;
+    for (int j = 0; j < QK; j++)
+      if (std::fabs(v[j]) > amax) {
+        amax = std::fabs(v[j]);
+        max = v[j];
+      }
+    if (amax == 0) {
+      o = Q8K{};
+      continue;
+    }
+    const float iscale = -127.f / max;
+    for (int j = 0; j < QK; j++) {
+      int q = (int)std::nearbyint(iscale * v[j]);  // default rounding: half to even
+      o.q[j] = (int8_t)std::min(127, q);
+    }
+    for (int g = 0; g < 16; g++) {
+      int s = 0;
+      for (int k = 0; k < 16; k++) s += o.q[16 * g + k];
+      o.bsums[g] = (int16_t)s;
+    }
+    o.d = 1 / iscale;
+  }
+  return out;
+}
+
+std::vector<uint8_t> random_kblocks(uint32_t type, size_t nblocks, std::mt19937 &rng) {
+  const KType &kt = ktype(type);
+  std::vector<uint8_t> w(nblocks * kt.bytes);
+  static const float scales[] = {0.f, 1e-6f, 3e-3f, 0.02f, 0.7f, 60000.f};
+  for (size_t b = 0; b < nblocks; b++) {
+    uint8_t *blk = &w[b * kt.bytes];
+    for (uint32_t k = 0; k < kt.bytes; k++) blk[k] = (uint8_t)rng();
+    if (b % 11 == 5) std::memset(blk, 0, kt.bytes);  // quants, scales, hmask all zero
+    for (int at : kt.f16_at) {
+      float d = b % 7 == 3 ? 0.f : scales[rng() % 6] * (rng() & 1 ? -1.f : 1.f);
+      wr16(blk + at, kn_f32_to_f16(d));
+    }
+  }
+  return w;
+}
+
+std::string tname(uint32_t type) { return ktype(type).name; }
+
+TEST(KQuants, TableRowsAndBlockSizes) {
+  for (const KType &k : ktypes()) {
+    ASSERT_TRUE(kn_supported(k.id)) << k.name;
+    m64_type_info ti = m64_ggml_type_info(k.id);
+    EXPECT_EQ(ti.block_bytes, k.bytes) << k.name;
+    EXPECT_EQ(ti.block_elems, (uint32_t)QK) << k.name;
+  }
+}
+
+TEST(KQuants, DequantRowsMatchReferenceExactly) {
+  std::mt19937 rng(11);
+  for (const KType &k : ktypes()) {
+    const size_t nb = 23;
+    std::vector<uint8_t> w = random_kblocks(k.id, nb, rng);
+    std::vector<float> ref, mag, got(nb * QK);
+    dequant_ref(k.id, w, nb * QK, ref, mag);
+    kn_dequant_row(k.id, got.data(), w.data(), nb * QK);
+    for (size_t i = 0; i < nb * QK; i++) ASSERT_EQ(got[i], ref[i]) << k.name << " element " << i;
+  }
+}
+
+struct MvCase { uint32_t type, rows, cols; };
+
+class KQuantMatvec : public ::testing::TestWithParam<MvCase> {};
+
+TEST_P(KQuantMatvec, MatchesReferenceOverQ8K) {
+  const MvCase c = GetParam();
+  std::mt19937 rng(c.type * 7919 + c.rows * 31 + c.cols);
+  const uint32_t nb = c.cols / QK;
+  std::vector<uint8_t> w = random_kblocks(c.type, (size_t)c.rows * nb, rng);
+  std::vector<float> x(c.cols), out(c.rows, NAN);
+  std::normal_distribution<float> g(0.f, 1.f);
+  for (auto &v : x) v = g(rng);
+  x[3] = 0.f;
+  if (nb >= 2) std::fill(x.begin() + QK, x.begin() + 2 * QK, 0.f);  // an all-zero block
+  if (nb >= 3) {  // a block whose largest magnitudes tie with opposite signs, scaled up
+    for (int j = 0; j < QK; j++) x[2 * QK + j] *= 100.f;
+    x[2 * QK + 9] = 1000.f;
+    x[2 * QK + 200] = -1000.f;
+  }
+  kn_matvec(c.type, out.data(), w.data(), x.data(), c.rows, c.cols);
+
+  std::vector<Q8K> xq = quantize_q8_K_ref(x);
+  std::vector<float> xa(c.cols);
+  for (uint32_t j = 0; j < c.cols; j++) xa[j] = xq[j / QK].d * (float)xq[j / QK].q[j % QK];
+  std::vector<float> wd, wm;
+  dequant_ref(c.type, w, (size_t)c.rows * c.cols, wd, wm);
+  for (uint32_t r = 0; r < c.rows; r++) {
+    double ref = 0, mag = 0;
+    for (uint32_t j = 0; j < c.cols; j++) {
+      size_t i = (size_t)r * c.cols + j;
+      ref += (double)wd[i] * xa[j];
+      mag += (double)wm[i] * std::fabs(xa[j]);
+    }
+    ASSERT_NEAR(out[r], ref, 1e-5 * mag + 1e-30) << tname(c.type) << " row " << r;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    KTypes, KQuantMatvec,
+    ::testing::ValuesIn([] {
+      std::vector<MvCase> v;
+      for (const KType &k : ktypes())
+        for (auto s : {std::pair<uint32_t, uint32_t>{1, 256}, {7, 256}, {16, 4096}, {3, 11008}})
+          v.push_back({k.id, s.first, s.second});
+      return v;
+    }()),
+    [](const ::testing::TestParamInfo<MvCase> &i) {
+      return tname(i.param.type) + "_" + std::to_string(i.param.rows) + "x" + std::to_string(i.param.cols);
+    });
+
+// Q6_K block whose dequantized values are exactly q_i - 32 (d = 1, all scales 1).
+void put_q6_K_unit(uint8_t *b, const int *q /* 0..63 */) {
+  std::memset(b, 0, 210);
+  for (int i = 0; i < QK; i++) {
+    int h = i / 128, k = (i % 128) / 32, l = i % 32;
+    uint8_t *ql = b + 64 * h + l + (k & 1) * 32, *qh = b + 128 + 32 * h + l;
+    *ql |= (uint8_t)((q[i] & 15) << (k & 2 ? 4 : 0));
+    *qh |= (uint8_t)((q[i] >> 4) << (2 * k));
+  }
+  for (int s = 0; s < 16; s++) b[192 + s] = 1;
+  wr16(b + 208, 0x3c00);  // 1.0
+}
+
+// Activations that stress the quantizer: ties at half steps, signed maxima, zero blocks,
+// huge and tiny magnitudes.
+std::vector<float> probe_activation(std::mt19937 &rng) {
+  std::vector<float> x(8 * QK);
+  std::normal_distribution<float> g(0.f, 1.f);
+  for (auto &v : x) v = g(rng);
+  float *b = x.data();
+  // block 0: max = -127 -> iscale = 1 exactly, so x = k + 0.5 rounds half to even
+  b[0] = -127.f;
+  for (int j = 1; j < QK; j++) b[j] = (float)((j % 61) - 30) + 0.5f * (j % 2);
+  // block 1: all zero
+  std::fill(x.begin() + QK, x.begin() + 2 * QK, 0.f);
+  // block 2: opposite-signed equal maxima, positive first
+  x[2 * QK + 17] = 9.f, x[2 * QK + 100] = -9.f;
+  // block 3: negative first
+  x[3 * QK + 5] = -9.f, x[3 * QK + 6] = 9.f;
+  // block 4: huge; block 5: tiny; block 6: a single nonzero
+  for (int j = 0; j < QK; j++) x[4 * QK + j] *= 1e30f, x[5 * QK + j] *= 1e-30f;
+  std::fill(x.begin() + 6 * QK, x.begin() + 7 * QK, 0.f);
+  x[6 * QK + 255] = -3e-3f;
+  // block 7: max = 127 exactly: iscale = -1
+  x[7 * QK + 77] = 127.f;
+  for (int j = 0; j < QK; j++)
+    if (j != 77) x[7 * QK + j] = std::round(g(rng) * 20.f) + 0.5f;
+  return x;
+}
+
+TEST(Q8K, QuantizerMatchesReferenceThroughProbeWeights) {
+  std::mt19937 rng(5);
+  std::vector<float> x = probe_activation(rng);
+  const uint32_t cols = (uint32_t)x.size(), nb = cols / QK;
+  std::vector<Q8K> ref = quantize_q8_K_ref(x);
+
+  // (a) d * q of every element: row e is a Q6_K row whose only nonzero weight is 1 at e
+  {
+    std::vector<uint8_t> w((size_t)cols * nb * 210, 0);
+    std::vector<int> q(QK);
+    for (uint32_t e = 0; e < cols; e++) {
+      for (int i = 0; i < QK; i++) q[i] = i == (int)(e % QK) ? 33 : 32;
+      uint8_t *row = &w[(size_t)e * nb * 210];
+      put_q6_K_unit(row + (e / QK) * 210, q.data());  // other blocks: d = 0
+    }
+    std::vector<float> out(cols);
+    kn_matvec(M64_GGML_Q6_K, out.data(), w.data(), x.data(), cols, cols);
+    for (uint32_t e = 0; e < cols; e++) {
+      const Q8K &r = ref[e / QK];
+      float want = r.d * (float)r.q[e % QK];
+      ASSERT_EQ(out[e], want) << "element " << e << " x=" << x[e] << " ref q=" << (int)r.q[e % QK];
+    }
+  }
+  // (b) bsums per 16 via Q2_K mins (d = 0, dmin = 1, only group g has min 1): -d*bsum
+  {
+    const uint32_t rows = nb * 16;
+    std::vector<uint8_t> w((size_t)rows * nb * 84, 0);
+    for (uint32_t r = 0; r < rows; r++) {
+      uint8_t *blk = &w[((size_t)r * nb + r / 16) * 84];
+      blk[r % 16] = 1 << 4;
+      wr16(blk + 82, 0x3c00);
+    }
+    std::vector<float> out(rows);
+    kn_matvec(M64_GGML_Q2_K, out.data(), w.data(), x.data(), rows, cols);
+    for (uint32_t r = 0; r < rows; r++) {
+      const Q8K &q = ref[r / 16];
+      ASSERT_EQ(out[r], -(q.d * (float)q.bsums[r % 16])) << "block " << r / 16 << " group " << r % 16;
+    }
+  }
+  // (c) bsums per 32 via Q4_K mins (d = 0, dmin = 1, only sub-block j has min 1)
+  {
+    const uint32_t rows = nb * 8;
+    std::vector<uint8_t> w((size_t)rows * nb * 144, 0);
+    for (uint32_t r = 0; r < rows; r++) {
+      uint8_t *blk = &w[((size_t)r * nb + r / 8) * 144];
+      int j = r % 8;
+      if (j < 4) blk[4 + j + 4] = 1;       // m = s[j+4] & 63
+      else blk[4 + j + 4] = 1 << 4;        // m = s[j+4] >> 4 | ...
+      wr16(blk + 2, 0x3c00);
+    }
+    std::vector<float> out(rows);
+    kn_matvec(M64_GGML_Q4_K, out.data(), w.data(), x.data(), rows, cols);
+    for (uint32_t r = 0; r < rows; r++) {
+      const Q8K &q = ref[r / 8];
+      int j = r % 8;
+      ASSERT_EQ(out[r], -(q.d * (float)(q.bsums[2 * j] + q.bsums[2 * j + 1]))) << "block " << r / 8 << " sub " << j;
+    }
+  }
+  // the reference itself: ties went to even, zero blocks have d = 0
+  EXPECT_EQ(ref[0].d, 1.f);
+  EXPECT_EQ(ref[0].q[1], -28);  // -28.5
+  EXPECT_EQ(ref[0].q[3], -26);  // -26.5
+  EXPECT_EQ(ref[0].q[0], -127);
+  EXPECT_EQ(ref[1].d, 0.f);
+  EXPECT_EQ(ref[7].d, -1.f);
+}
+
+}  // namespace

@@ -19,6 +19,16 @@ for t in F32 F16 BF16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 IQ4_NL; do
   "$synth" --shape tiny --type "$t" --seed 11 -o "$out/synth-$t.gguf"
   "$m64c" build -q "$out/synth-$t.gguf" -o "$out/synth-$t.m64"
 done
+# 256-element block types (K-quants, IQ4_XS) on the small shape (dim 256), and two of
+# llama.cpp's file-type mixes over 8 layers (Q4_K with Q6_K where llama.cpp puts it; Q2_K).
+for t in Q2_K Q3_K Q4_K Q5_K Q6_K IQ4_XS; do
+  "$synth" --shape small --type "$t" --seed 11 -o "$out/synth-$t.gguf"
+  "$m64c" build -q "$out/synth-$t.gguf" -o "$out/synth-$t.m64"
+done
+for m in q4_k_m q2_k; do
+  "$synth" --shape small --layers 8 --mix "$m" --seed 11 -o "$out/synth-$m.gguf"
+  "$m64c" build -q "$out/synth-$m.gguf" -o "$out/synth-$m.m64"
+done
 "$synth" --shape tiny --type Q8_0 --seed 12 --tied -o "$out/synth-tied.gguf"
 "$m64c" build -q "$out/synth-tied.gguf" -o "$out/synth-tied.m64"
 "$synth" --shape tiny --layers 8 --type F32 --seed 13 -o "$out/synth-8layer.gguf"
