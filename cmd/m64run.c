@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "m64_runtime.h"
 
@@ -20,7 +21,7 @@ static void usage(FILE *f) {
           "  -f, --file FILE     read the prompt from FILE\n"
           "  -n, --n-predict N   tokens to generate (default 128; stops early at end of text)\n"
           "  -c, --ctx-size N    context length (default: the model's, at most 4096)\n"
-          "  -t, --threads N     threads (accepted; this version computes on one thread)\n"
+          "  -t, --threads N     threads sharing each matrix-vector product (default: all cores)\n"
           "  --temp T            temperature, 0 = greedy (default 0.8)\n"
           "  --top-k K           keep the K most likely tokens, 0 = all (default 40)\n"
           "  --top-p P           nucleus sampling threshold, 1 = off (default 0.95)\n"
@@ -91,6 +92,8 @@ int main(int argc, char **argv) {
   unsigned long long seed = (unsigned long long)time(NULL);
   int json = 0;
   m64_session_options opt = {.verify_layers = 1, .page_mode = 1};
+  long cores = sysconf(_SC_NPROCESSORS_ONLN);
+  opt.n_threads = cores > 0 && cores <= 64 ? (uint32_t)cores : 1; /* -t: all cores */
 
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
@@ -101,7 +104,14 @@ int main(int argc, char **argv) {
     else if (ARG("-f", "--file")) prompt_file = v;
     else if (ARG("-n", "--n-predict")) n_predict = strtol(v, NULL, 10);
     else if (ARG("-c", "--ctx-size")) opt.n_ctx = (uint32_t)strtoul(v, NULL, 10);
-    else if (ARG("-t", "--threads")) (void)strtol(v, NULL, 10);
+    else if (ARG("-t", "--threads")) {
+      long t = strtol(v, NULL, 10);
+      if (t < 1 || t > 64) {
+        fprintf(stderr, "m64run: -t takes 1..64, not '%s'\n", v);
+        return 1;
+      }
+      opt.n_threads = (uint32_t)t;
+    }
     else if (ARG("--temp", "--temperature")) temp = strtof(v, NULL);
     else if (ARG("--top-k", "--top-k")) top_k = strtol(v, NULL, 10);
     else if (ARG("--top-p", "--top-p")) top_p = strtof(v, NULL);
@@ -164,7 +174,8 @@ int main(int argc, char **argv) {
     goto fail;
   }
   if (opt.verbose) {
-    fprintf(stderr, "m64run: native code %s, context %u, prompt tokens ", m64_session_native_target(s), n_ctx);
+    fprintf(stderr, "m64run: native code %s, %u threads, context %u, prompt tokens ",
+            m64_session_native_target(s), m64_session_n_threads(s), n_ctx);
     json_ids(stderr, prompt_ids, n_prompt);
     fputc('\n', stderr);
   }

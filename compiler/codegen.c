@@ -28,27 +28,41 @@ static void kernel_name(char *buf, size_t n, uint32_t type, uint64_t rows, uint6
            (unsigned long long)cols);
 }
 
-/* Emits each distinct (type, shape) kernel once. */
+/* Emits each distinct (type, cols) slice and (type, rows, cols) matvec once. A slice
+ * runs the kernel family on some rows (any thread); a matvec splits its rows across
+ * threads through run_matvec (model.h). */
 static void emit_kernels(const m64c_plan *p, FILE *out) {
-  kernel_use seen[64];
-  size_t n_seen = 0;
+  kernel_use seen[64], slices[64];
+  size_t n_seen = 0, n_slices = 0;
   fprintf(out, "/* ---- kernels: one per (quant type, rows x cols) in this model ---- */\n");
   for (uint32_t i = 0; i < p->n_tensors; i++) {
     const m64_tensor_entry *t = &p->tensors[i];
     if (t->n_dims != 2) continue;
     kernel_use k = {t->type, t->ne[1], t->ne[0]};
     int dup = 0;
+    for (size_t j = 0; j < n_slices && !dup; j++) dup = slices[j].type == k.type && slices[j].cols == k.cols;
+    if (!dup && n_slices < sizeof slices / sizeof slices[0]) {
+      slices[n_slices++] = k;
+      fprintf(out,
+              "static void slice_%s_%llu(float *out, const uint8_t *w, const float *x, uint8_t *scratch,\n"
+              "    uint32_t rows) {\n  matvec_%s(out, w, x, scratch, rows, %lluu);\n}\n",
+              kernel_suffix(k.type), (unsigned long long)k.cols, kernel_suffix(k.type),
+              (unsigned long long)k.cols);
+    }
+    dup = 0;
     for (size_t j = 0; j < n_seen && !dup; j++)
       dup = seen[j].type == k.type && seen[j].rows == k.rows && seen[j].cols == k.cols;
     if (dup || n_seen == sizeof seen / sizeof seen[0]) continue;
     seen[n_seen++] = k;
     char name[64];
+    uint64_t row_bytes = 0;
+    m64_ggml_row_bytes(k.type, k.cols, &row_bytes);
     kernel_name(name, sizeof name, k.type, k.rows, k.cols);
     fprintf(out,
             "static void %s(float *out, const uint8_t *w, const float *x) {\n"
-            "  matvec_%s(out, w, x, g_scratch, %lluu, %lluu);\n}\n",
-            name, kernel_suffix(k.type), (unsigned long long)k.rows,
-            (unsigned long long)k.cols);
+            "  run_matvec(slice_%s_%llu, out, w, x, %lluu, %lluu);\n}\n",
+            name, kernel_suffix(k.type), (unsigned long long)k.cols, (unsigned long long)k.rows,
+            (unsigned long long)row_bytes);
   }
   const m64_tensor_entry *embd = &p->tensors[m64c_plan_find(p, 0, "token_embd.weight")];
   fprintf(out,

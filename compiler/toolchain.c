@@ -156,6 +156,8 @@ int m64c_compile_wasm(const m64c_workdir *w, int verbose, m64_err *e) {
                   "-mnontrapping-fptoint", "-O3", "-ffreestanding", "-nostdlib", "-std=c11",
                   "-Wall", "-Wno-unused-function", inc_mod, inc_work,
                   "-Wl,--no-entry", "-Wl,-z,stack-size=1048576", "-Wl,--max-memory=4294967296",
+                  /* ABI 2: the host owns the memory and gives each thread's instance a stack */
+                  "-Xlinker", "--import-memory=m64,memory", "-Xlinker", "--export=__stack_pointer",
                   "-Wl,--strip-debug", "-o", out, model, srcs[0], srcs[1], srcs[2], srcs[3], NULL};
   return run(w, argv, verbose, e);
 }

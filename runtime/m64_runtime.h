@@ -34,6 +34,7 @@ typedef struct m64_session_options {
   int verbose;              /* page-ins and cache decisions on stderr */
   int page_mode;            /* 0: copy layers into the workspace; 1: map the file's pages there */
   int no_prefetch;          /* page on demand only (no background thread) */
+  uint32_t n_threads;       /* threads that share each matvec; 0 = 1 */
 } m64_session_options;
 
 typedef struct m64_session_stats {
@@ -58,6 +59,7 @@ void m64_session_close(m64_session *s); /* accepts NULL */
 
 uint32_t m64_session_n_vocab(const m64_session *s);
 uint32_t m64_session_n_ctx(const m64_session *s);
+uint32_t m64_session_n_threads(const m64_session *s);
 int32_t m64_session_bos(const m64_session *s);
 int32_t m64_session_eos(const m64_session *s);
 const char *m64_session_native_target(const m64_session *s);

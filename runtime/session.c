@@ -3,6 +3,8 @@
  * which hand layer requests to the pager (pager.h).
  */
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +23,8 @@
 /* Room left outside the layer cache for the tokenizer's scratch, which grows with the
  * longest text encoded (about 85 bytes per byte of text). */
 #define HEADROOM (2u << 20)
+#define WORKER_STACK (256u * 1024) /* shadow stack of each extra thread's instance */
+#define SPIN 20000                  /* polls before a waiting thread sleeps */
 
 struct w2c_m64 { struct m64_session *s; };
 
@@ -28,9 +32,24 @@ struct m64_session {
   m64_bundle *bundle;
   m64_native *native;
   const m64_native_abi *abi;
-  void *inst;
+  void *inst;               /* == insts[0], the one the session calls */
+  void **insts;             /* one instance per thread, all over `memory` */
+  uint32_t n_threads;
   struct w2c_m64 host;
-  wasm_rt_memory_t *mem;
+  wasm_rt_memory_t memory;  /* the workspace: the modules' imported memory */
+  int memory_ready;
+  wasm_rt_memory_t *mem;    /* &memory once allocated */
+
+  /* the thread pool that runs m64_worker shares (threads 1..n-1) */
+  pthread_t *threads;
+  uint32_t n_started;
+  pthread_mutex_t pool_mu;
+  pthread_cond_t pool_go, pool_done;
+  _Atomic uint64_t pool_gen;
+  _Atomic uint32_t pool_pending;
+  _Atomic int pool_stop;
+  _Atomic int pool_failed;
+  char pool_error[512];
   char target[48];
   m64_session_options opt;
 
@@ -39,6 +58,7 @@ struct m64_session {
   uint32_t io;          /* IO_BYTES of scratch inside the workspace */
   uint32_t logits;      /* address of the last logits */
 
+  struct call *pool_calls;
   char *path;
   m64_pager *pager;
   uint64_t cache_size;
@@ -47,18 +67,31 @@ struct m64_session {
 
 
 /* ------------------------------------------------------------ calling the module */
-enum op { OP_INSTANTIATE, OP_ABI, OP_ALLOC, OP_STATE_BYTES, OP_INIT, OP_N_VOCAB, OP_N_LAYERS,
+enum op { OP_ALLOCATE_MEMORY, OP_INSTANTIATE, OP_WORKER, OP_THREADS, OP_ABI, OP_ALLOC, OP_STATE_BYTES, OP_INIT, OP_N_VOCAB, OP_N_LAYERS,
           OP_N_CTX_TRAIN, OP_FORWARD, OP_TOK_LOAD, OP_TOK_ENCODE, OP_TOK_PIECE, OP_BOS, OP_EOS,
           OP_SEED, OP_SAMPLE };
 
-typedef struct call { m64_session *s; enum op op; uint32_t a[5]; float f[2]; uint32_t ret; } call;
+typedef struct call {
+  m64_session *s;
+  enum op op;
+  uint32_t a[5];
+  float f[2];
+  uint32_t ret;
+  void *inst; /* NULL: the session's instance */
+} call;
 
 static void call_thunk(void *p) {
   call *c = p;
   const m64_native_abi *abi = c->s->abi;
-  void *i = c->s->inst;
+  void *i = c->inst ? c->inst : c->s->inst;
   switch (c->op) {
+    case OP_ALLOCATE_MEMORY: /* traps (host) if the memory cannot be reserved */
+      wasm_rt_allocate_memory(&c->s->memory, c->a[0], c->a[1], false, 65536);
+      c->s->memory_ready = 1;
+      break;
     case OP_INSTANTIATE: abi->instantiate(i, &c->s->host); break;
+    case OP_WORKER: abi->m64_worker(i, c->a[0], c->a[1]); break;
+    case OP_THREADS: c->ret = abi->m64_threads(i, c->a[0]); break;
     case OP_ABI: c->ret = abi->m64_abi_version(i); break;
     case OP_ALLOC: c->ret = abi->m64_alloc(i, c->a[0]); break;
     case OP_STATE_BYTES: c->ret = abi->m64_state_bytes(i, c->a[0]); break;
@@ -113,6 +146,96 @@ uint32_t w2c_m64_layer_acquire(struct w2c_m64 *h, uint32_t layer) {
 void w2c_m64_layer_release(struct w2c_m64 *h, uint32_t layer) { m64_pager_release(h->s->pager, layer); }
 void w2c_m64_layer_prefetch(struct w2c_m64 *h, uint32_t layer) { m64_pager_prefetch(h->s->pager, layer); }
 
+wasm_rt_memory_t *w2c_m64_memory(struct w2c_m64 *h) { return &h->s->memory; }
+
+/* ---- threads: m64.parallel runs m64_worker(i, n) on every thread, then returns ---- */
+static void *pool_thread(void *arg) {
+  call *c = arg; /* one per thread, owned by the session */
+  m64_session *s = c->s;
+  uint64_t seen = 0;
+  for (;;) {
+    uint64_t g = atomic_load(&s->pool_gen);
+    for (int spin = 0; spin < SPIN && g == seen && !atomic_load(&s->pool_stop); spin++)
+      g = atomic_load(&s->pool_gen);
+    if (g == seen) {
+      pthread_mutex_lock(&s->pool_mu);
+      while ((g = atomic_load(&s->pool_gen)) == seen && !atomic_load(&s->pool_stop))
+        pthread_cond_wait(&s->pool_go, &s->pool_mu);
+      pthread_mutex_unlock(&s->pool_mu);
+    }
+    if (atomic_load(&s->pool_stop)) break;
+    seen = g;
+    wasm_rt_trap_t t = m64_wasm_call(call_thunk, c);
+    if (t != WASM_RT_TRAP_NONE && !atomic_exchange(&s->pool_failed, 1))
+      snprintf(s->pool_error, sizeof s->pool_error, "thread %u: %s", c->a[0],
+               t == WASM_RT_TRAP_HOST ? m64_wasm_last_host_message() : m64_wasm_trap_name(t));
+    if (atomic_fetch_sub(&s->pool_pending, 1) == 1) {
+      pthread_mutex_lock(&s->pool_mu);
+      pthread_cond_signal(&s->pool_done);
+      pthread_mutex_unlock(&s->pool_mu);
+    }
+  }
+  return NULL;
+}
+
+void w2c_m64_parallel(struct w2c_m64 *h) {
+  m64_session *s = h->s;
+  const uint32_t n = s->n_started + 1;
+  atomic_store(&s->pool_pending, n - 1);
+  pthread_mutex_lock(&s->pool_mu);
+  atomic_fetch_add(&s->pool_gen, 1);
+  pthread_cond_broadcast(&s->pool_go);
+  pthread_mutex_unlock(&s->pool_mu);
+
+  /* this thread's share, with its own trap recovery so the others are always joined */
+  call c0 = {.s = s, .op = OP_WORKER, .a = {0, n}, .inst = s->insts[0]};
+  wasm_rt_trap_t t = m64_wasm_call(call_thunk, &c0);
+  for (int spin = 0; spin < SPIN && atomic_load(&s->pool_pending); spin++) {
+  }
+  if (atomic_load(&s->pool_pending)) {
+    pthread_mutex_lock(&s->pool_mu);
+    while (atomic_load(&s->pool_pending)) pthread_cond_wait(&s->pool_done, &s->pool_mu);
+    pthread_mutex_unlock(&s->pool_mu);
+  }
+  if (t != WASM_RT_TRAP_NONE)
+    m64_wasm_host_trapf("thread 0: %s", t == WASM_RT_TRAP_HOST ? m64_wasm_last_host_message() : m64_wasm_trap_name(t));
+  if (atomic_load(&s->pool_failed)) m64_wasm_host_trap(s->pool_error);
+}
+
+static void stop_pool(m64_session *s) {
+  if (!s->n_started) return;
+  pthread_mutex_lock(&s->pool_mu);
+  atomic_store(&s->pool_stop, 1);
+  pthread_cond_broadcast(&s->pool_go);
+  pthread_mutex_unlock(&s->pool_mu);
+  for (uint32_t k = 0; k < s->n_started; k++) pthread_join(s->threads[k], NULL);
+  s->n_started = 0;
+}
+
+/* Gives instances 1..n-1 their own stacks inside the workspace and starts their threads. */
+static int start_pool(m64_session *s, m64_err *e) {
+  if (s->n_threads <= 1) return 0;
+  s->threads = calloc(s->n_threads, sizeof *s->threads);
+  call *cs = calloc(s->n_threads, sizeof *cs);
+  if (!s->threads || !cs) {
+    free(cs);
+    return m64_fail(e, M64_ENOMEM, "out of memory");
+  }
+  s->pool_calls = cs;
+  for (uint32_t k = 1; k < s->n_threads; k++) {
+    uint32_t stack;
+    int rc = invoke1(s, OP_ALLOC, WORKER_STACK, &stack, e);
+    if (rc) return rc;
+    if (!stack) return m64_fail(e, M64_ELIMIT, "workspace too small for %u threads' stacks", s->n_threads);
+    *s->abi->stack_pointer(s->insts[k]) = (stack + WORKER_STACK) & ~15u;
+    cs[k] = (call){.s = s, .op = OP_WORKER, .a = {k, s->n_threads}, .inst = s->insts[k]};
+    if (pthread_create(&s->threads[s->n_started], NULL, pool_thread, &cs[k]))
+      return m64_fail(e, M64_EIO, "cannot start thread %u", k);
+    s->n_started++;
+  }
+  return 0;
+}
+
 void w2c_m64_log(struct w2c_m64 *h, uint32_t msg, uint32_t len) {
   const uint8_t *p = ws(h->s, msg, len);
   if (p) fprintf(stderr, "m64 module: %.*s\n", (int)len, (const char *)p);
@@ -145,8 +268,8 @@ static int load_native(m64_session *s, m64_err *e) {
   if (rc) return rc;
   s->abi = m64_native_sym(s->native, M64_NATIVE_ABI_SYMBOL);
   if (!s->abi) return m64_fail(e, M64_EFORMAT, "native code lacks the %s table", M64_NATIVE_ABI_SYMBOL);
-  if (s->abi->abi_version != M64_NATIVE_ABI_VERSION || s->abi->module_abi_version != 1)
-    return m64_fail(e, M64_EUNSUPPORTED, "native code has ABI %u/%u, this m64run speaks %u/1",
+  if (s->abi->abi_version != M64_NATIVE_ABI_VERSION || s->abi->module_abi_version != 2)
+    return m64_fail(e, M64_EUNSUPPORTED, "native code has ABI %u/%u, this m64run speaks %u/2 (rebuild the bundle)",
                     s->abi->abi_version, s->abi->module_abi_version, M64_NATIVE_ABI_VERSION);
   if (s->abi->instance_size == 0 || s->abi->instance_size > (64u << 20))
     return m64_fail(e, M64_EFORMAT, "native code declares an instance of %llu bytes",
@@ -159,7 +282,7 @@ static int setup_state(m64_session *s, m64_err *e) {
   uint32_t v;
   int rc;
   if ((rc = invoke0(s, OP_ABI, &v, e))) return rc;
-  if (v != 1) return m64_fail(e, M64_EUNSUPPORTED, "module ABI version %u (expected 1)", v);
+  if (v != 2) return m64_fail(e, M64_EUNSUPPORTED, "module ABI version %u (expected 2)", v);
   if ((rc = invoke0(s, OP_N_VOCAB, &s->n_vocab, e))) return rc;
   if ((rc = invoke0(s, OP_N_LAYERS, &s->n_layers, e))) return rc;
   if (s->n_layers != m64_bundle_n_layers(s->bundle))
@@ -172,33 +295,40 @@ static int setup_state(m64_session *s, m64_err *e) {
 
   const uint64_t layers_total = m64_pager_full_cache(s->bundle);
   const uint64_t largest = m64_pager_min_cache(s->bundle); /* globals + the largest block */
+  /* The user's workspace caps everything from here on; by default the cap is 4 GiB until
+   * the fixed part is known, then what the whole model needs. */
+  const uint64_t max_ws = 65536ull * WASM_PAGE;
+  const uint64_t cap = s->opt.workspace_bytes && s->opt.workspace_bytes < max_ws ? s->opt.workspace_bytes : max_ws;
+  m64_wasm_set_max_pages(cap / WASM_PAGE);
   uint32_t state_bytes;
   if ((rc = invoke1(s, OP_STATE_BYTES, s->n_ctx, &state_bytes, e))) return rc;
-  const uint64_t fixed = s->mem->size + (uint64_t)state_bytes + IO_BYTES + HEADROOM + 4 * WASM_PAGE;
-  const uint64_t max_ws = 65536ull * WASM_PAGE;
-  uint64_t want = s->opt.workspace_bytes ? s->opt.workspace_bytes : fixed + layers_total;
-  if (want > max_ws) want = max_ws;
-  if (want < fixed + largest)
-    return m64_fail(e, M64_ELIMIT,
-                    "workspace of %.1f MiB is too small: the run state for a context of %u needs %.1f MiB "
-                    "and the globals plus the largest block %.1f MiB (try --workspace %lluM or a smaller -c)",
-                    want / 1048576.0, s->n_ctx, fixed / 1048576.0, largest / 1048576.0,
-                    (unsigned long long)((fixed + largest) / 1048576 + 1));
-  m64_wasm_set_max_pages(want / WASM_PAGE);
 
   int32_t init;
   if ((rc = invoke1(s, OP_INIT, s->n_ctx, (uint32_t *)&init, e))) return rc;
+  if (init == -1)
+    return m64_fail(e, M64_ELIMIT, "workspace of %.1f MiB is too small for the run state of a context of %u (%.1f MiB; try a smaller -c)",
+                    cap / 1048576.0, s->n_ctx, state_bytes / 1048576.0);
   if (init != 0) return m64_fail(e, M64_ELIMIT, "the module could not allocate its state (%d)", init);
+  int32_t threads_rc;
+  if ((rc = invoke1(s, OP_THREADS, s->n_threads, (uint32_t *)&threads_rc, e))) return rc;
+  if (threads_rc != 0) return m64_fail(e, M64_ELIMIT, "workspace too small for %u threads (%d)", s->n_threads, threads_rc);
+  if ((rc = start_pool(s, e))) return rc;
   if ((rc = invoke1(s, OP_ALLOC, IO_BYTES, &s->io, e))) return rc;
   if (!s->io) return m64_fail(e, M64_ELIMIT, "workspace too small for I/O buffers");
 
   /* The layer cache takes the rest of the workspace, up to the whole image. */
   const uint64_t used = s->mem->size + HEADROOM + WASM_PAGE;
-  uint64_t room = want > used ? want - used : 0;
+  uint64_t want = s->opt.workspace_bytes ? cap : used + layers_total;
+  if (want > max_ws) want = max_ws;
+  const uint64_t room = want > used ? want - used : 0;
   s->cache_size = (room < layers_total ? room : layers_total) & ~(WASM_PAGE - 1);
   if (s->cache_size < largest)
-    return m64_fail(e, M64_ELIMIT, "workspace too small: %llu bytes left for layers, the globals and the largest block need %llu",
-                    (unsigned long long)s->cache_size, (unsigned long long)largest);
+    return m64_fail(e, M64_ELIMIT,
+                    "workspace of %.1f MiB is too small: the run state (context %u, %u threads) takes %.1f MiB "
+                    "and the globals plus the largest block need %.1f MiB (try --workspace %lluM or a smaller -c)",
+                    want / 1048576.0, s->n_ctx, s->n_threads, used / 1048576.0, largest / 1048576.0,
+                    (unsigned long long)((used + largest) / 1048576 + 1));
+  m64_wasm_set_max_pages(want / WASM_PAGE);
   uint32_t base;
   if ((rc = invoke1(s, OP_ALLOC, (uint32_t)(s->cache_size + WASM_PAGE), &base, e))) return rc;
   if (!base) return m64_fail(e, M64_ELIMIT, "could not reserve a layer cache of %llu bytes",
@@ -240,6 +370,9 @@ int m64_session_open(const char *path, const m64_session_options *o, m64_session
   if (!s) return m64_fail(e, M64_ENOMEM, "out of memory");
   if (o) s->opt = *o;
   s->host.s = s;
+  pthread_mutex_init(&s->pool_mu, NULL);
+  pthread_cond_init(&s->pool_go, NULL);
+  pthread_cond_init(&s->pool_done, NULL);
   s->path = strdup(path);
   if (!s->path) {
     free(s);
@@ -248,14 +381,35 @@ int m64_session_open(const char *path, const m64_session_options *o, m64_session
   int rc = m64_bundle_open(path, &s->bundle, e);
   if (!rc) rc = load_native(s, e);
   if (!rc) {
-    /* the module's initial memory must fit whatever cap is set later */
+    /* the workspace: the memory every instance imports, at its declared minimum for now */
     m64_wasm_set_max_pages(65536);
-    s->inst = calloc(1, s->abi->instance_size);
-    if (!s->inst) rc = m64_fail(e, M64_ENOMEM, "out of memory");
+    uint64_t min_pages, max_pages;
+    s->abi->memory_limits(&min_pages, &max_pages);
+    if (min_pages > 65536 || max_pages > 65536 || min_pages > max_pages)
+      rc = m64_fail(e, M64_EFORMAT, "module declares a memory of %llu..%llu pages",
+                    (unsigned long long)min_pages, (unsigned long long)max_pages);
+    call c = {.op = OP_ALLOCATE_MEMORY, .a = {(uint32_t)min_pages, (uint32_t)max_pages}};
+    if (!rc) rc = invoke(s, &c, e);
   }
-  if (!rc) rc = invoke0(s, OP_INSTANTIATE, NULL, e);
   if (!rc) {
-    s->mem = s->abi->memory(s->inst);
+    s->mem = &s->memory;
+    /* one instance per thread, all before any export runs: instantiation re-applies the
+     * module's data segments to the shared memory */
+    s->n_threads = s->opt.n_threads ? s->opt.n_threads : 1;
+    if (s->n_threads > 64) s->n_threads = 64;
+    s->insts = calloc(s->n_threads, sizeof *s->insts);
+    if (!s->insts) rc = m64_fail(e, M64_ENOMEM, "out of memory");
+    for (uint32_t k = 0; k < s->n_threads && !rc; k++) {
+      if (!(s->insts[k] = calloc(1, s->abi->instance_size))) {
+        rc = m64_fail(e, M64_ENOMEM, "out of memory");
+        break;
+      }
+      call c = {.op = OP_INSTANTIATE, .inst = s->insts[k]};
+      rc = invoke(s, &c, e);
+    }
+    s->inst = s->insts ? s->insts[0] : NULL;
+  }
+  if (!rc) {
     rc = load_tokenizer(s, e); /* first: its tables are part of the module's fixed memory */
   }
   if (!rc) rc = setup_state(s, e);
@@ -269,10 +423,20 @@ int m64_session_open(const char *path, const m64_session_options *o, m64_session
 
 void m64_session_close(m64_session *s) {
   if (!s) return;
-  m64_pager_close(s->pager); /* first: its thread writes into the workspace */
-  if (s->inst && s->mem) s->abi->free(s->inst);
-  free(s->inst);
+  stop_pool(s);
+  m64_pager_close(s->pager); /* before the memory goes: its thread writes into the workspace */
+  for (uint32_t k = 0; s->insts && k < s->n_threads; k++) {
+    if (s->insts[k]) s->abi->free(s->insts[k]); /* frees tables; the memory is the host's */
+    free(s->insts[k]);
+  }
+  free(s->insts);
+  if (s->memory_ready) wasm_rt_free_memory(&s->memory);
+  free(s->threads);
+  free(s->pool_calls);
   free(s->path);
+  pthread_mutex_destroy(&s->pool_mu);
+  pthread_cond_destroy(&s->pool_go);
+  pthread_cond_destroy(&s->pool_done);
   m64_native_unload(s->native);
   m64_bundle_close(s->bundle);
   free(s);
@@ -280,6 +444,7 @@ void m64_session_close(m64_session *s) {
 
 uint32_t m64_session_n_vocab(const m64_session *s) { return s->n_vocab; }
 uint32_t m64_session_n_ctx(const m64_session *s) { return s->n_ctx; }
+uint32_t m64_session_n_threads(const m64_session *s) { return s->n_threads; }
 int32_t m64_session_bos(const m64_session *s) { return s->bos; }
 int32_t m64_session_eos(const m64_session *s) { return s->eos; }
 const char *m64_session_native_target(const m64_session *s) { return s->target; }

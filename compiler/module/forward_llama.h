@@ -56,10 +56,19 @@ int32_t m64_init(uint32_t n_ctx) {
   s->logits = mm_alloc(VOCAB * 4);
   s->key_cache = mm_alloc((uint32_t)((uint64_t)N_LAYERS * n_ctx * KV_DIM * 2));
   s->value_cache = mm_alloc((uint32_t)((uint64_t)N_LAYERS * n_ctx * KV_DIM * 2));
-  g_scratch = mm_alloc(M64_SCRATCH_BYTES(MAX_COLS));
+  g_scratch[0] = mm_alloc(M64_SCRATCH_BYTES(MAX_COLS));
+  kernels_init(); /* tables the kernels read, built before any thread runs them */
   if (!s->x || !s->xb || !s->xb2 || !s->hb || !s->hb2 || !s->q || !s->k || !s->v || !s->att ||
-      !s->logits || !s->key_cache || !s->value_cache || !g_scratch)
+      !s->logits || !s->key_cache || !s->value_cache || !g_scratch[0])
     return -1;
+  return 0;
+}
+
+int32_t m64_threads(uint32_t n) {
+  if (n == 0 || n > MAX_THREADS) return -2;
+  for (uint32_t i = 1; i < n; i++)
+    if (!g_scratch[i] && !(g_scratch[i] = mm_alloc(M64_SCRATCH_BYTES(MAX_COLS)))) return -1;
+  g_threads = n;
   return 0;
 }
 

@@ -218,6 +218,10 @@ M64_INLINE void f16_table_init(void) {
 }
 #define F16_SCALE(p) f16_table[load_u16(p)]
 
+/* Builds every table the kernels read. The module calls it once at init, before threads
+ * run kernels; the lazy calls in the kernels then only read the ready flag. */
+M64_INLINE void kernels_init(void) { f16_table_init(); }
+
 /* Sum of 32 int8 weights (two 16-byte halves) times 32 widened activations, in i32 lanes. */
 M64_INLINE v128_t dot_i8x32_i16(v128_t w0, v128_t w1, const int16_t *xq) {
   v128_t s = wasm_i32x4_dot_i16x8(wasm_i16x8_extend_low_i8x16(w0), wasm_v128_load(xq));

@@ -19,13 +19,22 @@
  * m64.layer_release(L). A host that cannot page the layer traps (native: wasm_rt_trap;
  * browser: throws), so acquire never returns an invalid pointer.
  * m64.layer_prefetch(L) is a hint that L will be acquired soon (may be ignored).
+ *
+ * Memory and threads (ABI 2): the module imports its memory as m64.memory (the host
+ * creates it, at least the module's declared minimum size) and exports __stack_pointer.
+ * A host with N threads instantiates N instances over the same memory, right after the
+ * first one and before any export runs (each instantiation re-writes the data segments),
+ * and gives each extra instance its own stack by setting its __stack_pointer. The module
+ * parallelizes by publishing a job in memory and calling m64.parallel(); the host then
+ * calls m64_worker(i, n) for i = 0..n-1, one per thread (any instance), and returns when
+ * all are done. A host with one thread simply calls m64_worker(0, 1).
  */
 #ifndef M64_MODULE_H
 #define M64_MODULE_H
 
 #include <stdint.h>
 
-#define M64_ABI_VERSION 1
+#define M64_ABI_VERSION 2
 
 #if defined(__wasm__)
 #define M64_IMPORT(name) __attribute__((import_module("m64"), import_name(name)))
@@ -40,6 +49,7 @@ M64_IMPORT("layer_acquire") uint32_t m64_host_layer_acquire(uint32_t layer);
 M64_IMPORT("layer_release") void m64_host_layer_release(uint32_t layer);
 M64_IMPORT("layer_prefetch") void m64_host_layer_prefetch(uint32_t layer);
 M64_IMPORT("log") void m64_host_log(const char *msg, uint32_t len);
+M64_IMPORT("parallel") void m64_host_parallel(void);
 
 /* ---- exports ---- */
 /* ABI version implemented by this module (M64_ABI_VERSION). */
@@ -54,6 +64,11 @@ M64_EXPORT("m64_init") int32_t m64_init(uint32_t n_ctx);
 M64_EXPORT("m64_n_vocab") uint32_t m64_n_vocab(void);
 M64_EXPORT("m64_n_layers") uint32_t m64_n_layers(void);   /* layer-index entries, globals included */
 M64_EXPORT("m64_n_ctx_train") uint32_t m64_n_ctx_train(void);
+/* Prepares for the host's n threads (per-thread scratch); call after m64_init.
+ * 0 ok, -1 out of workspace, -2 bad n. */
+M64_EXPORT("m64_threads") int32_t m64_threads(uint32_t n);
+/* Runs share i of n of the job the module published before calling m64.parallel(). */
+M64_EXPORT("m64_worker") void m64_worker(uint32_t i, uint32_t n);
 /* Runs one token at position pos through the model; returns the address of n_vocab f32
  * logits (owned by the module, valid until the next call). */
 M64_EXPORT("m64_forward") uint32_t m64_forward(int32_t token, int32_t pos);

@@ -35,9 +35,47 @@ typedef struct BlockWeights {
   Matrix w_gate, w_up, w_down;      /* (ffn, dim) x2, (dim, ffn) */
 } BlockWeights;
 
-/* Scratch the kernels share: the activation as the weights' dot product consumes it
- * (rounded to f16, quantized to Q8_0 blocks, ...); allocated by m64_init. */
-static uint8_t *g_scratch;
+/* ---- matvecs split across the host's threads ----
+ * A slice runs one kernel family on `rows` consecutive rows; every thread has its own
+ * scratch for the activation as the weights' dot product consumes it (rounded to f16,
+ * quantized to Q8_0 blocks, ...), which each thread prepares itself: that costs O(cols),
+ * against O(rows * cols) for its rows. */
+typedef void (*slice_fn)(float *out, const uint8_t *w, const float *x, uint8_t *scratch,
+                         uint32_t rows);
+typedef struct MatvecJob {
+  slice_fn slice;
+  float *out;
+  const uint8_t *w;
+  const float *x;
+  uint32_t rows, row_bytes;
+} MatvecJob;
+
+#define MAX_THREADS 64u
+static MatvecJob g_job;
+static uint8_t *g_scratch[MAX_THREADS];
+static uint32_t g_threads = 1;
+/* Below this many weight bytes a matvec runs on the calling thread: waking the others
+ * costs more than it saves. */
+#define PARALLEL_MIN_BYTES (256u * 1024u)
+
+void m64_worker(uint32_t i, uint32_t n) {
+  const MatvecJob *j = &g_job;
+  if (i >= n || i >= g_threads) return;
+  /* shares of a multiple of 4 rows: kernels process rows in pairs */
+  const uint32_t per = ((j->rows + n - 1) / n + 3u) & ~3u;
+  const uint32_t r0 = i * per, r1 = r0 + per < j->rows ? r0 + per : j->rows;
+  if (r0 < r1) j->slice(j->out + r0, j->w + (uint64_t)r0 * j->row_bytes, j->x, g_scratch[i], r1 - r0);
+}
+
+static void run_matvec(slice_fn slice, float *out, const uint8_t *w, const float *x,
+                       uint32_t rows, uint32_t row_bytes) {
+  if (g_threads == 1 || (uint64_t)rows * row_bytes < PARALLEL_MIN_BYTES) {
+    slice(out, w, x, g_scratch[0], rows);
+    return;
+  }
+  g_job = (MatvecJob){slice, out, w, x, rows, row_bytes};
+  m64_host_parallel();
+}
 
 #define AT(base, off, type) ((type)((base) + (off)))
 

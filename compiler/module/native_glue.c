@@ -26,7 +26,14 @@ static void glue_instantiate(void *inst, struct w2c_m64 *host) {
   wasm2c_m64mod_instantiate(INST(inst), host);
 }
 static void glue_free(void *inst) { wasm2c_m64mod_free(INST(inst)); }
-static wasm_rt_memory_t *glue_memory(void *inst) { return w2c_m64mod_memory(INST(inst)); }
+static wasm_rt_memory_t *glue_memory(void *inst) { return INST(inst)->w2c_m64_memory; }
+static void glue_memory_limits(uint64_t *min_pages, uint64_t *max_pages) {
+  *min_pages = wasm2c_m64mod_min_m64_memory;
+  *max_pages = wasm2c_m64mod_max_m64_memory;
+}
+static uint32_t *glue_stack_pointer(void *inst) { return w2c_m64mod_0x5F_stack_pointer(INST(inst)); }
+static uint32_t glue_threads(void *i, uint32_t n) { return w2c_m64mod_m64_threads(INST(i), n); }
+static void glue_worker(void *i, uint32_t k, uint32_t n) { w2c_m64mod_m64_worker(INST(i), k, n); }
 
 static uint32_t glue_abi_version(void *i) { return w2c_m64mod_m64_abi_version(INST(i)); }
 static uint32_t glue_alloc(void *i, uint32_t n) { return w2c_m64mod_m64_alloc(INST(i), n); }
@@ -65,9 +72,13 @@ __attribute__((visibility("default"))) const m64_native_abi M64_NATIVE_ABI = {
     .abi_version = M64_NATIVE_ABI_VERSION,
     .module_abi_version = M64_ABI_VERSION,
     .instance_size = sizeof(w2c_m64mod),
+    .memory_limits = glue_memory_limits,
     .instantiate = glue_instantiate,
     .free = glue_free,
     .memory = glue_memory,
+    .stack_pointer = glue_stack_pointer,
+    .m64_threads = glue_threads,
+    .m64_worker = glue_worker,
     .m64_abi_version = glue_abi_version,
     .m64_alloc = glue_alloc,
     .m64_state_bytes = glue_state_bytes,

@@ -34,7 +34,7 @@
 extern "C" {
 #endif
 
-#define M64_NATIVE_ABI_VERSION 1u
+#define M64_NATIVE_ABI_VERSION 2u
 #define M64_NATIVE_ABI_SYMBOL "M64_NATIVE_ABI"
 
 struct w2c_m64;
@@ -43,9 +43,12 @@ typedef struct m64_native_abi {
   uint32_t abi_version;        /* M64_NATIVE_ABI_VERSION (layout of this struct) */
   uint32_t module_abi_version; /* M64_ABI_VERSION of m64_module.h the module was built with */
   uint64_t instance_size;      /* bytes of the wasm2c instance struct to calloc */
+  /* the imported memory's declared page limits */
+  void (*memory_limits)(uint64_t *min_pages, uint64_t *max_pages);
   void (*instantiate)(void *inst, struct w2c_m64 *host);
   void (*free)(void *inst);
   wasm_rt_memory_t *(*memory)(void *inst);
+  uint32_t *(*stack_pointer)(void *inst); /* the exported __stack_pointer global */
 
   /* Exports, same names and order as compiler/module/m64_module.h. */
   uint32_t (*m64_abi_version)(void *inst);
@@ -55,6 +58,8 @@ typedef struct m64_native_abi {
   uint32_t (*m64_n_vocab)(void *inst);
   uint32_t (*m64_n_layers)(void *inst);
   uint32_t (*m64_n_ctx_train)(void *inst);
+  uint32_t (*m64_threads)(void *inst, uint32_t n);
+  void (*m64_worker)(void *inst, uint32_t i, uint32_t n);
   uint32_t (*m64_forward)(void *inst, uint32_t token, uint32_t pos);
   uint32_t (*m64_tok_load)(void *inst, uint32_t blob, uint32_t size);
   uint32_t (*m64_tok_encode)(void *inst, uint32_t text, uint32_t len, uint32_t add_bos,

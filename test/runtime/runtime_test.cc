@@ -37,6 +37,8 @@
 // Host side of the test modules' imports (module "m64"). Resolved by the .so from this
 // executable (ENABLE_EXPORTS).
 struct w2c_m64 {
+  wasm_rt_memory_t memory{};  // what ABI-2 modules import as m64.memory
+  int parallel_calls = 0;
   int reenter_calls = 0;
   uint32_t inner_trap = 0;
   void *inner_inst = nullptr;
@@ -77,6 +79,8 @@ uint32_t w2c_m64_layer_acquire(struct w2c_m64 *h, uint32_t layer) {
 void w2c_m64_layer_release(struct w2c_m64 *h, uint32_t layer) { h->released.push_back(layer); }
 void w2c_m64_layer_prefetch(struct w2c_m64 *, uint32_t) {}
 void w2c_m64_log(struct w2c_m64 *, uint32_t, uint32_t) {}
+wasm_rt_memory_t *w2c_m64_memory(struct w2c_m64 *h) { return &h->memory; }
+void w2c_m64_parallel(struct w2c_m64 *h) { h->parallel_calls++; }
 }
 
 namespace {
@@ -120,10 +124,13 @@ std::vector<uint8_t> BuildModule(const BuildSpec &spec) {
   const std::string mod_src = src_dir + "/test/runtime/modules/" + spec.name + ".c";
   const std::string glue_src = spec.native_glue ? src_dir + "/compiler/module/native_glue.c"
                                                 : src_dir + "/test/runtime/modules/test_glue.c";
+  // Modules built against the real glue follow module ABI 2: memory imported from the
+  // host, __stack_pointer exported (as compiler/toolchain.c links them).
   const std::string wasm_flags =
       "--target=" + spec.target +
       " -msimd128 -mbulk-memory -O2 -nostdlib -Wl,--no-entry -Wl,--export-dynamic"
-      " -Wl,--import-undefined -fuse-ld=lld -I " + src_dir + "/compiler/module";
+      " -Wl,--import-undefined -fuse-ld=lld -I " + src_dir + "/compiler/module" +
+      (spec.native_glue ? " -Xlinker --import-memory=m64,memory -Xlinker --export=__stack_pointer" : "");
   const std::string wasm2c_flags = spec.target == "wasm64" ? "--enable-memory64" : "";
   const std::string vis = spec.native_glue ? " -fvisibility=hidden" : "";
   std::string key = ReadFile(mod_src) + ReadFile(glue_src) +
@@ -620,11 +627,25 @@ TEST(NativeGlue, AbiTable) {
   auto abi = static_cast<const m64_native_abi *>(m64_native_sym(n, M64_NATIVE_ABI_SYMBOL));
   ASSERT_NE(abi, nullptr);
   EXPECT_EQ(abi->abi_version, M64_NATIVE_ABI_VERSION);
-  EXPECT_EQ(abi->module_abi_version, 1u);
+  EXPECT_EQ(abi->module_abi_version, 2u);
   ASSERT_GT(abi->instance_size, 0u);
+  uint64_t min_pages = 0, max_pages = 0;
+  abi->memory_limits(&min_pages, &max_pages);
+  EXPECT_GE(min_pages, 1u);
+  EXPECT_LE(max_pages, 65536u);
 
   void *inst = calloc(1, abi->instance_size);
   w2c_m64 host;
+  struct Mem {
+    w2c_m64 *host;
+    uint64_t min, max;
+  } m{&host, min_pages, max_pages};
+  ASSERT_EQ(m64_wasm_call([](void *p) {
+              auto m = static_cast<Mem *>(p);
+              wasm_rt_allocate_memory(&m->host->memory, m->min, m->max, false, 65536);
+            },
+                          &m),
+            WASM_RT_TRAP_NONE);
   struct Ctx {
     const m64_native_abi *abi;
     void *inst;
@@ -638,7 +659,11 @@ TEST(NativeGlue, AbiTable) {
                           &c),
             WASM_RT_TRAP_NONE);
   wasm_rt_memory_t *mem = abi->memory(inst);
-  ASSERT_NE(mem, nullptr);
+  ASSERT_EQ(mem, &host.memory) << "the instance uses the host's memory";
+  // each instance's shadow stack is the host's to place
+  uint32_t *sp = abi->stack_pointer(inst);
+  ASSERT_NE(sp, nullptr);
+  EXPECT_GT(*sp, 0u);
   ASSERT_EQ(m64_wasm_call([](void *p) {
               auto c = static_cast<Ctx *>(p);
               const m64_native_abi *a = c->abi;
@@ -656,7 +681,7 @@ TEST(NativeGlue, AbiTable) {
             },
                           &c),
             WASM_RT_TRAP_NONE);
-  EXPECT_EQ(c.r[0], 1u);
+  EXPECT_EQ(c.r[0], 2u);
   EXPECT_EQ(c.r[1], 32000u);
   EXPECT_EQ(c.r[2], 5u);
   EXPECT_EQ(c.r[3], 2048u);
@@ -714,8 +739,20 @@ TEST(NativeGlue, AbiTable) {
             WASM_RT_TRAP_HOST);
   EXPECT_STREQ(m64_wasm_last_host_message(), "layer 999 is not in the image");
 
+  // threads: m64_threads then m64.parallel -> the host runs m64_worker shares
+  ASSERT_EQ(m64_wasm_call([](void *p) {
+              auto c = static_cast<Ctx *>(p);
+              c->r[12] = c->abi->m64_threads(c->inst, 3);
+              c->abi->m64_worker(c->inst, 1, 3);
+            },
+                          &c),
+            WASM_RT_TRAP_NONE);
+  EXPECT_EQ(c.r[12], 0u);
+  EXPECT_EQ(host.parallel_calls, 1);
+
   abi->free(inst);
   free(inst);
+  wasm_rt_free_memory(&host.memory);
   m64_native_unload(n);
 }
 

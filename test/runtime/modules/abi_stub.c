@@ -48,3 +48,12 @@ int32_t m64_sample(const float *logits, float temp, int32_t top_k, float top_p) 
   for (int32_t i = 1; i < top_k; i++) if (logits[i] > logits[best]) best = i;
   return best + (temp > 0.0f ? (int32_t)(g_seed & 1) : 0);
 }
+
+/* threads: m64_threads records n; m64_worker asks the host to run the shares (once). */
+static uint32_t g_threads;
+int32_t m64_threads(uint32_t n) {
+  g_threads = n;
+  m64_host_parallel();
+  return 0;
+}
+void m64_worker(uint32_t i, uint32_t n) { (void)i, (void)n; }
