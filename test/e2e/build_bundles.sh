@@ -29,6 +29,11 @@ for m in q4_k_m q2_k; do
   "$synth" --shape small --layers 8 --mix "$m" --seed 11 -o "$out/synth-$m.gguf"
   "$m64c" build -q "$out/synth-$m.gguf" -o "$out/synth-$m.m64"
 done
+# Matrices above the module's 256 KiB threshold for splitting a matvec across threads.
+for t in F32 Q4_K; do
+  "$synth" --shape small --dim 512 --ffn 1536 --type "$t" --seed 14 -o "$out/synth-mid-$t.gguf"
+  "$m64c" build -q "$out/synth-mid-$t.gguf" -o "$out/synth-mid-$t.m64"
+done
 "$synth" --shape tiny --type Q8_0 --seed 12 --tied -o "$out/synth-tied.gguf"
 "$m64c" build -q "$out/synth-tied.gguf" -o "$out/synth-tied.m64"
 "$synth" --shape tiny --layers 8 --type F32 --seed 13 -o "$out/synth-8layer.gguf"

@@ -330,6 +330,23 @@ TEST(Pager, CopyMapPrefetchAndWorkspaceSizesAgree) {
   }
 }
 
+// Threads split every matvec by rows; each row is computed by the same code whatever the
+// split, so any thread count gives bit-identical logits, hence identical tokens.
+TEST(Threads, AnyThreadCountGivesIdenticalTokens) {
+  NEED_FILE(kOut + "/synth-mid-Q4_K.m64");
+  for (const char *model : {"synth-mid-Q4_K.m64", "synth-mid-F32.m64", "synth-q4_k_m.m64"}) {
+    const std::string b = kOut + "/" + model;
+    Gen one = gen_json(b, "-t 1");
+    ASSERT_FALSE(one.tokens.empty()) << model;
+    for (const char *t : {"-t 2", "-t 3", "-t 5"}) EXPECT_EQ(gen_json(b, t).tokens, one.tokens) << model << " " << t;
+  }
+  // and the small-matvec path (everything under the parallel threshold) on stories260K
+  NEED_FILE(kOut + "/stories260K.m64");
+  CmdResult a = sh_stdout(kBin + "/cmd/m64run " + kOut + "/stories260K.m64 -p 'Once upon a time' -n 32 --temp 0 -t 1");
+  CmdResult b = sh_stdout(kBin + "/cmd/m64run " + kOut + "/stories260K.m64 -p 'Once upon a time' -n 32 --temp 0 -t 2");
+  EXPECT_EQ(a.out, b.out);
+}
+
 // A flipped byte inside a layer is caught by that layer's SHA-256 at its first page-in.
 TEST(Pager, CorruptLayerIsNamedNotUsed) {
   NEED_FILE(kOut + "/synth-F32.m64");
