@@ -64,7 +64,7 @@ static void untrack_temp(void) { g_have_temp = 0; }
 
 /* ---- METADATA: "key = value" lines ---- */
 static char *metadata_text(const m64c_plan *p, const char *source, const m64_gguf *g) {
-  size_t cap = 4096;
+  size_t cap = 8192;
   char *s = malloc(cap);
   if (!s) return NULL;
   uint32_t bos = 1, eos = 2;
@@ -81,6 +81,11 @@ static char *metadata_text(const m64c_plan *p, const char *source, const m64_ggu
            p->n_blocks, p->n_heads, p->n_kv_heads, p->head_dim, p->ffn, p->n_ctx_train,
            (double)p->rms_eps, (double)p->rope_base, p->tied_output,
            (unsigned long long)p->total_bytes, bos, eos);
+  /* per-tensor types are in the layer index; here, what the module was specialized to */
+  char kernels[3072];
+  size_t n = m64c_kernel_list(p, kernels, sizeof kernels);
+  size_t used = strlen(s);
+  snprintf(s + used, cap - used, "module.kernels = %zu: %s\n", n, kernels);
   return s;
 }
 

@@ -70,6 +70,28 @@ static void emit_kernels(const m64c_plan *p, FILE *out) {
           kernel_suffix(embd->type));
 }
 
+size_t m64c_kernel_list(const m64c_plan *p, char *buf, size_t cap) {
+  kernel_use seen[64];
+  size_t n_seen = 0, len = 0;
+  buf[0] = 0;
+  for (uint32_t i = 0; i < p->n_tensors; i++) {
+    const m64_tensor_entry *t = &p->tensors[i];
+    if (t->n_dims != 2) continue;
+    kernel_use k = {t->type, t->ne[1], t->ne[0]};
+    int dup = 0;
+    for (size_t j = 0; j < n_seen && !dup; j++)
+      dup = seen[j].type == k.type && seen[j].rows == k.rows && seen[j].cols == k.cols;
+    if (dup || n_seen == sizeof seen / sizeof seen[0]) continue;
+    seen[n_seen++] = k;
+    char name[64];
+    kernel_name(name, sizeof name, k.type, k.rows, k.cols);
+    int w = snprintf(buf + len, cap - len, "%s%s", len ? " " : "", name);
+    if (w < 0 || (size_t)w >= cap - len) break;
+    len += (size_t)w;
+  }
+  return n_seen;
+}
+
 static void emit_matrix(const m64c_plan *p, FILE *out, const char *field, int idx) {
   const m64_tensor_entry *t = &p->tensors[idx];
   char name[64];

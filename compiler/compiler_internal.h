@@ -31,6 +31,8 @@ int m64c_plan_find(const m64c_plan *p, uint32_t layer, const char *name);
 
 /* codegen.c: writes model.c for the plan. */
 int m64c_emit_model_c(const m64c_plan *p, const char *gguf_name, FILE *out, m64_err *e);
+/* The specialized matvec kernels model.c gets ("mv_q4_k_4096x4096 ..."); returns how many. */
+size_t m64c_kernel_list(const m64c_plan *p, char *buf, size_t cap);
 
 /* toolchain.c */
 typedef struct m64c_workdir { char path[512]; int keep; } m64c_workdir;

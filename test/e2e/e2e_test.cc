@@ -241,7 +241,7 @@ TEST(Stories260K, InfoDescribesTheBundle) {
   ASSERT_EQ(r.code, 0) << r.out;
   for (const char *want : {"m64 bundle v1", "general.architecture = llama", "layers (6)", "globals",
                            "blk.4", "token_embd.weight", "F32", "m64_forward", "native targets:",
-                           "built from this module", "segments: 1"})
+                           "built from this module", "segments: 1", "module.kernels = 5: mv_f32_"})
     EXPECT_NE(r.out.find(want), std::string::npos) << "missing '" << want << "' in:\n" << r.out;
 }
 
