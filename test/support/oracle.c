@@ -17,17 +17,26 @@ typedef struct hyperparams {
 } hyperparams;
 
 /* Matrices are row-major [out][in]: GGUF's ne[0] = in (the row), ne[1] = out. */
+/* A weight matrix left as stored in the (mapped) GGUF: rows are dequantized to F32 one
+ * at a time as the math needs them, so the oracle's memory does not grow with the model
+ * (it checks models larger than this machine's RAM would hold in F32). */
+typedef struct matrix {
+  const uint8_t *data;
+  uint32_t type;
+  uint64_t row_bytes;
+} matrix;
+
 typedef struct layer_weights {
-  float *attn_norm;              /* [dim] */
-  float *wq, *wk, *wv, *wo;      /* [dim][dim], [kv_dim][dim], [kv_dim][dim], [dim][dim] */
-  float *ffn_norm;               /* [dim] */
-  float *w_gate, *w_up, *w_down; /* [ffn][dim], [ffn][dim], [dim][ffn] */
+  float *attn_norm;               /* [dim] */
+  matrix wq, wk, wv, wo;          /* [dim][dim], [kv_dim][dim], [kv_dim][dim], [dim][dim] */
+  float *ffn_norm;                /* [dim] */
+  matrix w_gate, w_up, w_down;    /* [ffn][dim], [ffn][dim], [dim][ffn] */
 } layer_weights;
 
 typedef struct weights {
-  float *token_embd;   /* [n_vocab][dim] */
+  matrix token_embd;   /* [n_vocab][dim] */
   float *output_norm;  /* [dim] */
-  float *output;       /* [n_vocab][dim]; aliases token_embd when the model ties them */
+  matrix output;       /* [n_vocab][dim]; token_embd when the model ties them */
   layer_weights *layers;
 } weights;
 
@@ -44,9 +53,10 @@ typedef struct run_state {
 
 struct m64_oracle {
   hyperparams hp;
+  m64_gguf *g;  /* kept open: the matrices point into its mapping */
   weights w;
   run_state s;
-  int output_is_embd;
+  float *row;   /* [max(dim, ffn)] one dequantized row */
 };
 
 /* ---------------------------------------------------------------- loading */
@@ -100,10 +110,9 @@ static int read_hyperparams(const m64_gguf *g, uint32_t n_ctx, hyperparams *hp, 
   return M64_OK;
 }
 
-/* Finds a tensor, checks its shape [ne0, ne1] and returns it dequantized to F32. */
-static int load_tensor(const m64_gguf *g, const char *name, uint64_t ne0, uint64_t ne1,
-                       float **out, m64_err *e) {
-  *out = NULL;
+/* Finds a tensor and checks its shape [ne0, ne1], type and size. */
+static int find_tensor(const m64_gguf *g, const char *name, uint64_t ne0, uint64_t ne1,
+                       const m64_gguf_tensor **out, uint64_t *row_bytes, m64_err *e) {
   const m64_gguf_tensor *t = m64_gguf_find_tensor(g, name);
   if (!t) return m64_fail(e, M64_ENOTFOUND, "tensor %s is missing", name);
   if (t->ne[0] != ne0 || t->n_elems != ne0 * ne1)
@@ -116,14 +125,35 @@ static int load_tensor(const m64_gguf *g, const char *name, uint64_t ne0, uint64
     return m64_fail(e, M64_EUNSUPPORTED, "tensor %s: type %s (%u) is not supported", name,
                     type_name ? type_name : "unknown", t->type);
   }
-  uint64_t row_bytes = m64_ref_row_bytes(t->type, ne0);
-  if (row_bytes * ne1 > t->nbytes)
+  *row_bytes = m64_ref_row_bytes(t->type, ne0);
+  if (*row_bytes * ne1 > t->nbytes)
     return m64_fail(e, M64_EFORMAT, "tensor %s: %llu bytes, expected %llu", name,
-                    (unsigned long long)t->nbytes, (unsigned long long)(row_bytes * ne1));
-  float *f = malloc(ne0 * ne1 * sizeof *f);
+                    (unsigned long long)t->nbytes, (unsigned long long)(*row_bytes * ne1));
+  *out = t;
+  return M64_OK;
+}
+
+/* A matrix, left quantized in the mapping. */
+static int load_matrix(const m64_gguf *g, const char *name, uint64_t ne0, uint64_t ne1,
+                       matrix *out, m64_err *e) {
+  const m64_gguf_tensor *t = NULL;
+  uint64_t row_bytes = 0;
+  int rc = find_tensor(g, name, ne0, ne1, &t, &row_bytes, e);
+  if (rc) return rc;
+  *out = (matrix){t->data, t->type, row_bytes};
+  return M64_OK;
+}
+
+/* A vector (norm weights), dequantized to F32. */
+static int load_vector(const m64_gguf *g, const char *name, uint64_t n, float **out, m64_err *e) {
+  *out = NULL;
+  const m64_gguf_tensor *t = NULL;
+  uint64_t row_bytes = 0;
+  int rc = find_tensor(g, name, n, 1, &t, &row_bytes, e);
+  if (rc) return rc;
+  float *f = malloc(n * sizeof *f);
   if (!f) return m64_fail(e, M64_ENOMEM, "tensor %s: out of memory", name);
-  for (uint64_t row = 0; row < ne1; row++)
-    m64_ref_dequantize_row(t->type, t->data + row * row_bytes, f + row * ne0, ne0);
+  m64_ref_dequantize_row(t->type, t->data, f, n);
   *out = f;
   return M64_OK;
 }
@@ -133,31 +163,31 @@ static int load_weights(const m64_gguf *g, const hyperparams *hp, m64_oracle *o,
   w->layers = calloc(hp->n_layers, sizeof *w->layers);
   if (!w->layers) return m64_fail(e, M64_ENOMEM, "out of memory");
   int rc = 0;
-  rc = rc ? rc : load_tensor(g, "token_embd.weight", hp->dim, hp->n_vocab, &w->token_embd, e);
-  rc = rc ? rc : load_tensor(g, "output_norm.weight", hp->dim, 1, &w->output_norm, e);
-  if (!rc && m64_gguf_find_tensor(g, "output.weight")) {
-    rc = load_tensor(g, "output.weight", hp->dim, hp->n_vocab, &w->output, e);
-  } else if (!rc) {
+  rc = rc ? rc : load_matrix(g, "token_embd.weight", hp->dim, hp->n_vocab, &w->token_embd, e);
+  rc = rc ? rc : load_vector(g, "output_norm.weight", hp->dim, &w->output_norm, e);
+  if (!rc && m64_gguf_find_tensor(g, "output.weight"))
+    rc = load_matrix(g, "output.weight", hp->dim, hp->n_vocab, &w->output, e);
+  else if (!rc)
     w->output = w->token_embd; /* tied embeddings */
-    o->output_is_embd = 1;
-  }
   for (uint32_t l = 0; l < hp->n_layers && !rc; l++) {
     layer_weights *lw = &w->layers[l];
-    struct { const char *name; uint64_t ne0, ne1; float **dst; } parts[] = {
-        {"attn_norm", hp->dim, 1, &lw->attn_norm},
+    char name[M64_MAX_NAME + 1];
+    snprintf(name, sizeof name, "blk.%u.attn_norm.weight", l);
+    rc = load_vector(g, name, hp->dim, &lw->attn_norm, e);
+    snprintf(name, sizeof name, "blk.%u.ffn_norm.weight", l);
+    rc = rc ? rc : load_vector(g, name, hp->dim, &lw->ffn_norm, e);
+    struct { const char *name; uint64_t ne0, ne1; matrix *dst; } parts[] = {
         {"attn_q", hp->dim, hp->dim, &lw->wq},
         {"attn_k", hp->dim, hp->kv_dim, &lw->wk},
         {"attn_v", hp->dim, hp->kv_dim, &lw->wv},
         {"attn_output", hp->dim, hp->dim, &lw->wo},
-        {"ffn_norm", hp->dim, 1, &lw->ffn_norm},
         {"ffn_gate", hp->dim, hp->ffn, &lw->w_gate},
         {"ffn_up", hp->dim, hp->ffn, &lw->w_up},
         {"ffn_down", hp->ffn, hp->dim, &lw->w_down},
     };
     for (size_t p = 0; p < sizeof parts / sizeof parts[0] && !rc; p++) {
-      char name[M64_MAX_NAME + 1];
       snprintf(name, sizeof name, "blk.%u.%s.weight", l, parts[p].name);
-      rc = load_tensor(g, name, parts[p].ne0, parts[p].ne1, parts[p].dst, e);
+      rc = load_matrix(g, name, parts[p].ne0, parts[p].ne1, parts[p].dst, e);
     }
   }
   return rc;
@@ -195,9 +225,11 @@ int m64_oracle_open(const char *gguf_path, uint32_t n_ctx, m64_oracle **out, m64
     return m64_fail(e, M64_ENOMEM, "out of memory");
   }
   rc = read_hyperparams(g, n_ctx, &o->hp, e);
+  o->g = g;
   if (!rc) rc = load_weights(g, &o->hp, o, e);
   if (!rc) rc = alloc_state(&o->hp, &o->s, e);
-  m64_gguf_close(g); /* everything needed was copied out */
+  if (!rc && !(o->row = malloc((o->hp.dim > o->hp.ffn ? o->hp.dim : o->hp.ffn) * sizeof(float))))
+    rc = m64_fail(e, M64_ENOMEM, "out of memory");
   if (rc) {
     m64_oracle_close(o);
     return rc;
@@ -211,14 +243,13 @@ void m64_oracle_close(m64_oracle *o) {
   weights *w = &o->w;
   if (w->layers)
     for (uint32_t l = 0; l < o->hp.n_layers; l++) {
-      layer_weights *lw = &w->layers[l];
-      free(lw->attn_norm), free(lw->wq), free(lw->wk), free(lw->wv), free(lw->wo);
-      free(lw->ffn_norm), free(lw->w_gate), free(lw->w_up), free(lw->w_down);
+      free(w->layers[l].attn_norm);
+      free(w->layers[l].ffn_norm);
     }
   free(w->layers);
-  if (!o->output_is_embd) free(w->output);
-  free(w->token_embd);
   free(w->output_norm);
+  free(o->row);
+  m64_gguf_close(o->g);
   run_state *s = &o->s;
   free(s->x), free(s->xb), free(s->xb2), free(s->q), free(s->k), free(s->v), free(s->att);
   free(s->gate), free(s->up), free(s->logits), free(s->key_cache), free(s->value_cache);
@@ -238,10 +269,12 @@ static void rmsnorm(float *out, const float *x, const float *weight, uint32_t n,
   for (uint32_t i = 0; i < n; i++) out[i] = x[i] * scale * weight[i];
 }
 
-/* out[i] = sum_j W[i][j] * x[j] for W of n_out rows of n_in. */
-static void matvec(float *out, const float *W, const float *x, uint32_t n_in, uint32_t n_out) {
+/* out[i] = sum_j W[i][j] * x[j] for W of n_out rows of n_in; each row dequantized into
+ * `row` first. */
+static void matvec(float *out, const matrix *W, const float *x, uint32_t n_in, uint32_t n_out,
+                   float *row) {
   for (uint32_t i = 0; i < n_out; i++) {
-    const float *row = W + (uint64_t)i * n_in;
+    m64_ref_dequantize_row(W->type, W->data + (uint64_t)i * W->row_bytes, row, n_in);
     double sum = 0;
     for (uint32_t j = 0; j < n_in; j++) sum += (double)row[j] * x[j];
     out[i] = (float)sum;
@@ -310,35 +343,36 @@ const float *m64_oracle_forward(m64_oracle *o, int token, int pos) {
   if (token < 0 || (uint32_t)token >= hp->n_vocab || pos < 0 || (uint32_t)pos >= hp->n_ctx)
     return NULL;
 
-  memcpy(s->x, w->token_embd + (uint64_t)token * hp->dim, hp->dim * sizeof(float));
+  m64_ref_dequantize_row(w->token_embd.type, w->token_embd.data + (uint64_t)token * w->token_embd.row_bytes,
+                         s->x, hp->dim);
 
   for (uint32_t l = 0; l < hp->n_layers; l++) {
     const layer_weights *lw = &w->layers[l];
 
     /* attention block */
     rmsnorm(s->xb, s->x, lw->attn_norm, hp->dim, hp->norm_eps);
-    matvec(s->q, lw->wq, s->xb, hp->dim, hp->dim);
-    matvec(s->k, lw->wk, s->xb, hp->dim, hp->kv_dim);
-    matvec(s->v, lw->wv, s->xb, hp->dim, hp->kv_dim);
+    matvec(s->q, &lw->wq, s->xb, hp->dim, hp->dim, o->row);
+    matvec(s->k, &lw->wk, s->xb, hp->dim, hp->kv_dim, o->row);
+    matvec(s->v, &lw->wv, s->xb, hp->dim, hp->kv_dim, o->row);
     rope(s->q, hp->n_heads, hp, pos);
     rope(s->k, hp->n_kv_heads, hp, pos);
     uint64_t slot = ((uint64_t)l * hp->n_ctx + (uint64_t)pos) * hp->kv_dim;
     memcpy(s->key_cache + slot, s->k, hp->kv_dim * sizeof(float));
     memcpy(s->value_cache + slot, s->v, hp->kv_dim * sizeof(float));
     attention(o, l, pos);
-    matvec(s->xb, lw->wo, s->xb2, hp->dim, hp->dim);
+    matvec(s->xb, &lw->wo, s->xb2, hp->dim, hp->dim, o->row);
     for (uint32_t i = 0; i < hp->dim; i++) s->x[i] += s->xb[i];
 
     /* feed-forward block: x += W_down (silu(W_gate xb) * W_up xb) */
     rmsnorm(s->xb, s->x, lw->ffn_norm, hp->dim, hp->norm_eps);
-    matvec(s->gate, lw->w_gate, s->xb, hp->dim, hp->ffn);
-    matvec(s->up, lw->w_up, s->xb, hp->dim, hp->ffn);
+    matvec(s->gate, &lw->w_gate, s->xb, hp->dim, hp->ffn, o->row);
+    matvec(s->up, &lw->w_up, s->xb, hp->dim, hp->ffn, o->row);
     for (uint32_t i = 0; i < hp->ffn; i++) s->gate[i] = silu(s->gate[i]) * s->up[i];
-    matvec(s->xb, lw->w_down, s->gate, hp->ffn, hp->dim);
+    matvec(s->xb, &lw->w_down, s->gate, hp->ffn, hp->dim, o->row);
     for (uint32_t i = 0; i < hp->dim; i++) s->x[i] += s->xb[i];
   }
 
   rmsnorm(s->xb, s->x, w->output_norm, hp->dim, hp->norm_eps);
-  matvec(s->logits, w->output, s->xb, hp->dim, hp->n_vocab);
+  matvec(s->logits, &w->output, s->xb, hp->dim, hp->n_vocab, o->row);
   return s->logits;
 }
