@@ -110,6 +110,13 @@ static int place(m64_pager *p, uint32_t l, const slot *s, char *err, size_t errl
   } else {
     memcpy(p->base + s->addr, m64_bundle_layer_data(p->b, l), size);
   }
+  /* The bundle's own mapping was read (hash, copy): drop those pages from this process
+   * (they stay in the page cache), so the resident set is the workspace, not the model. */
+  if ((p->o.verify && p->verified[l]) || p->o.mode == M64_PAGE_COPY) {
+    const uintptr_t a = (uintptr_t)m64_bundle_layer_data(p->b, l);
+    const uintptr_t lo = a & ~(uintptr_t)4095, hi = (a + size) & ~(uintptr_t)4095;
+    if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
+  }
   const double dt = now() - t0;
   pthread_mutex_lock(&p->mu);
   p->st.page_seconds += dt;
