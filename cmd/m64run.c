@@ -192,10 +192,9 @@ int main(int argc, char **argv) {
     fflush(stdout);
   }
 
-  /* prefill: every prompt token through the model; the last logits pick the first token */
+  /* prefill: the prompt through the model in batches; the last logits pick the first token */
   double t0 = now();
-  for (uint32_t i = 0; i < n_prompt && !g_stop; i++)
-    if ((rc = m64_session_eval(s, prompt_ids[i], i, NULL, &e))) goto fail;
+  if ((rc = m64_session_eval_batch(s, prompt_ids, n_prompt, 0, NULL, &e))) goto fail;
   t_prefill = now() - t0;
 
   /* decode */

@@ -24,13 +24,13 @@ static const char *kernel_suffix(uint32_t type) {
 typedef struct kernel_use { uint32_t type; uint64_t rows, cols; } kernel_use;
 
 static void kernel_name(char *buf, size_t n, uint32_t type, uint64_t rows, uint64_t cols) {
-  snprintf(buf, n, "mv_%s_%llux%llu", kernel_suffix(type), (unsigned long long)rows,
+  snprintf(buf, n, "mm_%s_%llux%llu", kernel_suffix(type), (unsigned long long)rows,
            (unsigned long long)cols);
 }
 
 /* Emits each distinct (type, cols) slice and (type, rows, cols) matvec once. A slice
- * runs the kernel family on some rows (any thread); a matvec splits its rows across
- * threads through run_matvec (model.h). */
+ * runs the kernel family on some rows (any thread); a product splits its rows across
+ * threads through run_matmul (model.h). */
 static void emit_kernels(const m64c_plan *p, FILE *out) {
   kernel_use seen[64], slices[64];
   size_t n_seen = 0, n_slices = 0;
@@ -59,10 +59,10 @@ static void emit_kernels(const m64c_plan *p, FILE *out) {
     m64_ggml_row_bytes(k.type, k.cols, &row_bytes);
     kernel_name(name, sizeof name, k.type, k.rows, k.cols);
     fprintf(out,
-            "static void %s(float *out, const uint8_t *w, const float *x) {\n"
-            "  run_matvec(slice_%s_%llu, out, w, x, %lluu, %lluu);\n}\n",
+            "static void %s(float *out, const uint8_t *w, const float *x, uint32_t n) {\n"
+            "  run_matmul(slice_%s_%llu, out, w, x, %lluu, %lluu, %lluu, n);\n}\n",
             name, kernel_suffix(k.type), (unsigned long long)k.cols, (unsigned long long)k.rows,
-            (unsigned long long)row_bytes);
+            (unsigned long long)row_bytes, (unsigned long long)k.cols);
   }
   const m64_tensor_entry *embd = &p->tensors[m64c_plan_find(p, 0, "token_embd.weight")];
   fprintf(out,

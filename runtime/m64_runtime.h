@@ -71,6 +71,10 @@ int m64_session_tokenize(m64_session *s, const char *text, size_t len, int add_b
  * valid until the next call. */
 int m64_session_eval(m64_session *s, int32_t token, uint32_t pos, const float **logits,
                      m64_err *e);
+/* Runs n tokens at positions pos0..pos0+n-1 in batches (each weight read once per
+ * batch); *logits are the last token's. For prompts. */
+int m64_session_eval_batch(m64_session *s, const int32_t *tokens, uint32_t n, uint32_t pos0,
+                           const float **logits, m64_err *e);
 /* Samples from the last eval's logits (temp 0 = greedy). */
 int m64_session_sample(m64_session *s, float temp, int32_t top_k, float top_p, int32_t *id,
                        m64_err *e);

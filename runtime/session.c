@@ -53,7 +53,7 @@ struct m64_session {
   char target[48];
   m64_session_options opt;
 
-  uint32_t n_vocab, n_layers, n_ctx;
+  uint32_t n_vocab, n_layers, n_ctx, max_batch;
   int32_t bos, eos;
   uint32_t io;          /* IO_BYTES of scratch inside the workspace */
   uint32_t logits;      /* address of the last logits */
@@ -68,7 +68,7 @@ struct m64_session {
 
 /* ------------------------------------------------------------ calling the module */
 enum op { OP_ALLOCATE_MEMORY, OP_INSTANTIATE, OP_WORKER, OP_THREADS, OP_ABI, OP_ALLOC, OP_STATE_BYTES, OP_INIT, OP_N_VOCAB, OP_N_LAYERS,
-          OP_N_CTX_TRAIN, OP_FORWARD, OP_TOK_LOAD, OP_TOK_ENCODE, OP_TOK_PIECE, OP_BOS, OP_EOS,
+          OP_N_CTX_TRAIN, OP_FORWARD, OP_FORWARD_BATCH, OP_MAX_BATCH, OP_TOK_LOAD, OP_TOK_ENCODE, OP_TOK_PIECE, OP_BOS, OP_EOS,
           OP_SEED, OP_SAMPLE };
 
 typedef struct call {
@@ -100,6 +100,8 @@ static void call_thunk(void *p) {
     case OP_N_LAYERS: c->ret = abi->m64_n_layers(i); break;
     case OP_N_CTX_TRAIN: c->ret = abi->m64_n_ctx_train(i); break;
     case OP_FORWARD: c->ret = abi->m64_forward(i, c->a[0], c->a[1]); break;
+    case OP_FORWARD_BATCH: c->ret = abi->m64_forward_batch(i, c->a[0], c->a[1], c->a[2]); break;
+    case OP_MAX_BATCH: c->ret = abi->m64_max_batch(i); break;
     case OP_TOK_LOAD: c->ret = abi->m64_tok_load(i, c->a[0], c->a[1]); break;
     case OP_TOK_ENCODE: c->ret = abi->m64_tok_encode(i, c->a[0], c->a[1], c->a[2], c->a[3], c->a[4]); break;
     case OP_TOK_PIECE: c->ret = abi->m64_tok_piece(i, c->a[0], c->a[1], c->a[2], c->a[3]); break;
@@ -290,6 +292,8 @@ static int setup_state(m64_session *s, m64_err *e) {
                     m64_bundle_n_layers(s->bundle));
   uint32_t ctx_train;
   if ((rc = invoke0(s, OP_N_CTX_TRAIN, &ctx_train, e))) return rc;
+  if ((rc = invoke0(s, OP_MAX_BATCH, &s->max_batch, e))) return rc;
+  if (s->max_batch == 0 || s->max_batch > 4096) return m64_fail(e, M64_EFORMAT, "module declares a batch of %u", s->max_batch);
   s->n_ctx = s->opt.n_ctx ? s->opt.n_ctx : (ctx_train < 4096 ? ctx_train : 4096);
   if (s->n_ctx == 0) s->n_ctx = 2048;
 
@@ -499,6 +503,29 @@ int m64_session_sample(m64_session *s, float temp, int32_t top_k, float top_p, i
   if (rc) return rc;
   if ((int32_t)c.ret < 0 || c.ret >= s->n_vocab) return m64_fail(e, M64_EFORMAT, "sampler returned %d", (int32_t)c.ret);
   *id = (int32_t)c.ret;
+  return 0;
+}
+
+int m64_session_eval_batch(m64_session *s, const int32_t *tokens, uint32_t n, uint32_t pos0,
+                           const float **logits, m64_err *e) {
+  for (uint32_t done = 0; done < n;) {
+    const uint32_t k = n - done < s->max_batch ? n - done : s->max_batch;
+    for (uint32_t i = 0; i < k; i++)
+      if (tokens[done + i] < 0 || (uint32_t)tokens[done + i] >= s->n_vocab)
+        return m64_fail(e, M64_EFORMAT, "token %d outside the vocabulary of %u", tokens[done + i], s->n_vocab);
+    if ((uint64_t)pos0 + done + k > s->n_ctx)
+      return m64_fail(e, M64_ELIMIT, "positions up to %llu beyond the context of %u",
+                      (unsigned long long)pos0 + done + k, s->n_ctx);
+    memcpy(ws(s, s->io, (uint64_t)k * 4), tokens + done, (size_t)k * 4);
+    call c = {.op = OP_FORWARD_BATCH, .a = {s->io, k, pos0 + done}};
+    int rc = invoke(s, &c, e);
+    if (rc) return rc;
+    const uint8_t *p = ws(s, c.ret, (uint64_t)s->n_vocab * 4);
+    if (!p) return m64_fail(e, M64_EFORMAT, "module returned logits outside its memory");
+    s->logits = c.ret;
+    if (logits) *logits = (const float *)p;
+    done += k;
+  }
   return 0;
 }
 

@@ -7,20 +7,23 @@
  *
  * Layers are paged: m64_host_layer_acquire(L) returns where layer L's weights are in the
  * workspace right now; layer 0 is GLOBALS, layer 1 + l is block l.
+ *
+ * The pass runs n tokens at consecutive positions at once (n = 1 when decoding; up to
+ * MAX_BATCH for a prompt), so that each weight matrix is read once for all n tokens.
  */
 
-/* The mutable state: activations and the KV cache (f16, as llama.cpp's default). */
+/* The mutable state: activations of up to MAX_BATCH tokens (one row each) and the KV
+ * cache (f16, as llama.cpp's default). */
 typedef struct RunState {
   uint32_t n_ctx;
-  float *x;       /* (dim) the residual stream */
-  float *xb;      /* (dim) normed input of a sub-block */
-  float *xb2;     /* (dim) attention output before wo */
-  float *hb;      /* (ffn) gate, then silu(gate) * up */
-  float *hb2;     /* (ffn) up */
-  float *q;       /* (dim) */
-  float *k, *v;   /* (kv_dim) this position's key and value */
-  float *att;     /* (n_ctx) one head's attention scores */
-  float *logits;  /* (vocab) */
+  float *x;       /* (batch, dim) the residual stream */
+  float *xb;      /* (batch, dim) normed input of a sub-block */
+  float *xb2;     /* (batch, dim) attention output before wo */
+  float *hb;      /* (batch, ffn) gate, then silu(gate) * up */
+  float *hb2;     /* (batch, ffn) up */
+  float *q;       /* (batch, dim) */
+  float *k, *v;   /* (batch, kv_dim) these positions' keys and values */
+  float *logits;  /* (vocab) of the last token */
   uint16_t *key_cache, *value_cache; /* (layer, n_ctx, kv_dim) */
 } RunState;
 
@@ -30,7 +33,7 @@ static RunState state;
 #define BLOCK_LAYER(l) (1u + (uint32_t)(l))
 
 static uint64_t state_bytes_for(uint64_t n_ctx) {
-  uint64_t f = 4 * (uint64_t)DIM + 2 * (uint64_t)FFN + 2 * (uint64_t)KV_DIM + n_ctx + VOCAB;
+  uint64_t f = MAX_BATCH * (4 * (uint64_t)DIM + 2 * (uint64_t)FFN + 2 * (uint64_t)KV_DIM) + VOCAB;
   uint64_t kv = 2 * (uint64_t)N_LAYERS * n_ctx * KV_DIM * sizeof(uint16_t);
   return f * sizeof(float) + kv + M64_SCRATCH_BYTES(MAX_COLS) + 16 * 64; /* + alignment slack */
 }
@@ -44,21 +47,20 @@ int32_t m64_init(uint32_t n_ctx) {
   if (n_ctx == 0 || state_bytes_for(n_ctx) > 0xF0000000ull) return -2;
   RunState *s = &state;
   s->n_ctx = n_ctx;
-  s->x = mm_alloc(DIM * 4);
-  s->xb = mm_alloc(DIM * 4);
-  s->xb2 = mm_alloc(DIM * 4);
-  s->hb = mm_alloc(FFN * 4);
-  s->hb2 = mm_alloc(FFN * 4);
-  s->q = mm_alloc(DIM * 4);
-  s->k = mm_alloc(KV_DIM * 4);
-  s->v = mm_alloc(KV_DIM * 4);
-  s->att = mm_alloc(n_ctx * 4);
+  s->x = mm_alloc(MAX_BATCH * DIM * 4);
+  s->xb = mm_alloc(MAX_BATCH * DIM * 4);
+  s->xb2 = mm_alloc(MAX_BATCH * DIM * 4);
+  s->hb = mm_alloc(MAX_BATCH * FFN * 4);
+  s->hb2 = mm_alloc(MAX_BATCH * FFN * 4);
+  s->q = mm_alloc(MAX_BATCH * DIM * 4);
+  s->k = mm_alloc(MAX_BATCH * KV_DIM * 4);
+  s->v = mm_alloc(MAX_BATCH * KV_DIM * 4);
   s->logits = mm_alloc(VOCAB * 4);
   s->key_cache = mm_alloc((uint32_t)((uint64_t)N_LAYERS * n_ctx * KV_DIM * 2));
   s->value_cache = mm_alloc((uint32_t)((uint64_t)N_LAYERS * n_ctx * KV_DIM * 2));
   g_scratch[0] = mm_alloc(M64_SCRATCH_BYTES(MAX_COLS));
   kernels_init(); /* tables the kernels read, built before any thread runs them */
-  if (!s->x || !s->xb || !s->xb2 || !s->hb || !s->hb2 || !s->q || !s->k || !s->v || !s->att ||
+  if (!s->x || !s->xb || !s->xb2 || !s->hb || !s->hb2 || !s->q || !s->k || !s->v ||
       !s->logits || !s->key_cache || !s->value_cache || !g_scratch[0])
     return -1;
   return 0;
@@ -72,20 +74,21 @@ int32_t m64_threads(uint32_t n) {
   return 0;
 }
 
+uint32_t m64_max_batch(void) { return MAX_BATCH; }
 uint32_t m64_n_vocab(void) { return VOCAB; }
 uint32_t m64_n_layers(void) { return 1 + N_LAYERS; }
 uint32_t m64_n_ctx_train(void) { return N_CTX_TRAIN; }
 
-/* Multi-head attention for one position over the cached keys/values of layer l, computed
- * the way llama.cpp's CPU flash attention does with an f16 cache: q rounded to f16, an
- * online softmax, and the value sum kept in f16. */
-static void attention(RunState *s, uint32_t l, int32_t pos) {
+/* Multi-head attention of one query q (dim) at position pos over the cached keys/values
+ * of layer l, into out (dim), computed the way llama.cpp's CPU flash attention does with
+ * an f16 cache: q rounded to f16, an online softmax, and the value sum kept in f16. */
+static void attention(const RunState *s, const float *qv, float *outv, uint32_t l, int32_t pos) {
   const uint32_t group = N_HEADS / N_KV_HEADS; /* query heads per kv head */
   const float scale = 1.0f / mm_sqrtf((float)HEAD_DIM);
   const uint16_t *kc = s->key_cache + (uint64_t)l * s->n_ctx * KV_DIM;
   const uint16_t *vc = s->value_cache + (uint64_t)l * s->n_ctx * KV_DIM;
   for (uint32_t h = 0; h < N_HEADS; h++) {
-    const float *q = s->q + h * HEAD_DIM;
+    const float *q = qv + h * HEAD_DIM;
     const uint32_t kv_off = (h / group) * HEAD_DIM;
     float qh[HEAD_DIM];
     uint16_t acc[HEAD_DIM]; /* sum of softmax-weighted values, f16 */
@@ -111,20 +114,24 @@ static void attention(RunState *s, uint32_t l, int32_t pos) {
       for (uint32_t i = 0; i < HEAD_DIM; i++) acc[i] = f32_to_f16(f16_to_f32(acc[i]) + f16_to_f32(v[i]) * vs);
       sum = sum * ms + vs;
     }
-    float *out = s->xb2 + h * HEAD_DIM;
+    float *out = outv + h * HEAD_DIM;
     const float inv = sum == 0.0f ? 0.0f : 1.0f / sum;
     for (uint32_t i = 0; i < HEAD_DIM; i++) out[i] = f16_to_f32(acc[i]) * inv;
   }
 }
 
-uint32_t m64_forward(int32_t token, int32_t pos) {
+/* n tokens at positions pos0..pos0+n-1; returns the last token's logits. */
+static uint32_t forward(const int32_t *tokens, uint32_t n, int32_t pos0) {
   RunState *s = &state;
-  if (token < 0 || token >= VOCAB || pos < 0 || (uint32_t)pos >= s->n_ctx) __builtin_trap();
+  if (n == 0 || n > MAX_BATCH || pos0 < 0 || (uint64_t)pos0 + n > s->n_ctx) __builtin_trap();
+  for (uint32_t t = 0; t < n; t++)
+    if (tokens[t] < 0 || tokens[t] >= VOCAB) __builtin_trap();
 
-  /* token embedding */
+  /* token embeddings */
   const uint8_t *g = (const uint8_t *)(uintptr_t)m64_host_layer_acquire(GLOBALS_LAYER);
   m64_host_layer_prefetch(BLOCK_LAYER(0));
-  GLOBALS.embed_row(s->x, g + GLOBALS.token_embd + (uint64_t)token * GLOBALS.token_row_bytes);
+  for (uint32_t t = 0; t < n; t++)
+    GLOBALS.embed_row(s->x + t * DIM, g + GLOBALS.token_embd + (uint64_t)tokens[t] * GLOBALS.token_row_bytes);
   m64_host_layer_release(GLOBALS_LAYER);
 
   for (uint32_t l = 0; l < N_LAYERS; l++) {
@@ -134,38 +141,51 @@ uint32_t m64_forward(int32_t token, int32_t pos) {
     m64_host_layer_prefetch(l + 1 < N_LAYERS ? BLOCK_LAYER(l + 1) : GLOBALS_LAYER);
 
     /* attention: q, k, v projections, rope, cache k/v, attend, project back */
-    rmsnorm(s->xb, s->x, AT(b, w->attn_norm.offset, const float *), DIM, RMS_EPS);
-    w->wq.matvec(s->q, b + w->wq.offset, s->xb);
-    w->wk.matvec(s->k, b + w->wk.offset, s->xb);
-    w->wv.matvec(s->v, b + w->wv.offset, s->xb);
-    rope(s->q, N_HEADS, HEAD_DIM, pos, ROPE_BASE);
-    rope(s->k, N_KV_HEADS, HEAD_DIM, pos, ROPE_BASE);
-    uint16_t *kc = s->key_cache + ((uint64_t)l * s->n_ctx + pos) * KV_DIM;
-    uint16_t *vc = s->value_cache + ((uint64_t)l * s->n_ctx + pos) * KV_DIM;
-    for (uint32_t i = 0; i < KV_DIM; i++) {
-      kc[i] = f32_to_f16(s->k[i]);
-      vc[i] = f32_to_f16(s->v[i]);
+    for (uint32_t t = 0; t < n; t++)
+      rmsnorm(s->xb + t * DIM, s->x + t * DIM, AT(b, w->attn_norm.offset, const float *), DIM, RMS_EPS);
+    w->wq.matmul(s->q, b + w->wq.offset, s->xb, n);
+    w->wk.matmul(s->k, b + w->wk.offset, s->xb, n);
+    w->wv.matmul(s->v, b + w->wv.offset, s->xb, n);
+    for (uint32_t t = 0; t < n; t++) {
+      const int32_t pos = pos0 + (int32_t)t;
+      rope(s->q + t * DIM, N_HEADS, HEAD_DIM, pos, ROPE_BASE);
+      rope(s->k + t * KV_DIM, N_KV_HEADS, HEAD_DIM, pos, ROPE_BASE);
+      uint16_t *kc = s->key_cache + ((uint64_t)l * s->n_ctx + pos) * KV_DIM;
+      uint16_t *vc = s->value_cache + ((uint64_t)l * s->n_ctx + pos) * KV_DIM;
+      for (uint32_t i = 0; i < KV_DIM; i++) {
+        kc[i] = f32_to_f16(s->k[t * KV_DIM + i]);
+        vc[i] = f32_to_f16(s->v[t * KV_DIM + i]);
+      }
     }
-    attention(s, l, pos);
-    w->wo.matvec(s->xb, b + w->wo.offset, s->xb2);
-    for (uint32_t i = 0; i < DIM; i++) s->x[i] += s->xb[i];
+    for (uint32_t t = 0; t < n; t++) /* causal: token t sees positions up to its own */
+      attention(s, s->q + t * DIM, s->xb2 + t * DIM, l, pos0 + (int32_t)t);
+    w->wo.matmul(s->xb, b + w->wo.offset, s->xb2, n);
+    for (uint32_t i = 0; i < n * DIM; i++) s->x[i] += s->xb[i];
 
     /* feed-forward: w_down(silu(w_gate x) * w_up x) */
-    rmsnorm(s->xb, s->x, AT(b, w->ffn_norm.offset, const float *), DIM, RMS_EPS);
-    w->w_gate.matvec(s->hb, b + w->w_gate.offset, s->xb);
-    w->w_up.matvec(s->hb2, b + w->w_up.offset, s->xb);
-    for (uint32_t i = 0; i < FFN; i++) s->hb[i] = silu(s->hb[i]) * s->hb2[i];
-    w->w_down.matvec(s->xb, b + w->w_down.offset, s->hb);
-    for (uint32_t i = 0; i < DIM; i++) s->x[i] += s->xb[i];
+    for (uint32_t t = 0; t < n; t++)
+      rmsnorm(s->xb + t * DIM, s->x + t * DIM, AT(b, w->ffn_norm.offset, const float *), DIM, RMS_EPS);
+    w->w_gate.matmul(s->hb, b + w->w_gate.offset, s->xb, n);
+    w->w_up.matmul(s->hb2, b + w->w_up.offset, s->xb, n);
+    for (uint32_t i = 0; i < n * FFN; i++) s->hb[i] = silu(s->hb[i]) * s->hb2[i];
+    w->w_down.matmul(s->xb, b + w->w_down.offset, s->hb, n);
+    for (uint32_t i = 0; i < n * DIM; i++) s->x[i] += s->xb[i];
 
     m64_host_layer_release(BLOCK_LAYER(l));
   }
 
-  /* final norm and logits */
+  /* final norm and logits, for the last token only */
+  float *last = s->x + (n - 1) * DIM;
   g = (const uint8_t *)(uintptr_t)m64_host_layer_acquire(GLOBALS_LAYER);
   m64_host_layer_prefetch(BLOCK_LAYER(0)); /* the next token starts there */
-  rmsnorm(s->x, s->x, AT(g, GLOBALS.output_norm.offset, const float *), DIM, RMS_EPS);
-  GLOBALS.output.matvec(s->logits, g + GLOBALS.output.offset, s->x);
+  rmsnorm(last, last, AT(g, GLOBALS.output_norm.offset, const float *), DIM, RMS_EPS);
+  GLOBALS.output.matmul(s->logits, g + GLOBALS.output.offset, last, 1);
   m64_host_layer_release(GLOBALS_LAYER);
   return (uint32_t)(uintptr_t)s->logits;
+}
+
+uint32_t m64_forward(int32_t token, int32_t pos) { return forward(&token, 1, pos); }
+
+uint32_t m64_forward_batch(const int32_t *tokens, uint32_t n, int32_t pos0) {
+  return forward(tokens, n, pos0);
 }

@@ -151,6 +151,22 @@ M64_INLINE v128_t kq_scale2(v128_t sa, v128_t sb, v128_t sc) {
     (p)[3] = wasm_i16x8_shuffle((s), (s), 6, 6, 6, 6, 7, 7, 7, 7); \
   } while (0)
 
+/* Full unrolling where loop indices pick shuffle patterns (clang leaves a long loop body
+ * rolled otherwise). */
+#define KQ_UNROLL _Pragma("clang loop unroll(full)")
+
+/* i16 lanes [s[2c] x4, s[2c+1] x4] from the unsigned bytes of s (c = 0..3, constant
+ * after unrolling; one byte shuffle with zeroing). */
+M64_INLINE v128_t kq_pair_u8(v128_t s, int c) {
+  const v128_t z = wasm_i32x4_splat(0);
+  switch (c) {
+    case 0: return wasm_i8x16_shuffle(s, z, 0, 16, 0, 16, 0, 16, 0, 16, 1, 16, 1, 16, 1, 16, 1, 16);
+    case 1: return wasm_i8x16_shuffle(s, z, 2, 16, 2, 16, 2, 16, 2, 16, 3, 16, 3, 16, 3, 16, 3, 16);
+    case 2: return wasm_i8x16_shuffle(s, z, 4, 16, 4, 16, 4, 16, 4, 16, 5, 16, 5, 16, 5, 16, 5, 16);
+    default: return wasm_i8x16_shuffle(s, z, 6, 16, 6, 16, 6, 16, 6, 16, 7, 16, 7, 16, 7, 16, 7, 16);
+  }
+}
+
 /* Byte-packed bits moved within each byte by an i16 shift (callers mask the result so
  * no bit crosses between the two bytes of a lane): bit `from` to bit `to`. */
 M64_INLINE v128_t kq_move_bits(v128_t v, int from, int to) {
@@ -195,6 +211,57 @@ M64_INLINE float kq_block1(v128_t isum, float d) {
       }                                                                                         \
       out[r] = acc0;                                                                            \
       out[r + 1] = acc1;                                                                        \
+    }                                                                                           \
+    for (; r < rows; r++) {                                                                     \
+      const uint8_t *w0 = w + r * row_bytes;                                                    \
+      float acc = 0;                                                                            \
+      for (uint32_t b = 0; b < nb; b++)                                                         \
+        acc += kq_blk_##sfx(w0 + (uint64_t)b * (BYTES), xq + (uint64_t)b * KQ8_BYTES);          \
+      out[r] = acc;                                                                             \
+    }                                                                                           \
+  }
+
+/* f16 -> f32 of the low 16 bits of each i32 lane (upper bits zero): f16_to_f32 in SIMD,
+ * so equal to the f16 table for every input. */
+M64_INLINE v128_t kq_f16x4(v128_t h) {
+  v128_t f = wasm_f32x4_mul(wasm_i32x4_shl(wasm_v128_and(h, wasm_i32x4_splat(0x7fff)), 13), wasm_f32x4_splat(0x1p112f));
+  const v128_t inf_h = wasm_i32x4_splat(0x7c00);
+  f = wasm_v128_or(f, wasm_v128_and(wasm_i32x4_eq(wasm_v128_and(h, inf_h), inf_h), wasm_i32x4_splat(0x7f800000)));
+  return wasm_v128_or(f, wasm_i32x4_shl(wasm_v128_and(h, wasm_i32x4_splat(0x8000)), 16));
+}
+
+/* Lane 0 of four vectors: [a0, b0, c0, d0]. */
+M64_INLINE v128_t kq_lane0x4(v128_t a, v128_t b, v128_t c, v128_t d) {
+  return wasm_i32x4_shuffle(wasm_i32x4_shuffle(a, b, 0, 4, 0, 4), wasm_i32x4_shuffle(c, d, 0, 4, 0, 4), 0, 1, 4, 5);
+}
+
+/* Four rows per pass, their accumulators in one f32x4: kq4_blk_<sfx> gives, for block b of
+ * rows r..r+3, the exact integer sums S (and min sums M) per row with the rows' f16
+ * d (and dmin), and each lane then does what kq_block2 does for one row:
+ * acc += S * (d * dx) - M * (dmin * dx). The activation loads are shared by four rows.
+ * Leftover rows go through kq_blk_<sfx>, which gives the same numbers. */
+#define KQ_MATVEC4(sfx, BYTES)                                                                  \
+  M64_INLINE void matvec_##sfx(float *out, const uint8_t *w, const float *x, uint8_t *xq,       \
+                               uint32_t rows, uint32_t cols) {                                  \
+    f16_table_init();                                                                           \
+    quantize_q8_K(xq, x, cols);                                                                 \
+    const uint32_t nb = cols / KQ_QK;                                                           \
+    const uint64_t row_bytes = (uint64_t)nb * (BYTES);                                          \
+    uint32_t r = 0;                                                                             \
+    for (; r + 4 <= rows; r += 4) {                                                             \
+      const uint8_t *w0 = w + r * row_bytes;                                                    \
+      v128_t acc = wasm_f32x4_splat(0);                                                         \
+      for (uint32_t b = 0; b < nb; b++) {                                                       \
+        const uint8_t *xb = xq + (uint64_t)b * KQ8_BYTES, *wb = w0 + (uint64_t)b * (BYTES);     \
+        const uint8_t *wr[4] = {wb, wb + row_bytes, wb + 2 * row_bytes, wb + 3 * row_bytes};    \
+        v128_t s, m, d, dm;                                                                     \
+        kq4_blk_##sfx(wr, xb, &s, &m, &d, &dm);                                                 \
+        const v128_t dx = wasm_f32x4_splat(kq_load_f32(xb));                                    \
+        const v128_t a = wasm_f32x4_mul(wasm_f32x4_convert_i32x4(s), wasm_f32x4_mul(d, dx));    \
+        const v128_t mm = wasm_f32x4_mul(wasm_f32x4_convert_i32x4(m), wasm_f32x4_mul(dm, dx));  \
+        acc = wasm_f32x4_add(acc, wasm_f32x4_sub(a, mm));                                       \
+      }                                                                                         \
+      wasm_v128_store(out + r, acc);                                                            \
     }                                                                                           \
     for (; r < rows; r++) {                                                                     \
       const uint8_t *w0 = w + r * row_bytes;                                                    \
@@ -345,7 +412,69 @@ M64_INLINE float kq_blk_q4_K(const uint8_t *wb, const uint8_t *xb) {
   }
   return kq_block2(isum, d, imin, dmin);
 }
-KQ_MATVEC(q4_K, Q4_K_BYTES)
+
+/* Scales (bytes 0..7) and mins (8..15) of a Q4_K/Q5_K block from its first 16 bytes
+ * (d, dmin, 12 packed bytes s0..s11): kq_scale_min_k4 in SIMD. */
+M64_INLINE v128_t kq_scale_min_k4_v(v128_t hdr) {
+  /* low bits: [s0..3 & 63, s8..11 & 15, s4..7 & 63, s8..11 >> 4] */
+  v128_t lo = wasm_i8x16_shuffle(hdr, wasm_u16x8_shr(hdr, 4), 4, 5, 6, 7, 12, 13, 14, 15, 8, 9, 10, 11, 28, 29, 30, 31);
+  lo = wasm_v128_and(lo, wasm_i8x16_make(63, 63, 63, 63, 15, 15, 15, 15, 63, 63, 63, 63, 15, 15, 15, 15));
+  /* bits 4..5 of scales/mins 4..7: bits 6..7 of s0..3 / s4..7 */
+  v128_t hi = wasm_i8x16_shuffle(hdr, hdr, 4, 5, 6, 7, 4, 5, 6, 7, 8, 9, 10, 11, 8, 9, 10, 11);
+  hi = wasm_v128_and(wasm_u16x8_shr(hi, 2), wasm_i32x4_make(0, 0x30303030, 0, 0x30303030));
+  return wasm_v128_or(lo, hi);
+}
+
+/* Four rows' blocks (w[k]) against one expanded Q8_K block (xb): per row k, lane k of
+ * *s = sum_j sc_j * dot_j, of *m = sum_j min_j * bsum32_j, of *d / *dm the f16 d / dmin. */
+M64_INLINE void kq4_blk_q4_K(const uint8_t *const w[4], const uint8_t *xb, v128_t *s, v128_t *m, v128_t *d,
+                             v128_t *dm) {
+  const v128_t m4 = wasm_i16x8_splat(0x000f);
+  const int16_t *xv = (const int16_t *)(xb + KQ8_Q);
+  v128_t hdr[4], sm[4], isum[4], imin[4];
+  const v128_t bs32 = wasm_v128_load(xb + KQ8_BS32);
+  for (int k = 0; k < 4; k++) {
+    hdr[k] = wasm_v128_load(w[k]);
+    sm[k] = kq_scale_min_k4_v(hdr[k]);
+    imin[k] = wasm_i32x4_dot_i16x8(wasm_u16x8_extend_high_u8x16(sm[k]), bs32);
+    isum[k] = wasm_i32x4_splat(0);
+  }
+  KQ_UNROLL for (int c = 0; c < 4; c++) { /* elements 64c + (0..31 low nibbles | 32..63 high) */
+    const int16_t *xc = xv + 64 * c;
+    v128_t sa[4], sb[4];
+    for (int h = 0; h < 2; h++) { /* bytes 32c + 16h.. : elements 16h.. of each half */
+      v128_t v[4];
+      for (int k = 0; k < 4; k++) v[k] = wasm_v128_load(w[k] + 16 + 32 * c + 16 * h);
+      /* i16 lanes hold bytes (2i, 2i+1): nibbles split straight into even/odd lanes */
+      v128_t x = wasm_v128_load(xc + 16 * h);
+      for (int k = 0; k < 4; k++) {
+        v128_t p = wasm_i32x4_dot_i16x8(wasm_v128_and(v[k], m4), x);
+        sa[k] = h ? wasm_i32x4_add(sa[k], p) : p;
+      }
+      x = wasm_v128_load(xc + 16 * h + 8);
+      for (int k = 0; k < 4; k++)
+        sa[k] = wasm_i32x4_add(sa[k], wasm_i32x4_dot_i16x8(wasm_v128_and(wasm_u16x8_shr(v[k], 8), m4), x));
+      x = wasm_v128_load(xc + 32 + 16 * h);
+      for (int k = 0; k < 4; k++) {
+        v128_t p = wasm_i32x4_dot_i16x8(wasm_v128_and(wasm_u16x8_shr(v[k], 4), m4), x);
+        sb[k] = h ? wasm_i32x4_add(sb[k], p) : p;
+      }
+      x = wasm_v128_load(xc + 40 + 16 * h);
+      for (int k = 0; k < 4; k++)
+        sb[k] = wasm_i32x4_add(sb[k], wasm_i32x4_dot_i16x8(wasm_u16x8_shr(v[k], 12), x));
+    }
+    for (int k = 0; k < 4; k++) {
+      /* i16 lanes [sc_2c x4, sc_2c+1 x4], zero-extended from the scale bytes */
+      isum[k] = wasm_i32x4_add(isum[k], kq_scale2(sa[k], sb[k], kq_pair_u8(sm[k], c)));
+    }
+  }
+  *s = kq_hsum4(isum[0], isum[1], isum[2], isum[3]);
+  *m = kq_hsum4(imin[0], imin[1], imin[2], imin[3]);
+  const v128_t dd = kq_lane0x4(hdr[0], hdr[1], hdr[2], hdr[3]); /* d | dmin << 16 per row */
+  *d = kq_f16x4(wasm_v128_and(dd, wasm_i32x4_splat(0xffff)));
+  *dm = kq_f16x4(wasm_u32x4_shr(dd, 16));
+}
+KQ_MATVEC4(q4_K, Q4_K_BYTES)
 
 /* One weight block (wb) against one expanded Q8_K block (xb). */
 M64_INLINE float kq_blk_q5_K(const uint8_t *wb, const uint8_t *xb) {

@@ -72,6 +72,12 @@ M64_EXPORT("m64_worker") void m64_worker(uint32_t i, uint32_t n);
 /* Runs one token at position pos through the model; returns the address of n_vocab f32
  * logits (owned by the module, valid until the next call). */
 M64_EXPORT("m64_forward") uint32_t m64_forward(int32_t token, int32_t pos);
+/* Runs n tokens (1..m64_max_batch()) at positions pos0.. pos0+n-1 in one pass: each
+ * weight matrix is read once for all of them (prompt processing). Returns the address of
+ * the last token's logits, as m64_forward does. */
+M64_EXPORT("m64_forward_batch") uint32_t m64_forward_batch(const int32_t *tokens, uint32_t n,
+                                                           int32_t pos0);
+M64_EXPORT("m64_max_batch") uint32_t m64_max_batch(void);
 
 /* Tokenizer: the host copies the bundle's TOKENIZER section into m64_alloc'ed memory. */
 M64_EXPORT("m64_tok_load") int32_t m64_tok_load(const uint8_t *blob, uint32_t size);

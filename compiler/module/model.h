@@ -11,10 +11,12 @@
 #include "kernels.h"
 #include "m64_module.h"
 
-/* A matrix inside a layer: byte offset from the layer's base and its specialized kernel. */
-typedef void (*matvec_fn)(float *out, const uint8_t *w, const float *x);
+/* A matrix inside a layer: byte offset from the layer's base and its specialized kernel,
+ * which multiplies it with n input vectors (x: n rows of cols) into n outputs (out: n
+ * rows of rows); n = 1 is a matrix-vector product. */
+typedef void (*matmul_fn)(float *out, const uint8_t *w, const float *x, uint32_t n);
 typedef void (*row_fn)(float *out, const uint8_t *row);
-typedef struct Matrix { uint32_t offset; matvec_fn matvec; } Matrix;
+typedef struct Matrix { uint32_t offset; matmul_fn matmul; } Matrix;
 /* An F32 vector (norm weights) inside a layer. */
 typedef struct Vector { uint32_t offset; } Vector;
 
@@ -35,46 +37,65 @@ typedef struct BlockWeights {
   Matrix w_gate, w_up, w_down;      /* (ffn, dim) x2, (dim, ffn) */
 } BlockWeights;
 
-/* ---- matvecs split across the host's threads ----
- * A slice runs one kernel family on `rows` consecutive rows; every thread has its own
- * scratch for the activation as the weights' dot product consumes it (rounded to f16,
- * quantized to Q8_0 blocks, ...), which each thread prepares itself: that costs O(cols),
- * against O(rows * cols) for its rows. */
+/* ---- products split across the host's threads ----
+ * A slice runs one kernel family on `rows` consecutive rows for one input vector; every
+ * thread has its own scratch for the activation as the weights' dot product consumes it
+ * (rounded to f16, quantized to Q8_0 blocks, ...), which each thread prepares itself:
+ * O(cols), against O(rows * cols) for its rows. With several inputs (prefill), rows go
+ * in chunks of about 256 KiB of weights, each chunk used for every input while it is in
+ * the cache: the weights come from memory once per batch, not once per token. */
 typedef void (*slice_fn)(float *out, const uint8_t *w, const float *x, uint8_t *scratch,
                          uint32_t rows);
-typedef struct MatvecJob {
+typedef struct MatmulJob {
   slice_fn slice;
   float *out;
   const uint8_t *w;
   const float *x;
-  uint32_t rows, row_bytes;
-} MatvecJob;
+  uint32_t rows, row_bytes, cols, n;
+} MatmulJob;
 
 #define MAX_THREADS 64u
-static MatvecJob g_job;
+#define MAX_BATCH 32u
+static MatmulJob g_job;
 static uint8_t *g_scratch[MAX_THREADS];
 static uint32_t g_threads = 1;
-/* Below this many weight bytes a matvec runs on the calling thread: waking the others
+/* Below this many weight bytes a product runs on the calling thread: waking the others
  * costs more than it saves. */
 #define PARALLEL_MIN_BYTES (256u * 1024u)
+#define CHUNK_BYTES (256u * 1024u)
+
+/* Rows [r0, r1) of the job for every input, chunk by chunk. */
+static void matmul_rows(const MatmulJob *j, uint32_t r0, uint32_t r1, uint8_t *scratch) {
+  if (j->n == 1) {
+    j->slice(j->out + r0, j->w + (uint64_t)r0 * j->row_bytes, j->x, scratch, r1 - r0);
+    return;
+  }
+  uint32_t chunk = (CHUNK_BYTES / j->row_bytes) & ~3u;
+  if (chunk < 4) chunk = 4;
+  for (uint32_t c0 = r0; c0 < r1; c0 += chunk) {
+    const uint32_t c1 = c0 + chunk < r1 ? c0 + chunk : r1;
+    for (uint32_t t = 0; t < j->n; t++)
+      j->slice(j->out + (uint64_t)t * j->rows + c0, j->w + (uint64_t)c0 * j->row_bytes,
+               j->x + (uint64_t)t * j->cols, scratch, c1 - c0);
+  }
+}
 
 void m64_worker(uint32_t i, uint32_t n) {
-  const MatvecJob *j = &g_job;
+  const MatmulJob *j = &g_job;
   if (i >= n || i >= g_threads) return;
   /* shares of a multiple of 4 rows: kernels process rows in pairs */
   const uint32_t per = ((j->rows + n - 1) / n + 3u) & ~3u;
   const uint32_t r0 = i * per, r1 = r0 + per < j->rows ? r0 + per : j->rows;
-  if (r0 < r1) j->slice(j->out + r0, j->w + (uint64_t)r0 * j->row_bytes, j->x, g_scratch[i], r1 - r0);
+  if (r0 < r1) matmul_rows(j, r0, r1, g_scratch[i]);
 }
 
-static void run_matvec(slice_fn slice, float *out, const uint8_t *w, const float *x,
-                       uint32_t rows, uint32_t row_bytes) {
-  if (g_threads == 1 || (uint64_t)rows * row_bytes < PARALLEL_MIN_BYTES) {
-    slice(out, w, x, g_scratch[0], rows);
-    return;
-  }
-  g_job = (MatvecJob){slice, out, w, x, rows, row_bytes};
-  m64_host_parallel();
+static void run_matmul(slice_fn slice, float *out, const uint8_t *w, const float *x,
+                       uint32_t rows, uint32_t row_bytes, uint32_t cols, uint32_t n) {
+  g_job = (MatmulJob){slice, out, w, x, rows, row_bytes, cols, n};
+  if (g_threads == 1 || (uint64_t)rows * row_bytes < PARALLEL_MIN_BYTES)
+    matmul_rows(&g_job, 0, rows, g_scratch[0]);
+  else
+    m64_host_parallel();
 }
 
 #define AT(base, off, type) ((type)((base) + (off)))

@@ -34,6 +34,10 @@ static void glue_memory_limits(uint64_t *min_pages, uint64_t *max_pages) {
 static uint32_t *glue_stack_pointer(void *inst) { return w2c_m64mod_0x5F_stack_pointer(INST(inst)); }
 static uint32_t glue_threads(void *i, uint32_t n) { return w2c_m64mod_m64_threads(INST(i), n); }
 static void glue_worker(void *i, uint32_t k, uint32_t n) { w2c_m64mod_m64_worker(INST(i), k, n); }
+static uint32_t glue_forward_batch(void *i, uint32_t tokens, uint32_t n, uint32_t pos0) {
+  return w2c_m64mod_m64_forward_batch(INST(i), tokens, n, pos0);
+}
+static uint32_t glue_max_batch(void *i) { return w2c_m64mod_m64_max_batch(INST(i)); }
 
 static uint32_t glue_abi_version(void *i) { return w2c_m64mod_m64_abi_version(INST(i)); }
 static uint32_t glue_alloc(void *i, uint32_t n) { return w2c_m64mod_m64_alloc(INST(i), n); }
@@ -87,6 +91,8 @@ __attribute__((visibility("default"))) const m64_native_abi M64_NATIVE_ABI = {
     .m64_n_layers = glue_n_layers,
     .m64_n_ctx_train = glue_n_ctx_train,
     .m64_forward = glue_forward,
+    .m64_forward_batch = glue_forward_batch,
+    .m64_max_batch = glue_max_batch,
     .m64_tok_load = glue_tok_load,
     .m64_tok_encode = glue_tok_encode,
     .m64_tok_piece = glue_tok_piece,

@@ -61,6 +61,8 @@ typedef struct m64_native_abi {
   uint32_t (*m64_threads)(void *inst, uint32_t n);
   void (*m64_worker)(void *inst, uint32_t i, uint32_t n);
   uint32_t (*m64_forward)(void *inst, uint32_t token, uint32_t pos);
+  uint32_t (*m64_forward_batch)(void *inst, uint32_t tokens, uint32_t n, uint32_t pos0);
+  uint32_t (*m64_max_batch)(void *inst);
   uint32_t (*m64_tok_load)(void *inst, uint32_t blob, uint32_t size);
   uint32_t (*m64_tok_encode)(void *inst, uint32_t text, uint32_t len, uint32_t add_bos,
                              uint32_t out, uint32_t max);

@@ -57,3 +57,7 @@ int32_t m64_threads(uint32_t n) {
   return 0;
 }
 void m64_worker(uint32_t i, uint32_t n) { (void)i, (void)n; }
+uint32_t m64_forward_batch(const int32_t *tokens, uint32_t n, int32_t pos0) {
+  return m64_forward(tokens[n - 1], pos0 + (int32_t)n - 1);
+}
+uint32_t m64_max_batch(void) { return 8; }
