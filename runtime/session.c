@@ -68,7 +68,7 @@ struct m64_session {
 
 /* ------------------------------------------------------------ calling the module */
 enum op { OP_ALLOCATE_MEMORY, OP_INSTANTIATE, OP_WORKER, OP_THREADS, OP_ABI, OP_ALLOC, OP_STATE_BYTES, OP_INIT, OP_N_VOCAB, OP_N_LAYERS,
-          OP_N_CTX_TRAIN, OP_FORWARD, OP_FORWARD_BATCH, OP_MAX_BATCH, OP_TOK_LOAD, OP_TOK_ENCODE, OP_TOK_PIECE, OP_BOS, OP_EOS,
+          OP_N_CTX_TRAIN, OP_FORWARD_BATCH, OP_MAX_BATCH, OP_TOK_LOAD, OP_TOK_ENCODE, OP_TOK_PIECE, OP_BOS, OP_EOS,
           OP_SEED, OP_SAMPLE };
 
 typedef struct call {
@@ -99,7 +99,6 @@ static void call_thunk(void *p) {
     case OP_N_VOCAB: c->ret = abi->m64_n_vocab(i); break;
     case OP_N_LAYERS: c->ret = abi->m64_n_layers(i); break;
     case OP_N_CTX_TRAIN: c->ret = abi->m64_n_ctx_train(i); break;
-    case OP_FORWARD: c->ret = abi->m64_forward(i, c->a[0], c->a[1]); break;
     case OP_FORWARD_BATCH: c->ret = abi->m64_forward_batch(i, c->a[0], c->a[1], c->a[2]); break;
     case OP_MAX_BATCH: c->ret = abi->m64_max_batch(i); break;
     case OP_TOK_LOAD: c->ret = abi->m64_tok_load(i, c->a[0], c->a[1]); break;
@@ -483,17 +482,7 @@ int m64_session_tokenize(m64_session *s, const char *text, size_t len, int add_b
 }
 
 int m64_session_eval(m64_session *s, int32_t token, uint32_t pos, const float **logits, m64_err *e) {
-  if (token < 0 || (uint32_t)token >= s->n_vocab)
-    return m64_fail(e, M64_EFORMAT, "token %d outside the vocabulary of %u", token, s->n_vocab);
-  if (pos >= s->n_ctx) return m64_fail(e, M64_ELIMIT, "position %u beyond the context of %u", pos, s->n_ctx);
-  call c = {.op = OP_FORWARD, .a = {(uint32_t)token, pos}};
-  int rc = invoke(s, &c, e);
-  if (rc) return rc;
-  const uint8_t *p = ws(s, c.ret, (uint64_t)s->n_vocab * 4);
-  if (!p) return m64_fail(e, M64_EFORMAT, "module returned logits outside its memory");
-  s->logits = c.ret;
-  if (logits) *logits = (const float *)p;
-  return 0;
+  return m64_session_eval_batch(s, &token, 1, pos, logits, e);
 }
 
 int m64_session_sample(m64_session *s, float temp, int32_t top_k, float top_p, int32_t *id, m64_err *e) {

@@ -8,19 +8,12 @@
 #include <random>
 #include <vector>
 
+#include "half_ref.h"
 #include "kernels_native.h"
 #include "m64_formats.h"
 
 namespace {
 
-float half_ref(uint16_t h) {
-  int sign = h >> 15, exp = (h >> 10) & 31, man = h & 1023;
-  float v;
-  if (exp == 0) v = std::ldexp((float)man, -24);
-  else if (exp == 31) v = man ? NAN : INFINITY;
-  else v = std::ldexp((float)(man | 1024), exp - 25);
-  return sign ? -v : v;
-}
 
 uint16_t put_half(std::vector<uint8_t> &buf, size_t at, uint16_t h) {
   buf[at] = (uint8_t)h;

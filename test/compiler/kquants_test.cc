@@ -13,22 +13,14 @@
 #include <vector>
 
 #include "kernels_native.h"
+#include "half_ref.h"
 #include "m64_formats.h"
 
 namespace {
 
 constexpr int QK = 256;
 
-float h2f(uint16_t h) {  // plain half -> float, by ldexp
-  int sign = h >> 15, exp = (h >> 10) & 31, man = h & 1023;
-  float v;
-  if (exp == 0) v = std::ldexp((float)man, -24);
-  else if (exp == 31) v = man ? NAN : INFINITY;
-  else v = std::ldexp((float)(man | 1024), exp - 25);
-  return sign ? -v : v;
-}
 
-uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
 void wr16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
 
 struct KType { uint32_t id; const char *name; uint32_t bytes; std::vector<int> f16_at; };
@@ -54,7 +46,7 @@ void dequant_block_ref(uint32_t type, const uint8_t *b, float *y, float *mag) {
     switch (type) {
       case M64_GGML_Q2_K: {  // scales[16] qs[64] d dmin
         const uint8_t *scales = b, *qs = b + 16;
-        float d = h2f(rd16(b + 80)), dmin = h2f(rd16(b + 82));
+        float d = half_ref(rd16(b + 80)), dmin = half_ref(rd16(b + 82));
         int half = i / 128, j = (i % 128) / 32, l = i % 32;  // l < 16: sub-block A, else B
         int sc = scales[half * 8 + j * 2 + (l >= 16)];
         int q = (qs[32 * half + l] >> (2 * j)) & 3;
@@ -65,7 +57,7 @@ void dequant_block_ref(uint32_t type, const uint8_t *b, float *y, float *mag) {
       }
       case M64_GGML_Q3_K: {  // hmask[32] qs[64] scales[12] d
         const uint8_t *hmask = b, *qs = b + 32, *s = b + 96;
-        float d = h2f(rd16(b + 108));
+        float d = half_ref(rd16(b + 108));
         uint32_t a[3];
         for (int k = 0; k < 3; k++) a[k] = s[4 * k] | s[4 * k + 1] << 8 | s[4 * k + 2] << 16 | (uint32_t)s[4 * k + 3] << 24;
         const uint32_t km1 = 0x03030303, km2 = 0x0f0f0f0f;
@@ -85,7 +77,7 @@ void dequant_block_ref(uint32_t type, const uint8_t *b, float *y, float *mag) {
       case M64_GGML_Q5_K: {  // d dmin scales[12] [qh[32]] qs[128]
         bool five = type == M64_GGML_Q5_K;
         const uint8_t *s = b + 4, *qh = b + 16, *qs = b + (five ? 48 : 16);
-        float d = h2f(rd16(b)), dmin = h2f(rd16(b + 2));
+        float d = half_ref(rd16(b)), dmin = half_ref(rd16(b + 2));
         int c = i / 64, l = i % 32, hi = (i % 64) >= 32;
         int j = 2 * c + hi;  // sub-block of 32
         int sc, mn;
@@ -106,7 +98,7 @@ void dequant_block_ref(uint32_t type, const uint8_t *b, float *y, float *mag) {
       case M64_GGML_Q6_K: {  // ql[128] qh[64] scales[16] d
         const uint8_t *ql = b, *qh = b + 128;
         const int8_t *sc = (const int8_t *)(b + 192);
-        float d = h2f(rd16(b + 208));
+        float d = half_ref(rd16(b + 208));
         int h = i / 128, k = (i % 128) / 32, l = i % 32;
         const uint8_t *qlh = ql + 64 * h, *qhh = qh + 32 * h;
         int q;
@@ -121,7 +113,7 @@ void dequant_block_ref(uint32_t type, const uint8_t *b, float *y, float *mag) {
       }
       case M64_GGML_IQ4_XS: {  // d scales_h scales_l[4] qs[128]
         static const int8_t kv[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
-        float d = h2f(rd16(b));
+        float d = half_ref(rd16(b));
         uint16_t sh = rd16(b + 2);
         const uint8_t *sl = b + 4, *qs = b + 8;
         int ib = i / 32, j = i % 32;

@@ -12,20 +12,12 @@
 #include <vector>
 
 #include "kernels_native.h"
+#include "half_ref.h"
 #include "m64_formats.h"
 
 namespace {
 
 // ---------------------------------------------------------------- scalar references
-float half(uint16_t h) {
-  int sign = h >> 15, exp = (h >> 10) & 31, man = h & 1023;
-  float v;
-  if (exp == 0) v = std::ldexp((float)man, -24);
-  else if (exp == 31) v = man ? NAN : INFINITY;
-  else v = std::ldexp((float)(man | 1024), exp - 25);
-  return sign ? -v : v;
-}
-uint16_t u16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
 uint32_t u32(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
 float bits_f32(uint32_t u) { float f; std::memcpy(&f, &u, 4); return f; }
 uint32_t f32_bits(float f) { uint32_t u; std::memcpy(&u, &f, 4); return u; }
@@ -53,8 +45,8 @@ const TypeDesc &desc(uint32_t type) {
 }
 
 // Block scale, min and element j's quant value (offsets and tables applied), from the bytes.
-float blk_d(const uint8_t *b) { return half(u16(b)); }
-float blk_m(uint32_t type, const uint8_t *b) { return desc(type).has_min ? half(u16(b + 2)) : 0.f; }
+float blk_d(const uint8_t *b) { return half_ref(rd16(b)); }
+float blk_m(uint32_t type, const uint8_t *b) { return desc(type).has_min ? half_ref(rd16(b + 2)) : 0.f; }
 int blk_q(uint32_t type, const uint8_t *b, int j) {
   switch (type) {
     case M64_GGML_Q4_1: { uint8_t byte = b[4 + j % 16]; return j < 16 ? byte & 15 : byte >> 4; }
@@ -74,7 +66,7 @@ int blk_q(uint32_t type, const uint8_t *b, int j) {
 std::vector<float> dequant_ref(uint32_t type, const uint8_t *w, size_t n) {
   std::vector<float> out(n);
   if (type == M64_GGML_BF16) {
-    for (size_t i = 0; i < n; i++) out[i] = bits_f32((uint32_t)u16(w + 2 * i) << 16);
+    for (size_t i = 0; i < n; i++) out[i] = bits_f32((uint32_t)rd16(w + 2 * i) << 16);
     return out;
   }
   const TypeDesc &t = desc(type);
@@ -110,8 +102,8 @@ std::vector<Q8Block> quantize_q8_ref(const std::vector<float> &x) {
       out[b].q[j] = (int)std::nearbyint(v);
       sum += out[b].q[j];
     }
-    out[b].d = half(kn_f32_to_f16(d));
-    out[b].s = half(kn_f32_to_f16((float)sum * d));
+    out[b].d = half_ref(kn_f32_to_f16(d));
+    out[b].s = half_ref(kn_f32_to_f16((float)sum * d));
   }
   return out;
 }
@@ -271,7 +263,7 @@ TEST(LegacyKernels, ReferenceQ8MatchesModuleQuantizer) {
   std::vector<uint8_t> xq(4096 / 32 * 34);
   kn_quantize_q8_0(xq.data(), x.data(), 4096);
   for (size_t b = 0; b < ref.size(); b++) {
-    ASSERT_EQ(half(u16(&xq[34 * b])), ref[b].d) << b;
+    ASSERT_EQ(half_ref(rd16(&xq[34 * b])), ref[b].d) << b;
     for (int j = 0; j < 32; j++) ASSERT_EQ((int)(int8_t)xq[34 * b + 2 + j], ref[b].q[j]) << b << " " << j;
   }
 }
