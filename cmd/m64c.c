@@ -14,6 +14,8 @@ static void usage(FILE *f) {
           "      (re)compile the bundle's wasm module to native code for this host (%s)\n"
           "  m64c info MODEL.m64\n"
           "      header, sections, segments, layers, tensors, module exports, native targets\n"
+          "  m64c verify MODEL.m64\n"
+          "      check the SHA-256 of every section and every layer up front\n"
           "\n"
           "options:\n"
           "  -o PATH            output bundle (build: required; aot: default rewrites in place)\n"
@@ -79,8 +81,10 @@ int main(int argc, char **argv) {
                                    o.output ? o.output : input);
   } else if (!strcmp(cmd, "info")) {
     rc = m64c_info(input, stdout, &e);
+  } else if (!strcmp(cmd, "verify")) {
+    rc = m64c_verify(input, stdout, &e);
   } else {
-    fprintf(stderr, "m64c: unknown command '%s' (build, aot, info)\n", cmd);
+    fprintf(stderr, "m64c: unknown command '%s' (build, aot, info, verify)\n", cmd);
     return 1;
   }
   if (rc) {

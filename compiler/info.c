@@ -137,3 +137,18 @@ int m64c_info(const char *path, FILE *out, m64_err *e) {
   m64_bundle_close(b);
   return 0;
 }
+
+int m64c_verify(const char *path, FILE *out, m64_err *e) {
+  m64_bundle *b;
+  int rc = m64_bundle_open(path, &b, e); /* checks the header and every small section */
+  if (rc) return rc;
+  rc = m64_bundle_verify_all(b, e); /* and every layer of the image */
+  if (!rc) {
+    uint64_t bytes = 0;
+    for (uint32_t l = 0; l < m64_bundle_n_layers(b); l++) bytes += m64_bundle_layer(b, l)->size;
+    fprintf(out, "%s: OK: %u sections and %u layers (%.1f MiB of weights) match their SHA-256\n", path,
+            m64_bundle_n_sections(b), m64_bundle_n_layers(b), bytes / 1048576.0);
+  }
+  m64_bundle_close(b);
+  return rc;
+}

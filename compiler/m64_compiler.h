@@ -42,6 +42,10 @@ int m64c_aot(const char *bundle, const char *output, int verbose, m64_err *e);
  * exports, native targets. */
 int m64c_info(const char *bundle, FILE *out, m64_err *e);
 
+/* Checks every section's and every layer's SHA-256 (m64run checks layers lazily, at first
+ * use); the error names the section or layer that does not match. */
+int m64c_verify(const char *bundle, FILE *out, m64_err *e);
+
 /* The native target this host would get from AOT compilation, e.g. "x86_64-v3-linux". */
 const char *m64c_host_target(void);
 

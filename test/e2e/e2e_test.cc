@@ -390,6 +390,13 @@ TEST(Pager, CorruptLayerIsNamedNotUsed) {
   ASSERT_EQ(r.code, 0) << r.out;
   r = sh(kBin + "/cmd/m64run " + d + "/c.m64 -p 'one two' -n 4 --temp 0");
   EXPECT_EQ(r.code, 1) << r.out;
+  // m64c verify checks everything up front and names the same layer
+  CmdResult v = sh(kBin + "/cmd/m64c verify " + d + "/c.m64");
+  EXPECT_EQ(v.code, 1) << v.out;
+  EXPECT_NE(v.out.find("'blk.1'"), std::string::npos) << v.out;
+  v = sh(kBin + "/cmd/m64c verify " + kOut + "/synth-F32.m64");
+  EXPECT_EQ(v.code, 0) << v.out;
+  EXPECT_NE(v.out.find(": OK: "), std::string::npos) << v.out;
   EXPECT_NE(r.out.find("SHA-256 mismatch"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("'blk.1'"), std::string::npos) << r.out;
   sh("rm -rf " + d);
