@@ -28,41 +28,46 @@ static void kernel_name(char *buf, size_t n, uint32_t type, uint64_t rows, uint6
            (unsigned long long)cols);
 }
 
-/* Emits each distinct (type, cols) slice and (type, rows, cols) matvec once. A slice
+/* The distinct matrix kernels of the plan, in tensor order: keyed by (type, rows, cols)
+ * with per_shape set, else by (type, cols) (the slices). Returns how many (<= cap). */
+static size_t distinct_kernels(const m64c_plan *p, int per_shape, kernel_use *out, size_t cap) {
+  size_t n = 0;
+  for (uint32_t i = 0; i < p->n_tensors && n < cap; i++) {
+    const m64_tensor_entry *t = &p->tensors[i];
+    if (t->n_dims != 2) continue;
+    kernel_use k = {t->type, per_shape ? t->ne[1] : 0, t->ne[0]};
+    int dup = 0;
+    for (size_t j = 0; j < n && !dup; j++)
+      dup = out[j].type == k.type && out[j].rows == k.rows && out[j].cols == k.cols;
+    if (!dup) out[n++] = k;
+  }
+  return n;
+}
+
+/* Emits each distinct (type, cols) slice and (type, rows, cols) product once. A slice
  * runs the kernel family on some rows (any thread); a product splits its rows across
  * threads through run_matmul (model.h). */
 static void emit_kernels(const m64c_plan *p, FILE *out) {
-  kernel_use seen[64], slices[64];
-  size_t n_seen = 0, n_slices = 0;
+  kernel_use k[64];
   fprintf(out, "/* ---- kernels: one per (quant type, rows x cols) in this model ---- */\n");
-  for (uint32_t i = 0; i < p->n_tensors; i++) {
-    const m64_tensor_entry *t = &p->tensors[i];
-    if (t->n_dims != 2) continue;
-    kernel_use k = {t->type, t->ne[1], t->ne[0]};
-    int dup = 0;
-    for (size_t j = 0; j < n_slices && !dup; j++) dup = slices[j].type == k.type && slices[j].cols == k.cols;
-    if (!dup && n_slices < sizeof slices / sizeof slices[0]) {
-      slices[n_slices++] = k;
-      fprintf(out,
-              "static void slice_%s_%llu(float *out, const uint8_t *w, const float *x, uint8_t *scratch,\n"
-              "    uint32_t rows) {\n  matvec_%s(out, w, x, scratch, rows, %lluu);\n}\n",
-              kernel_suffix(k.type), (unsigned long long)k.cols, kernel_suffix(k.type),
-              (unsigned long long)k.cols);
-    }
-    dup = 0;
-    for (size_t j = 0; j < n_seen && !dup; j++)
-      dup = seen[j].type == k.type && seen[j].rows == k.rows && seen[j].cols == k.cols;
-    if (dup || n_seen == sizeof seen / sizeof seen[0]) continue;
-    seen[n_seen++] = k;
+  const size_t n_slices = distinct_kernels(p, 0, k, sizeof k / sizeof k[0]);
+  for (size_t i = 0; i < n_slices; i++)
+    fprintf(out,
+            "static void slice_%s_%llu(float *out, const uint8_t *w, const float *x, uint8_t *scratch,\n"
+            "    uint32_t rows) {\n  matvec_%s(out, w, x, scratch, rows, %lluu);\n}\n",
+            kernel_suffix(k[i].type), (unsigned long long)k[i].cols, kernel_suffix(k[i].type),
+            (unsigned long long)k[i].cols);
+  const size_t n_products = distinct_kernels(p, 1, k, sizeof k / sizeof k[0]);
+  for (size_t i = 0; i < n_products; i++) {
     char name[64];
     uint64_t row_bytes = 0;
-    m64_ggml_row_bytes(k.type, k.cols, &row_bytes);
-    kernel_name(name, sizeof name, k.type, k.rows, k.cols);
+    m64_ggml_row_bytes(k[i].type, k[i].cols, &row_bytes);
+    kernel_name(name, sizeof name, k[i].type, k[i].rows, k[i].cols);
     fprintf(out,
             "static void %s(float *out, const uint8_t *w, const float *x, uint32_t n) {\n"
             "  run_matmul(slice_%s_%llu, out, w, x, %lluu, %lluu, %lluu, n);\n}\n",
-            name, kernel_suffix(k.type), (unsigned long long)k.cols, (unsigned long long)k.rows,
-            (unsigned long long)row_bytes, (unsigned long long)k.cols);
+            name, kernel_suffix(k[i].type), (unsigned long long)k[i].cols, (unsigned long long)k[i].rows,
+            (unsigned long long)row_bytes, (unsigned long long)k[i].cols);
   }
   const m64_tensor_entry *embd = &p->tensors[m64c_plan_find(p, 0, "token_embd.weight")];
   fprintf(out,
@@ -71,25 +76,18 @@ static void emit_kernels(const m64c_plan *p, FILE *out) {
 }
 
 size_t m64c_kernel_list(const m64c_plan *p, char *buf, size_t cap) {
-  kernel_use seen[64];
-  size_t n_seen = 0, len = 0;
+  kernel_use k[64];
+  const size_t n = distinct_kernels(p, 1, k, sizeof k / sizeof k[0]);
+  size_t len = 0;
   buf[0] = 0;
-  for (uint32_t i = 0; i < p->n_tensors; i++) {
-    const m64_tensor_entry *t = &p->tensors[i];
-    if (t->n_dims != 2) continue;
-    kernel_use k = {t->type, t->ne[1], t->ne[0]};
-    int dup = 0;
-    for (size_t j = 0; j < n_seen && !dup; j++)
-      dup = seen[j].type == k.type && seen[j].rows == k.rows && seen[j].cols == k.cols;
-    if (dup || n_seen == sizeof seen / sizeof seen[0]) continue;
-    seen[n_seen++] = k;
+  for (size_t i = 0; i < n; i++) {
     char name[64];
-    kernel_name(name, sizeof name, k.type, k.rows, k.cols);
+    kernel_name(name, sizeof name, k[i].type, k[i].rows, k[i].cols);
     int w = snprintf(buf + len, cap - len, "%s%s", len ? " " : "", name);
     if (w < 0 || (size_t)w >= cap - len) break;
     len += (size_t)w;
   }
-  return n_seen;
+  return n;
 }
 
 static void emit_matrix(const m64c_plan *p, FILE *out, const char *field, int idx) {
