@@ -186,7 +186,11 @@ int m64c_compile_native(const m64c_workdir *w, int verbose, m64_err *e) {
   snprintf(inc_mod, sizeof inc_mod, "-I%s/compiler/module", source_dir());
   snprintf(inc_work, sizeof inc_work, "-I%s", w->path);
   snprintf(glue, sizeof glue, "%s/compiler/module/native_glue.c", source_dir());
-  char *cc[] = {(char *)clang_path(), "-O3", (char *)host_march(), "-fPIC", "-shared", "-w",
+  /* The work directory's random name must not reach the object (file symbols, build id):
+   * the same bundle has to come out byte for byte (-s drops .symtab; dlsym uses .dynsym). */
+  char prefix_map[620];
+  snprintf(prefix_map, sizeof prefix_map, "-ffile-prefix-map=%s=.", w->path);
+  char *cc[] = {(char *)clang_path(), "-O3", (char *)host_march(), "-fPIC", "-shared", "-w", "-s", prefix_map,
                 "-fno-strict-aliasing", "-ffp-contract=off", "-fvisibility=hidden", "-I" M64_SIMDE_INCLUDE_PATH, inc_rt, inc_abi, inc_mod, inc_work,
                 "-DM64_MODULE_HEADER=\"m64mod.h\"", "-o", so, c_out, glue, "-lm", NULL};
   return run(w, cc, verbose, e);

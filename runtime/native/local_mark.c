@@ -1,0 +1,191 @@
+/* local_mark.c — see local_mark.h. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include "local_mark.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define KEY_BYTES 32u
+static const char DOMAIN[] = "m64 local native v1"; /* its NUL is part of the message */
+
+static uint64_t rd64(const uint8_t *p) {
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; i--) v = v << 8 | p[i];
+  return v;
+}
+static uint32_t rd32(const uint8_t *p) { return p[0] | p[1] << 8 | p[2] << 16 | (uint32_t)p[3] << 24; }
+
+int m64_native_section_parse(const uint8_t *data, uint64_t size, m64_native_section *out,
+                             m64_err *e) {
+  memset(out, 0, sizeof *out);
+  if (size < M64_NATIVE_SEC_HEADER || memcmp(data, M64_NATIVE_SEC_MAGIC, 8) != 0 ||
+      rd32(data + 8) != M64_NATIVE_SEC_HEADER)
+    return m64_fail(e, M64_EFORMAT, "native section: bad header");
+  out->flags = rd32(data + 12);
+  if (out->flags & ~M64_NATIVE_FLAG_LOCAL_MARK)
+    return m64_fail(e, M64_EFORMAT, "native section: unknown flags 0x%x", out->flags);
+  const uint64_t code = rd64(data + 48), trailer = out->flags ? M64_NATIVE_MARK_BYTES : 0;
+  /* Sections written before code sizes were checked carry exactly the code after the
+   * header; a mark, when flagged, follows the code. */
+  if (size - M64_NATIVE_SEC_HEADER < trailer || code != size - M64_NATIVE_SEC_HEADER - trailer)
+    return m64_fail(e, M64_EFORMAT, "native section: code of %llu bytes does not fit %llu bytes",
+                    (unsigned long long)code, (unsigned long long)size);
+  out->wasm_sha256 = data + 16;
+  out->code = data + M64_NATIVE_SEC_HEADER;
+  out->code_size = code;
+  out->mark = trailer ? out->code + code : NULL;
+  return 0;
+}
+
+void m64_hmac_sha256(const uint8_t *key, size_t key_len, const void *const *parts,
+                     const size_t *lens, size_t n, uint8_t out[32]) {
+  uint8_t k[64] = {0}, pad[64], inner[32];
+  if (key_len > 64) {
+    m64_sha256 h;
+    m64_sha256_init(&h);
+    m64_sha256_update(&h, key, key_len);
+    m64_sha256_final(&h, k);
+  } else {
+    memcpy(k, key, key_len);
+  }
+  m64_sha256 h;
+  for (int i = 0; i < 64; i++) pad[i] = k[i] ^ 0x36;
+  m64_sha256_init(&h);
+  m64_sha256_update(&h, pad, 64);
+  for (size_t i = 0; i < n; i++) m64_sha256_update(&h, parts[i], lens[i]);
+  m64_sha256_final(&h, inner);
+  for (int i = 0; i < 64; i++) pad[i] = k[i] ^ 0x5c;
+  m64_sha256_init(&h);
+  m64_sha256_update(&h, pad, 64);
+  m64_sha256_update(&h, inner, 32);
+  m64_sha256_final(&h, out);
+}
+
+/* ---- the key ---- */
+static int key_path(char *out, size_t cap, char *dir, size_t dcap, m64_err *e) {
+  const char *env = getenv("M64_LOCAL_KEY");
+  if (env && *env) {
+    snprintf(out, cap, "%s", env);
+    snprintf(dir, dcap, "%s", env);
+    char *slash = strrchr(dir, '/');
+    if (slash) *slash = 0;
+    else snprintf(dir, dcap, ".");
+    return 0;
+  }
+  const char *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
+  if (xdg && *xdg) snprintf(dir, dcap, "%s/m64", xdg);
+  else if (home && *home) snprintf(dir, dcap, "%s/.config/m64", home);
+  else return m64_fail(e, M64_EIO, "no place for the local key: set HOME or M64_LOCAL_KEY");
+  if ((size_t)snprintf(out, cap, "%s/local-native.key", dir) >= cap)
+    return m64_fail(e, M64_EIO, "local key path too long");
+  return 0;
+}
+
+/* Reads the key; M64_ENOTFOUND when the file does not exist. */
+static int read_key(const char *path, uint8_t key[KEY_BYTES], m64_err *e) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) {
+    if (errno == ENOENT) return m64_fail(e, M64_ENOTFOUND, "no local key at %s", path);
+    return m64_fail(e, M64_EIO, "cannot open the local key %s: %s", path, strerror(errno));
+  }
+  struct stat st;
+  int rc = 0;
+  if (fstat(fd, &st) != 0) rc = m64_fail(e, M64_EIO, "cannot stat %s: %s", path, strerror(errno));
+  else if (!S_ISREG(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 077))
+    rc = m64_fail(e, M64_EIO, "the local key %s must be a regular file of yours that only you can read (chmod 600)", path);
+  else if (st.st_size != KEY_BYTES || read(fd, key, KEY_BYTES) != (ssize_t)KEY_BYTES)
+    rc = m64_fail(e, M64_EIO, "the local key %s is not %u bytes", path, KEY_BYTES);
+  close(fd);
+  return rc;
+}
+
+static int create_key(const char *path, const char *dir, uint8_t key[KEY_BYTES], m64_err *e) {
+  /* the directory chain: only the last level is ours to create */
+  char parent[4096];
+  snprintf(parent, sizeof parent, "%s", dir);
+  char *slash = strrchr(parent, '/');
+  if (slash && slash != parent) {
+    *slash = 0;
+    if (mkdir(parent, 0700) != 0 && errno != EEXIST)
+      return m64_fail(e, M64_EIO, "cannot create %s: %s", parent, strerror(errno));
+  }
+  if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+    return m64_fail(e, M64_EIO, "cannot create %s: %s", dir, strerror(errno));
+  for (size_t got = 0; got < KEY_BYTES;) {
+    ssize_t n = getrandom(key + got, KEY_BYTES - got, 0);
+    if (n < 0 && errno != EINTR) return m64_fail(e, M64_EIO, "getrandom: %s", strerror(errno));
+    if (n > 0) got += (size_t)n;
+  }
+  int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) {
+    if (errno == EEXIST) return read_key(path, key, e); /* another m64c made it first */
+    return m64_fail(e, M64_EIO, "cannot create the local key %s: %s", path, strerror(errno));
+  }
+  int ok = write(fd, key, KEY_BYTES) == (ssize_t)KEY_BYTES && fsync(fd) == 0;
+  if (close(fd) != 0) ok = 0;
+  if (!ok) {
+    unlink(path);
+    return m64_fail(e, M64_EIO, "cannot write the local key %s", path);
+  }
+  return 0;
+}
+
+static int load_key(int create, uint8_t key[KEY_BYTES], m64_err *e) {
+  char path[4096], dir[4096];
+  int rc = key_path(path, sizeof path, dir, sizeof dir, e);
+  if (rc) return rc;
+  rc = read_key(path, key, e);
+  if (rc == M64_ENOTFOUND && create) rc = create_key(path, dir, key, e);
+  return rc;
+}
+
+static void compute(const uint8_t key[KEY_BYTES], const char *target, const uint8_t *header,
+                    const uint8_t *code, uint64_t code_size, uint8_t out[32]) {
+  char name[48] = {0};
+  snprintf(name, sizeof name, "%s", target);
+  const void *parts[4] = {DOMAIN, name, header, code};
+  const size_t lens[4] = {sizeof DOMAIN, sizeof name, M64_NATIVE_SEC_HEADER, (size_t)code_size};
+  m64_hmac_sha256(key, KEY_BYTES, parts, lens, 4, out);
+}
+
+int m64_native_section_add_mark(uint8_t **sec, size_t *size, const char *target, m64_err *e) {
+  m64_native_section ns;
+  int rc = m64_native_section_parse(*sec, *size, &ns, e);
+  if (rc) return rc;
+  if (ns.mark) return m64_fail(e, M64_EFORMAT, "native section is already marked");
+  uint8_t key[KEY_BYTES];
+  if ((rc = load_key(1, key, e))) return rc;
+  uint8_t *b = realloc(*sec, *size + M64_NATIVE_MARK_BYTES);
+  if (!b) return m64_fail(e, M64_ENOMEM, "out of memory");
+  b[12] |= M64_NATIVE_FLAG_LOCAL_MARK; /* flags (u32 LE) */
+  compute(key, target, b, b + M64_NATIVE_SEC_HEADER, *size - M64_NATIVE_SEC_HEADER, b + *size);
+  memset(key, 0, sizeof key);
+  *sec = b;
+  *size += M64_NATIVE_MARK_BYTES;
+  return 0;
+}
+
+int m64_native_section_check_mark(const uint8_t *data, uint64_t size, const char *target,
+                                  m64_err *e) {
+  m64_native_section ns;
+  int rc = m64_native_section_parse(data, size, &ns, e);
+  if (rc) return rc;
+  if (!ns.mark)
+    return m64_fail(e, M64_EHASH, "native code for %s carries no local mark", target);
+  uint8_t key[KEY_BYTES], want[32];
+  if ((rc = load_key(0, key, e))) return rc == M64_ENOTFOUND ? M64_EIO : rc;
+  compute(key, target, data, ns.code, ns.code_size, want);
+  memset(key, 0, sizeof key);
+  uint8_t diff = 0; /* constant time: the mark is a MAC */
+  for (int i = 0; i < 32; i++) diff |= (uint8_t)(want[i] ^ ns.mark[i]);
+  if (diff) return m64_fail(e, M64_EHASH, "native code for %s was marked with another key (another user or machine)", target);
+  return 0;
+}

@@ -1,0 +1,408 @@
+// security_test — what SECURITY.md promises, checked through the real binaries:
+//   traps in the module are errors naming the trap (exit 1, no crash, no core);
+//   Ctrl-C stops generation and prints the stats so far;
+//   `m64c aot` marks native code as made here and --local-native-only loads nothing else;
+//   a flipped byte anywhere in a bundle is named (section or layer) or changes nothing;
+//   the same GGUF gives the same bundle, byte for byte.
+// The bundles come from build_artifacts.sh (ctest fixture security_artifacts).
+#include <gtest/gtest.h>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+extern "C" {
+#include "bundle/bundle_internal.h"
+#include "local_mark.h"
+#include "m64_formats.h"
+#include "m64_runtime.h"
+}
+
+namespace {
+
+const std::string kArt = M64_SECURITY_ARTIFACTS;
+const std::string kBin = M64_BINARY_DIR;
+const std::string kRun = kBin + "/cmd/m64run", kC = kBin + "/cmd/m64c";
+
+std::string ReadFile(const std::string &p) {
+  std::ifstream f(p, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+void WriteFile(const std::string &p, const std::string &s) {
+  std::ofstream f(p, std::ios::binary | std::ios::trunc);
+  f << s;
+}
+
+// A private directory per test (in the build tree, removed at the end).
+struct TempDir {
+  std::string path;
+  TempDir() {
+    std::string t = kBin + "/test/security/tmp-XXXXXX";
+    std::vector<char> b(t.begin(), t.end());
+    b.push_back(0);
+    path = mkdtemp(b.data()) ? b.data() : "";
+  }
+  ~TempDir() {
+    if (!path.empty()) (void)!system(("rm -rf '" + path + "'").c_str());
+  }
+};
+
+struct Result {
+  int status;
+  std::string out, err;
+  bool exited(int code) const { return WIFEXITED(status) && WEXITSTATUS(status) == code; }
+};
+
+// Runs a shell command in dir with core dumps allowed (so a crash would leave one).
+Result Sh(const std::string &dir, const std::string &cmd) {
+  const std::string o = dir + "/.out", e = dir + "/.err";
+  std::string full = "cd '" + dir + "' && ulimit -c unlimited && exec " + cmd + " >'" + o +
+                     "' 2>'" + e + "'";
+  Result r;
+  r.status = system(full.c_str());
+  r.out = ReadFile(o);
+  r.err = ReadFile(e);
+  unlink(o.c_str());
+  unlink(e.c_str());
+  return r;
+}
+
+bool HasCore(const std::string &dir) {
+  Result r = Sh(dir, "sh -c 'ls | grep -c ^core || true'");
+  return r.out.size() && r.out[0] != '0';
+}
+
+std::string Key() { return "M64_LOCAL_KEY='" + kArt + "/local.key' "; }
+
+// ---------------------------------------------------------------- traps
+TEST(Traps, EveryTrapThroughM64runIsOneErrorLineAndExitCode1) {
+  TempDir d;
+  const struct { const char *prompt, *name; } cases[] = {
+      {"oob", "out of bounds memory access"},
+      {"unreachable", "unreachable executed"},
+      {"stack", "call stack exhausted"},
+      {"div", "integer divide by zero"},
+  };
+  for (const auto &c : cases) {
+    Result r = Sh(d.path, "env " + Key() + kRun + " " + kArt + "/trap.m64 -p " + c.prompt + " -n 4");
+    EXPECT_TRUE(r.exited(1)) << c.prompt << ": status " << r.status << "\n" << r.err;
+    EXPECT_NE(r.err.find(std::string("m64run: error: wasm trap in the model module: ") + c.name),
+              std::string::npos)
+        << c.prompt << ":\n" << r.err;
+    EXPECT_FALSE(HasCore(d.path)) << c.prompt;
+  }
+  // and the same module runs normally otherwise
+  Result ok = Sh(d.path, "env " + Key() + kRun + " " + kArt + "/trap.m64 -p hi -n 3 --temp 0");
+  EXPECT_TRUE(ok.exited(0)) << ok.err;
+  EXPECT_EQ(ok.out, "hidef\n");
+}
+
+// ---------------------------------------------------------------- Ctrl-C
+pid_t Spawn(const std::string &dir, const std::vector<std::string> &args) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    int o = open((dir + "/out").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int e = open((dir + "/err").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dup2(o, 1);
+    dup2(e, 2);
+    setenv("M64_LOCAL_KEY", (kArt + "/local.key").c_str(), 1);
+    std::vector<char *> argv;
+    for (const auto &a : args) argv.push_back(const_cast<char *>(a.c_str()));
+    argv.push_back(nullptr);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  return pid;
+}
+
+// Waits up to seconds; true when the child ended (status set).
+bool WaitFor(pid_t pid, double seconds, int *status) {
+  auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  while (std::chrono::steady_clock::now() < end) {
+    if (waitpid(pid, status, WNOHANG) == pid) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
+}
+
+TEST(Interrupt, CtrlCStopsGenerationAndPrintsTheStats) {
+  TempDir d;
+  pid_t pid = Spawn(d.path, {kRun, kArt + "/trap.m64", "-p", "slow", "-n", "1000", "--temp", "0"});
+  // interrupt once a few tokens are out (each takes ~20 ms; start-up time varies)
+  for (int i = 0; i < 1000 && ReadFile(d.path + "/out").size() < 4 + 3; i++)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  kill(pid, SIGINT);
+  int status = 0;
+  ASSERT_TRUE(WaitFor(pid, 20, &status)) << "m64run did not stop after Ctrl-C";
+  const std::string err = ReadFile(d.path + "/err"), out = ReadFile(d.path + "/out");
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status << "\n" << err;
+  EXPECT_NE(err.find("m64run: interrupted: "), std::string::npos) << err;
+  EXPECT_NE(err.find("generated in"), std::string::npos) << err;
+  EXPECT_NE(err.find("paging:"), std::string::npos) << err;
+  EXPECT_GE(out.size(), 4u + 3u) << "the prompt and some tokens before the interrupt";
+  EXPECT_LT(out.size(), 4u + 1000u) << "but not all of them";
+}
+
+TEST(Interrupt, SecondCtrlCEndsAModuleThatNeverReturns) {
+  TempDir d;
+  pid_t pid = Spawn(d.path, {kRun, kArt + "/trap.m64", "-p", "hang", "-n", "5"});
+  std::this_thread::sleep_for(std::chrono::milliseconds(800));
+  kill(pid, SIGINT);
+  int status = 0;
+  EXPECT_FALSE(WaitFor(pid, 0.5, &status)) << "the module is still looping";
+  kill(pid, SIGINT);
+  ASSERT_TRUE(WaitFor(pid, 10, &status)) << "m64run ignored the second Ctrl-C";
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGINT) << status;
+}
+
+// ---------------------------------------------------------------- native-code trust
+int CountNative(const std::string &path, int *marked) {
+  m64_bundle *b = nullptr;
+  m64_err e{};
+  if (m64_bundle_open(path.c_str(), &b, &e)) return -1;
+  int n = 0;
+  *marked = 0;
+  for (uint32_t i = 0; i < m64_bundle_n_sections(b); i++) {
+    const m64_section *s = m64_bundle_section_at(b, i);
+    if (s->kind != M64_SEC_NATIVE) continue;
+    n++;
+    m64_native_section ns;
+    if (m64_native_section_parse(s->data, s->size, &ns, &e) == 0 && ns.mark) (*marked)++;
+  }
+  m64_bundle_close(b);
+  return n;
+}
+
+TEST(LocalNative, OnlyCodeMadeHereRunsWithTheFlag) {
+  TempDir d;
+  const std::string tiny = d.path + "/tiny.m64";
+  WriteFile(tiny, ReadFile(kArt + "/tiny_a.m64"));
+  // a bundle as shipped (m64c build elsewhere): runs normally, refused with the flag
+  Result r = Sh(d.path, "env " + Key() + kRun + " " + tiny + " -p hi -n 2");
+  EXPECT_TRUE(r.exited(0)) << r.err;
+  r = Sh(d.path, "env " + Key() + kRun + " " + tiny + " -p hi -n 2 --local-native-only");
+  EXPECT_TRUE(r.exited(1)) << r.err;
+  EXPECT_NE(r.err.find("not made on this machine"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("m64c aot " + tiny), std::string::npos) << r.err;
+
+  // m64c aot replaces what was shipped with code compiled and marked here
+  r = Sh(d.path, "env " + Key() + kC + " aot " + tiny + " -q");
+  ASSERT_TRUE(r.exited(0)) << r.err;
+  int marked = 0;
+  EXPECT_EQ(CountNative(tiny, &marked), 1);
+  EXPECT_EQ(marked, 1);
+  r = Sh(d.path, "env " + Key() + kRun + " " + tiny + " -p hi -n 2 --local-native-only");
+  EXPECT_TRUE(r.exited(0)) << r.err;
+
+  // another user's key (or machine) does not accept it
+  std::string other(32, '\0');
+  for (size_t i = 0; i < other.size(); i++) other[i] = (char)(i * 37 + 11);
+  WriteFile(d.path + "/other.key", other);
+  chmod((d.path + "/other.key").c_str(), 0600);
+  r = Sh(d.path, "env M64_LOCAL_KEY=" + d.path + "/other.key " + kRun + " " + tiny +
+                     " -p hi -n 2 --local-native-only");
+  EXPECT_TRUE(r.exited(1)) << r.err;
+  EXPECT_NE(r.err.find("another key"), std::string::npos) << r.err;
+  // a key others can read is not a key
+  chmod((d.path + "/other.key").c_str(), 0644);
+  r = Sh(d.path, "env M64_LOCAL_KEY=" + d.path + "/other.key " + kRun + " " + tiny +
+                     " -p hi -n 2 --local-native-only");
+  EXPECT_TRUE(r.exited(1)) << r.err;
+  EXPECT_NE(r.err.find("chmod 600"), std::string::npos) << r.err;
+}
+
+// Rewrites the hashes of a modified bundle so that only the mark can notice.
+void RehashSections(std::string &b) {
+  auto *p = reinterpret_cast<uint8_t *>(&b[0]);
+  const uint32_t n = m64__rd_u32(p + BH_N_SECTIONS);
+  for (uint32_t i = 0; i < n; i++) {
+    uint8_t *r = p + BH_SIZE + (size_t)i * SR_SIZE;
+    if (m64__rd_u32(r + SR_KIND) == M64_SEC_SEGMENT) continue;
+    m64_sha256 h;
+    m64_sha256_init(&h);
+    m64_sha256_update(&h, p + m64__rd_u64(r + SR_OFFSET), (size_t)m64__rd_u64(r + SR_SIZE_FIELD));
+    m64_sha256_final(&h, r + SR_SHA256);
+  }
+  m64_sha256 h;
+  m64_sha256_init(&h);
+  m64_sha256_update(&h, p, BH_SHA256);
+  m64_sha256_update(&h, p + BH_SIZE, (size_t)n * SR_SIZE);
+  m64_sha256_final(&h, p + BH_SHA256);
+}
+
+TEST(LocalNative, ChangedCodeLosesTheMark) {
+  TempDir d;
+  std::string b = ReadFile(kArt + "/trap.m64");
+  m64_bundle *mb = nullptr;
+  m64_err e{};
+  ASSERT_EQ(m64_bundle_open_memory(b.data(), b.size(), &mb, &e), 0) << e.msg;
+  const m64_section *nat = m64_bundle_find_section(mb, M64_SEC_NATIVE, nullptr);
+  ASSERT_NE(nat, nullptr);
+  const uint64_t at = nat->offset + M64_NATIVE_SEC_HEADER + 200; // inside the ELF code
+  m64_bundle_close(mb);
+  b[at] ^= 0x40;
+  RehashSections(b);
+  const std::string path = d.path + "/tampered.m64";
+  WriteFile(path, b);
+  Result r = Sh(d.path, "env " + Key() + kRun + " " + path + " -p hi -n 2 --local-native-only");
+  EXPECT_TRUE(r.exited(1)) << r.err;
+  EXPECT_NE(r.err.find("another key"), std::string::npos) << r.err;
+}
+
+TEST(LocalNative, AotRefusesACorruptedLayerInsteadOfRehashingIt) {
+  TempDir d;
+  std::string b = ReadFile(kArt + "/tiny_a.m64");
+  m64_bundle *mb = nullptr;
+  m64_err e{};
+  ASSERT_EQ(m64_bundle_open_memory(b.data(), b.size(), &mb, &e), 0) << e.msg;
+  ASSERT_GE(m64_bundle_n_layers(mb), 2u);
+  const uint64_t at = (uint64_t)(m64_bundle_layer_data(mb, 1) - (const uint8_t *)b.data()) + 100;
+  const std::string layer = m64_bundle_layer(mb, 1)->name;
+  m64_bundle_close(mb);
+  b[at] ^= 0x01;
+  const std::string path = d.path + "/corrupt.m64";
+  WriteFile(path, b);
+  Result r = Sh(d.path, "env " + Key() + kC + " aot " + path + " -q");
+  EXPECT_TRUE(r.exited(1)) << r.err;
+  EXPECT_NE(r.err.find("'" + layer + "'"), std::string::npos) << r.err;
+  EXPECT_EQ(ReadFile(path), b) << "the bundle must be left as it was";
+}
+
+// ---------------------------------------------------------------- nothing lost
+TEST(NothingLost, DiskFullIsReportedAndLeavesNoFiles) {
+  TempDir d;
+  mkdir((d.path + "/tmp").c_str(), 0755);
+  // the bundle is ~0.9 MB; the disk fills up after 300 kB of it
+  Result r = Sh(d.path, "env TMPDIR=" + d.path + "/tmp M64_TEST_ENOSPC_AFTER=300000 LD_PRELOAD=" +
+                            M64_ENOSPC_SHIM + " " + kC + " build " + kArt + "/tiny.gguf -o " + d.path +
+                            "/out.m64 --no-aot -q");
+  EXPECT_TRUE(r.exited(1)) << r.err;
+  EXPECT_NE(r.err.find("disk full"), std::string::npos) << r.err;
+  Result ls = Sh(d.path, "sh -c 'ls -A tmp; ls -A . | grep -vx -e .out -e .err -e tmp; true'");
+  EXPECT_EQ(ls.out, "") << "left behind";
+}
+
+// ---------------------------------------------------------------- reproducibility
+TEST(Reproducible, SameGgufAndOptionsGiveTheSameBytes) {
+  const std::string a = ReadFile(kArt + "/tiny_a.m64"), b = ReadFile(kArt + "/tiny_b.m64");
+  ASSERT_GT(a.size(), 0u);
+  ASSERT_EQ(a.size(), b.size());
+  size_t first = 0;
+  while (first < a.size() && a[first] == b[first]) first++;
+  EXPECT_EQ(first, a.size()) << "the two builds differ first at byte " << first;
+}
+
+// ---------------------------------------------------------------- integrity
+struct GenResult {
+  int rc;
+  std::string msg;
+  std::vector<int32_t> tokens;
+};
+
+GenResult Generate(const std::string &path, int page_mode) {
+  GenResult out{};
+  m64_session_options o{};
+  o.verify_layers = 1;
+  o.page_mode = page_mode;
+  o.no_prefetch = 1;
+  o.n_threads = 1;
+  o.n_ctx = 64;
+  m64_session *s = nullptr;
+  m64_err e{};
+  int32_t *ids = nullptr;
+  uint32_t n = 0;
+  out.rc = m64_session_open(path.c_str(), &o, &s, &e);
+  if (!out.rc) out.rc = m64_session_tokenize(s, "hello", 5, 1, &ids, &n, &e);
+  if (!out.rc) out.rc = m64_session_eval_batch(s, ids, n, 0, nullptr, &e);
+  for (uint32_t pos = n; !out.rc && pos < n + 4; pos++) {
+    int32_t id;
+    out.rc = m64_session_sample(s, 0.0f, 1, 1.0f, &id, &e);
+    if (!out.rc) out.tokens.push_back(id);
+    if (!out.rc) out.rc = m64_session_eval(s, id, pos, nullptr, &e);
+  }
+  free(ids);
+  m64_session_close(s);
+  out.msg = e.msg;
+  return out;
+}
+
+TEST(Integrity, AFlippedByteIsNamedOrChangesNothing) {
+  TempDir d;
+  const std::string orig = ReadFile(kArt + "/tiny_a.m64");
+  const GenResult base = Generate(kArt + "/tiny_a.m64", 1);
+  ASSERT_EQ(base.rc, 0) << base.msg;
+  ASSERT_EQ(base.tokens.size(), 4u);
+
+  // what each byte belongs to: header/table, a section, or a layer of the image
+  m64_bundle *b = nullptr;
+  m64_err e{};
+  ASSERT_EQ(m64_bundle_open_memory(orig.data(), orig.size(), &b, &e), 0) << e.msg;
+  struct Range { uint64_t lo, hi; std::string name; };
+  std::vector<Range> ranges;
+  const uint64_t table_end = BH_SIZE + (uint64_t)m64_bundle_n_sections(b) * SR_SIZE;
+  ranges.push_back({0, table_end, "header"});
+  for (uint32_t i = 0; i < m64_bundle_n_sections(b); i++) {
+    const m64_section *s = m64_bundle_section_at(b, i);
+    if (s->kind != M64_SEC_SEGMENT && s->size) ranges.push_back({s->offset, s->offset + s->size, s->name});
+  }
+  for (uint32_t i = 0; i < m64_bundle_n_layers(b); i++) {
+    const m64_layer_entry *l = m64_bundle_layer(b, i);
+    const uint64_t at = (uint64_t)(m64_bundle_layer_data(b, i) - (const uint8_t *)orig.data());
+    ranges.push_back({at, at + l->size, l->name});
+  }
+  m64_bundle_close(b);
+  std::vector<uint64_t> spots;
+  for (const Range &r : ranges) {
+    spots.push_back(r.lo);
+    spots.push_back(r.lo + (r.hi - r.lo) / 2);
+    spots.push_back(r.hi - 1);
+  }
+  uint64_t x = 88172645463325252ull; // plus bytes anywhere, padding included
+  for (int i = 0; i < 40; i++) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    spots.push_back(x % orig.size());
+  }
+
+  const std::string path = d.path + "/flipped.m64";
+  int named = 0, harmless = 0;
+  for (size_t k = 0; k < spots.size(); k++) {
+    const uint64_t at = spots[k];
+    std::string f = orig;
+    f[at] = (char)(f[at] ^ 0x10);
+    WriteFile(path, f);
+    const Range *owner = nullptr;
+    for (const Range &r : ranges)
+      if (at >= r.lo && at < r.hi) owner = &r;
+    const GenResult got = Generate(path, k % 2); // copy and map paging alternately
+    if (got.rc == 0) {
+      EXPECT_EQ(got.tokens, base.tokens) << "a flipped byte at " << at << " changed the output silently";
+      EXPECT_EQ(owner, nullptr) << "byte " << at << " of '" << (owner ? owner->name : "") << "' flipped unnoticed";
+      harmless++;
+      continue;
+    }
+    named++;
+    if (owner && owner->name != "header")
+      EXPECT_NE(got.msg.find("'" + owner->name + "'"), std::string::npos)
+          << "byte " << at << " of '" << owner->name << "': " << got.msg;
+    else
+      EXPECT_FALSE(got.msg.empty()) << "byte " << at;
+  }
+  EXPECT_GT(named, (int)ranges.size() * 3 - 1);
+  printf("flipped %zu bytes: %d named, %d in padding changed nothing\n", spots.size(), named, harmless);
+}
+
+}  // namespace
