@@ -12,6 +12,10 @@ static void usage(FILE *f) {
           "      compile a GGUF model into a bundle: layer-indexed image + wasm module + native code\n"
           "  m64c aot MODEL.m64 [-o OUT.m64] [-v]\n"
           "      (re)compile the bundle's wasm module to native code for this host (%s)\n"
+          "  m64c compress MODEL.m64 [-o OUT.m64] [--compress=LEVEL]\n"
+          "      rewrite a bundle with every section and layer zstd-compressed (for shipping)\n"
+          "  m64c decompress MODEL.m64 [-o OUT.m64]\n"
+          "      rewrite a compressed bundle back to the plain, mmap-friendly form\n"
           "  m64c info MODEL.m64\n"
           "      header, sections, segments, layers, tensors, module exports, native targets\n"
           "  m64c verify MODEL.m64\n"
@@ -22,6 +26,10 @@ static void usage(FILE *f) {
           "  --no-aot           write a wasm-only bundle (add native code later with m64c aot)\n"
           "  --keep DIR         keep the generated model.c, module.wasm and native code in DIR\n"
           "  --segment-max SIZE largest image segment (default 16G, a browser's memory64 limit)\n"
+          "  --compress[=LEVEL] build: write a compressed bundle; zstd LEVEL 1..19 (default 3)\n"
+          "  --chunk SIZE       raw bytes per chunk (default 1M); --no-split keeps block\n"
+          "                     fields interleaved; --long WLOG long-distance matching (measuring)\n"
+          "  --min-gain PCT     store a stream as is unless zstd saves PCT%% of it (default 0)\n"
           "  -v                 print each tool invocation\n"
           "  -q                 no progress lines\n",
           m64c_host_target());
@@ -34,6 +42,8 @@ int main(int argc, char **argv) {
   }
   const char *cmd = argv[1], *input = NULL;
   m64c_options o = {.progress = 1};
+  m64_compress_options z = {0, 0, 0, 0, 0};
+  int compress = 0;
   for (int i = 2; i < argc; i++) {
     const char *a = argv[i];
     int has_arg = i + 1 < argc;
@@ -45,7 +55,29 @@ int main(int argc, char **argv) {
         fprintf(stderr, "m64c: bad size '%s'\n", argv[i]);
         return 1;
       }
-    } else if (!strcmp(a, "-v")) o.verbose = 1;
+    } else if (!strcmp(a, "--compress") || !strncmp(a, "--compress=", 11)) {
+      compress = 1;
+      if (a[10] == '=') {
+        char *end;
+        long lv = strtol(a + 11, &end, 10);
+        if (*end || lv < 1 || lv > 19) {
+          fprintf(stderr, "m64c: bad zstd level '%s' (1..19)\n", a + 11);
+          return 1;
+        }
+        z.level = (int)lv;
+      }
+    } else if (!strcmp(a, "--chunk") && has_arg) {
+      uint64_t c = m64_parse_size(argv[++i]);
+      if (!c || c > (64u << 20)) {
+        fprintf(stderr, "m64c: bad chunk size '%s'\n", argv[i]);
+        return 1;
+      }
+      z.chunk_size = (uint32_t)c;
+    } else if (!strcmp(a, "--min-gain") && has_arg) {
+      z.min_gain = atof(argv[++i]);
+    } else if (!strcmp(a, "--no-split")) z.no_split = 1;
+    else if (!strcmp(a, "--long") && has_arg) z.long_window = atoi(argv[++i]);
+    else if (!strcmp(a, "-v")) o.verbose = 1;
     else if (!strcmp(a, "-q")) o.progress = 0;
     else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
       usage(stdout);
@@ -73,18 +105,24 @@ int main(int argc, char **argv) {
       return 1;
     }
     o.input = input;
+    if (compress) o.compress = &z;
     rc = m64c_build(&o, &e);
     if (!rc && o.progress) fprintf(stderr, "m64c: wrote %s\n", o.output);
   } else if (!strcmp(cmd, "aot")) {
     rc = m64c_aot(input, o.output, o.verbose, &e);
     if (!rc && o.progress) fprintf(stderr, "m64c: native code for %s added to %s\n", m64c_host_target(),
                                    o.output ? o.output : input);
+  } else if (!strcmp(cmd, "compress") || !strcmp(cmd, "decompress")) {
+    const int on = cmd[0] == 'c';
+    rc = m64c_recode(input, o.output, on ? &z : NULL, o.progress, &e);
+    if (!rc && o.progress) fprintf(stderr, "m64c: wrote %s (%s)\n", o.output ? o.output : input,
+                                   on ? "compressed" : "uncompressed");
   } else if (!strcmp(cmd, "info")) {
     rc = m64c_info(input, stdout, &e);
   } else if (!strcmp(cmd, "verify")) {
     rc = m64c_verify(input, stdout, &e);
   } else {
-    fprintf(stderr, "m64c: unknown command '%s' (build, aot, info, verify)\n", cmd);
+    fprintf(stderr, "m64c: unknown command '%s' (build, aot, compress, decompress, info, verify)\n", cmd);
     return 1;
   }
   if (rc) {

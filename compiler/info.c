@@ -72,8 +72,9 @@ int m64c_info(const char *path, FILE *out, m64_err *e) {
   m64_bundle *b;
   int rc = m64_bundle_open(path, &b, e);
   if (rc) return rc;
-  fprintf(out, "%s: m64 bundle v%u, %llu bytes\n", path, m64_bundle_version(b),
-          (unsigned long long)m64_bundle_file_size(b));
+  const int z = m64_bundle_compressed(b);
+  fprintf(out, "%s: m64 bundle v%u%s, %llu bytes\n", path, m64_bundle_version(b),
+          z ? " (compressed: zstd)" : "", (unsigned long long)m64_bundle_file_size(b));
 
   const m64_section *meta = m64_bundle_find_section(b, M64_SEC_METADATA, NULL);
   if (meta) {
@@ -87,14 +88,20 @@ int m64c_info(const char *path, FILE *out, m64_err *e) {
     }
   }
 
+  uint64_t raw_total = 0, stored_total = 0;
   fprintf(out, "\nsections (%u):\n", m64_bundle_n_sections(b));
   for (uint32_t i = 0; i < m64_bundle_n_sections(b); i++) {
     const m64_section *s = m64_bundle_section_at(b, i);
     char hex[65];
     m64_sha256_hex(s->sha256, hex);
-    fprintf(out, "  %-12s %-18s offset %12llu size %12llu sha256 %.16s\n", kind_name(s->kind),
-            s->name, (unsigned long long)s->offset, (unsigned long long)s->size,
+    fprintf(out, "  %-12s %-18s offset %12llu size %12llu sha256 %.16s", kind_name(s->kind),
+            s->name, (unsigned long long)s->offset, (unsigned long long)s->stored_size,
             s->kind == M64_SEC_SEGMENT ? "(per layer)" : hex);
+    if (z && s->kind != M64_SEC_SEGMENT)
+      fprintf(out, " raw %12llu (%s%.2fx)", (unsigned long long)s->size,
+              s->codec ? "zstd " : "stored ", s->stored_size ? (double)s->size / s->stored_size : 1.0);
+    fputc('\n', out);
+    if (s->kind != M64_SEC_SEGMENT) raw_total += s->size, stored_total += s->stored_size;
   }
 
   fprintf(out, "\nsegments: %u (each at most 16 GiB, one memory64 memory in a browser)\n",
@@ -104,8 +111,16 @@ int m64c_info(const char *path, FILE *out, m64_err *e) {
     const m64_layer_entry *L = m64_bundle_layer(b, l);
     char hex[65];
     m64_sha256_hex(L->sha256, hex);
-    fprintf(out, "  %-8s segment %u offset %12llu size %12llu sha256 %.16s\n", L->name, L->segment,
+    fprintf(out, "  %-8s segment %u offset %12llu size %12llu sha256 %.16s", L->name, L->segment,
             (unsigned long long)L->offset, (unsigned long long)L->size, hex);
+    if (z)
+      fprintf(out, " compressed %12llu at +%llu (%.2fx, %s, %u KiB chunks)",
+              (unsigned long long)L->stored_size, (unsigned long long)L->stored_offset,
+              L->stored_size ? (double)L->size / L->stored_size : 1.0,
+              L->filter ? "fields split" : "as is", L->chunk_size >> 10);
+    fputc('\n', out);
+    raw_total += L->size;
+    stored_total += L->stored_size;
     for (uint32_t t = 0; t < L->n_tensors; t++) {
       const m64_tensor_entry *T = m64_bundle_tensor(b, L->first_tensor + t);
       m64_type_info ti = m64_ggml_type_info(T->type);
@@ -114,6 +129,12 @@ int m64c_info(const char *path, FILE *out, m64_err *e) {
               (unsigned long long)T->offset, (unsigned long long)T->nbytes);
     }
   }
+
+  if (z)
+    fprintf(out, "\ncompression: %llu bytes of sections and layers stored in %llu (%.3fx, %.1f%% smaller)\n",
+            (unsigned long long)raw_total, (unsigned long long)stored_total,
+            stored_total ? (double)raw_total / stored_total : 1.0,
+            raw_total ? 100.0 * (1.0 - (double)stored_total / raw_total) : 0.0);
 
   const m64_section *wasm = m64_bundle_find_section(b, M64_SEC_MODULE_WASM, NULL);
   fprintf(out, "\nmodule: %llu bytes of wasm32 + SIMD128\n", wasm ? (unsigned long long)wasm->size : 0ull);

@@ -29,6 +29,7 @@ typedef struct m64c_options {
   int progress;            /* progress lines on stderr */
   const char *keep_dir;    /* if set, keep the generated sources and artifacts here */
   uint64_t segment_max;    /* image segment cap in bytes; 0 = M64_SEGMENT_MAX (16 GiB) */
+  const m64_compress_options *compress; /* non-NULL: write a compressed bundle (zstd) */
 } m64c_options;
 
 /* GGUF -> bundle. The output appears only when everything succeeded. */
@@ -37,6 +38,12 @@ int m64c_build(const m64c_options *o, m64_err *e);
 /* Adds (or replaces) native code for this host in an existing bundle, compiled from the
  * bundle's own wasm module. output NULL = rewrite in place (atomically). */
 int m64c_aot(const char *bundle, const char *output, int verbose, m64_err *e);
+
+/* Rewrites a bundle compressed with z (every section and layer, zstd), or, with z NULL,
+ * uncompressed (mmap-friendly). Layout and contents are kept: decompressing what was
+ * compressed gives the original file back. output NULL = in place (atomically). */
+int m64c_recode(const char *bundle, const char *output, const m64_compress_options *z, int progress,
+                m64_err *e);
 
 /* Human-readable description: header, sections, segments, layers, tensors, module
  * exports, native targets. */

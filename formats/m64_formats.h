@@ -195,6 +195,11 @@ typedef struct m64_section {
   uint64_t size;
   uint8_t sha256[32];      /* of the section bytes; all-zero for SEGMENT sections */
   const uint8_t *data;     /* reader: points into the mapping */
+  /* Compressed bundles: codec 1 (zstd) means the file holds stored_size bytes at offset,
+   * and the reader hands out the decompressed content (data, size; sha256 is of the
+   * content). codec 0: stored as is, stored_size == size. Always set by the reader. */
+  uint32_t codec;
+  uint64_t stored_size;
 } m64_section;
 
 typedef struct m64_tensor_entry {
@@ -214,6 +219,15 @@ typedef struct m64_layer_entry {
   uint8_t sha256[32];      /* of those size bytes */
   uint32_t first_tensor;   /* into the tensor table */
   uint32_t n_tensors;
+  /* Compressed bundles only (codec 1 = zstd): the layer is stored as frames (zstd, or
+   * raw in a skippable frame), one per stream of each chunk of each tensor, at
+   * stored_offset inside its segment section. The fields above keep describing the raw
+   * (decompressed) layout. */
+  uint32_t codec;          /* 0 = stored raw (uncompressed bundle), 1 = zstd */
+  uint32_t filter;         /* 0 = none, 1 = each chunk's block fields split into streams */
+  uint32_t chunk_size;     /* raw bytes per chunk (rounded down to whole blocks) */
+  uint64_t stored_offset, stored_size;
+  uint8_t stored_sha256[32];
 } m64_layer_entry;
 
 /* Layout planning: given layers with name/first_tensor/n_tensors set and tensors with
@@ -241,6 +255,18 @@ int m64_bw_set_layout(m64_bundle_writer *w, const m64_layer_entry *layers, uint3
  * are computed at commit from what was written. */
 int m64_bw_write_tensor(m64_bundle_writer *w, uint32_t tensor_index, const void *data,
                         m64_err *e);
+/* Compression (docs/FORMAT.md, "Compressed bundles"): call right after m64_bw_open. Every
+ * section is then zstd-compressed, and each layer is compressed as soon as its last
+ * tensor arrives (layers are stored in layer order; tensors of a layer are held in memory
+ * until the layer is complete). Sections cannot be added after set_layout. */
+typedef struct m64_compress_options {
+  int level;               /* zstd level 1..19 (0 = 3) */
+  uint32_t chunk_size;     /* raw bytes per chunk, power of two in [4 KiB, 64 MiB] (0 = 1 MiB) */
+  int no_split;            /* keep each block's fields interleaved (for measurement) */
+  int long_window;         /* 0, or zstd long-distance matching with this window log (for measurement) */
+  double min_gain;         /* percent: a stream whose frame saves less is stored as is (0..50) */
+} m64_compress_options;
+int m64_bw_set_compression(m64_bundle_writer *w, const m64_compress_options *o, m64_err *e);
 /* Finalizes hashes, section table and header, fsyncs, renames into place. */
 int m64_bw_commit(m64_bundle_writer *w, m64_err *e);
 /* (On success commit frees w. On failure the temp file is already removed and w must still
@@ -268,9 +294,28 @@ const m64_layer_entry *m64_bundle_layer(const m64_bundle *b, uint32_t i);
 uint32_t m64_bundle_n_tensors(const m64_bundle *b);
 const m64_tensor_entry *m64_bundle_tensor(const m64_bundle *b, uint32_t i);
 uint32_t m64_bundle_n_segments(const m64_bundle *b);
-/* Pointer to a layer's bytes inside the mapping (size = layer->size). */
+/* Pointer to a layer's bytes inside the mapping (size = layer->size); NULL when the layer
+ * is compressed (read it with m64_bundle_read_layer). */
 const uint8_t *m64_bundle_layer_data(const m64_bundle *b, uint32_t i);
-/* Recomputes a layer's SHA-256; M64_EHASH naming the layer on mismatch. */
+/* Nonzero for a compressed bundle (header flag 1). */
+int m64_bundle_compressed(const m64_bundle *b);
+/* The layer's bytes as stored in the file (compressed frames, or the raw bytes). */
+const uint8_t *m64_bundle_layer_stored(const m64_bundle *b, uint32_t i);
+/* Decompression state (zstd context and a chunk-sized scratch buffer); one per thread. */
+typedef struct m64_layer_decoder m64_layer_decoder;
+int m64_layer_decoder_new(m64_layer_decoder **out, m64_err *e);
+void m64_layer_decoder_free(m64_layer_decoder *d); /* accepts NULL */
+/* Writes layer i's size raw bytes to dst (gaps between tensors are zeroed): decompresses a
+ * compressed layer (never writing past dst + size: a frame that claims or yields another
+ * size than its stream is M64_EFORMAT naming the layer), copies a raw one. With verify,
+ * the stored bytes' SHA-256 is checked before decoding and the raw bytes' after. */
+int m64_bundle_read_layer(const m64_bundle *b, uint32_t i, m64_layer_decoder *d, uint8_t *dst,
+                          int verify, m64_err *e);
+/* The same decoding for a layer record and stored bytes given directly (for tests). */
+int m64_layer_decode(const m64_layer_entry *l, const m64_tensor_entry *tensors,
+                     const uint8_t *stored, m64_layer_decoder *d, uint8_t *dst, m64_err *e);
+/* Recomputes a layer's SHA-256 (compressed: of the stored bytes, then of the decoded raw
+ * bytes, streamed); M64_EHASH naming the layer on mismatch. */
 int m64_bundle_verify_layer(const m64_bundle *b, uint32_t i, m64_err *e);
 /* Added: checks the hash of every section and every layer (M64_EHASH names the first bad). */
 int m64_bundle_verify_all(const m64_bundle *b, m64_err *e);

@@ -47,6 +47,10 @@ struct m64_pager {
   int32_t job;       /* slot the thread should fill, -1 none */
   char error[512];   /* first failure of a placement */
   m64_pager_stats st;
+  /* Compressed bundle: layers are decompressed into their slot, one decoder per thread
+   * that places layers (0: prefetch thread, 1: the module's thread on a miss). */
+  int compressed;
+  m64_layer_decoder *dec[2];
 };
 
 static double now(void) {
@@ -87,35 +91,49 @@ static int layer_offsets(m64_pager *p, m64_err *e) {
   return 0;
 }
 
-/* Places layer l into slot s (no lock held; s is LOADING and owned by the caller). */
-static int place(m64_pager *p, uint32_t l, const slot *s, char *err, size_t errlen) {
+/* Drops pages of the bundle's own mapping from this process (they stay in the page
+ * cache), so the resident set is the workspace, not the model. */
+static void drop_pages(const uint8_t *a, uint64_t size) {
+  const uintptr_t lo = (uintptr_t)a & ~(uintptr_t)4095, hi = ((uintptr_t)a + size) & ~(uintptr_t)4095;
+  if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
+}
+
+/* Places layer l into slot s (no lock held; s is LOADING and owned by the caller). `who`
+ * picks the decoder of the calling thread. */
+static int place(m64_pager *p, uint32_t l, const slot *s, int who, char *err, size_t errlen) {
   const double t0 = now();
   const uint64_t size = layer_size(p->b, l);
-  if (p->o.verify && !p->verified[l]) {
-    m64_err e;
-    if (m64_bundle_verify_layer(p->b, l, &e)) {
+  m64_err e;
+  const int verify = p->o.verify && !p->verified[l];
+  if (p->compressed) {
+    /* Straight from the frames into the slot; hashes (stored, then raw) at first use. */
+    if (m64_bundle_read_layer(p->b, l, p->dec[who], p->base + s->addr, verify, &e)) {
       snprintf(err, errlen, "%s", e.msg);
       return -1;
     }
-    p->verified[l] = 1;
-  }
-  if (p->o.mode == M64_PAGE_MAP) {
-    /* MAP_POPULATE: page tables filled in one call, not by faults while computing */
-    void *at = mmap(p->base + s->addr, (size + 4095) & ~4095ull, PROT_READ,
-                    MAP_PRIVATE | MAP_FIXED | MAP_POPULATE, p->fd, (off_t)p->file_off[l]);
-    if (at == MAP_FAILED) {
-      snprintf(err, errlen, "mapping layer %s: %s", m64_bundle_layer(p->b, l)->name, strerror(errno));
-      return -1;
-    }
+    if (verify) p->verified[l] = 1;
+    drop_pages(m64_bundle_layer_stored(p->b, l), m64_bundle_layer(p->b, l)->stored_size);
   } else {
-    memcpy(p->base + s->addr, m64_bundle_layer_data(p->b, l), size);
-  }
-  /* The bundle's own mapping was read (hash, copy): drop those pages from this process
-   * (they stay in the page cache), so the resident set is the workspace, not the model. */
-  if ((p->o.verify && p->verified[l]) || p->o.mode == M64_PAGE_COPY) {
-    const uintptr_t a = (uintptr_t)m64_bundle_layer_data(p->b, l);
-    const uintptr_t lo = a & ~(uintptr_t)4095, hi = (a + size) & ~(uintptr_t)4095;
-    if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
+    if (verify) {
+      if (m64_bundle_verify_layer(p->b, l, &e)) {
+        snprintf(err, errlen, "%s", e.msg);
+        return -1;
+      }
+      p->verified[l] = 1;
+    }
+    if (p->o.mode == M64_PAGE_MAP) {
+      /* MAP_POPULATE: page tables filled in one call, not by faults while computing */
+      void *at = mmap(p->base + s->addr, (size + 4095) & ~4095ull, PROT_READ,
+                      MAP_PRIVATE | MAP_FIXED | MAP_POPULATE, p->fd, (off_t)p->file_off[l]);
+      if (at == MAP_FAILED) {
+        snprintf(err, errlen, "mapping layer %s: %s", m64_bundle_layer(p->b, l)->name, strerror(errno));
+        return -1;
+      }
+    } else {
+      memcpy(p->base + s->addr, m64_bundle_layer_data(p->b, l), size);
+    }
+    /* The bundle's own mapping was read (hash, copy): drop those pages. */
+    if (verify || p->o.mode == M64_PAGE_COPY) drop_pages(m64_bundle_layer_data(p->b, l), size);
   }
   const double dt = now() - t0;
   pthread_mutex_lock(&p->mu);
@@ -125,7 +143,7 @@ static int place(m64_pager *p, uint32_t l, const slot *s, char *err, size_t errl
   pthread_mutex_unlock(&p->mu);
   if (p->o.verbose)
     fprintf(stderr, "m64run: %s %s (%llu bytes) at %u in %.2f ms\n",
-            p->o.mode == M64_PAGE_MAP ? "map" : "copy", m64_bundle_layer(p->b, l)->name,
+            p->compressed ? "decompress" : p->o.mode == M64_PAGE_MAP ? "map" : "copy", m64_bundle_layer(p->b, l)->name,
             (unsigned long long)size, s->addr, dt * 1e3);
   return 0;
 }
@@ -188,7 +206,7 @@ static void *prefetch_thread(void *arg) {
     const uint32_t layer = (uint32_t)p->slots[s].layer;
     const slot copy = p->slots[s];
     pthread_mutex_unlock(&p->mu);
-    int ok = place(p, layer, &copy, err, sizeof err) == 0;
+    int ok = place(p, layer, &copy, 0, err, sizeof err) == 0;
     pthread_mutex_lock(&p->mu);
     p->job = -1;
     pthread_mutex_unlock(&p->mu);
@@ -222,7 +240,11 @@ int m64_pager_open(m64_pager **out, const m64_bundle *b, const char *path, uint8
   if (!rc && (!p->file_off || !p->verified || !p->slot_of || !p->slots))
     rc = m64_fail(e, M64_ENOMEM, "out of memory");
   if (!rc) rc = layer_offsets(p, e);
-  if (!rc && o->mode == M64_PAGE_MAP && (p->fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+  /* A compressed layer has no file pages to map: it is always decompressed into place. */
+  p->compressed = m64_bundle_compressed(b);
+  if (p->compressed) p->o.mode = M64_PAGE_COPY;
+  for (int i = 0; i < 2 && !rc && p->compressed; i++) rc = m64_layer_decoder_new(&p->dec[i], e);
+  if (!rc && p->o.mode == M64_PAGE_MAP && (p->fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
     rc = m64_fail(e, M64_EIO, "cannot open %s: %s", path, strerror(errno));
   if (rc) {
     m64_pager_close(p);
@@ -261,7 +283,8 @@ int m64_pager_open(m64_pager **out, const m64_bundle *b, const char *path, uint8
   if (o->verbose)
     fprintf(stderr, "m64run: pager: %u slots (%s), %s, prefetch %s\n", p->n_slots,
             p->shared ? "blocks share slots" : "every layer resident",
-            o->mode == M64_PAGE_MAP ? "mapping file pages" : "copying", p->thread_running ? "on" : "off");
+            p->compressed ? "decompressing" : p->o.mode == M64_PAGE_MAP ? "mapping file pages" : "copying",
+            p->thread_running ? "on" : "off");
   *out = p;
   return 0;
 }
@@ -276,6 +299,8 @@ void m64_pager_close(m64_pager *p) {
     pthread_join(p->thread, NULL);
   }
   if (p->fd >= 0) close(p->fd);
+  m64_layer_decoder_free(p->dec[0]);
+  m64_layer_decoder_free(p->dec[1]);
   pthread_mutex_destroy(&p->mu);
   pthread_cond_destroy(&p->cv);
   free(p->file_off);
@@ -321,7 +346,7 @@ uint32_t m64_pager_acquire(m64_pager *p, uint32_t layer) {
   const slot copy = p->slots[s];
   pthread_mutex_unlock(&p->mu);
   const double t0 = now();
-  const int ok = place(p, layer, &copy, err, sizeof err) == 0;
+  const int ok = place(p, layer, &copy, 1, err, sizeof err) == 0;
   finish(p, s, ok, err);
   pthread_mutex_lock(&p->mu);
   p->st.stall_seconds += now() - t0;

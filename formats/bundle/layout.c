@@ -161,21 +161,23 @@ int m64_plan_layout(m64_layer_entry *layers, uint32_t n_layers, m64_tensor_entry
   return 0;
 }
 
-uint64_t m64__layer_index_size(uint32_t n_layers, uint32_t n_tensors) {
-  return LI_HEADER_SIZE + (uint64_t)n_layers * LR_SIZE + (uint64_t)n_tensors * TR_SIZE;
+uint64_t m64__layer_index_size(uint32_t n_layers, uint32_t n_tensors, int compressed) {
+  return LI_HEADER_SIZE + (uint64_t)n_layers * (compressed ? LR_SIZE_Z : LR_SIZE) +
+         (uint64_t)n_tensors * TR_SIZE;
 }
 
 void m64__encode_layer_index(uint8_t *out, const m64_layer_entry *layers, uint32_t n_layers,
                              const m64_tensor_entry *tensors, uint32_t n_tensors,
-                             uint32_t n_segments) {
-  memset(out, 0, m64__layer_index_size(n_layers, n_tensors));
+                             uint32_t n_segments, int compressed) {
+  const uint32_t lr = compressed ? LR_SIZE_Z : LR_SIZE;
+  memset(out, 0, m64__layer_index_size(n_layers, n_tensors, compressed));
   m64__wr_u32(out + LI_N_LAYERS, n_layers);
   m64__wr_u32(out + LI_N_TENSORS, n_tensors);
   m64__wr_u32(out + LI_N_SEGMENTS, n_segments);
-  m64__wr_u32(out + LI_LAYER_SIZE_F, LR_SIZE);
+  m64__wr_u32(out + LI_LAYER_SIZE_F, lr);
   m64__wr_u32(out + LI_TENSOR_SIZE_F, TR_SIZE);
   uint8_t *p = out + LI_HEADER_SIZE;
-  for (uint32_t i = 0; i < n_layers; i++, p += LR_SIZE) {
+  for (uint32_t i = 0; i < n_layers; i++, p += lr) {
     const m64_layer_entry *l = &layers[i];
     memcpy(p + LR_NAME, l->name, strnlen(l->name, sizeof l->name - 1));
     m64__wr_u32(p + LR_SEGMENT, l->segment);
@@ -184,6 +186,14 @@ void m64__encode_layer_index(uint8_t *out, const m64_layer_entry *layers, uint32
     m64__wr_u64(p + LR_OFFSET, l->offset);
     m64__wr_u64(p + LR_SIZE_FIELD, l->size);
     memcpy(p + LR_SHA256, l->sha256, 32);
+    if (compressed) {
+      m64__wr_u64(p + LR_STORED_OFFSET, l->stored_offset);
+      m64__wr_u64(p + LR_STORED_SIZE, l->stored_size);
+      memcpy(p + LR_STORED_SHA256, l->stored_sha256, 32);
+      m64__wr_u32(p + LR_CODEC, l->codec);
+      m64__wr_u32(p + LR_FILTER, l->filter);
+      m64__wr_u32(p + LR_CHUNK_SIZE, l->chunk_size);
+    }
   }
   for (uint32_t i = 0; i < n_tensors; i++, p += TR_SIZE) {
     const m64_tensor_entry *t = &tensors[i];

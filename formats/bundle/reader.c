@@ -16,6 +16,8 @@ struct m64_bundle {
   m64_layer_entry *layers;
   m64_tensor_entry *tensors;
   uint32_t *segment_sec; /* section index of segment i */
+  int compressed;        /* header flag BH_F_COMPRESSED */
+  uint8_t **content;     /* per section: decompressed bytes (compressed sections only) */
 };
 
 static int all_zero(const uint8_t *p, size_t n) {
@@ -45,7 +47,8 @@ static int parse_header_and_table(m64_bundle *b, m64_err *e) {
     return m64_fail(e, M64_EUNSUPPORTED, "bundle version %u is not supported (expected %u)",
                     b->version, M64_BUNDLE_VERSION);
   uint32_t flags = m64__rd_u32(p + BH_FLAGS);
-  if (flags) return m64_fail(e, M64_EUNSUPPORTED, "unknown header flags 0x%x", flags);
+  if (flags & ~BH_F_COMPRESSED) return m64_fail(e, M64_EUNSUPPORTED, "unknown header flags 0x%x", flags);
+  b->compressed = (flags & BH_F_COMPRESSED) != 0;
   if (m64__rd_u32(p + BH_HEADER_SIZE) != BH_SIZE || m64__rd_u32(p + BH_RECORD_SIZE) != SR_SIZE ||
       m64__rd_u64(p + BH_TABLE_OFFSET) != BH_SIZE)
     return m64_fail(e, M64_EFORMAT, "header size %u / record size %u / table offset %llu differ from v1 (%u / %u / %u)",
@@ -73,8 +76,9 @@ static int parse_header_and_table(m64_bundle *b, m64_err *e) {
 
   b->n_sections = n;
   b->sections = (m64_section *)calloc(n ? n : 1, sizeof *b->sections);
+  b->content = (uint8_t **)calloc(n ? n : 1, sizeof *b->content);
   sorted *order = (sorted *)malloc((n ? n : 1) * sizeof *order);
-  if (!b->sections || !order) {
+  if (!b->sections || !b->content || !order) {
     free(order);
     return m64_fail(e, M64_ENOMEM, "out of memory");
   }
@@ -88,6 +92,9 @@ static int parse_header_and_table(m64_bundle *b, m64_err *e) {
     s->offset = m64__rd_u64(r + SR_OFFSET);
     s->size = m64__rd_u64(r + SR_SIZE_FIELD);
     memcpy(s->sha256, r + SR_SHA256, 32);
+    s->codec = m64__rd_u32(r + SR_CODEC);
+    s->stored_size = s->size;
+    const uint64_t raw_size = b->compressed ? m64__rd_u64(r + SR_RAW_SIZE) : s->size;
     if (!memchr(s->name, 0, sizeof s->name) || s->name[0] == 0) {
       rc = m64_fail(e, M64_EFORMAT, "section %u: name empty or not NUL-terminated", i);
     } else if (s->kind < M64_SEC_METADATA || s->kind > M64_SEC_SEGMENT) {
@@ -96,6 +103,22 @@ static int parse_header_and_table(m64_bundle *b, m64_err *e) {
       rc = m64_fail(e, M64_EFORMAT, "section %u '%s': [%llu, +%llu) outside the file body [%llu, %zu)",
                     i, s->name, (unsigned long long)s->offset, (unsigned long long)s->size,
                     (unsigned long long)table_end, b->size);
+    } else if (s->codec > (b->compressed ? CODEC_ZSTD : CODEC_NONE) ||
+               (s->kind == M64_SEC_SEGMENT && s->codec != CODEC_NONE)) {
+      rc = m64_fail(e, M64_EFORMAT, "section %u '%s': codec %u not allowed here", i, s->name, s->codec);
+    } else if (s->codec == CODEC_NONE && raw_size != s->size) {
+      rc = m64_fail(e, M64_EFORMAT, "section %u '%s': stored as is, but content size %llu != size %llu",
+                    i, s->name, (unsigned long long)raw_size, (unsigned long long)s->size);
+    } else if (s->codec == CODEC_ZSTD &&
+               (raw_size > Z_MAX_SECTION_RAW || raw_size > s->size * Z_MAX_RATIO + Z_SLACK)) {
+      rc = m64_fail(e, M64_ELIMIT, "section %u '%s': content size %llu for %llu compressed bytes exceeds the limits (1 GiB, %ux)",
+                    i, s->name, (unsigned long long)raw_size, (unsigned long long)s->size, Z_MAX_RATIO);
+    } else if (s->kind == M64_SEC_SEGMENT && b->compressed) {
+      if (s->offset % SECTION_ALIGN)
+        rc = m64_fail(e, M64_EFORMAT, "section %u '%s': segment offset %llu not %u-byte aligned", i,
+                      s->name, (unsigned long long)s->offset, SECTION_ALIGN);
+      else if (!all_zero(s->sha256, 32))
+        rc = m64_fail(e, M64_EFORMAT, "section %u '%s': segment hash field must be zero", i, s->name);
     } else if (s->kind == M64_SEC_SEGMENT) {
       uint64_t page_end = 0;
       if (s->offset % M64_LAYER_ALIGN)
@@ -109,6 +132,7 @@ static int parse_header_and_table(m64_bundle *b, m64_err *e) {
     }
     if (rc) break;
     s->data = p + s->offset;
+    s->stored_size = raw_size; /* swapped below: size becomes the content's, stored_size the file's */
     for (uint32_t j = 0; j < i; j++)
       if (b->sections[j].kind == s->kind && strcmp(b->sections[j].name, s->name) == 0) {
         rc = m64_fail(e, M64_EFORMAT, "section %u '%s': duplicate of section %u", i, s->name, j);
@@ -126,7 +150,18 @@ static int parse_header_and_table(m64_bundle *b, m64_err *e) {
   free(order);
   if (rc) return rc;
   for (uint32_t i = 0; i < n; i++) {
-    const m64_section *s = &b->sections[i];
+    m64_section *s = &b->sections[i];
+    const uint64_t raw_size = s->stored_size;
+    s->stored_size = s->size;
+    if (s->codec == CODEC_ZSTD) {
+      if ((rc = m64__z_decompress_section(s->data, (size_t)s->size, raw_size, &b->content[i], e))) {
+        char tmp[sizeof e->msg];
+        snprintf(tmp, sizeof tmp, "%s", e ? e->msg : "");
+        return m64_fail(e, rc, "section %u '%s': %s", i, s->name, tmp);
+      }
+      s->data = b->content[i];
+      s->size = raw_size;
+    }
     if (s->kind == M64_SEC_SEGMENT) continue;
     m64_sha256_init(&h);
     m64_sha256_update(&h, s->data, (size_t)s->size);
@@ -135,6 +170,45 @@ static int parse_header_and_table(m64_bundle *b, m64_err *e) {
       return m64_fail(e, M64_EHASH, "section %u '%s': SHA-256 mismatch", i, s->name);
   }
   return 0;
+}
+
+/* Compressed bundles: each layer's frames lie inside its segment section, in layer order
+ * without overlap, and its raw size is bounded by what they can decode to. On success
+ * seg_size holds the raw segment sizes (the furthest raw layer end) for check_layout. */
+static int check_stored(m64_bundle *b, uint64_t *seg_size, m64_err *e) {
+  uint64_t *stored_end = (uint64_t *)calloc(b->n_segments ? b->n_segments : 1, sizeof *stored_end);
+  if (!stored_end) return m64_fail(e, M64_ENOMEM, "out of memory");
+  int rc = 0;
+  for (uint32_t i = 0; i < b->n_layers && !rc; i++) {
+    const m64_layer_entry *l = &b->layers[i];
+    uint64_t end;
+    if (l->segment >= b->n_segments)
+      rc = m64_fail(e, M64_EFORMAT, "layer %u: segment %u does not exist (%u segments)", i, l->segment,
+                    b->n_segments);
+    else if (l->codec != CODEC_ZSTD)
+      rc = m64_fail(e, M64_EFORMAT, "layer %u: codec %u is not zstd (1)", i, l->codec);
+    else if (m64__add_ovf(l->stored_offset, l->stored_size, &end) ||
+             end > b->sections[b->segment_sec[l->segment]].size ||
+             l->stored_offset < stored_end[l->segment])
+      rc = m64_fail(e, M64_EFORMAT, "layer %u: stored bytes [%llu, +%llu) outside segment %u or before the previous layer's",
+                    i, (unsigned long long)l->stored_offset, (unsigned long long)l->stored_size, l->segment);
+    else if (l->size > l->stored_size * Z_MAX_RATIO + Z_SLACK)
+      rc = m64_fail(e, M64_ELIMIT, "layer %u: %llu raw bytes from %llu stored exceed the %ux limit", i,
+                    (unsigned long long)l->size, (unsigned long long)l->stored_size, Z_MAX_RATIO);
+    else
+      stored_end[l->segment] = end;
+  }
+  free(stored_end);
+  /* Raw segment sizes are implied by the layers (no file bytes back them). */
+  for (uint32_t s = 0; s < b->n_segments; s++) seg_size[s] = 0;
+  for (uint32_t i = 0; i < b->n_layers && !rc; i++) {
+    const m64_layer_entry *l = &b->layers[i];
+    uint64_t end;
+    if (m64__add_ovf(l->offset, l->size, &end))
+      return m64_fail(e, M64_EFORMAT, "layer %u: extent overflows", i);
+    if (end > seg_size[l->segment]) seg_size[l->segment] = end;
+  }
+  return rc;
 }
 
 static int parse_layer_index(m64_bundle *b, m64_err *e) {
@@ -149,16 +223,18 @@ static int parse_layer_index(m64_bundle *b, m64_err *e) {
                     (unsigned long long)idx->size);
   uint32_t nl = m64__rd_u32(p + LI_N_LAYERS), nt = m64__rd_u32(p + LI_N_TENSORS),
            ns = m64__rd_u32(p + LI_N_SEGMENTS);
-  if (m64__rd_u32(p + LI_LAYER_SIZE_F) != LR_SIZE || m64__rd_u32(p + LI_TENSOR_SIZE_F) != TR_SIZE)
-    return m64_fail(e, M64_EFORMAT, "LAYER_INDEX record sizes %u / %u differ from v1 (%u / %u)",
-                    m64__rd_u32(p + LI_LAYER_SIZE_F), m64__rd_u32(p + LI_TENSOR_SIZE_F), LR_SIZE, TR_SIZE);
+  const uint32_t lr = b->compressed ? LR_SIZE_Z : LR_SIZE;
+  if (m64__rd_u32(p + LI_LAYER_SIZE_F) != lr || m64__rd_u32(p + LI_TENSOR_SIZE_F) != TR_SIZE)
+    return m64_fail(e, M64_EFORMAT, "LAYER_INDEX record sizes %u / %u differ from %s (%u / %u)",
+                    m64__rd_u32(p + LI_LAYER_SIZE_F), m64__rd_u32(p + LI_TENSOR_SIZE_F),
+                    b->compressed ? "a compressed bundle's" : "v1", lr, TR_SIZE);
   if (nl > M64_MAX_LAYERS || nt > M64_MAX_TENSORS || ns > M64_MAX_SECTIONS)
     return m64_fail(e, M64_ELIMIT, "LAYER_INDEX counts %u layers / %u tensors / %u segments exceed the limits (%u / %u / %u)",
                     nl, nt, ns, M64_MAX_LAYERS, M64_MAX_TENSORS, M64_MAX_SECTIONS);
-  if (idx->size != m64__layer_index_size(nl, nt))
+  if (idx->size != m64__layer_index_size(nl, nt, b->compressed))
     return m64_fail(e, M64_EFORMAT, "LAYER_INDEX is %llu bytes, %u layers and %u tensors need %llu",
                     (unsigned long long)idx->size, nl, nt,
-                    (unsigned long long)m64__layer_index_size(nl, nt));
+                    (unsigned long long)m64__layer_index_size(nl, nt, b->compressed));
   /* Segment i is the SEGMENT section named "segment.i"; there must be exactly ns of them. */
   uint32_t n_seg_sections = 0;
   for (uint32_t i = 0; i < b->n_sections; i++) n_seg_sections += b->sections[i].kind == M64_SEC_SEGMENT;
@@ -184,7 +260,7 @@ static int parse_layer_index(m64_bundle *b, m64_err *e) {
     seg_size[i] = s->size;
   }
   const uint8_t *r = p + LI_HEADER_SIZE;
-  for (uint32_t i = 0; i < nl; i++, r += LR_SIZE) {
+  for (uint32_t i = 0; i < nl; i++, r += lr) {
     m64_layer_entry *l = &b->layers[i];
     memcpy(l->name, r + LR_NAME, sizeof l->name);
     l->segment = m64__rd_u32(r + LR_SEGMENT);
@@ -193,6 +269,18 @@ static int parse_layer_index(m64_bundle *b, m64_err *e) {
     l->offset = m64__rd_u64(r + LR_OFFSET);
     l->size = m64__rd_u64(r + LR_SIZE_FIELD);
     memcpy(l->sha256, r + LR_SHA256, 32);
+    if (b->compressed) {
+      l->stored_offset = m64__rd_u64(r + LR_STORED_OFFSET);
+      l->stored_size = m64__rd_u64(r + LR_STORED_SIZE);
+      memcpy(l->stored_sha256, r + LR_STORED_SHA256, 32);
+      l->codec = m64__rd_u32(r + LR_CODEC);
+      l->filter = m64__rd_u32(r + LR_FILTER);
+      l->chunk_size = m64__rd_u32(r + LR_CHUNK_SIZE);
+    } else {
+      l->stored_offset = l->offset;
+      l->stored_size = l->size;
+      memcpy(l->stored_sha256, l->sha256, 32);
+    }
   }
   for (uint32_t i = 0; i < nt; i++, r += TR_SIZE) {
     m64_tensor_entry *t = &b->tensors[i];
@@ -206,7 +294,8 @@ static int parse_layer_index(m64_bundle *b, m64_err *e) {
   b->n_layers = nl;
   b->n_tensors = nt;
   b->n_segments = ns;
-  int rc = m64__check_layout(b->layers, nl, b->tensors, nt, ns, seg_size, e);
+  int rc = b->compressed ? check_stored(b, seg_size, e) : 0;
+  if (!rc) rc = m64__check_layout(b->layers, nl, b->tensors, nt, ns, seg_size, e);
   free(seg_size);
   return rc;
 }
@@ -257,6 +346,9 @@ void m64_bundle_close(m64_bundle *b) {
   free(b->layers);
   free(b->tensors);
   free(b->segment_sec);
+  if (b->content)
+    for (uint32_t i = 0; i < b->n_sections; i++) free(b->content[i]);
+  free(b->content);
   if (b->mapped) m64__unmap_file(b->base, b->size);
   free(b);
 }
@@ -284,9 +376,63 @@ const m64_tensor_entry *m64_bundle_tensor(const m64_bundle *b, uint32_t i) {
 uint32_t m64_bundle_n_segments(const m64_bundle *b) { return b->n_segments; }
 
 const uint8_t *m64_bundle_layer_data(const m64_bundle *b, uint32_t i) {
-  if (i >= b->n_layers) return NULL;
+  if (i >= b->n_layers || b->compressed) return NULL;
   const m64_layer_entry *l = &b->layers[i];
   return b->sections[b->segment_sec[l->segment]].data + l->offset;
+}
+
+int m64_bundle_compressed(const m64_bundle *b) { return b->compressed; }
+
+const uint8_t *m64_bundle_layer_stored(const m64_bundle *b, uint32_t i) {
+  if (i >= b->n_layers) return NULL;
+  const m64_layer_entry *l = &b->layers[i];
+  return b->sections[b->segment_sec[l->segment]].data + l->stored_offset;
+}
+
+static int check_stored_hash(const m64_bundle *b, uint32_t i, m64_err *e) {
+  const m64_layer_entry *l = &b->layers[i];
+  uint8_t digest[32];
+  m64_sha256 h;
+  m64_sha256_init(&h);
+  m64_sha256_update(&h, m64_bundle_layer_stored(b, i), (size_t)l->stored_size);
+  m64_sha256_final(&h, digest);
+  if (memcmp(digest, l->stored_sha256, 32) == 0) return 0;
+  char want[65], got[65];
+  m64_sha256_hex(l->stored_sha256, want);
+  m64_sha256_hex(digest, got);
+  return m64_fail(e, M64_EHASH, "layer %u '%s': SHA-256 of its compressed bytes mismatch (expected %s, got %s)",
+                  i, l->name, want, got);
+}
+
+static int check_raw_hash(const m64_layer_entry *l, uint32_t i, const uint8_t digest[32], m64_err *e) {
+  if (memcmp(digest, l->sha256, 32) == 0) return 0;
+  char want[65], got[65];
+  m64_sha256_hex(l->sha256, want);
+  m64_sha256_hex(digest, got);
+  return m64_fail(e, M64_EHASH, "layer %u '%s': SHA-256 mismatch (expected %s, got %s)", i, l->name,
+                  want, got);
+}
+
+int m64_bundle_read_layer(const m64_bundle *b, uint32_t i, m64_layer_decoder *d, uint8_t *dst,
+                          int verify, m64_err *e) {
+  if (i >= b->n_layers)
+    return m64_fail(e, M64_ENOTFOUND, "layer %u out of range (%u layers)", i, b->n_layers);
+  const m64_layer_entry *l = &b->layers[i];
+  int rc;
+  if (!b->compressed) {
+    if (verify && (rc = m64_bundle_verify_layer(b, i, e))) return rc;
+    memcpy(dst, m64_bundle_layer_data(b, i), (size_t)l->size);
+    return 0;
+  }
+  if (verify && (rc = check_stored_hash(b, i, e))) return rc;
+  if ((rc = m64_layer_decode(l, b->tensors, m64_bundle_layer_stored(b, i), d, dst, e))) return rc;
+  if (!verify) return 0;
+  uint8_t digest[32];
+  m64_sha256 h;
+  m64_sha256_init(&h);
+  m64_sha256_update(&h, dst, (size_t)l->size);
+  m64_sha256_final(&h, digest);
+  return check_raw_hash(l, i, digest, e);
 }
 
 int m64_bundle_verify_layer(const m64_bundle *b, uint32_t i, m64_err *e) {
@@ -294,18 +440,20 @@ int m64_bundle_verify_layer(const m64_bundle *b, uint32_t i, m64_err *e) {
     return m64_fail(e, M64_ENOTFOUND, "layer %u out of range (%u layers)", i, b->n_layers);
   const m64_layer_entry *l = &b->layers[i];
   uint8_t digest[32];
+  if (b->compressed) {
+    int rc = check_stored_hash(b, i, e);
+    if (rc) return rc;
+    m64_layer_decoder *d;
+    if ((rc = m64_layer_decoder_new(&d, e))) return rc;
+    rc = m64__z_hash_layer(l, b->tensors, m64_bundle_layer_stored(b, i), d, digest, e);
+    m64_layer_decoder_free(d);
+    return rc ? rc : check_raw_hash(l, i, digest, e);
+  }
   m64_sha256 h;
   m64_sha256_init(&h);
   m64_sha256_update(&h, m64_bundle_layer_data(b, i), (size_t)l->size);
   m64_sha256_final(&h, digest);
-  if (memcmp(digest, l->sha256, 32) != 0) {
-    char want[65], got[65];
-    m64_sha256_hex(l->sha256, want);
-    m64_sha256_hex(digest, got);
-    return m64_fail(e, M64_EHASH, "layer %u '%s': SHA-256 mismatch (expected %s, got %s)", i,
-                    l->name, want, got);
-  }
-  return 0;
+  return check_raw_hash(l, i, digest, e);
 }
 
 int m64_bundle_verify_all(const m64_bundle *b, m64_err *e) {

@@ -1,5 +1,7 @@
 /* writer.c — streaming .m64 writer: small sections first, then the reserved LAYER_INDEX,
- * then 64 KiB-aligned segments; header and section table last, then fsync + rename. */
+ * then 64 KiB-aligned segments; header and section table last, then fsync + rename.
+ * Compressed bundles: small sections, then each segment's layers compressed in layer
+ * order as they complete, then the LAYER_INDEX (its records need the stored sizes). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -24,6 +26,14 @@ struct m64_bundle_writer {
   uint32_t *tensor_layer; /* owning layer of each tensor */
   uint8_t *written;       /* per tensor: bytes were given */
   uint32_t index_sec, first_seg_sec;
+  /* compressed bundles */
+  int z;
+  m64_compress_options zo;
+  uint64_t raw_size[M64_MAX_SECTIONS]; /* content size of each section */
+  uint8_t **pending;      /* per layer: raw bytes until the layer is complete */
+  uint32_t *missing;      /* per layer: tensors not written yet */
+  uint32_t next_flush;    /* layers before it are compressed and written */
+  int32_t seg_sec[M64_MAX_SECTIONS]; /* section of segment i, -1 until its first layer */
 };
 
 static void close_and_unlink(m64_bundle_writer *w) {
@@ -86,6 +96,58 @@ static int new_section(m64_bundle_writer *w, uint32_t kind, const char *name, ui
   return 0;
 }
 
+/* Writes a section at the end; compressed bundles store it as one zstd frame when that
+ * is smaller (the table keeps the content's size and SHA-256). */
+static int put_section(m64_bundle_writer *w, uint32_t kind, const char *name, const void *data,
+                       uint64_t size, m64_err *e) {
+  uint8_t *packed = NULL;
+  size_t packed_n = 0;
+  int rc = 0;
+  if (w->z && (rc = m64__z_compress(data, (size_t)size, w->zo.level ? w->zo.level : 3, 0, &packed,
+                                    &packed_n, e)))
+    return rc;
+  const int use = packed && packed_n < size;
+  m64_section *s;
+  if ((rc = new_section(w, kind, name, use ? packed_n : size, SECTION_ALIGN, &s, e))) {
+    free(packed);
+    return rc;
+  }
+  w->raw_size[s - w->sec] = size;
+  s->codec = use ? CODEC_ZSTD : CODEC_NONE;
+  m64_sha256 h;
+  m64_sha256_init(&h);
+  m64_sha256_update(&h, data, (size_t)size);
+  m64_sha256_final(&h, s->sha256);
+  rc = use ? m64__pwrite_all(w->fd, packed, packed_n, s->offset, w->tmp, e)
+           : m64__pwrite_all(w->fd, data, (size_t)size, s->offset, w->tmp, e);
+  free(packed);
+  if (rc) close_and_unlink(w);
+  return rc;
+}
+
+int m64_bw_set_compression(m64_bundle_writer *w, const m64_compress_options *o, m64_err *e) {
+  int rc = check_alive(w, e);
+  if (rc) return rc;
+  if (w->n_sec || w->layout_set)
+    return m64_fail(e, M64_EFORMAT, "set_compression must come before any section");
+  m64_compress_options z = *o;
+  if (z.level == 0) z.level = 3;
+  if (z.chunk_size == 0) z.chunk_size = Z_CHUNK_DEFAULT;
+  if (z.level < 1 || z.level > 19)
+    return m64_fail(e, M64_ELIMIT, "zstd level %d is not in 1..19", z.level);
+  if (z.chunk_size < Z_CHUNK_MIN || z.chunk_size > Z_CHUNK_MAX || !m64__is_pow2(z.chunk_size))
+    return m64_fail(e, M64_ELIMIT, "chunk size %u is not a power of two in [%u, %u]", z.chunk_size,
+                    Z_CHUNK_MIN, Z_CHUNK_MAX);
+  if (z.long_window && (z.long_window < 10 || z.long_window > Z_WINDOW_LOG_MAX))
+    return m64_fail(e, M64_ELIMIT, "long-distance window log %d is not in 10..%d", z.long_window,
+                    Z_WINDOW_LOG_MAX);
+  if (!(z.min_gain >= 0 && z.min_gain <= 50))
+    return m64_fail(e, M64_ELIMIT, "minimum gain %g%% is not in 0..50", z.min_gain);
+  w->z = 1;
+  w->zo = z;
+  return 0;
+}
+
 int m64_bw_add_section(m64_bundle_writer *w, uint32_t kind, const char *name, const void *data,
                        uint64_t size, m64_err *e) {
   int rc = check_alive(w, e);
@@ -95,17 +157,30 @@ int m64_bw_add_section(m64_bundle_writer *w, uint32_t kind, const char *name, co
   if (kind < M64_SEC_METADATA || kind > M64_SEC_SEGMENT)
     return m64_fail(e, M64_EFORMAT, "unknown section kind %u", kind);
   if (size > SIZE_MAX) return m64_fail(e, M64_ELIMIT, "section '%s' too large", name);
-  m64_section *s;
-  if ((rc = new_section(w, kind, name, size, SECTION_ALIGN, &s, e))) return rc;
-  m64_sha256 h;
-  m64_sha256_init(&h);
-  m64_sha256_update(&h, data, (size_t)size);
-  m64_sha256_final(&h, s->sha256);
-  if ((rc = m64__pwrite_all(w->fd, data, (size_t)size, s->offset, w->tmp, e))) {
-    close_and_unlink(w);
-    return rc;
+  if (w->z && w->layout_set)
+    return m64_fail(e, M64_EUNSUPPORTED, "section '%s': a compressed bundle takes sections only before the layout", name);
+  return put_section(w, kind, name, data, size, e);
+}
+
+static int flush_ready(m64_bundle_writer *w, m64_err *e);
+
+/* Compressed bundles: layers are written in layer order, so a segment's layers must come
+ * in segment order to keep each segment one contiguous run of bytes. */
+static int set_layout_z(m64_bundle_writer *w, m64_err *e) {
+  for (uint32_t i = 1; i < w->n_layers; i++)
+    if (w->layers[i].segment < w->layers[i - 1].segment)
+      return m64_fail(e, M64_EUNSUPPORTED, "layer %u '%s' goes back to segment %u: a compressed bundle needs segments in layer order",
+                      i, w->layers[i].name, w->layers[i].segment);
+  w->pending = (uint8_t **)calloc(w->n_layers ? w->n_layers : 1, sizeof *w->pending);
+  w->missing = (uint32_t *)calloc(w->n_layers ? w->n_layers : 1, sizeof *w->missing);
+  if (!w->pending || !w->missing) return m64_fail(e, M64_ENOMEM, "out of memory");
+  for (uint32_t i = 0; i < w->n_layers; i++) {
+    w->missing[i] = w->layers[i].n_tensors;
+    w->layers[i].codec = CODEC_ZSTD;
   }
-  return 0;
+  for (uint32_t i = 0; i < M64_MAX_SECTIONS; i++) w->seg_sec[i] = -1;
+  w->layout_set = 1;
+  return flush_ready(w, e);
 }
 
 static int set_layout(m64_bundle_writer *w, const m64_layer_entry *layers, uint32_t n_layers,
@@ -146,10 +221,11 @@ static int set_layout(m64_bundle_writer *w, const m64_layer_entry *layers, uint3
   w->n_layers = n_layers;
   w->n_tensors = n_tensors;
   w->n_segments = n_seg;
+  if (w->z) return set_layout_z(w, e);
   /* The index's place is fixed now and filled at commit, when the layer hashes are known. */
   m64_section *s;
   w->index_sec = w->n_sec;
-  if ((rc = new_section(w, M64_SEC_LAYER_INDEX, "layers", m64__layer_index_size(n_layers, n_tensors),
+  if ((rc = new_section(w, M64_SEC_LAYER_INDEX, "layers", m64__layer_index_size(n_layers, n_tensors, 0),
                         SECTION_ALIGN, &s, e)))
     return rc;
   w->first_seg_sec = w->n_sec;
@@ -174,9 +250,78 @@ int m64_bw_set_layout(m64_bundle_writer *w, const m64_layer_entry *layers, uint3
     w->n_sec = n_sec;
     w->end = end;
     free(w->layers); free(w->tensors); free(w->tensor_layer); free(w->written);
+    free(w->pending); free(w->missing);
     w->layers = NULL; w->tensors = NULL; w->tensor_layer = NULL; w->written = NULL;
+    w->pending = NULL; w->missing = NULL;
   }
   return rc;
+}
+
+/* Compresses layer i (complete) and appends it to its segment. */
+static int flush_layer(m64_bundle_writer *w, uint32_t i, m64_err *e) {
+  static const uint8_t none[1];
+  m64_layer_entry *l = &w->layers[i];
+  const uint8_t *raw = w->pending[i] ? w->pending[i] : none;
+  m64_sha256 h;
+  m64_sha256_init(&h);
+  m64_sha256_update(&h, raw, (size_t)l->size);
+  m64_sha256_final(&h, l->sha256);
+  uint8_t *packed = NULL;
+  size_t n = 0;
+  int rc = m64__z_compress_layer(l, w->tensors, raw, &w->zo, &packed, &n, e);
+  free(w->pending[i]);
+  w->pending[i] = NULL;
+  if (rc) return rc;
+  m64_sha256_init(&h);
+  m64_sha256_update(&h, packed, n);
+  m64_sha256_final(&h, l->stored_sha256);
+  if (w->seg_sec[l->segment] < 0) {
+    char name[48];
+    snprintf(name, sizeof name, "segment.%u", l->segment);
+    m64_section *s;
+    if ((rc = new_section(w, M64_SEC_SEGMENT, name, 0, SECTION_ALIGN, &s, e))) {
+      free(packed);
+      return rc;
+    }
+    w->seg_sec[l->segment] = (int32_t)(s - w->sec);
+  }
+  m64_section *seg = &w->sec[w->seg_sec[l->segment]];
+  l->stored_offset = seg->size;
+  rc = m64__pwrite_all(w->fd, packed, n, seg->offset + seg->size, w->tmp, e);
+  free(packed);
+  if (rc) return rc;
+  seg->size += n;
+  w->end = seg->offset + seg->size;
+  w->raw_size[seg - w->sec] = seg->size;
+  return 0;
+}
+
+static int flush_ready(m64_bundle_writer *w, m64_err *e) {
+  while (w->next_flush < w->n_layers && w->missing[w->next_flush] == 0) {
+    int rc = flush_layer(w, w->next_flush, e);
+    if (rc) {
+      close_and_unlink(w);
+      return rc;
+    }
+    w->next_flush++;
+  }
+  return 0;
+}
+
+static int write_tensor_z(m64_bundle_writer *w, uint32_t ti, const void *data, m64_err *e) {
+  const m64_tensor_entry *t = &w->tensors[ti];
+  const uint32_t li = w->tensor_layer[ti];
+  const m64_layer_entry *l = &w->layers[li];
+  if (li < w->next_flush)
+    return m64_fail(e, M64_EFORMAT, "tensor '%s': its layer '%s' is already compressed", t->name, l->name);
+  if (l->size > SIZE_MAX) return m64_fail(e, M64_ELIMIT, "layer '%s' too large", l->name);
+  if (!w->pending[li] && !(w->pending[li] = (uint8_t *)calloc(1, (size_t)l->size)))
+    return m64_fail(e, M64_ENOMEM, "out of memory (layer '%s', %llu bytes)", l->name,
+                    (unsigned long long)l->size);
+  memcpy(w->pending[li] + t->offset, data, (size_t)t->nbytes);
+  if (!w->written[ti]) w->missing[li]--;
+  w->written[ti] = 1;
+  return flush_ready(w, e);
 }
 
 int m64_bw_write_tensor(m64_bundle_writer *w, uint32_t tensor_index, const void *data, m64_err *e) {
@@ -187,6 +332,7 @@ int m64_bw_write_tensor(m64_bundle_writer *w, uint32_t tensor_index, const void 
     return m64_fail(e, M64_ENOTFOUND, "tensor index %u out of range (%u tensors)", tensor_index,
                     w->n_tensors);
   const m64_tensor_entry *t = &w->tensors[tensor_index];
+  if (w->z) return write_tensor_z(w, tensor_index, data, e);
   const m64_layer_entry *l = &w->layers[w->tensor_layer[tensor_index]];
   const m64_section *seg = &w->sec[w->first_seg_sec + l->segment];
   if (t->nbytes > SIZE_MAX) return m64_fail(e, M64_ELIMIT, "tensor '%s' too large", t->name);
@@ -215,12 +361,19 @@ static int hash_layer(m64_bundle_writer *w, m64_layer_entry *l, uint64_t file_of
   return 0;
 }
 
+static int finish_index_z(m64_bundle_writer *w, m64_err *e);
+static int write_header(m64_bundle_writer *w, m64_err *e);
+
 static int finish(m64_bundle_writer *w, m64_err *e) {
   int rc;
   if (!w->layout_set) return m64_fail(e, M64_EFORMAT, "commit before set_layout");
   for (uint32_t t = 0; t < w->n_tensors; t++)
     if (!w->written[t])
       return m64_fail(e, M64_EFORMAT, "tensor %u '%s' was never written", t, w->tensors[t].name);
+  if (w->z) {
+    if ((rc = finish_index_z(w, e))) return rc;
+    return write_header(w, e);
+  }
   uint8_t *buf = (uint8_t *)malloc(HASH_CHUNK);
   if (!buf) return m64_fail(e, M64_ENOMEM, "out of memory");
   for (uint32_t i = 0; i < w->n_layers; i++) {
@@ -235,7 +388,7 @@ static int finish(m64_bundle_writer *w, m64_err *e) {
   m64_section *idx = &w->sec[w->index_sec];
   uint8_t *li = (uint8_t *)malloc(idx->size);
   if (!li) return m64_fail(e, M64_ENOMEM, "out of memory");
-  m64__encode_layer_index(li, w->layers, w->n_layers, w->tensors, w->n_tensors, w->n_segments);
+  m64__encode_layer_index(li, w->layers, w->n_layers, w->tensors, w->n_tensors, w->n_segments, 0);
   m64_sha256 h;
   m64_sha256_init(&h);
   m64_sha256_update(&h, li, idx->size);
@@ -244,6 +397,32 @@ static int finish(m64_bundle_writer *w, m64_err *e) {
   free(li);
   if (rc) return rc;
 
+  return write_header(w, e);
+}
+
+/* Compressed bundles: segments without layers get empty sections; then the index. */
+static int finish_index_z(m64_bundle_writer *w, m64_err *e) {
+  for (uint32_t i = 0; i < w->n_segments; i++) {
+    if (w->seg_sec[i] >= 0) continue;
+    char name[48];
+    snprintf(name, sizeof name, "segment.%u", i);
+    m64_section *s;
+    int rc = new_section(w, M64_SEC_SEGMENT, name, 0, SECTION_ALIGN, &s, e);
+    if (rc) return rc;
+    w->seg_sec[i] = (int32_t)(s - w->sec);
+  }
+  const uint64_t n = m64__layer_index_size(w->n_layers, w->n_tensors, 1);
+  uint8_t *li = (uint8_t *)malloc((size_t)n);
+  if (!li) return m64_fail(e, M64_ENOMEM, "out of memory");
+  m64__encode_layer_index(li, w->layers, w->n_layers, w->tensors, w->n_tensors, w->n_segments, 1);
+  int rc = put_section(w, M64_SEC_LAYER_INDEX, "layers", li, n, e);
+  free(li);
+  return rc;
+}
+
+static int write_header(m64_bundle_writer *w, m64_err *e) {
+  int rc;
+  m64_sha256 h;
   /* Extend to the final size first: segments' trailing pages may not be written yet. */
   if (ftruncate(w->fd, (off_t)w->end) != 0) {
     int code = m64__errno_code(errno);
@@ -256,7 +435,7 @@ static int finish(m64_bundle_writer *w, m64_err *e) {
   if (!hdr) return m64_fail(e, M64_ENOMEM, "out of memory");
   memcpy(hdr + BH_MAGIC, M64_BUNDLE_MAGIC, 8);
   m64__wr_u32(hdr + BH_VERSION, M64_BUNDLE_VERSION);
-  m64__wr_u32(hdr + BH_FLAGS, 0);
+  m64__wr_u32(hdr + BH_FLAGS, w->z ? BH_F_COMPRESSED : 0);
   m64__wr_u32(hdr + BH_N_SECTIONS, w->n_sec);
   m64__wr_u32(hdr + BH_HEADER_SIZE, BH_SIZE);
   m64__wr_u32(hdr + BH_RECORD_SIZE, SR_SIZE);
@@ -269,6 +448,10 @@ static int finish(m64_bundle_writer *w, m64_err *e) {
     m64__wr_u64(r + SR_OFFSET, w->sec[i].offset);
     m64__wr_u64(r + SR_SIZE_FIELD, w->sec[i].size);
     memcpy(r + SR_SHA256, w->sec[i].sha256, 32);
+    if (w->z) {
+      m64__wr_u32(r + SR_CODEC, w->sec[i].codec);
+      m64__wr_u64(r + SR_RAW_SIZE, w->raw_size[i]);
+    }
   }
   m64_sha256_init(&h);
   m64_sha256_update(&h, hdr, BH_SHA256);
@@ -281,6 +464,10 @@ static int finish(m64_bundle_writer *w, m64_err *e) {
 }
 
 static void free_writer(m64_bundle_writer *w) {
+  if (w->pending)
+    for (uint32_t i = 0; i < w->n_layers; i++) free(w->pending[i]);
+  free(w->pending);
+  free(w->missing);
   free(w->layers);
   free(w->tensors);
   free(w->tensor_layer);
