@@ -81,8 +81,10 @@ M64_EXPORT("m64_max_batch") uint32_t m64_max_batch(void);
 
 /* Tokenizer: the host copies the bundle's TOKENIZER section into m64_alloc'ed memory. */
 M64_EXPORT("m64_tok_load") int32_t m64_tok_load(const uint8_t *blob, uint32_t size);
-/* Encodes text (UTF-8, len bytes) into out (max ids); BOS first if add_bos. Returns the
- * number of ids, or -1 if out is too small. */
+/* Encodes text (UTF-8, len bytes) into out (max ids). add_bos holds flags: bit 0 puts BOS
+ * first when the vocabulary asks for it (tokenizer.ggml.add_bos_token); bit 1 parses
+ * special-token text such as "<|eot_id|>" into its id (else it is plain text). Returns
+ * the number of ids, or -1 if out is too small. */
 M64_EXPORT("m64_tok_encode") int32_t m64_tok_encode(const char *text, uint32_t len,
                                                     int32_t add_bos, int32_t *out, uint32_t max);
 /* Writes the bytes token id stands for (after prev) into out; returns their count. */
@@ -90,6 +92,12 @@ M64_EXPORT("m64_tok_piece") int32_t m64_tok_piece(int32_t prev, int32_t id, char
                                                   uint32_t max);
 M64_EXPORT("m64_tok_bos") int32_t m64_tok_bos(void);
 M64_EXPORT("m64_tok_eos") int32_t m64_tok_eos(void);
+/* The id of the token whose text is exactly these bytes (any type), -1 if none: chat
+ * templates find "<|eot_id|>", "<|im_start|>" ... this way. */
+M64_EXPORT("m64_tok_find") int32_t m64_tok_find(const char *text, uint32_t len);
+/* 1 if id ends generation: EOS, EOT, EOM and the tokens llama.cpp treats so by their text
+ * ("<|eot_id|>", "<|im_end|>", "<|end_of_text|>", ...), as m64c marked them; else 0. */
+M64_EXPORT("m64_tok_is_eog") int32_t m64_tok_is_eog(int32_t id);
 
 /* Sampler over the last logits: temperature (0 = greedy), top-k (0 = off), top-p (1 = off).
  * The RNG is xorshift64* seeded by m64_sampler_seed. */

@@ -21,6 +21,8 @@ int32_t m64_tok_piece(int32_t prev, int32_t id, char *out, uint32_t max) {
 }
 int32_t m64_tok_bos(void) { return tok_bos(); }
 int32_t m64_tok_eos(void) { return tok_eos(); }
+int32_t m64_tok_find(const char *text, uint32_t len) { return tok_find(text, len); }
+int32_t m64_tok_is_eog(int32_t id) { return tok_is_eog(id); }
 
 void m64_sampler_seed(uint32_t lo, uint32_t hi) { sampler_seed(((uint64_t)hi << 32) | lo); }
 int32_t m64_sample(const float *logits, float temp, int32_t top_k, float top_p) {

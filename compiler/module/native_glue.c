@@ -64,6 +64,10 @@ static uint32_t glue_tok_piece(void *i, uint32_t prev, uint32_t id, uint32_t out
 }
 static uint32_t glue_tok_bos(void *i) { return w2c_m64mod_m64_tok_bos(INST(i)); }
 static uint32_t glue_tok_eos(void *i) { return w2c_m64mod_m64_tok_eos(INST(i)); }
+static uint32_t glue_tok_find(void *i, uint32_t text, uint32_t len) {
+  return w2c_m64mod_m64_tok_find(INST(i), text, len);
+}
+static uint32_t glue_tok_is_eog(void *i, uint32_t id) { return w2c_m64mod_m64_tok_is_eog(INST(i), id); }
 static void glue_sampler_seed(void *i, uint32_t lo, uint32_t hi) {
   w2c_m64mod_m64_sampler_seed(INST(i), lo, hi);
 }
@@ -100,4 +104,6 @@ __attribute__((visibility("default"))) const m64_native_abi M64_NATIVE_ABI = {
     .m64_tok_eos = glue_tok_eos,
     .m64_sampler_seed = glue_sampler_seed,
     .m64_sample = glue_sample,
+    .m64_tok_find = glue_tok_find,
+    .m64_tok_is_eog = glue_tok_is_eog,
 };

@@ -7,34 +7,70 @@
  *   off  size  field
  *     0     4  magic "M64T"
  *     4     4  u32 version (TOK_BLOB_VERSION = 1)
- *     8     4  u32 model kind: 1 = SentencePiece ("llama"), 2 = BPE (reserved, rejected)
+ *     8     4  u32 model kind: 1 = SentencePiece ("llama"), 2 = byte-level BPE ("gpt2")
  *    12     4  u32 n_vocab, 1 .. TOK_MAX_VOCAB
  *    16     4  i32 bos id  (-1 = none; otherwise < n_vocab)
  *    20     4  i32 eos id  (same)
  *    24     4  i32 unk id  (same)
  *    28     4  i32 pad id  (same)
  *    32     4  u32 flags: bit 0 add_bos (tokenizer.ggml.add_bos_token),
- *                         bit 1 add_space_prefix (tokenizer.ggml.add_space_prefix);
+ *                         bit 1 add_space_prefix (SentencePiece only),
+ *                         bit 2 ignore_merges (BPE only: a pre-tokenized word that is a
+ *                               token is emitted whole, as llama.cpp does for llama-bpe);
  *                         other bits must be 0
  *    36     4  u32 reserved, must be 0
- *    40        n_vocab token records, in id order, each:
- *                f32 score, u8 type (TOK_TYPE_*: 1..6), u32 length (<= TOK_MAX_TOKEN_LEN),
- *                length bytes of text (SentencePiece form: a space is U+2581 "▁")
- *   end        nothing may follow the last record
+ *   BPE only (kind 2):
+ *    40     4  u32 pre-tokenizer, TOK_PRE_*: 1 llama-bpe, 2 qwen2, 3 smollm, 4 gpt2
+ *    44     4  u32 n_merges, 0 .. TOK_MAX_MERGES
+ *   then       n_vocab token records, in id order, each:
+ *                f32 score, u8 type, u32 length (<= TOK_MAX_TOKEN_LEN), length bytes of
+ *                text (SentencePiece: a space is U+2581; BPE: GPT-2's byte-to-unicode
+ *                form, e.g. a space is U+0120). type: low 7 bits TOK_TYPE_* (1..6);
+ *                bit 7 (TOK_TYPE_EOG) marks an end-of-generation token (m64c decides
+ *                them as llama.cpp does: EOS, EOT, EOM, "<|eot_id|>", "<|im_end|>", ...)
+ *   BPE only:  n_merges records in rank order (best first): u32 left id, u32 right id,
+ *                u32 result id: the token whose text is left's followed by right's (tok_load
+ *                checks the ids and the result's length; m64c checks the text)
+ *   end        nothing may follow
+ *   A BPE vocabulary's token texts must be distinct.
  *
- * Behaviour (matches llama.cpp's SentencePiece tokenizer on the shared reference vectors):
- *   encode  non-empty text gets one leading space if add_space_prefix; every ' ' becomes
+ * Encode flags (tok_encode's add_bos argument, the ABI's m64_tok_encode):
+ *   bit 0 (TOK_ENCODE_ADD_BOS)  BOS first, if the vocabulary has one and its add_bos flag
+ *                               is set (llama.cpp's add_special);
+ *   bit 1 (TOK_ENCODE_SPECIAL)  the text of control and unknown tokens (e.g.
+ *                               "<|begin_of_text|>") becomes that token (llama.cpp's
+ *                               parse_special). User-defined tokens are always parsed so,
+ *                               without the bit control text is plain text.
+ * Special-token text is found as llama.cpp does: tokens longest first (ties: lower id),
+ * each splitting the still-unclaimed stretches of text at its leftmost occurrences.
+ *
+ * SentencePiece behaviour (matches llama.cpp on the shared reference vectors):
+ *   encode  every stretch of text between special tokens (and the whole text when there
+ *           are none) gets one leading space if add_space_prefix; every ' ' becomes
  *           "▁"; UTF-8 characters (length from the lead byte only) are merged pairwise,
  *           best-scoring pair first (ties: leftmost); leftovers that are no token fall back
  *           to "<0xXX>" byte tokens, else the 1-byte token, else unk. Only normal,
- *           user-defined, unused and byte tokens are matched against text, so a literal
- *           "<s>" in the input never becomes BOS. Special-token text is never parsed.
+ *           user-defined, unused and byte tokens are matched against text.
  *   piece   normal: text with "▁" -> ' '; byte "<0xXX>": that byte; user-defined: text as
  *           is; control, unknown, unused: nothing (llama.cpp with special = false).
  *           Leading-space rule: when add_space_prefix is set and the token starts a text
  *           (prev < 0, or prev is the BOS id) one leading space is dropped, which undoes
  *           the space encode added. This reproduces the reference "detok" strings, which
  *           llama.cpp computed over the ids without BOS (first piece: prev = -1).
+ *
+ * BPE behaviour (llama.cpp's llm_tokenizer_bpe):
+ *   encode  the text is decoded to code points (an invalid UTF-8 byte becomes U+FFFD, as in
+ *           llama.cpp, so such input does not round-trip); the pre-tokenizer splits it into
+ *           words (tokenizer.c names each one's regex); each word's UTF-8 bytes are mapped
+ *           to GPT-2's printable characters and merged pairwise, lowest merge rank first
+ *           (ties: leftmost). With ignore_merges a word that is a token is taken whole.
+ *   piece   normal: the characters mapped back to bytes (a token may end inside a UTF-8
+ *           character: hosts print only complete characters); byte "<0xXX>": that byte;
+ *           user-defined: text as is; control, unknown, unused: nothing. prev is unused.
+ *
+ * Letters, numbers and white space are Unicode's (unicode_ranges.h, generated by
+ * gen_unicode_ranges.py; its Unicode version may lag llama.cpp's tables for characters
+ * added since).
  *
  * State lives in file-level statics: one tokenizer per module instance. tok_load keeps
  * pointers into the blob, so the blob must stay valid (unchanged) for as long as the
@@ -50,20 +86,26 @@
 #define TOK_HEADER_BYTES 40u
 #define TOK_MAX_VOCAB (1u << 20)
 #define TOK_MAX_TOKEN_LEN 1024u
+#define TOK_MAX_MERGES (1u << 21)
+#define TOK_BPE_HEADER_BYTES 48u
+#define TOK_MERGE_BYTES 12u
 
 enum { TOK_MODEL_SPM = 1, TOK_MODEL_BPE = 2 };
 enum {
   TOK_TYPE_NORMAL = 1, TOK_TYPE_UNKNOWN = 2, TOK_TYPE_CONTROL = 3,
   TOK_TYPE_USER_DEFINED = 4, TOK_TYPE_UNUSED = 5, TOK_TYPE_BYTE = 6
 };
-enum { TOK_FLAG_ADD_BOS = 1u, TOK_FLAG_ADD_SPACE_PREFIX = 2u };
+enum { TOK_TYPE_EOG = 0x80 }; /* flag bit of a record's type byte */
+enum { TOK_FLAG_ADD_BOS = 1u, TOK_FLAG_ADD_SPACE_PREFIX = 2u, TOK_FLAG_IGNORE_MERGES = 4u };
+enum { TOK_PRE_LLAMA3 = 1, TOK_PRE_QWEN2 = 2, TOK_PRE_SMOLLM = 3, TOK_PRE_GPT2 = 4 };
+enum { TOK_ENCODE_ADD_BOS = 1, TOK_ENCODE_SPECIAL = 2 };
 
 /* Error codes of tok_load / tok_encode / tok_piece. */
 enum {
   TOK_ETRUNCATED = -1,   /* tok_load: blob ends inside a field */
-  TOK_EFORMAT = -2,      /* tok_load: bad magic, version, flags, type or id */
-  TOK_EUNSUPPORTED = -3, /* tok_load: model kind other than SentencePiece */
-  TOK_ELIMIT = -4,       /* tok_load: n_vocab or a token length above the caps */
+  TOK_EFORMAT = -2,      /* tok_load: bad magic, version, kind, flags, type, id or merge */
+  TOK_EUNSUPPORTED = -3, /* (no longer returned: both model kinds are supported) */
+  TOK_ELIMIT = -4,       /* tok_load: n_vocab, n_merges or a token length above the caps */
   TOK_ENOMEM = -5,       /* any: mm_alloc failed (workspace limit) */
   TOK_ENOTLOADED = -6,   /* encode/piece before a successful tok_load */
 };
@@ -71,10 +113,10 @@ enum {
 /* Parses and validates the blob and builds the lookup tables (mm_alloc). 0 ok, else a
  * TOK_E* code; a failed load leaves no tokenizer loaded. Safe on hostile bytes. */
 int32_t tok_load(const uint8_t *blob, uint32_t size);
-/* Encodes len bytes of UTF-8 text into out (max ids), BOS first if add_bos != 0 and the
- * vocabulary has one. Returns the number of ids; -1 if out is too small (out's contents
- * are then unspecified); TOK_ENOMEM / TOK_ENOTLOADED on those errors. */
-int32_t tok_encode(const char *text, uint32_t len, int32_t add_bos, int32_t *out, uint32_t max);
+/* Encodes len bytes of UTF-8 text into out (max ids); flags are TOK_ENCODE_* (above).
+ * Returns the number of ids; -1 if out is too small (out's contents are then
+ * unspecified); TOK_ENOMEM / TOK_ENOTLOADED on those errors. */
+int32_t tok_encode(const char *text, uint32_t len, int32_t flags, int32_t *out, uint32_t max);
 /* Writes the bytes token id stands for when it follows token prev (-1 = none) into out.
  * Returns the byte count (never more than TOK_MAX_TOKEN_LEN); -1 for an id out of
  * range; -2 if max is too small (nothing written); TOK_ENOTLOADED before a load. */
@@ -84,5 +126,14 @@ int32_t tok_eos(void);      /* -1 when none / not loaded */
 uint32_t tok_n_vocab(void); /* 0 when not loaded */
 /* The blob's add_bos flag (tokenizer.ggml.add_bos_token): whether prompts get BOS. */
 int32_t tok_add_bos(void);
+/* The id of the token whose text is exactly these len bytes (any type), or -1. */
+int32_t tok_find(const char *text, uint32_t len);
+/* BPE only, for tests: the pre-tokenizer's words of text (no special tokens), as the
+ * byte offsets where each ends (in the text re-encoded as llama.cpp does: the same offsets
+ * for valid UTF-8). Returns the word count, -1 if max is too small, TOK_ENOTLOADED without
+ * a BPE vocabulary, TOK_ENOMEM. */
+int32_t tok_split(const char *text, uint32_t len, uint32_t *ends, uint32_t max);
+/* 1 if id ends generation (EOS or a token m64c marked TOK_TYPE_EOG), else 0. */
+int32_t tok_is_eog(int32_t id);
 
 #endif

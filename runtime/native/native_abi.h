@@ -34,7 +34,9 @@
 extern "C" {
 #endif
 
-#define M64_NATIVE_ABI_VERSION 2u
+/* 3 appended m64_tok_find and m64_tok_is_eog; a host may still run version 2 code
+ * (without them). */
+#define M64_NATIVE_ABI_VERSION 3u
 #define M64_NATIVE_ABI_SYMBOL "M64_NATIVE_ABI"
 
 struct w2c_m64;
@@ -50,7 +52,7 @@ typedef struct m64_native_abi {
   wasm_rt_memory_t *(*memory)(void *inst);
   uint32_t *(*stack_pointer)(void *inst); /* the exported __stack_pointer global */
 
-  /* Exports, same names and order as compiler/module/m64_module.h. */
+  /* Exports, same names as compiler/module/m64_module.h (later versions append). */
   uint32_t (*m64_abi_version)(void *inst);
   uint32_t (*m64_alloc)(void *inst, uint32_t n);
   uint32_t (*m64_state_bytes)(void *inst, uint32_t n_ctx);
@@ -73,6 +75,9 @@ typedef struct m64_native_abi {
   void (*m64_sampler_seed)(void *inst, uint32_t lo, uint32_t hi);
   uint32_t (*m64_sample)(void *inst, uint32_t logits, float temp, uint32_t top_k,
                          float top_p);
+  /* version 3 */
+  uint32_t (*m64_tok_find)(void *inst, uint32_t text, uint32_t len);
+  uint32_t (*m64_tok_is_eog)(void *inst, uint32_t id);
 } m64_native_abi;
 
 #ifdef __cplusplus

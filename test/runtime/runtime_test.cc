@@ -729,6 +729,17 @@ TEST(NativeGlue, AbiTable) {
                           &c),
             WASM_RT_TRAP_NONE);
   EXPECT_EQ(c.r[15], 1u);
+  ASSERT_EQ(m64_wasm_call([](void *p) {  // ABI 3: token lookup and end of generation
+              auto c = static_cast<Ctx *>(p);
+              c->r[12] = c->abi->m64_tok_find(c->inst, c->r[11], 2);
+              c->r[13] = c->abi->m64_tok_is_eog(c->inst, 2);
+              c->r[14] = c->abi->m64_tok_is_eog(c->inst, 1);
+            },
+                          &c),
+            WASM_RT_TRAP_NONE);
+  EXPECT_EQ(c.r[12], (uint32_t)'h');
+  EXPECT_EQ(c.r[13], 1u);
+  EXPECT_EQ(c.r[14], 0u);
 
   // A layer the host cannot page: the import traps, the call reports it.
   ASSERT_EQ(m64_wasm_call([](void *p) {
