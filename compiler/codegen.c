@@ -108,10 +108,19 @@ int m64c_emit_model_c(const m64c_plan *p, const char *gguf_name, FILE *out, m64_
           "#define HEAD_DIM %uu\n#define KV_DIM %uu\n#define FFN %uu\n#define VOCAB %u\n"
           "#define MAX_COLS %uu\n#define N_CTX_TRAIN %uu\n"
           "#define RMS_EPS %af /* %g, exact as a hex float */\n"
-          "#define ROPE_BASE %af /* %g */\n\n#include \"model.h\"\n\n",
+          "#define ROPE_BASE %af /* %g */\n"
+          "#define QKV_BIAS %d  /* q, k, v projections add F32 biases */\n"
+          "#define ROPE_NEOX %d /* RoPE rotates (i, i + HEAD_DIM/2), not (2i, 2i + 1) */\n",
           p->dim, p->n_blocks, p->n_heads, p->n_kv_heads, p->head_dim, p->kv_dim, p->ffn,
           p->n_vocab, p->dim > p->ffn ? p->dim : p->ffn, p->n_ctx_train, (double)p->rms_eps,
-          (double)p->rms_eps, (double)p->rope_base, (double)p->rope_base);
+          (double)p->rms_eps, (double)p->rope_base, (double)p->rope_base, p->qkv_bias, p->rope_neox);
+  if (p->rope_freqs) { /* Llama 3.1+ frequency scaling: theta_i / factor_i */
+    fprintf(out, "#define ROPE_FREQ_FACTORS 1\nstatic const float ROPE_FACTOR[HEAD_DIM / 2] = {");
+    for (uint32_t i = 0; i < p->head_dim / 2; i++)
+      fprintf(out, "%s%s%af", i ? "," : "", i % 4 ? " " : "\n    ", (double)p->rope_freqs[i]);
+    fprintf(out, "};\n");
+  }
+  fprintf(out, "\n#include \"model.h\"\n\n");
 
   emit_kernels(p, out);
 
@@ -139,11 +148,13 @@ int m64c_emit_model_c(const m64c_plan *p, const char *gguf_name, FILE *out, m64_
       {"wk", "attn_k.weight", 1},           {"wv", "attn_v.weight", 1},
       {"wo", "attn_output.weight", 1},      {"ffn_norm", "ffn_norm.weight", 0},
       {"w_gate", "ffn_gate.weight", 1},     {"w_up", "ffn_up.weight", 1},
-      {"w_down", "ffn_down.weight", 1},
+      {"w_down", "ffn_down.weight", 1},     {"bq", "attn_q.bias", 0},
+      {"bk", "attn_k.bias", 0},             {"bv", "attn_v.bias", 0},
   };
+  const size_t n_fields = p->qkv_bias ? 12 : 9;
   for (uint32_t l = 0; l < p->n_blocks; l++) {
     fprintf(out, "  { /* blk.%u */\n", l);
-    for (size_t f = 0; f < sizeof fields / sizeof fields[0]; f++) {
+    for (size_t f = 0; f < n_fields; f++) {
       char name[M64_MAX_NAME + 1];
       snprintf(name, sizeof name, "blk.%u.%s", l, fields[f].tensor);
       int idx = m64c_plan_find(p, 1 + l, name);
@@ -156,7 +167,8 @@ int m64c_emit_model_c(const m64c_plan *p, const char *gguf_name, FILE *out, m64_
     }
     fprintf(out, "  },\n");
   }
-  fprintf(out, "};\n\n/* ---- the forward pass ---- */\n#include \"forward_%s.h\"\n", p->arch);
+  /* every supported architecture is LLaMA with the switches above */
+  fprintf(out, "};\n\n/* ---- the forward pass ---- */\n#include \"forward_llama.h\"\n");
   if (ferror(out)) return m64_fail(e, M64_EIO, "writing model.c failed");
   return 0;
 }

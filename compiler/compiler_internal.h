@@ -12,6 +12,10 @@ typedef struct m64c_plan {
   uint32_t n_vocab, dim, n_blocks, n_heads, n_kv_heads, head_dim, kv_dim, ffn, n_ctx_train;
   float rms_eps, rope_base;
   int tied_output;                    /* no output.weight: logits use token_embd */
+  int qkv_bias;                       /* blocks carry attn_q/k/v biases (qwen2) */
+  int rope_neox;                      /* RoPE pairs (i, i + head_dim/2) (qwen2) */
+  float *rope_freqs;                  /* head_dim/2 divisors of rope_freqs.weight, or NULL */
+  const m64_gguf_tensor *rope_freqs_source;
 
   m64_layer_entry *layers;            /* n_blocks + 1 */
   uint32_t n_layers;
@@ -26,8 +30,15 @@ typedef struct m64c_plan {
 /* plan.c */
 int m64c_plan_model(const m64_gguf *g, uint64_t segment_max, m64c_plan *p, m64_err *e);
 void m64c_plan_free(m64c_plan *p);
+/* Makes text from a model file safe to place in a C comment or a metadata line: control
+ * characters and the '/' of a comment end become '?'. */
+void m64c_plain_text(char *s);
 /* Index of tensor `name` inside layer `layer`, or -1. */
 int m64c_plan_find(const m64c_plan *p, uint32_t layer, const char *name);
+
+/* chat_template.c: the chat format tokenizer.chat_template uses ("llama3", "chatml",
+ * "llama2", "mistral", "zephyr"), or "none". */
+const char *m64c_chat_template_name(const m64_gguf *g);
 
 /* codegen.c: writes model.c for the plan. */
 int m64c_emit_model_c(const m64c_plan *p, const char *gguf_name, FILE *out, m64_err *e);
@@ -46,11 +57,26 @@ int m64c_compile_native(const m64c_workdir *w, int verbose, m64_err *e);
 int m64c_read_file(const char *path, uint8_t **data, size_t *size, m64_err *e);
 int m64c_write_file(const char *path, const void *data, size_t size, m64_err *e);
 
+/* build.c: the external tools m64c_build drives (clang-19, wasm2c). The fuzz harness
+ * substitutes its own so the rest of the pipeline runs fast on mutated models. */
+typedef struct m64c_tools {
+  int (*compile_wasm)(const m64c_workdir *w, int verbose, m64_err *e);
+  int (*compile_native)(const m64c_workdir *w, int verbose, m64_err *e);
+} m64c_tools;
+int m64c_build_with(const m64c_options *o, const m64c_tools *tools, m64_err *e);
+
 /* The NATIVE section: a 64-byte header (magic, wasm hash, code size) then the code. */
 #define M64_NATIVE_MAGIC "M64NATIV"
 #define M64_NATIVE_HEADER 64u
 int m64c_native_section(const uint8_t wasm_sha[32], const uint8_t *so, size_t so_size,
                         uint8_t **out, size_t *out_size, m64_err *e);
+
+/* build.c: the SIGINT/SIGTERM cleanup removes bw's temp file (NULL: forget it). */
+void m64c_track_bundle_temp(const m64_bundle_writer *bw);
+
+/* compress.c: sets bw's layout to b's (raw) layout and writes every tensor of b, decoding
+ * compressed layers; each layer is checked against its hashes first. */
+int m64c_copy_layers(const m64_bundle *b, m64_bundle_writer *bw, int progress, m64_err *e);
 
 /* Progress line on stderr ("[3/6] compiling wasm ..."). */
 void m64c_progress(int enabled, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -14,7 +14,15 @@
 #include "compiler_internal.h"
 #include "module/kernel_types.h"
 
-static const char *const SUPPORTED_ARCHS = "llama";
+/* The architectures the forward pass (compiler/module/forward_llama.h) implements: LLaMA
+ * and the models that differ from it only in these switches. */
+typedef struct arch_desc {
+  const char *name;
+  int qkv_bias;  /* attn_q/k/v carry F32 biases (qwen2) */
+  int rope_neox; /* RoPE rotates (i, i + head_dim/2) pairs, not adjacent ones */
+} arch_desc;
+static const arch_desc ARCHS[] = {{"llama", 0, 0}, {"qwen2", 1, 1}};
+static const char *const SUPPORTED_ARCHS = "llama, qwen2";
 /* Matrix types are those the module has kernels for (compiler/module/kernel_types.h). */
 static int matrix_type_supported(uint32_t t) {
 #define X(id, sfx, name, act) if (t == id) return 1;
@@ -41,6 +49,13 @@ static int arch_u32(const m64_gguf *g, const char *arch, const char *key, uint32
   if (rc == M64_ENOTFOUND) return m64_fail(e, M64_EFORMAT, "missing metadata key '%s'", full);
   if (rc) return m64_fail(e, M64_EFORMAT, "metadata key '%s' is not an unsigned integer", full);
   return 0;
+}
+
+/* An optional u32 "<arch>.<key>": 0 if present, else non-zero. */
+static int arch_u32_or(const m64_gguf *g, const char *arch, const char *key, uint32_t *out) {
+  char full[128];
+  snprintf(full, sizeof full, "%s.%s", arch, key);
+  return m64_gguf_get_u32(g, full, out);
 }
 
 static float arch_f32_or(const m64_gguf *g, const char *arch, const char *key, float dflt) {
@@ -103,28 +118,42 @@ int m64c_plan_find(const m64c_plan *p, uint32_t layer, const char *name) {
   return -1;
 }
 
+void m64c_plain_text(char *s) {
+  for (char *c = s; *c; c++)
+    if ((unsigned char)*c < 0x20 || *c == 0x7f || (*c == '/' && c > s && c[-1] == '*')) *c = '?';
+}
+
 static int read_hparams(const m64_gguf *g, m64c_plan *p, m64_err *e) {
   m64_str arch;
   if (m64_gguf_get_str(g, "general.architecture", &arch))
     return m64_fail(e, M64_EFORMAT, "missing metadata key 'general.architecture'");
-  if (arch.len != 5 || memcmp(arch.ptr, "llama", 5) != 0)
+  const arch_desc *ad = NULL;
+  for (size_t i = 0; i < sizeof ARCHS / sizeof ARCHS[0] && !ad; i++)
+    if (arch.len == strlen(ARCHS[i].name) && memcmp(arch.ptr, ARCHS[i].name, arch.len) == 0)
+      ad = &ARCHS[i];
+  if (!ad)
     return m64_fail(e, M64_EUNSUPPORTED,
                     "architecture '%.*s' is not supported (supported: %s)",
                     (int)(arch.len > 64 ? 64 : arch.len), arch.ptr, SUPPORTED_ARCHS);
-  snprintf(p->arch, sizeof p->arch, "llama");
+  snprintf(p->arch, sizeof p->arch, "%s", ad->name);
+  p->qkv_bias = ad->qkv_bias;
+  p->rope_neox = ad->rope_neox;
+  const char *a = p->arch; /* every hyperparameter is "<arch>.<key>" */
   m64_str name;
-  if (m64_gguf_get_str(g, "general.name", &name) == 0)
+  if (m64_gguf_get_str(g, "general.name", &name) == 0) {
     snprintf(p->name, sizeof p->name, "%.*s", (int)(name.len > 120 ? 120 : name.len), name.ptr);
+    m64c_plain_text(p->name); /* it goes into a comment of model.c and a metadata line */
+  }
 
   int rc;
-  if ((rc = arch_u32(g, "llama", "embedding_length", &p->dim, e))) return rc;
-  if ((rc = arch_u32(g, "llama", "block_count", &p->n_blocks, e))) return rc;
-  if ((rc = arch_u32(g, "llama", "feed_forward_length", &p->ffn, e))) return rc;
-  if ((rc = arch_u32(g, "llama", "attention.head_count", &p->n_heads, e))) return rc;
-  if (m64_gguf_get_u32(g, "llama.attention.head_count_kv", &p->n_kv_heads)) p->n_kv_heads = p->n_heads;
-  if (m64_gguf_get_u32(g, "llama.context_length", &p->n_ctx_train)) p->n_ctx_train = 2048;
-  p->rms_eps = arch_f32_or(g, "llama", "attention.layer_norm_rms_epsilon", 1e-5f);
-  p->rope_base = arch_f32_or(g, "llama", "rope.freq_base", 10000.0f);
+  if ((rc = arch_u32(g, a, "embedding_length", &p->dim, e))) return rc;
+  if ((rc = arch_u32(g, a, "block_count", &p->n_blocks, e))) return rc;
+  if ((rc = arch_u32(g, a, "feed_forward_length", &p->ffn, e))) return rc;
+  if ((rc = arch_u32(g, a, "attention.head_count", &p->n_heads, e))) return rc;
+  if (arch_u32_or(g, a, "attention.head_count_kv", &p->n_kv_heads)) p->n_kv_heads = p->n_heads;
+  if (arch_u32_or(g, a, "context_length", &p->n_ctx_train)) p->n_ctx_train = 2048;
+  p->rms_eps = arch_f32_or(g, a, "attention.layer_norm_rms_epsilon", 1e-5f);
+  p->rope_base = arch_f32_or(g, a, "rope.freq_base", 10000.0f);
 
   if (p->dim == 0 || p->dim > 65536 || p->n_heads == 0 || p->n_heads > 1024 || p->ffn == 0 ||
       p->ffn > 262144 || p->n_blocks == 0 || p->n_blocks > M64_MAX_LAYERS - 1)
@@ -137,11 +166,13 @@ static int read_hparams(const m64_gguf *g, m64c_plan *p, m64_err *e) {
   if (p->head_dim % 2) return m64_fail(e, M64_EFORMAT, "head size %u is odd", p->head_dim);
   p->kv_dim = p->head_dim * p->n_kv_heads;
   uint32_t rope_dim;
-  if (m64_gguf_get_u32(g, "llama.rope.dimension_count", &rope_dim) == 0 && rope_dim != p->head_dim)
+  if (arch_u32_or(g, a, "rope.dimension_count", &rope_dim) == 0 && rope_dim != p->head_dim)
     return m64_fail(e, M64_EUNSUPPORTED, "partial rotary embeddings (rope dims %u of head size %u) are not supported",
                     rope_dim, p->head_dim);
   float scale;
-  if (m64_gguf_get_f32(g, "llama.rope.scaling.factor", &scale) == 0 && scale != 1.0f && scale != 0.0f)
+  char key[128];
+  snprintf(key, sizeof key, "%s.rope.scaling.factor", a);
+  if (m64_gguf_get_f32(g, key, &scale) == 0 && scale != 1.0f && scale != 0.0f)
     return m64_fail(e, M64_EUNSUPPORTED, "rope scaling (factor %g) is not supported", (double)scale);
 
   const m64_gguf_tensor *embd = m64_gguf_find_tensor(g, "token_embd.weight");
@@ -153,13 +184,36 @@ static int read_hparams(const m64_gguf *g, m64c_plan *p, m64_err *e) {
   return 0;
 }
 
+/* Llama 3.1+ stores its RoPE frequency scaling as rope_freqs.weight: one divisor per
+ * rotated pair. It becomes constants of model.c, not part of the image. */
+static int read_rope_freqs(const m64_gguf *g, m64c_plan *p, m64_err *e) {
+  const m64_gguf_tensor *t = m64_gguf_find_tensor(g, "rope_freqs.weight");
+  if (!t) return 0;
+  const uint32_t n = p->head_dim / 2;
+  if (t->type != M64_GGML_F32 || t->n_dims != 1 || t->ne[0] != n)
+    return m64_fail(e, M64_EFORMAT, "tensor 'rope_freqs.weight' must be F32 [%u] (head size / 2)", n);
+  p->rope_freqs = malloc(n * sizeof *p->rope_freqs);
+  if (!p->rope_freqs) return m64_fail(e, M64_ENOMEM, "out of memory");
+  for (uint32_t i = 0; i < n; i++) {
+    const uint8_t *b = t->data + 4 * (size_t)i;
+    const uint32_t bits = b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+    float f;
+    memcpy(&f, &bits, 4);
+    if (!(f > 0.0f) || f != f || f > 1e30f)
+      return m64_fail(e, M64_EFORMAT, "rope_freqs.weight[%u] = %g is not a positive factor", i, (double)f);
+    p->rope_freqs[i] = f;
+  }
+  p->rope_freqs_source = t;
+  return 0;
+}
+
 int m64c_plan_model(const m64_gguf *g, uint64_t segment_max, m64c_plan *p, m64_err *e) {
   memset(p, 0, sizeof *p);
   int rc = read_hparams(g, p, e);
   if (rc) return rc;
 
   p->n_layers = p->n_blocks + 1;
-  const uint32_t per_block = 9, max_tensors = 3 + per_block * p->n_blocks;
+  const uint32_t per_block = p->qkv_bias ? 12 : 9, max_tensors = 3 + per_block * p->n_blocks;
   p->layers = calloc(p->n_layers, sizeof *p->layers);
   p->tensors = calloc(max_tensors, sizeof *p->tensors);
   p->sources = calloc(max_tensors, sizeof *p->sources);
@@ -176,20 +230,23 @@ int m64c_plan_model(const m64_gguf *g, uint64_t segment_max, m64c_plan *p, m64_e
   };
   snprintf(p->layers[0].name, sizeof p->layers[0].name, "globals");
   for (size_t i = 0; i < 3 && rc == 0; i++) rc = add_tensor(p, g, 0, globals[i].name, &globals[i], e);
+  if (rc == 0) rc = read_rope_freqs(g, p, e);
 
-  /* Layers 1..N: transformer blocks. */
-  const expected_tensor block[9] = {
+  /* Layers 1..N: transformer blocks (the biases only where the architecture has them). */
+  const expected_tensor block[12] = {
       {"attn_norm.weight", p->dim, 0, 0},       {"attn_q.weight", p->dim, p->dim, 0},
       {"attn_k.weight", p->dim, p->kv_dim, 0},  {"attn_v.weight", p->dim, p->kv_dim, 0},
       {"attn_output.weight", p->dim, p->dim, 0}, {"ffn_norm.weight", p->dim, 0, 0},
       {"ffn_gate.weight", p->dim, p->ffn, 0},   {"ffn_up.weight", p->dim, p->ffn, 0},
       {"ffn_down.weight", p->ffn, p->dim, 0},
+      {"attn_q.bias", p->dim, 0, 0},            {"attn_k.bias", p->kv_dim, 0, 0},
+      {"attn_v.bias", p->kv_dim, 0, 0},
   };
   for (uint32_t l = 0; l < p->n_blocks && rc == 0; l++) {
     m64_layer_entry *L = &p->layers[1 + l];
     snprintf(L->name, sizeof L->name, "blk.%u", l);
     L->first_tensor = p->n_tensors;
-    for (int i = 0; i < 9 && rc == 0; i++) {
+    for (uint32_t i = 0; i < per_block && rc == 0; i++) {
       char name[M64_MAX_NAME + 1];
       snprintf(name, sizeof name, "blk.%u.%s", l, block[i].name);
       rc = add_tensor(p, g, 1 + l, name, &block[i], e);
@@ -201,9 +258,10 @@ int m64c_plan_model(const m64_gguf *g, uint64_t segment_max, m64c_plan *p, m64_e
     const m64_gguf_tensor *t = m64_gguf_tensor_at(g, i);
     int used = 0;
     for (uint32_t j = 0; j < p->n_tensors && !used; j++) used = p->sources[j] == t;
+    used = used || t == p->rope_freqs_source;
     if (!used)
       rc = m64_fail(e, M64_EUNSUPPORTED,
-                    "tensor '%s' is not part of the llama architecture m64 implements", t->name);
+                    "tensor '%s' is not part of the %s architecture m64 implements", t->name, p->arch);
   }
   if (rc == 0)
     rc = m64_plan_layout(p->layers, p->n_layers, p->tensors, p->n_tensors, segment_max,
@@ -217,6 +275,8 @@ int m64c_plan_model(const m64_gguf *g, uint64_t segment_max, m64c_plan *p, m64_e
 }
 
 void m64c_plan_free(m64c_plan *p) {
+  free(p->rope_freqs);
+  p->rope_freqs = NULL;
   free(p->layers);
   free(p->tensors);
   free(p->sources);

@@ -1,8 +1,10 @@
 /*
- * forward_llama.h — the LLaMA forward pass (LLaMA 1/2/3, Mistral, TinyLlama; grouped-query
- * attention). Included once by a generated model.c, after it has defined the shapes
- * (DIM, N_LAYERS, N_HEADS, N_KV_HEADS, HEAD_DIM, KV_DIM, FFN, VOCAB, MAX_COLS, RMS_EPS,
- * ROPE_BASE, N_CTX_TRAIN) and the weight tables GLOBALS and BLOCKS[N_LAYERS].
+ * forward_llama.h — the LLaMA forward pass (LLaMA 1/2/3, Mistral, TinyLlama, and Qwen2,
+ * which adds q/k/v biases and neox RoPE; grouped-query attention). Included once by a
+ * generated model.c, after it has defined the shapes (DIM, N_LAYERS, N_HEADS, N_KV_HEADS,
+ * HEAD_DIM, KV_DIM, FFN, VOCAB, MAX_COLS, RMS_EPS, ROPE_BASE, N_CTX_TRAIN), the
+ * architecture's switches (QKV_BIAS, ROPE_NEOX, optional ROPE_FREQ_FACTORS) and the
+ * weight tables GLOBALS and BLOCKS[N_LAYERS].
  * Every shape is a compile-time constant, so each loop below is specialized to the model.
  *
  * Layers are paged: m64_host_layer_acquire(L) returns where layer L's weights are in the
@@ -146,10 +148,16 @@ static uint32_t forward(const int32_t *tokens, uint32_t n, int32_t pos0) {
     w->wq.matmul(s->q, b + w->wq.offset, s->xb, n);
     w->wk.matmul(s->k, b + w->wk.offset, s->xb, n);
     w->wv.matmul(s->v, b + w->wv.offset, s->xb, n);
+    if (QKV_BIAS)
+      for (uint32_t t = 0; t < n; t++) {
+        add_vector(s->q + t * DIM, AT(b, w->bq.offset, const float *), DIM);
+        add_vector(s->k + t * KV_DIM, AT(b, w->bk.offset, const float *), KV_DIM);
+        add_vector(s->v + t * KV_DIM, AT(b, w->bv.offset, const float *), KV_DIM);
+      }
     for (uint32_t t = 0; t < n; t++) {
       const int32_t pos = pos0 + (int32_t)t;
-      rope(s->q + t * DIM, N_HEADS, HEAD_DIM, pos, ROPE_BASE);
-      rope(s->k + t * KV_DIM, N_KV_HEADS, HEAD_DIM, pos, ROPE_BASE);
+      rope(s->q + t * DIM, N_HEADS, pos, ROPE_BASE);
+      rope(s->k + t * KV_DIM, N_KV_HEADS, pos, ROPE_BASE);
       uint16_t *kc = s->key_cache + ((uint64_t)l * s->n_ctx + pos) * KV_DIM;
       uint16_t *vc = s->value_cache + ((uint64_t)l * s->n_ctx + pos) * KV_DIM;
       for (uint32_t i = 0; i < KV_DIM; i++) {

@@ -35,6 +35,7 @@ typedef struct BlockWeights {
   Matrix wq, wk, wv, wo;            /* (dim, dim), (kv_dim, dim) x2, (dim, dim) */
   Vector ffn_norm;                  /* (dim) */
   Matrix w_gate, w_up, w_down;      /* (ffn, dim) x2, (dim, ffn) */
+  Vector bq, bk, bv;                /* (dim), (kv_dim) x2: only where QKV_BIAS (qwen2) */
 } BlockWeights;
 
 /* ---- products split across the host's threads ----
@@ -123,23 +124,37 @@ static inline void softmax(float *x, uint32_t n) {
   for (uint32_t i = 0; i < n; i++) x[i] *= inv;
 }
 
-/* RoPE, "normal" mode (adjacent pairs), applied to n_heads heads of head_dim each.
- * theta advances by repeated multiplication in float, as ggml computes it. */
-static inline void rope(float *v, uint32_t n_heads, uint32_t head_dim, int32_t pos, float base) {
-  const float theta_scale = (float)mm_pow(base, -2.0 / head_dim);
+/* RoPE over n_heads heads of HEAD_DIM: rotates pairs of each head by theta_i = pos *
+ * base^(-2i/HEAD_DIM) (divided by ROPE_FACTOR[i] where the model has frequency factors).
+ * The pairs are adjacent (2i, 2i+1) in LLaMA's "normal" mode and (i, i + HEAD_DIM/2) in
+ * "neox" mode (ROPE_NEOX: Qwen2). theta advances by repeated multiplication in float, as
+ * ggml computes it. */
+static inline void rope(float *v, uint32_t n_heads, int32_t pos, float base) {
+  const float theta_scale = (float)mm_pow(base, -2.0 / HEAD_DIM);
+  const uint32_t half = HEAD_DIM / 2;
   for (uint32_t h = 0; h < n_heads; h++) {
-    float *x = v + h * head_dim;
+    float *x = v + h * HEAD_DIM;
     float theta = (float)pos;
-    for (uint32_t i = 0; i < head_dim; i += 2) {
+    for (uint32_t i = 0; i < half; i++) {
+      float th = theta;
+#ifdef ROPE_FREQ_FACTORS
+      th = theta / ROPE_FACTOR[i];
+#endif
       double s, c;
-      mm_sincos(theta, &s, &c);
-      float cs = (float)c, sn = (float)s;
-      float x0 = x[i], x1 = x[i + 1];
-      x[i] = x0 * cs - x1 * sn;
-      x[i + 1] = x0 * sn + x1 * cs;
+      mm_sincos(th, &s, &c);
+      const float cs = (float)c, sn = (float)s;
+      const uint32_t a = ROPE_NEOX ? i : 2 * i, b = ROPE_NEOX ? i + half : 2 * i + 1;
+      const float x0 = x[a], x1 = x[b];
+      x[a] = x0 * cs - x1 * sn;
+      x[b] = x0 * sn + x1 * cs;
       theta *= theta_scale;
     }
   }
+}
+
+/* x += bias */
+static inline void add_vector(float *x, const float *bias, uint32_t n) {
+  for (uint32_t i = 0; i < n; i++) x[i] += bias[i];
 }
 
 static inline float silu(float x) { return x / (1.0f + mm_expf(-x)); }

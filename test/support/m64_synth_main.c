@@ -19,6 +19,7 @@ static void usage(FILE *f) {
           "                 [--eps F] [--type T | --mix q2_k|q3_k_m|q4_k_m|q5_k_m]\n"
           "                 [--type-embd T] [--type-output T] [--type-ffn-down T]\n"
           "                 [--type-attn-v T] [--seed N] [--tied] [--name S]\n"
+          "                 [--arch llama|qwen2] [--rope-freqs] [--vocab-kind spm|bpe]\n"
           "                 -o out.gguf\n"
           "--shape sets every dimension first; later flags override it. tiny has dim 64, so\n"
           "only 32-element block types fit it; small (dim 256, ffn 512) takes every type.\n"
@@ -87,6 +88,10 @@ int main(int argc, char **argv) {
       spec.tied_output = 1;
       continue;
     }
+    if (!strcmp(a, "--rope-freqs")) {
+      spec.rope_freqs = 1;
+      continue;
+    }
     if (i + 1 >= argc) {
       fprintf(stderr, "m64-synth: %s: missing value or unknown flag\n", a);
       usage(stderr);
@@ -95,7 +100,23 @@ int main(int argc, char **argv) {
     const char *v = argv[++i];
     int bad = 0;
     if (!strcmp(a, "--shape")) continue;
+    else if (!strcmp(a, "--arch")) {
+      if (!strcmp(v, "llama")) spec.arch = M64_SYNTH_ARCH_LLAMA;
+      else if (!strcmp(v, "qwen2")) spec.arch = M64_SYNTH_ARCH_QWEN2;
+      else {
+        fprintf(stderr, "m64-synth: --arch %s: unknown (llama, qwen2)\n", v);
+        return 2;
+      }
+    }
     else if (!strcmp(a, "--vocab")) bad = parse_u32(a, v, &spec.n_vocab);
+    else if (!strcmp(a, "--vocab-kind")) {
+      if (!strcmp(v, "spm")) spec.vocab_kind = M64_SYNTH_VOCAB_SPM;
+      else if (!strcmp(v, "bpe")) spec.vocab_kind = M64_SYNTH_VOCAB_BPE;
+      else {
+        fprintf(stderr, "m64-synth: --vocab-kind %s: unknown (spm, bpe)\n", v);
+        return 2;
+      }
+    }
     else if (!strcmp(a, "--dim")) bad = parse_u32(a, v, &spec.dim);
     else if (!strcmp(a, "--layers")) bad = parse_u32(a, v, &spec.n_layers);
     else if (!strcmp(a, "--heads")) bad = parse_u32(a, v, &spec.n_heads);

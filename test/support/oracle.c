@@ -14,6 +14,9 @@ typedef struct hyperparams {
   uint32_t n_vocab, dim, n_layers, n_heads, n_kv_heads, head_dim, kv_dim, ffn, n_ctx;
   uint32_t n_rot;   /* leading dimensions of each head that RoPE rotates */
   float rope_base, norm_eps;
+  int qkv_bias;     /* qwen2: q, k, v projections add biases */
+  int rope_neox;    /* qwen2: RoPE rotates (i, i + n_rot/2) instead of (2i, 2i+1) */
+  char arch[16];    /* "llama" or "qwen2": the prefix of every hyperparameter key */
 } hyperparams;
 
 /* Matrices are row-major [out][in]: GGUF's ne[0] = in (the row), ne[1] = out. */
@@ -31,12 +34,14 @@ typedef struct layer_weights {
   matrix wq, wk, wv, wo;          /* [dim][dim], [kv_dim][dim], [kv_dim][dim], [dim][dim] */
   float *ffn_norm;                /* [dim] */
   matrix w_gate, w_up, w_down;    /* [ffn][dim], [ffn][dim], [dim][ffn] */
+  float *bq, *bk, *bv;            /* [dim], [kv_dim], [kv_dim]; NULL without biases */
 } layer_weights;
 
 typedef struct weights {
   matrix token_embd;   /* [n_vocab][dim] */
   float *output_norm;  /* [dim] */
   matrix output;       /* [n_vocab][dim]; token_embd when the model ties them */
+  float *rope_freqs;   /* [n_rot/2] divisors of the rotation angles, or NULL (Llama 3.1+) */
   layer_weights *layers;
 } weights;
 
@@ -76,20 +81,34 @@ static int get_f32_or(const m64_gguf *g, const char *key, float dflt, float *out
   return M64_OK;
 }
 
+/* "<arch>.<key>" */
+static const char *arch_key(const hyperparams *hp, const char *key) {
+  static char full[128];
+  snprintf(full, sizeof full, "%s.%s", hp->arch, key);
+  return full;
+}
+
 static int read_hyperparams(const m64_gguf *g, uint32_t n_ctx, hyperparams *hp, m64_err *e) {
   m64_str arch;
-  if (m64_gguf_get_str(g, "general.architecture", &arch) || arch.len != 5 ||
-      memcmp(arch.ptr, "llama", 5))
-    return m64_fail(e, M64_EUNSUPPORTED, "general.architecture is not \"llama\"");
+  if (m64_gguf_get_str(g, "general.architecture", &arch))
+    return m64_fail(e, M64_EUNSUPPORTED, "general.architecture is missing");
+  if (arch.len == 5 && !memcmp(arch.ptr, "llama", 5)) {
+    snprintf(hp->arch, sizeof hp->arch, "llama");
+  } else if (arch.len == 5 && !memcmp(arch.ptr, "qwen2", 5)) {
+    snprintf(hp->arch, sizeof hp->arch, "qwen2");
+    hp->qkv_bias = hp->rope_neox = 1;
+  } else {
+    return m64_fail(e, M64_EUNSUPPORTED, "general.architecture is not \"llama\" or \"qwen2\"");
+  }
   int rc = 0;
-  rc = rc ? rc : get_u32_or(g, "llama.embedding_length", 0, &hp->dim, e);
-  rc = rc ? rc : get_u32_or(g, "llama.block_count", 0, &hp->n_layers, e);
-  rc = rc ? rc : get_u32_or(g, "llama.feed_forward_length", 0, &hp->ffn, e);
-  rc = rc ? rc : get_u32_or(g, "llama.attention.head_count", 0, &hp->n_heads, e);
-  rc = rc ? rc : get_u32_or(g, "llama.attention.head_count_kv", hp->n_heads, &hp->n_kv_heads, e);
-  rc = rc ? rc : get_u32_or(g, "llama.context_length", 2048, &hp->n_ctx, e);
-  rc = rc ? rc : get_f32_or(g, "llama.rope.freq_base", 10000.0f, &hp->rope_base, e);
-  rc = rc ? rc : get_f32_or(g, "llama.attention.layer_norm_rms_epsilon", 1e-5f, &hp->norm_eps, e);
+  rc = rc ? rc : get_u32_or(g, arch_key(hp, "embedding_length"), 0, &hp->dim, e);
+  rc = rc ? rc : get_u32_or(g, arch_key(hp, "block_count"), 0, &hp->n_layers, e);
+  rc = rc ? rc : get_u32_or(g, arch_key(hp, "feed_forward_length"), 0, &hp->ffn, e);
+  rc = rc ? rc : get_u32_or(g, arch_key(hp, "attention.head_count"), 0, &hp->n_heads, e);
+  rc = rc ? rc : get_u32_or(g, arch_key(hp, "attention.head_count_kv"), hp->n_heads, &hp->n_kv_heads, e);
+  rc = rc ? rc : get_u32_or(g, arch_key(hp, "context_length"), 2048, &hp->n_ctx, e);
+  rc = rc ? rc : get_f32_or(g, arch_key(hp, "rope.freq_base"), 10000.0f, &hp->rope_base, e);
+  rc = rc ? rc : get_f32_or(g, arch_key(hp, "attention.layer_norm_rms_epsilon"), 1e-5f, &hp->norm_eps, e);
   if (rc) return rc;
   if (!hp->dim || !hp->n_layers || !hp->ffn || !hp->n_heads || !hp->n_kv_heads ||
       hp->dim % hp->n_heads || hp->n_heads % hp->n_kv_heads || hp->n_layers > M64_MAX_LAYERS)
@@ -98,7 +117,7 @@ static int read_hyperparams(const m64_gguf *g, uint32_t n_ctx, hyperparams *hp, 
                     hp->dim, hp->n_layers, hp->ffn, hp->n_heads, hp->n_kv_heads);
   hp->head_dim = hp->dim / hp->n_heads;
   hp->kv_dim = hp->head_dim * hp->n_kv_heads;
-  rc = get_u32_or(g, "llama.rope.dimension_count", hp->head_dim, &hp->n_rot, e);
+  rc = get_u32_or(g, arch_key(hp, "rope.dimension_count"), hp->head_dim, &hp->n_rot, e);
   if (rc) return rc;
   if (hp->n_rot > hp->head_dim || hp->n_rot % 2)
     return m64_fail(e, M64_EFORMAT, "rope dimension count %u with head size %u", hp->n_rot,
@@ -169,6 +188,8 @@ static int load_weights(const m64_gguf *g, const hyperparams *hp, m64_oracle *o,
     rc = load_matrix(g, "output.weight", hp->dim, hp->n_vocab, &w->output, e);
   else if (!rc)
     w->output = w->token_embd; /* tied embeddings */
+  if (!rc && m64_gguf_find_tensor(g, "rope_freqs.weight"))
+    rc = load_vector(g, "rope_freqs.weight", hp->n_rot / 2, &w->rope_freqs, e);
   for (uint32_t l = 0; l < hp->n_layers && !rc; l++) {
     layer_weights *lw = &w->layers[l];
     char name[M64_MAX_NAME + 1];
@@ -188,6 +209,12 @@ static int load_weights(const m64_gguf *g, const hyperparams *hp, m64_oracle *o,
     for (size_t p = 0; p < sizeof parts / sizeof parts[0] && !rc; p++) {
       snprintf(name, sizeof name, "blk.%u.%s.weight", l, parts[p].name);
       rc = load_matrix(g, name, parts[p].ne0, parts[p].ne1, parts[p].dst, e);
+    }
+    struct { const char *name; uint64_t n; float **dst; } biases[] = {
+        {"attn_q", hp->dim, &lw->bq}, {"attn_k", hp->kv_dim, &lw->bk}, {"attn_v", hp->kv_dim, &lw->bv}};
+    for (size_t b = 0; hp->qkv_bias && b < 3 && !rc; b++) {
+      snprintf(name, sizeof name, "blk.%u.%s.bias", l, biases[b].name);
+      rc = load_vector(g, name, biases[b].n, biases[b].dst, e);
     }
   }
   return rc;
@@ -245,7 +272,9 @@ void m64_oracle_close(m64_oracle *o) {
     for (uint32_t l = 0; l < o->hp.n_layers; l++) {
       free(w->layers[l].attn_norm);
       free(w->layers[l].ffn_norm);
+      free(w->layers[l].bq), free(w->layers[l].bk), free(w->layers[l].bv);
     }
+  free(w->rope_freqs);
   free(w->layers);
   free(w->output_norm);
   free(o->row);
@@ -281,16 +310,20 @@ static void matvec(float *out, const matrix *W, const float *x, uint32_t n_in, u
   }
 }
 
-/* Rotates pairs (2i, 2i+1) of each head by pos * base^(-2i/n_rot) ("normal" RoPE). */
-static void rope(float *vec, uint32_t n_heads, const hyperparams *hp, int pos) {
+/* Rotates pair i of each head by pos * base^(-2i/n_rot) (divided by rope_freqs[i] where
+ * the model has them): pairs (2i, 2i+1) in "normal" RoPE, (i, i + n_rot/2) in "neox". */
+static void rope(float *vec, uint32_t n_heads, const hyperparams *hp, const float *freqs, int pos) {
+  const uint32_t half = hp->n_rot / 2;
   for (uint32_t h = 0; h < n_heads; h++) {
     float *head = vec + h * hp->head_dim;
-    for (uint32_t i = 0; i < hp->n_rot; i += 2) {
-      double theta = pos * pow(hp->rope_base, -(double)i / hp->n_rot);
+    for (uint32_t i = 0; i < half; i++) {
+      double theta = pos * pow(hp->rope_base, -2.0 * i / hp->n_rot);
+      if (freqs) theta /= freqs[i];
       double c = cos(theta), s = sin(theta);
-      float x0 = head[i], x1 = head[i + 1];
-      head[i] = (float)(x0 * c - x1 * s);
-      head[i + 1] = (float)(x0 * s + x1 * c);
+      uint32_t a = hp->rope_neox ? i : 2 * i, b = hp->rope_neox ? i + half : 2 * i + 1;
+      float x0 = head[a], x1 = head[b];
+      head[a] = (float)(x0 * c - x1 * s);
+      head[b] = (float)(x0 * s + x1 * c);
     }
   }
 }
@@ -354,8 +387,12 @@ const float *m64_oracle_forward(m64_oracle *o, int token, int pos) {
     matvec(s->q, &lw->wq, s->xb, hp->dim, hp->dim, o->row);
     matvec(s->k, &lw->wk, s->xb, hp->dim, hp->kv_dim, o->row);
     matvec(s->v, &lw->wv, s->xb, hp->dim, hp->kv_dim, o->row);
-    rope(s->q, hp->n_heads, hp, pos);
-    rope(s->k, hp->n_kv_heads, hp, pos);
+    if (hp->qkv_bias) {
+      for (uint32_t i = 0; i < hp->dim; i++) s->q[i] += lw->bq[i];
+      for (uint32_t i = 0; i < hp->kv_dim; i++) s->k[i] += lw->bk[i], s->v[i] += lw->bv[i];
+    }
+    rope(s->q, hp->n_heads, hp, w->rope_freqs, pos);
+    rope(s->k, hp->n_kv_heads, hp, w->rope_freqs, pos);
     uint64_t slot = ((uint64_t)l * hp->n_ctx + (uint64_t)pos) * hp->kv_dim;
     memcpy(s->key_cache + slot, s->k, hp->kv_dim * sizeof(float));
     memcpy(s->value_cache + slot, s->v, hp->kv_dim * sizeof(float));

@@ -1,8 +1,9 @@
 /*
- * oracle.h — a plain reference forward pass for LLaMA-architecture GGUF models, written
- * to be read top to bottom and trusted: every weight is dequantized to F32 at load, the
- * math follows llama.cpp (RMSNorm, "normal" interleaved-pair RoPE, grouped-query
- * attention, SwiGLU feed-forward), dot products accumulate in double.
+ * oracle.h — a plain reference forward pass for LLaMA- and Qwen2-architecture GGUF
+ * models, written to be read top to bottom and trusted: every weight is dequantized to
+ * F32 at load, the math follows llama.cpp (RMSNorm, RoPE — "normal" interleaved pairs for
+ * llama, "neox" half-split pairs and q/k/v biases for qwen2, rope_freqs divisors where
+ * present —, grouped-query attention, SwiGLU feed-forward), dot products in double.
  * It is the yardstick the compiled runtime is compared against; speed is no goal.
  */
 #ifndef M64_SUPPORT_ORACLE_H

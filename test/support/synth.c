@@ -77,13 +77,23 @@ int m64_synth_mix_parse(const char *name, uint32_t *mix, m64_err *e) {
 #define MAX_SYNTH_VOCAB (1u << 20)
 
 /* Tensor kinds, in file order: globals first, then 9 per layer. */
-enum { T_EMBD, T_OUT_NORM, T_OUTPUT };
-enum { L_ATTN_NORM, L_Q, L_K, L_V, L_O, L_FFN_NORM, L_GATE, L_UP, L_DOWN, L_COUNT };
-static const char *const layer_tensor_names[L_COUNT] = {
-    "attn_norm", "attn_q", "attn_k", "attn_v", "attn_output",
-    "ffn_norm",  "ffn_gate", "ffn_up", "ffn_down"};
+enum { T_EMBD, T_OUT_NORM, T_OUTPUT, T_ROPE_FREQS };
+/* Per layer: 9 tensors, then qwen2's three biases. */
+enum { L_ATTN_NORM, L_Q, L_K, L_V, L_O, L_FFN_NORM, L_GATE, L_UP, L_DOWN, L_BQ, L_BK, L_BV };
+static const char *const layer_tensor_names[] = {
+    "attn_norm.weight", "attn_q.weight",   "attn_k.weight", "attn_v.weight",
+    "attn_output.weight", "ffn_norm.weight", "ffn_gate.weight", "ffn_up.weight",
+    "ffn_down.weight",  "attn_q.bias",     "attn_k.bias",   "attn_v.bias"};
 
-static uint32_t n_globals(const m64_synth_spec *s) { return s->tied_output ? 2 : 3; }
+static uint32_t n_globals(const m64_synth_spec *s) {
+  return 2 + !s->tied_output + !!s->rope_freqs;
+}
+static uint32_t per_layer(const m64_synth_spec *s) {
+  return s->arch == M64_SYNTH_ARCH_QWEN2 ? 12 : 9;
+}
+const char *m64_synth_arch_name(uint32_t arch) {
+  return arch == M64_SYNTH_ARCH_QWEN2 ? "qwen2" : arch == M64_SYNTH_ARCH_LLAMA ? "llama" : NULL;
+}
 
 /* The quantizable matrices, by role. */
 enum { R_EMBD, R_OUTPUT, R_Q, R_K, R_V, R_O, R_GATE, R_UP, R_DOWN };
@@ -133,14 +143,16 @@ static uint32_t weight_type(const m64_synth_spec *s, int role, uint32_t layer) {
   return s->type_default;
 }
 
-/* Describes tensor i without validating the spec; is_norm tells the value distribution. */
+/* Describes tensor i without validating the spec; is_norm tells the value distribution
+ * (0: weights and biases, 1: norms near 1, 2: rope frequency divisors). */
 static void describe(const m64_synth_spec *s, uint32_t i, m64_synth_tensor *t, int *is_norm) {
   uint64_t hd = s->n_heads ? s->dim / s->n_heads : 0, kv_dim = hd * s->n_kv_heads;
   memset(t, 0, sizeof *t);
   t->n_dims = 2;
   *is_norm = 0;
   if (i < n_globals(s)) {
-    switch (i) {
+    const uint32_t kind = s->tied_output && i >= T_OUTPUT ? i + 1 : i; /* no T_OUTPUT when tied */
+    switch (kind) {
       case T_EMBD:
         snprintf(t->name, sizeof t->name, "token_embd.weight");
         t->type = weight_type(s, R_EMBD, 0);
@@ -151,16 +163,25 @@ static void describe(const m64_synth_spec *s, uint32_t i, m64_synth_tensor *t, i
         t->type = M64_GGML_F32, t->n_dims = 1, t->ne[0] = s->dim, t->ne[1] = 1;
         *is_norm = 1;
         break;
-      default:
+      case T_OUTPUT:
         snprintf(t->name, sizeof t->name, "output.weight");
         t->type = weight_type(s, R_OUTPUT, 0);
         t->ne[0] = s->dim, t->ne[1] = s->n_vocab;
         break;
+      default: /* T_ROPE_FREQS: one divisor per rotated pair */
+        snprintf(t->name, sizeof t->name, "rope_freqs.weight");
+        t->type = M64_GGML_F32, t->n_dims = 1, t->ne[0] = hd / 2, t->ne[1] = 1;
+        *is_norm = 2;
+        break;
     }
   } else {
-    uint32_t layer = (i - n_globals(s)) / L_COUNT, kind = (i - n_globals(s)) % L_COUNT;
-    snprintf(t->name, sizeof t->name, "blk.%u.%s.weight", layer, layer_tensor_names[kind]);
+    uint32_t layer = (i - n_globals(s)) / per_layer(s), kind = (i - n_globals(s)) % per_layer(s);
+    snprintf(t->name, sizeof t->name, "blk.%u.%s", layer, layer_tensor_names[kind]);
     switch (kind) {
+      case L_BQ: case L_BK: case L_BV: /* biases: F32 vectors, drawn like weights */
+        t->type = M64_GGML_F32, t->n_dims = 1, t->ne[1] = 1;
+        t->ne[0] = kind == L_BQ ? s->dim : kv_dim;
+        break;
       case L_ATTN_NORM: case L_FFN_NORM:
         t->type = M64_GGML_F32, t->n_dims = 1, t->ne[0] = s->dim, t->ne[1] = 1;
         *is_norm = 1;
@@ -192,7 +213,7 @@ static void describe(const m64_synth_spec *s, uint32_t i, m64_synth_tensor *t, i
 }
 
 uint32_t m64_synth_n_tensors(const m64_synth_spec *s) {
-  return n_globals(s) + s->n_layers * L_COUNT;
+  return n_globals(s) + s->n_layers * per_layer(s);
 }
 
 static const char *type_name(uint32_t type) {
@@ -216,6 +237,8 @@ int m64_synth_validate(const m64_synth_spec *s, m64_err *e) {
                     s->n_kv_heads);
   if (!(s->rope_base > 0) || !(s->norm_eps > 0))
     return m64_fail(e, M64_EFORMAT, "rope_base and norm_eps must be > 0");
+  if (!m64_synth_arch_name(s->arch))
+    return m64_fail(e, M64_EUNSUPPORTED, "arch %u is not a known architecture", s->arch);
   if (s->mix >= M64_SYNTH_MIX_COUNT)
     return m64_fail(e, M64_EUNSUPPORTED, "mix %u is not a known mix", s->mix);
   for (uint32_t i = 0; i < m64_synth_n_tensors(s); i++) {
@@ -287,8 +310,12 @@ static void value_stream_init(value_stream *v, const m64_synth_spec *s, uint32_t
 static void value_stream_next(value_stream *v, float *out, uint64_t n) {
   for (uint64_t k = 0; k < n; k++) {
     uint64_t r = splitmix64(&v->rng);
-    if (v->is_norm) { /* norms near 1: uniform in [0.9, 1.1) */
+    if (v->is_norm == 1) { /* norms near 1: uniform in [0.9, 1.1) */
       out[k] = 0.9f + 0.2f * (float)(r >> 40) * (1.0f / 16777216.0f);
+      continue;
+    }
+    if (v->is_norm == 2) { /* rope frequency divisors, uniform in [1, 8) like Llama 3.1's */
+      out[k] = 1.0f + 7.0f * (float)(r >> 40) * (1.0f / 16777216.0f);
       continue;
     }
     /* Sum of four uniforms (Irwin-Hall): bell-shaped, bounded by 3.46 sigma, one RNG call. */
@@ -466,17 +493,28 @@ static int vocab_add_word(vocab_builder *b, const char *word) {
   return 0;
 }
 
-int m64_synth_vocab_build(uint32_t n_vocab, m64_synth_vocab *v, m64_err *e) {
+/* Checks n_vocab and allocates v's arrays and b's hash set; non-zero when out of memory
+ * (the caller frees what was allocated), *rc set for a bad n_vocab. */
+static int vocab_begin(vocab_builder *b, uint32_t n_vocab, m64_synth_vocab *v, int *rc, m64_err *e) {
   memset(v, 0, sizeof *v);
-  if (n_vocab < 259 || n_vocab > MAX_SYNTH_VOCAB)
-    return m64_fail(e, M64_ELIMIT, "n_vocab %u: need 259 .. %u", n_vocab, MAX_SYNTH_VOCAB);
-  vocab_builder b = {v, n_vocab, NULL, 1};
-  while (b.n_slots < 2 * n_vocab) b.n_slots *= 2;
-  b.slots = calloc(b.n_slots, sizeof *b.slots);
+  *rc = 0;
+  if (n_vocab < 259 || n_vocab > MAX_SYNTH_VOCAB) {
+    *rc = m64_fail(e, M64_ELIMIT, "n_vocab %u: need 259 .. %u", n_vocab, MAX_SYNTH_VOCAB);
+    return 1;
+  }
+  *b = (vocab_builder){v, n_vocab, NULL, 1};
+  while (b->n_slots < 2 * n_vocab) b->n_slots *= 2;
+  b->slots = calloc(b->n_slots, sizeof *b->slots);
   v->tokens = calloc(n_vocab, sizeof *v->tokens);
   v->scores = calloc(n_vocab, sizeof *v->scores);
   v->types = calloc(n_vocab, sizeof *v->types);
-  int bad = !b.slots || !v->tokens || !v->scores || !v->types;
+  return !b->slots || !v->tokens || !v->scores || !v->types;
+}
+
+int m64_synth_vocab_build(uint32_t n_vocab, m64_synth_vocab *v, m64_err *e) {
+  vocab_builder b;
+  int rc, bad = vocab_begin(&b, n_vocab, v, &rc, e);
+  if (rc) return rc;
   char buf[64];
 
   bad = bad || vocab_add(&b, "<unk>", 2) || vocab_add(&b, "<s>", 3) || vocab_add(&b, "</s>", 3);
@@ -529,27 +567,127 @@ void m64_synth_vocab_free(m64_synth_vocab *v) {
   free(v->tokens);
   free(v->scores);
   free(v->types);
+  if (v->merges)
+    for (uint32_t i = 0; i < v->n_merges; i++) free(v->merges[i]);
+  free(v->merges);
   memset(v, 0, sizeof *v);
+}
+
+/* ---------------------------------------------------------------- BPE vocabulary */
+
+/* GPT-2's printable character for byte b (UTF-8 into out, NUL-terminated; 1-2 bytes). */
+static void gpt2_char(uint8_t b, char out[3]) {
+  uint32_t cp = b, n = 0;
+  int printable = (b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || b >= 0xAE;
+  if (!printable) {
+    for (uint32_t x = 0; x < b; x++)
+      n += !((x >= 0x21 && x <= 0x7E) || (x >= 0xA1 && x <= 0xAC) || x >= 0xAE);
+    cp = 256 + n;
+  }
+  if (cp < 0x80) out[0] = (char)cp, out[1] = 0;
+  else out[0] = (char)(0xC0 | cp >> 6), out[1] = (char)(0x80 | (cp & 63)), out[2] = 0;
+}
+
+/* Adds the merges that spell `plain` left to right ("h e", "he l", ...), each with the token
+ * it makes; a prefix some earlier word made is reused. Stops quietly when full. */
+static int bpe_add_word(vocab_builder *b, const char *plain) {
+  m64_synth_vocab *v = b->v;
+  char cur[128], next[3], made[128];
+  gpt2_char((uint8_t)plain[0], cur);
+  for (size_t k = 1; plain[k]; k++) {
+    gpt2_char((uint8_t)plain[k], next);
+    size_t lc = strlen(cur), ln = strlen(next);
+    if (lc + ln + 1 > sizeof made) return 0;
+    memcpy(made, cur, lc);
+    memcpy(made + lc, next, ln + 1);
+    uint32_t before = v->n;
+    if (vocab_add(b, made, 1)) return -1;
+    if (v->n > before) { /* a new token: its merge follows the ones that made its parts */
+      char *m = malloc(strlen(cur) + strlen(next) + 2);
+      if (!m) return -1;
+      snprintf(m, strlen(cur) + strlen(next) + 2, "%s %s", cur, next);
+      v->merges[v->n_merges++] = m;
+    } else if (v->n == b->cap) {
+      return 0; /* full (the token was not added) */
+    }
+    memcpy(cur, made, strlen(made) + 1);
+  }
+  return 0;
+}
+
+int m64_synth_bpe_vocab_build(uint32_t n_vocab, m64_synth_vocab *v, m64_err *e) {
+  vocab_builder b;
+  int rc, bad = vocab_begin(&b, n_vocab, v, &rc, e);
+  if (rc) return rc;
+  v->merges = calloc(n_vocab, sizeof *v->merges); /* one merge per token beyond the first 259 */
+  bad = bad || !v->merges;
+  char buf[64];
+  for (int byte = 0; byte < 256 && !bad; byte++) {
+    gpt2_char((uint8_t)byte, buf);
+    bad = vocab_add(&b, buf, 1);
+  }
+  bad = bad || vocab_add(&b, "<|begin_of_text|>", 3) || vocab_add(&b, "<|end_of_text|>", 3) ||
+        vocab_add(&b, "<|eot_id|>", 3);
+  for (size_t k = 0; k < sizeof common_words / sizeof *common_words && !bad; k++) {
+    snprintf(buf, sizeof buf, " %s", common_words[k]);
+    bad = bpe_add_word(&b, buf) || bpe_add_word(&b, common_words[k]);
+  }
+  for (int x = 0; x < 26 * 26 && v->n < n_vocab && !bad; x++) {
+    snprintf(buf, sizeof buf, "%c%c", 'a' + x / 26, 'a' + x % 26);
+    bad = bpe_add_word(&b, buf);
+  }
+  for (int x = 0; x < 26 * 26 * 26 && v->n < n_vocab && !bad; x++) {
+    snprintf(buf, sizeof buf, " %c%c%c", 'a' + x / 676, 'a' + x / 26 % 26, 'a' + x % 26);
+    bad = bpe_add_word(&b, buf);
+  }
+  free(b.slots);
+  if (!bad && v->n < n_vocab) {
+    m64_synth_vocab_free(v);
+    return m64_fail(e, M64_ELIMIT, "a synthetic BPE vocabulary has at most %u tokens", v->n);
+  }
+  if (bad) {
+    m64_synth_vocab_free(v);
+    return m64_fail(e, M64_ENOMEM, "out of memory building a %u-token vocabulary", n_vocab);
+  }
+  return M64_OK;
+}
+
+static int write_bpe_tokenizer(m64_gguf_writer *w, const m64_synth_vocab *v) {
+  int rc = 0;
+  rc = rc ? rc : m64_gguf_w_str(w, "tokenizer.ggml.model", "gpt2");
+  rc = rc ? rc : m64_gguf_w_str(w, "tokenizer.ggml.pre", "llama-bpe");
+  rc = rc ? rc : m64_gguf_w_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)v->tokens, v->n);
+  rc = rc ? rc : m64_gguf_w_arr_i32(w, "tokenizer.ggml.token_type", v->types, v->n);
+  rc = rc ? rc : m64_gguf_w_arr_str(w, "tokenizer.ggml.merges", (const char *const *)v->merges, v->n_merges);
+  rc = rc ? rc : m64_gguf_w_u32(w, "tokenizer.ggml.bos_token_id", 256);
+  rc = rc ? rc : m64_gguf_w_u32(w, "tokenizer.ggml.eos_token_id", 257);
+  rc = rc ? rc : m64_gguf_w_bool(w, "tokenizer.ggml.add_bos_token", 1);
+  return rc;
 }
 
 /* ---------------------------------------------------------------- writing */
 
 static int write_metadata(m64_gguf_writer *w, const m64_synth_spec *s, const m64_synth_vocab *v) {
   uint32_t head_dim = s->dim / s->n_heads;
+  const char *arch = m64_synth_arch_name(s->arch);
+  char key[96];
+#define ARCH_KEY(k) (snprintf(key, sizeof key, "%s.%s", arch, k), key)
   int rc = 0;
-  rc = rc ? rc : m64_gguf_w_str(w, "general.architecture", "llama");
+  rc = rc ? rc : m64_gguf_w_str(w, "general.architecture", arch);
   rc = rc ? rc : m64_gguf_w_str(w, "general.name", s->name ? s->name : "m64-synth");
-  rc = rc ? rc : m64_gguf_w_u32(w, "llama.vocab_size", s->n_vocab);
-  rc = rc ? rc : m64_gguf_w_u32(w, "llama.context_length", s->n_ctx);
-  rc = rc ? rc : m64_gguf_w_u32(w, "llama.embedding_length", s->dim);
-  rc = rc ? rc : m64_gguf_w_u32(w, "llama.block_count", s->n_layers);
-  rc = rc ? rc : m64_gguf_w_u32(w, "llama.feed_forward_length", s->ffn);
-  rc = rc ? rc : m64_gguf_w_u32(w, "llama.attention.head_count", s->n_heads);
-  rc = rc ? rc : m64_gguf_w_u32(w, "llama.attention.head_count_kv", s->n_kv_heads);
-  rc = rc ? rc : m64_gguf_w_f32(w, "llama.rope.freq_base", s->rope_base);
-  rc = rc ? rc : m64_gguf_w_f32(w, "llama.attention.layer_norm_rms_epsilon", s->norm_eps);
-  rc = rc ? rc : m64_gguf_w_u32(w, "llama.rope.dimension_count", head_dim);
+  rc = rc ? rc : m64_gguf_w_u32(w, ARCH_KEY("vocab_size"), s->n_vocab);
+  rc = rc ? rc : m64_gguf_w_u32(w, ARCH_KEY("context_length"), s->n_ctx);
+  rc = rc ? rc : m64_gguf_w_u32(w, ARCH_KEY("embedding_length"), s->dim);
+  rc = rc ? rc : m64_gguf_w_u32(w, ARCH_KEY("block_count"), s->n_layers);
+  rc = rc ? rc : m64_gguf_w_u32(w, ARCH_KEY("feed_forward_length"), s->ffn);
+  rc = rc ? rc : m64_gguf_w_u32(w, ARCH_KEY("attention.head_count"), s->n_heads);
+  rc = rc ? rc : m64_gguf_w_u32(w, ARCH_KEY("attention.head_count_kv"), s->n_kv_heads);
+  rc = rc ? rc : m64_gguf_w_f32(w, ARCH_KEY("rope.freq_base"), s->rope_base);
+  rc = rc ? rc : m64_gguf_w_f32(w, ARCH_KEY("attention.layer_norm_rms_epsilon"), s->norm_eps);
+  rc = rc ? rc : m64_gguf_w_u32(w, ARCH_KEY("rope.dimension_count"), head_dim);
+#undef ARCH_KEY
   rc = rc ? rc : m64_gguf_w_u32(w, "m64.synth.seed", s->seed);
+  if (s->vocab_kind == M64_SYNTH_VOCAB_BPE) return rc ? rc : write_bpe_tokenizer(w, v);
   rc = rc ? rc : m64_gguf_w_str(w, "tokenizer.ggml.model", "llama");
   rc = rc ? rc : m64_gguf_w_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)v->tokens, v->n);
   rc = rc ? rc : m64_gguf_w_arr_f32(w, "tokenizer.ggml.scores", v->scores, v->n);
@@ -566,7 +704,8 @@ int m64_synth_write(const m64_synth_spec *s, const char *path, m64_err *e) {
   int rc = m64_synth_validate(s, e);
   if (rc) return rc;
   m64_synth_vocab vocab;
-  rc = m64_synth_vocab_build(s->n_vocab, &vocab, e);
+  rc = s->vocab_kind == M64_SYNTH_VOCAB_BPE ? m64_synth_bpe_vocab_build(s->n_vocab, &vocab, e)
+                                            : m64_synth_vocab_build(s->n_vocab, &vocab, e);
   if (rc) return rc;
   uint32_t n_tensors = m64_synth_n_tensors(s);
   tensor_filler *fillers = calloc(n_tensors, sizeof *fillers);

@@ -42,6 +42,10 @@ typedef enum m64_synth_mix {
   M64_SYNTH_MIX_COUNT
 } m64_synth_mix;
 
+/* Architectures: llama, or qwen2 (llama + q/k/v biases + neox RoPE; keys "qwen2.*"). */
+enum { M64_SYNTH_ARCH_LLAMA = 0, M64_SYNTH_ARCH_QWEN2 = 1 };
+const char *m64_synth_arch_name(uint32_t arch); /* "llama", "qwen2"; NULL if unknown */
+
 typedef struct m64_synth_spec {
   uint32_t n_vocab, dim, n_layers, n_heads, n_kv_heads, ffn, n_ctx;
   float rope_base, norm_eps;
@@ -52,7 +56,16 @@ typedef struct m64_synth_spec {
   uint32_t type_embd, type_output, type_ffn_down, type_attn_v;
   const char *name;       /* general.name; NULL = "m64-synth" */
   uint32_t mix;           /* m64_synth_mix; M64_SYNTH_MIX_NONE by default */
+  uint32_t arch;          /* M64_SYNTH_ARCH_*; llama by default */
+  int rope_freqs;         /* write rope_freqs.weight (Llama 3.1-style frequency divisors) */
+  uint32_t vocab_kind;    /* M64_SYNTH_VOCAB_*; SentencePiece by default */
 } m64_synth_spec;
+
+/* Vocabularies: SentencePiece ("llama"), or byte-level BPE ("gpt2", pre-tokenizer
+ * llama-bpe): the 256 GPT-2 byte characters, three control tokens (<|begin_of_text|> BOS,
+ * <|end_of_text|> EOS, <|eot_id|>), then merges that spell common words, with and without
+ * a leading space, and fill the rest with letter pairs. */
+enum { M64_SYNTH_VOCAB_SPM = 0, M64_SYNTH_VOCAB_BPE = 1 };
 
 /* Tiny: vocab 512, dim 64, 2 layers, 4 heads, 2 kv heads, ffn 160, ctx 256, F32, seed 1. */
 void m64_synth_default(m64_synth_spec *s);
@@ -93,8 +106,12 @@ typedef struct m64_synth_vocab {
   char **tokens;
   float *scores;
   int32_t *types;
+  char **merges; /* BPE only: "left right" in rank order */
+  uint32_t n_merges;
 } m64_synth_vocab;
 int m64_synth_vocab_build(uint32_t n_vocab, m64_synth_vocab *v, m64_err *e);
+/* The BPE vocabulary (M64_SYNTH_VOCAB_BPE), n_vocab >= 259 tokens. */
+int m64_synth_bpe_vocab_build(uint32_t n_vocab, m64_synth_vocab *v, m64_err *e);
 void m64_synth_vocab_free(m64_synth_vocab *v);
 
 /* Writes the GGUF with the formats library's writer (atomically: temp file then rename).
