@@ -7,11 +7,14 @@
 #include <unistd.h>
 
 #include "m64_runtime.h"
+#include "m64run_chat.h"
 
 static volatile sig_atomic_t g_stop;
+/* The first Ctrl-C ends generation after the current token (the stats are printed); a
+ * second one, e.g. while a module never returns, ends the process at once. */
 static void on_sigint(int sig) {
-  (void)sig;
   g_stop = 1;
+  signal(sig, SIG_DFL);
 }
 
 static void usage(FILE *f) {
@@ -32,6 +35,15 @@ static void usage(FILE *f) {
           "                      bundle's pages there (no copy; weights read-only to the module)\n"
           "  --no-prefetch       page layers on demand only (no background thread)\n"
           "  --no-verify         skip the SHA-256 check of each layer at its first page-in\n"
+          "  --local-native-only run only native code `m64c aot` compiled on this machine\n"
+          "                      (for bundles from others; see SECURITY.md)\n"
+          "  --special           special-token text in the prompt (e.g. <|eot_id|>) becomes that\n"
+          "                      token; without it such text is plain text\n"
+          "  -i, --chat          interactive chat in the model's chat format: one line of\n"
+          "                      stdin is one message; Ctrl-C stops a reply, Ctrl-D ends\n"
+          "  --system TEXT       system message for the chat\n"
+          "  --chat-template T   chat format (llama3, chatml, llama2, mistral, zephyr) instead\n"
+          "                      of the one m64c recognised in the model\n"
           "  --json              print one JSON object at the end instead of streaming text\n"
           "  -v, --verbose       paging decisions and details on stderr\n"
           "  -h, --help          this text\n");
@@ -90,7 +102,8 @@ int main(int argc, char **argv) {
   float temp = 0.8f, top_p = 0.95f; /* llama.cpp's sampling defaults */
   long top_k = 40;
   unsigned long long seed = (unsigned long long)time(NULL);
-  int json = 0;
+  int json = 0, special = 0, chat = 0, n_predict_given = 0;
+  const char *system_msg = NULL, *chat_template = NULL;
   m64_session_options opt = {.verify_layers = 1, .page_mode = 1};
   long cores = sysconf(_SC_NPROCESSORS_ONLN);
   opt.n_threads = cores > 0 && cores <= 64 ? (uint32_t)cores : 1; /* -t: all cores */
@@ -102,8 +115,16 @@ int main(int argc, char **argv) {
     if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); return 0; }
     else if (ARG("-p", "--prompt")) prompt = v;
     else if (ARG("-f", "--file")) prompt_file = v;
-    else if (ARG("-n", "--n-predict")) n_predict = strtol(v, NULL, 10);
-    else if (ARG("-c", "--ctx-size")) opt.n_ctx = (uint32_t)strtoul(v, NULL, 10);
+    else if (ARG("-n", "--n-predict")) n_predict = strtol(v, NULL, 10), n_predict_given = 1;
+    else if (ARG("-c", "--ctx-size")) {
+      char *end;
+      unsigned long c = strtoul(v, &end, 10);
+      if (*end || c < 1 || c > (1ul << 20)) { /* docs/FORMAT.md, limits */
+        fprintf(stderr, "m64run: -c takes 1..1048576, not '%s'\n", v);
+        return 1;
+      }
+      opt.n_ctx = (uint32_t)c;
+    }
     else if (ARG("-t", "--threads")) {
       long t = strtol(v, NULL, 10);
       if (t < 1 || t > 64) {
@@ -130,7 +151,12 @@ int main(int argc, char **argv) {
       }
     } else if (!strcmp(a, "--no-prefetch")) opt.no_prefetch = 1;
     else if (!strcmp(a, "--no-verify")) opt.verify_layers = 0;
+    else if (!strcmp(a, "--local-native-only")) opt.local_native_only = 1;
     else if (!strcmp(a, "--json")) json = 1;
+    else if (!strcmp(a, "--special")) special = 1;
+    else if (!strcmp(a, "-i") || !strcmp(a, "--chat")) chat = 1;
+    else if (ARG("--system", "--system")) system_msg = v;
+    else if (ARG("--chat-template", "--chat-template")) chat_template = v;
     else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) opt.verbose = 1;
     else if (a[0] == '-') {
       fprintf(stderr, "m64run: unknown option or missing value: '%s' (see m64run --help)\n", a);
@@ -160,14 +186,27 @@ int main(int argc, char **argv) {
   m64_session *s = NULL;
   int32_t *prompt_ids = NULL, *out_ids = NULL;
   char *text = NULL;
-  size_t text_len = 0, text_cap = 0;
+  size_t text_len = 0, text_cap = 0, printed = 0;
   uint32_t n_prompt = 0, n_out = 0;
   int rc = 0;
   double t_start = now(), t_prefill = 0, t_decode = 0;
 
   if ((rc = m64_session_open(model, &opt, &s, &e))) goto fail;
   m64_session_seed(s, seed);
-  if ((rc = m64_session_tokenize(s, prompt, prompt_len, 1, &prompt_ids, &n_prompt, &e))) goto fail;
+  if (chat) {
+    const m64run_chat_opts co = {chat_template, system_msg, temp, top_p, (int32_t)top_k,
+                                 n_predict_given ? n_predict : -1, opt.verbose};
+    if ((rc = m64run_chat(s, &co, &e))) goto fail;
+    m64_session_close(s);
+    free(file_text);
+    return 0;
+  }
+  const int tok_flags = M64_TOKENIZE_ADD_BOS | (special ? M64_TOKENIZE_SPECIAL : 0);
+  if ((rc = m64_session_tokenize(s, prompt, prompt_len, tok_flags, &prompt_ids, &n_prompt, &e))) goto fail;
+  if (n_prompt == 0) { /* a vocabulary without BOS (e.g. Qwen 2) needs some text to start from */
+    rc = m64_fail(&e, M64_EFORMAT, "the prompt is empty and this vocabulary adds no BOS: give -p or -f");
+    goto fail;
+  }
   const uint32_t n_ctx = m64_session_n_ctx(s);
   if (n_prompt >= n_ctx) {
     rc = m64_fail(&e, M64_ELIMIT, "prompt of %u tokens does not fit the context of %u (-c)", n_prompt, n_ctx);
@@ -203,9 +242,11 @@ int main(int argc, char **argv) {
   for (uint32_t pos = n_prompt; n_out < (uint32_t)n_predict && !g_stop; pos++) {
     int32_t id;
     if ((rc = m64_session_sample(s, temp, (int32_t)top_k, top_p, &id, &e))) goto fail;
-    if (id == m64_session_eos(s)) break;
+    int eog;
+    if ((rc = m64_session_is_eog(s, id, &eog, &e))) goto fail;
+    if (eog) break; /* EOS, <|eot_id|>, <|im_end|> ... */
     out_ids[n_out++] = id;
-    char piece[256];
+    char piece[1024];
     size_t n;
     if ((rc = m64_session_piece(s, prev, id, piece, sizeof piece, &n, &e))) goto fail;
     if (text_len + n + 1 > text_cap) {
@@ -216,9 +257,11 @@ int main(int argc, char **argv) {
     }
     memcpy(text + text_len, piece, n);
     text_len += n;
-    if (!json) {
-      fwrite(piece, 1, n, stdout);
+    if (!json) { /* whole UTF-8 characters only: a token may end inside one */
+      size_t ready = m64_utf8_complete(text + printed, text_len - printed);
+      fwrite(text + printed, 1, ready, stdout);
       fflush(stdout);
+      printed += ready;
     }
     prev = id;
     if (n_out == (uint32_t)n_predict || pos + 1 >= n_ctx) break;
@@ -230,7 +273,10 @@ int main(int argc, char **argv) {
   m64_session_stats_get(s, &st);
   const double prefill_tps = t_prefill > 0 ? n_prompt / t_prefill : 0;
   const double decode_tps = t_decode > 0 && n_out ? n_out / t_decode : 0;
-  if (!json) fputc('\n', stdout);
+  if (!json) {
+    if (text) fwrite(text + printed, 1, text_len - printed, stdout); /* a held-back partial character */
+    fputc('\n', stdout);
+  }
   const uint32_t n_tokens = n_prompt + n_out;
   fprintf(stderr,
           "\nm64run: %s%u prompt tokens in %.3f s (%.1f tok/s), %u generated in %.3f s (%.1f tok/s)\n"

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "compiler_internal.h"
+#include "local_mark.h"
 #include "tokblob.h"
 
 /* ---- cleanup on SIGINT/SIGTERM: only async-signal-safe calls ---- */
@@ -61,6 +62,10 @@ static void track_temp(const m64_bundle_writer *bw, const m64c_workdir *wd) {
   g_have_temp = 1;
 }
 static void untrack_temp(void) { g_have_temp = 0; }
+void m64c_track_bundle_temp(const m64_bundle_writer *bw) {
+  if (bw) track_temp(bw, NULL);
+  else untrack_temp();
+}
 
 /* ---- METADATA: "key = value" lines ---- */
 static char *metadata_text(const m64c_plan *p, const char *source, const m64_gguf *g) {
@@ -85,13 +90,15 @@ static char *metadata_text(const m64c_plan *p, const char *source, const m64_ggu
   char kernels[3072];
   size_t n = m64c_kernel_list(p, kernels, sizeof kernels);
   size_t used = strlen(s);
-  snprintf(s + used, cap - used, "module.kernels = %zu: %s\n", n, kernels);
+  snprintf(s + used, cap - used, "module.kernels = %zu: %s\nchat.template = %s\n", n, kernels,
+           m64c_chat_template_name(g));
   return s;
 }
 
-/* Writes the native section for module.wasm in the work dir (if AOT is on). */
+/* Writes the native section for module.wasm in the work dir (if AOT is on); local_mark:
+ * mark it as made on this machine (m64c aot, runtime/native/local_mark.h). */
 static int add_native(m64_bundle_writer *bw, const m64c_workdir *wd, const uint8_t *wasm,
-                      size_t wasm_size, m64_err *e) {
+                      size_t wasm_size, int local_mark, m64_err *e) {
   uint8_t sha[32], *so = NULL, *sec = NULL;
   size_t so_size = 0, sec_size = 0;
   m64_sha256 h;
@@ -102,6 +109,7 @@ static int add_native(m64_bundle_writer *bw, const m64c_workdir *wd, const uint8
   snprintf(path, sizeof path, "%s/module.so", wd->path);
   int rc = m64c_read_file(path, &so, &so_size, e);
   if (!rc) rc = m64c_native_section(sha, so, so_size, &sec, &sec_size, e);
+  if (!rc && local_mark) rc = m64_native_section_add_mark(&sec, &sec_size, m64c_host_target(), e);
   if (!rc) rc = m64_bw_add_section(bw, M64_SEC_NATIVE, m64c_host_target(), sec, sec_size, e);
   free(so);
   free(sec);
@@ -109,6 +117,11 @@ static int add_native(m64_bundle_writer *bw, const m64c_workdir *wd, const uint8
 }
 
 int m64c_build(const m64c_options *o, m64_err *e) {
+  static const m64c_tools tools = {m64c_compile_wasm, m64c_compile_native};
+  return m64c_build_with(o, &tools, e);
+}
+
+int m64c_build_with(const m64c_options *o, const m64c_tools *tools, m64_err *e) {
   m64_gguf *g = NULL;
   m64c_plan plan = {0};
   m64c_workdir wd = {0};
@@ -127,6 +140,12 @@ int m64c_build(const m64c_options *o, m64_err *e) {
                 plan.arch, plan.n_blocks, plan.dim, plan.n_vocab, plan.total_bytes / 1048576.0,
                 plan.n_layers);
 
+  /* the file's name goes into model.c and the metadata: plain text only */
+  char src_name[256];
+  const char *base = strrchr(o->input, '/');
+  snprintf(src_name, sizeof src_name, "%s", base ? base + 1 : o->input);
+  m64c_plain_text(src_name);
+
   m64c_progress(o->progress, "[2/6] generating model.c");
   if ((rc = m64c_workdir_open(&wd, o->keep_dir, e))) goto done;
   track_temp(NULL, &wd);
@@ -136,20 +155,19 @@ int m64c_build(const m64c_options *o, m64_err *e) {
     rc = m64_fail(e, M64_EIO, "cannot create %s", path);
     goto done;
   }
-  const char *base = strrchr(o->input, '/');
-  rc = m64c_emit_model_c(&plan, base ? base + 1 : o->input, f, e);
+  rc = m64c_emit_model_c(&plan, src_name, f, e);
   if (fclose(f) && !rc) rc = m64_fail(e, M64_EIO, "cannot write %s", path);
   f = NULL;
   if (rc) goto done;
 
   m64c_progress(o->progress, "[3/6] compiling the module (clang-19, wasm32 + SIMD128)");
-  if ((rc = m64c_compile_wasm(&wd, o->verbose, e))) goto done;
+  if ((rc = tools->compile_wasm(&wd, o->verbose, e))) goto done;
   snprintf(path, sizeof path, "%s/module.wasm", wd.path);
   if ((rc = m64c_read_file(path, &wasm, &wasm_size, e))) goto done;
 
   if (!o->no_aot) {
     m64c_progress(o->progress, "[4/6] AOT-compiling for %s (wasm2c, clang-19 -O3)", m64c_host_target());
-    if ((rc = m64c_compile_native(&wd, o->verbose, e))) goto done;
+    if ((rc = tools->compile_native(&wd, o->verbose, e))) goto done;
   } else {
     m64c_progress(o->progress, "[4/6] skipping AOT (--no-aot)");
   }
@@ -157,14 +175,15 @@ int m64c_build(const m64c_options *o, m64_err *e) {
   m64c_progress(o->progress, "[5/6] writing %s", o->output);
   if ((rc = m64_bw_open(o->output, &bw, e))) goto done;
   track_temp(bw, &wd);
-  if (!(meta = metadata_text(&plan, o->input, g))) {
+  if (o->compress && (rc = m64_bw_set_compression(bw, o->compress, e))) goto done;
+  if (!(meta = metadata_text(&plan, src_name, g))) {
     rc = m64_fail(e, M64_ENOMEM, "out of memory");
     goto done;
   }
   if ((rc = m64_bw_add_section(bw, M64_SEC_METADATA, "metadata", meta, strlen(meta), e))) goto done;
   if ((rc = m64_bw_add_section(bw, M64_SEC_TOKENIZER, "tokenizer", tok, tok_size, e))) goto done;
   if ((rc = m64_bw_add_section(bw, M64_SEC_MODULE_WASM, "module", wasm, wasm_size, e))) goto done;
-  if (!o->no_aot && (rc = add_native(bw, &wd, wasm, wasm_size, e))) goto done;
+  if (!o->no_aot && (rc = add_native(bw, &wd, wasm, wasm_size, 0, e))) goto done;
   if ((rc = m64_bw_set_layout(bw, plan.layers, plan.n_layers, plan.tensors, plan.n_tensors, e)))
     goto done;
   for (uint32_t i = 0; i < plan.n_tensors; i++) {
@@ -198,6 +217,9 @@ int m64c_aot(const char *bundle, const char *output, int verbose, m64_err *e) {
   const char *out = output ? output : bundle;
 
   if ((rc = m64_bundle_open(bundle, &b, e))) return rc;
+  /* Every layer is copied and rehashed below: check them first, or a corrupted layer
+   * would come out with a fresh, matching hash. */
+  if ((rc = m64_bundle_verify_all(b, e))) goto done;
   const m64_section *wasm = m64_bundle_find_section(b, M64_SEC_MODULE_WASM, NULL);
   if (!wasm) {
     rc = m64_fail(e, M64_EFORMAT, "%s has no wasm module section", bundle);
@@ -212,39 +234,22 @@ int m64c_aot(const char *bundle, const char *output, int verbose, m64_err *e) {
 
   if ((rc = m64_bw_open(out, &bw, e))) goto done;
   track_temp(bw, &wd);
-  /* Copy every small section except native code for this target, which is replaced. */
+  /* A compressed bundle stays compressed (at the default level). */
+  static const m64_compress_options zdefault = {0, 0, 0, 0, 0};
+  if (m64_bundle_compressed(b) && (rc = m64_bw_set_compression(bw, &zdefault, e))) goto done;
+  /* Copy every small section except native code: what was shipped (for any target) is
+   * replaced by this host's, compiled here and marked as made on this machine. */
   for (uint32_t i = 0; i < m64_bundle_n_sections(b) && !rc; i++) {
     const m64_section *s = m64_bundle_section_at(b, i);
-    if (s->kind == M64_SEC_SEGMENT || s->kind == M64_SEC_LAYER_INDEX) continue;
-    if (s->kind == M64_SEC_NATIVE && strcmp(s->name, m64c_host_target()) == 0) continue;
+    if (s->kind == M64_SEC_SEGMENT || s->kind == M64_SEC_LAYER_INDEX || s->kind == M64_SEC_NATIVE)
+      continue;
     rc = m64_bw_add_section(bw, s->kind, s->name, s->data, s->size, e);
-    if (!rc && s->kind == M64_SEC_MODULE_WASM) rc = add_native(bw, &wd, wasm->data, wasm->size, e);
+    if (!rc && s->kind == M64_SEC_MODULE_WASM) rc = add_native(bw, &wd, wasm->data, wasm->size, 1, e);
   }
   if (rc) goto done;
 
-  /* The layout is kept exactly; tensor bytes are copied from the mapped source. */
-  const uint32_t nl = m64_bundle_n_layers(b), nt = m64_bundle_n_tensors(b);
-  m64_layer_entry *layers = calloc(nl ? nl : 1, sizeof *layers);
-  m64_tensor_entry *tensors = calloc(nt ? nt : 1, sizeof *tensors);
-  if (!layers || !tensors) {
-    free(layers);
-    free(tensors);
-    rc = m64_fail(e, M64_ENOMEM, "out of memory");
-    goto done;
-  }
-  for (uint32_t i = 0; i < nl; i++) layers[i] = *m64_bundle_layer(b, i);
-  for (uint32_t i = 0; i < nt; i++) tensors[i] = *m64_bundle_tensor(b, i);
-  rc = m64_bw_set_layout(bw, layers, nl, tensors, nt, e);
-  for (uint32_t l = 0; l < nl && !rc; l++) {
-    const uint8_t *data = m64_bundle_layer_data(b, l);
-    for (uint32_t t = 0; t < layers[l].n_tensors && !rc; t++) {
-      uint32_t ti = layers[l].first_tensor + t;
-      rc = m64_bw_write_tensor(bw, ti, data + tensors[ti].offset, e);
-    }
-  }
-  free(layers);
-  free(tensors);
-  if (rc) goto done;
+  /* The layout is kept exactly; tensor bytes are copied (or decoded) from the source. */
+  if ((rc = m64c_copy_layers(b, bw, 0, e))) goto done;
   /* The source may be the destination: unmap it before the rename replaces it. */
   m64_bundle_close(b);
   b = NULL;

@@ -35,6 +35,8 @@ typedef struct m64_session_options {
   int page_mode;            /* 0: copy layers into the workspace; 1: map the file's pages there */
   int no_prefetch;          /* page on demand only (no background thread) */
   uint32_t n_threads;       /* threads that share each matvec; 0 = 1 */
+  int local_native_only;    /* load only native code `m64c aot` made on this machine (its
+                               local mark, runtime/native/local_mark.h); see SECURITY.md */
 } m64_session_options;
 
 typedef struct m64_session_stats {
@@ -64,9 +66,21 @@ int32_t m64_session_bos(const m64_session *s);
 int32_t m64_session_eos(const m64_session *s);
 const char *m64_session_native_target(const m64_session *s);
 
-/* Tokenizes text with the module's tokenizer; *ids is malloc'ed (caller frees). */
-int m64_session_tokenize(m64_session *s, const char *text, size_t len, int add_bos,
+/* Tokenizes text with the module's tokenizer; *ids is malloc'ed (caller frees). flags:
+ * M64_TOKENIZE_ADD_BOS puts BOS first when the vocabulary asks for it (so 1 keeps meaning
+ * "a prompt"); M64_TOKENIZE_SPECIAL turns special-token text ("<|eot_id|>") into its id. */
+enum { M64_TOKENIZE_ADD_BOS = 1, M64_TOKENIZE_SPECIAL = 2 };
+int m64_session_tokenize(m64_session *s, const char *text, size_t len, int flags,
                          int32_t **ids, uint32_t *n_ids, m64_err *e);
+/* *eog = 1 if id ends generation (EOS, EOT, "<|eot_id|>", "<|im_end|>" ... as llama.cpp
+ * decides; native code older than ABI 3: EOS only). */
+int m64_session_is_eog(m64_session *s, int32_t id, int *eog, m64_err *e);
+/* *id = the token whose text is exactly these bytes, -1 if none. */
+int m64_session_find_token(m64_session *s, const char *text, size_t len, int32_t *id,
+                           m64_err *e);
+/* Length of the longest prefix of buf that does not end inside a UTF-8 character (what a
+ * streaming printer may write now; the rest waits for the next piece). */
+size_t m64_utf8_complete(const char *buf, size_t n);
 /* Runs token at position pos; *logits points at n_vocab floats inside the workspace,
  * valid until the next call. */
 int m64_session_eval(m64_session *s, int32_t token, uint32_t pos, const float **logits,
@@ -84,6 +98,28 @@ int m64_session_piece(m64_session *s, int32_t prev, int32_t id, char *buf, size_
                       size_t *n, m64_err *e);
 
 void m64_session_stats_get(const m64_session *s, m64_session_stats *st);
+
+
+/* ---- chat (runtime/chat.c) ----
+ * A conversation in the model's chat format. The bundle names the format (metadata
+ * `chat.template`, recognised by m64c from the GGUF's template; read it with
+ * m64_session_meta). Templates: m64_chat_known_templates(). */
+typedef struct m64_chat m64_chat;
+const char *m64_chat_known_templates(void);
+/* Value of a bundle metadata key ("chat.template", ...) into out; M64_ENOTFOUND if absent. */
+int m64_session_meta(const m64_session *s, const char *key, char *out, size_t out_size);
+/* system may be NULL; M64_EUNSUPPORTED names the known templates for an unknown name. */
+int m64_chat_open(m64_session *s, const char *template_name, const char *system, m64_chat **out,
+                  m64_err *e);
+void m64_chat_close(m64_chat *c); /* accepts NULL */
+/* The ids to run for the user's next message: BOS (first turn only, where the vocabulary
+ * has one), any pending system message, the message with the template around it, and the
+ * start of the assistant's reply. *ids stays valid until the next call on c. */
+int m64_chat_user(m64_chat *c, const char *text, size_t len, const int32_t **ids, uint32_t *n,
+                  m64_err *e);
+/* The ids that close the assistant's reply, given the last token already run (the model's
+ * own end-of-turn token is not repeated). */
+int m64_chat_end_reply(m64_chat *c, int32_t last, const int32_t **ids, uint32_t *n, m64_err *e);
 
 #ifdef __cplusplus
 }

@@ -14,14 +14,13 @@
 #include "m64_wasm.h"
 #include "native.h"
 #include "native_abi.h"
+#include "local_mark.h"
 #include "pager.h"
 
-#define NATIVE_MAGIC "M64NATIV"
-#define NATIVE_HEADER 64u
 #define WASM_PAGE 65536ull
 #define IO_BYTES (64u * 1024) /* text in, ids out, pieces */
 /* Room left outside the layer cache for the tokenizer's scratch, which grows with the
- * longest text encoded (about 85 bytes per byte of text). */
+ * longest text encoded (about 85 bytes per byte of text; BPE up to about 130). */
 #define HEADROOM (2u << 20)
 #define WORKER_STACK (256u * 1024) /* shadow stack of each extra thread's instance */
 #define SPIN 20000                  /* polls before a waiting thread sleeps */
@@ -69,7 +68,7 @@ struct m64_session {
 /* ------------------------------------------------------------ calling the module */
 enum op { OP_ALLOCATE_MEMORY, OP_INSTANTIATE, OP_WORKER, OP_THREADS, OP_ABI, OP_ALLOC, OP_STATE_BYTES, OP_INIT, OP_N_VOCAB, OP_N_LAYERS,
           OP_N_CTX_TRAIN, OP_FORWARD_BATCH, OP_MAX_BATCH, OP_TOK_LOAD, OP_TOK_ENCODE, OP_TOK_PIECE, OP_BOS, OP_EOS,
-          OP_SEED, OP_SAMPLE };
+          OP_SEED, OP_SAMPLE, OP_TOK_FIND, OP_TOK_IS_EOG };
 
 typedef struct call {
   m64_session *s;
@@ -106,6 +105,8 @@ static void call_thunk(void *p) {
     case OP_TOK_PIECE: c->ret = abi->m64_tok_piece(i, c->a[0], c->a[1], c->a[2], c->a[3]); break;
     case OP_BOS: c->ret = abi->m64_tok_bos(i); break;
     case OP_EOS: c->ret = abi->m64_tok_eos(i); break;
+    case OP_TOK_FIND: c->ret = abi->m64_tok_find(i, c->a[0], c->a[1]); break;
+    case OP_TOK_IS_EOG: c->ret = abi->m64_tok_is_eog(i, c->a[0]); break;
     case OP_SEED: abi->m64_sampler_seed(i, c->a[0], c->a[1]); break;
     case OP_SAMPLE: c->ret = abi->m64_sample(i, c->a[0], c->f[0], c->a[1], c->f[1]); break;
   }
@@ -247,29 +248,41 @@ static int load_native(m64_session *s, m64_err *e) {
   const m64_section *wasm = m64_bundle_find_section(s->bundle, M64_SEC_MODULE_WASM, NULL);
   if (!wasm) return m64_fail(e, M64_EFORMAT, "bundle has no wasm module");
   const m64_section *pick = NULL;
+  m64_native_section code = {0};
   int stale = 0;
+  m64_err unmarked = {{0}}; /* why --local-native-only refused a section */
   for (uint32_t i = 0; i < m64_bundle_n_sections(s->bundle); i++) {
     const m64_section *sec = m64_bundle_section_at(s->bundle, i);
     if (sec->kind != M64_SEC_NATIVE || !m64_target_runnable(sec->name)) continue;
-    if (sec->size < NATIVE_HEADER || memcmp(sec->data, NATIVE_MAGIC, 8) != 0)
+    m64_native_section ns;
+    if (m64_native_section_parse(sec->data, sec->size, &ns, NULL))
       return m64_fail(e, M64_EFORMAT, "native section '%s' is malformed", sec->name);
-    if (memcmp(sec->data + 16, wasm->sha256, 32) != 0) {
+    if (memcmp(ns.wasm_sha256, wasm->sha256, 32) != 0) {
       stale = 1;
       continue;
     }
+    if (s->opt.local_native_only && m64_native_section_check_mark(sec->data, sec->size, sec->name, &unmarked))
+      continue;
     pick = sec; /* later sections are newer (m64c aot appends) */
+    code = ns;
   }
+  if (!pick && unmarked.msg[0])
+    return m64_fail(e, M64_EUNSUPPORTED,
+                    "--local-native-only: %s, so it was not made on this machine; run `m64c aot %s` "
+                    "to compile the bundle's wasm module here", unmarked.msg, s->path);
   if (!pick)
     return m64_fail(e, M64_EUNSUPPORTED,
                     stale ? "the bundle's native code was built from another module; run `m64c aot` on it"
                           : "the bundle has no native code for this host (%s); run `m64c aot` on it",
                     m64_host_target());
   snprintf(s->target, sizeof s->target, "%s", pick->name);
-  int rc = m64_native_load(pick->data + NATIVE_HEADER, pick->size - NATIVE_HEADER, &s->native, e);
+  int rc = m64_native_load(code.code, code.code_size, &s->native, e);
   if (rc) return rc;
   s->abi = m64_native_sym(s->native, M64_NATIVE_ABI_SYMBOL);
   if (!s->abi) return m64_fail(e, M64_EFORMAT, "native code lacks the %s table", M64_NATIVE_ABI_SYMBOL);
-  if (s->abi->abi_version != M64_NATIVE_ABI_VERSION || s->abi->module_abi_version != 2)
+  /* version 2 code lacks only the token lookups appended in 3 (see m64_session_is_eog) */
+  if ((s->abi->abi_version != M64_NATIVE_ABI_VERSION && s->abi->abi_version != 2) ||
+      s->abi->module_abi_version != 2)
     return m64_fail(e, M64_EUNSUPPORTED, "native code has ABI %u/%u, this m64run speaks %u/2 (rebuild the bundle)",
                     s->abi->abi_version, s->abi->module_abi_version, M64_NATIVE_ABI_VERSION);
   if (s->abi->instance_size == 0 || s->abi->instance_size > (64u << 20))
@@ -311,6 +324,9 @@ static int setup_state(m64_session *s, m64_err *e) {
   if (init == -1)
     return m64_fail(e, M64_ELIMIT, "workspace of %.1f MiB is too small for the run state of a context of %u (%.1f MiB; try a smaller -c)",
                     cap / 1048576.0, s->n_ctx, state_bytes / 1048576.0);
+  if (init == -2)
+    return m64_fail(e, M64_ELIMIT, "a context of %u does not fit a 4 GiB workspace (its run state would be %.1f MiB); use a smaller -c",
+                    s->n_ctx, state_bytes / 1048576.0);
   if (init != 0) return m64_fail(e, M64_ELIMIT, "the module could not allocate its state (%d)", init);
   int32_t threads_rc;
   if ((rc = invoke1(s, OP_THREADS, s->n_threads, (uint32_t *)&threads_rc, e))) return rc;
@@ -452,8 +468,12 @@ int32_t m64_session_bos(const m64_session *s) { return s->bos; }
 int32_t m64_session_eos(const m64_session *s) { return s->eos; }
 const char *m64_session_native_target(const m64_session *s) { return s->target; }
 
+int m64_session_meta(const m64_session *s, const char *key, char *out, size_t out_size) {
+  return m64_bundle_meta(s->bundle, key, out, out_size);
+}
+
 /* ------------------------------------------------------------ running */
-int m64_session_tokenize(m64_session *s, const char *text, size_t len, int add_bos,
+int m64_session_tokenize(m64_session *s, const char *text, size_t len, int flags,
                          int32_t **ids, uint32_t *n_ids, m64_err *e) {
   *ids = NULL;
   *n_ids = 0;
@@ -468,7 +488,7 @@ int m64_session_tokenize(m64_session *s, const char *text, size_t len, int add_b
   }
   const uint32_t out = (uint32_t)((buf + len + 3) & ~3u), max = (uint32_t)len + 2;
   memcpy(ws(s, buf, len), text, len);
-  call c = {.op = OP_TOK_ENCODE, .a = {buf, (uint32_t)len, (uint32_t)(add_bos != 0), out, max}};
+  call c = {.op = OP_TOK_ENCODE, .a = {buf, (uint32_t)len, (uint32_t)flags & (M64_TOKENIZE_ADD_BOS | M64_TOKENIZE_SPECIAL), out, max}};
   int rc = invoke(s, &c, e);
   if (rc) return rc;
   int32_t n = (int32_t)c.ret;
@@ -526,7 +546,7 @@ void m64_session_seed(m64_session *s, uint64_t seed) {
 
 int m64_session_piece(m64_session *s, int32_t prev, int32_t id, char *buf, size_t cap, size_t *n,
                       m64_err *e) {
-  const uint32_t max = 256;
+  const uint32_t max = 1024; /* the module's longest piece (TOK_MAX_TOKEN_LEN) */
   call c = {.op = OP_TOK_PIECE, .a = {(uint32_t)prev, (uint32_t)id, s->io, max}};
   int rc = invoke(s, &c, e);
   if (rc) return rc;
@@ -555,4 +575,37 @@ void m64_session_stats_get(const m64_session *s, m64_session_stats *st) {
     st->layers_resident = p.resident;
     st->cache_slots = p.slots;
   }
+}
+
+int m64_session_is_eog(m64_session *s, int32_t id, int *eog, m64_err *e) {
+  *eog = id >= 0 && id == s->eos;
+  if (id < 0 || s->abi->abi_version < 3) return 0; /* older native code: EOS only */
+  call c = {.op = OP_TOK_IS_EOG, .a = {(uint32_t)id}};
+  int rc = invoke(s, &c, e);
+  if (!rc) *eog = c.ret == 1;
+  return rc;
+}
+
+int m64_session_find_token(m64_session *s, const char *text, size_t len, int32_t *id,
+                           m64_err *e) {
+  *id = -1;
+  if (s->abi->abi_version < 3)
+    return m64_fail(e, M64_EUNSUPPORTED, "the bundle's native code predates token lookup; run `m64c aot` on it");
+  if (len > IO_BYTES) return 0; /* longer than any token */
+  if (len) memcpy(ws(s, s->io, len), text, len);
+  call c = {.op = OP_TOK_FIND, .a = {s->io, (uint32_t)len}};
+  int rc = invoke(s, &c, e);
+  if (!rc) *id = (int32_t)c.ret;
+  return rc;
+}
+
+size_t m64_utf8_complete(const char *buf, size_t n) {
+  /* look back over at most 3 continuation bytes for the lead byte of the last character */
+  size_t i = n, back = 0;
+  while (i > 0 && back < 3 && ((unsigned char)buf[i - 1] & 0xC0) == 0x80) i--, back++;
+  if (i == 0) return n; /* only continuation bytes: nothing to wait for */
+  unsigned char lead = (unsigned char)buf[i - 1];
+  size_t need = lead >= 0xF0 && lead < 0xF8 ? 4 : lead >= 0xE0 && lead < 0xF0 ? 3
+              : lead >= 0xC0 && lead < 0xE0 ? 2 : 1;
+  return need > back + 1 ? i - 1 : n; /* an unfinished character waits for the next piece */
 }

@@ -1,0 +1,19 @@
+/* m64run_chat.h — the interactive chat mode of m64run (-i). */
+#ifndef M64RUN_CHAT_H
+#define M64RUN_CHAT_H
+
+#include "m64_runtime.h"
+
+typedef struct m64run_chat_opts {
+  const char *template_name; /* NULL: the bundle's chat.template */
+  const char *system;        /* NULL: none */
+  float temp, top_p;
+  int32_t top_k;
+  long n_predict;            /* per reply; < 0: until end of turn or a full context */
+  int verbose;               /* the ids of every turn on stderr */
+} m64run_chat_opts;
+
+/* Reads user messages from stdin until end of input and streams the replies. */
+int m64run_chat(m64_session *s, const m64run_chat_opts *o, m64_err *e);
+
+#endif
