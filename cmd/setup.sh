@@ -5,7 +5,7 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
-pkgs=(clang-19 lld-19 libzstd-dev libgtest-dev libsimde-dev cmake make g++ nodejs npm)
+pkgs=(clang-19 lld-19 libclang-rt-19-dev libzstd-dev libgtest-dev libsimde-dev cmake make g++ nodejs npm chromium)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -28,6 +28,13 @@ if [ ! -x "$tc/node_modules/.bin/wasm2c" ] || ! cmp -s "$tc/package-lock.json" "
   echo "setup: installing pinned npm tools (wabt) from compiler/toolchain/package-lock.json"
   (cd "$tc" && npm ci --no-audit --no-fund --loglevel=error)
   cp "$tc/package-lock.json" "$tc/node_modules/.package-lock.json.m64"
+fi
+# playwright-core drives Debian's chromium in the browser test; it must never fetch a browser.
+tw="$root/test/web"
+if [ ! -d "$tw/node_modules/playwright-core" ] || ! cmp -s "$tw/package-lock.json" "$tw/node_modules/.package-lock.json.m64"; then
+  echo "setup: installing pinned npm playwright-core from test/web/package-lock.json"
+  (cd "$tw" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
+  cp "$tw/package-lock.json" "$tw/node_modules/.package-lock.json.m64"
 fi
 
 build_type="${M64_BUILD_TYPE:-Release}"

@@ -1,0 +1,183 @@
+#!/usr/bin/env node
+// browser_test.mjs — the browser host (web/m64.js) in Debian's headless Chromium, driven
+// through playwright-core (never a downloaded browser). It serves a stories260K bundle with
+// web/serve.mjs and checks, against m64run on the same bundle:
+//   1. greedy generation of 32 tokens in the page gives m64run's text;
+//   2. with a workspace small enough to force paging, the same text and the same paging
+//      counters (page-ins, evictions) as m64run with that workspace and no prefetch;
+//   3. with the image in ArrayBuffers instead of memory64 (the fallback), the same text,
+//      and the page says memory64 is not in use;
+//   4. a truncated bundle shows an error in the page instead of hanging;
+//   5. a two-turn chat with llama3-bpe-tiny (Llama 3 template) runs, turn by turn, the same
+//      token ids at the same positions as `m64run -i` on the same bundle.
+// Usage: node browser_test.mjs --bin BUILD_DIR --models SHARED_MODELS [--screenshot PNG]
+// Exits 77 (ctest: skipped) when the shared models are absent.
+import { execFileSync, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const webDir = path.resolve(here, '../../web');
+const args = {};
+for (let i = 2; i + 1 < process.argv.length; i += 2) args[process.argv[i].replace(/^--/, '')] = process.argv[i + 1];
+const bin = args.bin, models = args.models;
+if (!bin || !models) {
+  console.error('usage: node browser_test.mjs --bin BUILD_DIR --models SHARED_MODELS [--screenshot PNG]');
+  process.exit(2);
+}
+const gguf = path.join(models, 'stories260K.gguf');
+if (!fs.existsSync(gguf)) {
+  console.log(`web: SKIP: ${gguf} absent (the shared test models live beside the project)`);
+  process.exit(77);
+}
+let chromium;
+try {
+  ({ chromium } = await import('playwright-core'));
+} catch {
+  console.error('web: playwright-core is not installed in test/web (run cmd/setup.sh)');
+  process.exit(1);
+}
+const browserPath = '/usr/bin/chromium';
+if (!fs.existsSync(browserPath)) {
+  console.error(`web: ${browserPath} absent (Debian package chromium; run cmd/setup.sh)`);
+  process.exit(1);
+}
+
+const PROMPT = 'Once upon a time', N = 32, PAGING_WORKSPACE = '5600K';
+const work = fs.mkdtempSync(path.join(os.tmpdir(), 'm64-web-'));
+const bundle = path.join(work, 'stories260K.m64');
+execFileSync(path.join(bin, 'cmd/m64c'), ['build', '-q', gguf, '-o', bundle], { stdio: 'inherit' });
+const l3gguf = path.join(models, 'llama3-bpe-tiny.gguf'), l3 = path.join(work, 'llama3.m64');
+if (fs.existsSync(l3gguf)) execFileSync(path.join(bin, 'cmd/m64c'), ['build', '-q', l3gguf, '-o', l3], { stdio: 'inherit' });
+const whole = fs.readFileSync(bundle);
+fs.writeFileSync(path.join(work, 'truncated.m64'), whole.subarray(0, Math.floor(whole.length / 2)));
+
+function m64run(extra) {
+  const out = execFileSync(path.join(bin, 'cmd/m64run'),
+    [bundle, '-p', PROMPT, '-n', String(N), '--temp', '0', '-t', '1', '--json', ...extra], { stdio: ['ignore', 'pipe', 'ignore'] });
+  return JSON.parse(String(out).trim().split('\n').pop());
+}
+// The page ignores prefetch hints (one thread), so its paging is m64run's without prefetch;
+// with 3 block slots, a policy other than the pager's would page differently.
+const native = m64run([]), nativePaged = m64run(['--workspace', PAGING_WORKSPACE, '--no-prefetch']);
+
+// The server, on a free port.
+const server = spawn(process.execPath, [path.join(webDir, 'serve.mjs'), '--port', '0', `/=${webDir}`, `/files/=${work}`],
+  { stdio: ['ignore', 'pipe', 'inherit'] });
+const base = await new Promise((resolve, reject) => {
+  let buf = '';
+  server.stdout.on('data', (d) => {
+    buf += d;
+    const m = /serving (\S+)/.exec(buf);
+    if (m) resolve(m[1]);
+  });
+  server.on('exit', (code) => reject(new Error(`serve.mjs exited (${code})`)));
+  setTimeout(() => reject(new Error('serve.mjs did not start')), 10000);
+});
+
+const browser = await chromium.launch({ executablePath: browserPath });
+let passed = 0, failed = 0;
+
+// Opens the demo page with query params and waits until it is done or shows an error.
+async function runPage(query, { screenshot } = {}) {
+  const page = await browser.newPage({ viewport: { width: 1000, height: 640 } });
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  await page.goto(`${base}index.html?${new URLSearchParams({ run: '1', ...query })}`);
+  await page.waitForFunction(() => ['done', 'error'].includes(window.m64page?.state), null, { timeout: 60000 });
+  const r = await page.evaluate(() => ({
+    state: m64page.state, error: m64page.error, info: m64page.info, result: m64page.result,
+    shownError: document.getElementById('error').textContent, shownText: document.getElementById('generated')?.textContent ?? '',
+    storage: document.getElementById('storage').textContent,
+  }));
+  if (screenshot) await page.screenshot({ path: screenshot, fullPage: true });
+  await page.close();
+  r.pageErrors = errors;
+  return r;
+}
+
+async function check(name, fn) {
+  try {
+    await fn();
+    passed++;
+    console.log(`ok   ${name}`);
+  } catch (e) {
+    failed++;
+    console.log(`FAIL ${name}: ${e.message}`);
+  }
+}
+function expect(cond, msg) { if (!cond) throw new Error(msg); }
+function expectDone(r) {
+  expect(r.state === 'done', `page ended in state ${r.state}: ${r.error}`);
+  expect(!r.pageErrors.length, `page errors: ${r.pageErrors.join('; ')}`);
+}
+
+try {
+  const greedy = { bundle: 'files/stories260K.m64', prompt: PROMPT, n: String(N), temp: '0' };
+  await check('greedy generation in the page equals m64run', async () => {
+    const r = await runPage(greedy, { screenshot: args.screenshot });
+    expectDone(r);
+    expect(r.result.text === native.text, `page: ${JSON.stringify(r.result.text)}\nm64run: ${JSON.stringify(native.text)}`);
+    expect(r.shownText === native.text, `page shows ${JSON.stringify(r.shownText)}`);
+    expect(JSON.stringify(r.result.tokens) === JSON.stringify(native.tokens), 'token ids differ');
+    expect(r.info.memory64 && /memory64 active/.test(r.storage), `storage: ${r.storage}`);
+    expect(r.result.stats.evictions === 0, `${r.result.stats.evictions} evictions with the whole model resident`);
+    console.log(`     ${r.result.tokens.length} tokens, decode ${r.result.decodeTokS.toFixed(0)} tok/s in the page (m64run -t 1: ${native.decode_tok_s.toFixed(0)})`);
+  });
+  await check(`paging (workspace ${PAGING_WORKSPACE}) gives the same text and counters as m64run`, async () => {
+    expect(nativePaged.evictions > 0, `m64run did not page with --workspace ${PAGING_WORKSPACE}: the test needs a smaller one`);
+    const r = await runPage({ ...greedy, workspace: PAGING_WORKSPACE });
+    expectDone(r);
+    expect(r.result.text === native.text, `page: ${JSON.stringify(r.result.text)}`);
+    const s = r.result.stats;
+    expect(s.evictions > 0, 'the page did not evict any layer');
+    expect(s.pageIns === nativePaged.layer_page_ins && s.evictions === nativePaged.evictions && s.cacheSlots === nativePaged.cache_slots,
+      `page: ${s.pageIns} page-ins, ${s.evictions} evictions, ${s.cacheSlots} slots; m64run: ${nativePaged.layer_page_ins}, ${nativePaged.evictions}, ${nativePaged.cache_slots}`);
+  });
+  await check('ArrayBuffer storage (no memory64) gives the same text and says so', async () => {
+    const r = await runPage({ ...greedy, workspace: PAGING_WORKSPACE, arraybuffers: '1' });
+    expectDone(r);
+    expect(r.result.text === native.text, `page: ${JSON.stringify(r.result.text)}`);
+    expect(!r.info.memory64 && /no memory64/.test(r.storage), `storage: ${r.storage}`);
+  });
+  await check('a truncated bundle shows an error in the page', async () => {
+    const t0 = Date.now();
+    const r = await runPage({ bundle: 'files/truncated.m64', prompt: PROMPT, n: String(N) });
+    expect(r.state === 'error', `page ended in state ${r.state}`);
+    expect(/truncated/.test(r.shownError), `page shows: ${JSON.stringify(r.shownError)}`);
+    console.log(`     after ${Date.now() - t0} ms: ${r.shownError}`);
+  });
+  await check('a two-turn chat runs the same ids as m64run -i', async () => {
+    if (!fs.existsSync(l3)) { console.log('     skipped: llama3-bpe-tiny.gguf absent'); return; }
+    const turns = ['Hello there', 'What is 2+2?'];
+    // m64run -i -v prints each turn's ids on stderr
+    const native = [...String(execFileSync('sh', ['-c', `printf '%s\\n' "$@" | "${path.join(bin, 'cmd/m64run')}" "${l3}" -i --temp 0 -n 4 -t 1 -v --system 'Be brief.' 2>&1 >/dev/null`, 'sh', ...turns]))
+      .matchAll(/turn (\d+): prompt: \d+ tokens at positions (\d+)\.\.\d+: \[([0-9,]*)\]/g)].map((m) => ({ pos: Number(m[2]), ids: m[3] }));
+    expect(native.length === 2, `m64run -i gave ${native.length} turns`);
+    const page = await browser.newPage();
+    const errors = [];
+    page.on('pageerror', (e) => errors.push(String(e)));
+    await page.goto(`${base}index.html?${new URLSearchParams({ bundle: 'files/llama3.m64', chat: '1', n: '4', temp: '0', system: 'Be brief.' })}`);
+    for (let t = 0; t < 2; t++) {
+      await page.fill('#prompt', turns[t]);
+      await page.click('#go');
+      await page.waitForFunction((k) => (window.m64page?.turns?.length === k && window.m64page.state === 'done') || window.m64page?.state === 'error', t + 1, { timeout: 60000 });
+    }
+    const got = await page.evaluate(() => ({ state: m64page.state, error: m64page.error, turns: (m64page.turns || []).map((r) => ({ pos: r.pos, ids: r.turnTokens.join(','), template: r.template })) }));
+    await page.close();
+    expect(got.state === 'done' && !errors.length, `page: ${got.state} ${got.error} ${errors.join('; ')}`);
+    expect(got.turns.length === 2 && got.turns[0].template === 'llama3', `page turns: ${JSON.stringify(got.turns)}`);
+    for (let t = 0; t < 2; t++)
+      expect(got.turns[t].pos === native[t].pos && got.turns[t].ids === native[t].ids,
+        `turn ${t + 1}: page ${JSON.stringify(got.turns[t])}, m64run ${JSON.stringify(native[t])}`);
+    console.log(`     turn 2 starts at position ${got.turns[1].pos} in both, ${native[1].ids.split(',').length} tokens`);
+  });
+} finally {
+  await browser.close();
+  server.kill();
+  fs.rmSync(work, { recursive: true, force: true });
+}
+console.log(`web: ${passed} passed, ${failed} failed`);
+process.exit(failed ? 1 : 0);
