@@ -10,6 +10,7 @@ m64c="$bin/cmd/m64c" synth="$bin/test/support/m64-synth"
 if [ -d "$shared" ]; then
   "$m64c" build -q "$shared/stories260K.gguf" -o "$out/stories260K.m64"
   "$m64c" build -q "$shared/llama-2-tiny-random.gguf" -o "$out/llama-2-tiny-random.m64"
+  "$m64c" build -q "$shared/llama3-bpe-tiny.gguf" -o "$out/llama3-bpe-tiny.m64"
 else
   echo "build_bundles: $shared absent; real-model bundles skipped"
 fi
@@ -34,8 +35,24 @@ for t in F32 Q4_K; do
   "$synth" --shape small --dim 512 --ffn 1536 --type "$t" --seed 14 -o "$out/synth-mid-$t.gguf"
   "$m64c" build -q "$out/synth-mid-$t.gguf" -o "$out/synth-mid-$t.m64"
 done
+# A byte-level BPE vocabulary (gpt2 model, llama-bpe pre-tokenizer).
+"$synth" --shape tiny --type F32 --seed 15 --vocab-kind bpe -o "$out/synth-bpe.gguf"
+"$m64c" build -q "$out/synth-bpe.gguf" -o "$out/synth-bpe.m64"
 "$synth" --shape tiny --type Q8_0 --seed 12 --tied -o "$out/synth-tied.gguf"
 "$m64c" build -q "$out/synth-tied.gguf" -o "$out/synth-tied.m64"
 "$synth" --shape tiny --layers 8 --type F32 --seed 13 -o "$out/synth-8layer.gguf"
 "$m64c" build -q "$out/synth-8layer.gguf" -o "$out/synth-8layer.m64"
+# Other members of the family: qwen2 (q/k/v biases, neox RoPE; tied too), and Llama 3.1's
+# RoPE frequency divisors (rope_freqs.weight).
+"$synth" --shape tiny --arch qwen2 --type F32 --seed 15 -o "$out/synth-qwen2.gguf"
+"$m64c" build -q "$out/synth-qwen2.gguf" -o "$out/synth-qwen2.m64"
+"$synth" --shape tiny --arch qwen2 --type F16 --tied --seed 16 -o "$out/synth-qwen2-tied.gguf"
+"$m64c" build -q "$out/synth-qwen2-tied.gguf" -o "$out/synth-qwen2-tied.m64"
+"$synth" --shape tiny --type F32 --rope-freqs --seed 17 -o "$out/synth-ropefreqs.gguf"
+"$m64c" build -q "$out/synth-ropefreqs.gguf" -o "$out/synth-ropefreqs.m64"
+# Compressed bundles (zstd): from the real model when present, and from a K-quant mix.
+if [ -f "$out/stories260K.m64" ]; then
+  "$m64c" compress -q "$out/stories260K.m64" -o "$out/stories260K-z.m64"
+fi
+"$m64c" compress -q "$out/synth-q4_k_m.m64" -o "$out/synth-q4_k_m-z.m64"
 echo "build_bundles: done"
