@@ -46,6 +46,8 @@ struct m64_session {
   pthread_cond_t pool_go, pool_done;
   _Atomic uint64_t pool_gen;
   _Atomic uint32_t pool_pending;
+  _Atomic uint32_t next_share;  /* the next share of the job a thread may claim */
+  uint32_t n_shares;            /* shares per job: a few per thread (see run_shares) */
   _Atomic int pool_stop;
   _Atomic int pool_failed;
   char pool_error[512];
@@ -150,7 +152,24 @@ void w2c_m64_layer_prefetch(struct w2c_m64 *h, uint32_t layer) { m64_pager_prefe
 
 wasm_rt_memory_t *w2c_m64_memory(struct w2c_m64 *h) { return &h->s->memory; }
 
-/* ---- threads: m64.parallel runs m64_worker(i, n) on every thread, then returns ---- */
+/* ---- threads: m64.parallel runs m64_worker(i, n) for every share i, then returns ----
+ * A job is cut into a few shares per thread and threads claim them in turn: on a shared,
+ * noisy machine a thread that is descheduled for a while no longer holds up half the job.
+ * Which thread runs a share does not change its result (each share is computed alike). */
+#define SHARES_PER_THREAD 4u
+
+/* Runs shares until none is left; the first trap ends this thread's part. */
+static wasm_rt_trap_t run_shares(m64_session *s, call *c) {
+  for (;;) {
+    const uint32_t share = atomic_fetch_add(&s->next_share, 1);
+    if (share >= s->n_shares) return WASM_RT_TRAP_NONE;
+    c->a[0] = share;
+    c->a[1] = s->n_shares;
+    wasm_rt_trap_t t = m64_wasm_call(call_thunk, c);
+    if (t != WASM_RT_TRAP_NONE) return t;
+  }
+}
+
 static void *pool_thread(void *arg) {
   call *c = arg; /* one per thread, owned by the session */
   m64_session *s = c->s;
@@ -167,9 +186,9 @@ static void *pool_thread(void *arg) {
     }
     if (atomic_load(&s->pool_stop)) break;
     seen = g;
-    wasm_rt_trap_t t = m64_wasm_call(call_thunk, c);
+    wasm_rt_trap_t t = run_shares(s, c);
     if (t != WASM_RT_TRAP_NONE && !atomic_exchange(&s->pool_failed, 1))
-      snprintf(s->pool_error, sizeof s->pool_error, "thread %u: %s", c->a[0],
+      snprintf(s->pool_error, sizeof s->pool_error, "share %u: %s", c->a[0],
                t == WASM_RT_TRAP_HOST ? m64_wasm_last_host_message() : m64_wasm_trap_name(t));
     if (atomic_fetch_sub(&s->pool_pending, 1) == 1) {
       pthread_mutex_lock(&s->pool_mu);
@@ -184,14 +203,15 @@ void w2c_m64_parallel(struct w2c_m64 *h) {
   m64_session *s = h->s;
   const uint32_t n = s->n_started + 1;
   atomic_store(&s->pool_pending, n - 1);
+  atomic_store(&s->next_share, 0);
   pthread_mutex_lock(&s->pool_mu);
   atomic_fetch_add(&s->pool_gen, 1);
   pthread_cond_broadcast(&s->pool_go);
   pthread_mutex_unlock(&s->pool_mu);
 
   /* this thread's share, with its own trap recovery so the others are always joined */
-  call c0 = {.s = s, .op = OP_WORKER, .a = {0, n}, .inst = s->insts[0]};
-  wasm_rt_trap_t t = m64_wasm_call(call_thunk, &c0);
+  call c0 = {.s = s, .op = OP_WORKER, .inst = s->insts[0]};
+  wasm_rt_trap_t t = run_shares(s, &c0);
   for (int spin = 0; spin < SPIN && atomic_load(&s->pool_pending); spin++) {
   }
   if (atomic_load(&s->pool_pending)) {
@@ -328,8 +348,10 @@ static int setup_state(m64_session *s, m64_err *e) {
     return m64_fail(e, M64_ELIMIT, "a context of %u does not fit a 4 GiB workspace (its run state would be %.1f MiB); use a smaller -c",
                     s->n_ctx, state_bytes / 1048576.0);
   if (init != 0) return m64_fail(e, M64_ELIMIT, "the module could not allocate its state (%d)", init);
-  int32_t threads_rc;
-  if ((rc = invoke1(s, OP_THREADS, s->n_threads, (uint32_t *)&threads_rc, e))) return rc;
+  int32_t threads_rc; /* the module keeps scratch per share */
+  s->n_shares = s->n_threads > 1 ? s->n_threads * SHARES_PER_THREAD : 1;
+  if (s->n_shares > 64) s->n_shares = 64; /* the module's MAX_THREADS */
+  if ((rc = invoke1(s, OP_THREADS, s->n_shares, (uint32_t *)&threads_rc, e))) return rc;
   if (threads_rc != 0) return m64_fail(e, M64_ELIMIT, "workspace too small for %u threads (%d)", s->n_threads, threads_rc);
   if ((rc = start_pool(s, e))) return rc;
   if ((rc = invoke1(s, OP_ALLOC, IO_BYTES, &s->io, e))) return rc;
