@@ -169,10 +169,8 @@ static int read_hparams(const m64_gguf *g, m64c_plan *p, m64_err *e) {
   if (arch_u32_or(g, a, "rope.dimension_count", &rope_dim) == 0 && rope_dim != p->head_dim)
     return m64_fail(e, M64_EUNSUPPORTED, "partial rotary embeddings (rope dims %u of head size %u) are not supported",
                     rope_dim, p->head_dim);
-  float scale;
-  char key[128];
-  snprintf(key, sizeof key, "%s.rope.scaling.factor", a);
-  if (m64_gguf_get_f32(g, key, &scale) == 0 && scale != 1.0f && scale != 0.0f)
+  const float scale = arch_f32_or(g, a, "rope.scaling.factor", 1.0f); /* 0 also means none */
+  if (scale != 1.0f && scale != 0.0f)
     return m64_fail(e, M64_EUNSUPPORTED, "rope scaling (factor %g) is not supported", (double)scale);
 
   const m64_gguf_tensor *embd = m64_gguf_find_tensor(g, "token_embd.weight");

@@ -52,14 +52,20 @@ static int push_ids(m64_chat *c, const int32_t *ids, uint32_t n, m64_err *e) {
   return 0;
 }
 
+/* Appends the ids of text tokenized with flags (M64_TOKENIZE_*). */
+static int push_text(m64_chat *c, const char *t, size_t len, int flags, m64_err *e) {
+  int32_t *ids = NULL;
+  uint32_t n = 0;
+  int rc = m64_session_tokenize(c->s, t, len, flags, &ids, &n, e);
+  if (!rc) rc = push_ids(c, ids, n, e);
+  free(ids);
+  return rc;
+}
+
 /* Tokenizes the pending run of text (plain: special-token text stays text). */
 static int flush(m64_chat *c, m64_err *e) {
   if (!c->run_len) return 0;
-  int32_t *ids = NULL;
-  uint32_t n = 0;
-  int rc = m64_session_tokenize(c->s, c->run, c->run_len, 0, &ids, &n, e);
-  if (!rc) rc = push_ids(c, ids, n, e);
-  free(ids);
+  int rc = push_text(c, c->run, c->run_len, 0, e);
   c->run_len = 0;
   return rc;
 }
@@ -87,14 +93,8 @@ static int marker(m64_chat *c, const char *m, m64_err *e) {
   return push_ids(c, &id, 1, e);
 }
 
-static int bos(m64_chat *c, m64_err *e) {
-  int32_t *ids = NULL;
-  uint32_t n = 0; /* BOS alone, where the vocabulary asks for one */
-  int rc = m64_session_tokenize(c->s, "", 0, M64_TOKENIZE_ADD_BOS, &ids, &n, e);
-  if (!rc) rc = push_ids(c, ids, n, e);
-  free(ids);
-  return rc;
-}
+/* BOS alone, where the vocabulary asks for one. */
+static int bos(m64_chat *c, m64_err *e) { return push_text(c, "", 0, M64_TOKENIZE_ADD_BOS, e); }
 
 /* llama.cpp trims Llama 3 messages: no spaces or newlines at either end. */
 static void trim(const char **text, size_t *len) {

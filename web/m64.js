@@ -725,7 +725,7 @@ class Host {
   chatTurn(kind, c, message, system) {
     const M = (m) => ({ marker: m }), T = (t) => ({ text: t });
     const parts = c.started ? [] : [{ bos: true }];
-    const zEnd = this.findToken('<|endoftext|>') >= 0 ? '<|endoftext|>' : '</s>';
+    const zEnd = c.zephyrEnd;
     const msg = (role, text) => kind === 'llama3' ? [M('<|start_header_id|>'), T(role), M('<|end_header_id|>'), T('\n\n' + text.trim()), M('<|eot_id|>')]
       : kind === 'chatml' ? [M('<|im_start|>'), T(role + '\n' + text), M('<|im_end|>'), T('\n')]
       : [M(`<|${role}|>`), T('\n' + text), M(zEnd), T('\n')];
@@ -743,9 +743,8 @@ class Host {
     return this.chatIds(parts);
   }
 
-  chatEnd(kind) {
+  chatEnd(kind, zEnd) {
     const M = (m) => ({ marker: m }), T = (t) => ({ text: t });
-    const zEnd = this.findToken('<|endoftext|>') >= 0 ? '<|endoftext|>' : '</s>';
     return this.chatIds(kind === 'llama3' ? [M('<|eot_id|>')] : kind === 'chatml' ? [M('<|im_end|>'), T('\n')]
       : kind === 'zephyr' ? [M(zEnd), T('\n')] : [M('</s>')]);
   }
@@ -755,7 +754,9 @@ class Host {
     const kind = o.template || this.meta['chat.template'] || 'none';
     if (!['llama3', 'chatml', 'llama2', 'mistral', 'zephyr'].includes(kind))
       fail(`this model's chat template (${kind}) is not one m64 knows (known: llama3, chatml, llama2, mistral, zephyr)`);
-    const c = this.chatState || (this.chatState = { started: false, pos: 0 });
+    // Zephyr-style messages end with EOS "</s>", or "<|endoftext|>" where that is a token
+    const c = this.chatState ||
+      (this.chatState = { started: false, pos: 0, zephyrEnd: this.findToken('<|endoftext|>') >= 0 ? '<|endoftext|>' : '</s>' });
     const n = o.n ?? -1, temp = o.temp ?? 0.8, topK = o.topK ?? 40, topP = o.topP ?? 0.95;
     if (!c.started) {
       const seed = BigInt.asUintN(64, BigInt(o.seed ?? Date.now()));
@@ -786,7 +787,7 @@ class Host {
     const tail = dec.decode();
     if (tail) { text += tail; this.post({ type: 'token', text: tail }); }
     const tDecode = performance.now() - t1;
-    let end = this.chatEnd(kind);
+    let end = this.chatEnd(kind, c.zephyrEnd);
     if (end.length && end[0] === last) end = end.slice(1); // the model closed the turn itself
     if (end.length && c.pos + end.length <= this.nCtx) { await this.evalBatch(end, c.pos); c.pos += end.length; }
     this.progress();
