@@ -273,7 +273,7 @@ function parseMetadata(bytes) {
 }
 
 // The workspace import's limits from the module's import section (the JS API does not
-// expose them): {min, max, shared}, in pages.
+// expose them): {min, max, shared, i64} in pages, and flagAt, the offset of its flags byte.
 function memoryImport(wasm) {
   let p = 8;
   const leb = () => {
@@ -287,7 +287,10 @@ function memoryImport(wasm) {
     return r;
   };
   const name = () => { const n = leb(); const s = new TextDecoder().decode(wasm.subarray(p, p + n)); p += n; return s; };
-  const limits = () => { const f = wasm[p++]; const min = leb(); const max = f & 1 ? leb() : null; return { min, max, shared: !!(f & 2), i64: !!(f & 4) }; };
+  const limits = () => {
+    const flagAt = p, f = wasm[p++], min = leb(), max = f & 1 ? leb() : null;
+    return { min, max, shared: !!(f & 2), i64: !!(f & 4), flagAt };
+  };
   while (p < wasm.length) {
     const id = wasm[p++], size = leb(), end = p + size;
     if (id === 2) {
@@ -425,6 +428,163 @@ class Pager {
 function fullCache(layers) { return layers.reduce((a, L) => a + align64k(L.size), 0); }
 function maxBlock(layers) { return layers.slice(1).reduce((a, L) => Math.max(a, align64k(L.size)), 0); }
 
+/* ------------------------------------------------------------------ threads */
+// More threads are more instances of the module over one shared workspace, each in its own
+// Worker (m64_module.h, "Memory and threads"). The module never uses atomics: it publishes
+// a job in memory and calls m64.parallel(); the host wakes the threads through control
+// words in a SharedArrayBuffer, every thread claims shares of the job in turn (as
+// runtime/session.c run_shares does), and parallel() returns when all are done.
+// A browser shares a memory between Workers only if the module's import says `shared`, so
+// the page compiles a copy of the module whose m64.memory import has the shared flag set:
+// the same code and data (plain loads and stores are valid on a shared memory).
+
+const THREAD_WORKER = 'm64-thread';
+const WORKER_STACK = 256 * 1024;               // each extra instance's shadow stack
+const SHARES_PER_THREAD = 4, MAX_SHARES = 64;  // as runtime/session.c; the module's MAX_THREADS
+const MAX_THREADS = MAX_SHARES / SHARES_PER_THREAD;
+const SPIN = 5000;                             // polls before a waiting thread sleeps
+const CTL = { GEN: 0, NEXT: 1, SHARES: 2, PENDING: 3, FAILED: 4 };
+const CTL_BYTES = 32, ERR_BYTES = 1024;
+
+// A copy of the module's bytes whose m64.memory import is declared shared (it must have a
+// maximum, as every m64c module's has).
+function withSharedMemory(wasm, lim) {
+  const copy = wasm.slice();
+  copy[lim.flagAt] |= 2;
+  return copy;
+}
+
+// Claims shares of the current job until none is left.
+function runShares(x, c) {
+  const n = Atomics.load(c, CTL.SHARES);
+  for (let s; (s = Atomics.add(c, CTL.NEXT, 1)) < n;) x.m64_worker(s, n);
+}
+
+// The first failure of a job (kind 1: a trap, 2: another error) and its text for the
+// caller; no share is claimed after it.
+function recordFailure(c, errBytes, kind, text) {
+  Atomics.store(c, CTL.NEXT, Atomics.load(c, CTL.SHARES));
+  if (Atomics.compareExchange(c, CTL.FAILED, 0, kind) !== 0) return;
+  const b = new TextEncoder().encode(text).subarray(0, ERR_BYTES - 4);
+  new DataView(errBytes.buffer, errBytes.byteOffset).setUint32(0, b.length, true);
+  errBytes.set(b, 4);
+}
+
+// Waits until c[i] != v: a short spin (a job is often a millisecond), then a sleep.
+function waitWhile(c, i, v) {
+  for (let k = 0; Atomics.load(c, i) === v; k++) if (k >= SPIN) Atomics.wait(c, i, v);
+}
+
+// The compute worker's side: starts the thread Workers and runs jobs with them.
+class ThreadPool {
+  // Resolves once n - 1 thread Workers have each instantiated mod over memory (before any
+  // export runs: an instantiation re-writes the data segments).
+  static async start(n, mod, memory, onLog) {
+    const pool = new ThreadPool();
+    pool.n = n;
+    pool.sab = new SharedArrayBuffer(CTL_BYTES + ERR_BYTES);
+    pool.ctl = new Int32Array(pool.sab, 0, CTL_BYTES / 4);
+    pool.err = new Uint8Array(pool.sab, CTL_BYTES, ERR_BYTES);
+    pool.workers = [];
+    try {
+      await Promise.all(Array.from({ length: n - 1 }, (_, i) => new Promise((resolve, reject) => {
+        const w = new Worker(import.meta.url, { type: 'module', name: THREAD_WORKER });
+        pool.workers.push(w);
+        w.onmessage = (ev) => {
+          const d = ev.data;
+          if (d.type === 'ready') resolve();
+          else if (d.type === 'log') onLog(d.text);
+          else if (d.type === 'error') reject(new Error(d.message));
+        };
+        w.onerror = (ev) => { ev.preventDefault?.(); reject(new Error(ev.message || 'a thread worker could not start')); };
+        w.postMessage({ type: 'thread', k: i + 1, module: mod, memory, sab: pool.sab });
+      })));
+    } catch (e) {
+      pool.close();
+      throw e;
+    }
+    return pool;
+  }
+
+  // Gives thread k (1..n-1) the stack whose top is top, and starts its loop.
+  startThread(k, top) { this.workers[k - 1].postMessage({ type: 'start', stackTop: top, gen: Atomics.load(this.ctl, CTL.GEN) }); }
+
+  // m64.parallel: every share of the published job, on this thread and the others.
+  run(x, shares) {
+    const c = this.ctl;
+    Atomics.store(c, CTL.SHARES, shares);
+    Atomics.store(c, CTL.NEXT, 0);
+    Atomics.store(c, CTL.FAILED, 0);
+    Atomics.store(c, CTL.PENDING, this.n - 1);
+    Atomics.add(c, CTL.GEN, 1);
+    Atomics.notify(c, CTL.GEN);
+    let mine = null;
+    try {
+      runShares(x, c);
+    } catch (e) {
+      mine = e;
+      Atomics.store(c, CTL.NEXT, shares);
+    }
+    for (let v; (v = Atomics.load(c, CTL.PENDING)) !== 0;) waitWhile(c, CTL.PENDING, v);
+    if (mine) throw mine;
+    const failed = Atomics.load(c, CTL.FAILED);
+    if (failed) {
+      const len = new DataView(this.sab, CTL_BYTES).getUint32(0, true);
+      const text = new TextDecoder().decode(this.err.slice(4, 4 + len));
+      throw failed === 1 ? new WebAssembly.RuntimeError(text) : new Error(text);
+    }
+  }
+
+  close() { for (const w of this.workers) w.terminate(); }
+}
+
+// The imports of an extra instance: the shared workspace; paging and parallel() belong
+// to the main instance only.
+function threadImports(mod, memory, post) {
+  const m64 = {};
+  for (const imp of WebAssembly.Module.imports(mod)) {
+    if (imp.module !== 'm64') continue;
+    if (imp.kind === 'memory') m64[imp.name] = memory;
+    else if (imp.name === 'log')
+      m64.log = (ptr, len) => post({ type: 'log', text: new TextDecoder().decode(new Uint8Array(memory.buffer, ptr >>> 0, len >>> 0).slice()) });
+    else if (imp.kind === 'function') m64[imp.name] = () => { throw new Error(`m64.${imp.name} was called on a worker thread`); };
+  }
+  return { m64 };
+}
+
+// A thread Worker: its own instance over the shared workspace, running shares of every
+// job until the compute worker ends.
+function threadWorker() {
+  let x = null, c = null, errBytes = null, k = 0;
+  onmessage = async (ev) => {
+    const d = ev.data;
+    if (d.type === 'thread') {
+      k = d.k;
+      c = new Int32Array(d.sab, 0, CTL_BYTES / 4);
+      errBytes = new Uint8Array(d.sab, CTL_BYTES, ERR_BYTES);
+      try {
+        x = (await WebAssembly.instantiate(d.module, threadImports(d.module, d.memory, postMessage))).exports;
+        if (!(x.__stack_pointer instanceof WebAssembly.Global)) throw new Error('the module does not export __stack_pointer');
+        postMessage({ type: 'ready' });
+      } catch (e) {
+        postMessage({ type: 'error', message: `thread ${k}: ${e.message || e}` });
+      }
+    } else if (d.type === 'start') {
+      x.__stack_pointer.value = d.stackTop;
+      for (let gen = d.gen; ;) { // never returns: the worker ends with the compute worker
+        waitWhile(c, CTL.GEN, gen);
+        gen = Atomics.load(c, CTL.GEN);
+        try {
+          runShares(x, c);
+        } catch (e) {
+          recordFailure(c, errBytes, e instanceof WebAssembly.RuntimeError ? 1 : 2, `${e.message || e} (thread ${k})`);
+        }
+        if (Atomics.sub(c, CTL.PENDING, 1) === 1) Atomics.notify(c, CTL.PENDING);
+      }
+    }
+  };
+}
+
 /* ------------------------------------------------------------------ worker side */
 
 class Host {
@@ -466,32 +626,46 @@ class Host {
     // that has not arrived yet (JSPI), or generation waits for all of them.
     this.downloaded = this.download().catch((e) => this.downloadFailed(e));
 
-    const mod = await WebAssembly.compile(wasm).catch((e) => fail(`the bundle's wasm module does not compile here: ${e.message}`));
     const lim = memoryImport(wasm);
     if (lim.i64) fail('the module imports a memory64 workspace; this host expects wasm32');
+    const cores = Math.max(1, Math.min(navigator.hardwareConcurrency || 1, MAX_THREADS));
+    const asked = Math.min(Math.max(1, Math.floor(o.threads) || cores), MAX_THREADS);
     this.threads = 1;
-    this.threadNote = lim.shared
-      ? (globalThis.crossOriginIsolated ? 'module memory is shared; worker threads not implemented yet' : 'page is not cross-origin isolated')
-      : 'the module imports a non-shared memory';
+    if (asked === 1) this.threadNote = 'one thread asked for';
+    else if (!globalThis.crossOriginIsolated) this.threadNote = 'the page is not cross-origin isolated, so memory cannot be shared';
+    else if (lim.max === null) this.threadNote = 'the module\'s memory has no maximum, so it cannot be shared';
+    else this.threads = asked;
+    const shared = lim.shared || this.threads > 1;
+    const mod = await WebAssembly.compile(shared && !lim.shared ? withSharedMemory(wasm, lim) : wasm)
+      .catch((e) => fail(`the bundle's wasm module does not compile here: ${e.message}`));
     const capPages = Math.min(MAX_WS_PAGES, lim.max ?? MAX_WS_PAGES,
       o.workspace ? Math.floor(o.workspace / WASM_PAGE) : MAX_WS_PAGES);
     if (capPages < lim.min) fail(`workspace of ${mib(o.workspace)} MiB is smaller than the module's static data (${mib(lim.min * WASM_PAGE)} MiB)`);
-    this.memory = new WebAssembly.Memory({ initial: lim.min, maximum: capPages, ...(lim.shared ? { shared: true } : {}) });
+    this.memory = new WebAssembly.Memory({ initial: lim.min, maximum: capPages, ...(shared ? { shared: true } : {}) });
 
     const acquire = (l) => this.acquire(l);
     const imports = { m64: {
       memory: this.memory,
       layer_acquire: this.jspi ? new WebAssembly.Suspending(acquire) : acquire,
       layer_release: (l) => this.release(l),
-      layer_prefetch: () => {}, // one thread: nothing can page ahead while the module computes
+      layer_prefetch: () => {}, // nothing can page ahead while the compute worker runs the module
       log: (ptr, len) => {
         const text = new TextDecoder().decode(new Uint8Array(this.memory.buffer, ptr >>> 0, len >>> 0).slice());
         this.post({ type: 'log', text });
       },
-      parallel: () => this.x.m64_worker(0, 1),
+      parallel: () => (this.pool ? this.pool.run(this.x, this.shares) : this.x.m64_worker(0, 1)),
     } };
     const inst = await WebAssembly.instantiate(mod, imports).catch((e) => fail(`cannot instantiate the module: ${e.message}`));
     this.x = inst.exports;
+    if (this.threads > 1) {
+      try {
+        this.pool = await ThreadPool.start(this.threads, mod, this.memory, (text) => this.post({ type: 'log', text }));
+        this.threadNote = `${this.threads} Workers share the workspace`;
+      } catch (e) {
+        this.threadNote = `thread Workers failed to start (${e.message})`;
+        this.threads = 1;
+      }
+    }
     for (const f of ['m64_abi_version', 'm64_alloc', 'm64_init', 'm64_threads', 'm64_worker', 'm64_forward_batch',
       'm64_max_batch', 'm64_tok_load', 'm64_tok_encode', 'm64_tok_piece', 'm64_sample', 'm64_sampler_seed'])
       if (typeof this.x[f] !== 'function') fail(`the module does not export ${f}`);
@@ -535,7 +709,13 @@ class Host {
       fail(`workspace of ${mib(cap)} MiB is too small for the run state of a context of ${this.nCtx} ` +
            `(${mib(x.m64_state_bytes(this.nCtx) >>> 0)} MiB; try a smaller context)`);
     if (init !== 0) fail(`the module could not allocate its state (${init})`);
-    if (x.m64_threads(this.threads) !== 0) fail(`workspace too small for ${this.threads} threads`);
+    this.shares = this.threads > 1 ? Math.min(this.threads * SHARES_PER_THREAD, MAX_SHARES) : 1;
+    if (x.m64_threads(this.shares) !== 0) fail(`workspace too small for ${this.threads} threads`);
+    for (let k = 1; k < this.threads; k++) {
+      const stack = this.alloc(WORKER_STACK);
+      if (!stack) fail(`workspace too small for ${this.threads} threads' stacks`);
+      this.pool.startThread(k, (stack + WORKER_STACK) & ~15);
+    }
     this.io = this.alloc(IO_BYTES);
     if (!this.io) fail('workspace too small for I/O buffers');
 
@@ -620,7 +800,9 @@ class Host {
                 memoryBytes: this.memoryBytes() });
   }
 
-  memoryBytes() { return this.memory.buffer.byteLength + this.storage.bytes; }
+  // The download reports progress from its first chunk, which may come before the
+  // workspace exists (the module is still compiling).
+  memoryBytes() { return (this.memory ? this.memory.buffer.byteLength : 0) + this.storage.bytes; }
 
   /* ---- the module's imports ---- */
   acquire(layer) {
@@ -857,8 +1039,10 @@ class Host {
   }
 }
 
-// Worker entry: one host per worker; requests are answered in order.
-if (typeof WorkerGlobalScope !== 'undefined' && globalThis instanceof WorkerGlobalScope) {
+// Worker entry: a thread Worker, or the compute worker (one host; requests are answered in order).
+if (typeof WorkerGlobalScope !== 'undefined' && globalThis instanceof WorkerGlobalScope && globalThis.name === THREAD_WORKER) {
+  threadWorker();
+} else if (typeof WorkerGlobalScope !== 'undefined' && globalThis instanceof WorkerGlobalScope) {
   const post = (m) => postMessage(m);
   const host = new Host(post);
   let opened = false, dead = false;

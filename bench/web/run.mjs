@@ -69,8 +69,8 @@ async function inPage(url, ready, read, timeoutMs) {
 }
 
 const timeout = 30 * 60 * 1000;
-async function runM64() {
-  const q = new URLSearchParams({ bundle: `/m64/${name}.m64`, prompt: a.prompt, n: String(n), temp: '0', ctx: a.ctx,
+async function runM64(t) {
+  const q = new URLSearchParams({ bundle: `/m64/${name}.m64`, prompt: a.prompt, n: String(n), temp: '0', ctx: a.ctx, threads: String(t),
                                   verify: a.verify ? '1' : '0', run: '1', workspace: a.workspace || '' });
   const r = await inPage(`${base}index.html?${q}`, () => ['done', 'error'].includes(window.m64page?.state),
     () => ({ state: m64page.state, error: m64page.error, info: m64page.info, result: m64page.result,
@@ -101,7 +101,7 @@ try {
       // alternate which side goes first
       const order = (r % 2 ? ['wllama', 'm64'] : ['m64', 'wllama']).filter((w) => !a.only || w === a.only);
       for (const who of order) {
-        const x = who === 'm64' ? await runM64() : await runWllama(t);
+        const x = who === 'm64' ? await runM64(t) : await runWllama(t);
         x.who = who; x.asked = t;
         results.push(x);
         console.log(`  ${who.padEnd(6)} threads ${t} (used ${x.threads}): load ${(x.loadMs / 1e3).toFixed(2)} s, first token ${(x.ttftMs / 1e3).toFixed(2)} s` +

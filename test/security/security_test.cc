@@ -111,6 +111,18 @@ TEST(Traps, EveryTrapThroughM64runIsOneErrorLineAndExitCode1) {
   EXPECT_EQ(ok.out, "hidef\n");
 }
 
+// A trap inside a share of a parallel job, on one thread or on the pool's: the job is
+// joined (no hang), the run ends with one error naming the trap.
+TEST(Traps, ATrapInAWorkerShareIsAnErrorOnAnyNumberOfThreads) {
+  TempDir d;
+  for (const char *t : {"1", "2", "3"}) {
+    Result r = Sh(d.path, "env " + Key() + "timeout 60 " + kRun + " " + kArt + "/trap.m64 -p worker -n 2 -t " + t);
+    EXPECT_TRUE(r.exited(1)) << "-t " << t << ": status " << r.status << "\n" << r.err;
+    EXPECT_NE(r.err.find("unreachable executed"), std::string::npos) << "-t " << t << ":\n" << r.err;
+    EXPECT_FALSE(HasCore(d.path)) << t;
+  }
+}
+
 // ---------------------------------------------------------------- Ctrl-C
 pid_t Spawn(const std::string &dir, const std::vector<std::string> &args) {
   pid_t pid = fork();

@@ -6,6 +6,8 @@
  *   prompt "div"          divides by zero
  *   prompt "slow"         works normally, but every forward takes ~20 ms (for Ctrl-C tests)
  *   prompt "hang"         never returns from forward
+ *   prompt "worker"       every forward calls m64.parallel(), and every share traps
+ *                         (`unreachable`) on whichever thread runs it
  * Any other prompt: one token per byte, each forward returns logits favouring 'a'+pos%26. */
 #include "m64_module.h"
 
@@ -34,7 +36,10 @@ uint32_t m64_n_vocab(void) { return 256; }
 uint32_t m64_n_layers(void) { return 2; }
 uint32_t m64_n_ctx_train(void) { return 2048; }
 int32_t m64_threads(uint32_t n) { (void)n; return 0; }
-void m64_worker(uint32_t i, uint32_t n) { (void)i, (void)n; }
+void m64_worker(uint32_t i, uint32_t n) {
+  (void)i, (void)n;
+  if (g_mode == 7) __builtin_trap();
+}
 
 static volatile uint32_t g_sink;
 /* Called through a volatile pointer so the compiler can neither inline it nor make it a
@@ -46,6 +51,7 @@ static uint32_t recurse(uint32_t d) { return d == 0xffffffffu ? 0 : g_recurse(d 
 
 uint32_t m64_forward(int32_t token, int32_t pos) {
   if (g_mode == 6) for (;;) g_sink++;
+  if (g_mode == 7) m64_host_parallel();
   if (g_mode == 5) for (uint32_t i = 0; i < 40000000u; i++) g_sink += i;
   const float *w = (const float *)(uintptr_t)m64_host_layer_acquire(0);
   for (int i = 0; i < 256; i++) g_logits[i] = 0.0f;
@@ -76,7 +82,7 @@ int32_t m64_tok_encode(const char *text, uint32_t len, int32_t add_bos, int32_t 
     volatile uint32_t zero = 0;
     return (int32_t)(len / zero);
   }
-  g_mode = is(text, len, "slow") ? 5 : is(text, len, "hang") ? 6 : 0;
+  g_mode = is(text, len, "slow") ? 5 : is(text, len, "hang") ? 6 : is(text, len, "worker") ? 7 : 0;
   uint32_t n = 0;
   if (add_bos) { if (n >= max) return -1; out[n++] = 1; }
   for (uint32_t i = 0; i < len; i++) { if (n >= max) return -1; out[n++] = (unsigned char)text[i]; }

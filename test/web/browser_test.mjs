@@ -2,15 +2,19 @@
 // browser_test.mjs — the browser host (web/m64.js) in Debian's headless Chromium, driven
 // through playwright-core (never a downloaded browser). It serves a stories260K bundle with
 // web/serve.mjs and checks, against m64run on the same bundle:
-//   1. greedy generation of 32 tokens in the page gives m64run's text;
-//   2. with a workspace small enough to force paging, the same text and the same paging
-//      counters (page-ins, evictions) as m64run with that workspace and no prefetch;
+//   1. greedy generation of 32 tokens in the page gives m64run's text, on one thread and on
+//      two (two thread Workers' instances sharing the workspace: the page says so);
+//   2. with a workspace small enough to force paging, on two threads, the same text and the
+//      same paging counters (page-ins, evictions) as m64run -t 2 with that workspace and no
+//      prefetch;
 //   3. with the image in ArrayBuffers instead of memory64 (the fallback), the same text,
 //      and the page says memory64 is not in use;
 //   4. a truncated bundle shows an error in the page instead of hanging;
-//   5. a two-turn chat with llama3-bpe-tiny (Llama 3 template) runs, turn by turn, the same
+//   5. a wasm trap in a share of a parallel job (test/security's trap module), on one
+//      thread and on two, ends in an error naming the trap instead of a hang;
+//   6. a two-turn chat with llama3-bpe-tiny (Llama 3 template) runs, turn by turn, the same
 //      token ids at the same positions as `m64run -i` on the same bundle.
-// Usage: node browser_test.mjs --bin BUILD_DIR --models SHARED_MODELS [--screenshot PNG]
+// Usage: node browser_test.mjs --bin BUILD_DIR --models SHARED_MODELS [--trap TRAP_M64] [--screenshot PNG]
 // Exits 77 (ctest: skipped) when the shared models are absent.
 import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -53,15 +57,17 @@ const l3gguf = path.join(models, 'llama3-bpe-tiny.gguf'), l3 = path.join(work, '
 if (fs.existsSync(l3gguf)) execFileSync(path.join(bin, 'cmd/m64c'), ['build', '-q', l3gguf, '-o', l3], { stdio: 'inherit' });
 const whole = fs.readFileSync(bundle);
 fs.writeFileSync(path.join(work, 'truncated.m64'), whole.subarray(0, Math.floor(whole.length / 2)));
+if (args.trap) fs.copyFileSync(args.trap, path.join(work, 'trap.m64'));
 
 function m64run(extra) {
   const out = execFileSync(path.join(bin, 'cmd/m64run'),
-    [bundle, '-p', PROMPT, '-n', String(N), '--temp', '0', '-t', '1', '--json', ...extra], { stdio: ['ignore', 'pipe', 'ignore'] });
+    [bundle, '-p', PROMPT, '-n', String(N), '--temp', '0', '--json', ...extra], { stdio: ['ignore', 'pipe', 'ignore'] });
   return JSON.parse(String(out).trim().split('\n').pop());
 }
-// The page ignores prefetch hints (one thread), so its paging is m64run's without prefetch;
-// with 3 block slots, a policy other than the pager's would page differently.
-const native = m64run([]), nativePaged = m64run(['--workspace', PAGING_WORKSPACE, '--no-prefetch']);
+// The page ignores prefetch hints, so its paging is m64run's without prefetch; with a few
+// block slots, a policy other than the pager's would page differently, and a workspace
+// laid out otherwise (threads' stacks and scratch) would have another number of slots.
+const native = m64run(['-t', '1']), nativePaged = m64run(['-t', '2', '--workspace', PAGING_WORKSPACE, '--no-prefetch']);
 
 // The server, on a free port.
 const server = spawn(process.execPath, [path.join(webDir, 'serve.mjs'), '--port', '0', `/=${webDir}`, `/files/=${work}`],
@@ -90,7 +96,7 @@ async function runPage(query, { screenshot } = {}) {
   const r = await page.evaluate(() => ({
     state: m64page.state, error: m64page.error, info: m64page.info, result: m64page.result,
     shownError: document.getElementById('error').textContent, shownText: document.getElementById('generated')?.textContent ?? '',
-    storage: document.getElementById('storage').textContent,
+    storage: document.getElementById('storage').textContent, threads: document.getElementById('threads').textContent,
   }));
   if (screenshot) await page.screenshot({ path: screenshot, fullPage: true });
   await page.close();
@@ -115,9 +121,9 @@ function expectDone(r) {
 }
 
 try {
-  const greedy = { bundle: 'files/stories260K.m64', prompt: PROMPT, n: String(N), temp: '0' };
+  const greedy = { bundle: 'files/stories260K.m64', prompt: PROMPT, n: String(N), temp: '0', threads: '1' };
   await check('greedy generation in the page equals m64run', async () => {
-    const r = await runPage(greedy, { screenshot: args.screenshot });
+    const r = await runPage(greedy);
     expectDone(r);
     expect(r.result.text === native.text, `page: ${JSON.stringify(r.result.text)}\nm64run: ${JSON.stringify(native.text)}`);
     expect(r.shownText === native.text, `page shows ${JSON.stringify(r.shownText)}`);
@@ -126,9 +132,18 @@ try {
     expect(r.result.stats.evictions === 0, `${r.result.stats.evictions} evictions with the whole model resident`);
     console.log(`     ${r.result.tokens.length} tokens, decode ${r.result.decodeTokS.toFixed(0)} tok/s in the page (m64run -t 1: ${native.decode_tok_s.toFixed(0)})`);
   });
-  await check(`paging (workspace ${PAGING_WORKSPACE}) gives the same text and counters as m64run`, async () => {
+  await check('two threads (Workers sharing the workspace) give the same text', async () => {
+    const r = await runPage({ ...greedy, threads: '2' }, { screenshot: args.screenshot });
+    expectDone(r);
+    expect(r.info.crossOriginIsolated, 'the page is not cross-origin isolated (serve.mjs sends COOP/COEP)');
+    expect(r.info.threads === 2 && /2 \(2 Workers share the workspace\)/.test(r.threads), `threads: ${r.info.threads}, page shows ${JSON.stringify(r.threads)}`);
+    expect(r.result.text === native.text, `page: ${JSON.stringify(r.result.text)}\nm64run: ${JSON.stringify(native.text)}`);
+    expect(JSON.stringify(r.result.tokens) === JSON.stringify(native.tokens), 'token ids differ');
+    console.log(`     decode ${r.result.decodeTokS.toFixed(0)} tok/s on 2 threads in the page`);
+  });
+  await check(`paging (workspace ${PAGING_WORKSPACE}, 2 threads) gives the same text and counters as m64run`, async () => {
     expect(nativePaged.evictions > 0, `m64run did not page with --workspace ${PAGING_WORKSPACE}: the test needs a smaller one`);
-    const r = await runPage({ ...greedy, workspace: PAGING_WORKSPACE });
+    const r = await runPage({ ...greedy, threads: '2', workspace: PAGING_WORKSPACE });
     expectDone(r);
     expect(r.result.text === native.text, `page: ${JSON.stringify(r.result.text)}`);
     const s = r.result.stats;
@@ -148,6 +163,15 @@ try {
     expect(r.state === 'error', `page ended in state ${r.state}`);
     expect(/truncated/.test(r.shownError), `page shows: ${JSON.stringify(r.shownError)}`);
     console.log(`     after ${Date.now() - t0} ms: ${r.shownError}`);
+  });
+  await check('a trap in a worker share is an error on one thread and on two', async () => {
+    if (!args.trap) { console.log('     skipped: no --trap bundle'); return; }
+    for (const threads of ['1', '2']) {
+      const r = await runPage({ bundle: 'files/trap.m64', prompt: 'worker', n: '2', threads });
+      expect(r.state === 'error', `${threads} thread(s): page ended in state ${r.state}`);
+      expect(/wasm trap in the model module: unreachable/.test(r.shownError), `${threads} thread(s): page shows ${JSON.stringify(r.shownError)}`);
+      console.log(`     ${threads} thread(s): ${r.shownError}`);
+    }
   });
   await check('a two-turn chat runs the same ids as m64run -i', async () => {
     if (!fs.existsSync(l3)) { console.log('     skipped: llama3-bpe-tiny.gguf absent'); return; }
