@@ -171,6 +171,47 @@ static const char *host_march(void) {
   return "-O3"; /* other hosts: the compiler's default target */
 }
 
+/* wasm2c keeps every load alive with an empty volatile asm taking the loaded value, so
+ * that a load whose value is unused still traps when out of bounds. clang treats such asm
+ * as touching memory: after each one it reloads the memory's base pointer and it keeps
+ * values in stack slots, which costs the SIMD kernels much of their speed. The kernels use
+ * every value they load, so without the asm only an unused out-of-bounds load would not
+ * trap; memory safety is untouched (a load that is not executed reads nothing). The
+ * prelude of the pinned wasm2c (wabt 1.0.39) defines the three macros, once per host
+ * architecture; each definition keeps its name and loses its asm. If one of the three is
+ * not found, wasm2c is not the one m64c knows: an error, not a silently slower module. */
+static int drop_forced_reads(const char *c_path, m64_err *e) {
+  static const char *const macros[] = {"#define FORCE_READ_INT(var) __asm__(",
+                                       "#define FORCE_READ_FLOAT(var) __asm__(",
+                                       "#define SIMD_FORCE_READ(var) __asm__("};
+  uint8_t *src;
+  size_t n;
+  int rc = m64c_read_file(c_path, &src, &n, e);
+  if (rc) return rc;
+  char *text = realloc(src, n + 1);
+  if (!text) {
+    free(src);
+    return m64_fail(e, M64_ENOMEM, "out of memory");
+  }
+  text[n] = 0;
+  for (size_t i = 0; i < sizeof macros / sizeof *macros; i++) {
+    int found = 0;
+    for (char *at = strstr(text, macros[i]); at; at = strstr(at + 1, macros[i]), found++) {
+      /* "#define NAME(var)" stays; the asm up to the line's end becomes spaces */
+      char *body = strchr(at, ')') + 1;
+      memset(body, ' ', strcspn(body, "\n"));
+    }
+    if (!found) {
+      free(text);
+      return m64_fail(e, M64_EUNSUPPORTED, "wasm2c's output is not the one m64c knows (wabt 1.0.39): no '%.*s'",
+                      (int)strcspn(macros[i], "("), macros[i]);
+    }
+  }
+  rc = m64c_write_file(c_path, text, n, e);
+  free(text);
+  return rc;
+}
+
 int m64c_compile_native(const m64c_workdir *w, int verbose, m64_err *e) {
   char wasm[600], c_out[600], so[600], inc_rt[600], inc_abi[600], inc_mod[600], inc_work[600],
       glue[600];
@@ -178,6 +219,7 @@ int m64c_compile_native(const m64c_workdir *w, int verbose, m64_err *e) {
   snprintf(c_out, sizeof c_out, "%s/m64mod.c", w->path);
   char *w2c[] = {(char *)wasm2c_path(), wasm, "-n", "m64mod", "-o", c_out, NULL};
   int rc = run(w, w2c, verbose, e);
+  if (!rc) rc = drop_forced_reads(c_out, e);
   if (rc) return rc;
 
   snprintf(so, sizeof so, "%s/module.so", w->path);

@@ -840,6 +840,22 @@ TEST(Errors, InterruptedBuildLeavesNothingBehind) {
   sh("rm -rf " + d);
 }
 
+// The AOT C has no forced-read asm (compiler/toolchain.c drop_forced_reads): with it,
+// clang reloads the memory base after every load and the kernels lose their speed.
+TEST(Aot, GeneratedCKeepsNoForcedReads) {
+  NEED_FILE(kOut + "/synth-Q8_0.gguf");
+  std::string d = tmpdir();
+  CmdResult r = sh(kBin + "/cmd/m64c build -q --keep " + d + "/work " + kOut + "/synth-Q8_0.gguf -o " + d + "/x.m64");
+  ASSERT_EQ(r.code, 0) << r.out;
+  std::ifstream f(d + "/work/m64mod.c");
+  std::stringstream c;
+  c << f.rdbuf();
+  const std::string text = c.str();
+  ASSERT_NE(text.find("#define SIMD_FORCE_READ(var)"), std::string::npos) << "not wasm2c's output?";
+  EXPECT_EQ(text.find("__asm__(\"\" ::"), std::string::npos) << "a forced read is left in m64mod.c";
+  sh("rm -rf " + d);
+}
+
 TEST(Errors, WasmOnlyBundleNeedsAotThenRuns) {
   NEED_FILE(kOut + "/synth-F32.gguf");
   std::string d = tmpdir();
