@@ -12,7 +12,11 @@
 //   4. a truncated bundle shows an error in the page instead of hanging;
 //   5. a wasm trap in a share of a parallel job (test/security's trap module), on one
 //      thread and on two, ends in an error naming the trap instead of a hang;
-//   6. a two-turn chat with llama3-bpe-tiny (Llama 3 template) runs, turn by turn, the same
+//   6. sha256Js (the page's SHA-256 where WebCrypto is missing) equals node's on many
+//      lengths, and a page on a non-secure origin (no WebCrypto, not cross-origin
+//      isolated) checks every layer with it, runs one thread, says both, and gives the
+//      same text;
+//   7. a two-turn chat with llama3-bpe-tiny (Llama 3 template) runs, turn by turn, the same
 //      token ids at the same positions as `m64run -i` on the same bundle.
 // Usage: node browser_test.mjs --bin BUILD_DIR --models SHARED_MODELS [--trap TRAP_M64] [--screenshot PNG]
 // Exits 77 (ctest: skipped) when the shared models are absent.
@@ -83,20 +87,22 @@ const base = await new Promise((resolve, reject) => {
   setTimeout(() => reject(new Error('serve.mjs did not start')), 10000);
 });
 
-const browser = await chromium.launch({ executablePath: browserPath });
+// m64.test resolves to this machine but is not a secure origin (unlike 127.0.0.1)
+const browser = await chromium.launch({ executablePath: browserPath, args: ['--host-resolver-rules=MAP m64.test 127.0.0.1'] });
 let passed = 0, failed = 0;
 
 // Opens the demo page with query params and waits until it is done or shows an error.
-async function runPage(query, { screenshot } = {}) {
+async function runPage(query, { screenshot, origin = base } = {}) {
   const page = await browser.newPage({ viewport: { width: 1000, height: 640 } });
   const errors = [];
   page.on('pageerror', (e) => errors.push(String(e)));
-  await page.goto(`${base}index.html?${new URLSearchParams({ run: '1', ...query })}`);
+  await page.goto(`${origin}index.html?${new URLSearchParams({ run: '1', ...query })}`);
   await page.waitForFunction(() => ['done', 'error'].includes(window.m64page?.state), null, { timeout: 60000 });
   const r = await page.evaluate(() => ({
     state: m64page.state, error: m64page.error, info: m64page.info, result: m64page.result,
     shownError: document.getElementById('error').textContent, shownText: document.getElementById('generated')?.textContent ?? '',
     storage: document.getElementById('storage').textContent, threads: document.getElementById('threads').textContent,
+    cache: document.getElementById('cache').textContent,
   }));
   if (screenshot) await page.screenshot({ path: screenshot, fullPage: true });
   await page.close();
@@ -172,6 +178,23 @@ try {
       expect(/wasm trap in the model module: unreachable/.test(r.shownError), `${threads} thread(s): page shows ${JSON.stringify(r.shownError)}`);
       console.log(`     ${threads} thread(s): ${r.shownError}`);
     }
+  });
+  await check('SHA-256 in JS equals node\'s; a non-secure page checks layers with it on one thread', async () => {
+    const { sha256Js } = await import(path.join(webDir, 'm64.js'));
+    const { createHash, randomBytes } = await import('node:crypto');
+    const lengths = [...Array(200).keys(), 1000, 4095, 65536, 1 << 20];
+    for (const n of lengths) {
+      const b = randomBytes(n);
+      const want = createHash('sha256').update(b).digest('hex');
+      const got = Buffer.from(sha256Js(new Uint8Array(b.buffer, b.byteOffset, n))).toString('hex');
+      expect(got === want, `length ${n}: ${got} != ${want}`);
+    }
+    const r = await runPage({ ...greedy, threads: '2' }, { origin: base.replace('127.0.0.1', 'm64.test') });
+    expectDone(r);
+    expect(r.info.hashInJs && r.info.verify && /in JS: no WebCrypto/.test(r.cache), `page: hashInJs ${r.info.hashInJs}, shows ${JSON.stringify(r.cache)}`);
+    expect(!r.info.crossOriginIsolated && r.info.threads === 1 && /not cross-origin isolated, so memory cannot be shared/.test(r.threads), `threads: ${JSON.stringify(r.threads)}`);
+    expect(r.result.text === native.text, `page: ${JSON.stringify(r.result.text)}`);
+    console.log(`     ${lengths.length} lengths; page: ${r.threads}`);
   });
   await check('a two-turn chat runs the same ids as m64run -i', async () => {
     if (!fs.existsSync(l3)) { console.log('     skipped: llama3-bpe-tiny.gguf absent'); return; }
