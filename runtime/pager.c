@@ -13,12 +13,26 @@
 
 #include "m64_wasm.h"
 
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22 /* Linux 5.14; older kernels say EINVAL and get MAP_POPULATE */
+#endif
+
 #define ALIGN64K(x) (((x) + 65535ull) & ~65535ull)
+/* Huge-page placement. Read from the page cache, a bundle's pages often sit in 2 MiB
+ * folios; mmap maps such a folio with one PMD entry (no 512 PTEs to fill at page-in and
+ * to tear down at eviction, one TLB entry while computing) only where the layer's
+ * address and file offset agree modulo 2 MiB. So when blocks are large enough that it
+ * costs little (<= 1/16 of a block), a layer is placed at such an address: slots get
+ * HUGE of room for the shift, and the whole-model layout shifts a layer only where the
+ * file's layers stop being contiguous (and once at the start). */
+#define HUGE (2ull << 20)
+#define HUGE_MIN_BLOCK (16 * HUGE)
 
 typedef enum { SLOT_EMPTY, SLOT_LOADING, SLOT_READY, SLOT_FAILED } slot_state;
 
 typedef struct slot {
-  uint32_t addr;
+  uint32_t addr;   /* start of the slot */
+  uint32_t at;     /* where its layer starts (addr, or shifted for huge-page placement) */
   uint64_t size;
   int32_t layer;   /* -1: none */
   slot_state state;
@@ -37,6 +51,7 @@ struct m64_pager {
   slot *slots;
   uint32_t n_slots;
   int shared;        /* blocks share slots 1..n_slots-1 (slot 0 = globals) */
+  int huge;          /* huge-page placement (see HUGE) */
   uint32_t cursor;   /* block index last acquired */
 
   pthread_t thread;
@@ -68,13 +83,41 @@ static uint64_t max_block(const m64_bundle *b) {
   return m;
 }
 
-uint64_t m64_pager_min_cache(const m64_bundle *b) {
-  return ALIGN64K(layer_size(b, 0)) + max_block(b);
+/* File offset of layer l: its segment section's offset plus its offset inside it; 0 when
+ * the segment is missing (m64_pager_open reports that). */
+static uint64_t file_offset(const m64_bundle *b, uint32_t l) {
+  const m64_layer_entry *L = m64_bundle_layer(b, l);
+  char name[32];
+  snprintf(name, sizeof name, "segment.%u", L->segment);
+  const m64_section *s = m64_bundle_find_section(b, M64_SEC_SEGMENT, name);
+  return s ? s->offset + L->offset : 0;
 }
 
+/* Huge-page placement pays (see HUGE): file pages can be mapped, and blocks are large. */
+static int use_huge(const m64_bundle *b) { return !m64_bundle_compressed(b) && max_block(b) >= HUGE_MIN_BLOCK; }
+
+/* Bytes from address a up to the first address congruent to file offset off (mod HUGE). */
+static uint64_t huge_shift(uint64_t a, uint64_t off) { return (off - a) & (HUGE - 1); }
+
+/* Room a slot needs for a layer of `size` bytes: with huge-page placement the layer may
+ * start up to HUGE - 4 KiB into it (file offsets are 64 KiB multiples, the workspace's
+ * host address a page multiple). */
+static uint64_t slot_room(int huge, uint64_t size) { return ALIGN64K(size) + (huge ? HUGE : 0); }
+
+uint64_t m64_pager_min_cache(const m64_bundle *b) {
+  const int huge = use_huge(b);
+  return slot_room(huge, layer_size(b, 0)) + slot_room(huge, max_block(b));
+}
+
+/* Every layer at once. With huge-page placement the layout below shifts a layer by less
+ * than HUGE where it does not follow the previous one in the file, and once at the start. */
 uint64_t m64_pager_full_cache(const m64_bundle *b) {
+  const int huge = use_huge(b);
   uint64_t t = 0;
-  for (uint32_t l = 0; l < m64_bundle_n_layers(b); l++) t += ALIGN64K(layer_size(b, l));
+  for (uint32_t l = 0; l < m64_bundle_n_layers(b); l++) {
+    const int follows = l > 0 && file_offset(b, l) == file_offset(b, l - 1) + ALIGN64K(layer_size(b, l - 1));
+    t += huge && !follows ? slot_room(huge, layer_size(b, l)) : ALIGN64K(layer_size(b, l));
+  }
   return t;
 }
 
@@ -107,7 +150,7 @@ static int place(m64_pager *p, uint32_t l, const slot *s, int who, char *err, si
   const int verify = p->o.verify && !p->verified[l];
   if (p->compressed) {
     /* Straight from the frames into the slot; hashes (stored, then raw) at first use. */
-    if (m64_bundle_read_layer(p->b, l, p->dec[who], p->base + s->addr, verify, &e)) {
+    if (m64_bundle_read_layer(p->b, l, p->dec[who], p->base + s->at, verify, &e)) {
       snprintf(err, errlen, "%s", e.msg);
       return -1;
     }
@@ -122,15 +165,25 @@ static int place(m64_pager *p, uint32_t l, const slot *s, int who, char *err, si
       p->verified[l] = 1;
     }
     if (p->o.mode == M64_PAGE_MAP) {
-      /* MAP_POPULATE: page tables filled in one call, not by faults while computing */
-      void *at = mmap(p->base + s->addr, (size + 4095) & ~4095ull, PROT_READ,
-                      MAP_PRIVATE | MAP_FIXED | MAP_POPULATE, p->fd, (off_t)p->file_off[l]);
+      /* Page tables filled in one call (populate), not by faults while computing. With
+       * huge-page placement the mapping is marked MADV_HUGEPAGE first, so that pages the
+       * populate has to read from disk come into the page cache as 2 MiB folios (mapped
+       * with one entry each, now and at every later page-in of this layer). */
+      uint8_t *const to = p->base + s->at;
+      const size_t len = (size + 4095) & ~(size_t)4095;
+      void *at = mmap(to, len, PROT_READ, MAP_PRIVATE | MAP_FIXED | (p->huge ? 0 : MAP_POPULATE), p->fd,
+                      (off_t)p->file_off[l]);
+      if (at != MAP_FAILED && p->huge) {
+        (void)madvise(to, len, MADV_HUGEPAGE); /* a hint: without THP it changes nothing */
+        if (madvise(to, len, MADV_POPULATE_READ) != 0 && (errno == EINVAL || errno == ENOSYS))
+          at = mmap(to, len, PROT_READ, MAP_PRIVATE | MAP_FIXED | MAP_POPULATE, p->fd, (off_t)p->file_off[l]);
+      }
       if (at == MAP_FAILED) {
         snprintf(err, errlen, "mapping layer %s: %s", m64_bundle_layer(p->b, l)->name, strerror(errno));
         return -1;
       }
     } else {
-      memcpy(p->base + s->addr, m64_bundle_layer_data(p->b, l), size);
+      memcpy(p->base + s->at, m64_bundle_layer_data(p->b, l), size);
     }
     /* The bundle's own mapping was read (hash, copy): drop those pages. */
     if (verify || p->o.mode == M64_PAGE_COPY) drop_pages(m64_bundle_layer_data(p->b, l), size);
@@ -144,7 +197,7 @@ static int place(m64_pager *p, uint32_t l, const slot *s, int who, char *err, si
   if (p->o.verbose)
     fprintf(stderr, "m64run: %s %s (%llu bytes) at %u in %.2f ms\n",
             p->compressed ? "decompress" : p->o.mode == M64_PAGE_MAP ? "map" : "copy", m64_bundle_layer(p->b, l)->name,
-            (unsigned long long)size, s->addr, dt * 1e3);
+            (unsigned long long)size, s->at, dt * 1e3);
   return 0;
 }
 
@@ -183,6 +236,7 @@ static void assign(m64_pager *p, int32_t s, uint32_t layer) {
   }
   x->layer = (int32_t)layer;
   x->state = SLOT_LOADING;
+  x->at = x->addr + (p->huge ? (uint32_t)huge_shift((uintptr_t)p->base + x->addr, p->file_off[layer]) : 0);
   p->slot_of[layer] = s;
   p->st.resident++;
 }
@@ -254,14 +308,17 @@ int m64_pager_open(m64_pager **out, const m64_bundle *b, const char *path, uint8
 
   /* Lay out the slots: one per layer if all fit, else globals + K block slots. */
   uint32_t at = cache_off;
+  p->huge = use_huge(b) && ((uintptr_t)base & 4095) == 0;
   if (m64_pager_full_cache(b) <= cache_size) {
     p->n_slots = p->n_layers;
     for (uint32_t l = 0; l < p->n_layers; l++) {
-      p->slots[l] = (slot){at, ALIGN64K(layer_size(b, l)), -1, SLOT_EMPTY, 0};
+      /* each layer where it is congruent to its file offset: no shift where it follows */
+      if (p->huge) at += (uint32_t)huge_shift((uintptr_t)base + at, p->file_off[l]);
+      p->slots[l] = (slot){at, at, ALIGN64K(layer_size(b, l)), -1, SLOT_EMPTY, 0};
       at += (uint32_t)ALIGN64K(layer_size(b, l));
     }
   } else {
-    const uint64_t g = ALIGN64K(layer_size(b, 0)), blk = max_block(b);
+    const uint64_t g = slot_room(p->huge, layer_size(b, 0)), blk = slot_room(p->huge, max_block(b));
     if (cache_size < g + blk) {
       m64_pager_close(p);
       return m64_fail(e, M64_ELIMIT, "layer cache of %llu bytes cannot hold the globals and one block (%llu)",
@@ -271,9 +328,9 @@ int m64_pager_open(m64_pager **out, const m64_bundle *b, const char *path, uint8
     uint64_t k = (cache_size - g) / blk;
     if (k > p->n_layers - 1) k = p->n_layers - 1;
     p->n_slots = (uint32_t)(1 + k);
-    p->slots[0] = (slot){at, g, -1, SLOT_EMPTY, 0};
+    p->slots[0] = (slot){at, at, g, -1, SLOT_EMPTY, 0};
     at += (uint32_t)g;
-    for (uint32_t s = 1; s < p->n_slots; s++, at += (uint32_t)blk) p->slots[s] = (slot){at, blk, -1, SLOT_EMPTY, 0};
+    for (uint32_t s = 1; s < p->n_slots; s++, at += (uint32_t)blk) p->slots[s] = (slot){at, at, blk, -1, SLOT_EMPTY, 0};
   }
   p->st.slots = p->n_slots;
   p->cursor = p->n_layers - 2; /* as if the last block had just run: block 0 comes next */
@@ -331,7 +388,7 @@ uint32_t m64_pager_acquire(m64_pager *p, uint32_t layer) {
       m64_wasm_host_trap(err);
     }
     p->slots[s].in_use++;
-    const uint32_t addr = p->slots[s].addr;
+    const uint32_t addr = p->slots[s].at;
     pthread_mutex_unlock(&p->mu);
     return addr;
   }
@@ -352,7 +409,7 @@ uint32_t m64_pager_acquire(m64_pager *p, uint32_t layer) {
   p->st.stall_seconds += now() - t0;
   pthread_mutex_unlock(&p->mu);
   if (!ok) m64_wasm_host_trap(err);
-  return copy.addr;
+  return copy.at;
 }
 
 void m64_pager_release(m64_pager *p, uint32_t layer) {

@@ -1,0 +1,171 @@
+// pager_test: where the pager places layers in the workspace (runtime/pager.c).
+//
+// A bundle's file pages that sit in 2 MiB page-cache folios can be mapped with one page
+// table entry each, but only where a layer's address and its file offset agree modulo
+// 2 MiB. For bundles with large blocks the pager places every layer so; these tests check
+// that placement (whatever the workspace's own alignment), that the bytes found there are
+// the layer's, and that small models keep the plain layout (no extra workspace).
+#include <gtest/gtest.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <string>
+#include <vector>
+
+extern "C" {
+#include "m64_formats.h"
+#include "pager.h"
+}
+
+namespace {
+
+const std::string kBin = M64_BINARY_DIR;
+constexpr uint64_t kHuge = 2ull << 20;
+
+int sh(const std::string &cmd) { return system((cmd + " >/dev/null 2>&1").c_str()); }
+
+uint64_t align64k(uint64_t x) { return (x + 65535) & ~65535ull; }
+
+// A temporary directory with a synthetic bundle built by m64c (--no-aot: the pager never
+// runs the module).
+struct TestBundle {
+  std::string dir, path;
+  TestBundle(const std::string &shape_flags) {
+    char t[] = "/tmp/m64pager.XXXXXX";
+    dir = mkdtemp(t);
+    path = dir + "/m.m64";
+    const std::string gguf = dir + "/m.gguf";
+    if (sh(kBin + "/test/support/m64-synth " + shape_flags + " --seed 3 -o " + gguf) != 0 ||
+        sh(kBin + "/cmd/m64c build -q --no-aot " + gguf + " -o " + path) != 0)
+      path.clear();
+    unlink(gguf.c_str());
+  }
+  ~TestBundle() {
+    if (!path.empty()) unlink(path.c_str());
+    rmdir(dir.c_str());
+  }
+};
+
+uint64_t file_offset(const m64_bundle *b, uint32_t l) {
+  const m64_layer_entry *L = m64_bundle_layer(b, l);
+  const std::string name = "segment." + std::to_string(L->segment);
+  const m64_section *s = m64_bundle_find_section(b, M64_SEC_SEGMENT, name.c_str());
+  return s ? s->offset + L->offset : 0;
+}
+
+// A workspace stand-in: `size` bytes of address space starting `skew` bytes past a 2 MiB
+// boundary (the real workspace's host address is only page-aligned).
+struct Space {
+  uint8_t *raw = nullptr, *base = nullptr;
+  size_t len = 0;
+  Space(uint64_t size, uint64_t skew) {
+    len = size + 2 * kHuge;
+    void *p = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED) return;
+    raw = (uint8_t *)p;
+    base = (uint8_t *)((((uintptr_t)raw + kHuge - 1) & ~(uintptr_t)(kHuge - 1)) + skew);
+  }
+  ~Space() {
+    if (raw) munmap(raw, len);
+  }
+};
+
+// Acquires every layer `cycles` times in the module's order (globals, blocks, globals) and
+// checks each placement: inside the cache, the layer's bytes, and (when `congruent`)
+// address == file offset modulo 2 MiB.
+void walk(m64_pager *p, const m64_bundle *b, const uint8_t *base, uint32_t cache_off, uint64_t cache_size,
+          bool congruent, int cycles, const char *what) {
+  const uint32_t n = m64_bundle_n_layers(b);
+  std::vector<uint32_t> order;
+  for (int c = 0; c < cycles; c++) {
+    order.push_back(0);
+    for (uint32_t l = 1; l < n; l++) order.push_back(l);
+    order.push_back(0);
+  }
+  for (size_t i = 0; i < order.size(); i++) {
+    const uint32_t l = order[i];
+    const uint32_t addr = m64_pager_acquire(p, l);
+    if (i + 1 < order.size()) m64_pager_prefetch(p, order[i + 1]);
+    const uint64_t size = m64_bundle_layer(b, l)->size;
+    EXPECT_GE(addr, cache_off) << what << " layer " << l;
+    EXPECT_LE(addr + size, cache_off + cache_size) << what << " layer " << l;
+    if (congruent)
+      EXPECT_EQ(((uintptr_t)base + addr) % kHuge, file_offset(b, l) % kHuge)
+          << what << ": layer " << l << " at " << addr << " is not where its file pages can be mapped whole";
+    else
+      EXPECT_EQ(addr % 65536, 0u) << what << ": layer " << l;
+    EXPECT_EQ(memcmp(base + addr, m64_bundle_layer_data(b, l), size), 0) << what << ": layer " << l << " bytes differ";
+    m64_pager_release(p, l);
+  }
+}
+
+TEST(PagerPlacement, LargeBlocksSitWhereTheirFilePagesMapWhole) {
+  // blocks of ~71 MB (Q8_0, dim 2048, ffn 8192): huge-page placement applies
+  TestBundle tb("--shape small --dim 2048 --layers 3 --heads 16 --kv-heads 16 --ffn 8192 --vocab 512 --type Q8_0");
+  ASSERT_FALSE(tb.path.empty()) << "could not make the test bundle in " << tb.dir;
+  m64_bundle *b = nullptr;
+  m64_err e{};
+  ASSERT_EQ(m64_bundle_open(tb.path.c_str(), &b, &e), 0) << e.msg;
+  const uint64_t full = m64_pager_full_cache(b), min = m64_pager_min_cache(b);
+  uint64_t plain = 0;
+  for (uint32_t l = 0; l < m64_bundle_n_layers(b); l++) plain += align64k(m64_bundle_layer(b, l)->size);
+  EXPECT_LE(full, plain + kHuge) << "contiguous layers need one shift at most";
+  const uint32_t cache_off = 3 * 65536;
+  for (uint64_t skew : {0ull, 4096ull, 65536ull, 1077248ull}) {
+    for (m64_page_mode mode : {M64_PAGE_MAP, M64_PAGE_COPY}) {
+      for (int prefetch : {0, 1}) {
+        // whole model resident, then globals + one block slot (every block paged each token)
+        for (uint64_t cache : {full, min}) {
+          Space ws(cache_off + full, skew);  // fresh: a mapped layer stays read-only after close
+          ASSERT_NE(ws.base, nullptr);
+          m64_pager_options o{};
+          o.mode = mode;
+          o.verify = skew == 0;  // SHA-256 of each layer at first placement (once is enough)
+          o.prefetch = prefetch;
+          m64_pager *p = nullptr;
+          ASSERT_EQ(m64_pager_open(&p, b, tb.path.c_str(), ws.base, cache_off, cache, &o, &e), 0) << e.msg;
+          const std::string what = std::string(mode == M64_PAGE_MAP ? "map" : "copy") + (prefetch ? " prefetch" : "") +
+                                   (cache == full ? " whole" : " paged") + " skew " + std::to_string(skew);
+          walk(p, b, ws.base, cache_off, cache, true, 3, what.c_str());
+          m64_pager_stats st{};
+          m64_pager_stats_get(p, &st);
+          if (cache == full) EXPECT_EQ(st.page_ins, m64_bundle_n_layers(b)) << what << ": every layer placed once";
+          else EXPECT_GT(st.evictions, 0u) << what;
+          m64_pager_close(p);
+        }
+      }
+    }
+  }
+  m64_bundle_close(b);
+}
+
+TEST(PagerPlacement, SmallBlocksKeepThePlainLayout) {
+  TestBundle tb("--shape small --layers 2 --type Q8_0");
+  ASSERT_FALSE(tb.path.empty()) << "could not make the test bundle in " << tb.dir;
+  m64_bundle *b = nullptr;
+  m64_err e{};
+  ASSERT_EQ(m64_bundle_open(tb.path.c_str(), &b, &e), 0) << e.msg;
+  uint64_t plain = 0, largest = 0;
+  for (uint32_t l = 0; l < m64_bundle_n_layers(b); l++) {
+    plain += align64k(m64_bundle_layer(b, l)->size);
+    if (l > 0 && align64k(m64_bundle_layer(b, l)->size) > largest) largest = align64k(m64_bundle_layer(b, l)->size);
+  }
+  EXPECT_EQ(m64_pager_full_cache(b), plain) << "no workspace spent on placement for small blocks";
+  EXPECT_EQ(m64_pager_min_cache(b), align64k(m64_bundle_layer(b, 0)->size) + largest);
+  const uint32_t cache_off = 65536;
+  Space ws(cache_off + plain, 4096);
+  ASSERT_NE(ws.base, nullptr);
+  m64_pager_options o{};
+  o.mode = M64_PAGE_MAP;
+  o.verify = 1;
+  m64_pager *p = nullptr;
+  ASSERT_EQ(m64_pager_open(&p, b, tb.path.c_str(), ws.base, cache_off, m64_pager_min_cache(b), &o, &e), 0) << e.msg;
+  walk(p, b, ws.base, cache_off, m64_pager_min_cache(b), false, 2, "small");
+  m64_pager_close(p);
+  m64_bundle_close(b);
+}
+
+}  // namespace
