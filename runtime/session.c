@@ -158,7 +158,8 @@ wasm_rt_memory_t *w2c_m64_memory(struct w2c_m64 *h) { return &h->s->memory; }
  * Which thread runs a share does not change its result (each share is computed alike). */
 #define SHARES_PER_THREAD 4u
 
-/* Runs shares until none is left; the first trap ends this thread's part. */
+/* Runs shares until none is left; a trap ends this thread's part, and no thread claims
+ * a share after it (the job is lost anyway). */
 static wasm_rt_trap_t run_shares(m64_session *s, call *c) {
   for (;;) {
     const uint32_t share = atomic_fetch_add(&s->next_share, 1);
@@ -166,8 +167,20 @@ static wasm_rt_trap_t run_shares(m64_session *s, call *c) {
     c->a[0] = share;
     c->a[1] = s->n_shares;
     wasm_rt_trap_t t = m64_wasm_call(call_thunk, c);
-    if (t != WASM_RT_TRAP_NONE) return t;
+    if (t != WASM_RT_TRAP_NONE) {
+      atomic_store(&s->next_share, s->n_shares);
+      return t;
+    }
   }
+}
+
+/* The error text of a trap in share `share` on thread `thread`: a host error (a failed
+ * page-in, say) as it is, a wasm trap named as one. */
+static void share_trap_text(char *out, size_t n, wasm_rt_trap_t t, uint32_t thread, uint32_t share) {
+  if (t == WASM_RT_TRAP_HOST)
+    snprintf(out, n, "%s", m64_wasm_last_host_message());
+  else
+    snprintf(out, n, "wasm trap in the model module: %s (thread %u, share %u)", m64_wasm_trap_name(t), thread, share);
 }
 
 static void *pool_thread(void *arg) {
@@ -188,8 +201,7 @@ static void *pool_thread(void *arg) {
     seen = g;
     wasm_rt_trap_t t = run_shares(s, c);
     if (t != WASM_RT_TRAP_NONE && !atomic_exchange(&s->pool_failed, 1))
-      snprintf(s->pool_error, sizeof s->pool_error, "share %u: %s", c->a[0],
-               t == WASM_RT_TRAP_HOST ? m64_wasm_last_host_message() : m64_wasm_trap_name(t));
+      share_trap_text(s->pool_error, sizeof s->pool_error, t, (uint32_t)(c - s->pool_calls), c->a[0]);
     if (atomic_fetch_sub(&s->pool_pending, 1) == 1) {
       pthread_mutex_lock(&s->pool_mu);
       pthread_cond_signal(&s->pool_done);
@@ -219,8 +231,11 @@ void w2c_m64_parallel(struct w2c_m64 *h) {
     while (atomic_load(&s->pool_pending)) pthread_cond_wait(&s->pool_done, &s->pool_mu);
     pthread_mutex_unlock(&s->pool_mu);
   }
-  if (t != WASM_RT_TRAP_NONE)
-    m64_wasm_host_trapf("thread 0: %s", t == WASM_RT_TRAP_HOST ? m64_wasm_last_host_message() : m64_wasm_trap_name(t));
+  if (t != WASM_RT_TRAP_NONE) {
+    char text[sizeof s->pool_error];
+    share_trap_text(text, sizeof text, t, 0, c0.a[0]);
+    m64_wasm_host_trap(text);
+  }
   if (atomic_load(&s->pool_failed)) m64_wasm_host_trap(s->pool_error);
 }
 
