@@ -83,14 +83,18 @@ static uint64_t max_block(const m64_bundle *b) {
   return m;
 }
 
+/* The segment section holding layer l (its name in name), or NULL. */
+static const m64_section *layer_segment(const m64_bundle *b, uint32_t l, char name[32]) {
+  snprintf(name, 32, "segment.%u", m64_bundle_layer(b, l)->segment);
+  return m64_bundle_find_section(b, M64_SEC_SEGMENT, name);
+}
+
 /* File offset of layer l: its segment section's offset plus its offset inside it; 0 when
  * the segment is missing (m64_pager_open reports that). */
 static uint64_t file_offset(const m64_bundle *b, uint32_t l) {
-  const m64_layer_entry *L = m64_bundle_layer(b, l);
   char name[32];
-  snprintf(name, sizeof name, "segment.%u", L->segment);
-  const m64_section *s = m64_bundle_find_section(b, M64_SEC_SEGMENT, name);
-  return s ? s->offset + L->offset : 0;
+  const m64_section *s = layer_segment(b, l, name);
+  return s ? s->offset + m64_bundle_layer(b, l)->offset : 0;
 }
 
 /* Huge-page placement pays (see HUGE): file pages can be mapped, and blocks are large. */
@@ -113,10 +117,12 @@ uint64_t m64_pager_min_cache(const m64_bundle *b) {
  * than HUGE where it does not follow the previous one in the file, and once at the start. */
 uint64_t m64_pager_full_cache(const m64_bundle *b) {
   const int huge = use_huge(b);
-  uint64_t t = 0;
+  uint64_t t = 0, next = 0; /* where the file's next layer would start if contiguous */
   for (uint32_t l = 0; l < m64_bundle_n_layers(b); l++) {
-    const int follows = l > 0 && file_offset(b, l) == file_offset(b, l - 1) + ALIGN64K(layer_size(b, l - 1));
+    const uint64_t off = file_offset(b, l);
+    const int follows = l > 0 && off == next;
     t += huge && !follows ? slot_room(huge, layer_size(b, l)) : ALIGN64K(layer_size(b, l));
+    next = off + ALIGN64K(layer_size(b, l));
   }
   return t;
 }
@@ -124,12 +130,10 @@ uint64_t m64_pager_full_cache(const m64_bundle *b) {
 /* File offset of each layer: its segment section's offset plus its offset inside it. */
 static int layer_offsets(m64_pager *p, m64_err *e) {
   for (uint32_t l = 0; l < p->n_layers; l++) {
-    const m64_layer_entry *L = m64_bundle_layer(p->b, l);
     char name[32];
-    snprintf(name, sizeof name, "segment.%u", L->segment);
-    const m64_section *s = m64_bundle_find_section(p->b, M64_SEC_SEGMENT, name);
-    if (!s) return m64_fail(e, M64_EFORMAT, "layer %s: %s missing", L->name, name);
-    p->file_off[l] = s->offset + L->offset;
+    if (!layer_segment(p->b, l, name))
+      return m64_fail(e, M64_EFORMAT, "layer %s: %s missing", m64_bundle_layer(p->b, l)->name, name);
+    p->file_off[l] = file_offset(p->b, l);
   }
   return 0;
 }

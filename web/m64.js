@@ -585,6 +585,10 @@ class ThreadPool {
   close() { for (const w of this.workers) w.terminate(); }
 }
 
+// m64.log: the module's message at [ptr, ptr + len) of memory, posted as a log line.
+const logImport = (memory, post) => (ptr, len) =>
+  post({ type: 'log', text: new TextDecoder().decode(new Uint8Array(memory.buffer, ptr >>> 0, len >>> 0).slice()) });
+
 // The imports of an extra instance: the shared workspace; paging and parallel() belong
 // to the main instance only.
 function threadImports(mod, memory, post) {
@@ -592,8 +596,7 @@ function threadImports(mod, memory, post) {
   for (const imp of WebAssembly.Module.imports(mod)) {
     if (imp.module !== 'm64') continue;
     if (imp.kind === 'memory') m64[imp.name] = memory;
-    else if (imp.name === 'log')
-      m64.log = (ptr, len) => post({ type: 'log', text: new TextDecoder().decode(new Uint8Array(memory.buffer, ptr >>> 0, len >>> 0).slice()) });
+    else if (imp.name === 'log') m64.log = logImport(memory, post);
     else if (imp.kind === 'function') m64[imp.name] = () => { throw new Error(`m64.${imp.name} was called on a worker thread`); };
   }
   return { m64 };
@@ -696,10 +699,7 @@ class Host {
       layer_acquire: this.jspi ? new WebAssembly.Suspending(acquire) : acquire,
       layer_release: (l) => this.release(l),
       layer_prefetch: () => {}, // nothing can page ahead while the compute worker runs the module
-      log: (ptr, len) => {
-        const text = new TextDecoder().decode(new Uint8Array(this.memory.buffer, ptr >>> 0, len >>> 0).slice());
-        this.post({ type: 'log', text });
-      },
+      log: logImport(this.memory, this.post),
       parallel: () => (this.pool ? this.pool.run(this.x, this.shares) : this.x.m64_worker(0, 1)),
     } };
     const inst = await WebAssembly.instantiate(mod, imports).catch((e) => fail(`cannot instantiate the module: ${e.message}`));
