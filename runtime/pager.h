@@ -18,7 +18,9 @@
  * Where blocks are large (>= 32 MiB) and the bundle is uncompressed, each layer starts
  * where its address and file offset agree modulo 2 MiB (slots get 2 MiB of room for
  * that): the kernel can then map the page cache's 2 MiB folios with one entry each,
- * which makes a page-in and an eviction several times cheaper in CPU time.
+ * which makes a page-in and an eviction several times cheaper in CPU time. A bundle
+ * cached in 4 KiB pages (just written or copied) is dropped from the page cache once
+ * when its layers start streaming, so that they come back from disk in 2 MiB folios.
  *
  * acquire/release/prefetch run on the module's thread inside a wasm call; failures abort
  * the call through m64_wasm_host_trap.

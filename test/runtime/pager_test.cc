@@ -4,7 +4,10 @@
 // table entry each, but only where a layer's address and its file offset agree modulo
 // 2 MiB. For bundles with large blocks the pager places every layer so; these tests check
 // that placement (whatever the workspace's own alignment), that the bytes found there are
-// the layer's, and that small models keep the plain layout (no extra workspace).
+// the layer's, and that small models keep the plain layout (no extra workspace). And a
+// bundle whose pages sit in the page cache as 4 KiB pages (just written) gets them back as
+// 2 MiB folios once layers stream through the workspace.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -12,6 +15,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -164,6 +168,77 @@ TEST(PagerPlacement, SmallBlocksKeepThePlainLayout) {
   m64_pager *p = nullptr;
   ASSERT_EQ(m64_pager_open(&p, b, tb.path.c_str(), ws.base, cache_off, m64_pager_min_cache(b), &o, &e), 0) << e.msg;
   walk(p, b, ws.base, cache_off, m64_pager_min_cache(b), false, 2, "small");
+  m64_pager_close(p);
+  m64_bundle_close(b);
+}
+
+// Bytes of the mapping holding `a` that are mapped with 2 MiB entries (FilePmdMapped in
+// /proc/self/smaps); -1 when no mapping holds it.
+long long file_pmd_bytes(const void *a) {
+  std::ifstream f("/proc/self/smaps");
+  std::string line;
+  bool inside = false;
+  while (std::getline(f, line)) {
+    unsigned long lo, hi;
+    if (sscanf(line.c_str(), "%lx-%lx ", &lo, &hi) == 2) inside = (uintptr_t)a >= lo && (uintptr_t)a < hi;
+    else if (inside && line.rfind("FilePmdMapped:", 0) == 0) return std::stoll(line.substr(14)) * 1024;
+  }
+  return -1;
+}
+
+// Whether this machine gives a file 2 MiB folios when it is read from disk through a
+// MADV_HUGEPAGE mapping (transparent huge pages on, a file system with large folios).
+bool page_cache_has_huge_folios(const std::string &dir) {
+  const std::string path = dir + "/probe";
+  std::vector<char> data(2 * kHuge, 'm');
+  {
+    std::ofstream o(path, std::ios::binary);
+    o.write(data.data(), (std::streamsize)data.size());
+  }
+  const int fd = open(path.c_str(), O_RDONLY);
+  bool huge = false;
+  if (fd >= 0) {
+    fdatasync(fd);
+    posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+    Space ws(2 * kHuge, 0);
+    if (ws.base && mmap(ws.base, 2 * kHuge, PROT_READ, MAP_PRIVATE | MAP_FIXED, fd, 0) != MAP_FAILED) {
+      madvise(ws.base, 2 * kHuge, MADV_HUGEPAGE);
+      huge = madvise(ws.base, 2 * kHuge, 22 /* MADV_POPULATE_READ */) == 0 && file_pmd_bytes(ws.base) > 0;
+    }
+    close(fd);
+  }
+  unlink(path.c_str());
+  return huge;
+}
+
+TEST(PagerFolios, StreamedLayersOfAFreshlyWrittenBundleMapWhole) {
+  // The bundle was just written: its pages are in the page cache, as 4 KiB pages.
+  TestBundle tb("--shape small --dim 2048 --layers 3 --heads 16 --kv-heads 16 --ffn 8192 --vocab 512 --type Q8_0");
+  ASSERT_FALSE(tb.path.empty()) << "could not make the test bundle in " << tb.dir;
+  if (!page_cache_has_huge_folios(tb.dir))
+    GTEST_SKIP() << "this machine's page cache gives files no 2 MiB folios (transparent huge pages off, or a "
+                    "file system without large folios): nothing to map whole";
+  m64_bundle *b = nullptr;
+  m64_err e{};
+  ASSERT_EQ(m64_bundle_open(tb.path.c_str(), &b, &e), 0) << e.msg;
+  const uint32_t cache_off = 65536;
+  const uint64_t cache = m64_pager_min_cache(b);  // globals + one block slot: blocks stream
+  Space ws(cache_off + cache, 4096);
+  ASSERT_NE(ws.base, nullptr);
+  m64_pager_options o{};
+  o.mode = M64_PAGE_MAP;
+  o.prefetch = 1;
+  m64_pager *p = nullptr;
+  ASSERT_EQ(m64_pager_open(&p, b, tb.path.c_str(), ws.base, cache_off, cache, &o, &e), 0) << e.msg;
+  walk(p, b, ws.base, cache_off, cache, true, 2, "fresh bundle");
+  // every block has been paged in (twice) by now; each must sit in the slot mapped mostly
+  // whole (a partial 2 MiB at either end cannot be)
+  for (uint32_t l = 1; l < m64_bundle_n_layers(b); l++) {
+    const uint32_t addr = m64_pager_acquire(p, l);
+    EXPECT_GE(file_pmd_bytes(ws.base + addr), (long long)(m64_bundle_layer(b, l)->size / 2))
+        << "block " << l << " is mapped in 4 KiB pages: every page-in and eviction costs 512 entries per 2 MiB";
+    m64_pager_release(p, l);
+  }
   m64_pager_close(p);
   m64_bundle_close(b);
 }
