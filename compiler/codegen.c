@@ -45,18 +45,25 @@ static size_t distinct_kernels(const m64c_plan *p, int per_shape, kernel_use *ou
 }
 
 /* Emits each distinct (type, cols) slice and (type, rows, cols) product once. A slice
- * runs the kernel family on some rows (any thread); a product splits its rows across
- * threads through run_matmul (model.h). */
+ * runs the kernel family on some rows (any thread) for one input or, with its prepared
+ * activations, for several (kernels_batch.h); a product splits its rows across threads
+ * through run_matmul (model.h). */
 static void emit_kernels(const m64c_plan *p, FILE *out) {
   kernel_use k[64];
   fprintf(out, "/* ---- kernels: one per (quant type, rows x cols) in this model ---- */\n");
   const size_t n_slices = distinct_kernels(p, 0, k, sizeof k / sizeof k[0]);
-  for (size_t i = 0; i < n_slices; i++)
+  for (size_t i = 0; i < n_slices; i++) {
+    const char *s = kernel_suffix(k[i].type);
+    const unsigned long long c = (unsigned long long)k[i].cols;
     fprintf(out,
-            "static void slice_%s_%llu(float *out, const uint8_t *w, const float *x, uint8_t *scratch,\n"
-            "    uint32_t rows) {\n  matvec_%s(out, w, x, scratch, rows, %lluu);\n}\n",
-            kernel_suffix(k[i].type), (unsigned long long)k[i].cols, kernel_suffix(k[i].type),
-            (unsigned long long)k[i].cols);
+            "static void vec_%s_%llu(float *out, const uint8_t *w, const float *x, uint8_t *scratch,\n"
+            "    uint32_t rows) {\n  matvec_%s(out, w, x, scratch, rows, %lluu);\n}\n"
+            "static void act_%s_%llu(uint8_t *xq, const float *x) { act_%s(xq, x, %lluu); }\n"
+            "static void mat_%s_%llu(float *out, uint32_t out_stride, const uint8_t *w, const uint8_t *xq,\n"
+            "    uint32_t rows, uint32_t n) {\n  matmat_%s(out, out_stride, w, xq, rows, %lluu, n);\n}\n"
+            "static const Slice slice_%s_%llu = {vec_%s_%llu, act_%s_%llu, mat_%s_%llu};\n",
+            s, c, s, c, s, c, s, c, s, c, s, c, s, c, s, c, s, c, s, c);
+  }
   const size_t n_products = distinct_kernels(p, 1, k, sizeof k / sizeof k[0]);
   for (size_t i = 0; i < n_products; i++) {
     char name[64];
@@ -65,7 +72,7 @@ static void emit_kernels(const m64c_plan *p, FILE *out) {
     kernel_name(name, sizeof name, k[i].type, k[i].rows, k[i].cols);
     fprintf(out,
             "static void %s(float *out, const uint8_t *w, const float *x, uint32_t n) {\n"
-            "  run_matmul(slice_%s_%llu, out, w, x, %lluu, %lluu, %lluu, n);\n}\n",
+            "  run_matmul(&slice_%s_%llu, out, w, x, %lluu, %lluu, %lluu, n);\n}\n",
             name, kernel_suffix(k[i].type), (unsigned long long)k[i].cols, (unsigned long long)k[i].rows,
             (unsigned long long)row_bytes, (unsigned long long)k[i].cols);
   }

@@ -3,6 +3,9 @@
  *   BENCH_WASM defined: calls the wasm2c-compiled module through our wasm runtime;
  *   otherwise: calls the natively compiled functions directly.
  * Prints one line per (type, shape): "<type> <rows>x<cols> <GB/s of weights>".
+ * With M64_BENCH_BATCH=n (2..32) in the environment it times the batch path on n inputs
+ * instead and prints the weight bytes per input over the time per input, so the figure
+ * compares with the matvec's: n times the weight bytes, read once.
  * Weights are real quantized data (random normal values through the reference
  * quantizers), so scales are ordinary floats, as in a model.
  */
@@ -28,6 +31,11 @@ static uint8_t *base;
                     uint32_t cols, uint32_t iters);
 M64_KERNEL_TYPES(X)
 #undef X
+#define X(id, sfx, name, act)                                                                         \
+  float bench_batch_##sfx(float *out, const uint8_t *w, const float *x, uint8_t *scratch, uint32_t rows, \
+                          uint32_t cols, uint32_t row_bytes, uint32_t n, uint32_t iters);
+M64_KERNEL_TYPES(X)
+#undef X
 #endif
 
 static double now(void) {
@@ -46,14 +54,20 @@ static float gauss(void) { /* sum of uniforms: cheap and bounded */
   return (s - 2.0f) * 0.05f;
 }
 
-typedef struct job { uint32_t type, rows, cols, iters; uint64_t w, x, out, scratch; float r; } job;
+typedef struct job { uint32_t type, rows, cols, row_bytes, n, iters; uint64_t w, x, out, scratch; float r; } job;
 
 static float run(job *j) {
 #ifdef BENCH_WASM
-#define X(id, sfx, name, act) \
+#define X(id, sfx, name, act)                                                                                 \
+  if (j->type == id && j->n > 1)                                                                             \
+    return w2c_kb_bench_batch_##sfx(&inst, (uint32_t)j->out, (uint32_t)j->w, (uint32_t)j->x, (uint32_t)j->scratch, \
+                                    j->rows, j->cols, j->row_bytes, j->n, j->iters);                         \
   if (j->type == id) return w2c_kb_bench_##sfx(&inst, (uint32_t)j->out, (uint32_t)j->w, (uint32_t)j->x, (uint32_t)j->scratch, j->rows, j->cols, j->iters);
 #else
-#define X(id, sfx, name, act) \
+#define X(id, sfx, name, act)                                                                                 \
+  if (j->type == id && j->n > 1)                                                                             \
+    return bench_batch_##sfx((float *)j->out, (const uint8_t *)j->w, (const float *)j->x, (uint8_t *)j->scratch, \
+                             j->rows, j->cols, j->row_bytes, j->n, j->iters);                                \
   if (j->type == id) return bench_##sfx((float *)j->out, (const uint8_t *)j->w, (const float *)j->x, (uint8_t *)j->scratch, j->rows, j->cols, j->iters);
 #endif
   M64_KERNEL_TYPES(X)
@@ -88,6 +102,12 @@ static uint64_t alloc_bytes(uint64_t n) {
 int main(int argc, char **argv) {
   const char *only = argc > 1 && strcmp(argv[1], "all") != 0 ? argv[1] : NULL;
   const double min_seconds = argc > 2 ? atof(argv[2]) : 0.6;
+  const char *batch = getenv("M64_BENCH_BATCH");
+  const uint32_t n = batch && atoi(batch) > 1 ? (uint32_t)atoi(batch) : 1;
+  if (n > M64_MAX_BATCH) {
+    fprintf(stderr, "bench: M64_BENCH_BATCH above %u\n", M64_MAX_BATCH);
+    return 2;
+  }
 #ifdef BENCH_WASM
   wasm_rt_init();
   wasm2c_kb_instantiate(&inst);
@@ -107,17 +127,17 @@ int main(int argc, char **argv) {
         printf("%s %ux%u skipped (no reference quantizer)\n", types[t].name, rows, cols);
         continue;
       }
-      job j = {.type = types[t].id, .rows = rows, .cols = cols};
+      job j = {.type = types[t].id, .rows = rows, .cols = cols, .row_bytes = (uint32_t)row_bytes, .n = n};
       j.w = alloc_bytes(row_bytes * rows);
-      j.x = alloc_bytes(cols * 4);
-      j.out = alloc_bytes(rows * 4);
-      j.scratch = alloc_bytes(M64_SCRATCH_BYTES(cols));
+      j.x = alloc_bytes((uint64_t)n * cols * 4);
+      j.out = alloc_bytes((uint64_t)n * rows * 4);
+      j.scratch = alloc_bytes(n > 1 ? M64_BATCH_SCRATCH_BYTES(cols) : M64_SCRATCH_BYTES(cols));
       float *row = malloc(cols * sizeof(float));
       for (uint32_t r = 0; r < rows; r++) {
         for (uint32_t c = 0; c < cols; c++) row[c] = gauss();
         m64_ref_quantize_row(types[t].id, row, PTR(j.w) + (uint64_t)r * row_bytes, cols);
       }
-      for (uint32_t c = 0; c < cols; c++) ((float *)PTR(j.x))[c] = gauss() * 20;
+      for (uint32_t c = 0; c < n * cols; c++) ((float *)PTR(j.x))[c] = gauss() * 20;
       free(row);
       /* warm up, then as many iterations as fill min_seconds; best of 3 */
       j.iters = 1;
@@ -146,7 +166,7 @@ int main(int argc, char **argv) {
         double per = dt / j.iters;
         if (per < best) best = per;
       }
-      printf("%s %ux%u %.2f\n", types[t].name, rows, cols, (double)row_bytes * rows / best / 1e9);
+      printf("%s %ux%u %.2f\n", types[t].name, rows, cols, (double)row_bytes * rows * n / best / 1e9);
       fflush(stdout);
     }
   }

@@ -1,5 +1,6 @@
 /*
- * kernels_bench.c — the module's matvec kernels, one entry point per quant type, built
+ * kernels_bench.c — the module's matvec kernels, one entry point per quant type (and one
+ * per type for the batch path: n inputs through act_ + matmat_), built
  * twice by bench/kernels: to wasm32+SIMD128 (then wasm2c + clang, as m64run executes
  * it) and natively with clang -O3 -march=native (through simde). Same source, same loop.
  */
@@ -20,6 +21,28 @@
                     uint32_t rows, uint32_t cols, uint32_t iters) {                        \
     for (uint32_t i = 0; i < iters; i++) matvec_##sfx(out, w, x, scratch, rows, cols);     \
     return out[0];                                                                         \
+  }
+M64_KERNEL_TYPES(X)
+#undef X
+
+/* The prefill path, as model.h's matmul_rows runs it on one thread: each of n inputs
+ * (x: n rows of cols) prepared once, then the rows in chunks of about 256 KiB, each chunk
+ * against all n inputs. scratch holds n activations M64_ACT_STRIDE(cols) apart. */
+#define X(id, sfx, name, act)                                                                  \
+  BENCH_EXPORT("bench_batch_" #sfx)                                                            \
+  float bench_batch_##sfx(float *out, const uint8_t *w, const float *x, uint8_t *scratch,      \
+                          uint32_t rows, uint32_t cols, uint32_t row_bytes, uint32_t n,        \
+                          uint32_t iters) {                                                    \
+    uint32_t chunk = (256u * 1024u / row_bytes) & ~3u;                                         \
+    if (chunk < 4) chunk = 4;                                                                  \
+    for (uint32_t i = 0; i < iters; i++) {                                                     \
+      for (uint32_t t = 0; t < n; t++)                                                         \
+        act_##sfx(scratch + (size_t)t * M64_ACT_STRIDE(cols), x + (size_t)t * cols, cols);     \
+      for (uint32_t c0 = 0; c0 < rows; c0 += chunk)                                            \
+        matmat_##sfx(out + c0, rows, w + (size_t)c0 * row_bytes, scratch,                      \
+                     rows - c0 < chunk ? rows - c0 : chunk, cols, n);                          \
+    }                                                                                          \
+    return out[0];                                                                             \
   }
 M64_KERNEL_TYPES(X)
 #undef X

@@ -34,10 +34,16 @@ static RunState state;
 #define GLOBALS_LAYER 0u
 #define BLOCK_LAYER(l) (1u + (uint32_t)(l))
 
+/* A thread's scratch: MAX_BATCH prepared activations (prefill), or one matvec's. */
+#define THREAD_SCRATCH_BYTES                                                          \
+  (M64_BATCH_SCRATCH_BYTES(MAX_COLS) > M64_SCRATCH_BYTES(MAX_COLS) ? M64_BATCH_SCRATCH_BYTES(MAX_COLS) \
+                                                                    : M64_SCRATCH_BYTES(MAX_COLS))
+
 static uint64_t state_bytes_for(uint64_t n_ctx) {
   uint64_t f = MAX_BATCH * (4 * (uint64_t)DIM + 2 * (uint64_t)FFN + 2 * (uint64_t)KV_DIM) + VOCAB;
   uint64_t kv = 2 * (uint64_t)N_LAYERS * n_ctx * KV_DIM * sizeof(uint16_t);
-  return f * sizeof(float) + kv + M64_SCRATCH_BYTES(MAX_COLS) + 16 * 64; /* + alignment slack */
+  /* + thread 0's scratch (m64_threads adds one per further thread) + alignment slack */
+  return f * sizeof(float) + kv + THREAD_SCRATCH_BYTES + 16 * 64;
 }
 
 uint32_t m64_state_bytes(uint32_t n_ctx) {
@@ -60,7 +66,7 @@ int32_t m64_init(uint32_t n_ctx) {
   s->logits = mm_alloc(VOCAB * 4);
   s->key_cache = mm_alloc((uint32_t)((uint64_t)N_LAYERS * n_ctx * KV_DIM * 2));
   s->value_cache = mm_alloc((uint32_t)((uint64_t)N_LAYERS * n_ctx * KV_DIM * 2));
-  g_scratch[0] = mm_alloc(M64_SCRATCH_BYTES(MAX_COLS));
+  g_scratch[0] = mm_alloc(THREAD_SCRATCH_BYTES);
   kernels_init(); /* tables the kernels read, built before any thread runs them */
   if (!s->x || !s->xb || !s->xb2 || !s->hb || !s->hb2 || !s->q || !s->k || !s->v ||
       !s->logits || !s->key_cache || !s->value_cache || !g_scratch[0])
@@ -71,7 +77,7 @@ int32_t m64_init(uint32_t n_ctx) {
 int32_t m64_threads(uint32_t n) {
   if (n == 0 || n > MAX_THREADS) return -2;
   for (uint32_t i = 1; i < n; i++)
-    if (!g_scratch[i] && !(g_scratch[i] = mm_alloc(M64_SCRATCH_BYTES(MAX_COLS)))) return -1;
+    if (!g_scratch[i] && !(g_scratch[i] = mm_alloc(THREAD_SCRATCH_BYTES))) return -1;
   g_threads = n;
   return 0;
 }

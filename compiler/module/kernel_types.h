@@ -11,11 +11,20 @@
  *   dequant_row_<suffix>(float *out, const uint8_t *row, uint32_t n)
  * scratch holds at least M64_SCRATCH_BYTES(cols) bytes (the activation converted to
  * what the weights' dot product consumes, as llama.cpp's vec_dot_type).
+ * For several inputs (prefill) kernels_batch.h adds
+ *   act_<suffix>(uint8_t *xq, const float *x, uint32_t cols)      one input's activation
+ *   matmat_<suffix>(float *out, uint32_t out_stride, const uint8_t *w, const uint8_t *xq,
+ *                   uint32_t rows, uint32_t cols, uint32_t n)      n inputs at once
+ * where xq holds n activations M64_ACT_STRIDE(cols) bytes apart: at most
+ * M64_BATCH_SCRATCH_BYTES(cols) for n <= M64_MAX_BATCH.
  */
 #ifndef M64_KERNEL_TYPES_H
 #define M64_KERNEL_TYPES_H
 
 #define M64_SCRATCH_BYTES(cols) ((cols) * 4u + 1024u)
+#define M64_MAX_BATCH 32u /* tokens a forward pass takes at once */
+#define M64_ACT_STRIDE(cols) (((cols) * 4u + 63u) & ~63u) /* every act_ fits 4 bytes a column */
+#define M64_BATCH_SCRATCH_BYTES(cols) (M64_MAX_BATCH * M64_ACT_STRIDE(cols))
 
 #define M64_KERNEL_TYPES(X)                \
   X(0, f32, "F32", "f32")                  \

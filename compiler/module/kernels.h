@@ -13,6 +13,8 @@
  *  - Q8_0 / Q4_0: the activation is quantized to Q8_0 blocks (32 values, f16 scale
  *    amax/127), integer dot products per block, scaled by d_w * d_x.
  * Natively (tests, bench) the same code compiles through simde's wasm intrinsics.
+ * Each matvec_<sfx> is act_<sfx> (prepare the activation) + rows_<sfx>, or for K-quants
+ * the same in one macro; kernels_batch.h builds the prefill products on those pieces.
  */
 #ifndef M64_KERNELS_H
 #define M64_KERNELS_H
@@ -100,10 +102,22 @@ M64_INLINE float dot_f32(const float *w, const float *x, uint32_t n) {
   return s;
 }
 
+/* Each family's matvec is act_<sfx> (the activation as the dot consumes it, in scratch)
+ * then rows_<sfx> (every row against it); the batch path (kernels_batch.h) runs the act
+ * once per token and reuses it for every chunk of rows. */
+M64_INLINE void act_f32(uint8_t *xq, const float *x, uint32_t cols) {
+  __builtin_memcpy(xq, x, cols * sizeof(float));
+}
+
+M64_INLINE void rows_f32(float *out, const uint8_t *w, const uint8_t *xq, uint32_t rows, uint32_t cols) {
+  for (uint32_t r = 0; r < rows; r++)
+    out[r] = dot_f32((const float *)w + (uint64_t)r * cols, (const float *)xq, cols);
+}
+
 M64_INLINE void matvec_f32(float *out, const uint8_t *w, const float *x, uint8_t *scratch,
                            uint32_t rows, uint32_t cols) {
-  (void)scratch;
-  for (uint32_t r = 0; r < rows; r++) out[r] = dot_f32((const float *)w + (uint64_t)r * cols, x, cols);
+  (void)scratch; /* x is already what the dot consumes */
+  rows_f32(out, w, (const uint8_t *)x, rows, cols);
 }
 
 M64_INLINE void dequant_row_f32(float *out, const uint8_t *row, uint32_t n) {
@@ -126,12 +140,20 @@ M64_INLINE float dot_f16(const uint16_t *w, const float *x, uint32_t n) {
 }
 
 /* x rounded to f16 precision, as llama.cpp feeds F16 weights. */
+M64_INLINE void act_f16(uint8_t *xq, const float *x, uint32_t cols) {
+  float *xr = (float *)xq;
+  for (uint32_t i = 0; i < cols; i++) xr[i] = f16_to_f32(f32_to_f16(x[i]));
+}
+
+M64_INLINE void rows_f16(float *out, const uint8_t *w, const uint8_t *xq, uint32_t rows, uint32_t cols) {
+  for (uint32_t r = 0; r < rows; r++)
+    out[r] = dot_f16((const uint16_t *)w + (uint64_t)r * cols, (const float *)xq, cols);
+}
+
 M64_INLINE void matvec_f16(float *out, const uint8_t *w, const float *x, uint8_t *scratch,
                            uint32_t rows, uint32_t cols) {
-  float *xr = (float *)scratch;
-  for (uint32_t i = 0; i < cols; i++) xr[i] = f16_to_f32(f32_to_f16(x[i]));
-  for (uint32_t r = 0; r < rows; r++)
-    out[r] = dot_f16((const uint16_t *)w + (uint64_t)r * cols, xr, cols);
+  act_f16(scratch, x, cols);
+  rows_f16(out, w, scratch, rows, cols);
 }
 
 M64_INLINE void dequant_row_f16(float *out, const uint8_t *row, uint32_t n) {
@@ -185,6 +207,11 @@ M64_INLINE v128_t dot_i8x16(v128_t a, v128_t b) {
  * block scales as f32 (already rounded through f16, as llama.cpp stores them). */
 typedef struct act_q8 { const int16_t *q; const float *d; } act_q8;
 
+/* Where prepare_act_q8_0 put the quants and scales of n columns. */
+M64_INLINE act_q8 act_q8_view(const uint8_t *scratch, uint32_t n) {
+  return (act_q8){(const int16_t *)scratch, (const float *)(scratch + (size_t)n * 2)};
+}
+
 M64_INLINE act_q8 prepare_act_q8_0(uint8_t *scratch, const float *x, uint32_t n) {
   int16_t *q = (int16_t *)scratch;
   float *d = (float *)(scratch + (size_t)n * 2);
@@ -204,7 +231,7 @@ M64_INLINE act_q8 prepare_act_q8_0(uint8_t *scratch, const float *x, uint32_t n)
       wasm_v128_store(q + b * QK8_0 + j, wasm_i16x8_narrow_i32x4(lo, hi));
     }
   }
-  return (act_q8){q, d};
+  return act_q8_view(scratch, n);
 }
 
 /* f16 -> f32 by table for the per-block weight scales on the hot path (256 KiB, built on
@@ -236,11 +263,12 @@ M64_INLINE v128_t fma_block(v128_t acc, v128_t isum, float dw, float dx) {
 }
 
 /* ------------------------------------------------------------------ Q8_0 weights */
+M64_INLINE void act_q8_0(uint8_t *xq, const float *x, uint32_t cols) { prepare_act_q8_0(xq, x, cols); }
+
 /* Two rows per pass share the activation loads. */
-M64_INLINE void matvec_q8_0(float *out, const uint8_t *w, const float *x, uint8_t *scratch,
-                            uint32_t rows, uint32_t cols) {
+M64_INLINE void rows_q8_0(float *out, const uint8_t *w, const uint8_t *xq, uint32_t rows, uint32_t cols) {
   f16_table_init();
-  const act_q8 a = prepare_act_q8_0(scratch, x, cols);
+  const act_q8 a = act_q8_view(xq, cols);
   const uint32_t nb = cols / QK8_0;
   const uint64_t row_bytes = (uint64_t)nb * Q8_0_BYTES;
   uint32_t r = 0;
@@ -267,6 +295,12 @@ M64_INLINE void matvec_q8_0(float *out, const uint8_t *w, const float *x, uint8_
   }
 }
 
+M64_INLINE void matvec_q8_0(float *out, const uint8_t *w, const float *x, uint8_t *scratch,
+                            uint32_t rows, uint32_t cols) {
+  act_q8_0(scratch, x, cols);
+  rows_q8_0(out, w, scratch, rows, cols);
+}
+
 M64_INLINE void dequant_row_q8_0(float *out, const uint8_t *row, uint32_t n) {
   for (uint32_t b = 0; b < n / QK8_0; b++) {
     const uint8_t *blk = row + b * Q8_0_BYTES;
@@ -284,10 +318,11 @@ M64_INLINE void unpack_q4_0(const uint8_t *qs, v128_t *lo, v128_t *hi) {
   *hi = wasm_i8x16_sub(wasm_u8x16_shr(packed, 4), eight);
 }
 
-M64_INLINE void matvec_q4_0(float *out, const uint8_t *w, const float *x, uint8_t *scratch,
-                            uint32_t rows, uint32_t cols) {
+M64_INLINE void act_q4_0(uint8_t *xq, const float *x, uint32_t cols) { prepare_act_q8_0(xq, x, cols); }
+
+M64_INLINE void rows_q4_0(float *out, const uint8_t *w, const uint8_t *xq, uint32_t rows, uint32_t cols) {
   f16_table_init();
-  const act_q8 a = prepare_act_q8_0(scratch, x, cols);
+  const act_q8 a = act_q8_view(xq, cols);
   const uint32_t nb = cols / QK8_0;
   const uint64_t row_bytes = (uint64_t)nb * Q4_0_BYTES;
   uint32_t r = 0;
@@ -319,6 +354,12 @@ M64_INLINE void matvec_q4_0(float *out, const uint8_t *w, const float *x, uint8_
   }
 }
 
+M64_INLINE void matvec_q4_0(float *out, const uint8_t *w, const float *x, uint8_t *scratch,
+                            uint32_t rows, uint32_t cols) {
+  act_q4_0(scratch, x, cols);
+  rows_q4_0(out, w, scratch, rows, cols);
+}
+
 M64_INLINE void dequant_row_q4_0(float *out, const uint8_t *row, uint32_t n) {
   for (uint32_t b = 0; b < n / QK8_0; b++) {
     const uint8_t *blk = row + b * Q4_0_BYTES;
@@ -333,5 +374,6 @@ M64_INLINE void dequant_row_q4_0(float *out, const uint8_t *row, uint32_t n) {
 /* More families, each adding its rows to kernel_types.h. */
 #include "kernels_legacy.h" /* Q4_1, Q5_0, Q5_1, BF16, IQ4_NL */
 #include "kernels_kquants.h" /* Q2_K..Q6_K, IQ4_XS over Q8_K activations */
+#include "kernels_batch.h"   /* several inputs at once (prefill) */
 
 #endif /* M64_KERNELS_H */

@@ -203,22 +203,27 @@ M64_INLINE void dot_legacy_rows(int kind, int nr, float *out, const uint8_t *w, 
   }
 }
 
-M64_INLINE void matvec_legacy(int kind, float *out, const uint8_t *w, const float *x, uint8_t *scratch,
-                              uint32_t rows, uint32_t cols) {
+/* The activation of one input as `kind` consumes it (scratch layout above). */
+M64_INLINE void act_legacy(int kind, uint8_t *xq, const float *x, uint32_t cols) {
+  if (legacy_has_min(kind)) prepare_act_q8_1(xq, x, cols);
+  else prepare_act_q8_0(xq, x, cols);
+}
+
+M64_INLINE void rows_legacy(int kind, float *out, const uint8_t *w, const uint8_t *xq, uint32_t rows,
+                            uint32_t cols) {
   const uint32_t nb = cols / QK8_0;
-  const int16_t *xq;
-  const float *xd, *xs = 0;
-  if (legacy_has_min(kind)) {
-    act_q8_1 a = prepare_act_q8_1(scratch, x, cols);
-    xq = a.q, xd = a.d, xs = a.s;
-  } else {
-    act_q8 a = prepare_act_q8_0(scratch, x, cols);
-    xq = a.q, xd = a.d;
-  }
+  const act_q8 a = act_q8_view(xq, cols);
+  const float *xs = legacy_has_min(kind) ? a.d + nb : 0; /* Q8_1: the sums follow the scales */
   const uint64_t row_bytes = (uint64_t)nb * legacy_block_bytes(kind);
   uint32_t r = 0;
-  for (; r + 2 <= rows; r += 2) dot_legacy_rows(kind, 2, out + r, w + r * row_bytes, row_bytes, xq, xd, xs, nb);
-  if (r < rows) dot_legacy_rows(kind, 1, out + r, w + r * row_bytes, row_bytes, xq, xd, xs, nb);
+  for (; r + 2 <= rows; r += 2) dot_legacy_rows(kind, 2, out + r, w + r * row_bytes, row_bytes, a.q, a.d, xs, nb);
+  if (r < rows) dot_legacy_rows(kind, 1, out + r, w + r * row_bytes, row_bytes, a.q, a.d, xs, nb);
+}
+
+M64_INLINE void matvec_legacy(int kind, float *out, const uint8_t *w, const float *x, uint8_t *scratch,
+                              uint32_t rows, uint32_t cols) {
+  act_legacy(kind, scratch, x, cols);
+  rows_legacy(kind, out, w, scratch, rows, cols);
 }
 
 /* Dequantizes a row of n (multiple of 32) elements: x = d*q (+ m), one f32 multiply and add. */
@@ -254,12 +259,20 @@ M64_INLINE void matvec_q4_1(float *out, const uint8_t *w, const float *x, uint8_
 M64_INLINE void dequant_row_q4_1(float *out, const uint8_t *row, uint32_t n) {
   dequant_legacy(M64_LK_Q4_1, out, row, n);
 }
+M64_INLINE void act_q4_1(uint8_t *xq, const float *x, uint32_t cols) { act_legacy(M64_LK_Q4_1, xq, x, cols); }
+M64_INLINE void rows_q4_1(float *out, const uint8_t *w, const uint8_t *xq, uint32_t rows, uint32_t cols) {
+  rows_legacy(M64_LK_Q4_1, out, w, xq, rows, cols);
+}
 M64_INLINE void matvec_q5_0(float *out, const uint8_t *w, const float *x, uint8_t *scratch,
                             uint32_t rows, uint32_t cols) {
   matvec_legacy(M64_LK_Q5_0, out, w, x, scratch, rows, cols);
 }
 M64_INLINE void dequant_row_q5_0(float *out, const uint8_t *row, uint32_t n) {
   dequant_legacy(M64_LK_Q5_0, out, row, n);
+}
+M64_INLINE void act_q5_0(uint8_t *xq, const float *x, uint32_t cols) { act_legacy(M64_LK_Q5_0, xq, x, cols); }
+M64_INLINE void rows_q5_0(float *out, const uint8_t *w, const uint8_t *xq, uint32_t rows, uint32_t cols) {
+  rows_legacy(M64_LK_Q5_0, out, w, xq, rows, cols);
 }
 M64_INLINE void matvec_q5_1(float *out, const uint8_t *w, const float *x, uint8_t *scratch,
                             uint32_t rows, uint32_t cols) {
@@ -268,12 +281,20 @@ M64_INLINE void matvec_q5_1(float *out, const uint8_t *w, const float *x, uint8_
 M64_INLINE void dequant_row_q5_1(float *out, const uint8_t *row, uint32_t n) {
   dequant_legacy(M64_LK_Q5_1, out, row, n);
 }
+M64_INLINE void act_q5_1(uint8_t *xq, const float *x, uint32_t cols) { act_legacy(M64_LK_Q5_1, xq, x, cols); }
+M64_INLINE void rows_q5_1(float *out, const uint8_t *w, const uint8_t *xq, uint32_t rows, uint32_t cols) {
+  rows_legacy(M64_LK_Q5_1, out, w, xq, rows, cols);
+}
 M64_INLINE void matvec_iq4_nl(float *out, const uint8_t *w, const float *x, uint8_t *scratch,
                               uint32_t rows, uint32_t cols) {
   matvec_legacy(M64_LK_IQ4_NL, out, w, x, scratch, rows, cols);
 }
 M64_INLINE void dequant_row_iq4_nl(float *out, const uint8_t *row, uint32_t n) {
   dequant_legacy(M64_LK_IQ4_NL, out, row, n);
+}
+M64_INLINE void act_iq4_nl(uint8_t *xq, const float *x, uint32_t cols) { act_legacy(M64_LK_IQ4_NL, xq, x, cols); }
+M64_INLINE void rows_iq4_nl(float *out, const uint8_t *w, const uint8_t *xq, uint32_t rows, uint32_t cols) {
+  rows_legacy(M64_LK_IQ4_NL, out, w, xq, rows, cols);
 }
 
 /* ------------------------------------------------------------------ BF16 */
@@ -330,13 +351,21 @@ M64_INLINE float dot_bf16(const uint8_t *w, const float *x, uint32_t n) {
 }
 
 /* x rounded to bf16 precision (kept as f32 in scratch), as llama.cpp feeds BF16 weights. */
-M64_INLINE void matvec_bf16(float *out, const uint8_t *w, const float *x, uint8_t *scratch,
-                            uint32_t rows, uint32_t cols) {
-  float *xr = (float *)scratch;
+M64_INLINE void act_bf16(uint8_t *xq, const float *x, uint32_t cols) {
+  float *xr = (float *)xq;
   uint32_t i = 0;
   for (; i + 4 <= cols; i += 4) wasm_v128_store(xr + i, f32x4_round_bf16(wasm_v128_load(x + i)));
   for (; i < cols; i++) xr[i] = f32_round_bf16(x[i]);
-  for (uint32_t r = 0; r < rows; r++) out[r] = dot_bf16(w + (uint64_t)r * cols * 2, xr, cols);
+}
+
+M64_INLINE void rows_bf16(float *out, const uint8_t *w, const uint8_t *xq, uint32_t rows, uint32_t cols) {
+  for (uint32_t r = 0; r < rows; r++) out[r] = dot_bf16(w + (uint64_t)r * cols * 2, (const float *)xq, cols);
+}
+
+M64_INLINE void matvec_bf16(float *out, const uint8_t *w, const float *x, uint8_t *scratch,
+                            uint32_t rows, uint32_t cols) {
+  act_bf16(scratch, x, cols);
+  rows_bf16(out, w, scratch, rows, cols);
 }
 
 M64_INLINE void dequant_row_bf16(float *out, const uint8_t *row, uint32_t n) {

@@ -39,16 +39,22 @@ typedef struct BlockWeights {
 } BlockWeights;
 
 /* ---- products split across the host's threads ----
- * A slice runs one kernel family on `rows` consecutive rows for one input vector; every
- * thread has its own scratch for the activation as the weights' dot product consumes it
- * (rounded to f16, quantized to Q8_0 blocks, ...), which each thread prepares itself:
- * O(cols), against O(rows * cols) for its rows. With several inputs (prefill), rows go
- * in chunks of about 256 KiB of weights, each chunk used for every input while it is in
- * the cache: the weights come from memory once per batch, not once per token. */
-typedef void (*slice_fn)(float *out, const uint8_t *w, const float *x, uint8_t *scratch,
-                         uint32_t rows);
+ * A slice runs one kernel family on `rows` consecutive rows: `vec` for one input vector,
+ * `mat` for n inputs whose activations `act` prepared (kernels_batch.h). Every thread has
+ * its own scratch for the activations as the weights' dot product consumes them (rounded
+ * to f16, quantized to Q8_0 blocks, ...), which each thread prepares itself, once per
+ * product: O(n * cols), against O(rows * cols * n) for its rows. With several inputs
+ * (prefill), rows go in chunks of about 256 KiB of weights, each chunk used for every
+ * input while it is in the cache: the weights come from memory once per batch, not once
+ * per token. */
+typedef struct Slice {
+  void (*vec)(float *out, const uint8_t *w, const float *x, uint8_t *scratch, uint32_t rows);
+  void (*act)(uint8_t *xq, const float *x);
+  void (*mat)(float *out, uint32_t out_stride, const uint8_t *w, const uint8_t *xq, uint32_t rows,
+              uint32_t n);
+} Slice;
 typedef struct MatmulJob {
-  slice_fn slice;
+  const Slice *slice;
   float *out;
   const uint8_t *w;
   const float *x;
@@ -56,7 +62,7 @@ typedef struct MatmulJob {
 } MatmulJob;
 
 #define MAX_THREADS 64u
-#define MAX_BATCH 32u
+#define MAX_BATCH M64_MAX_BATCH
 static MatmulJob g_job;
 static uint8_t *g_scratch[MAX_THREADS];
 static uint32_t g_threads = 1;
@@ -68,16 +74,16 @@ static uint32_t g_threads = 1;
 /* Rows [r0, r1) of the job for every input, chunk by chunk. */
 static void matmul_rows(const MatmulJob *j, uint32_t r0, uint32_t r1, uint8_t *scratch) {
   if (j->n == 1) {
-    j->slice(j->out + r0, j->w + (uint64_t)r0 * j->row_bytes, j->x, scratch, r1 - r0);
+    j->slice->vec(j->out + r0, j->w + (uint64_t)r0 * j->row_bytes, j->x, scratch, r1 - r0);
     return;
   }
+  for (uint32_t t = 0; t < j->n; t++)
+    j->slice->act(scratch + (uint64_t)t * M64_ACT_STRIDE(j->cols), j->x + (uint64_t)t * j->cols);
   uint32_t chunk = (CHUNK_BYTES / j->row_bytes) & ~3u;
   if (chunk < 4) chunk = 4;
   for (uint32_t c0 = r0; c0 < r1; c0 += chunk) {
     const uint32_t c1 = c0 + chunk < r1 ? c0 + chunk : r1;
-    for (uint32_t t = 0; t < j->n; t++)
-      j->slice(j->out + (uint64_t)t * j->rows + c0, j->w + (uint64_t)c0 * j->row_bytes,
-               j->x + (uint64_t)t * j->cols, scratch, c1 - c0);
+    j->slice->mat(j->out + c0, j->rows, j->w + (uint64_t)c0 * j->row_bytes, scratch, c1 - c0, j->n);
   }
 }
 
@@ -90,7 +96,7 @@ void m64_worker(uint32_t i, uint32_t n) {
   if (r0 < r1) matmul_rows(j, r0, r1, g_scratch[i]);
 }
 
-static void run_matmul(slice_fn slice, float *out, const uint8_t *w, const float *x,
+static void run_matmul(const Slice *slice, float *out, const uint8_t *w, const float *x,
                        uint32_t rows, uint32_t row_bytes, uint32_t cols, uint32_t n) {
   g_job = (MatmulJob){slice, out, w, x, rows, row_bytes, cols, n};
   if (g_threads == 1 || (uint64_t)rows * row_bytes < PARALLEL_MIN_BYTES)

@@ -22,6 +22,22 @@ void kn_matvec(uint32_t type, float *out, const uint8_t *w, const float *x, uint
   abort();
 }
 
+void kn_matmat(uint32_t type, float *out, const uint8_t *w, const float *x, uint32_t rows,
+               uint32_t cols, uint32_t n) {
+  const size_t stride = M64_ACT_STRIDE(cols);
+  uint8_t *xq = malloc(stride * n);
+#define X(id, sfx, name, act)                                                                  \
+  if (type == id) {                                                                            \
+    for (uint32_t t = 0; t < n; t++) act_##sfx(xq + t * stride, x + (size_t)t * cols, cols); \
+    matmat_##sfx(out, rows, w, xq, rows, cols, n);                                             \
+    free(xq);                                                                                  \
+    return;                                                                                    \
+  }
+  M64_KERNEL_TYPES(X)
+#undef X
+  abort();
+}
+
 void kn_dequant_row(uint32_t type, float *out, const uint8_t *row, uint32_t n) {
 #define X(id, sfx, name, act) \
   if (type == id) { dequant_row_##sfx(out, row, n); return; }

@@ -9,6 +9,10 @@ extern "C" {
 int kn_supported(uint32_t type);
 void kn_matvec(uint32_t type, float *out, const uint8_t *w, const float *x, uint32_t rows,
                uint32_t cols);
+/* The batch path (kernels_batch.h): each of the n inputs x[t * cols..] prepared once by
+ * act_<sfx>, then out[t * rows + r] for every row r through matmat_<sfx>. */
+void kn_matmat(uint32_t type, float *out, const uint8_t *w, const float *x, uint32_t rows,
+               uint32_t cols, uint32_t n);
 void kn_dequant_row(uint32_t type, float *out, const uint8_t *row, uint32_t n);
 float kn_f16_to_f32(uint16_t h);
 uint16_t kn_f32_to_f16(float f);

@@ -1,0 +1,124 @@
+// batch_kernels_test.cc — the prefill path (kernels_batch.h: each input's activation
+// prepared once, then matmat over n inputs) against the matvec of each input: every
+// (row, input) output bit for bit, for every kernel type, with input counts that leave
+// short tiles and row counts that leave short row groups.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "kernels_native.h"
+#include "m64_formats.h"
+
+namespace {
+
+struct BType {
+  uint32_t id;
+  const char *name;
+  uint32_t block;            // elements per block
+  std::vector<int> f16_at;   // byte offsets of f16 scales inside a block (quant types)
+};
+
+const std::vector<BType> &btypes() {
+  static const std::vector<BType> t = {
+      {M64_GGML_F32, "F32", 1, {}},           {M64_GGML_F16, "F16", 1, {}},
+      {M64_GGML_BF16, "BF16", 1, {}},         {M64_GGML_Q8_0, "Q8_0", 32, {0}},
+      {M64_GGML_Q4_0, "Q4_0", 32, {0}},       {M64_GGML_Q4_1, "Q4_1", 32, {0, 2}},
+      {M64_GGML_Q5_0, "Q5_0", 32, {0}},       {M64_GGML_Q5_1, "Q5_1", 32, {0, 2}},
+      {M64_GGML_IQ4_NL, "IQ4_NL", 32, {0}},   {M64_GGML_Q2_K, "Q2_K", 256, {80, 82}},
+      {M64_GGML_Q3_K, "Q3_K", 256, {108}},    {M64_GGML_Q4_K, "Q4_K", 256, {0, 2}},
+      {M64_GGML_Q5_K, "Q5_K", 256, {0, 2}},   {M64_GGML_Q6_K, "Q6_K", 256, {208}},
+      {M64_GGML_IQ4_XS, "IQ4_XS", 256, {0}},
+  };
+  return t;
+}
+
+uint32_t f32_bits(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return u;
+}
+
+// Random weights of `rows` rows: random bytes with every f16 field (scales, or whole
+// elements for F16/BF16/F32) a finite value of a realistic size.
+std::vector<uint8_t> random_weights(const BType &t, uint32_t rows, uint32_t cols, std::mt19937 &rng) {
+  uint64_t row_bytes = 0;
+  EXPECT_EQ(m64_ggml_row_bytes(t.id, cols, &row_bytes), 0);
+  std::vector<uint8_t> w(row_bytes * rows);
+  std::uniform_int_distribution<int> byte(0, 255);
+  std::uniform_real_distribution<float> val(-1.0f, 1.0f);
+  for (auto &b : w) b = (uint8_t)byte(rng);
+  const size_t n = (size_t)rows * cols;
+  if (t.id == M64_GGML_F32) {
+    for (size_t i = 0; i < n; i++) {
+      float f = val(rng);
+      std::memcpy(&w[4 * i], &f, 4);
+    }
+  } else if (t.id == M64_GGML_F16 || t.id == M64_GGML_BF16) {
+    for (size_t i = 0; i < n; i++) {
+      const float f = val(rng);
+      const uint16_t h = t.id == M64_GGML_F16 ? kn_f32_to_f16(f) : (uint16_t)(f32_bits(f) >> 16);
+      w[2 * i] = (uint8_t)h;
+      w[2 * i + 1] = (uint8_t)(h >> 8);
+    }
+  } else {
+    const uint64_t block_bytes = row_bytes / (cols / t.block);
+    for (size_t b = 0; b < n / t.block; b++)
+      for (int at : t.f16_at) {
+        const uint16_t h = kn_f32_to_f16(val(rng) * 0.05f);
+        w[b * block_bytes + at] = (uint8_t)h;
+        w[b * block_bytes + at + 1] = (uint8_t)(h >> 8);
+      }
+  }
+  return w;
+}
+
+void check(const BType &t, uint32_t rows, uint32_t cols, uint32_t n, std::mt19937 &rng) {
+  const std::vector<uint8_t> w = random_weights(t, rows, cols, rng);
+  std::vector<float> x((size_t)n * cols);
+  std::normal_distribution<float> g(0.0f, 1.0f);
+  for (auto &v : x) v = g(rng);
+  if (n > 1)  // an all-zero stretch: the quantizers' d = 0 path
+    for (uint32_t i = 0; i < 256 && i < cols; i++) x[cols + i] = 0.0f;
+  std::vector<float> got((size_t)n * rows, -1.0f), want((size_t)n * rows, -2.0f);
+  kn_matmat(t.id, got.data(), w.data(), x.data(), rows, cols, n);
+  for (uint32_t i = 0; i < n; i++)
+    kn_matvec(t.id, want.data() + (size_t)i * rows, w.data(), x.data() + (size_t)i * cols, rows, cols);
+  for (uint32_t i = 0; i < n; i++)
+    for (uint32_t r = 0; r < rows; r++) {
+      const float a = got[(size_t)i * rows + r], b = want[(size_t)i * rows + r];
+      ASSERT_EQ(f32_bits(a), f32_bits(b)) << t.name << " rows " << rows << " cols " << cols << " n " << n
+                                          << ": input " << i << " row " << r << ": batch " << a
+                                          << ", matvec " << b;
+    }
+}
+
+TEST(BatchKernels, EqualsMatvecBitForBit) {
+  std::mt19937 rng(20261126);
+  const uint32_t ns[] = {1, 2, 3, 5, 8, 32};
+  for (const BType &t : btypes()) {
+    ASSERT_TRUE(kn_supported(t.id)) << t.name;
+    const std::vector<uint32_t> cols = t.block == 256 ? std::vector<uint32_t>{256, 512, 4096}
+                                                      : std::vector<uint32_t>{32, 96, 160, 4096};
+    for (uint32_t c : cols)
+      for (uint32_t rows : {1u, 4u, 6u, 13u, 37u})
+        for (uint32_t n : ns) {
+          if (c == 4096 && rows > 13 && n > 8) continue;  // keep the run short
+          check(t, rows, c, n, rng);
+          if (HasFatalFailure()) return;
+        }
+  }
+}
+
+// More inputs than one batch (the kernels take any n; the module passes at most 32).
+TEST(BatchKernels, MoreInputsThanABatch) {
+  std::mt19937 rng(7);
+  for (const BType &t : btypes()) {
+    check(t, 21, t.block == 256 ? 512 : 96, 37, rng);
+    if (HasFatalFailure()) return;
+  }
+}
+
+}  // namespace
