@@ -46,25 +46,15 @@
       rows_##sfx(out + (size_t)t * out_stride, w, xq + (size_t)t * M64_ACT_STRIDE(cols), rows, cols);   \
   }
 
-/* The other K-quants: each row as the matvec's leftover row loop (kq_blk_<sfx> per block,
- * summed in f32 in block order), which is also what its paired rows compute. */
+/* The other K-quants: each row as the matvec's unpaired rows (kq_row_<sfx>), which is also
+ * what its paired rows compute. */
 #define KB_KQ_ROWS(sfx, BYTES)                                                                          \
   M64_INLINE void rows_##sfx(float *out, const uint8_t *w, const uint8_t *xq, uint32_t rows,             \
                              uint32_t cols) {                                                           \
     f16_table_init();                                                                                   \
     const uint32_t nb = cols / KQ_QK;                                                                   \
-    const uint8_t *const xq_end = xq + (size_t)nb * KQ8_BYTES;                                          \
-    for (uint32_t r = 0; r < rows; r++) {                                                               \
-      const uint8_t *wb = w + (size_t)r * nb * (BYTES);                                                 \
-      float acc = 0;                                                                                    \
-      for (const uint8_t *xb = xq; xb != xq_end; xb += KQ8_BYTES, wb += (BYTES)) {                      \
-        const uint8_t *xo = xb, *wo = wb;                                                               \
-        KQ_OPAQUE(xo);                                                                                  \
-        KQ_OPAQUE(wo);                                                                                  \
-        acc += kq_blk_##sfx(wo, xo);                                                                    \
-      }                                                                                                 \
-      out[r] = acc;                                                                                     \
-    }                                                                                                   \
+    for (uint32_t r = 0; r < rows; r++)                                                                 \
+      out[r] = kq_row_##sfx(w + (size_t)r * nb * (BYTES), xq, xq + (size_t)nb * KQ8_BYTES);             \
   }
 
 #define KB_KQ_ACT(sfx) \

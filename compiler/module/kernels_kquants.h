@@ -198,9 +198,24 @@ M64_INLINE float kq_block1(v128_t isum, float d) {
   return (float)wasm_i32x4_extract_lane(s, 0) * d;
 }
 
+/* One row's dot product with the expanded activation: kq_blk_<sfx> per block, summed in f32
+ * in block order (the rows a matvec does not pair, and the prefill's other K-quants). */
+#define KQ_ROW(sfx, BYTES)                                                                      \
+  M64_INLINE float kq_row_##sfx(const uint8_t *wb, const uint8_t *xq, const uint8_t *xq_end) {  \
+    float acc = 0;                                                                              \
+    for (const uint8_t *xb = xq; xb != xq_end; xb += KQ8_BYTES, wb += (BYTES)) {                \
+      const uint8_t *xo = xb, *wo = wb;                                                         \
+      KQ_OPAQUE(xo);                                                                            \
+      KQ_OPAQUE(wo);                                                                            \
+      acc += kq_blk_##sfx(wo, xo);                                                              \
+    }                                                                                           \
+    return acc;                                                                                 \
+  }
+
 /* Two rows per pass: the activation loads of one block are shared by both rows (in the
  * AOT-compiled wasm every load costs an address computation and a base reload). */
 #define KQ_MATVEC(sfx, BYTES)                                                                   \
+  KQ_ROW(sfx, BYTES)                                                                            \
   M64_INLINE void matvec_##sfx(float *out, const uint8_t *w, const float *x, uint8_t *xq,       \
                                uint32_t rows, uint32_t cols) {                                  \
     f16_table_init();                                                                           \
@@ -225,17 +240,7 @@ M64_INLINE float kq_block1(v128_t isum, float d) {
       out[r] = acc0;                                                                            \
       out[r + 1] = acc1;                                                                        \
     }                                                                                           \
-    for (; r < rows; r++) {                                                                     \
-      const uint8_t *wb = w + r * row_bytes;                                                    \
-      float acc = 0;                                                                            \
-      for (const uint8_t *xb = xq; xb != xq_end; xb += KQ8_BYTES, wb += (BYTES)) {              \
-        const uint8_t *xo = xb, *wo = wb;                                                       \
-        KQ_OPAQUE(xo);                                                                          \
-        KQ_OPAQUE(wo);                                                                          \
-        acc += kq_blk_##sfx(wo, xo);                                                            \
-      }                                                                                         \
-      out[r] = acc;                                                                             \
-    }                                                                                           \
+    for (; r < rows; r++) out[r] = kq_row_##sfx(w + r * row_bytes, xq, xq_end);                 \
   }
 
 /* Hides a pointer's origin from the optimizer: loads at constant offsets from it then
@@ -263,6 +268,7 @@ M64_INLINE v128_t kq_lane0x4(v128_t a, v128_t b, v128_t c, v128_t d) {
  * acc += S * (d * dx) - M * (dmin * dx). The activation loads are shared by four rows.
  * Leftover rows go through kq_blk_<sfx>, which gives the same numbers. */
 #define KQ_MATVEC4(sfx, BYTES)                                                                  \
+  KQ_ROW(sfx, BYTES)                                                                            \
   M64_INLINE void matvec_##sfx(float *out, const uint8_t *w, const float *x, uint8_t *xq,       \
                                uint32_t rows, uint32_t cols) {                                  \
     f16_table_init();                                                                           \
@@ -289,17 +295,7 @@ M64_INLINE v128_t kq_lane0x4(v128_t a, v128_t b, v128_t c, v128_t d) {
       }                                                                                         \
       wasm_v128_store(out + r, acc);                                                            \
     }                                                                                           \
-    for (; r < rows; r++) {                                                                     \
-      const uint8_t *wb = w + r * row_bytes;                                                    \
-      float acc = 0;                                                                            \
-      for (const uint8_t *xb = xq; xb != xq_end; xb += KQ8_BYTES, wb += (BYTES)) {              \
-        const uint8_t *xo = xb, *wo = wb;                                                       \
-        KQ_OPAQUE(xo);                                                                          \
-        KQ_OPAQUE(wo);                                                                          \
-        acc += kq_blk_##sfx(wo, xo);                                                            \
-      }                                                                                         \
-      out[r] = acc;                                                                             \
-    }                                                                                           \
+    for (; r < rows; r++) out[r] = kq_row_##sfx(w + r * row_bytes, xq, xq_end);                 \
   }
 
 /* ------------------------------------------------------------------ Q2_K */
