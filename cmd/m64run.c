@@ -1,8 +1,10 @@
 /* m64run — run a .m64 bundle: a thin client of m64_runtime.h, in llama.cpp's CLI spirit. */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -35,6 +37,9 @@ static void usage(FILE *f) {
           "                      bundle's pages there (no copy; weights read-only to the module)\n"
           "  --no-prefetch       page layers on demand only (no background thread)\n"
           "  --no-verify         skip the SHA-256 check of each layer at its first page-in\n"
+          "                      (also skipped when an earlier run checked every layer of\n"
+          "                      this unchanged file: see ~/.cache/m64/verified)\n"
+          "  --reverify          check the layers even so\n"
           "  --local-native-only run only native code `m64c aot` compiled on this machine\n"
           "                      (for bundles from others; see SECURITY.md)\n"
           "  --special           special-token text in the prompt (e.g. <|eot_id|>) becomes that\n"
@@ -95,6 +100,62 @@ static char *read_text_file(const char *path, size_t *len) {
   return buf;
 }
 
+/* ---- verified-bundle stamps ----
+ * Hashing every layer at its first page-in keeps a damaged bundle from being used, but on
+ * a 7B model it costs ~24 s before the first token, at every start. After a run has hashed
+ * every layer (the first forward pass places each one), m64run records the bundle's
+ * identity: device, inode, size, modification and change times to the nanosecond, in
+ * $XDG_CACHE_HOME/m64/verified/ (default ~/.cache); a later run on the same unchanged file
+ * skips the hashes. Any write to the file sets its change time, which an unprivileged
+ * user cannot set back, so a bundle changed since is hashed again. */
+static int stamp_path(char *buf, size_t cap, const struct stat *st, int make_dirs) {
+  const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+  char dir[3072];
+  if (xdg && xdg[0] == '/') snprintf(dir, sizeof dir, "%s", xdg);
+  else if (home && home[0] == '/') snprintf(dir, sizeof dir, "%s/.cache", home);
+  else return -1;
+  if (strlen(dir) > 3000 || (make_dirs && mkdir(dir, 0700) != 0 && errno != EEXIST)) return -1;
+  for (const char *sub = "/m64\0/verified\0"; *sub; sub += strlen(sub) + 1) {
+    strcat(dir, sub);
+    if (make_dirs && mkdir(dir, 0700) != 0 && errno != EEXIST) return -1;
+  }
+  snprintf(buf, cap, "%s/%llx-%llx", dir, (unsigned long long)st->st_dev, (unsigned long long)st->st_ino);
+  return 0;
+}
+
+static void stamp_text(char *buf, size_t cap, const struct stat *st) {
+  snprintf(buf, cap, "m64 layers verified: size %lld mtime %lld.%09ld ctime %lld.%09ld\n", (long long)st->st_size,
+           (long long)st->st_mtim.tv_sec, st->st_mtim.tv_nsec, (long long)st->st_ctim.tv_sec, st->st_ctim.tv_nsec);
+}
+
+/* Whether a stamp says this very file (st) had every layer hashed by an earlier run. */
+static int stamp_matches(const struct stat *st) {
+  char path[3200], want[160], have[160] = "";
+  if (stamp_path(path, sizeof path, st, 0)) return 0;
+  FILE *f = fopen(path, "r");
+  if (!f) return 0;
+  const int ok = fgets(have, sizeof have, f) != NULL;
+  fclose(f);
+  stamp_text(want, sizeof want, st);
+  return ok && strcmp(have, want) == 0;
+}
+
+/* Records that the file as it was at start-up (st) had every layer hashed; best effort. */
+static void stamp_write(const struct stat *st, int verbose) {
+  char path[3200], tmp[3300], text[160];
+  if (stamp_path(path, sizeof path, st, 1)) return;
+  snprintf(tmp, sizeof tmp, "%s.%ld", path, (long)getpid());
+  stamp_text(text, sizeof text, st);
+  FILE *f = fopen(tmp, "w");
+  if (!f) return;
+  const int ok = fputs(text, f) >= 0;
+  if (fclose(f) != 0 || !ok || rename(tmp, path) != 0) {
+    unlink(tmp);
+    return;
+  }
+  if (verbose) fprintf(stderr, "m64run: every layer hashed: recorded in %s\n", path);
+}
+
 int main(int argc, char **argv) {
   /* defaults */
   const char *model = NULL, *prompt = "", *prompt_file = NULL;
@@ -102,7 +163,7 @@ int main(int argc, char **argv) {
   float temp = 0.8f, top_p = 0.95f; /* llama.cpp's sampling defaults */
   long top_k = 40;
   unsigned long long seed = (unsigned long long)time(NULL);
-  int json = 0, special = 0, chat = 0, n_predict_given = 0;
+  int json = 0, special = 0, chat = 0, n_predict_given = 0, reverify = 0;
   const char *system_msg = NULL, *chat_template = NULL;
   m64_session_options opt = {.verify_layers = 1, .page_mode = 1};
   long cores = sysconf(_SC_NPROCESSORS_ONLN);
@@ -151,6 +212,7 @@ int main(int argc, char **argv) {
       }
     } else if (!strcmp(a, "--no-prefetch")) opt.no_prefetch = 1;
     else if (!strcmp(a, "--no-verify")) opt.verify_layers = 0;
+    else if (!strcmp(a, "--reverify")) reverify = 1;
     else if (!strcmp(a, "--local-native-only")) opt.local_native_only = 1;
     else if (!strcmp(a, "--json")) json = 1;
     else if (!strcmp(a, "--special")) special = 1;
@@ -191,6 +253,15 @@ int main(int argc, char **argv) {
   int rc = 0;
   double t_start = now(), t_prefill = 0, t_decode = 0;
 
+  /* the file as it is now: a stamp of an earlier run spares the layer hashes */
+  struct stat model_st;
+  const int stamped = opt.verify_layers && stat(model, &model_st) == 0;
+  if (stamped && !reverify && stamp_matches(&model_st)) {
+    opt.verify_layers = 0;
+    if (opt.verbose)
+      fprintf(stderr, "m64run: an earlier run hashed every layer of this unchanged bundle: not hashed again "
+                      "(--reverify to hash them)\n");
+  }
   if ((rc = m64_session_open(model, &opt, &s, &e))) goto fail;
   m64_session_seed(s, seed);
   if (chat) {
@@ -235,6 +306,7 @@ int main(int argc, char **argv) {
   double t0 = now();
   if ((rc = m64_session_eval_batch(s, prompt_ids, n_prompt, 0, NULL, &e))) goto fail;
   t_prefill = now() - t0;
+  if (stamped && opt.verify_layers) stamp_write(&model_st, opt.verbose); /* the pass hashed every layer */
 
   /* decode */
   t0 = now();

@@ -402,6 +402,34 @@ TEST(Pager, CorruptLayerIsNamedNotUsed) {
   sh("rm -rf " + d);
 }
 
+// Hashing every layer at each start costs a 7B model ~24 s: m64run records a bundle whose
+// layers it has all hashed and skips the hashes while the file stays unchanged.
+TEST(Pager, AVerifiedBundleIsHashedAgainOnlyOnceItChanges) {
+  NEED_FILE(kOut + "/synth-F32.m64");
+  const std::string d = tmpdir(), bundle = d + "/v.m64";
+  sh("cp " + kOut + "/synth-F32.m64 " + bundle);
+  const std::string run = "XDG_CACHE_HOME=" + d + "/cache " + kBin + "/cmd/m64run " + bundle + " -p 'one two' -n 4 --temp 0 -v";
+  CmdResult r = sh(run + " --no-verify");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(r.out.find("recorded in"), std::string::npos) << "nothing hashed, nothing to record:\n" << r.out;
+  r = sh(run);
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("every layer hashed: recorded in " + d + "/cache/m64/verified/"), std::string::npos) << r.out;
+  CmdResult again = sh(run);
+  ASSERT_EQ(again.code, 0) << again.out;
+  EXPECT_NE(again.out.find("not hashed again"), std::string::npos) << again.out;
+  EXPECT_EQ(sh_stdout(run).out, sh_stdout(run + " --reverify").out) << "same text with and without the hashes";
+  EXPECT_EQ(sh(run + " --reverify").out.find("not hashed again"), std::string::npos);
+  // a changed file is hashed again: the damage is found, not skipped
+  r = sh("size=$(stat -c %s " + bundle + "); printf '\\x5a' | dd of=" + bundle +
+         " bs=1 seek=$((size - 102400)) conv=notrunc status=none");
+  ASSERT_EQ(r.code, 0) << r.out;
+  r = sh(run);
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.out.find("SHA-256 mismatch"), std::string::npos) << r.out;
+  sh("rm -rf " + d);
+}
+
 // ---------------------------------------------------------------- llama-2-tiny-random
 // ---------------------------------------------------------------- llama3-bpe-tiny (BPE)
 // The reference lines: {"text": s, "ids": [...], "detok": s} (JSON strings with escapes).
