@@ -33,10 +33,16 @@ int sh(const std::string &cmd) { return system((cmd + " >/dev/null 2>&1").c_str(
 
 uint64_t align64k(uint64_t x) { return (x + 65535) & ~65535ull; }
 
+// Blocks of ~71 MB (Q8_0, dim 2048, ffn 8192): huge-page placement applies.
+const char *const kLargeBlocks =
+    "--shape small --dim 2048 --layers 3 --heads 16 --kv-heads 16 --ffn 8192 --vocab 512 --type Q8_0";
+
 // A temporary directory with a synthetic bundle built by m64c (--no-aot: the pager never
-// runs the module).
+// runs the module), open as b (null if it could not be made or opened; e says why).
 struct TestBundle {
   std::string dir, path;
+  m64_bundle *b = nullptr;
+  m64_err e{};
   TestBundle(const std::string &shape_flags) {
     char t[] = "/tmp/m64pager.XXXXXX";
     dir = mkdtemp(t);
@@ -44,11 +50,14 @@ struct TestBundle {
     const std::string gguf = dir + "/m.gguf";
     if (sh(kBin + "/test/support/m64-synth " + shape_flags + " --seed 3 -o " + gguf) != 0 ||
         sh(kBin + "/cmd/m64c build -q --no-aot " + gguf + " -o " + path) != 0)
-      path.clear();
+      snprintf(e.msg, sizeof e.msg, "could not make the test bundle in %s", dir.c_str());
+    else if (m64_bundle_open(path.c_str(), &b, &e) != 0)
+      b = nullptr;
     unlink(gguf.c_str());
   }
   ~TestBundle() {
-    if (!path.empty()) unlink(path.c_str());
+    m64_bundle_close(b);
+    unlink(path.c_str());
     rmdir(dir.c_str());
   }
 };
@@ -107,12 +116,10 @@ void walk(m64_pager *p, const m64_bundle *b, const uint8_t *base, uint32_t cache
 }
 
 TEST(PagerPlacement, LargeBlocksSitWhereTheirFilePagesMapWhole) {
-  // blocks of ~71 MB (Q8_0, dim 2048, ffn 8192): huge-page placement applies
-  TestBundle tb("--shape small --dim 2048 --layers 3 --heads 16 --kv-heads 16 --ffn 8192 --vocab 512 --type Q8_0");
-  ASSERT_FALSE(tb.path.empty()) << "could not make the test bundle in " << tb.dir;
-  m64_bundle *b = nullptr;
+  TestBundle tb(kLargeBlocks);
+  ASSERT_NE(tb.b, nullptr) << tb.e.msg;
+  const m64_bundle *b = tb.b;
   m64_err e{};
-  ASSERT_EQ(m64_bundle_open(tb.path.c_str(), &b, &e), 0) << e.msg;
   const uint64_t full = m64_pager_full_cache(b), min = m64_pager_min_cache(b);
   uint64_t plain = 0;
   for (uint32_t l = 0; l < m64_bundle_n_layers(b); l++) plain += align64k(m64_bundle_layer(b, l)->size);
@@ -143,15 +150,13 @@ TEST(PagerPlacement, LargeBlocksSitWhereTheirFilePagesMapWhole) {
       }
     }
   }
-  m64_bundle_close(b);
 }
 
 TEST(PagerPlacement, SmallBlocksKeepThePlainLayout) {
   TestBundle tb("--shape small --layers 2 --type Q8_0");
-  ASSERT_FALSE(tb.path.empty()) << "could not make the test bundle in " << tb.dir;
-  m64_bundle *b = nullptr;
+  ASSERT_NE(tb.b, nullptr) << tb.e.msg;
+  const m64_bundle *b = tb.b;
   m64_err e{};
-  ASSERT_EQ(m64_bundle_open(tb.path.c_str(), &b, &e), 0) << e.msg;
   uint64_t plain = 0, largest = 0;
   for (uint32_t l = 0; l < m64_bundle_n_layers(b); l++) {
     plain += align64k(m64_bundle_layer(b, l)->size);
@@ -169,7 +174,6 @@ TEST(PagerPlacement, SmallBlocksKeepThePlainLayout) {
   ASSERT_EQ(m64_pager_open(&p, b, tb.path.c_str(), ws.base, cache_off, m64_pager_min_cache(b), &o, &e), 0) << e.msg;
   walk(p, b, ws.base, cache_off, m64_pager_min_cache(b), false, 2, "small");
   m64_pager_close(p);
-  m64_bundle_close(b);
 }
 
 // Bytes of the mapping holding `a` that are mapped with 2 MiB entries (FilePmdMapped in
@@ -213,14 +217,13 @@ bool page_cache_has_huge_folios(const std::string &dir) {
 
 TEST(PagerFolios, StreamedLayersOfAFreshlyWrittenBundleMapWhole) {
   // The bundle was just written: its pages are in the page cache, as 4 KiB pages.
-  TestBundle tb("--shape small --dim 2048 --layers 3 --heads 16 --kv-heads 16 --ffn 8192 --vocab 512 --type Q8_0");
-  ASSERT_FALSE(tb.path.empty()) << "could not make the test bundle in " << tb.dir;
+  TestBundle tb(kLargeBlocks);
+  ASSERT_NE(tb.b, nullptr) << tb.e.msg;
   if (!page_cache_has_huge_folios(tb.dir))
     GTEST_SKIP() << "this machine's page cache gives files no 2 MiB folios (transparent huge pages off, or a "
                     "file system without large folios): nothing to map whole";
-  m64_bundle *b = nullptr;
+  const m64_bundle *b = tb.b;
   m64_err e{};
-  ASSERT_EQ(m64_bundle_open(tb.path.c_str(), &b, &e), 0) << e.msg;
   const uint32_t cache_off = 65536;
   const uint64_t cache = m64_pager_min_cache(b);  // globals + one block slot: blocks stream
   Space ws(cache_off + cache, 4096);
@@ -240,7 +243,6 @@ TEST(PagerFolios, StreamedLayersOfAFreshlyWrittenBundleMapWhole) {
     m64_pager_release(p, l);
   }
   m64_pager_close(p);
-  m64_bundle_close(b);
 }
 
 }  // namespace
