@@ -112,7 +112,16 @@ int main(int argc, char **argv) {
   wasm_rt_init();
   wasm2c_kb_instantiate(&inst);
 #endif
-  static const uint32_t shapes[][2] = {{4096, 4096}, {11008, 4096}};
+  uint32_t shapes[2][2] = {{4096, 4096}, {11008, 4096}};
+  size_t nshapes = 2;
+  const char *shape = getenv("M64_BENCH_SHAPE"); /* "ROWSxCOLS": one shape instead */
+  if (shape) {
+    if (sscanf(shape, "%ux%u", &shapes[0][0], &shapes[0][1]) != 2 || !shapes[0][0] || shapes[0][1] % 256) {
+      fprintf(stderr, "bench: M64_BENCH_SHAPE wants ROWSxCOLS, cols a multiple of 256\n");
+      return 2;
+    }
+    nshapes = 1;
+  }
   static const struct { uint32_t id; const char *name; } types[] = {
 #define X(id, sfx, name, act) {id, name},
       M64_KERNEL_TYPES(X)
@@ -120,7 +129,7 @@ int main(int argc, char **argv) {
   };
   for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
     if (only && strcmp(only, types[t].name) != 0) continue;
-    for (size_t s = 0; s < 2; s++) {
+    for (size_t s = 0; s < nshapes; s++) {
       const uint32_t rows = shapes[s][0], cols = shapes[s][1];
       const uint64_t row_bytes = m64_ref_row_bytes(types[t].id, cols);
       if (!row_bytes || !m64_ref_type_supported(types[t].id)) {

@@ -274,6 +274,7 @@ M64_INLINE v128_t kq_lane0x4(v128_t a, v128_t b, v128_t c, v128_t d) {
     f16_table_init();                                                                           \
     quantize_q8_K(xq, x, cols);                                                                 \
     const uint32_t nb = cols / KQ_QK;                                                           \
+    kq_odd_coefs(xq, nb); /* the activation layout the Q4_K dots read */                        \
     const size_t row_bytes = (size_t)nb * (BYTES);                                              \
     const uint8_t *const xq_end = xq + (size_t)nb * KQ8_BYTES;                                  \
     uint32_t r = 0;                                                                             \
@@ -409,10 +410,49 @@ M64_INLINE v128_t kq_scale_min_k4(const uint8_t *s) {
                          (int32_t)(a1 & k6), (int32_t)(((a2 >> 4) & k4) | (((a1 >> 6) & k2) << 4)));
 }
 
-/* One weight block (wb) against one expanded Q8_K block (xb). */
+/* Q4_K's matvec reads each 16-group of the expanded activation as its 8 evens x_e and, in
+ * place of the odds x_o, the coefficients x_o - 256 x_e (|.| <= 32639: still i16). A byte
+ * pair's two low nibbles (n_e, n_o) then go into one i16 lane as n_e + 256 n_o with a
+ * single AND, and n_o alone is that lane's high byte, moved down by a byte shuffle:
+ *   n_e x_e + n_o x_o = (n_e + 256 n_o) x_e + n_o (x_o - 256 x_e),
+ * the same integer sums with one AND and two bit shifts fewer per 16 bytes. The shuffle's
+ * mask is read from memory so that the AOT compiler keeps it a byte shuffle (another
+ * execution port) instead of turning it back into a shift. */
+M64_INLINE void kq_odd_coefs(uint8_t *xq, uint32_t nb) {
+  for (uint32_t b = 0; b < nb; b++) {
+    int16_t *q = (int16_t *)(xq + (size_t)b * KQ8_BYTES + KQ8_Q);
+    for (int g = 0; g < 16; g++) {
+      const v128_t e = wasm_v128_load(q + 16 * g), o = wasm_v128_load(q + 16 * g + 8);
+      wasm_v128_store(q + 16 * g + 8, wasm_i16x8_sub(o, wasm_i16x8_shl(e, 8)));
+    }
+  }
+}
+
+/* Byte 2i + 1 of each lane to byte 2i, zero above: a swizzle index of 16 gives 0. */
+static const uint8_t kq_high_byte_down[16] __attribute__((aligned(16))) = {1, 16, 3, 16, 5, 16, 7, 16,
+                                                                           9, 16, 11, 16, 13, 16, 15, 16};
+M64_INLINE v128_t kq_high_byte_mask(void) {
+  const uint8_t *p = kq_high_byte_down;
+  KQ_OPAQUE(p); /* a load the compiler cannot fold into a constant */
+  return wasm_v128_load(p);
+}
+
+/* 16 bytes of Q4_K nibbles (32 weights) against their activation (xlo: the 16-group of the
+ * low nibbles' elements, xhi: the high nibbles'; layout above): partial sums of the two
+ * sub-blocks, i32x4 each. */
+M64_INLINE void kq_q4_dot16(v128_t v, const int16_t *xlo, const int16_t *xhi, v128_t hb, v128_t *sa, v128_t *sb) {
+  const v128_t m4 = wasm_i8x16_splat(0x0f);
+  const v128_t lo = wasm_v128_and(v, m4), hi = wasm_v128_and(wasm_u16x8_shr(v, 4), m4);
+  *sa = wasm_i32x4_add(wasm_i32x4_dot_i16x8(lo, wasm_v128_load(xlo)),
+                       wasm_i32x4_dot_i16x8(wasm_i8x16_swizzle(lo, hb), wasm_v128_load(xlo + 8)));
+  *sb = wasm_i32x4_add(wasm_i32x4_dot_i16x8(hi, wasm_v128_load(xhi)),
+                       wasm_i32x4_dot_i16x8(wasm_i8x16_swizzle(hi, hb), wasm_v128_load(xhi + 8)));
+}
+
+/* One weight block (wb) against one expanded Q8_K block (xb) in the layout above. */
 M64_INLINE float kq_blk_q4_K(const uint8_t *wb, const uint8_t *xb) {
-  const v128_t m4 = wasm_i16x8_splat(0x000f);
   const int16_t *xv = (const int16_t *)(xb + KQ8_Q);
+  const v128_t hb = kq_high_byte_mask();
   const float dx = kq_load_f32(xb);
   const float d = F16_SCALE(wb) * dx, dmin = F16_SCALE(wb + 2) * dx;
   const v128_t sm = kq_scale_min_k4(wb + 4);
@@ -421,20 +461,11 @@ M64_INLINE float kq_blk_q4_K(const uint8_t *wb, const uint8_t *xb) {
   const v128_t imin = wasm_i32x4_dot_i16x8(wasm_u16x8_extend_high_u8x16(sm), wasm_v128_load(xb + KQ8_BS32));
   v128_t isum = wasm_i32x4_splat(0);
   for (int c = 0; c < 4; c++) { /* elements 64c + (0..31 low nibbles | 32..63 high) */
-    const v128_t v0 = wasm_v128_load(wb + 16 + 32 * c), v1 = wasm_v128_load(wb + 32 + 32 * c);
     const int16_t *xc = xv + 64 * c;
-    /* i16 lanes hold bytes (2k, 2k+1): nibbles split straight into even/odd lanes */
-    v128_t sa = wasm_i32x4_add(
-        wasm_i32x4_add(wasm_i32x4_dot_i16x8(wasm_v128_and(v0, m4), wasm_v128_load(xc)),
-                       wasm_i32x4_dot_i16x8(wasm_v128_and(wasm_u16x8_shr(v0, 8), m4), wasm_v128_load(xc + 8))),
-        wasm_i32x4_add(wasm_i32x4_dot_i16x8(wasm_v128_and(v1, m4), wasm_v128_load(xc + 16)),
-                       wasm_i32x4_dot_i16x8(wasm_v128_and(wasm_u16x8_shr(v1, 8), m4), wasm_v128_load(xc + 24))));
-    v128_t sb = wasm_i32x4_add(
-        wasm_i32x4_add(wasm_i32x4_dot_i16x8(wasm_v128_and(wasm_u16x8_shr(v0, 4), m4), wasm_v128_load(xc + 32)),
-                       wasm_i32x4_dot_i16x8(wasm_u16x8_shr(v0, 12), wasm_v128_load(xc + 40))),
-        wasm_i32x4_add(wasm_i32x4_dot_i16x8(wasm_v128_and(wasm_u16x8_shr(v1, 4), m4), wasm_v128_load(xc + 48)),
-                       wasm_i32x4_dot_i16x8(wasm_u16x8_shr(v1, 12), wasm_v128_load(xc + 56))));
-    isum = wasm_i32x4_add(isum, kq_scale2(sa, sb, ps[c]));
+    v128_t sa0, sb0, sa1, sb1;
+    kq_q4_dot16(wasm_v128_load(wb + 16 + 32 * c), xc, xc + 32, hb, &sa0, &sb0);
+    kq_q4_dot16(wasm_v128_load(wb + 32 + 32 * c), xc + 16, xc + 48, hb, &sa1, &sb1);
+    isum = wasm_i32x4_add(isum, kq_scale2(wasm_i32x4_add(sa0, sa1), wasm_i32x4_add(sb0, sb1), ps[c]));
   }
   return kq_block2(isum, d, imin, dmin);
 }
@@ -455,7 +486,7 @@ M64_INLINE v128_t kq_scale_min_k4_v(v128_t hdr) {
  * *s = sum_j sc_j * dot_j, of *m = sum_j min_j * bsum32_j, of *d / *dm the f16 d / dmin. */
 M64_INLINE void kq4_blk_q4_K(const uint8_t *const w[4], const uint8_t *xb, v128_t *s, v128_t *m, v128_t *d,
                              v128_t *dm) {
-  const v128_t m4 = wasm_i16x8_splat(0x000f);
+  const v128_t hb = kq_high_byte_mask();
   const int16_t *xv = (const int16_t *)(xb + KQ8_Q);
   v128_t hdr[4], sm[4], isum[4], imin[4];
   const v128_t bs32 = wasm_v128_load(xb + KQ8_BS32);
@@ -467,31 +498,13 @@ M64_INLINE void kq4_blk_q4_K(const uint8_t *const w[4], const uint8_t *xb, v128_
   }
   KQ_UNROLL for (int c = 0; c < 4; c++) { /* elements 64c + (0..31 low nibbles | 32..63 high) */
     const int16_t *xc = xv + 64 * c;
-    v128_t sa[4], sb[4];
-    for (int h = 0; h < 2; h++) { /* bytes 32c + 16h.. : elements 16h.. of each half */
-      v128_t v[4];
-      for (int k = 0; k < 4; k++) v[k] = wasm_v128_load(w[k] + 16 + 32 * c + 16 * h);
-      /* i16 lanes hold bytes (2i, 2i+1): nibbles split straight into even/odd lanes */
-      v128_t x = wasm_v128_load(xc + 16 * h);
-      for (int k = 0; k < 4; k++) {
-        v128_t p = wasm_i32x4_dot_i16x8(wasm_v128_and(v[k], m4), x);
-        sa[k] = h ? wasm_i32x4_add(sa[k], p) : p;
-      }
-      x = wasm_v128_load(xc + 16 * h + 8);
-      for (int k = 0; k < 4; k++)
-        sa[k] = wasm_i32x4_add(sa[k], wasm_i32x4_dot_i16x8(wasm_v128_and(wasm_u16x8_shr(v[k], 8), m4), x));
-      x = wasm_v128_load(xc + 32 + 16 * h);
-      for (int k = 0; k < 4; k++) {
-        v128_t p = wasm_i32x4_dot_i16x8(wasm_v128_and(wasm_u16x8_shr(v[k], 4), m4), x);
-        sb[k] = h ? wasm_i32x4_add(sb[k], p) : p;
-      }
-      x = wasm_v128_load(xc + 40 + 16 * h);
-      for (int k = 0; k < 4; k++)
-        sb[k] = wasm_i32x4_add(sb[k], wasm_i32x4_dot_i16x8(wasm_u16x8_shr(v[k], 12), x));
-    }
     for (int k = 0; k < 4; k++) {
+      v128_t sa0, sb0, sa1, sb1;
+      kq_q4_dot16(wasm_v128_load(w[k] + 16 + 32 * c), xc, xc + 32, hb, &sa0, &sb0);
+      kq_q4_dot16(wasm_v128_load(w[k] + 32 + 32 * c), xc + 16, xc + 48, hb, &sa1, &sb1);
       /* i16 lanes [sc_2c x4, sc_2c+1 x4], zero-extended from the scale bytes */
-      isum[k] = wasm_i32x4_add(isum[k], kq_scale2(sa[k], sb[k], kq_pair_u8(sm[k], c)));
+      isum[k] = wasm_i32x4_add(isum[k], kq_scale2(wasm_i32x4_add(sa0, sa1), wasm_i32x4_add(sb0, sb1),
+                                                  kq_pair_u8(sm[k], c)));
     }
   }
   *s = kq_hsum4(isum[0], isum[1], isum[2], isum[3]);

@@ -75,13 +75,9 @@ std::vector<uint8_t> random_weights(const BType &t, uint32_t rows, uint32_t cols
   return w;
 }
 
-void check(const BType &t, uint32_t rows, uint32_t cols, uint32_t n, std::mt19937 &rng) {
-  const std::vector<uint8_t> w = random_weights(t, rows, cols, rng);
-  std::vector<float> x((size_t)n * cols);
-  std::normal_distribution<float> g(0.0f, 1.0f);
-  for (auto &v : x) v = g(rng);
-  if (n > 1)  // an all-zero stretch: the quantizers' d = 0 path
-    for (uint32_t i = 0; i < 256 && i < cols; i++) x[cols + i] = 0.0f;
+// matmat of the n inputs x against the matvec of each: bit for bit.
+void compare(const BType &t, const std::vector<uint8_t> &w, const std::vector<float> &x, uint32_t rows,
+             uint32_t cols, uint32_t n) {
   std::vector<float> got((size_t)n * rows, -1.0f), want((size_t)n * rows, -2.0f);
   kn_matmat(t.id, got.data(), w.data(), x.data(), rows, cols, n);
   for (uint32_t i = 0; i < n; i++)
@@ -93,6 +89,16 @@ void check(const BType &t, uint32_t rows, uint32_t cols, uint32_t n, std::mt1993
                                           << ": input " << i << " row " << r << ": batch " << a
                                           << ", matvec " << b;
     }
+}
+
+void check(const BType &t, uint32_t rows, uint32_t cols, uint32_t n, std::mt19937 &rng) {
+  const std::vector<uint8_t> w = random_weights(t, rows, cols, rng);
+  std::vector<float> x((size_t)n * cols);
+  std::normal_distribution<float> g(0.0f, 1.0f);
+  for (auto &v : x) v = g(rng);
+  if (n > 1)  // an all-zero stretch: the quantizers' d = 0 path
+    for (uint32_t i = 0; i < 256 && i < cols; i++) x[cols + i] = 0.0f;
+  compare(t, w, x, rows, cols, n);
 }
 
 TEST(BatchKernels, EqualsMatvecBitForBit) {
@@ -110,6 +116,28 @@ TEST(BatchKernels, EqualsMatvecBitForBit) {
           if (HasFatalFailure()) return;
         }
   }
+}
+
+// Q4_K's matvec reads odd activations as x_o - 256 x_e (kernels_kquants.h): at its limits,
+// quants of +-127 alternating in sign (|x_o - 256 x_e| = 32639) against nibbles of 15 and
+// 0 with the largest scales and mins, its integer sums must still be the batch kernel's,
+// which reads plain x_o.
+TEST(BatchKernels, Q4KAtTheActivationLayoutsLimits) {
+  const BType &t = btypes()[11];
+  ASSERT_EQ(t.id, (uint32_t)M64_GGML_Q4_K);
+  const uint32_t rows = 8, cols = 512;
+  std::vector<uint8_t> w((size_t)rows * 2 * 144);
+  for (size_t b = 0; b < w.size() / 144; b++) {
+    uint8_t *blk = &w[b * 144];
+    const uint16_t d = kn_f32_to_f16(0.01f), dmin = kn_f32_to_f16(0.02f);
+    blk[0] = (uint8_t)d, blk[1] = (uint8_t)(d >> 8), blk[2] = (uint8_t)dmin, blk[3] = (uint8_t)(dmin >> 8);
+    std::memset(blk + 4, 0xff, 12);  // every 6-bit scale and min 63
+    for (int i = 0; i < 128; i++) blk[16 + i] = (uint8_t)(b % 3 == 0 ? 0xff : b % 3 == 1 ? 0x0f : (i & 1 ? 0xf0 : 0xff));
+  }
+  std::vector<float> x(2 * cols);
+  for (uint32_t i = 0; i < cols; i++) x[i] = i & 1 ? -3.0f : 3.0f;  // odd -127, even +127
+  for (uint32_t i = 0; i < cols; i++) x[cols + i] = i & 1 ? 3.0f : -3.0f;
+  compare(t, w, x, rows, cols, 2);
 }
 
 // More inputs than one batch (the kernels take any n; the module passes at most 32).
