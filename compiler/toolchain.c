@@ -162,13 +162,22 @@ int m64c_compile_wasm(const m64c_workdir *w, int verbose, m64_err *e) {
   return run(w, argv, verbose, e);
 }
 
-/* clang flags for this host's target level; matches m64_host_target(). */
-static const char *host_march(void) {
+/* clang flags for this host's target level (two at most); matches m64_host_target(). */
+static void host_march(const char *flags[2]) {
   const char *t = m64_host_target();
-  if (strcmp(t, "x86_64-v3-linux") == 0) return "-march=x86-64-v3";
-  if (strcmp(t, "x86_64-v2-linux") == 0) return "-march=x86-64-v2";
-  if (strcmp(t, "x86_64-linux") == 0) return "-march=x86-64";
-  return "-O3"; /* other hosts: the compiler's default target */
+  flags[1] = NULL;
+  if (strcmp(t, "x86_64-v4vnni-linux") == 0) {
+    flags[0] = "-march=x86-64-v4";
+    flags[1] = "-mavx512vnni";
+  } else if (strcmp(t, "x86_64-v3-linux") == 0) {
+    flags[0] = "-march=x86-64-v3";
+  } else if (strcmp(t, "x86_64-v2-linux") == 0) {
+    flags[0] = "-march=x86-64-v2";
+  } else if (strcmp(t, "x86_64-linux") == 0) {
+    flags[0] = "-march=x86-64";
+  } else {
+    flags[0] = "-O3"; /* other hosts: the compiler's default target */
+  }
 }
 
 /* wasm2c keeps every load alive with an empty volatile asm taking the loaded value, so
@@ -232,9 +241,12 @@ int m64c_compile_native(const m64c_workdir *w, int verbose, m64_err *e) {
    * the same bundle has to come out byte for byte (-s drops .symtab; dlsym uses .dynsym). */
   char prefix_map[620];
   snprintf(prefix_map, sizeof prefix_map, "-ffile-prefix-map=%s=.", w->path);
-  char *cc[] = {(char *)clang_path(), "-O3", (char *)host_march(), "-fPIC", "-shared", "-w", "-s", prefix_map,
+  const char *march[2];
+  host_march(march);
+  /* march[1], when there is one, goes last: a NULL there ends the list */
+  char *cc[] = {(char *)clang_path(), "-O3", (char *)march[0], "-fPIC", "-shared", "-w", "-s", prefix_map,
                 "-fno-strict-aliasing", "-ffp-contract=off", "-fvisibility=hidden", "-I" M64_SIMDE_INCLUDE_PATH, inc_rt, inc_abi, inc_mod, inc_work,
-                "-DM64_MODULE_HEADER=\"m64mod.h\"", "-o", so, c_out, glue, "-lm", NULL};
+                "-DM64_MODULE_HEADER=\"m64mod.h\"", "-o", so, c_out, glue, "-lm", (char *)march[1], NULL};
   return run(w, cc, verbose, e);
 }
 
