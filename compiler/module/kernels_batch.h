@@ -19,8 +19,8 @@
  * expanded Q8_K's even/odd order, and then dotted in tiles of 2 rows x KB_T inputs: one
  * i32x4.dot_i16x8_s per 8 weights per (row, input), 2 weight and 4 activation loads per
  * 8 dots, 8 i32x4 accumulators (no spills with 16 xmm after AOT). The inputs of a tile
- * are the f32x4 lanes of the block's scaling, as the matvec's four rows are in
- * KQ_MATVEC4. Rows go in groups of KB_ROWS per pass over the blocks, so one block of
+ * are the f32x4 lanes of the block's scaling, each lane doing what kq_block2 / kq_block1
+ * do for one row of the matvec. Rows go in groups of KB_ROWS per pass over the blocks, so one block of
  * every input's activation (n * 576 bytes) stays in L1 for the group while the weights
  * stream through once. Measured (bench/kernels, M64_BENCH_BATCH=32, wasm AOT): per token
  * 1.7x (Q4_K) and 2.2x (Q6_K) the matvec's throughput from memory.
@@ -95,7 +95,7 @@ typedef struct kb_block {
   float d, dmin;
 } kb_block;
 
-/* Q4_K: element order and scales as kq4_blk_q4_K (low nibbles of 32c.. are sub-block 2c,
+/* Q4_K: element order and scales as kq_blk_q4_K (low nibbles of 32c.. are sub-block 2c,
  * high nibbles sub-block 2c + 1; i16 lanes split a byte pair into even/odd elements). */
 M64_INLINE void kb_unpack_q4_K(const uint8_t *wb, kb_block *o) {
   const v128_t m4 = wasm_i16x8_splat(0x000f);
@@ -182,7 +182,7 @@ M64_INLINE void kb_dot_tile(const int16_t *q0, const int16_t *q1, const uint8_t 
 }
 
 /* One row's block sums s into the f32 accumulator of a tile (lanes = inputs), with the
- * matvec's operations per lane: Q4_K as KQ_MATVEC4 / kq_block2, acc += S * (d * dx) -
+ * matvec's operations per lane: Q4_K as kq_block2, acc += S * (d * dx) -
  * M * (dmin * dx); Q6_K as kq_block1, acc += S * (d * dx). */
 M64_INLINE v128_t kb_scale_block(int q6, v128_t acc, v128_t s, const kb_block *b, const uint8_t *const x[KB_T],
                                  v128_t dx) {

@@ -28,10 +28,8 @@
  * Scales are applied by narrowing two sub-blocks' partial sums to i16 and one more
  * dot_i16x8 against [sc_a x4, sc_b x4] (partials fit i16 for every type but IQ4_XS,
  * which multiplies i32 lanes instead). Each block's integer sums are reduced exactly
- * before the f32 scaling. Rows go two per pass so the activation loads are shared (Q4_K:
- * four per pass, with scales/mins unpacked and f16 d/dmin converted in SIMD, the four rows'
- * sums finished in one f32x4; the same numbers per row), and the other weights' f16 scales
- * come from kernels.h's f16 table. Block pointers go through KQ_OPAQUE so loads keep
+ * before the f32 scaling. Rows go two per pass so the activation loads are shared, and
+ * the f16 scales come from kernels.h's f16 table. Block pointers go through KQ_OPAQUE so loads keep
  * immediate offsets in the wasm (measured: fewer instructions per load after AOT).
  * dequant_row_* (embedding lookups, not hot) are scalar, in llama.cpp's operation order,
  * so they match dequantize_row_* exactly.
@@ -162,18 +160,6 @@ M64_INLINE v128_t kq_scale2(v128_t sa, v128_t sb, v128_t sc) {
 #define KQ_UNROLL
 #endif
 
-/* i16 lanes [s[2c] x4, s[2c+1] x4] from the unsigned bytes of s (c = 0..3, constant
- * after unrolling; one byte shuffle with zeroing). */
-M64_INLINE v128_t kq_pair_u8(v128_t s, int c) {
-  const v128_t z = wasm_i32x4_splat(0);
-  switch (c) {
-    case 0: return wasm_i8x16_shuffle(s, z, 0, 16, 0, 16, 0, 16, 0, 16, 1, 16, 1, 16, 1, 16, 1, 16);
-    case 1: return wasm_i8x16_shuffle(s, z, 2, 16, 2, 16, 2, 16, 2, 16, 3, 16, 3, 16, 3, 16, 3, 16);
-    case 2: return wasm_i8x16_shuffle(s, z, 4, 16, 4, 16, 4, 16, 4, 16, 5, 16, 5, 16, 5, 16, 5, 16);
-    default: return wasm_i8x16_shuffle(s, z, 6, 16, 6, 16, 6, 16, 6, 16, 7, 16, 7, 16, 7, 16, 7, 16);
-  }
-}
-
 /* Byte-packed bits moved within each byte by an i16 shift (callers mask the result so
  * no bit crosses between the two bytes of a lane): bit `from` to bit `to`. */
 M64_INLINE v128_t kq_move_bits(v128_t v, int from, int to) {
@@ -213,13 +199,17 @@ M64_INLINE float kq_block1(v128_t isum, float d) {
   }
 
 /* Two rows per pass: the activation loads of one block are shared by both rows (in the
- * AOT-compiled wasm every load costs an address computation and a base reload). */
-#define KQ_MATVEC(sfx, BYTES)                                                                   \
+ * AOT-compiled wasm every load costs an address computation and a base reload), and the
+ * weights still stream from memory as two sequential runs. (Four rows per pass, tried for
+ * Q4_K, did less work per block but read four interleaved streams: measured on a 7B model,
+ * 2 threads, two rows decode ~13% faster.) ACT prepares the activation (quantize_q8_K,
+ * or Q4_K's variant of its layout). */
+#define KQ_MATVEC(sfx, BYTES, ACT)                                                              \
   KQ_ROW(sfx, BYTES)                                                                            \
   M64_INLINE void matvec_##sfx(float *out, const uint8_t *w, const float *x, uint8_t *xq,       \
                                uint32_t rows, uint32_t cols) {                                  \
     f16_table_init();                                                                           \
-    quantize_q8_K(xq, x, cols);                                                                 \
+    ACT(xq, x, cols);                                                                           \
     const uint32_t nb = cols / KQ_QK;                                                           \
     const size_t row_bytes = (size_t)nb * (BYTES);                                              \
     const uint8_t *const xq_end = xq + (size_t)nb * KQ8_BYTES;                                  \
@@ -248,57 +238,6 @@ M64_INLINE float kq_block1(v128_t isum, float d) {
  * instead of loop-strength-reduced i32 address arithmetic per load. Emits no code. */
 #define KQ_OPAQUE(p) __asm__("" : "+r"(p))
 
-/* f16 -> f32 of the low 16 bits of each i32 lane (upper bits zero): f16_to_f32 in SIMD,
- * so equal to the f16 table for every input. */
-M64_INLINE v128_t kq_f16x4(v128_t h) {
-  v128_t f = wasm_f32x4_mul(wasm_i32x4_shl(wasm_v128_and(h, wasm_i32x4_splat(0x7fff)), 13), wasm_f32x4_splat(0x1p112f));
-  const v128_t inf_h = wasm_i32x4_splat(0x7c00);
-  f = wasm_v128_or(f, wasm_v128_and(wasm_i32x4_eq(wasm_v128_and(h, inf_h), inf_h), wasm_i32x4_splat(0x7f800000)));
-  return wasm_v128_or(f, wasm_i32x4_shl(wasm_v128_and(h, wasm_i32x4_splat(0x8000)), 16));
-}
-
-/* Lane 0 of four vectors: [a0, b0, c0, d0]. */
-M64_INLINE v128_t kq_lane0x4(v128_t a, v128_t b, v128_t c, v128_t d) {
-  return wasm_i32x4_shuffle(wasm_i32x4_shuffle(a, b, 0, 4, 0, 4), wasm_i32x4_shuffle(c, d, 0, 4, 0, 4), 0, 1, 4, 5);
-}
-
-/* Four rows per pass, their accumulators in one f32x4: kq4_blk_<sfx> gives, for block b of
- * rows r..r+3, the exact integer sums S (and min sums M) per row with the rows' f16
- * d (and dmin), and each lane then does what kq_block2 does for one row:
- * acc += S * (d * dx) - M * (dmin * dx). The activation loads are shared by four rows.
- * Leftover rows go through kq_blk_<sfx>, which gives the same numbers. */
-#define KQ_MATVEC4(sfx, BYTES)                                                                  \
-  KQ_ROW(sfx, BYTES)                                                                            \
-  M64_INLINE void matvec_##sfx(float *out, const uint8_t *w, const float *x, uint8_t *xq,       \
-                               uint32_t rows, uint32_t cols) {                                  \
-    f16_table_init();                                                                           \
-    quantize_q8_K(xq, x, cols);                                                                 \
-    const uint32_t nb = cols / KQ_QK;                                                           \
-    kq_odd_coefs(xq, nb); /* the activation layout the Q4_K dots read */                        \
-    const size_t row_bytes = (size_t)nb * (BYTES);                                              \
-    const uint8_t *const xq_end = xq + (size_t)nb * KQ8_BYTES;                                  \
-    uint32_t r = 0;                                                                             \
-    for (; r + 4 <= rows; r += 4) {                                                             \
-      const uint8_t *wr[4];                                                                     \
-      for (int k = 0; k < 4; k++) wr[k] = w + (r + k) * row_bytes;                              \
-      v128_t acc = wasm_f32x4_splat(0);                                                         \
-      for (const uint8_t *xb = xq; xb != xq_end; xb += KQ8_BYTES) {                             \
-        const uint8_t *xo = xb, *wo[4] = {wr[0], wr[1], wr[2], wr[3]};                          \
-        KQ_OPAQUE(xo);                                                                          \
-        for (int k = 0; k < 4; k++) KQ_OPAQUE(wo[k]);                                           \
-        v128_t s, m, d, dm;                                                                     \
-        kq4_blk_##sfx(wo, xo, &s, &m, &d, &dm);                                                 \
-        for (int k = 0; k < 4; k++) wr[k] += (BYTES);                                           \
-        const v128_t dx = wasm_f32x4_splat(kq_load_f32(xo));                                    \
-        const v128_t a = wasm_f32x4_mul(wasm_f32x4_convert_i32x4(s), wasm_f32x4_mul(d, dx));    \
-        const v128_t mm = wasm_f32x4_mul(wasm_f32x4_convert_i32x4(m), wasm_f32x4_mul(dm, dx));  \
-        acc = wasm_f32x4_add(acc, wasm_f32x4_sub(a, mm));                                       \
-      }                                                                                         \
-      wasm_v128_store(out + r, acc);                                                            \
-    }                                                                                           \
-    for (; r < rows; r++) out[r] = kq_row_##sfx(w + r * row_bytes, xq, xq_end);                 \
-  }
-
 /* ------------------------------------------------------------------ Q2_K */
 /* One weight block (wb) against one expanded Q8_K block (xb). */
 M64_INLINE float kq_blk_q2_K(const uint8_t *wb, const uint8_t *xb) {
@@ -326,7 +265,7 @@ M64_INLINE float kq_blk_q2_K(const uint8_t *wb, const uint8_t *xb) {
   }
   return kq_block2(isum, d, imin, dmin);
 }
-KQ_MATVEC(q2_K, Q2_K_BYTES)
+KQ_MATVEC(q2_K, Q2_K_BYTES, quantize_q8_K)
 
 M64_INLINE void dequant_row_q2_K(float *out, const uint8_t *row, uint32_t n) {
   for (uint32_t b = 0; b < n / KQ_QK; b++) {
@@ -383,7 +322,7 @@ M64_INLINE float kq_blk_q3_K(const uint8_t *wb, const uint8_t *xb) {
   }
   return kq_block1(isum, d);
 }
-KQ_MATVEC(q3_K, Q3_K_BYTES)
+KQ_MATVEC(q3_K, Q3_K_BYTES, quantize_q8_K)
 
 M64_INLINE void dequant_row_q3_K(float *out, const uint8_t *row, uint32_t n) {
   for (uint32_t b = 0; b < n / KQ_QK; b++) {
@@ -482,38 +421,12 @@ M64_INLINE v128_t kq_scale_min_k4_v(v128_t hdr) {
   return wasm_v128_or(lo, hi);
 }
 
-/* Four rows' blocks (w[k]) against one expanded Q8_K block (xb): per row k, lane k of
- * *s = sum_j sc_j * dot_j, of *m = sum_j min_j * bsum32_j, of *d / *dm the f16 d / dmin. */
-M64_INLINE void kq4_blk_q4_K(const uint8_t *const w[4], const uint8_t *xb, v128_t *s, v128_t *m, v128_t *d,
-                             v128_t *dm) {
-  const v128_t hb = kq_high_byte_mask();
-  const int16_t *xv = (const int16_t *)(xb + KQ8_Q);
-  v128_t hdr[4], sm[4], isum[4], imin[4];
-  const v128_t bs32 = wasm_v128_load(xb + KQ8_BS32);
-  for (int k = 0; k < 4; k++) {
-    hdr[k] = wasm_v128_load(w[k]);
-    sm[k] = kq_scale_min_k4_v(hdr[k]);
-    imin[k] = wasm_i32x4_dot_i16x8(wasm_u16x8_extend_high_u8x16(sm[k]), bs32);
-    isum[k] = wasm_i32x4_splat(0);
-  }
-  KQ_UNROLL for (int c = 0; c < 4; c++) { /* elements 64c + (0..31 low nibbles | 32..63 high) */
-    const int16_t *xc = xv + 64 * c;
-    for (int k = 0; k < 4; k++) {
-      v128_t sa0, sb0, sa1, sb1;
-      kq_q4_dot16(wasm_v128_load(w[k] + 16 + 32 * c), xc, xc + 32, hb, &sa0, &sb0);
-      kq_q4_dot16(wasm_v128_load(w[k] + 32 + 32 * c), xc + 16, xc + 48, hb, &sa1, &sb1);
-      /* i16 lanes [sc_2c x4, sc_2c+1 x4], zero-extended from the scale bytes */
-      isum[k] = wasm_i32x4_add(isum[k], kq_scale2(wasm_i32x4_add(sa0, sa1), wasm_i32x4_add(sb0, sb1),
-                                                  kq_pair_u8(sm[k], c)));
-    }
-  }
-  *s = kq_hsum4(isum[0], isum[1], isum[2], isum[3]);
-  *m = kq_hsum4(imin[0], imin[1], imin[2], imin[3]);
-  const v128_t dd = kq_lane0x4(hdr[0], hdr[1], hdr[2], hdr[3]); /* d | dmin << 16 per row */
-  *d = kq_f16x4(wasm_v128_and(dd, wasm_i32x4_splat(0xffff)));
-  *dm = kq_f16x4(wasm_u32x4_shr(dd, 16));
+/* The expanded Q8_K activation in the layout Q4_K's dots read (above). */
+M64_INLINE void kq_act_q4_K(uint8_t *xq, const float *x, uint32_t cols) {
+  quantize_q8_K(xq, x, cols);
+  kq_odd_coefs(xq, cols / KQ_QK);
 }
-KQ_MATVEC4(q4_K, Q4_K_BYTES)
+KQ_MATVEC(q4_K, Q4_K_BYTES, kq_act_q4_K)
 
 /* One weight block (wb) against one expanded Q8_K block (xb). */
 M64_INLINE float kq_blk_q5_K(const uint8_t *wb, const uint8_t *xb) {
@@ -542,7 +455,7 @@ M64_INLINE float kq_blk_q5_K(const uint8_t *wb, const uint8_t *xb) {
   }
   return kq_block2(isum, d, imin, dmin);
 }
-KQ_MATVEC(q5_K, Q5_K_BYTES)
+KQ_MATVEC(q5_K, Q5_K_BYTES, quantize_q8_K)
 
 /* Q4_K (qh == NULL) and Q5_K rows. */
 M64_INLINE void kq_dequant_k45(float *out, const uint8_t *row, uint32_t n, int five) {
@@ -601,7 +514,7 @@ M64_INLINE float kq_blk_q6_K(const uint8_t *wb, const uint8_t *xb) {
   return kq_block1(isum, d);
 }
 
-KQ_MATVEC(q6_K, Q6_K_BYTES)
+KQ_MATVEC(q6_K, Q6_K_BYTES, quantize_q8_K)
 
 M64_INLINE void dequant_row_q6_K(float *out, const uint8_t *row, uint32_t n) {
   for (uint32_t b = 0; b < n / KQ_QK; b++) {
@@ -661,7 +574,7 @@ M64_INLINE float kq_blk_iq4_xs(const uint8_t *wb, const uint8_t *xb) {
   }
   return kq_block1(isum, d);
 }
-KQ_MATVEC(iq4_xs, IQ4_XS_BYTES)
+KQ_MATVEC(iq4_xs, IQ4_XS_BYTES, quantize_q8_K)
 
 M64_INLINE void dequant_row_iq4_xs(float *out, const uint8_t *row, uint32_t n) {
   static const int8_t kv[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
