@@ -29,8 +29,9 @@
  * dot_i16x8 against [sc_a x4, sc_b x4] (partials fit i16 for every type but IQ4_XS,
  * which multiplies i32 lanes instead). Each block's integer sums are reduced exactly
  * before the f32 scaling. Rows go two per pass so the activation loads are shared, and
- * the f16 scales come from kernels.h's f16 table. Block pointers go through KQ_OPAQUE so loads keep
- * immediate offsets in the wasm (measured: fewer instructions per load after AOT).
+ * the f16 scales come from kernels.h's f16 table. Block pointers go through KQ_OPAQUE so
+ * loads keep immediate offsets in the wasm (measured: fewer instructions per load after
+ * AOT). Q4_K's matvec rewrites the odds of the layout above (see Q4_K below).
  * dequant_row_* (embedding lookups, not hot) are scalar, in llama.cpp's operation order,
  * so they match dequantize_row_* exactly.
  */
@@ -354,9 +355,10 @@ M64_INLINE v128_t kq_scale_min_k4(const uint8_t *s) {
  * pair's two low nibbles (n_e, n_o) then go into one i16 lane as n_e + 256 n_o with a
  * single AND, and n_o alone is that lane's high byte, moved down by a byte shuffle:
  *   n_e x_e + n_o x_o = (n_e + 256 n_o) x_e + n_o (x_o - 256 x_e),
- * the same integer sums with one AND and two bit shifts fewer per 16 bytes. The shuffle's
- * mask is read from memory so that the AOT compiler keeps it a byte shuffle (another
- * execution port) instead of turning it back into a shift. */
+ * the same integer sums, per 16 bytes two byte shuffles in place of two bit shifts and an
+ * AND. The shuffle's mask is read from memory so that the AOT compiler keeps it a byte
+ * shuffle (port 5 on x86, which the shifts and dots leave idle) instead of turning it back
+ * into a shift. */
 M64_INLINE void kq_odd_coefs(uint8_t *xq, uint32_t nb) {
   for (uint32_t b = 0; b < nb; b++) {
     int16_t *q = (int16_t *)(xq + (size_t)b * KQ8_BYTES + KQ8_Q);
