@@ -8,7 +8,7 @@
 static void usage(FILE *f) {
   fprintf(f,
           "usage:\n"
-          "  m64c build MODEL.gguf -o MODEL.m64 [--no-aot] [--keep DIR] [--segment-max SIZE] [-v] [-q]\n"
+          "  m64c build MODEL.gguf -o MODEL.m64 [--no-aot | --target T] [--keep DIR] [--segment-max SIZE] [-v] [-q]\n"
           "      compile a GGUF model into a bundle: layer-indexed image + wasm module + native code\n"
           "  m64c aot MODEL.m64 [-o OUT.m64] [-v]\n"
           "      (re)compile the bundle's wasm module to native code for this host (%s)\n"
@@ -24,6 +24,8 @@ static void usage(FILE *f) {
           "options:\n"
           "  -o PATH            output bundle (build: required; aot: default rewrites in place)\n"
           "  --no-aot           write a wasm-only bundle (add native code later with m64c aot)\n"
+          "  --target T         native code for target T instead of this host's, e.g. x86_64-v3-linux\n"
+          "                     (AVX2) for a bundle that must also run on CPUs without AVX-512\n"
           "  --keep DIR         keep the generated model.c, module.wasm and native code in DIR\n"
           "  --segment-max SIZE largest image segment (default 16G, a browser's memory64 limit)\n"
           "  --compress[=LEVEL] build: write a compressed bundle; zstd LEVEL 1..19 (default 3)\n"
@@ -49,6 +51,7 @@ int main(int argc, char **argv) {
     int has_arg = i + 1 < argc;
     if (!strcmp(a, "-o") && has_arg) o.output = argv[++i];
     else if (!strcmp(a, "--no-aot")) o.no_aot = 1;
+    else if (!strcmp(a, "--target") && has_arg) o.target = argv[++i];
     else if (!strcmp(a, "--keep") && has_arg) o.keep_dir = argv[++i];
     else if (!strcmp(a, "--segment-max") && has_arg) {
       if (!(o.segment_max = m64_parse_size(argv[++i]))) {

@@ -97,7 +97,7 @@ static char *metadata_text(const m64c_plan *p, const char *source, const m64_ggu
 
 /* Writes the native section for module.wasm in the work dir (if AOT is on); local_mark:
  * mark it as made on this machine (m64c aot, runtime/native/local_mark.h). */
-static int add_native(m64_bundle_writer *bw, const m64c_workdir *wd, const uint8_t *wasm,
+static int add_native(m64_bundle_writer *bw, const m64c_workdir *wd, const char *target, const uint8_t *wasm,
                       size_t wasm_size, int local_mark, m64_err *e) {
   uint8_t sha[32], *so = NULL, *sec = NULL;
   size_t so_size = 0, sec_size = 0;
@@ -109,8 +109,8 @@ static int add_native(m64_bundle_writer *bw, const m64c_workdir *wd, const uint8
   snprintf(path, sizeof path, "%s/module.so", wd->path);
   int rc = m64c_read_file(path, &so, &so_size, e);
   if (!rc) rc = m64c_native_section(sha, so, so_size, &sec, &sec_size, e);
-  if (!rc && local_mark) rc = m64_native_section_add_mark(&sec, &sec_size, m64c_host_target(), e);
-  if (!rc) rc = m64_bw_add_section(bw, M64_SEC_NATIVE, m64c_host_target(), sec, sec_size, e);
+  if (!rc && local_mark) rc = m64_native_section_add_mark(&sec, &sec_size, target, e);
+  if (!rc) rc = m64_bw_add_section(bw, M64_SEC_NATIVE, target, sec, sec_size, e);
   free(so);
   free(sec);
   return rc;
@@ -131,6 +131,8 @@ int m64c_build_with(const m64c_options *o, const m64c_tools *tools, m64_err *e) 
   char *meta = NULL;
   FILE *f = NULL;
   int rc;
+  const char *target = o->target ? o->target : m64c_host_target();
+  if (!o->no_aot && (rc = m64c_check_target(target, e))) return rc; /* before any work */
 
   m64c_progress(o->progress, "[1/6] reading %s", o->input);
   if ((rc = m64_gguf_open(o->input, &g, e))) goto done;
@@ -166,8 +168,8 @@ int m64c_build_with(const m64c_options *o, const m64c_tools *tools, m64_err *e) 
   if ((rc = m64c_read_file(path, &wasm, &wasm_size, e))) goto done;
 
   if (!o->no_aot) {
-    m64c_progress(o->progress, "[4/6] AOT-compiling for %s (wasm2c, clang-19 -O3)", m64c_host_target());
-    if ((rc = tools->compile_native(&wd, o->verbose, e))) goto done;
+    m64c_progress(o->progress, "[4/6] AOT-compiling for %s (wasm2c, clang-19 -O3)", target);
+    if ((rc = tools->compile_native(&wd, target, o->verbose, e))) goto done;
   } else {
     m64c_progress(o->progress, "[4/6] skipping AOT (--no-aot)");
   }
@@ -183,7 +185,7 @@ int m64c_build_with(const m64c_options *o, const m64c_tools *tools, m64_err *e) 
   if ((rc = m64_bw_add_section(bw, M64_SEC_METADATA, "metadata", meta, strlen(meta), e))) goto done;
   if ((rc = m64_bw_add_section(bw, M64_SEC_TOKENIZER, "tokenizer", tok, tok_size, e))) goto done;
   if ((rc = m64_bw_add_section(bw, M64_SEC_MODULE_WASM, "module", wasm, wasm_size, e))) goto done;
-  if (!o->no_aot && (rc = add_native(bw, &wd, wasm, wasm_size, 0, e))) goto done;
+  if (!o->no_aot && (rc = add_native(bw, &wd, target, wasm, wasm_size, 0, e))) goto done;
   if ((rc = m64_bw_set_layout(bw, plan.layers, plan.n_layers, plan.tensors, plan.n_tensors, e)))
     goto done;
   for (uint32_t i = 0; i < plan.n_tensors; i++) {
@@ -230,7 +232,7 @@ int m64c_aot(const char *bundle, const char *output, int verbose, m64_err *e) {
   char path[600];
   snprintf(path, sizeof path, "%s/module.wasm", wd.path);
   if ((rc = m64c_write_file(path, wasm->data, wasm->size, e))) goto done;
-  if ((rc = m64c_compile_native(&wd, verbose, e))) goto done;
+  if ((rc = m64c_compile_native(&wd, m64c_host_target(), verbose, e))) goto done;
 
   if ((rc = m64_bw_open(out, &bw, e))) goto done;
   track_temp(bw, &wd);
@@ -244,7 +246,7 @@ int m64c_aot(const char *bundle, const char *output, int verbose, m64_err *e) {
     if (s->kind == M64_SEC_SEGMENT || s->kind == M64_SEC_LAYER_INDEX || s->kind == M64_SEC_NATIVE)
       continue;
     rc = m64_bw_add_section(bw, s->kind, s->name, s->data, s->size, e);
-    if (!rc && s->kind == M64_SEC_MODULE_WASM) rc = add_native(bw, &wd, wasm->data, wasm->size, 1, e);
+    if (!rc && s->kind == M64_SEC_MODULE_WASM) rc = add_native(bw, &wd, m64c_host_target(), wasm->data, wasm->size, 1, e);
   }
   if (rc) goto done;
 

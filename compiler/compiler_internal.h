@@ -51,8 +51,10 @@ int m64c_workdir_open(m64c_workdir *w, const char *keep_dir, m64_err *e);
 void m64c_workdir_close(m64c_workdir *w);
 /* Compiles <dir>/model.c with the module sources into <dir>/module.wasm. */
 int m64c_compile_wasm(const m64c_workdir *w, int verbose, m64_err *e);
-/* wasm2c + clang: <dir>/module.wasm -> <dir>/module.so. */
-int m64c_compile_native(const m64c_workdir *w, int verbose, m64_err *e);
+/* 0 if this host's clang builds native code for target, else an error naming the known ones. */
+int m64c_check_target(const char *target, m64_err *e);
+/* wasm2c + clang: <dir>/module.wasm -> <dir>/module.so, for target. */
+int m64c_compile_native(const m64c_workdir *w, const char *target, int verbose, m64_err *e);
 /* Reads a whole file into a malloc'ed buffer. */
 int m64c_read_file(const char *path, uint8_t **data, size_t *size, m64_err *e);
 int m64c_write_file(const char *path, const void *data, size_t size, m64_err *e);
@@ -61,7 +63,7 @@ int m64c_write_file(const char *path, const void *data, size_t size, m64_err *e)
  * substitutes its own so the rest of the pipeline runs fast on mutated models. */
 typedef struct m64c_tools {
   int (*compile_wasm)(const m64c_workdir *w, int verbose, m64_err *e);
-  int (*compile_native)(const m64c_workdir *w, int verbose, m64_err *e);
+  int (*compile_native)(const m64c_workdir *w, const char *target, int verbose, m64_err *e);
 } m64c_tools;
 int m64c_build_with(const m64c_options *o, const m64c_tools *tools, m64_err *e);
 

@@ -162,19 +162,28 @@ int m64c_compile_wasm(const m64c_workdir *w, int verbose, m64_err *e) {
   return run(w, argv, verbose, e);
 }
 
-/* clang flags for this host's target level, NULL-terminated; matches m64_host_target().
- * The VNNI level is also tuned for Cascade Lake, its first CPU: llvm-mca on the Q6_K loop
- * (bench/kernels/mca) gives 113 cycles per pass against 129 with the default tuning. */
-static const char *const *host_march(void) {
+/* clang flags for a target level (m64_host_target's names), NULL-terminated; NULL for a
+ * target this host's clang does not build. The VNNI level is also tuned for Cascade Lake,
+ * its first CPU: llvm-mca on the Q6_K loop (bench/kernels/mca) gives 113 cycles per pass
+ * against 129 with the default tuning. */
+static const char *const *target_flags(const char *t) {
   static const char *const vnni[] = {"-march=x86-64-v4", "-mavx512vnni", "-mtune=cascadelake", NULL};
   static const char *const v3[] = {"-march=x86-64-v3", NULL}, *const v2[] = {"-march=x86-64-v2", NULL};
   static const char *const v1[] = {"-march=x86-64", NULL}, *const other[] = {NULL};
-  const char *t = m64_host_target();
+  if (strcmp(t, m64_host_target()) == 0 && strncmp(t, "x86_64", 6) != 0) return other; /* compiler's default */
+  if (strncmp(m64_host_target(), "x86_64", 6) != 0) return NULL; /* no cross-compiling to x86 */
   return strcmp(t, "x86_64-v4vnni-linux") == 0 ? vnni
        : strcmp(t, "x86_64-v3-linux") == 0     ? v3
        : strcmp(t, "x86_64-v2-linux") == 0     ? v2
        : strcmp(t, "x86_64-linux") == 0        ? v1
-                                               : other; /* other hosts: the compiler's default target */
+                                               : NULL;
+}
+
+int m64c_check_target(const char *target, m64_err *e) {
+  if (target_flags(target)) return 0;
+  return m64_fail(e, M64_EUNSUPPORTED,
+                  "cannot compile native code for target '%s' on this host (x86-64 hosts: x86_64-v4vnni-linux, "
+                  "x86_64-v3-linux, x86_64-v2-linux, x86_64-linux)", target);
 }
 
 /* wasm2c keeps every load alive with an empty volatile asm taking the loaded value, so
@@ -218,7 +227,9 @@ static int drop_forced_reads(const char *c_path, m64_err *e) {
   return rc;
 }
 
-int m64c_compile_native(const m64c_workdir *w, int verbose, m64_err *e) {
+int m64c_compile_native(const m64c_workdir *w, const char *target, int verbose, m64_err *e) {
+  const char *const *march = target_flags(target);
+  if (!march) return m64c_check_target(target, e);
   char wasm[600], c_out[600], so[600], inc_rt[600], inc_abi[600], inc_mod[600], inc_work[600],
       glue[600];
   snprintf(wasm, sizeof wasm, "%s/module.wasm", w->path);
@@ -243,7 +254,7 @@ int m64c_compile_native(const m64c_workdir *w, int verbose, m64_err *e) {
                   "-DM64_MODULE_HEADER=\"m64mod.h\"", "-o", so, c_out, glue, "-lm"};
   size_t n = 0;
   while (cc[n]) n++;
-  for (const char *const *f = host_march(); *f; f++) cc[n++] = (char *)*f; /* the rest stays NULL */
+  for (const char *const *f = march; *f; f++) cc[n++] = (char *)*f; /* the rest stays NULL */
   return run(w, cc, verbose, e);
 }
 

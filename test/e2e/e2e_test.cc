@@ -55,6 +55,12 @@ CmdResult sh(const std::string &cmd) {
 // Runs a shell command; stdout only (stderr discarded).
 CmdResult sh_stdout(const std::string &cmd) { return sh("(" + cmd + " 2>/dev/null)"); }
 
+// The "tokens" field of m64run --json output (what two runs that must agree compare).
+std::string json_tokens(const std::string &j) {
+  const size_t at = j.find("\"tokens\"");
+  return at == std::string::npos ? "(no tokens in: " + j + ")" : j.substr(at, j.find("\"text\"") - at);
+}
+
 std::string tmpdir() {
   char t[] = "/tmp/m64e2e.XXXXXX";
   return mkdtemp(t);
@@ -897,8 +903,31 @@ TEST(Errors, WasmOnlyBundleNeedsAotThenRuns) {
   r = sh_stdout(kBin + "/cmd/m64run " + d + "/w.m64 -p 'one two' -n 4 --temp 0 --json");
   EXPECT_EQ(r.code, 0) << r.out;
   CmdResult ref = sh_stdout(kBin + "/cmd/m64run " + kOut + "/synth-F32.m64 -p 'one two' -n 4 --temp 0 --json");
-  auto tokens = [](const std::string &j) { return j.substr(j.find("\"tokens\""), j.find("\"text\"") - j.find("\"tokens\"")); };
-  EXPECT_EQ(tokens(r.out), tokens(ref.out));
+  EXPECT_EQ(json_tokens(r.out), json_tokens(ref.out));
+  sh("rm -rf " + d);
+}
+
+// --target: native code for another x86-64 level than the host's (a bundle built on an
+// AVX-512 VNNI machine that must also run on AVX2-only ones); a target m64c cannot build is
+// refused before any work, and no output appears.
+TEST(Errors, NativeCodeForAnotherTargetOrAClearRefusal) {
+  NEED_FILE(kOut + "/synth-F32.gguf");
+  std::string d = tmpdir();
+  CmdResult r = sh(kBin + "/cmd/m64c build -q --target riscv64-linux " + kOut + "/synth-F32.gguf -o " + d + "/bad.m64");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find("target 'riscv64-linux'"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("x86_64-v3-linux"), std::string::npos) << r.out;
+  EXPECT_NE(sh("test -e " + d + "/bad.m64").code, 0) << "a refused build left its output";
+#if defined(__x86_64__)
+  r = sh(kBin + "/cmd/m64c build -q --target x86_64-v3-linux " + kOut + "/synth-F32.gguf -o " + d + "/v3.m64");
+  ASSERT_EQ(r.code, 0) << r.out;
+  r = sh(kBin + "/cmd/m64c info " + d + "/v3.m64");
+  EXPECT_NE(r.out.find("x86_64-v3-linux"), std::string::npos) << r.out;
+  r = sh_stdout(kBin + "/cmd/m64run " + d + "/v3.m64 -p 'one two' -n 4 --temp 0 --json");
+  EXPECT_EQ(r.code, 0) << r.out;
+  CmdResult ref = sh_stdout(kBin + "/cmd/m64run " + kOut + "/synth-F32.m64 -p 'one two' -n 4 --temp 0 --json");
+  EXPECT_EQ(json_tokens(r.out), json_tokens(ref.out));
+#endif
   sh("rm -rf " + d);
 }
 
@@ -974,8 +1003,7 @@ TEST(Compressed, KQuantMixGivesTheSameTokens) {
   CmdResult b = sh_stdout(run + kOut + "/synth-q4_k_m-z.m64" + args);
   ASSERT_EQ(a.code, 0) << a.out;
   ASSERT_EQ(b.code, 0) << b.out;
-  auto tokens = [](const std::string &j) { return j.substr(j.find("\"tokens\""), j.find("\"text\"") - j.find("\"tokens\"")); };
-  EXPECT_EQ(tokens(a.out), tokens(b.out));
+  EXPECT_EQ(json_tokens(a.out), json_tokens(b.out));
   CmdResult v = sh(kBin + "/cmd/m64c verify " + kOut + "/synth-q4_k_m-z.m64");
   EXPECT_EQ(v.code, 0) << v.out;
 }

@@ -43,8 +43,8 @@ static int check_model_c(const m64c_workdir *w, int verbose, m64_err *e) {
   return m64c_write_file(path, wasm, sizeof wasm, e);
 }
 
-static int no_native(const m64c_workdir *w, int verbose, m64_err *e) {
-  (void)w, (void)verbose;
+static int no_native(const m64c_workdir *w, const char *target, int verbose, m64_err *e) {
+  (void)w, (void)target, (void)verbose;
   abort(); /* the harness builds with no_aot */
   return m64_fail(e, M64_EUNSUPPORTED, "unreachable");
 }
