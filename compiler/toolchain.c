@@ -170,8 +170,9 @@ static const char *const *target_flags(const char *t) {
   static const char *const vnni[] = {"-march=x86-64-v4", "-mavx512vnni", "-mtune=cascadelake", NULL};
   static const char *const v3[] = {"-march=x86-64-v3", NULL}, *const v2[] = {"-march=x86-64-v2", NULL};
   static const char *const v1[] = {"-march=x86-64", NULL}, *const other[] = {NULL};
-  if (strcmp(t, m64_host_target()) == 0 && strncmp(t, "x86_64", 6) != 0) return other; /* compiler's default */
-  if (strncmp(m64_host_target(), "x86_64", 6) != 0) return NULL; /* no cross-compiling to x86 */
+  const char *host = m64_host_target();
+  /* elsewhere only the host's own target, with the compiler's default flags */
+  if (strncmp(host, "x86_64", 6) != 0) return strcmp(t, host) == 0 ? other : NULL;
   return strcmp(t, "x86_64-v4vnni-linux") == 0 ? vnni
        : strcmp(t, "x86_64-v3-linux") == 0     ? v3
        : strcmp(t, "x86_64-v2-linux") == 0     ? v2

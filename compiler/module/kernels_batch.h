@@ -20,10 +20,10 @@
  * i32x4.dot_i16x8_s per 8 weights per (row, input), 2 weight and 4 activation loads per
  * 8 dots, 8 i32x4 accumulators (no spills with 16 xmm after AOT). The inputs of a tile
  * are the f32x4 lanes of the block's scaling, each lane doing what kq_block2 / kq_block1
- * do for one row of the matvec. Rows go in groups of KB_ROWS per pass over the blocks, so one block of
- * every input's activation (n * 576 bytes) stays in L1 for the group while the weights
- * stream through once. Measured (bench/kernels, M64_BENCH_BATCH=32, wasm AOT): per token
- * 1.7x (Q4_K) and 2.2x (Q6_K) the matvec's throughput from memory.
+ * do for one row of the matvec. Rows go in groups of KB_ROWS per pass over the blocks, so
+ * one block of every input's activation (n * 576 bytes) stays in L1 for the group while
+ * the weights stream through once. Measured (bench/kernels, M64_BENCH_BATCH=32, wasm
+ * AOT): per token 1.7x (Q4_K) and 2.2x (Q6_K) the matvec's throughput from memory.
  * The other types run their matvec's rows_<sfx> (or, for the other K-quants, the per-row
  * kq_blk_<sfx>) once per input on the prepared activation.
  */
