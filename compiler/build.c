@@ -97,6 +97,34 @@ static char *metadata_text(const m64c_plan *p, const char *source, const m64_ggu
 
 /* Writes the native section for module.wasm in the work dir (if AOT is on); local_mark:
  * mark it as made on this machine (m64c aot, runtime/native/local_mark.h). */
+/* Writes a tensor's GGUF bytes in the block order the plan chose (m64_formats.h): a
+ * row-pair matrix goes through a reordered copy, one tensor at a time. */
+static int write_tensor(m64_bundle_writer *bw, uint32_t i, const m64_tensor_entry *t, const uint8_t *src,
+                        m64_err *e) {
+  if (t->layout != M64_LAYOUT_PAIRS) return m64_bw_write_tensor(bw, i, src, e);
+  const uint64_t bb = m64_ggml_type_info(t->type).block_bytes;
+  uint64_t row_bytes = 0;
+  if (m64_ggml_row_bytes(t->type, t->ne[0], &row_bytes) || !bb || row_bytes * t->ne[1] != t->nbytes)
+    return m64_fail(e, M64_EFORMAT, "internal: tensor '%s' does not split into rows", t->name);
+  uint8_t *dst = malloc(t->nbytes);
+  if (!dst) return m64_fail(e, M64_ENOMEM, "out of memory for tensor '%s' (%llu bytes)", t->name,
+                            (unsigned long long)t->nbytes);
+  const uint64_t nb = row_bytes / bb;
+  for (uint64_t r = 0; r + 1 < t->ne[1]; r += 2) {
+    const uint8_t *r0 = src + r * row_bytes, *r1 = r0 + row_bytes;
+    uint8_t *d = dst + r * row_bytes;
+    for (uint64_t b = 0; b < nb; b++, d += 2 * bb) {
+      memcpy(d, r0 + b * bb, bb);
+      memcpy(d + bb, r1 + b * bb, bb);
+    }
+  }
+  if (t->ne[1] % 2) /* the odd last row, as it is */
+    memcpy(dst + (t->ne[1] - 1) * row_bytes, src + (t->ne[1] - 1) * row_bytes, row_bytes);
+  const int rc = m64_bw_write_tensor(bw, i, dst, e);
+  free(dst);
+  return rc;
+}
+
 static int add_native(m64_bundle_writer *bw, const m64c_workdir *wd, const char *target, const uint8_t *wasm,
                       size_t wasm_size, int local_mark, m64_err *e) {
   uint8_t sha[32], *so = NULL, *sec = NULL;
@@ -189,7 +217,7 @@ int m64c_build_with(const m64c_options *o, const m64c_tools *tools, m64_err *e) 
   if ((rc = m64_bw_set_layout(bw, plan.layers, plan.n_layers, plan.tensors, plan.n_tensors, e)))
     goto done;
   for (uint32_t i = 0; i < plan.n_tensors; i++) {
-    if ((rc = m64_bw_write_tensor(bw, i, plan.sources[i]->data, e))) goto done;
+    if ((rc = write_tensor(bw, i, &plan.tensors[i], plan.sources[i]->data, e))) goto done;
     if (o->progress && plan.total_bytes > (256u << 20) && i % 16 == 15)
       fprintf(stderr, "\rm64c:       weights %u/%u tensors", i + 1, plan.n_tensors);
   }

@@ -21,11 +21,20 @@ static const char *kernel_suffix(uint32_t type) {
   return "unsupported";
 }
 
-typedef struct kernel_use { uint32_t type; uint64_t rows, cols; } kernel_use;
+typedef struct kernel_use { uint32_t type, layout; uint64_t rows, cols; } kernel_use;
 
-static void kernel_name(char *buf, size_t n, uint32_t type, uint64_t rows, uint64_t cols) {
-  snprintf(buf, n, "mm_%s_%llux%llu", kernel_suffix(type), (unsigned long long)rows,
-           (unsigned long long)cols);
+/* The kernel family of a type in a block layout: "q4_K", or "q4_K_pairs" for the
+ * row-pair layout (kernels_kquants.h). */
+typedef struct family { char s[32]; } family;
+static family kernel_family(uint32_t type, uint32_t layout) {
+  family f;
+  snprintf(f.s, sizeof f.s, "%s%s", kernel_suffix(type), layout == M64_LAYOUT_PAIRS ? "_pairs" : "");
+  return f;
+}
+
+static void kernel_name(char *buf, size_t n, const kernel_use *k) {
+  snprintf(buf, n, "mm_%s_%llux%llu", kernel_family(k->type, k->layout).s, (unsigned long long)k->rows,
+           (unsigned long long)k->cols);
 }
 
 /* The distinct matrix kernels of the plan, in tensor order: keyed by (type, rows, cols)
@@ -35,10 +44,10 @@ static size_t distinct_kernels(const m64c_plan *p, int per_shape, kernel_use *ou
   for (uint32_t i = 0; i < p->n_tensors && n < cap; i++) {
     const m64_tensor_entry *t = &p->tensors[i];
     if (t->n_dims != 2) continue;
-    kernel_use k = {t->type, per_shape ? t->ne[1] : 0, t->ne[0]};
+    kernel_use k = {t->type, t->layout, per_shape ? t->ne[1] : 0, t->ne[0]};
     int dup = 0;
     for (size_t j = 0; j < n && !dup; j++)
-      dup = out[j].type == k.type && out[j].rows == k.rows && out[j].cols == k.cols;
+      dup = out[j].type == k.type && out[j].layout == k.layout && out[j].rows == k.rows && out[j].cols == k.cols;
     if (!dup) out[n++] = k;
   }
   return n;
@@ -53,7 +62,8 @@ static void emit_kernels(const m64c_plan *p, FILE *out) {
   fprintf(out, "/* ---- kernels: one per (quant type, rows x cols) in this model ---- */\n");
   const size_t n_slices = distinct_kernels(p, 0, k, sizeof k / sizeof k[0]);
   for (size_t i = 0; i < n_slices; i++) {
-    const char *s = kernel_suffix(k[i].type);
+    const family f = kernel_family(k[i].type, k[i].layout);
+    const char *s = f.s;
     const unsigned long long c = (unsigned long long)k[i].cols;
     fprintf(out,
             "static void vec_%s_%llu(float *out, const uint8_t *w, const float *x, uint8_t *scratch,\n"
@@ -69,11 +79,11 @@ static void emit_kernels(const m64c_plan *p, FILE *out) {
     char name[64];
     uint64_t row_bytes = 0;
     m64_ggml_row_bytes(k[i].type, k[i].cols, &row_bytes);
-    kernel_name(name, sizeof name, k[i].type, k[i].rows, k[i].cols);
+    kernel_name(name, sizeof name, &k[i]);
     fprintf(out,
             "static void %s(float *out, const uint8_t *w, const float *x, uint32_t n) {\n"
             "  run_matmul(&slice_%s_%llu, out, w, x, %lluu, %lluu, %lluu, n);\n}\n",
-            name, kernel_suffix(k[i].type), (unsigned long long)k[i].cols, (unsigned long long)k[i].rows,
+            name, kernel_family(k[i].type, k[i].layout).s, (unsigned long long)k[i].cols, (unsigned long long)k[i].rows,
             (unsigned long long)row_bytes, (unsigned long long)k[i].cols);
   }
   const m64_tensor_entry *embd = &p->tensors[m64c_plan_find(p, 0, "token_embd.weight")];
@@ -89,7 +99,7 @@ size_t m64c_kernel_list(const m64c_plan *p, char *buf, size_t cap) {
   buf[0] = 0;
   for (size_t i = 0; i < n; i++) {
     char name[64];
-    kernel_name(name, sizeof name, k[i].type, k[i].rows, k[i].cols);
+    kernel_name(name, sizeof name, &k[i]);
     int w = snprintf(buf + len, cap - len, "%s%s", len ? " " : "", name);
     if (w < 0 || (size_t)w >= cap - len) break;
     len += (size_t)w;
@@ -100,7 +110,8 @@ size_t m64c_kernel_list(const m64c_plan *p, char *buf, size_t cap) {
 static void emit_matrix(const m64c_plan *p, FILE *out, const char *field, int idx) {
   const m64_tensor_entry *t = &p->tensors[idx];
   char name[64];
-  kernel_name(name, sizeof name, t->type, t->ne[1], t->ne[0]);
+  const kernel_use k = {t->type, t->layout, t->ne[1], t->ne[0]};
+  kernel_name(name, sizeof name, &k);
   fprintf(out, "    .%s = {%llu, %s},\n", field, (unsigned long long)t->offset, name);
 }
 

@@ -124,9 +124,10 @@ int m64c_info(const char *path, FILE *out, m64_err *e) {
     for (uint32_t t = 0; t < L->n_tensors; t++) {
       const m64_tensor_entry *T = m64_bundle_tensor(b, L->first_tensor + t);
       m64_type_info ti = m64_ggml_type_info(T->type);
-      fprintf(out, "    %-28s %-5s [%llu x %llu] at +%llu, %llu bytes\n", T->name,
+      fprintf(out, "    %-28s %-5s [%llu x %llu] at +%llu, %llu bytes%s\n", T->name,
               ti.name ? ti.name : "?", (unsigned long long)T->ne[0], (unsigned long long)T->ne[1],
-              (unsigned long long)T->offset, (unsigned long long)T->nbytes);
+              (unsigned long long)T->offset, (unsigned long long)T->nbytes,
+              T->layout == M64_LAYOUT_PAIRS ? ", row pairs" : "");
     }
   }
 

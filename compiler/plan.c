@@ -31,6 +31,17 @@ static int matrix_type_supported(uint32_t t) {
   return 0;
 }
 
+/* K-quant matrices (Q8_K activations) are stored as row pairs (m64_formats.h): their
+ * matvec takes two rows per pass, which then read one stream. token_embd stays in rows:
+ * its rows are looked up one by one (and an output tied to it reads it in rows too). */
+static uint32_t matrix_layout(uint32_t t, const char *name, uint64_t rows) {
+  int pairs = 0;
+#define X(id, sfx, nm, act) if (t == id) pairs = strcmp(act, "q8_K") == 0;
+  M64_KERNEL_TYPES(X)
+#undef X
+  return pairs && rows >= 2 && strcmp(name, "token_embd.weight") ? M64_LAYOUT_PAIRS : M64_LAYOUT_ROWS;
+}
+
 static const char *supported_type_list(void) {
   static const char *const list = ""
 #define X(id, sfx, name, act) name " "
@@ -105,6 +116,7 @@ static int add_tensor(m64c_plan *p, const m64_gguf *g, uint32_t layer, const cha
   te->n_dims = t->n_dims;
   memcpy(te->ne, t->ne, sizeof te->ne);
   te->nbytes = t->nbytes;
+  if (is_matrix) te->layout = matrix_layout(t->type, name, t->ne[1]);
   p->sources[p->n_tensors] = t;
   p->layers[layer].n_tensors++;
   p->n_tensors++;

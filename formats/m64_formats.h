@@ -209,7 +209,15 @@ typedef struct m64_tensor_entry {
   uint64_t ne[4];
   uint64_t offset;         /* byte offset inside its layer, multiple of M64_TENSOR_ALIGN */
   uint64_t nbytes;
+  uint32_t layout;         /* M64_LAYOUT_ROWS or M64_LAYOUT_PAIRS: how the blocks are ordered */
 } m64_tensor_entry;
+
+/* A tensor's block order in the image. ROWS: ggml's (row after row, as in the GGUF).
+ * PAIRS (2-D block-quantized matrices): rows 2p and 2p+1 interleaved block by block,
+ * r0b0 r1b0 r0b1 r1b1 ..., in the same 2 * row_bytes; an odd last row stays as it is. A
+ * matrix-vector product over two rows then reads one sequential stream. */
+#define M64_LAYOUT_ROWS 0u
+#define M64_LAYOUT_PAIRS 1u
 
 typedef struct m64_layer_entry {
   char name[32];           /* "globals", "blk.0", ... */

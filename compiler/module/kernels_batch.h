@@ -47,18 +47,30 @@
   }
 
 /* The other K-quants: each row as the matvec's unpaired rows (kq_row_<sfx>), which is also
- * what its paired rows compute. */
+ * what its paired rows compute; in ggml's rows (rows_<sfx>) or row pairs (rows_<sfx>_pairs). */
 #define KB_KQ_ROWS(sfx, BYTES)                                                                          \
-  M64_INLINE void rows_##sfx(float *out, const uint8_t *w, const uint8_t *xq, uint32_t rows,             \
-                             uint32_t cols) {                                                           \
+  M64_INLINE void kb_rows_##sfx(float *out, const uint8_t *w, const uint8_t *xq, uint32_t rows,          \
+                                uint32_t cols, int pairs) {                                             \
     f16_table_init();                                                                                   \
     const uint32_t nb = cols / KQ_QK;                                                                   \
-    for (uint32_t r = 0; r < rows; r++)                                                                 \
-      out[r] = kq_row_##sfx(w + (size_t)r * nb * (BYTES), xq, xq + (size_t)nb * KQ8_BYTES);             \
+    for (uint32_t r = 0; r < rows; r++) {                                                               \
+      size_t step;                                                                                      \
+      const uint8_t *wr = kq_row_at(w, r, rows, (size_t)nb * (BYTES), (BYTES), pairs, &step);           \
+      out[r] = kq_row_##sfx(wr, step, xq, xq + (size_t)nb * KQ8_BYTES);                                 \
+    }                                                                                                   \
+  }                                                                                                     \
+  M64_INLINE void rows_##sfx(float *out, const uint8_t *w, const uint8_t *xq, uint32_t rows,             \
+                             uint32_t cols) {                                                           \
+    kb_rows_##sfx(out, w, xq, rows, cols, 0);                                                           \
+  }                                                                                                     \
+  M64_INLINE void rows_##sfx##_pairs(float *out, const uint8_t *w, const uint8_t *xq, uint32_t rows,     \
+                                     uint32_t cols) {                                                   \
+    kb_rows_##sfx(out, w, xq, rows, cols, 1);                                                           \
   }
 
-#define KB_KQ_ACT(sfx) \
-  M64_INLINE void act_##sfx(uint8_t *xq, const float *x, uint32_t cols) { quantize_q8_K(xq, x, cols); }
+#define KB_KQ_ACT(sfx)                                                                                  \
+  M64_INLINE void act_##sfx(uint8_t *xq, const float *x, uint32_t cols) { quantize_q8_K(xq, x, cols); } \
+  M64_INLINE void act_##sfx##_pairs(uint8_t *xq, const float *x, uint32_t cols) { quantize_q8_K(xq, x, cols); }
 
 KB_KQ_ACT(q2_K)
 KB_KQ_ACT(q3_K)
@@ -84,6 +96,10 @@ KB_MATMAT_PER_INPUT(q2_K)
 KB_MATMAT_PER_INPUT(q3_K)
 KB_MATMAT_PER_INPUT(q5_K)
 KB_MATMAT_PER_INPUT(iq4_xs)
+KB_MATMAT_PER_INPUT(q2_K_pairs)
+KB_MATMAT_PER_INPUT(q3_K_pairs)
+KB_MATMAT_PER_INPUT(q5_K_pairs)
+KB_MATMAT_PER_INPUT(iq4_xs_pairs)
 
 /* ------------------------------------------------------------------ Q4_K / Q6_K tiles */
 /* A block unpacked: 256 quants times their sub-block scale, i16, in the expanded Q8_K
@@ -199,8 +215,8 @@ M64_INLINE v128_t kb_scale_block(int q6, v128_t acc, v128_t s, const kb_block *b
 /* Rows in groups of KB_ROWS, blocks in order; per block, rows in pairs (an odd last row
  * paired with itself), each (row, block) unpacked once and run against every tile of KB_T
  * inputs; a short last tile repeats its last input. */
-M64_INLINE void kb_matmat_k(int q6, float *out, uint32_t out_stride, const uint8_t *w, const uint8_t *xq,
-                            uint32_t rows, uint32_t cols, uint32_t n) {
+M64_INLINE void kb_matmat_k(int q6, int pairs, float *out, uint32_t out_stride, const uint8_t *w,
+                            const uint8_t *xq, uint32_t rows, uint32_t cols, uint32_t n) {
   f16_table_init();
   const uint32_t nb = cols / KQ_QK, bytes = q6 ? Q6_K_BYTES : Q4_K_BYTES;
   const size_t row_bytes = (size_t)nb * bytes, stride = M64_ACT_STRIDE(cols);
@@ -220,7 +236,9 @@ M64_INLINE void kb_matmat_k(int q6, float *out, uint32_t out_stride, const uint8
           const int pair = r + 1 < nr;
           kb_block blk[2];
           for (int k = 0; k < 2; k++) {
-            const uint8_t *wb = w + (r0 + r + (k && pair)) * row_bytes + (size_t)b * bytes;
+            size_t step;
+            const uint8_t *wb = kq_row_at(w, r0 + r + (k && pair), rows, row_bytes, bytes, pairs, &step);
+            wb += (size_t)b * step;
             if (q6) kb_unpack_q6_K(wb, &blk[k]);
             else kb_unpack_q4_K(wb, &blk[k]);
           }
@@ -246,18 +264,22 @@ M64_INLINE void kb_matmat_k(int q6, float *out, uint32_t out_stride, const uint8
   }
 }
 
-M64_INLINE void matmat_q4_K(float *out, uint32_t out_stride, const uint8_t *w, const uint8_t *xq,
-                            uint32_t rows, uint32_t cols, uint32_t n) {
-  kb_matmat_k(0, out, out_stride, w, xq, rows, cols, n);
-}
-
-M64_INLINE void matmat_q6_K(float *out, uint32_t out_stride, const uint8_t *w, const uint8_t *xq,
-                            uint32_t rows, uint32_t cols, uint32_t n) {
-  kb_matmat_k(1, out, out_stride, w, xq, rows, cols, n);
-}
+/* matmat_<q4_K|q6_K>[_pairs]: ggml's rows, or the row-pair layout. */
+#define KB_MATMAT_K(sfx, q6)                                                                              \
+  M64_INLINE void matmat_##sfx(float *out, uint32_t out_stride, const uint8_t *w, const uint8_t *xq,      \
+                               uint32_t rows, uint32_t cols, uint32_t n) {                                \
+    kb_matmat_k(q6, 0, out, out_stride, w, xq, rows, cols, n);                                            \
+  }                                                                                                       \
+  M64_INLINE void matmat_##sfx##_pairs(float *out, uint32_t out_stride, const uint8_t *w,                 \
+                                       const uint8_t *xq, uint32_t rows, uint32_t cols, uint32_t n) {     \
+    kb_matmat_k(q6, 1, out, out_stride, w, xq, rows, cols, n);                                            \
+  }
+KB_MATMAT_K(q4_K, 0)
+KB_MATMAT_K(q6_K, 1)
 
 #undef KB_MATMAT_PER_INPUT
 #undef KB_KQ_ROWS
 #undef KB_KQ_ACT
+#undef KB_MATMAT_K
 
 #endif /* M64_KERNELS_BATCH_H */

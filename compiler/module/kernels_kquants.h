@@ -185,12 +185,27 @@ M64_INLINE float kq_block1(v128_t isum, float d) {
   return (float)wasm_i32x4_extract_lane(s, 0) * d;
 }
 
-/* One row's dot product with the expanded activation: kq_blk_<sfx> per block, summed in f32
- * in block order (the rows a matvec does not pair, and the prefill's other K-quants). */
-#define KQ_ROW(sfx, BYTES)                                                                      \
-  M64_INLINE float kq_row_##sfx(const uint8_t *wb, const uint8_t *xq, const uint8_t *xq_end) {  \
+/* Where row r of a K-quant matrix of `rows` rows starts and how far apart its blocks are
+ * (*step), in ggml's row layout or, with pairs set, the row-pair one (m64_formats.h: rows
+ * 2p and 2p + 1 interleaved block by block; an odd last row as it is). */
+M64_INLINE const uint8_t *kq_row_at(const uint8_t *w, uint32_t r, uint32_t rows, size_t row_bytes,
+                                    uint32_t bytes, int pairs, size_t *step) {
+  if (pairs && (r | 1u) < rows) {
+    *step = 2 * (size_t)bytes;
+    return w + (size_t)(r & ~1u) * row_bytes + (r & 1u) * bytes;
+  }
+  *step = bytes;
+  return w + (size_t)r * row_bytes;
+}
+
+/* One row's dot product with the expanded activation: kq_blk_<sfx> per block (blocks
+ * `step` bytes apart), summed in f32 in block order (the rows a matvec does not pair, and
+ * the prefill's other K-quants). */
+#define KQ_ROW(sfx)                                                                             \
+  M64_INLINE float kq_row_##sfx(const uint8_t *wb, size_t step, const uint8_t *xq,              \
+                                const uint8_t *xq_end) {                                        \
     float acc = 0;                                                                              \
-    for (const uint8_t *xb = xq; xb != xq_end; xb += KQ8_BYTES, wb += (BYTES)) {                \
+    for (const uint8_t *xb = xq; xb != xq_end; xb += KQ8_BYTES, wb += step) {                   \
       const uint8_t *xo = xb, *wo = wb;                                                         \
       KQ_OPAQUE(xo);                                                                            \
       KQ_OPAQUE(wo);                                                                            \
@@ -200,23 +215,24 @@ M64_INLINE float kq_block1(v128_t isum, float d) {
   }
 
 /* Two rows per pass: the activation loads of one block are shared by both rows (in the
- * AOT-compiled wasm every load costs an address computation and a base reload), and the
- * weights still stream from memory as two sequential runs. (Four rows per pass, tried for
- * Q4_K, did less work per block but read four interleaved streams: measured on a 7B model,
- * 2 threads, two rows decode ~13% faster.) ACT prepares the activation (quantize_q8_K,
- * or Q4_K's variant of its layout). */
+ * AOT-compiled wasm every load costs an address computation and a base reload). In the
+ * row-pair layout (matvec_<sfx>_pairs) the pass reads one sequential stream; in ggml's
+ * rows (matvec_<sfx>), two. Measured on a 7B Q4_K matrix from memory (bench/kernels,
+ * 1 thread): the one stream ~17% faster. (Four rows per pass, tried for Q4_K, did less
+ * work per block but read four streams: two rows decode ~13% faster on 2 threads.)
+ * ACT prepares the activation (quantize_q8_K, or Q4_K's variant of its layout). */
 #define KQ_MATVEC(sfx, BYTES, ACT)                                                              \
-  KQ_ROW(sfx, BYTES)                                                                            \
-  M64_INLINE void matvec_##sfx(float *out, const uint8_t *w, const float *x, uint8_t *xq,       \
-                               uint32_t rows, uint32_t cols) {                                  \
+  KQ_ROW(sfx)                                                                                   \
+  M64_INLINE void kq_matvec_##sfx(float *out, const uint8_t *w, const float *x, uint8_t *xq,    \
+                                  uint32_t rows, uint32_t cols, int pairs) {                    \
     f16_table_init();                                                                           \
     ACT(xq, x, cols);                                                                           \
     const uint32_t nb = cols / KQ_QK;                                                           \
-    const size_t row_bytes = (size_t)nb * (BYTES);                                              \
+    const size_t row_bytes = (size_t)nb * (BYTES), step = pairs ? 2 * (BYTES) : (BYTES);        \
     const uint8_t *const xq_end = xq + (size_t)nb * KQ8_BYTES;                                  \
     uint32_t r = 0;                                                                             \
     for (; r + 2 <= rows; r += 2) {                                                             \
-      const uint8_t *w0 = w + r * row_bytes, *w1 = w0 + row_bytes;                              \
+      const uint8_t *w0 = w + r * row_bytes, *w1 = w0 + (pairs ? (BYTES) : row_bytes);          \
       float acc0 = 0, acc1 = 0;                                                                 \
       for (const uint8_t *xb = xq; xb != xq_end; xb += KQ8_BYTES) {                             \
         const uint8_t *xo = xb, *wo0 = w0, *wo1 = w1;                                           \
@@ -225,13 +241,21 @@ M64_INLINE float kq_block1(v128_t isum, float d) {
         KQ_OPAQUE(wo1);                                                                         \
         acc0 += kq_blk_##sfx(wo0, xo);                                                          \
         acc1 += kq_blk_##sfx(wo1, xo);                                                          \
-        w0 += (BYTES);                                                                          \
-        w1 += (BYTES);                                                                          \
+        w0 += step;                                                                             \
+        w1 += step;                                                                             \
       }                                                                                         \
       out[r] = acc0;                                                                            \
       out[r + 1] = acc1;                                                                        \
     }                                                                                           \
-    for (; r < rows; r++) out[r] = kq_row_##sfx(w + r * row_bytes, xq, xq_end);                 \
+    if (r < rows) out[r] = kq_row_##sfx(w + r * row_bytes, (BYTES), xq, xq_end);                \
+  }                                                                                             \
+  M64_INLINE void matvec_##sfx(float *out, const uint8_t *w, const float *x, uint8_t *xq,       \
+                               uint32_t rows, uint32_t cols) {                                  \
+    kq_matvec_##sfx(out, w, x, xq, rows, cols, 0);                                              \
+  }                                                                                             \
+  M64_INLINE void matvec_##sfx##_pairs(float *out, const uint8_t *w, const float *x,            \
+                                       uint8_t *xq, uint32_t rows, uint32_t cols) {             \
+    kq_matvec_##sfx(out, w, x, xq, rows, cols, 1);                                              \
   }
 
 /* Hides a pointer's origin from the optimizer: loads at constant offsets from it then

@@ -85,6 +85,7 @@
 #define TR_NE 72            /* 4 x u64 */
 #define TR_OFFSET 104       /* u64 */
 #define TR_NBYTES 112       /* u64 */
+#define TR_LAYOUT 120       /* u32 */
 /* 120..128 reserved, 0 */
 
 /* Checks a layout's internal consistency: caps, names, tensor ownership, alignment, tensors

@@ -62,6 +62,11 @@ int m64__check_layout(const m64_layer_entry *layers, uint32_t n_layers,
       if (te->ne[d] != 1)
         return m64_fail(e, M64_EFORMAT, "tensor %u '%s': unused dimension %u is %llu, not 1", t,
                         te->name, d, (unsigned long long)te->ne[d]);
+    if (te->layout > M64_LAYOUT_PAIRS)
+      return m64_fail(e, M64_EFORMAT, "tensor %u '%s': unknown block layout %u", t, te->name, te->layout);
+    if (te->layout == M64_LAYOUT_PAIRS && te->n_dims != 2)
+      return m64_fail(e, M64_EFORMAT, "tensor %u '%s': a row-pair layout needs a matrix, not %u dims", t,
+                      te->name, te->n_dims);
     if (te->offset % M64_TENSOR_ALIGN)
       return m64_fail(e, M64_EFORMAT, "tensor %u '%s': offset %llu not %u-byte aligned", t,
                       te->name, (unsigned long long)te->offset, M64_TENSOR_ALIGN);
@@ -203,5 +208,6 @@ void m64__encode_layer_index(uint8_t *out, const m64_layer_entry *layers, uint32
     for (int d = 0; d < 4; d++) m64__wr_u64(p + TR_NE + 8 * d, t->ne[d]);
     m64__wr_u64(p + TR_OFFSET, t->offset);
     m64__wr_u64(p + TR_NBYTES, t->nbytes);
+    m64__wr_u32(p + TR_LAYOUT, t->layout);
   }
 }

@@ -290,6 +290,7 @@ static int parse_layer_index(m64_bundle *b, m64_err *e) {
     for (int d = 0; d < 4; d++) t->ne[d] = m64__rd_u64(r + TR_NE + 8 * d);
     t->offset = m64__rd_u64(r + TR_OFFSET);
     t->nbytes = m64__rd_u64(r + TR_NBYTES);
+    t->layout = m64__rd_u32(r + TR_LAYOUT);
   }
   b->n_layers = nl;
   b->n_tensors = nt;

@@ -13,6 +13,12 @@ void kn_matvec(uint32_t type, float *out, const uint8_t *w, const float *x, uint
  * act_<sfx>, then out[t * rows + r] for every row r through matmat_<sfx>. */
 void kn_matmat(uint32_t type, float *out, const uint8_t *w, const float *x, uint32_t rows,
                uint32_t cols, uint32_t n);
+/* The K-quants' row-pair layout (m64_formats.h): matvec_<sfx>_pairs / act + matmat_<sfx>_pairs
+ * over a matrix stored as row pairs. Returns 0 for a type without that layout. */
+int kn_matvec_pairs(uint32_t type, float *out, const uint8_t *w, const float *x, uint32_t rows,
+                    uint32_t cols);
+int kn_matmat_pairs(uint32_t type, float *out, const uint8_t *w, const float *x, uint32_t rows,
+                    uint32_t cols, uint32_t n);
 void kn_dequant_row(uint32_t type, float *out, const uint8_t *row, uint32_t n);
 float kn_f16_to_f32(uint16_t h);
 uint16_t kn_f32_to_f16(float f);

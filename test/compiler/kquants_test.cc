@@ -259,6 +259,44 @@ INSTANTIATE_TEST_SUITE_P(
       return tname(i.param.type) + "_" + std::to_string(i.param.rows) + "x" + std::to_string(i.param.cols);
     });
 
+// The row-pair layout (m64_formats.h, written by m64c build): rows 2p, 2p+1 interleaved
+// block by block, an odd last row as it is. What m64c's write_tensor does, written again.
+std::vector<uint8_t> to_row_pairs(const std::vector<uint8_t> &w, uint32_t rows, uint32_t nb, uint32_t bb) {
+  std::vector<uint8_t> p(w.size());
+  const size_t rb = (size_t)nb * bb;
+  for (uint32_t r = 0; r < rows; r++)
+    for (uint32_t b = 0; b < nb; b++) {
+      const size_t to = r + 1 < rows || rows % 2 == 0 ? (r & ~1u) * rb + (2 * b + (r & 1)) * bb : r * rb + b * bb;
+      std::memcpy(&p[to], &w[r * rb + b * bb], bb);
+    }
+  return p;
+}
+
+// matvec_<sfx>_pairs and matmat_<sfx>_pairs over the pair layout give exactly the plain
+// kernels' floats over ggml's rows (same blocks, same sums, same order), odd row counts
+// included.
+TEST(KQuantPairs, PairLayoutKernelsEqualTheRowKernelsBitForBit) {
+  for (const KType &k : ktypes())
+    for (auto s : {std::pair<uint32_t, uint32_t>{2, 512}, {5, 768}, {16, 4096}, {7, 11008}}) {
+      const uint32_t rows = s.first, cols = s.second, nb = cols / QK, n = 5;
+      std::mt19937 rng(k.id * 131 + rows);
+      const std::vector<uint8_t> w = random_kblocks(k.id, (size_t)rows * nb, rng);
+      const std::vector<uint8_t> wp = to_row_pairs(w, rows, nb, k.bytes);
+      ASSERT_NE(w, wp);
+      std::vector<float> x((size_t)n * cols);
+      std::normal_distribution<float> g(0.f, 1.f);
+      for (auto &v : x) v = g(rng);
+      std::vector<float> a(rows), b(rows, NAN), am((size_t)n * rows), bm((size_t)n * rows, NAN);
+      kn_matvec(k.id, a.data(), w.data(), x.data(), rows, cols);
+      ASSERT_TRUE(kn_matvec_pairs(k.id, b.data(), wp.data(), x.data(), rows, cols)) << k.name;
+      EXPECT_EQ(0, std::memcmp(a.data(), b.data(), rows * sizeof(float))) << k.name << " matvec " << rows << "x" << cols;
+      kn_matmat(k.id, am.data(), w.data(), x.data(), rows, cols, n);
+      ASSERT_TRUE(kn_matmat_pairs(k.id, bm.data(), wp.data(), x.data(), rows, cols, n)) << k.name;
+      EXPECT_EQ(0, std::memcmp(am.data(), bm.data(), am.size() * sizeof(float))) << k.name << " matmat " << rows << "x" << cols;
+    }
+  EXPECT_FALSE(kn_matvec_pairs(M64_GGML_Q8_0, nullptr, nullptr, nullptr, 2, 32));  // rows only
+}
+
 // Q6_K block whose dequantized values are exactly q_i - 32 (d = 1, all scales 1).
 void put_q6_K_unit(uint8_t *b, const int *q /* 0..63 */) {
   std::memset(b, 0, 210);

@@ -40,6 +40,9 @@ done
 "$m64c" build -q "$out/synth-bpe.gguf" -o "$out/synth-bpe.m64"
 "$synth" --shape tiny --type Q8_0 --seed 12 --tied -o "$out/synth-tied.gguf"
 "$m64c" build -q "$out/synth-tied.gguf" -o "$out/synth-tied.m64"
+# A K-quant output tied to token_embd: that matrix stays in rows, the others are row pairs.
+"$synth" --shape small --type Q4_K --seed 18 --tied -o "$out/synth-tied-Q4_K.gguf"
+"$m64c" build -q "$out/synth-tied-Q4_K.gguf" -o "$out/synth-tied-Q4_K.m64"
 "$synth" --shape tiny --layers 8 --type F32 --seed 13 -o "$out/synth-8layer.gguf"
 "$m64c" build -q "$out/synth-8layer.gguf" -o "$out/synth-8layer.m64"
 # Other members of the family: qwen2 (q/k/v biases, neox RoPE; tied too), and Llama 3.1's

@@ -781,8 +781,34 @@ TEST_P(Synthetic, LogitsMatchTheF32Oracle) {
 INSTANTIATE_TEST_SUITE_P(Types, Synthetic,
                          ::testing::Values("F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1",
                                            "IQ4_NL", "tied", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K",
-                                           "IQ4_XS", "q4_k_m", "q2_k", "qwen2", "qwen2-tied",
+                                           "IQ4_XS", "q4_k_m", "q2_k", "tied-Q4_K", "qwen2", "qwen2-tied",
                                            "ropefreqs", "bpe"));
+
+// K-quant matrices are written as row pairs (docs/FORMAT.md), token_embd in rows: it is read
+// a row at a time, and as the tied output through the row kernels (Synthetic/tied-Q4_K).
+TEST(Layout, KQuantMatricesAreRowPairsAndTokenEmbdStaysInRows) {
+  for (const char *m : {"synth-q4_k_m", "synth-tied-Q4_K"}) {
+    NEED_FILE(kOut + "/" + m + ".m64");
+    CmdResult r = sh(kBin + "/cmd/m64c info " + kOut + "/" + m + ".m64");
+    ASSERT_EQ(r.code, 0) << r.out;
+    std::istringstream lines(r.out);
+    int pairs = 0;
+    for (std::string line; std::getline(lines, line);) {
+      if (line.find("token_embd.weight") != std::string::npos || line.find("_norm") != std::string::npos) {
+        EXPECT_EQ(line.find("row pairs"), std::string::npos) << m << ": " << line;
+      }
+      if (line.find("blk.") != std::string::npos && line.find(".weight") != std::string::npos &&
+          line.find("_norm") == std::string::npos) {
+        EXPECT_NE(line.find("row pairs"), std::string::npos) << m << ": " << line;
+        pairs++;
+      }
+    }
+    EXPECT_GE(pairs, 7) << r.out;
+  }
+  NEED_FILE(kOut + "/synth-F16.m64");  // rows for the types without the layout
+  CmdResult r = sh(kBin + "/cmd/m64c info " + kOut + "/synth-F16.m64");
+  EXPECT_EQ(r.out.find("row pairs"), std::string::npos) << r.out;
+}
 
 // ---------------------------------------------------------------- bad input, clear errors
 TEST(Errors, RunOnMissingTruncatedOrForeignFilesFailsCleanly) {

@@ -46,6 +46,9 @@ Model make_model(uint64_t segment_max) {
                tensor("blk.0.attn_q.weight", 70000), tensor("blk.0.ffn_norm.weight", 7),
                tensor("blk.1.attn_q.weight", 70000), tensor("blk.1.ffn_norm.weight", 7),
                tensor("blk.2.attn_q.weight", 5), tensor("blk.2.ffn_norm.weight", 100)};
+  m.tensors[4].n_dims = 2;  // a matrix stored as row pairs (700 x 100)
+  m.tensors[4].ne[0] = 100, m.tensors[4].ne[1] = 700;
+  m.tensors[4].layout = M64_LAYOUT_PAIRS;
   m.layers = {layer("globals", 0, 2), layer("blk.0", 2, 2), layer("blk.1", 4, 2), layer("blk.2", 6, 2)};
   for (size_t i = 0; i < m.tensors.size(); i++) {
     std::vector<uint8_t> d(m.tensors[i].nbytes);
@@ -158,6 +161,14 @@ TEST(BundleLayout, Errors) {
   EXPECT_EQ(m64_plan_layout(ls.data(), 2, ts.data(), 2, 0, &n_seg, sizes, &err), M64_EFORMAT);
   ls[1] = layer("l1", 2, 0);  // tensor 1 owned by nobody
   EXPECT_EQ(m64_plan_layout(ls.data(), 2, ts.data(), 2, 0, &n_seg, sizes, &err), M64_EFORMAT);
+  ls[1] = layer("l1", 1, 1);
+  ASSERT_EQ(m64_plan_layout(ls.data(), 2, ts.data(), 2, 0, &n_seg, sizes, &err), 0) << err.msg;
+  ts[1].layout = 2;  // no such block layout
+  EXPECT_EQ(m64_plan_layout(ls.data(), 2, ts.data(), 2, 0, &n_seg, sizes, &err), M64_EFORMAT);
+  EXPECT_NE(std::string(err.msg).find("unknown block layout 2"), std::string::npos) << err.msg;
+  ts[1].layout = M64_LAYOUT_PAIRS;  // row pairs of a vector
+  EXPECT_EQ(m64_plan_layout(ls.data(), 2, ts.data(), 2, 0, &n_seg, sizes, &err), M64_EFORMAT);
+  EXPECT_NE(std::string(err.msg).find("row-pair layout needs a matrix"), std::string::npos) << err.msg;
 }
 
 TEST(Bundle, WriteReadRoundTrip) {
@@ -224,6 +235,7 @@ TEST(Bundle, WriteReadRoundTrip) {
     EXPECT_EQ(te->offset, m.tensors[t].offset);
     EXPECT_EQ(te->nbytes, m.tensors[t].nbytes);
     EXPECT_EQ(te->type, m.tensors[t].type);
+    EXPECT_EQ(te->layout, t == 4 ? M64_LAYOUT_PAIRS : M64_LAYOUT_ROWS) << te->name;
     EXPECT_EQ(te->ne[0], m.tensors[t].ne[0]);
   }
   EXPECT_EQ(m64_bundle_verify_all(b.get(), &err), 0) << err.msg;
