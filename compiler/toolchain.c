@@ -252,7 +252,8 @@ int m64c_compile_native(const m64c_workdir *w, const char *target, int verbose, 
   snprintf(prefix_map, sizeof prefix_map, "-ffile-prefix-map=%s=.", w->path);
   char *cc[32] = {(char *)clang_path(), "-O3", "-fPIC", "-shared", "-w", "-s", prefix_map,
                   "-fno-strict-aliasing", "-ffp-contract=off", "-fvisibility=hidden", "-I" M64_SIMDE_INCLUDE_PATH, inc_rt, inc_abi, inc_mod, inc_work,
-                  "-DM64_MODULE_HEADER=\"m64mod.h\"", "-o", so, c_out, glue, "-lm"};
+                  "-DM64_MODULE_HEADER=\"m64mod.h\"", "-DM64_MODULE_SOURCE=\"m64mod.c\"", "-o", so, glue,
+                  "-lm"};
   size_t n = 0;
   while (cc[n]) n++;
   for (const char *const *f = march; *f; f++) cc[n++] = (char *)*f; /* the rest stays NULL */

@@ -591,12 +591,21 @@ const logImport = (memory, post) => (ptr, len) =>
 
 // The imports of an extra instance: the shared workspace; paging and parallel() belong
 // to the main instance only.
+// m64.prefetch(addr, bytes), a read-ahead hint the kernels give per block: wasm cannot
+// prefetch, so a no-op — a wasm function, which the module calls without leaving wasm (a JS
+// function would cost a boundary crossing per block). (module (func (export "f") (param i32 i32)))
+const noPrefetch = new WebAssembly.Instance(new WebAssembly.Module(new Uint8Array([
+  0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, 0x01, 0x06, 0x01, 0x60, 0x02, 0x7f, 0x7f, 0x00,
+  0x03, 0x02, 0x01, 0x00, 0x07, 0x05, 0x01, 0x01, 0x66, 0x00, 0x00, 0x0a, 0x04, 0x01, 0x02, 0x00,
+  0x0b]))).exports.f;
+
 function threadImports(mod, memory, post) {
   const m64 = {};
   for (const imp of WebAssembly.Module.imports(mod)) {
     if (imp.module !== 'm64') continue;
     if (imp.kind === 'memory') m64[imp.name] = memory;
     else if (imp.name === 'log') m64.log = logImport(memory, post);
+    else if (imp.name === 'prefetch') m64.prefetch = noPrefetch;
     else if (imp.kind === 'function') m64[imp.name] = () => { throw new Error(`m64.${imp.name} was called on a worker thread`); };
   }
   return { m64 };
@@ -699,6 +708,7 @@ class Host {
       layer_acquire: this.jspi ? new WebAssembly.Suspending(acquire) : acquire,
       layer_release: (l) => this.release(l),
       layer_prefetch: () => {}, // nothing can page ahead while the compute worker runs the module
+      prefetch: noPrefetch,
       log: logImport(this.memory, this.post),
       parallel: () => (this.pool ? this.pool.run(this.x, this.shares) : this.x.m64_worker(0, 1)),
     } };

@@ -50,6 +50,10 @@ M64_IMPORT("layer_release") void m64_host_layer_release(uint32_t layer);
 M64_IMPORT("layer_prefetch") void m64_host_layer_prefetch(uint32_t layer);
 M64_IMPORT("log") void m64_host_log(const char *msg, uint32_t len);
 M64_IMPORT("parallel") void m64_host_parallel(void);
+/* A hint: the module reads [addr, addr + bytes) soon. wasm has no prefetch instruction; a
+ * native host issues the CPU's prefetches (an AOT build inlines them), a browser host passes
+ * a no-op. Called per block of the matrix-vector products, a few KiB ahead of the reads. */
+M64_IMPORT("prefetch") void m64_host_prefetch(const void *addr, uint32_t bytes);
 
 /* ---- exports ---- */
 /* ABI version implemented by this module (M64_ABI_VERSION). */

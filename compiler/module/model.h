@@ -8,8 +8,9 @@
 #define M64_MODEL_H
 
 #include "base.h"
-#include "kernels.h"
 #include "m64_module.h"
+#define M64_KERNELS_PREFETCH m64_host_prefetch /* the kernels' read-ahead hint (below) */
+#include "kernels.h"
 
 /* A matrix inside a layer: byte offset from the layer's base and its specialized kernel,
  * which multiplies it with n input vectors (x: n rows of cols) into n outputs (out: n

@@ -18,12 +18,29 @@
 #error "define M64_MODULE_HEADER as the quoted path of the wasm2c header (-n m64mod)"
 #endif
 #include M64_MODULE_HEADER
+/* The wasm2c C itself, in this translation unit, so that the m64.prefetch import below
+ * inlines into the kernels' loops (a call per block would cost what the prefetch saves). */
+#ifdef M64_MODULE_SOURCE
+#include M64_MODULE_SOURCE
+#endif
 
 #define INST(p) ((w2c_m64mod *)(p))
+
+/* m64.prefetch(addr, bytes): the CPU's prefetch of each cache line. It gets the host's
+ * import instance, not the module's, so the memory is the one the last instantiate saw
+ * (one module instance per loaded object in m64run); a prefetch never faults, so even a
+ * stale address costs nothing but the hint. */
+static wasm_rt_memory_t *g_memory;
+void w2c_m64_prefetch(struct w2c_m64 *host, u32 addr, u32 bytes) {
+  (void)host;
+  const uint8_t *p = g_memory->data + addr;
+  for (u32 off = 0; off < bytes; off += 64) __builtin_prefetch(p + off);
+}
 
 static void glue_instantiate(void *inst, struct w2c_m64 *host) {
   wasm_rt_init(); /* idempotent; the generated instantiate asserts it */
   wasm2c_m64mod_instantiate(INST(inst), host);
+  g_memory = INST(inst)->w2c_m64_memory;
 }
 static void glue_free(void *inst) { wasm2c_m64mod_free(INST(inst)); }
 static wasm_rt_memory_t *glue_memory(void *inst) { return INST(inst)->w2c_m64_memory; }
