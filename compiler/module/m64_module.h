@@ -18,7 +18,9 @@
  * at a 64-byte aligned workspace address and returns it. The address stays valid until
  * m64.layer_release(L). A host that cannot page the layer traps (native: wasm_rt_trap;
  * browser: throws), so acquire never returns an invalid pointer.
- * m64.layer_prefetch(L) is a hint that L will be acquired soon (may be ignored).
+ * m64.layer_prefetch(L) is a hint that L will be acquired soon (may be ignored), and
+ * m64.prefetch(addr, bytes) one that those workspace bytes will be read soon (the AOT
+ * object's glue issues CPU prefetches; a browser host passes a no-op).
  *
  * Memory and threads (ABI 2): the module imports its memory as m64.memory (the host
  * creates it, at least the module's declared minimum size) and exports __stack_pointer.

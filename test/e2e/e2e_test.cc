@@ -916,6 +916,28 @@ TEST(Aot, GeneratedCKeepsNoForcedReads) {
   sh("rm -rf " + d);
 }
 
+// The K-quant matvec's read-ahead hint (m64.prefetch) becomes CPU prefetches inside the
+// AOT object: the glue defines the import in the same translation unit as the wasm2c C, so
+// the object neither leaves it to the host nor calls it per block.
+TEST(Aot, KQuantPrefetchHintInlinesAsCpuPrefetches) {
+  NEED_FILE(kOut + "/synth-Q4_K.gguf");
+  std::string d = tmpdir();
+  CmdResult r = sh(kBin + "/cmd/m64c build -q --keep " + d + "/work " + kOut + "/synth-Q4_K.gguf -o " + d + "/x.m64");
+  ASSERT_EQ(r.code, 0) << r.out;
+  std::ifstream f(d + "/work/m64mod.c");
+  std::stringstream c;
+  c << f.rdbuf();
+  ASSERT_NE(c.str().find("w2c_m64_prefetch(instance->w2c_m64_instance"), std::string::npos)
+      << "the module does not call m64.prefetch";
+  r = sh("nm -D " + d + "/work/module.so | grep -c ' U w2c_m64_prefetch'");
+  EXPECT_EQ(r.out.substr(0, 1), "0") << r.out;  // not left to the host
+#if defined(__x86_64__)
+  r = sh("objdump -d " + d + "/work/module.so | grep -c prefetcht0");
+  EXPECT_GT(std::atoi(r.out.c_str()), 0) << r.out;
+#endif
+  sh("rm -rf " + d);
+}
+
 TEST(Errors, WasmOnlyBundleNeedsAotThenRuns) {
   NEED_FILE(kOut + "/synth-F32.gguf");
   std::string d = tmpdir();
