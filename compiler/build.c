@@ -95,8 +95,6 @@ static char *metadata_text(const m64c_plan *p, const char *source, const m64_ggu
   return s;
 }
 
-/* Writes the native section for module.wasm in the work dir (if AOT is on); local_mark:
- * mark it as made on this machine (m64c aot, runtime/native/local_mark.h). */
 /* Writes a tensor's GGUF bytes in the block order the plan chose (m64_formats.h): a
  * row-pair matrix goes through a reordered copy, one tensor at a time. */
 static int write_tensor(m64_bundle_writer *bw, uint32_t i, const m64_tensor_entry *t, const uint8_t *src,
@@ -125,6 +123,8 @@ static int write_tensor(m64_bundle_writer *bw, uint32_t i, const m64_tensor_entr
   return rc;
 }
 
+/* Writes the native section for module.wasm in the work dir (if AOT is on); local_mark:
+ * mark it as made on this machine (m64c aot, runtime/native/local_mark.h). */
 static int add_native(m64_bundle_writer *bw, const m64c_workdir *wd, const char *target, const uint8_t *wasm,
                       size_t wasm_size, int local_mark, m64_err *e) {
   uint8_t sha[32], *so = NULL, *sec = NULL;
