@@ -136,9 +136,17 @@ static void attention_heads(uint32_t h0, uint32_t h1) {
   }
 }
 
+/* Below this many query-key products (heads x head_dim x positions), attention runs on the
+ * calling thread: waking the others costs more than they save (small models, early
+ * positions). */
+#define ATTN_PARALLEL_MIN 32768u
+
 static void attention(const float *qv, float *outv, uint32_t l, int32_t pos) {
   g_attn.qv = qv, g_attn.outv = outv, g_attn.l = l, g_attn.pos = pos;
-  run_items(attention_heads, N_HEADS);
+  if ((uint64_t)N_HEADS * HEAD_DIM * (uint64_t)(pos + 1) < ATTN_PARALLEL_MIN)
+    attention_heads(0, N_HEADS);
+  else
+    run_items(attention_heads, N_HEADS);
 }
 
 /* n tokens at positions pos0..pos0+n-1; returns the last token's logits. */
