@@ -308,8 +308,11 @@ int main(int argc, char **argv) {
   t_prefill = now() - t0;
   if (stamped && opt.verify_layers) stamp_write(&model_st, opt.verbose); /* the pass hashed every layer */
 
-  /* decode */
+  /* decode: its rate counts the forward passes timed (the first token comes from the
+   * prefill's logits, so n generated tokens take n - 1 passes, or n when an end token
+   * stops the loop), as llama.cpp's (generated - 1) / (first to last token) */
   t0 = now();
+  uint32_t n_passes = 0;
   int32_t prev = prompt_ids[n_prompt - 1];
   for (uint32_t pos = n_prompt; n_out < (uint32_t)n_predict && !g_stop; pos++) {
     int32_t id;
@@ -338,13 +341,14 @@ int main(int argc, char **argv) {
     prev = id;
     if (n_out == (uint32_t)n_predict || pos + 1 >= n_ctx) break;
     if ((rc = m64_session_eval(s, id, pos, NULL, &e))) goto fail;
+    n_passes++;
   }
   t_decode = now() - t0;
 
   m64_session_stats st;
   m64_session_stats_get(s, &st);
   const double prefill_tps = t_prefill > 0 ? n_prompt / t_prefill : 0;
-  const double decode_tps = t_decode > 0 && n_out ? n_out / t_decode : 0;
+  const double decode_tps = t_decode > 0 && n_passes ? n_passes / t_decode : 0;
   if (!json) {
     if (text) fwrite(text + printed, 1, text_len - printed, stdout); /* a held-back partial character */
     fputc('\n', stdout);

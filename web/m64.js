@@ -1008,13 +1008,14 @@ class Host {
     c.pos += ids.length;
     c.started = true;
     const tPrefill = performance.now() - t0, t1 = performance.now(), out = [], dec = new TextDecoder('utf-8');
-    let text = '', prev = -1, last = -1, firstTokenMs = 0;
+    let text = '', prev = -1, last = -1, firstTokenMs = 0, passes = 0; // decode rate: forward passes / time
     while ((n < 0 || out.length < n) && c.pos < this.nCtx) {
       const id = this.x.m64_sample(logits, temp, topK, topP);
       if (id < 0 || id >= this.nVocab) fail(`sampler returned ${id}`);
       if (!firstTokenMs) firstTokenMs = performance.now() - t0;
       logits = await this.evalBatch([id], c.pos); // the reply becomes part of the history
       c.pos++;
+      passes++;
       last = id;
       if (this.isEog(id)) break;
       out.push(id);
@@ -1033,7 +1034,7 @@ class Host {
     return {
       text, tokens: out, turnTokens: ids, pos: pos0, endTokens: end, template: kind,
       prefillTokS: tPrefill > 0 ? ids.length / (tPrefill / 1e3) : 0,
-      decodeTokS: tDecode > 0 && out.length ? out.length / (tDecode / 1e3) : 0, firstTokenMs,
+      decodeTokS: tDecode > 0 && passes ? passes / (tDecode / 1e3) : 0, firstTokenMs,
       stats: { ...this.pager.st, cacheSlots: this.pager.slots.length, workspaceBytes: this.memory.buffer.byteLength,
                memoryBytes: this.memoryBytes(), downloadedBytes: this.received },
     };
@@ -1067,7 +1068,8 @@ class Host {
     const tPrefill = performance.now() - t0;
 
     const t1 = performance.now(), out = [], dec = new TextDecoder('utf-8');
-    let text = '', prev = ids[ids.length - 1], firstTokenMs = 0, firstTokenSinceOpenMs = 0;
+    // decode rate: forward passes / time (n tokens take n - 1: the first comes from the prefill)
+    let text = '', prev = ids[ids.length - 1], firstTokenMs = 0, firstTokenSinceOpenMs = 0, passes = 0;
     for (let pos = ids.length; out.length < nPredict; pos++) {
       const id = this.x.m64_sample(logits, temp, topK, topP);
       if (id < 0 || id >= this.nVocab) fail(`sampler returned ${id}`);
@@ -1080,6 +1082,7 @@ class Host {
       prev = id;
       if (out.length === nPredict || pos + 1 >= this.nCtx) break;
       logits = await this.evalBatch([id], pos);
+      passes++;
     }
     const tail = dec.decode();
     if (tail) { text += tail; this.post({ type: 'token', text: tail }); }
@@ -1088,7 +1091,7 @@ class Host {
     return {
       text, tokens: out, promptTokens: ids,
       prefillTokS: tPrefill > 0 ? ids.length / (tPrefill / 1e3) : 0,
-      decodeTokS: tDecode > 0 && out.length ? out.length / (tDecode / 1e3) : 0,
+      decodeTokS: tDecode > 0 && passes ? passes / (tDecode / 1e3) : 0,
       firstTokenMs, firstTokenSinceOpenMs, imageCompleteMs: this.imageCompleteMs,
       stats: { ...this.pager.st, cacheSlots: this.pager.slots.length, workspaceBytes: this.memory.buffer.byteLength,
                memoryBytes: this.memoryBytes(), downloadedBytes: this.received },

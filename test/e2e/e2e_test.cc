@@ -940,6 +940,23 @@ TEST(Aot, KQuantPrefetchHintBecomesCpuPrefetches) {
   sh("rm -rf " + d);
 }
 
+// m64run's decode rate counts the forward passes it timed: n generated tokens take n - 1
+// (the first comes from the prefill's logits), as llama.cpp's (generated - 1) / time. With
+// one token there is no decode pass, so no rate (it was n / time: 1 / ~0 s here).
+TEST(Cli, DecodeRateCountsForwardPassesNotTokens) {
+  NEED_FILE(kOut + "/synth-F32.m64");
+  auto rate = [](const std::string &j) {
+    const size_t at = j.find("\"decode_tok_s\":");
+    return at == std::string::npos ? -1.0 : std::atof(j.c_str() + at + 15);
+  };
+  CmdResult one = sh_stdout(kBin + "/cmd/m64run " + kOut + "/synth-F32.m64 -p 'one two' -n 1 --temp 0 --json");
+  ASSERT_EQ(one.code, 0) << one.out;
+  EXPECT_EQ(rate(one.out), 0.0) << one.out;
+  CmdResult two = sh_stdout(kBin + "/cmd/m64run " + kOut + "/synth-F32.m64 -p 'one two' -n 2 --temp 0 --json");
+  ASSERT_EQ(two.code, 0) << two.out;
+  EXPECT_GT(rate(two.out), 0.0) << two.out;
+}
+
 TEST(Errors, WasmOnlyBundleNeedsAotThenRuns) {
   NEED_FILE(kOut + "/synth-F32.gguf");
   std::string d = tmpdir();
