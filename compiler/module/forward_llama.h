@@ -90,20 +90,12 @@ uint32_t m64_n_ctx_train(void) { return N_CTX_TRAIN; }
 /* Multi-head attention of one query q (dim) at position pos over the cached keys/values
  * of layer l, into out (dim), computed the way llama.cpp's CPU flash attention does with
  * an f16 cache: q rounded to f16, an online softmax, and the value sum kept in f16. */
-static struct { const float *qv; float *outv; uint32_t l; int32_t pos; } g_attn; /* the job */
-
-/* Heads [h0, h1) of the attention g_attn describes: each head reads its own slices and
- * writes its own output, so the heads split across threads (run_items) as they come. */
-static void attention_heads(uint32_t h0, uint32_t h1) {
-  const RunState *s = &state;
-  const float *qv = g_attn.qv;
-  float *outv = g_attn.outv;
-  const int32_t pos = g_attn.pos;
+static void attention(const RunState *s, const float *qv, float *outv, uint32_t l, int32_t pos) {
   const uint32_t group = N_HEADS / N_KV_HEADS; /* query heads per kv head */
   const float scale = 1.0f / mm_sqrtf((float)HEAD_DIM);
-  const uint16_t *kc = s->key_cache + (uint64_t)g_attn.l * s->n_ctx * KV_DIM;
-  const uint16_t *vc = s->value_cache + (uint64_t)g_attn.l * s->n_ctx * KV_DIM;
-  for (uint32_t h = h0; h < h1; h++) {
+  const uint16_t *kc = s->key_cache + (uint64_t)l * s->n_ctx * KV_DIM;
+  const uint16_t *vc = s->value_cache + (uint64_t)l * s->n_ctx * KV_DIM;
+  for (uint32_t h = 0; h < N_HEADS; h++) {
     const float *q = qv + h * HEAD_DIM;
     const uint32_t kv_off = (h / group) * HEAD_DIM;
     float qh[HEAD_DIM];
@@ -134,19 +126,6 @@ static void attention_heads(uint32_t h0, uint32_t h1) {
     const float inv = sum == 0.0f ? 0.0f : 1.0f / sum;
     for (uint32_t i = 0; i < HEAD_DIM; i++) out[i] = f16_to_f32(acc[i]) * inv;
   }
-}
-
-/* Below this many query-key products (heads x head_dim x positions), attention runs on the
- * calling thread: waking the others costs more than they save (small models, early
- * positions). */
-#define ATTN_PARALLEL_MIN 32768u
-
-static void attention(const float *qv, float *outv, uint32_t l, int32_t pos) {
-  g_attn.qv = qv, g_attn.outv = outv, g_attn.l = l, g_attn.pos = pos;
-  if ((uint64_t)N_HEADS * HEAD_DIM * (uint64_t)(pos + 1) < ATTN_PARALLEL_MIN)
-    attention_heads(0, N_HEADS);
-  else
-    run_items(attention_heads, N_HEADS);
 }
 
 /* n tokens at positions pos0..pos0+n-1; returns the last token's logits. */
@@ -193,7 +172,7 @@ static uint32_t forward(const int32_t *tokens, uint32_t n, int32_t pos0) {
       }
     }
     for (uint32_t t = 0; t < n; t++) /* causal: token t sees positions up to its own */
-      attention(s->q + t * DIM, s->xb2 + t * DIM, l, pos0 + (int32_t)t);
+      attention(s, s->q + t * DIM, s->xb2 + t * DIM, l, pos0 + (int32_t)t);
     w->wo.matmul(s->xb, b + w->wo.offset, s->xb2, n);
     for (uint32_t i = 0; i < n * DIM; i++) s->x[i] += s->xb[i];
 

@@ -88,30 +88,9 @@ static void matmul_rows(const MatmulJob *j, uint32_t r0, uint32_t r1, uint8_t *s
   }
 }
 
-/* The other kind of job: items [0, n_items) cut into the threads' shares (attention's
- * heads), run by `items` when set. */
-static void (*g_items)(uint32_t i0, uint32_t i1);
-static uint32_t g_n_items;
-
-static void run_items(void (*fn)(uint32_t, uint32_t), uint32_t n_items) {
-  if (g_threads == 1) {
-    fn(0, n_items);
-    return;
-  }
-  g_items = fn;
-  g_n_items = n_items;
-  m64_host_parallel();
-  g_items = 0;
-}
-
 void m64_worker(uint32_t i, uint32_t n) {
   const MatmulJob *j = &g_job;
   if (i >= n || i >= g_threads) return;
-  if (g_items) {
-    const uint32_t per = (g_n_items + n - 1) / n, i0 = i * per, i1 = i0 + per < g_n_items ? i0 + per : g_n_items;
-    if (i0 < i1) g_items(i0, i1);
-    return;
-  }
   /* shares of a multiple of 4 rows: kernels process rows in pairs */
   const uint32_t per = ((j->rows + n - 1) / n + 3u) & ~3u;
   const uint32_t r0 = i * per, r1 = r0 + per < j->rows ? r0 + per : j->rows;
