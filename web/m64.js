@@ -589,8 +589,6 @@ class ThreadPool {
 const logImport = (memory, post) => (ptr, len) =>
   post({ type: 'log', text: new TextDecoder().decode(new Uint8Array(memory.buffer, ptr >>> 0, len >>> 0).slice()) });
 
-// The imports of an extra instance: the shared workspace; paging and parallel() belong
-// to the main instance only.
 // m64.prefetch(addr, bytes), a read-ahead hint the kernels give per block: wasm cannot
 // prefetch, so a no-op — a wasm function, which the module calls without leaving wasm (a JS
 // function would cost a boundary crossing per block). (module (func (export "f") (param i32 i32)))
@@ -599,6 +597,11 @@ const noPrefetch = new WebAssembly.Instance(new WebAssembly.Module(new Uint8Arra
   0x03, 0x02, 0x01, 0x00, 0x07, 0x05, 0x01, 0x01, 0x66, 0x00, 0x00, 0x0a, 0x04, 0x01, 0x02, 0x00,
   0x0b]))).exports.f;
 
+// n events in ms milliseconds, per second (0 when there was no event or no time).
+const perSecond = (n, ms) => (ms > 0 && n ? n / (ms / 1e3) : 0);
+
+// The imports of an extra instance: the shared workspace; paging and parallel() belong
+// to the main instance only.
 function threadImports(mod, memory, post) {
   const m64 = {};
   for (const imp of WebAssembly.Module.imports(mod)) {
@@ -1033,8 +1036,8 @@ class Host {
     this.progress();
     return {
       text, tokens: out, turnTokens: ids, pos: pos0, endTokens: end, template: kind,
-      prefillTokS: tPrefill > 0 ? ids.length / (tPrefill / 1e3) : 0,
-      decodeTokS: tDecode > 0 && passes ? passes / (tDecode / 1e3) : 0, firstTokenMs,
+      prefillTokS: perSecond(ids.length, tPrefill),
+      decodeTokS: perSecond(passes, tDecode), firstTokenMs,
       stats: { ...this.pager.st, cacheSlots: this.pager.slots.length, workspaceBytes: this.memory.buffer.byteLength,
                memoryBytes: this.memoryBytes(), downloadedBytes: this.received },
     };
@@ -1090,8 +1093,8 @@ class Host {
     this.progress();
     return {
       text, tokens: out, promptTokens: ids,
-      prefillTokS: tPrefill > 0 ? ids.length / (tPrefill / 1e3) : 0,
-      decodeTokS: tDecode > 0 && passes ? passes / (tDecode / 1e3) : 0,
+      prefillTokS: perSecond(ids.length, tPrefill),
+      decodeTokS: perSecond(passes, tDecode),
       firstTokenMs, firstTokenSinceOpenMs, imageCompleteMs: this.imageCompleteMs,
       stats: { ...this.pager.st, cacheSlots: this.pager.slots.length, workspaceBytes: this.memory.buffer.byteLength,
                memoryBytes: this.memoryBytes(), downloadedBytes: this.received },
