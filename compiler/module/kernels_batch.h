@@ -161,40 +161,38 @@ M64_INLINE void kb_unpack_q6_K(const uint8_t *wb, kb_block *o) {
   }
 }
 
-/* The exact integer block sums of two unpacked blocks (rows) against KB_T inputs'
- * blocks x[i]: lane i of s[j] = sum over the block of (q_j * scale) * x_i. A 2 x 4 tile of
- * accumulators: per 8 weights, 2 + 4 loads feed 8 dots (16 xmm hold it after AOT). */
-M64_INLINE void kb_dot_tile(const int16_t *q0, const int16_t *q1, const uint8_t *const x[KB_T], v128_t s[2]) {
-  const uint8_t *x0 = x[0] + KQ8_Q, *x1 = x[1] + KQ8_Q, *x2 = x[2] + KQ8_Q, *x3 = x[3] + KQ8_Q;
-  v128_t a0 = wasm_i32x4_splat(0), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+/* The exact integer block sums of two unpacked blocks (rows) against nt <= KB_T inputs'
+ * blocks x[i]: lane i of s[j] = sum over the block of (q_j * scale) * x_i (lanes from nt
+ * on: 0). A 2 x nt tile of accumulators: per 8 weights, 2 + nt loads feed 2 nt dots (16
+ * xmm hold the 2 x 4 tile after AOT). Called with a constant nt, so each width compiles to
+ * its own loop: a batch's last inputs (n not a multiple of KB_T) cost their own dots only,
+ * not a full tile's. */
+M64_INLINE void kb_dot_tile(const int16_t *q0, const int16_t *q1, const uint8_t *const x[KB_T], const int nt,
+                            v128_t s[2]) {
+  const uint8_t *xi[KB_T];
+  v128_t a[KB_T], b[KB_T];
+  KQ_UNROLL for (int i = 0; i < KB_T; i++) {
+    xi[i] = x[i] + KQ8_Q;
+    a[i] = b[i] = wasm_i32x4_splat(0);
+  }
   for (int k = 0; k < KQ_QK / 8; k += KB_STEP) {
     /* opaque each step: loads at immediate offsets, none hoisted out of the loop over tiles */
     KQ_OPAQUE(q0);
     KQ_OPAQUE(q1);
-    KQ_OPAQUE(x0);
-    KQ_OPAQUE(x1);
-    KQ_OPAQUE(x2);
-    KQ_OPAQUE(x3);
+    KQ_UNROLL for (int i = 0; i < nt; i++) KQ_OPAQUE(xi[i]);
     KQ_UNROLL for (int j = 0; j < KB_STEP; j++) {
       const v128_t wa = wasm_v128_load(q0 + 8 * j), wb = wasm_v128_load(q1 + 8 * j);
-      v128_t v = wasm_v128_load(x0 + 16 * j);
-      a0 = wasm_i32x4_add(a0, wasm_i32x4_dot_i16x8(wa, v));
-      b0 = wasm_i32x4_add(b0, wasm_i32x4_dot_i16x8(wb, v));
-      v = wasm_v128_load(x1 + 16 * j);
-      a1 = wasm_i32x4_add(a1, wasm_i32x4_dot_i16x8(wa, v));
-      b1 = wasm_i32x4_add(b1, wasm_i32x4_dot_i16x8(wb, v));
-      v = wasm_v128_load(x2 + 16 * j);
-      a2 = wasm_i32x4_add(a2, wasm_i32x4_dot_i16x8(wa, v));
-      b2 = wasm_i32x4_add(b2, wasm_i32x4_dot_i16x8(wb, v));
-      v = wasm_v128_load(x3 + 16 * j);
-      a3 = wasm_i32x4_add(a3, wasm_i32x4_dot_i16x8(wa, v));
-      b3 = wasm_i32x4_add(b3, wasm_i32x4_dot_i16x8(wb, v));
+      KQ_UNROLL for (int i = 0; i < nt; i++) {
+        const v128_t v = wasm_v128_load(xi[i] + 16 * j);
+        a[i] = wasm_i32x4_add(a[i], wasm_i32x4_dot_i16x8(wa, v));
+        b[i] = wasm_i32x4_add(b[i], wasm_i32x4_dot_i16x8(wb, v));
+      }
     }
     q0 += 8 * KB_STEP, q1 += 8 * KB_STEP;
-    x0 += 16 * KB_STEP, x1 += 16 * KB_STEP, x2 += 16 * KB_STEP, x3 += 16 * KB_STEP;
+    KQ_UNROLL for (int i = 0; i < nt; i++) xi[i] += 16 * KB_STEP;
   }
-  s[0] = kq_hsum4(a0, a1, a2, a3);
-  s[1] = kq_hsum4(b0, b1, b2, b3);
+  s[0] = kq_hsum4(a[0], a[1], a[2], a[3]);
+  s[1] = kq_hsum4(b[0], b[1], b[2], b[3]);
 }
 
 /* One row's block sums s into the f32 accumulator of a tile (lanes = inputs), with the
@@ -214,7 +212,8 @@ M64_INLINE v128_t kb_scale_block(int q6, v128_t acc, v128_t s, const kb_block *b
 
 /* Rows in groups of KB_ROWS, blocks in order; per block, rows in pairs (an odd last row
  * paired with itself), each (row, block) unpacked once and run against every tile of KB_T
- * inputs; a short last tile repeats its last input. */
+ * inputs; a short last tile dots only its own inputs (its other lanes' scaling repeats
+ * its last input and is not stored). */
 M64_INLINE void kb_matmat_k(int q6, int pairs, float *out, uint32_t out_stride, const uint8_t *w,
                             const uint8_t *xq, uint32_t rows, uint32_t cols, uint32_t n) {
   f16_table_init();
@@ -247,7 +246,12 @@ M64_INLINE void kb_matmat_k(int q6, int pairs, float *out, uint32_t out_stride, 
             for (int k = 0; k < KB_T; k++) x[k] = xt[KB_T * i + k] + xo;
             const v128_t dx = wasm_f32x4_make(kq_load_f32(x[0]), kq_load_f32(x[1]), kq_load_f32(x[2]), kq_load_f32(x[3]));
             v128_t s[2];
-            kb_dot_tile(blk[0].q, blk[1].q, x, s);
+            switch (nt - KB_T * i < KB_T ? nt - KB_T * i : KB_T) { /* inputs in this tile */
+            case 1: kb_dot_tile(blk[0].q, blk[1].q, x, 1, s); break;
+            case 2: kb_dot_tile(blk[0].q, blk[1].q, x, 2, s); break;
+            case 3: kb_dot_tile(blk[0].q, blk[1].q, x, 3, s); break;
+            default: kb_dot_tile(blk[0].q, blk[1].q, x, KB_T, s); break;
+            }
             acc[r][i] = kb_scale_block(q6, acc[r][i], s[0], &blk[0], x, dx);
             if (pair) acc[r + 1][i] = kb_scale_block(q6, acc[r + 1][i], s[1], &blk[1], x, dx);
           }

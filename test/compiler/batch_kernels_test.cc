@@ -103,7 +103,7 @@ void check(const BType &t, uint32_t rows, uint32_t cols, uint32_t n, std::mt1993
 
 TEST(BatchKernels, EqualsMatvecBitForBit) {
   std::mt19937 rng(20261126);
-  const uint32_t ns[] = {1, 2, 3, 5, 8, 32};
+  const uint32_t ns[] = {1, 2, 3, 5, 6, 7, 8, 32};
   for (const BType &t : btypes()) {
     ASSERT_TRUE(kn_supported(t.id)) << t.name;
     const std::vector<uint32_t> cols = t.block == 256 ? std::vector<uint32_t>{256, 512, 4096}
