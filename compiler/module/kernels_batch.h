@@ -22,11 +22,12 @@
  * The inputs of a tile are the f32x4 lanes of the block's scaling, each lane doing what
  * kq_block2 / kq_block1 do for one row of the matvec. Rows go in groups of KB_ROWS per
  * pass over the blocks, so one block of every input's activation (n * 576 bytes) stays in
- * L1 for the group while the weights stream through once. Measured (bench/kernels,
- * M64_BENCH_BATCH=32, wasm AOT): per token 1.7x (Q4_K) and 2.2x (Q6_K) the matvec's
- * throughput from memory. Q4_K and Q6_K unpack straight from their bits; the others go
- * through signed bytes in element order (kb_finish), and below KB_T inputs run the
- * matvec's rows per input instead (KB_MATMAT_KR).
+ * L1 for the group while the weights stream through once (M64_ACT_STRIDE keeps those
+ * blocks out of each other's cache sets). Measured (bench/kernels, M64_BENCH_BATCH=32,
+ * wasm AOT with VNNI, 1 thread): per token 12.2 GB/s (Q4_K, 11008x4096) and 16.5 (Q6_K,
+ * 4096x11008), 2.6x and 3.4x their matvecs' 4.7 and 4.9. Q4_K and Q6_K unpack straight
+ * from their bits; the others go through signed bytes in element order (kb_finish), and
+ * below KB_T inputs run the matvec's rows per input instead (KB_MATMAT_KR).
  * The other types run their matvec's rows_<sfx> once per input on the prepared
  * activation.
  */
@@ -36,10 +37,11 @@
 #define KB_T 4     /* inputs per tile: the lanes of one f32x4 */
 #define KB_ROWS 16 /* rows per pass over the blocks (measured: 4..32 within noise) */
 
-/* Weight vectors per step of the dot loop. Fully unrolled, clang reassociates each
- * accumulator's adds into one tree, which keeps every loaded vector live at once (spills
- * after AOT); measured: 2 as fast as 4, either 1.3x the fully unrolled loop. */
-#define KB_STEP 2
+/* Weight vectors per step of the dot loop, each dot with an accumulator of its own (2 x
+ * KB_STEP x KB_T). Measured (bench/kernels, Q4_K, n = 32, per token, GB/s, 4096 / 11008
+ * rows): 1 step 12.2 / 12.2 with VNNI, 8.8 / 9.4 on x86-64-v3; 2 steps 12.7 / 12.7 and
+ * 7.9 / 8.2 (16 accumulators spill with 16 vector registers: AVX2, and V8 in a browser). */
+#define KB_STEP 1
 
 /* ------------------------------------------------------------------ generic: rows per input */
 #define KB_MATMAT_PER_INPUT(sfx)                                                                        \
@@ -232,38 +234,46 @@ M64_INLINE void kb_unpack_q6_K(const uint8_t *wb, kb_block *o) {
   }
 }
 
-/* The exact integer block sums of two unpacked blocks (rows) against nt <= KB_T inputs'
- * blocks x[i]: lane i of s[j] = sum over the block of (q_j * scale) * x_i (lanes from nt
- * on: 0). A 2 x nt tile of accumulators: per 8 weights, 2 + nt loads feed 2 nt dots (16
- * xmm hold the 2 x 4 tile after AOT). Called with a constant nt, so each width compiles to
- * its own loop: a batch's last inputs (n not a multiple of KB_T) cost their own dots only,
- * not a full tile's. */
-M64_INLINE void kb_dot_tile(const int16_t *q0, const int16_t *q1, const uint8_t *const x[KB_T], const int nt,
+/* The exact integer block sums of two unpacked blocks (rows blk[0], blk[1]) against nt <=
+ * KB_T inputs' blocks, input i's at x0 + i * stride: lane i of s[j] = sum over the block of
+ * (q_j * scale) * x_i (lanes from nt on: 0). A 2 x nt tile: per 8 weights, 2 + nt loads
+ * feed 2 nt dots. Each dot adds into an accumulator of its own, so with VNNI each becomes
+ * one fused dot-and-add after AOT (two dots into one accumulator were reassociated into
+ * dot + dot + add). The loads hang off two pointers at immediate offsets (the stride is a
+ * constant of the specialized product): two addresses a step, not 2 + nt. Measured
+ * (bench/kernels, Q4_K, n = 32, 1 thread, per token, with VNNI): 9.0 -> 12.2 GB/s; on
+ * x86-64-v3 7.8 -> 8.8. Called with a constant nt, so each width compiles to its own
+ * loop: a batch's last inputs (n not a multiple of KB_T) cost their own dots only. */
+M64_INLINE void kb_dot_tile(const kb_block blk[2], const uint8_t *x0, const size_t stride, const int nt,
                             v128_t s[2]) {
-  const uint8_t *xi[KB_T];
-  v128_t a[KB_T], b[KB_T];
-  KQ_UNROLL for (int i = 0; i < KB_T; i++) {
-    xi[i] = x[i] + KQ8_Q;
-    a[i] = b[i] = wasm_i32x4_splat(0);
-  }
+  const int16_t *q = blk[0].q;
+  const size_t q1 = sizeof(kb_block) / sizeof(int16_t); /* blk[1].q, a constant away */
+  const uint8_t *xi = x0 + KQ8_Q;
+  v128_t a[KB_STEP][KB_T], b[KB_STEP][KB_T];
+  KQ_UNROLL for (int j = 0; j < KB_STEP; j++)
+    KQ_UNROLL for (int i = 0; i < KB_T; i++) a[j][i] = b[j][i] = wasm_i32x4_splat(0);
   for (int k = 0; k < KQ_QK / 8; k += KB_STEP) {
     /* opaque each step: loads at immediate offsets, none hoisted out of the loop over tiles */
-    KQ_OPAQUE(q0);
-    KQ_OPAQUE(q1);
-    KQ_UNROLL for (int i = 0; i < nt; i++) KQ_OPAQUE(xi[i]);
+    KQ_OPAQUE(q);
+    KQ_OPAQUE(xi);
     KQ_UNROLL for (int j = 0; j < KB_STEP; j++) {
-      const v128_t wa = wasm_v128_load(q0 + 8 * j), wb = wasm_v128_load(q1 + 8 * j);
+      const v128_t wa = wasm_v128_load(q + 8 * j), wb = wasm_v128_load(q + q1 + 8 * j);
       KQ_UNROLL for (int i = 0; i < nt; i++) {
-        const v128_t v = wasm_v128_load(xi[i] + 16 * j);
-        a[i] = wasm_i32x4_add(a[i], wasm_i32x4_dot_i16x8(wa, v));
-        b[i] = wasm_i32x4_add(b[i], wasm_i32x4_dot_i16x8(wb, v));
+        const v128_t v = wasm_v128_load(xi + i * stride + 16 * j);
+        a[j][i] = wasm_i32x4_add(a[j][i], wasm_i32x4_dot_i16x8(wa, v));
+        b[j][i] = wasm_i32x4_add(b[j][i], wasm_i32x4_dot_i16x8(wb, v));
       }
     }
-    q0 += 8 * KB_STEP, q1 += 8 * KB_STEP;
-    KQ_UNROLL for (int i = 0; i < nt; i++) xi[i] += 16 * KB_STEP;
+    q += 8 * KB_STEP;
+    xi += 16 * KB_STEP;
   }
-  s[0] = kq_hsum4(a[0], a[1], a[2], a[3]);
-  s[1] = kq_hsum4(b[0], b[1], b[2], b[3]);
+  KQ_UNROLL for (int j = 1; j < KB_STEP; j++)
+    KQ_UNROLL for (int i = 0; i < nt; i++) {
+      a[0][i] = wasm_i32x4_add(a[0][i], a[j][i]);
+      b[0][i] = wasm_i32x4_add(b[0][i], b[j][i]);
+    }
+  s[0] = kq_hsum4(a[0][0], a[0][1], a[0][2], a[0][3]);
+  s[1] = kq_hsum4(b[0][0], b[0][1], b[0][2], b[0][3]);
 }
 
 /* One row's block sums s into the f32 accumulator of a tile (lanes = inputs), with the
@@ -341,10 +351,10 @@ M64_INLINE void kb_matmat_k(int type, int pairs, float *out, uint32_t out_stride
             const v128_t dx = wasm_f32x4_make(kq_load_f32(x[0]), kq_load_f32(x[1]), kq_load_f32(x[2]), kq_load_f32(x[3]));
             v128_t s[2];
             switch (nt - KB_T * i < KB_T ? nt - KB_T * i : KB_T) { /* inputs in this tile */
-            case 1: kb_dot_tile(blk[0].q, blk[1].q, x, 1, s); break;
-            case 2: kb_dot_tile(blk[0].q, blk[1].q, x, 2, s); break;
-            case 3: kb_dot_tile(blk[0].q, blk[1].q, x, 3, s); break;
-            default: kb_dot_tile(blk[0].q, blk[1].q, x, KB_T, s); break;
+            case 1: kb_dot_tile(blk, x[0], stride, 1, s); break;
+            case 2: kb_dot_tile(blk, x[0], stride, 2, s); break;
+            case 3: kb_dot_tile(blk, x[0], stride, 3, s); break;
+            default: kb_dot_tile(blk, x[0], stride, KB_T, s); break;
             }
             acc[r][i] = kb_scale_block(type, acc[r][i], s[0], &blk[0], x, dx);
             if (pair) acc[r + 1][i] = kb_scale_block(type, acc[r + 1][i], s[1], &blk[1], x, dx);
