@@ -24,12 +24,14 @@
 #define M64_SCRATCH_BYTES(cols) ((cols) * 4u + 1024u)
 #define M64_MAX_BATCH 32u /* tokens a forward pass takes at once */
 /* Inputs lie M64_ACT_STRIDE(cols) bytes apart: room for 4 bytes a column (every act_ fits),
- * in 64-byte lines, rounded up to 9 lines past a multiple of 4 KiB. The tile kernels read
- * block b of every input in turn; a stride of a multiple of 4 KiB (4096 columns: 16 KiB)
- * put all those blocks in the same L1 sets, more of them than a set holds. With 9 lines
- * (an expanded Q8_K block) they follow each other through the sets. */
+ * in 64-byte lines; from 16 lines on, rounded up to 9 lines past a multiple of 16. The
+ * tile kernels read block b of every input in turn; a stride of a multiple of 4 KiB (it
+ * was 16 KiB at 4096 columns) put all those blocks in the same L1 sets, more of them than
+ * a set holds. An odd number of lines other than 64k +- 1 spreads them over the sets;
+ * below 16 lines, 32 inputs lie back to back in fewer lines than L1 has (512). */
 #define M64_ACT_LINES0(cols) (((cols) * 4u + 63u) / 64u)
-#define M64_ACT_STRIDE(cols) ((M64_ACT_LINES0(cols) + (73u - M64_ACT_LINES0(cols) % 64u) % 64u) * 64u)
+#define M64_ACT_LINES(l0) ((l0) < 16u ? (l0) : (l0) + (25u - (l0) % 16u) % 16u)
+#define M64_ACT_STRIDE(cols) (M64_ACT_LINES(M64_ACT_LINES0(cols)) * 64u)
 #define M64_BATCH_SCRATCH_BYTES(cols) (M64_MAX_BATCH * M64_ACT_STRIDE(cols))
 
 #define M64_KERNEL_TYPES(X)                \
