@@ -87,45 +87,85 @@ uint32_t m64_n_vocab(void) { return VOCAB; }
 uint32_t m64_n_layers(void) { return 1 + N_LAYERS; }
 uint32_t m64_n_ctx_train(void) { return N_CTX_TRAIN; }
 
-/* Multi-head attention of one query q (dim) at position pos over the cached keys/values
- * of layer l, into out (dim), computed the way llama.cpp's CPU flash attention does with
- * an f16 cache: q rounded to f16, an online softmax, and the value sum kept in f16. */
-static void attention(const RunState *s, const float *qv, float *outv, uint32_t l, int32_t pos) {
-  const uint32_t group = N_HEADS / N_KV_HEADS; /* query heads per kv head */
+/* One query head's attention: q (HEAD_DIM) at position pos over the cached keys and
+ * values kc, vc (its kv head's slice at position 0, rows KV_DIM apart), into out. As
+ * llama.cpp's CPU flash attention does with an f16 cache: q rounded to f16, an online
+ * softmax, and the value sum kept in f16, here as f32 lanes that hold f16 values (every
+ * update rounded through f16: f32x4_round_f16). SIMD over the head's dimensions, 8 at a
+ * time (the rest, in tiny models, one by one). */
+#define HD_VEC (HEAD_DIM & ~7u)
+static void attend_head(const float *q, float *out, const uint16_t *kc, const uint16_t *vc, int32_t pos) {
   const float scale = 1.0f / mm_sqrtf((float)HEAD_DIM);
-  const uint16_t *kc = s->key_cache + (uint64_t)l * s->n_ctx * KV_DIM;
-  const uint16_t *vc = s->value_cache + (uint64_t)l * s->n_ctx * KV_DIM;
-  for (uint32_t h = 0; h < N_HEADS; h++) {
-    const float *q = qv + h * HEAD_DIM;
-    const uint32_t kv_off = (h / group) * HEAD_DIM;
-    float qh[HEAD_DIM];
-    uint16_t acc[HEAD_DIM]; /* sum of softmax-weighted values, f16 */
-    for (uint32_t i = 0; i < HEAD_DIM; i++) {
-      qh[i] = f16_to_f32(f32_to_f16(q[i]));
-      acc[i] = 0;
-    }
-    float max = -__builtin_inff(), sum = 0.0f;
-    for (int32_t t = 0; t <= pos; t++) {
-      const uint16_t *k = kc + (uint64_t)t * KV_DIM + kv_off;
-      const uint16_t *v = vc + (uint64_t)t * KV_DIM + kv_off;
-      float score = 0;
-      for (uint32_t i = 0; i < HEAD_DIM; i++) score += qh[i] * f16_to_f32(k[i]);
-      score *= scale;
-      float ms = 1.0f, vs = 1.0f;
-      if (score > max) { /* new maximum: rescale what was summed so far */
-        ms = mm_expf(max - score);
-        max = score;
-        for (uint32_t i = 0; i < HEAD_DIM; i++) acc[i] = f32_to_f16(f16_to_f32(acc[i]) * ms);
-      } else {
-        vs = mm_expf(score - max);
-      }
-      for (uint32_t i = 0; i < HEAD_DIM; i++) acc[i] = f32_to_f16(f16_to_f32(acc[i]) + f16_to_f32(v[i]) * vs);
-      sum = sum * ms + vs;
-    }
-    float *out = outv + h * HEAD_DIM;
-    const float inv = sum == 0.0f ? 0.0f : 1.0f / sum;
-    for (uint32_t i = 0; i < HEAD_DIM; i++) out[i] = f16_to_f32(acc[i]) * inv;
+  float qh[HEAD_DIM] __attribute__((aligned(16))), acc[HEAD_DIM] __attribute__((aligned(16)));
+  uint32_t i = 0;
+  for (; i + 4 <= HEAD_DIM; i += 4) {
+    wasm_v128_store(qh + i, f32x4_round_f16(wasm_v128_load(q + i)));
+    wasm_v128_store(acc + i, wasm_f32x4_splat(0.0f));
   }
+  for (; i < HEAD_DIM; i++) qh[i] = f16_to_f32(f32_to_f16(q[i])), acc[i] = 0.0f;
+  float max = -__builtin_inff(), sum = 0.0f;
+  for (int32_t t = 0; t <= pos; t++) {
+    const uint16_t *k = kc + (uint64_t)t * KV_DIM, *v = vc + (uint64_t)t * KV_DIM;
+    v128_t s0 = wasm_f32x4_splat(0.0f), s1 = s0, lo, hi;
+    for (i = 0; i < HD_VEC; i += 8) {
+      f16x8_to_f32(wasm_v128_load(k + i), &lo, &hi);
+      s0 = wasm_f32x4_add(s0, wasm_f32x4_mul(wasm_v128_load(qh + i), lo));
+      s1 = wasm_f32x4_add(s1, wasm_f32x4_mul(wasm_v128_load(qh + i + 4), hi));
+    }
+    float score = hsum_f32x4(wasm_f32x4_add(s0, s1));
+    for (; i < HEAD_DIM; i++) score += qh[i] * f16_to_f32(k[i]);
+    score *= scale;
+    float ms = 1.0f, vs = 1.0f;
+    if (score > max) { /* new maximum: rescale what was summed so far */
+      ms = mm_expf(max - score);
+      max = score;
+      const v128_t m = wasm_f32x4_splat(ms);
+      for (i = 0; i + 4 <= HEAD_DIM; i += 4)
+        wasm_v128_store(acc + i, f32x4_round_f16(wasm_f32x4_mul(wasm_v128_load(acc + i), m)));
+      for (; i < HEAD_DIM; i++) acc[i] = f16_to_f32(f32_to_f16(acc[i] * ms));
+    } else {
+      vs = mm_expf(score - max);
+    }
+    const v128_t w = wasm_f32x4_splat(vs);
+    for (i = 0; i < HD_VEC; i += 8) {
+      f16x8_to_f32(wasm_v128_load(v + i), &lo, &hi);
+      wasm_v128_store(acc + i, f32x4_round_f16(wasm_f32x4_add(wasm_v128_load(acc + i), wasm_f32x4_mul(lo, w))));
+      wasm_v128_store(acc + i + 4, f32x4_round_f16(wasm_f32x4_add(wasm_v128_load(acc + i + 4), wasm_f32x4_mul(hi, w))));
+    }
+    for (; i < HEAD_DIM; i++) acc[i] = f16_to_f32(f32_to_f16(acc[i] + f16_to_f32(v[i]) * vs));
+    sum = sum * ms + vs;
+  }
+  const float inv = sum == 0.0f ? 0.0f : 1.0f / sum;
+  for (i = 0; i < HEAD_DIM; i++) out[i] = acc[i] * inv;
+}
+
+/* The attention job of a forward pass: n tokens from position pos0 in layer l. */
+static struct { uint32_t l, n; int32_t pos0; } g_attn;
+
+/* Items [i0, i1) of it: item k is head k / n of token k % n (causal: token t sees the
+ * positions up to its own), so a share holds whole heads over all the tokens alike. */
+static void attention_items(uint32_t i0, uint32_t i1) {
+  const RunState *s = &state;
+  const uint32_t group = N_HEADS / N_KV_HEADS, n = g_attn.n; /* query heads per kv head */
+  const uint16_t *kc = s->key_cache + (uint64_t)g_attn.l * s->n_ctx * KV_DIM;
+  const uint16_t *vc = s->value_cache + (uint64_t)g_attn.l * s->n_ctx * KV_DIM;
+  for (uint32_t k = i0; k < i1; k++) {
+    const uint32_t h = k / n, t = k % n, kv = (h / group) * HEAD_DIM;
+    attend_head(s->q + t * DIM + h * HEAD_DIM, s->xb2 + t * DIM + h * HEAD_DIM, kc + kv, vc + kv,
+                g_attn.pos0 + (int32_t)t);
+  }
+}
+
+/* Below this many query-key products, attention runs on the calling thread: waking the
+ * others costs more than they save (decoding below 64 positions in a 7B). */
+#define ATTN_PARALLEL_MIN (1u << 18)
+
+/* Attention of the n tokens at pos0.. in layer l: s->q into s->xb2. Each (head, token) is
+ * computed alike on whichever thread, so results do not depend on the thread count. */
+static void attention(uint32_t l, uint32_t n, int32_t pos0) {
+  g_attn.l = l, g_attn.n = n, g_attn.pos0 = pos0;
+  const uint64_t products = (uint64_t)n * N_HEADS * HEAD_DIM * ((uint64_t)pos0 + n);
+  run_items(attention_items, n * N_HEADS, products >= ATTN_PARALLEL_MIN);
 }
 
 /* n tokens at positions pos0..pos0+n-1; returns the last token's logits. */
@@ -171,8 +211,7 @@ static uint32_t forward(const int32_t *tokens, uint32_t n, int32_t pos0) {
         vc[i] = f32_to_f16(s->v[t * KV_DIM + i]);
       }
     }
-    for (uint32_t t = 0; t < n; t++) /* causal: token t sees positions up to its own */
-      attention(s, s->q + t * DIM, s->xb2 + t * DIM, l, pos0 + (int32_t)t);
+    attention(l, n, pos0);
     w->wo.matmul(s->xb, b + w->wo.offset, s->xb2, n);
     for (uint32_t i = 0; i < n * DIM; i++) s->x[i] += s->xb[i];
 

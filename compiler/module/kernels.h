@@ -78,6 +78,25 @@ M64_INLINE void f16x8_to_f32(v128_t h, v128_t *lo, v128_t *hi) {
   *hi = parts[1];
 }
 
+/* Four lanes rounded to the nearest f16 value (ties to even) and widened back: the SIMD
+ * version of f16_to_f32(f32_to_f16(x)) in every case (subnormal halves, overflow to
+ * infinity, NaN made the quiet NaN that f16's 0x7e00 widens to). */
+M64_INLINE v128_t f32x4_round_f16(v128_t x) {
+  const v128_t sign = wasm_v128_and(x, wasm_i32x4_splat((int32_t)0x80000000u));
+  const v128_t a = wasm_v128_and(x, wasm_i32x4_splat(0x7fffffff));
+  /* f16 normals: the mantissa rounded to 10 bits (a carry moves into the exponent) */
+  const v128_t odd = wasm_v128_and(wasm_u32x4_shr(a, 13), wasm_i32x4_splat(1));
+  v128_t r = wasm_v128_and(wasm_i32x4_add(wasm_i32x4_add(a, wasm_i32x4_splat(0xfff)), odd),
+                           wasm_i32x4_splat((int32_t)0xffffe000u));
+  /* below 2^-14, multiples of 2^-24: adding 0.5 rounds there, subtracting it is exact */
+  const v128_t half = wasm_f32x4_splat(0.5f);
+  r = wasm_v128_bitselect(wasm_f32x4_sub(wasm_f32x4_add(a, half), half), r,
+                          wasm_i32x4_lt(a, wasm_i32x4_splat(0x38800000)));
+  r = wasm_v128_bitselect(wasm_i32x4_splat(0x7f800000), r, wasm_i32x4_ge(a, wasm_i32x4_splat(0x477ff000)));
+  r = wasm_v128_bitselect(wasm_i32x4_splat(0x7fc00000), r, wasm_i32x4_gt(a, wasm_i32x4_splat(0x7f800000)));
+  return wasm_v128_or(r, sign);
+}
+
 M64_INLINE float hsum_f32x4(v128_t v) {
   return (wasm_f32x4_extract_lane(v, 0) + wasm_f32x4_extract_lane(v, 1)) +
          (wasm_f32x4_extract_lane(v, 2) + wasm_f32x4_extract_lane(v, 3));

@@ -88,9 +88,20 @@ static void matmul_rows(const MatmulJob *j, uint32_t r0, uint32_t r1, uint8_t *s
   }
 }
 
+/* The other kind of job: items [0, n_items) cut into the host's shares (attention's
+ * (head, token) pairs), run by g_items when it is set. Every m64.parallel call sets the
+ * kind it publishes, so a trap in one job cannot leave the next one the wrong kind. */
+static void (*g_items)(uint32_t i0, uint32_t i1);
+static uint32_t g_n_items;
+
 void m64_worker(uint32_t i, uint32_t n) {
   const MatmulJob *j = &g_job;
   if (i >= n || i >= g_threads) return;
+  if (g_items) {
+    const uint32_t per = (g_n_items + n - 1) / n, i0 = i * per, i1 = i0 + per < g_n_items ? i0 + per : g_n_items;
+    if (i0 < i1) g_items(i0, i1);
+    return;
+  }
   /* shares of a multiple of 4 rows: kernels process rows in pairs */
   const uint32_t per = ((j->rows + n - 1) / n + 3u) & ~3u;
   const uint32_t r0 = i * per, r1 = r0 + per < j->rows ? r0 + per : j->rows;
@@ -100,10 +111,24 @@ void m64_worker(uint32_t i, uint32_t n) {
 static void run_matmul(const Slice *slice, float *out, const uint8_t *w, const float *x,
                        uint32_t rows, uint32_t row_bytes, uint32_t cols, uint32_t n) {
   g_job = (MatmulJob){slice, out, w, x, rows, row_bytes, cols, n};
-  if (g_threads == 1 || (uint64_t)rows * row_bytes < PARALLEL_MIN_BYTES)
+  if (g_threads == 1 || (uint64_t)rows * row_bytes < PARALLEL_MIN_BYTES) {
     matmul_rows(&g_job, 0, rows, g_scratch[0]);
-  else
+  } else {
+    g_items = 0;
     m64_host_parallel();
+  }
+}
+
+/* fn over items [0, n_items), split across the threads when `parallel` (and there are). */
+static void run_items(void (*fn)(uint32_t, uint32_t), uint32_t n_items, int parallel) {
+  if (g_threads == 1 || !parallel) {
+    fn(0, n_items);
+    return;
+  }
+  g_items = fn;
+  g_n_items = n_items;
+  m64_host_parallel();
+  g_items = 0;
 }
 
 #define AT(base, off, type) ((type)((base) + (off)))

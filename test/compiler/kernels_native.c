@@ -79,4 +79,7 @@ void kn_dequant_row(uint32_t type, float *out, const uint8_t *row, uint32_t n) {
 
 float kn_f16_to_f32(uint16_t h) { return f16_to_f32(h); }
 uint16_t kn_f32_to_f16(float f) { return f32_to_f16(f); }
+void kn_round_f16x4(float out[4], const float x[4]) {
+  wasm_v128_store(out, f32x4_round_f16(wasm_v128_load(x)));
+}
 void kn_quantize_q8_0(uint8_t *xq, const float *x, uint32_t n) { quantize_q8_0(xq, x, n); }

@@ -22,6 +22,8 @@ int kn_matmat_pairs(uint32_t type, float *out, const uint8_t *w, const float *x,
 void kn_dequant_row(uint32_t type, float *out, const uint8_t *row, uint32_t n);
 float kn_f16_to_f32(uint16_t h);
 uint16_t kn_f32_to_f16(float f);
+/* f32x4_round_f16: four floats through f16 and back, the SIMD way (attention's f16 sums). */
+void kn_round_f16x4(float out[4], const float x[4]);
 void kn_quantize_q8_0(uint8_t *xq, const float *x, uint32_t n);
 #ifdef __cplusplus
 }

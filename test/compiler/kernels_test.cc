@@ -55,6 +55,30 @@ TEST(Half, FloatToHalfRoundsToNearestEven) {
   }
 }
 
+// The SIMD rounding through f16 (attention's value sums) against the scalar conversions,
+// bit for bit: every exponent with random mantissas, both signs, and the edges (the
+// subnormal and overflow thresholds, infinities, NaNs).
+TEST(Half, SimdRoundThroughHalfEqualsScalar) {
+  std::mt19937 rng(11);
+  std::vector<uint32_t> bits = {0u, 0x80000000u, 0x38800000u, 0x387fffffu, 0x33000000u, 0x33000001u,
+                                0x32ffffffu, 0x477ff000u, 0x477fefffu, 0x477fe000u, 0x7f800000u,
+                                0xff800000u, 0x7f800001u, 0x7fc00000u, 0xffc12345u, 0x7fffffffu};
+  for (uint32_t e = 0; e < 256; e++)
+    for (int i = 0; i < 4000; i++) {
+      const uint32_t m = rng() & 0x7fffff, tie = (i & 3) == 0 ? (m & ~0x1fffu) | 0x1000u : m;
+      bits.push_back(e << 23 | tie | (rng() & 1u) << 31);
+    }
+  for (size_t i = 0; i + 4 <= bits.size(); i += 4) {
+    float x[4], got[4];
+    std::memcpy(x, &bits[i], 16);
+    kn_round_f16x4(got, x);
+    for (int k = 0; k < 4; k++) {
+      const float want = kn_f16_to_f32(kn_f32_to_f16(x[k]));
+      ASSERT_EQ(std::memcmp(&want, &got[k], 4), 0) << std::hex << "bits 0x" << bits[i + k];
+    }
+  }
+}
+
 // Reference dequantization, block by block, straight from the ggml layouts.
 std::vector<float> dequant_ref(uint32_t type, const std::vector<uint8_t> &w, size_t n) {
   std::vector<float> out(n);
