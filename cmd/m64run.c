@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "m64_formats.h"
 #include "m64_runtime.h"
 #include "m64run_chat.h"
 
@@ -100,60 +101,12 @@ static char *read_text_file(const char *path, size_t *len) {
   return buf;
 }
 
-/* ---- verified-bundle stamps ----
- * Hashing every layer at its first page-in keeps a damaged bundle from being used, but on
- * a 7B model it costs ~24 s before the first token, at every start. After a run has hashed
- * every layer (the first forward pass places each one), m64run records the bundle's
- * identity: device, inode, size, modification and change times to the nanosecond, in
- * $XDG_CACHE_HOME/m64/verified/ (default ~/.cache); a later run on the same unchanged file
- * skips the hashes. Any write to the file sets its change time, which an unprivileged
- * user cannot set back, so a bundle changed since is hashed again. */
-static int stamp_path(char *buf, size_t cap, const struct stat *st, int make_dirs) {
-  const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
-  char dir[3072];
-  if (xdg && xdg[0] == '/') snprintf(dir, sizeof dir, "%s", xdg);
-  else if (home && home[0] == '/') snprintf(dir, sizeof dir, "%s/.cache", home);
-  else return -1;
-  if (strlen(dir) > 3000 || (make_dirs && mkdir(dir, 0700) != 0 && errno != EEXIST)) return -1;
-  for (const char *sub = "/m64\0/verified\0"; *sub; sub += strlen(sub) + 1) {
-    strcat(dir, sub);
-    if (make_dirs && mkdir(dir, 0700) != 0 && errno != EEXIST) return -1;
-  }
-  snprintf(buf, cap, "%s/%llx-%llx", dir, (unsigned long long)st->st_dev, (unsigned long long)st->st_ino);
-  return 0;
-}
-
-static void stamp_text(char *buf, size_t cap, const struct stat *st) {
-  snprintf(buf, cap, "m64 layers verified: size %lld mtime %lld.%09ld ctime %lld.%09ld\n", (long long)st->st_size,
-           (long long)st->st_mtim.tv_sec, st->st_mtim.tv_nsec, (long long)st->st_ctim.tv_sec, st->st_ctim.tv_nsec);
-}
-
-/* Whether a stamp says this very file (st) had every layer hashed by an earlier run. */
-static int stamp_matches(const struct stat *st) {
-  char path[3200], want[160], have[160] = "";
-  if (stamp_path(path, sizeof path, st, 0)) return 0;
-  FILE *f = fopen(path, "r");
-  if (!f) return 0;
-  const int ok = fgets(have, sizeof have, f) != NULL;
-  fclose(f);
-  stamp_text(want, sizeof want, st);
-  return ok && strcmp(have, want) == 0;
-}
-
-/* Records that the file as it was at start-up (st) had every layer hashed; best effort. */
-static void stamp_write(const struct stat *st, int verbose) {
-  char path[3200], tmp[3300], text[160];
-  if (stamp_path(path, sizeof path, st, 1)) return;
-  snprintf(tmp, sizeof tmp, "%s.%ld", path, (long)getpid());
-  stamp_text(text, sizeof text, st);
-  FILE *f = fopen(tmp, "w");
-  if (!f) return;
-  const int ok = fputs(text, f) >= 0;
-  if (fclose(f) != 0 || !ok || rename(tmp, path) != 0) {
-    unlink(tmp);
-    return;
-  }
-  if (verbose) fprintf(stderr, "m64run: every layer hashed: recorded in %s\n", path);
+/* Verified-bundle stamps (m64_formats.h): a bundle whose every layer an earlier run (or
+ * m64c build / verify) hashed is not hashed again while the file stays unchanged. */
+static void stamp_record(const struct stat *st, int verbose) {
+  char where[3200];
+  if (m64_stamp_write(st, where, sizeof where) == 0 && verbose)
+    fprintf(stderr, "m64run: every layer hashed: recorded in %s\n", where);
 }
 
 int main(int argc, char **argv) {
@@ -256,11 +209,11 @@ int main(int argc, char **argv) {
   /* the file as it is now: a stamp of an earlier run spares the layer hashes */
   struct stat model_st;
   const int stamped = opt.verify_layers && stat(model, &model_st) == 0;
-  if (stamped && !reverify && stamp_matches(&model_st)) {
+  if (stamped && !reverify && m64_stamp_matches(&model_st)) {
     opt.verify_layers = 0;
     if (opt.verbose)
-      fprintf(stderr, "m64run: an earlier run hashed every layer of this unchanged bundle: not hashed again "
-                      "(--reverify to hash them)\n");
+      fprintf(stderr, "m64run: every layer of this unchanged bundle was hashed before (by a run, m64c build or "
+                      "m64c verify): not hashed again (--reverify to hash them)\n");
   }
   if ((rc = m64_session_open(model, &opt, &s, &e))) goto fail;
   m64_session_seed(s, seed);
@@ -306,7 +259,7 @@ int main(int argc, char **argv) {
   double t0 = now();
   if ((rc = m64_session_eval_batch(s, prompt_ids, n_prompt, 0, NULL, &e))) goto fail;
   t_prefill = now() - t0;
-  if (stamped && opt.verify_layers) stamp_write(&model_st, opt.verbose); /* the pass hashed every layer */
+  if (stamped && opt.verify_layers) stamp_record(&model_st, opt.verbose); /* the pass hashed every layer */
 
   /* decode: its rate counts the forward passes timed (the first token comes from the
    * prefill's logits, so n generated tokens take n - 1 passes, or n when an end token

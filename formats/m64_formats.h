@@ -339,6 +339,15 @@ int m64_target_runnable(const char *target);
  * optional "iB" or "B" may follow) into bytes; 0 for a malformed size. */
 uint64_t m64_parse_size(const char *s);
 
+/* Verified-bundle stamps (formats/common/stamp.c): a record, per user, that every layer of
+ * a bundle file as it is now (st: its stat) has been hashed, so that m64run need not hash
+ * them again. m64_stamp_matches: 1 when a stamp records this very file, unchanged.
+ * m64_stamp_write: records it (best effort: -1 when the cache directory cannot be
+ * written); where (may be NULL) receives the stamp's path. */
+struct stat;
+int m64_stamp_matches(const struct stat *st);
+int m64_stamp_write(const struct stat *st, char *where, size_t where_cap);
+
 /* ---------------------------------------------------------------- 6. SHA-256 */
 typedef struct m64_sha256 { uint32_t h[8]; uint64_t len; uint8_t buf[64]; uint32_t n; } m64_sha256;
 void m64_sha256_init(m64_sha256 *s);

@@ -468,6 +468,43 @@ TEST(Pager, AVerifiedBundleIsHashedAgainOnlyOnceItChanges) {
   sh("rm -rf " + d);
 }
 
+// m64c build hashes every layer as it writes it, and m64c verify hashes them all: both
+// record the bundle, so its first m64run does not hash the layers again (a 7B: ~24 s). A
+// stamp is best effort: an unwritable cache directory fails nothing.
+TEST(Pager, BuildAndVerifyRecordTheBundleTheyHashed) {
+  const std::string gguf = kOut + "/synth-F32.gguf";
+  NEED_FILE(gguf);
+  const std::string d = tmpdir(), env = "XDG_CACHE_HOME=" + d + "/cache ";
+  CmdResult r = sh(env + kBin + "/cmd/m64c build -v " + gguf + " -o " + d + "/b.m64");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("every layer hashed: recorded in " + d + "/cache/m64/verified/"), std::string::npos) << r.out;
+  const std::string run = " -p 'one two' -n 4 --temp 0 -v";
+  r = sh(env + kBin + "/cmd/m64run " + d + "/b.m64" + run);
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("not hashed again"), std::string::npos) << r.out;
+  // a copy is another file: hashed at its first run, unless m64c verify checked it first
+  sh("cp " + d + "/b.m64 " + d + "/c.m64");
+  r = sh(env + kBin + "/cmd/m64c verify -v " + d + "/c.m64");
+  ASSERT_EQ(r.code, 0) << r.out;
+  r = sh(env + kBin + "/cmd/m64run " + d + "/c.m64" + run);
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("not hashed again"), std::string::npos) << r.out;
+  // a failed verify records nothing: the damage is found at the next run too
+  sh("cp " + d + "/b.m64 " + d + "/bad.m64");
+  r = sh("size=$(stat -c %s " + d + "/bad.m64); printf '\\x5a' | dd of=" + d +
+         "/bad.m64 bs=1 seek=$((size - 102400)) conv=notrunc status=none");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(sh(env + kBin + "/cmd/m64c verify " + d + "/bad.m64").code, 1);
+  r = sh(env + kBin + "/cmd/m64run " + d + "/bad.m64" + run);
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.out.find("SHA-256 mismatch"), std::string::npos) << r.out;
+  // nowhere to record: the build still succeeds, and the run hashes
+  r = sh("XDG_CACHE_HOME=/proc/m64-none " + kBin + "/cmd/m64c build -v " + gguf + " -o " + d + "/n.m64");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(r.out.find("recorded in"), std::string::npos) << r.out;
+  sh("rm -rf " + d);
+}
+
 // ---------------------------------------------------------------- llama-2-tiny-random
 // ---------------------------------------------------------------- llama3-bpe-tiny (BPE)
 // The reference lines: {"text": s, "ids": [...], "detok": s} (JSON strings with escapes).
