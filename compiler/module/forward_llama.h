@@ -87,13 +87,33 @@ uint32_t m64_n_vocab(void) { return VOCAB; }
 uint32_t m64_n_layers(void) { return 1 + N_LAYERS; }
 uint32_t m64_n_ctx_train(void) { return N_CTX_TRAIN; }
 
+#define HD_VEC (HEAD_DIM & ~7u) /* head dimensions done 8 at a time; the rest one by one */
+
+/* q . k over HEAD_DIM: the products 8 at a time (exact: q and k hold f16 values), summed
+ * one by one in order. That order is what this module summed before attention was SIMD
+ * (the last bits of every logit stay as they were); summed in 8 lanes instead, a near-tie
+ * of a 3B-shape model flipped at the 4th token and the greedy ids agreed with llama.cpp's
+ * for 3 of 16 tokens instead of 12. */
+static float dot_f16_in_order(const float *q, const uint16_t *k) {
+  float p[HEAD_DIM] __attribute__((aligned(16)));
+  v128_t lo, hi;
+  uint32_t i = 0;
+  for (; i < HD_VEC; i += 8) {
+    f16x8_to_f32(wasm_v128_load(k + i), &lo, &hi);
+    wasm_v128_store(p + i, wasm_f32x4_mul(wasm_v128_load(q + i), lo));
+    wasm_v128_store(p + i + 4, wasm_f32x4_mul(wasm_v128_load(q + i + 4), hi));
+  }
+  for (; i < HEAD_DIM; i++) p[i] = q[i] * f16_to_f32(k[i]);
+  float s = 0.0f;
+  for (i = 0; i < HEAD_DIM; i++) s += p[i];
+  return s;
+}
+
 /* One query head's attention: q (HEAD_DIM) at position pos over the cached keys and
  * values kc, vc (its kv head's slice at position 0, rows KV_DIM apart), into out. As
  * llama.cpp's CPU flash attention does with an f16 cache: q rounded to f16, an online
  * softmax, and the value sum kept in f16, here as f32 lanes that hold f16 values (every
- * update rounded through f16: f32x4_round_f16). SIMD over the head's dimensions, 8 at a
- * time (the rest, in tiny models, one by one). */
-#define HD_VEC (HEAD_DIM & ~7u)
+ * update rounded through f16: f32x4_round_f16), SIMD over the head's dimensions (HD_VEC). */
 static void attend_head(const float *q, float *out, const uint16_t *kc, const uint16_t *vc, int32_t pos) {
   const float scale = 1.0f / mm_sqrtf((float)HEAD_DIM);
   float qh[HEAD_DIM] __attribute__((aligned(16))), acc[HEAD_DIM] __attribute__((aligned(16)));
@@ -106,15 +126,8 @@ static void attend_head(const float *q, float *out, const uint16_t *kc, const ui
   float max = -__builtin_inff(), sum = 0.0f;
   for (int32_t t = 0; t <= pos; t++) {
     const uint16_t *k = kc + (uint64_t)t * KV_DIM, *v = vc + (uint64_t)t * KV_DIM;
-    v128_t s0 = wasm_f32x4_splat(0.0f), s1 = s0, lo, hi;
-    for (i = 0; i < HD_VEC; i += 8) {
-      f16x8_to_f32(wasm_v128_load(k + i), &lo, &hi);
-      s0 = wasm_f32x4_add(s0, wasm_f32x4_mul(wasm_v128_load(qh + i), lo));
-      s1 = wasm_f32x4_add(s1, wasm_f32x4_mul(wasm_v128_load(qh + i + 4), hi));
-    }
-    float score = hsum_f32x4(wasm_f32x4_add(s0, s1));
-    for (; i < HEAD_DIM; i++) score += qh[i] * f16_to_f32(k[i]);
-    score *= scale;
+    const float score = dot_f16_in_order(qh, k) * scale;
+    v128_t lo, hi;
     float ms = 1.0f, vs = 1.0f;
     if (score > max) { /* new maximum: rescale what was summed so far */
       ms = mm_expf(max - score);
