@@ -109,6 +109,14 @@ static void stamp_record(const struct stat *st, int verbose) {
     fprintf(stderr, "m64run: every layer hashed: recorded in %s\n", where);
 }
 
+/* Records the bundle (as it was at start-up: st) once the session has hashed every layer:
+ * after a prompt's first pass, or after a chat that ran one. */
+static void stamp_if_all_hashed(const m64_session *s, const struct stat *st, int verbose) {
+  m64_session_stats ss;
+  m64_session_stats_get(s, &ss);
+  if (ss.layers && ss.layers_verified == ss.layers) stamp_record(st, verbose);
+}
+
 int main(int argc, char **argv) {
   /* defaults */
   const char *model = NULL, *prompt = "", *prompt_file = NULL;
@@ -221,6 +229,7 @@ int main(int argc, char **argv) {
     const m64run_chat_opts co = {chat_template, system_msg, temp, top_p, (int32_t)top_k,
                                  n_predict_given ? n_predict : -1, opt.verbose};
     if ((rc = m64run_chat(s, &co, &e))) goto fail;
+    if (stamped && opt.verify_layers) stamp_if_all_hashed(s, &model_st, opt.verbose);
     m64_session_close(s);
     free(file_text);
     return 0;
@@ -259,7 +268,7 @@ int main(int argc, char **argv) {
   double t0 = now();
   if ((rc = m64_session_eval_batch(s, prompt_ids, n_prompt, 0, NULL, &e))) goto fail;
   t_prefill = now() - t0;
-  if (stamped && opt.verify_layers) stamp_record(&model_st, opt.verbose); /* the pass hashed every layer */
+  if (stamped && opt.verify_layers) stamp_if_all_hashed(s, &model_st, opt.verbose); /* the pass placed every layer */
 
   /* decode: its rate counts the forward passes timed (the first token comes from the
    * prefill's logits, so n generated tokens take n - 1 passes, or n when an end token

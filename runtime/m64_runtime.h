@@ -51,6 +51,8 @@ typedef struct m64_session_stats {
   uint64_t workspace_bytes; /* the memory's size now */
   uint64_t cache_bytes;     /* the layer cache inside it */
   uint32_t layers_resident; /* layers in the cache now */
+  uint32_t layers;          /* the bundle's layers */
+  uint32_t layers_verified; /* how many have had their SHA-256 checked so far (verify_layers) */
 } m64_session_stats;
 
 typedef struct m64_session m64_session;

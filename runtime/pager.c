@@ -243,6 +243,7 @@ static int place(m64_pager *p, uint32_t l, const slot *s, int who, char *err, si
   pthread_mutex_lock(&p->mu);
   p->st.page_seconds += dt;
   p->st.page_ins++;
+  if (verify) p->st.verified++; /* once per layer: verified[l] is set now */
   p->st.bytes_paged += size;
   pthread_mutex_unlock(&p->mu);
   if (p->o.verbose)
@@ -384,6 +385,7 @@ int m64_pager_open(m64_pager **out, const m64_bundle *b, const char *path, uint8
     for (uint32_t s = 1; s < p->n_slots; s++, at += (uint32_t)blk) p->slots[s] = (slot){at, at, blk, -1, SLOT_EMPTY, 0};
   }
   p->st.slots = p->n_slots;
+  p->st.layers = p->n_layers;
   p->cursor = p->n_layers - 2; /* as if the last block had just run: block 0 comes next */
   if (o->prefetch) {
     if (pthread_create(&p->thread, NULL, prefetch_thread, p) == 0) p->thread_running = 1;

@@ -47,6 +47,7 @@ typedef struct m64_pager_stats {
   double stall_seconds;     /* time acquire waited for a layer */
   double page_seconds;      /* time spent placing layers (either thread) */
   uint32_t slots, resident;
+  uint32_t layers, verified; /* the bundle's layers; how many of them have been hashed */
 } m64_pager_stats;
 
 typedef struct m64_pager m64_pager;

@@ -651,6 +651,8 @@ void m64_session_stats_get(const m64_session *s, m64_session_stats *st) {
     st->stall_seconds = p.stall_seconds;
     st->layers_resident = p.resident;
     st->cache_slots = p.slots;
+    st->layers = p.layers;
+    st->layers_verified = p.verified;
   }
 }
 

@@ -793,6 +793,50 @@ TEST(Chat, InstFormatsOnASentencePieceModel) {
   }
 }
 
+// A chat's first turn hashes every layer as a prompt's first pass does: it records the
+// bundle too (it did not before), and a chat that ends before any turn records nothing.
+TEST(Chat, AChatThatHashedEveryLayerRecordsTheBundle) {
+  NEED_FILE(kOut + "/stories260K.m64");
+  const std::string d = tmpdir(), env = "XDG_CACHE_HOME=" + d + "/cache ";
+  sh("cp " + kOut + "/stories260K.m64 " + d + "/s.m64");
+  const std::string chat = kBin + "/cmd/m64run " + d + "/s.m64 -i --chat-template chatml --temp 0 -n 2 -v";
+  CmdResult r = sh("printf '' | " + env + chat);
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(r.out.find("recorded in"), std::string::npos) << "no turn, nothing hashed:\n" << r.out;
+  r = sh("printf 'Hi\\n' | " + env + chat);
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("every layer hashed: recorded in " + d + "/cache/m64/verified/"), std::string::npos) << r.out;
+  r = sh(env + kBin + "/cmd/m64run " + d + "/s.m64 -p 'Once' -n 2 --temp 0 -v");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("not hashed again"), std::string::npos) << r.out;
+  sh("rm -rf " + d);
+}
+
+// The session counts the layers it has hashed: none before a pass, all after one, none
+// with verification off.
+TEST(Pager, SessionCountsTheLayersItHashed) {
+  NEED_FILE(kOut + "/synth-F32.m64");
+  for (int verify : {1, 0}) {
+    m64_session_options o{};
+    o.verify_layers = verify;
+    m64_session *s = nullptr;
+    m64_err e{};
+    ASSERT_EQ(m64_session_open((kOut + "/synth-F32.m64").c_str(), &o, &s, &e), 0) << e.msg;
+    m64_session_stats st;
+    m64_session_stats_get(s, &st);
+    EXPECT_GE(st.layers, 2u);
+    EXPECT_EQ(st.layers_verified, 0u);
+    const float *l = nullptr;
+    ASSERT_EQ(m64_session_eval(s, 1, 0, &l, &e), 0) << e.msg;
+    m64_session_stats_get(s, &st);
+    EXPECT_EQ(st.layers_verified, verify ? st.layers : 0u) << verify;
+    ASSERT_EQ(m64_session_eval(s, 2, 1, &l, &e), 0) << e.msg;  // hashed once each, not again
+    m64_session_stats_get(s, &st);
+    EXPECT_EQ(st.layers_verified, verify ? st.layers : 0u) << verify;
+    m64_session_close(s);
+  }
+}
+
 TEST(Chat, UnknownTemplateIsAClearError) {
   const std::string bundle = kOut + "/stories260K.m64";
   NEED_FILE(bundle);
