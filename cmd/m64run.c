@@ -1,5 +1,4 @@
 /* m64run — run a .m64 bundle: a thin client of m64_runtime.h, in llama.cpp's CLI spirit. */
-#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -128,7 +128,6 @@ static void run_items(void (*fn)(uint32_t, uint32_t), uint32_t n_items, int para
   g_items = fn;
   g_n_items = n_items;
   m64_host_parallel();
-  g_items = 0;
 }
 
 #define AT(base, off, type) ((type)((base) + (off)))
