@@ -28,8 +28,7 @@
  * 4096x11008), 2.6x and 3.4x their matvecs' 4.7 and 4.9. Q4_K and Q6_K unpack straight
  * from their bits; the others go through signed bytes in element order (kb_finish), and
  * below KB_T inputs run the matvec's rows per input instead (KB_MATMAT_KR).
- * The other types run their matvec's rows_<sfx> once per input on the prepared
- * activation.
+ * The float types and the 32-element block types are in kernels_batch_small.h.
  */
 #ifndef M64_KERNELS_BATCH_H
 #define M64_KERNELS_BATCH_H
@@ -43,14 +42,6 @@
  * 7.9 / 8.2 (16 accumulators spill with 16 vector registers: AVX2, and V8 in a browser). */
 #define KB_STEP 1
 
-/* ------------------------------------------------------------------ generic: rows per input */
-#define KB_MATMAT_PER_INPUT(sfx)                                                                        \
-  M64_INLINE void matmat_##sfx(float *out, uint32_t out_stride, const uint8_t *w, const uint8_t *xq,    \
-                               uint32_t rows, uint32_t cols, uint32_t n) {                              \
-    for (uint32_t t = 0; t < n; t++)                                                                    \
-      rows_##sfx(out + (size_t)t * out_stride, w, xq + (size_t)t * M64_ACT_STRIDE(cols), rows, cols);   \
-  }
-
 #define KB_KQ_ACT(sfx)                                                                                  \
   M64_INLINE void act_##sfx(uint8_t *xq, const float *x, uint32_t cols) { quantize_q8_K(xq, x, cols); } \
   M64_INLINE void act_##sfx##_pairs(uint8_t *xq, const float *x, uint32_t cols) { quantize_q8_K(xq, x, cols); }
@@ -62,15 +53,6 @@ KB_KQ_ACT(q5_K)
 KB_KQ_ACT(q6_K)
 KB_KQ_ACT(iq4_xs)
 
-KB_MATMAT_PER_INPUT(f32)
-KB_MATMAT_PER_INPUT(f16)
-KB_MATMAT_PER_INPUT(bf16)
-KB_MATMAT_PER_INPUT(q8_0)
-KB_MATMAT_PER_INPUT(q4_0)
-KB_MATMAT_PER_INPUT(q4_1)
-KB_MATMAT_PER_INPUT(q5_0)
-KB_MATMAT_PER_INPUT(q5_1)
-KB_MATMAT_PER_INPUT(iq4_nl)
 
 /* ------------------------------------------------------------------ K-quant tiles */
 /* A block unpacked: 256 quants times their sub-block scale, i16, in the expanded Q8_K
@@ -421,9 +403,10 @@ KB_MATMAT_KR(q2_K, Q2_K_BYTES, KB_Q2_K)
 KB_MATMAT_KR(q3_K, Q3_K_BYTES, KB_Q3_K)
 KB_MATMAT_KR(iq4_xs, IQ4_XS_BYTES, KB_IQ4_XS)
 
-#undef KB_MATMAT_PER_INPUT
 #undef KB_KQ_ACT
 #undef KB_MATMAT_K
 #undef KB_MATMAT_KR
+
+#include "kernels_batch_small.h" /* F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL */
 
 #endif /* M64_KERNELS_BATCH_H */

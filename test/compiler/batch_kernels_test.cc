@@ -107,8 +107,12 @@ TEST(BatchKernels, EqualsMatvecBitForBit) {
   const uint32_t ns[] = {1, 2, 3, 5, 6, 7, 8, 32};
   for (const BType &t : btypes()) {
     ASSERT_TRUE(kn_supported(t.id)) << t.name;
+    // The float types' columns leave every remainder their dots have (steps of 16 or 8,
+    // then 4 or 8, then one by one); the 32-element blocks' leave groups of 4 blocks short,
+    // and (800) a row several chunks long with a partial last chunk and a tail.
     const std::vector<uint32_t> cols = t.block == 256 ? std::vector<uint32_t>{256, 512, 4096}
-                                                      : std::vector<uint32_t>{32, 96, 160, 4096};
+                                     : t.block == 1   ? std::vector<uint32_t>{3, 45, 100, 264, 1000, 4096}
+                                                      : std::vector<uint32_t>{32, 96, 160, 800, 4096};
     for (uint32_t c : cols)
       for (uint32_t rows : {1u, 4u, 6u, 13u, 37u})
         for (uint32_t n : ns) {
