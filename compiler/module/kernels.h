@@ -281,24 +281,47 @@ M64_INLINE v128_t fma_block(v128_t acc, v128_t isum, float dw, float dx) {
   return wasm_f32x4_add(acc, wasm_f32x4_mul(wasm_f32x4_convert_i32x4(isum), wasm_f32x4_splat(dw * dx)));
 }
 
-/* ------------------------------------------------------------------ Q8_0 weights */
+/* ------------------------------------------------------------------ Q8_0 and Q4_0 weights: one dot */
 M64_INLINE void act_q8_0(uint8_t *xq, const float *x, uint32_t cols) { prepare_act_q8_0(xq, x, cols); }
 
-/* Two rows per pass share the activation loads. */
-M64_INLINE void rows_q8_0(float *out, const uint8_t *w, const uint8_t *xq, uint32_t rows, uint32_t cols) {
+/* Nibbles to int8 in [-8, 7]: low nibbles are elements 0..15, high nibbles 16..31. */
+M64_INLINE void unpack_q4_0(const uint8_t *qs, v128_t *lo, v128_t *hi) {
+  const v128_t low4 = wasm_i8x16_splat(0x0f), eight = wasm_i8x16_splat(8);
+  const v128_t packed = wasm_v128_load(qs);
+  *lo = wasm_i8x16_sub(wasm_v128_and(packed, low4), eight);
+  *hi = wasm_i8x16_sub(wasm_u8x16_shr(packed, 4), eight);
+}
+
+/* One Q8_0 or Q4_0 block's 32 quants as two i8x16 (elements 0..15, 16..31). */
+M64_INLINE void q8_block_quants(int q4, const uint8_t *wb, v128_t *lo, v128_t *hi) {
+  if (q4) {
+    unpack_q4_0(wb + 2, lo, hi);
+  } else {
+    *lo = wasm_v128_load(wb + 2);
+    *hi = wasm_v128_load(wb + 18);
+  }
+}
+
+/* Q8_0 and Q4_0 rows (q4 a constant at each call): per block acc += lanes * (d_w * d_x);
+ * two rows per pass share the activation loads. */
+M64_INLINE void rows_q8_or_q4_0(int q4, float *out, const uint8_t *w, const uint8_t *xq, uint32_t rows,
+                                uint32_t cols) {
   f16_table_init();
   const act_q8 a = act_q8_view(xq, cols);
-  const uint32_t nb = cols / QK8_0;
-  const uint64_t row_bytes = (uint64_t)nb * Q8_0_BYTES;
+  const uint32_t nb = cols / QK8_0, bytes = q4 ? Q4_0_BYTES : Q8_0_BYTES;
+  const uint64_t row_bytes = (uint64_t)nb * bytes;
   uint32_t r = 0;
   for (; r + 2 <= rows; r += 2) {
     const uint8_t *w0 = w + r * row_bytes, *w1 = w0 + row_bytes;
     v128_t acc0 = wasm_f32x4_splat(0), acc1 = acc0;
     for (uint32_t b = 0; b < nb; b++) {
-      const uint8_t *b0 = w0 + b * Q8_0_BYTES, *b1 = w1 + b * Q8_0_BYTES;
+      const uint8_t *b0 = w0 + b * bytes, *b1 = w1 + b * bytes;
       const int16_t *xq = a.q + b * QK8_0;
-      acc0 = fma_block(acc0, dot_i8x32_i16(wasm_v128_load(b0 + 2), wasm_v128_load(b0 + 18), xq), F16_SCALE(b0), a.d[b]);
-      acc1 = fma_block(acc1, dot_i8x32_i16(wasm_v128_load(b1 + 2), wasm_v128_load(b1 + 18), xq), F16_SCALE(b1), a.d[b]);
+      v128_t lo, hi;
+      q8_block_quants(q4, b0, &lo, &hi);
+      acc0 = fma_block(acc0, dot_i8x32_i16(lo, hi, xq), F16_SCALE(b0), a.d[b]);
+      q8_block_quants(q4, b1, &lo, &hi);
+      acc1 = fma_block(acc1, dot_i8x32_i16(lo, hi, xq), F16_SCALE(b1), a.d[b]);
     }
     out[r] = hsum_f32x4(acc0);
     out[r + 1] = hsum_f32x4(acc1);
@@ -307,11 +330,17 @@ M64_INLINE void rows_q8_0(float *out, const uint8_t *w, const uint8_t *xq, uint3
     const uint8_t *w0 = w + r * row_bytes;
     v128_t acc = wasm_f32x4_splat(0);
     for (uint32_t b = 0; b < nb; b++) {
-      const uint8_t *b0 = w0 + b * Q8_0_BYTES;
-      acc = fma_block(acc, dot_i8x32_i16(wasm_v128_load(b0 + 2), wasm_v128_load(b0 + 18), a.q + b * QK8_0), F16_SCALE(b0), a.d[b]);
+      const uint8_t *b0 = w0 + b * bytes;
+      v128_t lo, hi;
+      q8_block_quants(q4, b0, &lo, &hi);
+      acc = fma_block(acc, dot_i8x32_i16(lo, hi, a.q + b * QK8_0), F16_SCALE(b0), a.d[b]);
     }
     out[r] = hsum_f32x4(acc);
   }
+}
+
+M64_INLINE void rows_q8_0(float *out, const uint8_t *w, const uint8_t *xq, uint32_t rows, uint32_t cols) {
+  rows_q8_or_q4_0(0, out, w, xq, rows, cols);
 }
 
 M64_INLINE void matvec_q8_0(float *out, const uint8_t *w, const float *x, uint8_t *scratch,
@@ -329,48 +358,10 @@ M64_INLINE void dequant_row_q8_0(float *out, const uint8_t *row, uint32_t n) {
 }
 
 /* ------------------------------------------------------------------ Q4_0 weights */
-/* Nibbles to int8 in [-8, 7]: low nibbles are elements 0..15, high nibbles 16..31. */
-M64_INLINE void unpack_q4_0(const uint8_t *qs, v128_t *lo, v128_t *hi) {
-  const v128_t low4 = wasm_i8x16_splat(0x0f), eight = wasm_i8x16_splat(8);
-  const v128_t packed = wasm_v128_load(qs);
-  *lo = wasm_i8x16_sub(wasm_v128_and(packed, low4), eight);
-  *hi = wasm_i8x16_sub(wasm_u8x16_shr(packed, 4), eight);
-}
-
 M64_INLINE void act_q4_0(uint8_t *xq, const float *x, uint32_t cols) { prepare_act_q8_0(xq, x, cols); }
 
 M64_INLINE void rows_q4_0(float *out, const uint8_t *w, const uint8_t *xq, uint32_t rows, uint32_t cols) {
-  f16_table_init();
-  const act_q8 a = act_q8_view(xq, cols);
-  const uint32_t nb = cols / QK8_0;
-  const uint64_t row_bytes = (uint64_t)nb * Q4_0_BYTES;
-  uint32_t r = 0;
-  for (; r + 2 <= rows; r += 2) {
-    const uint8_t *w0 = w + r * row_bytes, *w1 = w0 + row_bytes;
-    v128_t acc0 = wasm_f32x4_splat(0), acc1 = acc0;
-    for (uint32_t b = 0; b < nb; b++) {
-      const uint8_t *b0 = w0 + b * Q4_0_BYTES, *b1 = w1 + b * Q4_0_BYTES;
-      const int16_t *xq = a.q + b * QK8_0;
-      v128_t lo, hi;
-      unpack_q4_0(b0 + 2, &lo, &hi);
-      acc0 = fma_block(acc0, dot_i8x32_i16(lo, hi, xq), F16_SCALE(b0), a.d[b]);
-      unpack_q4_0(b1 + 2, &lo, &hi);
-      acc1 = fma_block(acc1, dot_i8x32_i16(lo, hi, xq), F16_SCALE(b1), a.d[b]);
-    }
-    out[r] = hsum_f32x4(acc0);
-    out[r + 1] = hsum_f32x4(acc1);
-  }
-  for (; r < rows; r++) {
-    const uint8_t *w0 = w + r * row_bytes;
-    v128_t acc = wasm_f32x4_splat(0);
-    for (uint32_t b = 0; b < nb; b++) {
-      const uint8_t *b0 = w0 + b * Q4_0_BYTES;
-      v128_t lo, hi;
-      unpack_q4_0(b0 + 2, &lo, &hi);
-      acc = fma_block(acc, dot_i8x32_i16(lo, hi, a.q + b * QK8_0), F16_SCALE(b0), a.d[b]);
-    }
-    out[r] = hsum_f32x4(acc);
-  }
+  rows_q8_or_q4_0(1, out, w, xq, rows, cols);
 }
 
 M64_INLINE void matvec_q4_0(float *out, const uint8_t *w, const float *x, uint8_t *scratch,

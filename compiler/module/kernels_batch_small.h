@@ -103,12 +103,8 @@ M64_INLINE void ks_convert(int k, const uint8_t *wr, uint32_t e0, uint32_t len, 
   for (uint32_t j = 0; j < len / QK8_0; j++) {
     const uint8_t *wb = wr + (size_t)(b0 + j) * bytes;
     v128_t lo, hi;
-    if (k == KS_Q8_0) {
-      lo = wasm_v128_load(wb + 2);
-      hi = wasm_v128_load(wb + 18);
-      c->d[j] = F16_SCALE(wb);
-    } else if (k == KS_Q4_0) {
-      unpack_q4_0(wb + 2, &lo, &hi);
+    if (!ks_grouped(k)) {
+      q8_block_quants(k == KS_Q4_0, wb, &lo, &hi);
       c->d[j] = F16_SCALE(wb);
     } else {
       legacy_unpack(ks_legacy(k), wb, &lo, &hi);

@@ -252,50 +252,24 @@ M64_INLINE void dequant_legacy(int kind, float *out, const uint8_t *row, uint32_
   }
 }
 
-M64_INLINE void matvec_q4_1(float *out, const uint8_t *w, const float *x, uint8_t *scratch,
-                            uint32_t rows, uint32_t cols) {
-  matvec_legacy(M64_LK_Q4_1, out, w, x, scratch, rows, cols);
-}
-M64_INLINE void dequant_row_q4_1(float *out, const uint8_t *row, uint32_t n) {
-  dequant_legacy(M64_LK_Q4_1, out, row, n);
-}
-M64_INLINE void act_q4_1(uint8_t *xq, const float *x, uint32_t cols) { act_legacy(M64_LK_Q4_1, xq, x, cols); }
-M64_INLINE void rows_q4_1(float *out, const uint8_t *w, const uint8_t *xq, uint32_t rows, uint32_t cols) {
-  rows_legacy(M64_LK_Q4_1, out, w, xq, rows, cols);
-}
-M64_INLINE void matvec_q5_0(float *out, const uint8_t *w, const float *x, uint8_t *scratch,
-                            uint32_t rows, uint32_t cols) {
-  matvec_legacy(M64_LK_Q5_0, out, w, x, scratch, rows, cols);
-}
-M64_INLINE void dequant_row_q5_0(float *out, const uint8_t *row, uint32_t n) {
-  dequant_legacy(M64_LK_Q5_0, out, row, n);
-}
-M64_INLINE void act_q5_0(uint8_t *xq, const float *x, uint32_t cols) { act_legacy(M64_LK_Q5_0, xq, x, cols); }
-M64_INLINE void rows_q5_0(float *out, const uint8_t *w, const uint8_t *xq, uint32_t rows, uint32_t cols) {
-  rows_legacy(M64_LK_Q5_0, out, w, xq, rows, cols);
-}
-M64_INLINE void matvec_q5_1(float *out, const uint8_t *w, const float *x, uint8_t *scratch,
-                            uint32_t rows, uint32_t cols) {
-  matvec_legacy(M64_LK_Q5_1, out, w, x, scratch, rows, cols);
-}
-M64_INLINE void dequant_row_q5_1(float *out, const uint8_t *row, uint32_t n) {
-  dequant_legacy(M64_LK_Q5_1, out, row, n);
-}
-M64_INLINE void act_q5_1(uint8_t *xq, const float *x, uint32_t cols) { act_legacy(M64_LK_Q5_1, xq, x, cols); }
-M64_INLINE void rows_q5_1(float *out, const uint8_t *w, const uint8_t *xq, uint32_t rows, uint32_t cols) {
-  rows_legacy(M64_LK_Q5_1, out, w, xq, rows, cols);
-}
-M64_INLINE void matvec_iq4_nl(float *out, const uint8_t *w, const float *x, uint8_t *scratch,
-                              uint32_t rows, uint32_t cols) {
-  matvec_legacy(M64_LK_IQ4_NL, out, w, x, scratch, rows, cols);
-}
-M64_INLINE void dequant_row_iq4_nl(float *out, const uint8_t *row, uint32_t n) {
-  dequant_legacy(M64_LK_IQ4_NL, out, row, n);
-}
-M64_INLINE void act_iq4_nl(uint8_t *xq, const float *x, uint32_t cols) { act_legacy(M64_LK_IQ4_NL, xq, x, cols); }
-M64_INLINE void rows_iq4_nl(float *out, const uint8_t *w, const uint8_t *xq, uint32_t rows, uint32_t cols) {
-  rows_legacy(M64_LK_IQ4_NL, out, w, xq, rows, cols);
-}
+/* matvec_, dequant_row_, act_ and rows_ of each type above, over the kind's shared code. */
+#define LEGACY_KERNELS(sfx, KIND)                                                                         \
+  M64_INLINE void matvec_##sfx(float *out, const uint8_t *w, const float *x, uint8_t *scratch,          \
+                               uint32_t rows, uint32_t cols) {                                          \
+    matvec_legacy(KIND, out, w, x, scratch, rows, cols);                                                \
+  }                                                                                                     \
+  M64_INLINE void dequant_row_##sfx(float *out, const uint8_t *row, uint32_t n) {                       \
+    dequant_legacy(KIND, out, row, n);                                                                  \
+  }                                                                                                     \
+  M64_INLINE void act_##sfx(uint8_t *xq, const float *x, uint32_t cols) { act_legacy(KIND, xq, x, cols); } \
+  M64_INLINE void rows_##sfx(float *out, const uint8_t *w, const uint8_t *xq, uint32_t rows, uint32_t cols) { \
+    rows_legacy(KIND, out, w, xq, rows, cols);                                                          \
+  }
+LEGACY_KERNELS(q4_1, M64_LK_Q4_1)
+LEGACY_KERNELS(q5_0, M64_LK_Q5_0)
+LEGACY_KERNELS(q5_1, M64_LK_Q5_1)
+LEGACY_KERNELS(iq4_nl, M64_LK_IQ4_NL)
+#undef LEGACY_KERNELS
 
 /* ------------------------------------------------------------------ BF16 */
 /* 8 bf16 -> two f32x4: each half becomes the top of a u32 lane (a zero below it). */
