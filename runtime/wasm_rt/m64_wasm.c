@@ -384,59 +384,35 @@ static int table_check_grow(uint32_t size, uint32_t max_size, uint32_t delta) {
   return delta <= max_size && size <= max_size - delta;
 }
 
-void wasm_rt_allocate_funcref_table(wasm_rt_funcref_table_t *table, uint32_t elements,
-                                    uint32_t max_elements) {
-  if (elements > max_elements)
-    m64_wasm_host_trapf("wasm table: %u initial elements exceed the maximum %u", elements,
-                        max_elements);
-  table->data = table_alloc(elements, sizeof(wasm_rt_funcref_t));
-  for (uint32_t i = 0; i < elements; i++) table->data[i] = wasm_rt_funcref_null_value;
-  table->size = elements;
-  table->max_size = max_elements;
-}
-
-void wasm_rt_free_funcref_table(wasm_rt_funcref_table_t *table) {
-  free(table->data);
-  memset(table, 0, sizeof *table);
-}
-
-uint32_t wasm_rt_grow_funcref_table(wasm_rt_funcref_table_t *table, uint32_t delta,
-                                    wasm_rt_funcref_t init) {
-  const uint32_t old = table->size;
-  if (!table_check_grow(old, table->max_size, delta)) return (uint32_t)-1;
-  if (delta == 0) return old;
-  wasm_rt_funcref_t *p = realloc(table->data, (size_t)(old + delta) * sizeof *p);
-  if (p == NULL) return (uint32_t)-1;
-  for (uint32_t i = old; i < old + delta; i++) p[i] = init;
-  table->data = p;
-  table->size = old + delta;
-  return old;
-}
-
-void wasm_rt_allocate_externref_table(wasm_rt_externref_table_t *table, uint32_t elements,
-                                      uint32_t max_elements) {
-  if (elements > max_elements)
-    m64_wasm_host_trapf("wasm table: %u initial elements exceed the maximum %u", elements,
-                        max_elements);
-  table->data = table_alloc(elements, sizeof(wasm_rt_externref_t));
-  table->size = elements;
-  table->max_size = max_elements;
-}
-
-void wasm_rt_free_externref_table(wasm_rt_externref_table_t *table) {
-  free(table->data);
-  memset(table, 0, sizeof *table);
-}
-
-uint32_t wasm_rt_grow_externref_table(wasm_rt_externref_table_t *table, uint32_t delta,
-                                      wasm_rt_externref_t init) {
-  const uint32_t old = table->size;
-  if (!table_check_grow(old, table->max_size, delta)) return (uint32_t)-1;
-  if (delta == 0) return old;
-  wasm_rt_externref_t *p = realloc(table->data, (size_t)(old + delta) * sizeof *p);
-  if (p == NULL) return (uint32_t)-1;
-  for (uint32_t i = old; i < old + delta; i++) p[i] = init;
-  table->data = p;
-  table->size = old + delta;
-  return old;
-}
+/* The funcref and externref tables' functions: alike but for the element type. A new
+ * table's elements are null; grown ones are `init`. */
+#define M64_TABLE_FUNCS(kind)                                                                          \
+  void wasm_rt_allocate_##kind##_table(wasm_rt_##kind##_table_t *table, uint32_t elements,             \
+                                       uint32_t max_elements) {                                        \
+    if (elements > max_elements)                                                                       \
+      m64_wasm_host_trapf("wasm table: %u initial elements exceed the maximum %u", elements,          \
+                          max_elements);                                                               \
+    table->data = table_alloc(elements, sizeof(wasm_rt_##kind##_t));                                  \
+    for (uint32_t i = 0; i < elements; i++) table->data[i] = wasm_rt_##kind##_null_value;              \
+    table->size = elements;                                                                            \
+    table->max_size = max_elements;                                                                    \
+  }                                                                                                    \
+  void wasm_rt_free_##kind##_table(wasm_rt_##kind##_table_t *table) {                                  \
+    free(table->data);                                                                                 \
+    memset(table, 0, sizeof *table);                                                                   \
+  }                                                                                                    \
+  uint32_t wasm_rt_grow_##kind##_table(wasm_rt_##kind##_table_t *table, uint32_t delta,                \
+                                       wasm_rt_##kind##_t init) {                                      \
+    const uint32_t old = table->size;                                                                  \
+    if (!table_check_grow(old, table->max_size, delta)) return (uint32_t)-1;                           \
+    if (delta == 0) return old;                                                                        \
+    wasm_rt_##kind##_t *p = realloc(table->data, (size_t)(old + delta) * sizeof *p);                   \
+    if (p == NULL) return (uint32_t)-1;                                                                \
+    for (uint32_t i = old; i < old + delta; i++) p[i] = init;                                          \
+    table->data = p;                                                                                   \
+    table->size = old + delta;                                                                         \
+    return old;                                                                                        \
+  }
+M64_TABLE_FUNCS(funcref)
+M64_TABLE_FUNCS(externref)
+#undef M64_TABLE_FUNCS
