@@ -13,8 +13,9 @@
  *  - Q8_0 / Q4_0: the activation is quantized to Q8_0 blocks (32 values, f16 scale
  *    amax/127), integer dot products per block, scaled by d_w * d_x.
  * Natively (tests, bench) the same code compiles through simde's wasm intrinsics.
- * Each matvec_<sfx> is act_<sfx> (prepare the activation) + rows_<sfx>, or for K-quants
- * the same in one macro; kernels_batch.h builds the prefill products on those pieces.
+ * Each matvec_<sfx> is act_<sfx> (prepare the activation) + its rows, or for K-quants
+ * the same in one macro; kernels_batch.h builds the prefill products on the act_ and on
+ * the same dots, in the same order.
  */
 #ifndef M64_KERNELS_H
 #define M64_KERNELS_H
@@ -122,7 +123,7 @@ M64_INLINE float dot_f32(const float *w, const float *x, uint32_t n) {
 }
 
 /* Each family's matvec is act_<sfx> (the activation as the dot consumes it, in scratch)
- * then rows_<sfx> (every row against it); the batch path (kernels_batch.h) runs the act
+ * then its rows (every row against it); the batch path (kernels_batch.h) runs the act
  * once per token and reuses it for every chunk of rows. */
 M64_INLINE void act_f32(uint8_t *xq, const float *x, uint32_t cols) {
   __builtin_memcpy(xq, x, cols * sizeof(float));

@@ -53,7 +53,6 @@ KB_KQ_ACT(q5_K)
 KB_KQ_ACT(q6_K)
 KB_KQ_ACT(iq4_xs)
 
-
 /* ------------------------------------------------------------------ K-quant tiles */
 /* A block unpacked: 256 quants times their sub-block scale, i16, in the expanded Q8_K
  * order (each 16-group as 8 evens then 8 odds), so weight vector k pairs with activation

@@ -252,7 +252,7 @@ M64_INLINE void dequant_legacy(int kind, float *out, const uint8_t *row, uint32_
   }
 }
 
-/* matvec_, dequant_row_, act_ and rows_ of each type above, over the kind's shared code. */
+/* matvec_, dequant_row_ and act_ of each type above, over the kind's shared code. */
 #define LEGACY_KERNELS(sfx, KIND)                                                                         \
   M64_INLINE void matvec_##sfx(float *out, const uint8_t *w, const float *x, uint8_t *scratch,          \
                                uint32_t rows, uint32_t cols) {                                          \
@@ -261,10 +261,7 @@ M64_INLINE void dequant_legacy(int kind, float *out, const uint8_t *row, uint32_
   M64_INLINE void dequant_row_##sfx(float *out, const uint8_t *row, uint32_t n) {                       \
     dequant_legacy(KIND, out, row, n);                                                                  \
   }                                                                                                     \
-  M64_INLINE void act_##sfx(uint8_t *xq, const float *x, uint32_t cols) { act_legacy(KIND, xq, x, cols); } \
-  M64_INLINE void rows_##sfx(float *out, const uint8_t *w, const uint8_t *xq, uint32_t rows, uint32_t cols) { \
-    rows_legacy(KIND, out, w, xq, rows, cols);                                                          \
-  }
+  M64_INLINE void act_##sfx(uint8_t *xq, const float *x, uint32_t cols) { act_legacy(KIND, xq, x, cols); }
 LEGACY_KERNELS(q4_1, M64_LK_Q4_1)
 LEGACY_KERNELS(q5_0, M64_LK_Q5_0)
 LEGACY_KERNELS(q5_1, M64_LK_Q5_1)
