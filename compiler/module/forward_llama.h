@@ -117,12 +117,9 @@ static float dot_f16_in_order(const float *q, const uint16_t *k) {
 static void attend_head(const float *q, float *out, const uint16_t *kc, const uint16_t *vc, int32_t pos) {
   const float scale = 1.0f / mm_sqrtf((float)HEAD_DIM);
   float qh[HEAD_DIM] __attribute__((aligned(16))), acc[HEAD_DIM] __attribute__((aligned(16)));
-  uint32_t i = 0;
-  for (; i + 4 <= HEAD_DIM; i += 4) {
-    wasm_v128_store(qh + i, f32x4_round_f16(wasm_v128_load(q + i)));
-    wasm_v128_store(acc + i, wasm_f32x4_splat(0.0f));
-  }
-  for (; i < HEAD_DIM; i++) qh[i] = f16_to_f32(f32_to_f16(q[i])), acc[i] = 0.0f;
+  round_f16_n(qh, q, HEAD_DIM);
+  mm_memset(acc, 0, sizeof acc);
+  uint32_t i;
   float max = -__builtin_inff(), sum = 0.0f;
   for (int32_t t = 0; t <= pos; t++) {
     const uint16_t *k = kc + (uint64_t)t * KV_DIM, *v = vc + (uint64_t)t * KV_DIM;

@@ -98,6 +98,13 @@ M64_INLINE v128_t f32x4_round_f16(v128_t x) {
   return wasm_v128_or(r, sign);
 }
 
+/* out[i] = x[i] rounded through f16, as f16_to_f32(f32_to_f16(x[i])); out may be x. */
+M64_INLINE void round_f16_n(float *out, const float *x, uint32_t n) {
+  uint32_t i = 0;
+  for (; i + 4 <= n; i += 4) wasm_v128_store(out + i, f32x4_round_f16(wasm_v128_load(x + i)));
+  for (; i < n; i++) out[i] = f16_to_f32(f32_to_f16(x[i]));
+}
+
 M64_INLINE float hsum_f32x4(v128_t v) {
   return (wasm_f32x4_extract_lane(v, 0) + wasm_f32x4_extract_lane(v, 1)) +
          (wasm_f32x4_extract_lane(v, 2) + wasm_f32x4_extract_lane(v, 3));
@@ -160,10 +167,7 @@ M64_INLINE float dot_f16(const uint16_t *w, const float *x, uint32_t n) {
 }
 
 /* x rounded to f16 precision, as llama.cpp feeds F16 weights. */
-M64_INLINE void act_f16(uint8_t *xq, const float *x, uint32_t cols) {
-  float *xr = (float *)xq;
-  for (uint32_t i = 0; i < cols; i++) xr[i] = f16_to_f32(f32_to_f16(x[i]));
-}
+M64_INLINE void act_f16(uint8_t *xq, const float *x, uint32_t cols) { round_f16_n((float *)xq, x, cols); }
 
 M64_INLINE void rows_f16(float *out, const uint8_t *w, const uint8_t *xq, uint32_t rows, uint32_t cols) {
   for (uint32_t r = 0; r < rows; r++)
