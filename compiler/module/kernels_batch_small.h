@@ -211,19 +211,9 @@ M64_INLINE float ks_finish(int k, v128_t a[KS_ACCS], const uint8_t *wr, const ui
     return s;
   }
   if (!ks_grouped(k)) return hsum_f32x4(a[0]);
-  const int lk = ks_legacy(k);
-  const uint32_t nb = cols / QK8_0, bb = legacy_block_bytes(lk);
+  const uint32_t nb = cols / QK8_0;
   const act_q8 x = act_q8_view(xq, cols);
-  float sum = hsum_f32x4(wasm_f32x4_add(a[0], a[1]));
-  for (uint32_t t = i / QK8_0; t < nb; t++) { /* at most 3 blocks */
-    const uint8_t *wb = wr + (size_t)t * bb;
-    v128_t lo, hi;
-    legacy_unpack(lk, wb, &lo, &hi);
-    const int32_t isum = hsum_i32x4(legacy_block_dot(lo, hi, x.q + t * QK8_0));
-    sum += f16_to_f32(load_u16(wb)) * x.d[t] * (float)isum;
-    if (legacy_has_min(lk)) sum += f16_to_f32(load_u16(wb + 2)) * x.d[nb + t];
-  }
-  return sum;
+  return legacy_tail(ks_legacy(k), hsum_f32x4(wasm_f32x4_add(a[0], a[1])), wr, x.q, x.d, x.d + nb, i / QK8_0, nb);
 }
 
 /* Rows in groups of KS_ROWS; per group, each row's chunks converted once and dotted against

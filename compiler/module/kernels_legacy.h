@@ -165,6 +165,21 @@ M64_INLINE void legacy_scales4(int kind, const uint8_t *wb, v128_t *d, v128_t *m
   }
 }
 
+/* A row's sum finished over its blocks [t0, nb) after the last group of four (at most 3),
+ * one by one: w the row, xq/xd/xs its activation (xs only for the types with a min). */
+M64_INLINE float legacy_tail(int kind, float sum, const uint8_t *w, const int16_t *xq, const float *xd,
+                             const float *xs, uint32_t t0, uint32_t nb) {
+  for (uint32_t t = t0; t < nb; t++) {
+    const uint8_t *wb = w + (size_t)t * legacy_block_bytes(kind);
+    v128_t lo, hi;
+    legacy_unpack(kind, wb, &lo, &hi);
+    const int32_t isum = hsum_i32x4(legacy_block_dot(lo, hi, xq + t * QK8_0));
+    sum += f16_to_f32(load_u16(wb)) * xd[t] * (float)isum;
+    if (legacy_has_min(kind)) sum += f16_to_f32(load_u16(wb + 2)) * xs[t];
+  }
+  return sum;
+}
+
 /* out[k] = dot(row k, x) for NR (1 or 2) consecutive rows sharing the activation loads.
  * Per block: d_w*d_x*sum(q_w*q_x) (+ m_w*s_x), blocks grouped by four. */
 M64_INLINE void dot_legacy_rows(int kind, int nr, float *out, const uint8_t *w, uint64_t row_bytes,
@@ -189,18 +204,8 @@ M64_INLINE void dot_legacy_rows(int kind, int nr, float *out, const uint8_t *w, 
       if (legacy_has_min(kind)) macc[k] = wasm_f32x4_add(macc[k], wasm_f32x4_mul(mw, wasm_v128_load(xs + b)));
     }
   }
-  for (int k = 0; k < nr; k++) {
-    float sum = hsum_f32x4(wasm_f32x4_add(acc[k], macc[k]));
-    for (uint32_t t = b; t < nb; t++) { /* at most 3 blocks */
-      const uint8_t *wb = w + k * row_bytes + t * bb;
-      v128_t lo, hi;
-      legacy_unpack(kind, wb, &lo, &hi);
-      int32_t isum = hsum_i32x4(legacy_block_dot(lo, hi, xq + t * QK8_0));
-      sum += f16_to_f32(load_u16(wb)) * xd[t] * (float)isum;
-      if (legacy_has_min(kind)) sum += f16_to_f32(load_u16(wb + 2)) * xs[t];
-    }
-    out[k] = sum;
-  }
+  for (int k = 0; k < nr; k++)
+    out[k] = legacy_tail(kind, hsum_f32x4(wasm_f32x4_add(acc[k], macc[k])), w + k * row_bytes, xq, xd, xs, b, nb);
 }
 
 /* The activation of one input as `kind` consumes it (scratch layout above). */
