@@ -40,8 +40,14 @@ static void usage(FILE *f) {
           "                      (also skipped when an earlier run checked every layer of\n"
           "                      this unchanged file: see ~/.cache/m64/verified)\n"
           "  --reverify          check the layers even so\n"
-          "  --local-native-only run only native code `m64c aot` compiled on this machine\n"
-          "                      (for bundles from others; see SECURITY.md)\n"
+          "  --trust-bundle-native\n"
+          "                      also run native code you did not compile here (a bundle as\n"
+          "                      shipped): it runs with all your rights, so only if you trust\n"
+          "                      whoever built the bundle. Without it, m64run loads only code\n"
+          "                      `m64c build` or `m64c aot` compiled here for you; for a bundle\n"
+          "                      from someone else, `m64c aot MODEL.m64` is the safe way\n"
+          "                      (SECURITY.md)\n"
+          "  --local-native-only that default, stated (kept for old scripts; no effect)\n"
           "  --special           special-token text in the prompt (e.g. <|eot_id|>) becomes that\n"
           "                      token; without it such text is plain text\n"
           "  -i, --chat          interactive chat in the model's chat format: one line of\n"
@@ -123,7 +129,7 @@ int main(int argc, char **argv) {
   float temp = 0.8f, top_p = 0.95f; /* llama.cpp's sampling defaults */
   long top_k = 40;
   unsigned long long seed = (unsigned long long)time(NULL);
-  int json = 0, special = 0, chat = 0, n_predict_given = 0, reverify = 0;
+  int json = 0, special = 0, chat = 0, n_predict_given = 0, reverify = 0, local_only = 0;
   const char *system_msg = NULL, *chat_template = NULL;
   m64_session_options opt = {.verify_layers = 1, .page_mode = 1};
   long cores = sysconf(_SC_NPROCESSORS_ONLN);
@@ -173,7 +179,8 @@ int main(int argc, char **argv) {
     } else if (!strcmp(a, "--no-prefetch")) opt.no_prefetch = 1;
     else if (!strcmp(a, "--no-verify")) opt.verify_layers = 0;
     else if (!strcmp(a, "--reverify")) reverify = 1;
-    else if (!strcmp(a, "--local-native-only")) opt.local_native_only = 1;
+    else if (!strcmp(a, "--trust-bundle-native")) opt.trust_bundle_native = 1;
+    else if (!strcmp(a, "--local-native-only")) local_only = 1; /* the default since the mark */
     else if (!strcmp(a, "--json")) json = 1;
     else if (!strcmp(a, "--special")) special = 1;
     else if (!strcmp(a, "-i") || !strcmp(a, "--chat")) chat = 1;
@@ -192,6 +199,10 @@ int main(int argc, char **argv) {
   }
   if (!model) {
     usage(stderr);
+    return 1;
+  }
+  if (local_only && opt.trust_bundle_native) {
+    fprintf(stderr, "m64run: --local-native-only and --trust-bundle-native contradict each other: give one\n");
     return 1;
   }
   char *file_text = NULL;

@@ -123,10 +123,11 @@ static int write_tensor(m64_bundle_writer *bw, uint32_t i, const m64_tensor_entr
   return rc;
 }
 
-/* Writes the native section for module.wasm in the work dir (if AOT is on); local_mark:
- * mark it as made on this machine (m64c aot, runtime/native/local_mark.h). */
+/* Writes the native section for module.wasm in the work dir, marked as compiled here by
+ * this user (runtime/native/local_mark.h): m64run loads no other native code by default.
+ * The mark is deterministic, so a build stays reproducible for the same key. */
 static int add_native(m64_bundle_writer *bw, const m64c_workdir *wd, const char *target, const uint8_t *wasm,
-                      size_t wasm_size, int local_mark, m64_err *e) {
+                      size_t wasm_size, m64_err *e) {
   uint8_t sha[32], *so = NULL, *sec = NULL;
   size_t so_size = 0, sec_size = 0;
   m64_sha256 h;
@@ -137,7 +138,7 @@ static int add_native(m64_bundle_writer *bw, const m64c_workdir *wd, const char 
   snprintf(path, sizeof path, "%s/module.so", wd->path);
   int rc = m64c_read_file(path, &so, &so_size, e);
   if (!rc) rc = m64c_native_section(sha, so, so_size, &sec, &sec_size, e);
-  if (!rc && local_mark) rc = m64_native_section_add_mark(&sec, &sec_size, target, e);
+  if (!rc) rc = m64_native_section_add_mark(&sec, &sec_size, target, e);
   if (!rc) rc = m64_bw_add_section(bw, M64_SEC_NATIVE, target, sec, sec_size, e);
   free(so);
   free(sec);
@@ -213,7 +214,7 @@ int m64c_build_with(const m64c_options *o, const m64c_tools *tools, m64_err *e) 
   if ((rc = m64_bw_add_section(bw, M64_SEC_METADATA, "metadata", meta, strlen(meta), e))) goto done;
   if ((rc = m64_bw_add_section(bw, M64_SEC_TOKENIZER, "tokenizer", tok, tok_size, e))) goto done;
   if ((rc = m64_bw_add_section(bw, M64_SEC_MODULE_WASM, "module", wasm, wasm_size, e))) goto done;
-  if (!o->no_aot && (rc = add_native(bw, &wd, target, wasm, wasm_size, 0, e))) goto done;
+  if (!o->no_aot && (rc = add_native(bw, &wd, target, wasm, wasm_size, e))) goto done;
   if ((rc = m64_bw_set_layout(bw, plan.layers, plan.n_layers, plan.tensors, plan.n_tensors, e)))
     goto done;
   for (uint32_t i = 0; i < plan.n_tensors; i++) {
@@ -274,7 +275,7 @@ int m64c_aot(const char *bundle, const char *output, int verbose, m64_err *e) {
     if (s->kind == M64_SEC_SEGMENT || s->kind == M64_SEC_LAYER_INDEX || s->kind == M64_SEC_NATIVE)
       continue;
     rc = m64_bw_add_section(bw, s->kind, s->name, s->data, s->size, e);
-    if (!rc && s->kind == M64_SEC_MODULE_WASM) rc = add_native(bw, &wd, m64c_host_target(), wasm->data, wasm->size, 1, e);
+    if (!rc && s->kind == M64_SEC_MODULE_WASM) rc = add_native(bw, &wd, m64c_host_target(), wasm->data, wasm->size, e);
   }
   if (rc) goto done;
 

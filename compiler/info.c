@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "compiler_internal.h"
+#include "local_mark.h"
 
 static const char *kind_name(uint32_t k) {
   switch (k) {
@@ -15,8 +16,6 @@ static const char *kind_name(uint32_t k) {
     default: return "unknown";
   }
 }
-
-static uint32_t rd32(const uint8_t *p) { return p[0] | p[1] << 8 | p[2] << 16 | (uint32_t)p[3] << 24; }
 
 /* Reads a LEB128 u32; returns bytes used, 0 on overflow/end. */
 static size_t leb_u32(const uint8_t *p, const uint8_t *end, uint32_t *out) {
@@ -146,14 +145,23 @@ int m64c_info(const char *path, FILE *out, m64_err *e) {
   for (uint32_t i = 0; i < m64_bundle_n_sections(b); i++) {
     const m64_section *s = m64_bundle_section_at(b, i);
     if (s->kind != M64_SEC_NATIVE) continue;
-    uint64_t code = s->size >= M64_NATIVE_HEADER ? s->size - M64_NATIVE_HEADER : 0;
-    int current = 0;
-    if (wasm && s->size >= M64_NATIVE_HEADER && rd32(s->data + 8) == M64_NATIVE_HEADER)
-      current = memcmp(s->data + 16, wasm->sha256, 32) == 0;
-    fprintf(out, "\n  %-18s %llu bytes of code, built from %s%s", s->name, (unsigned long long)code,
-            current ? "this module" : "ANOTHER module (stale: run m64c aot)",
-            m64_target_runnable(s->name) ? ", runs on this host" : "");
     any = 1;
+    m64_native_section ns;
+    if (m64_native_section_parse(s->data, s->size, &ns, NULL)) {
+      fprintf(out, "\n  %-18s malformed (%llu bytes)", s->name, (unsigned long long)s->size);
+      continue;
+    }
+    const int current = wasm && memcmp(ns.wasm_sha256, wasm->sha256, 32) == 0;
+    /* what m64run decides by default (runtime/native/local_mark.h): reads the key, never creates it */
+    const int mark = ns.mark ? m64_native_section_check_mark(s->data, s->size, s->name, NULL) : 1;
+    fprintf(out, "\n  %-18s %llu bytes of code, built from %s%s, %s", s->name, (unsigned long long)ns.code_size,
+            current ? "this module" : "ANOTHER module (stale: run m64c aot)",
+            m64_target_runnable(s->name) ? ", runs on this host" : "",
+            mark == 1 ? "not marked (m64run needs m64c aot or --trust-bundle-native)"
+            : mark == 0 ? "marked here (by you, on this machine)"
+            : mark == M64_EHASH ? "marked with another key (m64run needs m64c aot or --trust-bundle-native)"
+            : mark == M64_ENOTFOUND ? "marked, but you have no local key to check it"
+                                    : "marked; your local key cannot be read");
   }
   fprintf(out, "%s\n", any ? "" : " none (run `m64c aot` to add code for this host)");
   m64_bundle_close(b);

@@ -35,11 +35,14 @@ typedef struct m64c_options {
   const m64_compress_options *compress; /* non-NULL: write a compressed bundle (zstd) */
 } m64c_options;
 
-/* GGUF -> bundle. The output appears only when everything succeeded. */
+/* GGUF -> bundle. The output appears only when everything succeeded. Native code is
+ * marked as compiled here by this user (runtime/native/local_mark.h; the key is created
+ * if there is none yet), so m64run runs it with no extra step. */
 int m64c_build(const m64c_options *o, m64_err *e);
 
-/* Adds (or replaces) native code for this host in an existing bundle, compiled from the
- * bundle's own wasm module. output NULL = rewrite in place (atomically). */
+/* Replaces all native code in an existing bundle with this host's, compiled from the
+ * bundle's own wasm module and marked as compiled here by this user. output NULL =
+ * rewrite in place (atomically). */
 int m64c_aot(const char *bundle, const char *output, int verbose, m64_err *e);
 
 /* Rewrites a bundle compressed with z (every section and layer, zstd), or, with z NULL,
@@ -49,7 +52,7 @@ int m64c_recode(const char *bundle, const char *output, const m64_compress_optio
                 m64_err *e);
 
 /* Human-readable description: header, sections, segments, layers, tensors, module
- * exports, native targets. */
+ * exports, native targets (and whether each carries this user's mark). */
 int m64c_info(const char *bundle, FILE *out, m64_err *e);
 
 /* Checks every section's and every layer's SHA-256 (m64run checks layers lazily, at first

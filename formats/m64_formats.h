@@ -39,6 +39,7 @@ enum {
   M64_EINTERRUPTED = -9,
   M64_ENOSPC = -10,   /* disk full while writing */
   M64_ETRAP = -11,    /* the wasm module trapped (runtime) */
+  M64_EUNTRUSTED = -12, /* native code this user has not accepted to run (runtime; SECURITY.md) */
 };
 typedef struct m64_err { char msg[512]; } m64_err;
 /* Formats msg into *e (if e != NULL) and returns code; for use in `return m64_fail(...)`. */

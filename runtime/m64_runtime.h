@@ -2,10 +2,11 @@
  * m64_runtime.h — the m64run library: run a .m64 bundle.
  *
  * A session maps the bundle, loads the module's native code (checked against the
- * bundle's wasm), instantiates it with a wasm32 linear memory bounded by the workspace
- * size, and serves the module's layer requests from the 64-bit image: a layer is copied
- * from the mapped bundle into a cache region of the workspace the first time it is
- * needed and evicted (least recently used, never while in use) when room is needed.
+ * bundle's wasm, and only when this user accepts it: trust_bundle_native), instantiates
+ * it with a wasm32 linear memory bounded by the workspace size, and serves the module's
+ * layer requests from the 64-bit image: a layer is copied from the mapped bundle into a
+ * cache region of the workspace the first time it is needed and evicted (least recently
+ * used, never while in use) when room is needed.
  * The pager (pager.h) keeps the layers the fixed cycle needs soonest and prefetches the
  * next one on a background thread. Everything the model computes — tokenizer, forward pass, sampler — runs in the module;
  * this library only moves bytes and reports.
@@ -35,8 +36,11 @@ typedef struct m64_session_options {
   int page_mode;            /* 0: copy layers into the workspace; 1: map the file's pages there */
   int no_prefetch;          /* page on demand only (no background thread) */
   uint32_t n_threads;       /* threads that share each matvec; 0 = 1 */
-  int local_native_only;    /* load only native code `m64c aot` made on this machine (its
-                               local mark, runtime/native/local_mark.h); see SECURITY.md */
+  int trust_bundle_native;  /* 0 (the default): load only native code compiled here by this
+                               user (`m64c build`/`m64c aot`: its local mark,
+                               runtime/native/local_mark.h), else fail with M64_EUNTRUSTED;
+                               1: also run whatever native code the bundle ships, with this
+                               process's rights (trusting whoever built it; SECURITY.md) */
 } m64_session_options;
 
 typedef struct m64_session_stats {

@@ -319,39 +319,105 @@ void w2c_m64_log(struct w2c_m64 *h, uint32_t msg, uint32_t len) {
 }
 
 /* ------------------------------------------------------------ opening */
+/* Whether this user accepts running the native code in sec (a private copy of a NATIVE
+ * section for target). The one place that decides (SECURITY.md): until it says yes, only
+ * the section's 64-byte header and a MAC over its bytes have been looked at; nothing of
+ * the code is parsed, mapped or run. *why says why not. */
+static int native_accepted(const m64_session *s, const uint8_t *sec, uint64_t size,
+                           const char *target, int *why_rc, m64_err *why) {
+  if (s->opt.trust_bundle_native) return 1; /* the user's explicit choice for this run */
+  /* Rule 1: compiled here by this user (m64c build / m64c aot marked it with their key). */
+  *why_rc = m64_native_section_check_mark(sec, size, target, why);
+  if (*why_rc == 0) return 1;
+  /* Rule 2 (to come): signed by a publisher this user trusts. */
+  return 0;
+}
+
+/* path as a shell word, for a command the user can paste */
+static void shell_word(char *out, size_t cap, const char *path) {
+  if (!path[strspn(path, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_./+-=:,@%")]) {
+    snprintf(out, cap, "%s", path);
+    return;
+  }
+  size_t n = 0;
+  out[n++] = '\'';
+  for (const char *p = path; *p && n + 6 < cap; p++) {
+    if (*p == '\'') {
+      memcpy(out + n, "'\\''", 4);
+      n += 4;
+    } else {
+      out[n++] = *p;
+    }
+  }
+  out[n++] = '\'';
+  out[n] = 0;
+}
+
 static int load_native(m64_session *s, m64_err *e) {
   const m64_section *wasm = m64_bundle_find_section(s->bundle, M64_SEC_MODULE_WASM, NULL);
   if (!wasm) return m64_fail(e, M64_EFORMAT, "bundle has no wasm module");
   const m64_section *pick = NULL;
+  uint8_t *copy = NULL; /* the picked section, copied: the bytes checked are the bytes loaded,
+                           whatever happens to the file meanwhile */
   m64_native_section code = {0};
-  int stale = 0;
-  m64_err unmarked = {{0}}; /* why --local-native-only refused a section */
-  for (uint32_t i = 0; i < m64_bundle_n_sections(s->bundle); i++) {
+  int stale = 0, refused_rc = 0, rc = 0;
+  m64_err refused = {{0}}; /* why the last candidate was not accepted */
+  char refused_target[48] = "";
+  for (uint32_t i = 0; i < m64_bundle_n_sections(s->bundle) && !rc; i++) {
     const m64_section *sec = m64_bundle_section_at(s->bundle, i);
     if (sec->kind != M64_SEC_NATIVE || !m64_target_runnable(sec->name)) continue;
-    m64_native_section ns;
-    if (m64_native_section_parse(sec->data, sec->size, &ns, NULL))
-      return m64_fail(e, M64_EFORMAT, "native section '%s' is malformed", sec->name);
+    m64_native_section ns; /* the header only */
+    if (m64_native_section_parse(sec->data, sec->size, &ns, NULL)) {
+      rc = m64_fail(e, M64_EFORMAT, "native section '%s' is malformed", sec->name);
+      break;
+    }
     if (memcmp(ns.wasm_sha256, wasm->sha256, 32) != 0) {
       stale = 1;
       continue;
     }
-    if (s->opt.local_native_only && m64_native_section_check_mark(sec->data, sec->size, sec->name, &unmarked))
+    uint8_t *c = malloc(sec->size ? sec->size : 1);
+    if (!c) {
+      rc = m64_fail(e, M64_ENOMEM, "out of memory for native code");
+      break;
+    }
+    memcpy(c, sec->data, sec->size);
+    /* again on the copy, whose code is what gets loaded */
+    if (m64_native_section_parse(c, sec->size, &ns, NULL) || memcmp(ns.wasm_sha256, wasm->sha256, 32) != 0)
+      rc = m64_fail(e, M64_EIO, "native section '%s' changed while it was read", sec->name);
+    else if (!native_accepted(s, c, sec->size, sec->name, &refused_rc, &refused))
+      snprintf(refused_target, sizeof refused_target, "%s", sec->name);
+    else {
+      free(copy);
+      copy = c;
+      pick = sec; /* later sections are newer (m64c aot appends) */
+      code = ns;
       continue;
-    pick = sec; /* later sections are newer (m64c aot appends) */
-    code = ns;
+    }
+    free(c);
   }
-  if (!pick && unmarked.msg[0])
-    return m64_fail(e, M64_EUNSUPPORTED,
-                    "--local-native-only: %s, so it was not made on this machine; run `m64c aot %s` "
-                    "to compile the bundle's wasm module here", unmarked.msg, s->path);
-  if (!pick)
-    return m64_fail(e, M64_EUNSUPPORTED,
-                    stale ? "the bundle's native code was built from another module; run `m64c aot` on it"
-                          : "the bundle has no native code for this host (%s); run `m64c aot` on it",
-                    m64_host_target());
+  if (!rc && !pick && refused_target[0]) {
+    char cmd[600];
+    shell_word(cmd, sizeof cmd, s->path);
+    /* one line: what was refused, why, and the two ways on */
+    rc = m64_fail(e, M64_EUNTRUSTED,
+                  "not loading the bundle's native code for %s: %s%s. Run `m64c aot %s` to compile the "
+                  "bundle's own wasm module here, or pass --trust-bundle-native to run it anyway, with all "
+                  "your rights, if you trust whoever built the bundle (SECURITY.md)",
+                  refused_target, refused.msg, refused_rc == M64_EIO ? "" : ", so it was not compiled here by you",
+                  cmd);
+  }
+  if (!rc && !pick)
+    rc = m64_fail(e, M64_EUNSUPPORTED,
+                  stale ? "the bundle's native code was built from another module; run `m64c aot` on it"
+                        : "the bundle has no native code for this host (%s); run `m64c aot` on it",
+                  m64_host_target());
+  if (rc) {
+    free(copy);
+    return rc;
+  }
   snprintf(s->target, sizeof s->target, "%s", pick->name);
-  int rc = m64_native_load(code.code, code.code_size, &s->native, e);
+  rc = m64_native_load(code.code, code.code_size, &s->native, e);
+  free(copy); /* the loader wrote it to its own sealed file */
   if (rc) return rc;
   s->abi = m64_native_sym(s->native, M64_NATIVE_ABI_SYMBOL);
   if (!s->abi) return m64_fail(e, M64_EFORMAT, "native code lacks the %s table", M64_NATIVE_ABI_SYMBOL);

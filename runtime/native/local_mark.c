@@ -93,7 +93,7 @@ static int key_path(char *out, size_t cap, char *dir, size_t dcap, m64_err *e) {
 static int read_key(const char *path, uint8_t key[KEY_BYTES], m64_err *e) {
   int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0) {
-    if (errno == ENOENT) return m64_fail(e, M64_ENOTFOUND, "no local key at %s", path);
+    if (errno == ENOENT) return m64_fail(e, M64_ENOTFOUND, "you have no local key yet (none at %s)", path);
     return m64_fail(e, M64_EIO, "cannot open the local key %s: %s", path, strerror(errno));
   }
   struct stat st;
@@ -124,17 +124,28 @@ static int create_key(const char *path, const char *dir, uint8_t key[KEY_BYTES],
     if (n < 0 && errno != EINTR) return m64_fail(e, M64_EIO, "getrandom: %s", strerror(errno));
     if (n > 0) got += (size_t)n;
   }
-  int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-  if (fd < 0) {
-    if (errno == EEXIST) return read_key(path, key, e); /* another m64c made it first */
-    return m64_fail(e, M64_EIO, "cannot create the local key %s: %s", path, strerror(errno));
-  }
+  /* Written whole under a temp name, then linked into place: a reader never sees a short
+   * key, and when two builds create it at once, one key wins and both use it. */
+  char tmp[4200];
+  if ((size_t)snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)getpid()) >= sizeof tmp)
+    return m64_fail(e, M64_EIO, "local key path too long");
+  unlink(tmp); /* a crashed m64c's leftover; O_EXCL: never write into a file someone else made */
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) return m64_fail(e, M64_EIO, "cannot create the local key %s: %s", path, strerror(errno));
   int ok = write(fd, key, KEY_BYTES) == (ssize_t)KEY_BYTES && fsync(fd) == 0;
   if (close(fd) != 0) ok = 0;
   if (!ok) {
-    unlink(path);
+    unlink(tmp);
     return m64_fail(e, M64_EIO, "cannot write the local key %s", path);
   }
+  int linked = link(tmp, path) == 0, err = errno;
+  if (!linked && err != EEXIST && access(path, F_OK) != 0) { /* no hard links here (some FUSE) */
+    linked = rename(tmp, path) == 0;
+    err = errno;
+  }
+  unlink(tmp);
+  if (!linked && err == EEXIST) return read_key(path, key, e); /* another m64c made it first */
+  if (!linked) return m64_fail(e, M64_EIO, "cannot create the local key %s: %s", path, strerror(err));
   return 0;
 }
 
@@ -178,14 +189,14 @@ int m64_native_section_check_mark(const uint8_t *data, uint64_t size, const char
   m64_native_section ns;
   int rc = m64_native_section_parse(data, size, &ns, e);
   if (rc) return rc;
-  if (!ns.mark)
-    return m64_fail(e, M64_EHASH, "native code for %s carries no local mark", target);
+  if (!ns.mark) return m64_fail(e, M64_EHASH, "it carries no local mark");
   uint8_t key[KEY_BYTES], want[32];
-  if ((rc = load_key(0, key, e))) return rc == M64_ENOTFOUND ? M64_EIO : rc;
+  if ((rc = load_key(0, key, e))) return rc;
   compute(key, target, data, ns.code, ns.code_size, want);
   memset(key, 0, sizeof key);
   uint8_t diff = 0; /* constant time: the mark is a MAC */
   for (int i = 0; i < 32; i++) diff |= (uint8_t)(want[i] ^ ns.mark[i]);
-  if (diff) return m64_fail(e, M64_EHASH, "native code for %s was marked with another key (another user or machine)", target);
+  if (diff)
+    return m64_fail(e, M64_EHASH, "it was marked with another key (another user or machine, or changed since)");
   return 0;
 }

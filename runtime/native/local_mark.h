@@ -1,10 +1,12 @@
 /*
  * local_mark.h — native code marked as made on this machine.
  *
- * A bundle's native code is as trusted as whoever built the bundle (SECURITY.md). A user
- * who got a bundle from someone else runs `m64c aot` to compile the bundle's wasm to native
- * code locally; that code carries a mark, HMAC-SHA256 under a key only this user can read,
- * and `m64run --local-native-only` loads nothing else.
+ * A bundle's native code is as trusted as whoever built the bundle (SECURITY.md), and it
+ * runs unsandboxed with the user's rights. So m64run (and m64_session_open) load only
+ * native code that carries this user's mark, HMAC-SHA256 under a key only this user can
+ * read: code that `m64c build` or `m64c aot` compiled here, for this user. Anything else
+ * needs `m64c aot` (compile the bundle's own wasm here) or an explicit
+ * `m64run --trust-bundle-native`.
  *
  * NATIVE section (docs/FORMAT.md): 64-byte header, code, then, when header flag bit 0 is
  * set, a 32-byte mark = HMAC-SHA256(key, "m64 local native v1\0" || target name padded
@@ -12,8 +14,9 @@
  * hash and the code size, so the mark binds the code to the bundle's module and target.
  *
  * The key: 32 random bytes in $M64_LOCAL_KEY if set, else $XDG_CONFIG_HOME/m64/local-native.key,
- * else ~/.config/m64/local-native.key; created by the first `m64c aot` (directory 0700, file
- * 0600) and refused when other users could read or write it.
+ * else ~/.config/m64/local-native.key; created by the first `m64c build` or `m64c aot` that
+ * compiles native code (directory 0700, file 0600), never by m64run, and refused when other
+ * users could read or write it.
  */
 #ifndef M64_LOCAL_MARK_H
 #define M64_LOCAL_MARK_H
@@ -48,9 +51,11 @@ int m64_native_section_parse(const uint8_t *data, uint64_t size, m64_native_sect
  * replaced) for target, creating the key if there is none yet. */
 int m64_native_section_add_mark(uint8_t **sec, size_t *size, const char *target, m64_err *e);
 
-/* 0 when the section carries a mark made with this user's key for target; otherwise
- * M64_EHASH (no mark, or a mark made elsewhere) or M64_EIO (no usable key), with e naming
- * what is missing. */
+/* 0 when the section carries a mark made with this user's key for target. Otherwise, with
+ * e saying why in a clause ("it carries no local mark", ...): M64_EHASH (no mark, or a
+ * mark made with another key, or changed code), M64_ENOTFOUND (this user has no key yet;
+ * e names where it would be) or M64_EIO (a key that cannot be used). Reads the key, never
+ * creates it; looks at nothing but the 64-byte header and the bytes the MAC covers. */
 int m64_native_section_check_mark(const uint8_t *data, uint64_t size, const char *target,
                                   m64_err *e);
 

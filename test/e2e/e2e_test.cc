@@ -1088,8 +1088,9 @@ TEST(Errors, WasmOnlyBundleNeedsAotThenRuns) {
 }
 
 // --target: native code for another x86-64 level than the host's (a bundle built on an
-// AVX-512 VNNI machine that must also run on AVX2-only ones); a target m64c cannot build is
-// refused before any work, and no output appears.
+// AVX-512 VNNI machine that must also run on AVX2-only ones), marked as compiled here like
+// the host's, so it runs with no extra step; a target m64c cannot build is refused before
+// any work, and no output appears.
 TEST(Errors, NativeCodeForAnotherTargetOrAClearRefusal) {
   NEED_FILE(kOut + "/synth-F32.gguf");
   std::string d = tmpdir();
@@ -1103,6 +1104,7 @@ TEST(Errors, NativeCodeForAnotherTargetOrAClearRefusal) {
   ASSERT_EQ(r.code, 0) << r.out;
   r = sh(kBin + "/cmd/m64c info " + d + "/v3.m64");
   EXPECT_NE(r.out.find("x86_64-v3-linux"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("marked here"), std::string::npos) << r.out;
   r = sh_stdout(kBin + "/cmd/m64run " + d + "/v3.m64 -p 'one two' -n 4 --temp 0 --json");
   EXPECT_EQ(r.code, 0) << r.out;
   CmdResult ref = sh_stdout(kBin + "/cmd/m64run " + kOut + "/synth-F32.m64 -p 'one two' -n 4 --temp 0 --json");

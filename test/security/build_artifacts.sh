@@ -2,7 +2,9 @@
 # Fixture of the security tests: BIN_DIR SOURCE_DIR OUT_DIR CLANG
 #   trap.m64             trap_module.c as a bundle, native code from `m64c aot` (local mark)
 #   tiny_a.m64, tiny_b.m64  the same synthetic GGUF built twice (reproducibility)
-# The local key lives in OUT_DIR (M64_LOCAL_KEY), never in the user's home.
+#   tiny_other.m64       the same GGUF built by "another user": marked with other.key (a
+#                        stranger's bundle as downloaded)
+# The tests' key is OUT_DIR/local.key (M64_LOCAL_KEY), never the user's own.
 set -euo pipefail
 bin=$1 src=$2 final=$3 clang=$4
 out="$final.new"
@@ -17,6 +19,7 @@ export M64_LOCAL_KEY="$out/local.key" TMPDIR="$out" # moves with the directory b
 "$bin/test/support/m64-synth" --shape tiny --seed 5 -o "$out/tiny.gguf"
 "$bin/cmd/m64c" build "$out/tiny.gguf" -o "$out/tiny_a.m64" -q
 "$bin/cmd/m64c" build "$out/tiny.gguf" -o "$out/tiny_b.m64" -q
+M64_LOCAL_KEY="$out/other.key" "$bin/cmd/m64c" build "$out/tiny.gguf" -o "$out/tiny_other.m64" -q
 # publish only complete artifacts (the tests read them in parallel)
 rm -rf "$final" && mv "$out" "$final"
 echo "security artifacts in $final"

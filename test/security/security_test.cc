@@ -1,7 +1,8 @@
 // security_test — what SECURITY.md promises, checked through the real binaries:
 //   traps in the module are errors naming the trap (exit 1, no crash, no core);
 //   Ctrl-C stops generation and prints the stats so far;
-//   `m64c aot` marks native code as made here and --local-native-only loads nothing else;
+//   native code runs only when this user compiled it here (`m64c build`/`m64c aot` mark
+//   it), or with --trust-bundle-native (the C API: trust_bundle_native), never by default;
 //   a flipped byte anywhere in a bundle is named (section or layer) or changes nothing;
 //   the same GGUF gives the same bundle, byte for byte.
 // The bundles come from build_artifacts.sh (ctest fixture security_artifacts).
@@ -13,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -87,6 +89,8 @@ bool HasCore(const std::string &dir) {
 }
 
 std::string Key() { return "M64_LOCAL_KEY='" + kArt + "/local.key' "; }
+// The fixture's key for this process too (the C API in Generate and the native-trust tests).
+[[maybe_unused]] const int kKeySet = setenv("M64_LOCAL_KEY", (kArt + "/local.key").c_str(), 1);
 
 // ---------------------------------------------------------------- traps
 TEST(Traps, EveryTrapThroughM64runIsOneErrorLineAndExitCode1) {
@@ -200,44 +204,6 @@ int CountNative(const std::string &path, int *marked) {
   return n;
 }
 
-TEST(LocalNative, OnlyCodeMadeHereRunsWithTheFlag) {
-  TempDir d;
-  const std::string tiny = d.path + "/tiny.m64";
-  WriteFile(tiny, ReadFile(kArt + "/tiny_a.m64"));
-  // a bundle as shipped (m64c build elsewhere): runs normally, refused with the flag
-  Result r = Sh(d.path, "env " + Key() + kRun + " " + tiny + " -p hi -n 2");
-  EXPECT_TRUE(r.exited(0)) << r.err;
-  r = Sh(d.path, "env " + Key() + kRun + " " + tiny + " -p hi -n 2 --local-native-only");
-  EXPECT_TRUE(r.exited(1)) << r.err;
-  EXPECT_NE(r.err.find("not made on this machine"), std::string::npos) << r.err;
-  EXPECT_NE(r.err.find("m64c aot " + tiny), std::string::npos) << r.err;
-
-  // m64c aot replaces what was shipped with code compiled and marked here
-  r = Sh(d.path, "env " + Key() + kC + " aot " + tiny + " -q");
-  ASSERT_TRUE(r.exited(0)) << r.err;
-  int marked = 0;
-  EXPECT_EQ(CountNative(tiny, &marked), 1);
-  EXPECT_EQ(marked, 1);
-  r = Sh(d.path, "env " + Key() + kRun + " " + tiny + " -p hi -n 2 --local-native-only");
-  EXPECT_TRUE(r.exited(0)) << r.err;
-
-  // another user's key (or machine) does not accept it
-  std::string other(32, '\0');
-  for (size_t i = 0; i < other.size(); i++) other[i] = (char)(i * 37 + 11);
-  WriteFile(d.path + "/other.key", other);
-  chmod((d.path + "/other.key").c_str(), 0600);
-  r = Sh(d.path, "env M64_LOCAL_KEY=" + d.path + "/other.key " + kRun + " " + tiny +
-                     " -p hi -n 2 --local-native-only");
-  EXPECT_TRUE(r.exited(1)) << r.err;
-  EXPECT_NE(r.err.find("another key"), std::string::npos) << r.err;
-  // a key others can read is not a key
-  chmod((d.path + "/other.key").c_str(), 0644);
-  r = Sh(d.path, "env M64_LOCAL_KEY=" + d.path + "/other.key " + kRun + " " + tiny +
-                     " -p hi -n 2 --local-native-only");
-  EXPECT_TRUE(r.exited(1)) << r.err;
-  EXPECT_NE(r.err.find("chmod 600"), std::string::npos) << r.err;
-}
-
 // Rewrites the hashes of a modified bundle so that only the mark can notice.
 void RehashSections(std::string &b) {
   auto *p = reinterpret_cast<uint8_t *>(&b[0]);
@@ -257,26 +223,202 @@ void RehashSections(std::string &b) {
   m64_sha256_final(&h, p + BH_SHA256);
 }
 
-TEST(LocalNative, ChangedCodeLosesTheMark) {
-  TempDir d;
-  std::string b = ReadFile(kArt + "/trap.m64");
+// Where the (only) NATIVE section of bundle bytes b starts, and its size.
+void FindNative(const std::string &b, uint64_t *at, uint64_t *size) {
   m64_bundle *mb = nullptr;
   m64_err e{};
+  *at = *size = 0;
   ASSERT_EQ(m64_bundle_open_memory(b.data(), b.size(), &mb, &e), 0) << e.msg;
   const m64_section *nat = m64_bundle_find_section(mb, M64_SEC_NATIVE, nullptr);
   ASSERT_NE(nat, nullptr);
-  const uint64_t at = nat->offset + M64_NATIVE_SEC_HEADER + 200; // inside the ELF code
+  *at = nat->offset;
+  *size = nat->size;
   m64_bundle_close(mb);
-  b[at] ^= 0x40;
+}
+
+// The bundle as m64c built it before native code was marked: the mark flag cleared and
+// its 32 bytes left after the code as part of it (the ELF loader ignores trailing bytes),
+// every hash made to match. A consistent bundle whose native code carries no mark.
+std::string Unmarked(std::string b) {
+  uint64_t at = 0, size = 0;
+  FindNative(b, &at, &size);
+  auto *h = reinterpret_cast<uint8_t *>(&b[at]);
+  EXPECT_EQ(h[12] & M64_NATIVE_FLAG_LOCAL_MARK, 1) << "the fixture's code should be marked";
+  h[12] &= (uint8_t)~M64_NATIVE_FLAG_LOCAL_MARK;
+  const uint64_t code = size - M64_NATIVE_SEC_HEADER;
+  for (int i = 0; i < 8; i++) h[48 + i] = (uint8_t)(code >> (8 * i));
+  RehashSections(b);
+  return b;
+}
+
+// m64run's refusal: one line, exit 1, naming both ways on for this path.
+void ExpectRefused(const Result &r, const std::string &path, const std::string &why) {
+  EXPECT_TRUE(r.exited(1)) << "status " << r.status << "\n" << r.err;
+  EXPECT_EQ(r.err.rfind("m64run: error: not loading the bundle's native code for ", 0), 0u) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << "one line:\n" << r.err;
+  EXPECT_NE(r.err.find(why), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("`m64c aot " + path + "`"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("--trust-bundle-native"), std::string::npos) << r.err;
+  EXPECT_EQ(r.out, "") << "nothing ran";
+}
+
+std::string Info(const std::string &dir, const std::string &env, const std::string &path) {
+  Result r = Sh(dir, "env " + env + kC + " info " + path);
+  EXPECT_TRUE(r.exited(0)) << r.err;
+  const size_t at = r.out.find("native targets:");
+  return at == std::string::npos ? r.out : r.out.substr(at);
+}
+
+// What `m64c build` compiles here for this user runs with no flag: its code is marked.
+TEST(NativeTrust, AFreshBuildRunsWithNoFlag) {
+  TempDir d;
+  const std::string tiny = kArt + "/tiny_a.m64"; // `m64c build` under the fixture's key
+  int marked = 0;
+  EXPECT_EQ(CountNative(tiny, &marked), 1);
+  EXPECT_EQ(marked, 1) << "m64c build marks the native code it compiles";
+  Result r = Sh(d.path, "env " + Key() + kRun + " " + tiny + " -p hi -n 2");
+  EXPECT_TRUE(r.exited(0)) << r.err;
+  EXPECT_NE(Info(d.path, Key(), tiny).find("marked here"), std::string::npos);
+  // --local-native-only, the old way to ask for this, is still accepted
+  r = Sh(d.path, "env " + Key() + kRun + " " + tiny + " -p hi -n 2 --local-native-only");
+  EXPECT_TRUE(r.exited(0)) << r.err;
+  r = Sh(d.path, "env " + Key() + kRun + " " + tiny + " -p hi -n 2 --local-native-only --trust-bundle-native");
+  EXPECT_TRUE(r.exited(1)) << r.err;
+  EXPECT_NE(r.err.find("contradict"), std::string::npos) << r.err;
+}
+
+// Native code without a mark (as shipped by older m64c, or with the mark stripped) is
+// refused by default; --trust-bundle-native runs it; after `m64c aot` it runs with no flag.
+TEST(NativeTrust, UnmarkedCodeIsRefusedUntilAotOrTrusted) {
+  TempDir d;
+  const std::string path = d.path + "/unmarked.m64";
+  WriteFile(path, Unmarked(ReadFile(kArt + "/tiny_a.m64")));
+  int marked = 0;
+  ASSERT_EQ(CountNative(path, &marked), 1);
+  ASSERT_EQ(marked, 0);
+  EXPECT_NE(Info(d.path, Key(), path).find("not marked"), std::string::npos);
+
+  ExpectRefused(Sh(d.path, "env " + Key() + kRun + " " + path + " -p hi -n 2"), path, "it carries no local mark");
+  ExpectRefused(Sh(d.path, "env " + Key() + kRun + " " + path + " -p hi -n 2 --local-native-only"), path,
+                "it carries no local mark");
+  Result r = Sh(d.path, "env " + Key() + kRun + " " + path + " -p hi -n 2 --trust-bundle-native");
+  EXPECT_TRUE(r.exited(0)) << r.err;
+  EXPECT_EQ(r.out.rfind("hi", 0), 0u) << r.out;
+
+  r = Sh(d.path, "env " + Key() + kC + " aot " + path + " -q");
+  ASSERT_TRUE(r.exited(0)) << r.err;
+  EXPECT_EQ(CountNative(path, &marked), 1);
+  EXPECT_EQ(marked, 1);
+  r = Sh(d.path, "env " + Key() + kRun + " " + path + " -p hi -n 2");
+  EXPECT_TRUE(r.exited(0)) << r.err;
+  EXPECT_NE(Info(d.path, Key(), path).find("marked here"), std::string::npos);
+}
+
+// A stranger's bundle: built by m64c elsewhere, so marked with another user's key.
+TEST(NativeTrust, AStrangersBundleIsRefusedUntilAotOrTrusted) {
+  TempDir d;
+  const std::string path = d.path + "/stranger's model.m64"; // a path that needs quoting
+  const std::string q = "'" + d.path + "/stranger'\\''s model.m64'";
+  WriteFile(path, ReadFile(kArt + "/tiny_other.m64"));
+  EXPECT_NE(Info(d.path, Key(), q).find("marked with another key"), std::string::npos);
+  ExpectRefused(Sh(d.path, "env " + Key() + kRun + " " + q + " -p hi -n 2"), q, "marked with another key");
+  Result r = Sh(d.path, "env " + Key() + kRun + " " + q + " -p hi -n 2 --trust-bundle-native");
+  EXPECT_TRUE(r.exited(0)) << r.err;
+  // the advice, followed word for word
+  r = Sh(d.path, "env " + Key() + kC + " aot " + q + " -q");
+  ASSERT_TRUE(r.exited(0)) << r.err;
+  r = Sh(d.path, "env " + Key() + kRun + " " + q + " -p hi -n 2");
+  EXPECT_TRUE(r.exited(0)) << r.err;
+  // and the stranger cannot run what was compiled here, with their key
+  ExpectRefused(Sh(d.path, "env M64_LOCAL_KEY=" + kArt + "/other.key " + kRun + " " + q + " -p hi -n 2"), q,
+                "marked with another key");
+}
+
+// A fresh machine or account: no key yet. Refused with the same advice, and m64run does
+// not create a key (only m64c does, when it compiles).
+TEST(NativeTrust, NoKeyYetIsRefusedWithTheSameAdvice) {
+  TempDir d;
+  const std::string none = "M64_LOCAL_KEY=" + d.path + "/cfg/none.key ";
+  const std::string tiny = kArt + "/tiny_a.m64";
+  ExpectRefused(Sh(d.path, "env " + none + kRun + " " + tiny + " -p hi -n 2"), tiny, "you have no local key yet");
+  EXPECT_NE(Info(d.path, none, tiny).find("no local key"), std::string::npos);
+  Result r = Sh(d.path, "env " + none + kRun + " " + tiny + " -p hi -n 2 --trust-bundle-native");
+  EXPECT_TRUE(r.exited(0)) << r.err;
+  EXPECT_NE(access((d.path + "/cfg").c_str(), F_OK), 0) << "m64run or m64c info created a key";
+}
+
+TEST(NativeTrust, AnotherUsersKeyDoesNotAcceptIt) {
+  TempDir d;
+  const std::string tiny = kArt + "/tiny_a.m64";
+  std::string other(32, '\0');
+  for (size_t i = 0; i < other.size(); i++) other[i] = (char)(i * 37 + 11);
+  WriteFile(d.path + "/other.key", other);
+  chmod((d.path + "/other.key").c_str(), 0600);
+  const std::string env = "M64_LOCAL_KEY=" + d.path + "/other.key ";
+  ExpectRefused(Sh(d.path, "env " + env + kRun + " " + tiny + " -p hi -n 2"), tiny, "marked with another key");
+  EXPECT_NE(Info(d.path, env, tiny).find("marked with another key"), std::string::npos);
+  // a key others can read is not a key
+  chmod((d.path + "/other.key").c_str(), 0644);
+  ExpectRefused(Sh(d.path, "env " + env + kRun + " " + tiny + " -p hi -n 2"), tiny, "chmod 600");
+}
+
+TEST(NativeTrust, ChangedCodeLosesTheMark) {
+  TempDir d;
+  std::string b = ReadFile(kArt + "/trap.m64");
+  uint64_t at = 0, size = 0;
+  FindNative(b, &at, &size);
+  b[at + M64_NATIVE_SEC_HEADER + 200] ^= 0x40; // inside the ELF code
   RehashSections(b);
   const std::string path = d.path + "/tampered.m64";
   WriteFile(path, b);
-  Result r = Sh(d.path, "env " + Key() + kRun + " " + path + " -p hi -n 2 --local-native-only");
-  EXPECT_TRUE(r.exited(1)) << r.err;
-  EXPECT_NE(r.err.find("another key"), std::string::npos) << r.err;
+  ExpectRefused(Sh(d.path, "env " + Key() + kRun + " " + path + " -p hi -n 2"), path, "another key");
 }
 
-TEST(LocalNative, AotRefusesACorruptedLayerInsteadOfRehashingIt) {
+// The decision comes before anything reads the code: code that is not even an ELF object
+// is refused for its missing mark, and only an explicit trust gets as far as the loader.
+TEST(NativeTrust, NothingOfTheCodeIsReadBeforeTheCheck) {
+  TempDir d;
+  std::string b = Unmarked(ReadFile(kArt + "/tiny_a.m64"));
+  uint64_t at = 0, size = 0;
+  FindNative(b, &at, &size);
+  b[at + M64_NATIVE_SEC_HEADER + 1] = 'X'; // "\x7fELF" -> "\x7fXLF"
+  RehashSections(b);
+  const std::string path = d.path + "/notelf.m64";
+  WriteFile(path, b);
+  ExpectRefused(Sh(d.path, "env " + Key() + kRun + " " + path + " -p hi -n 2"), path, "no local mark");
+  Result r = Sh(d.path, "env " + Key() + kRun + " " + path + " -p hi -n 2 --trust-bundle-native");
+  EXPECT_TRUE(r.exited(1)) << r.err;
+  EXPECT_NE(r.err.find("not an ELF object"), std::string::npos) << r.err;
+}
+
+// The C API: zeroed (or no) options mean deny; trust_bundle_native = 1 loads.
+TEST(NativeTrust, TheCApiRefusesUnlessTrusted) {
+  TempDir d;
+  const std::string path = d.path + "/unmarked.m64";
+  WriteFile(path, Unmarked(ReadFile(kArt + "/tiny_a.m64")));
+  m64_session_options o{};
+  m64_session *s = nullptr;
+  m64_err e{};
+  EXPECT_EQ(m64_session_open(path.c_str(), &o, &s, &e), M64_EUNTRUSTED) << e.msg;
+  EXPECT_EQ(s, nullptr);
+  EXPECT_NE(std::string(e.msg).find("m64c aot"), std::string::npos) << e.msg;
+  EXPECT_NE(std::string(e.msg).find("--trust-bundle-native"), std::string::npos) << e.msg;
+  e = m64_err{};
+  EXPECT_EQ(m64_session_open(path.c_str(), nullptr, &s, &e), M64_EUNTRUSTED) << e.msg;
+  EXPECT_EQ(s, nullptr);
+  EXPECT_EQ(m64_session_open((kArt + "/tiny_other.m64").c_str(), &o, &s, &e), M64_EUNTRUSTED) << e.msg;
+  EXPECT_EQ(s, nullptr);
+
+  o.trust_bundle_native = 1;
+  ASSERT_EQ(m64_session_open(path.c_str(), &o, &s, &e), 0) << e.msg;
+  m64_session_close(s);
+  s = nullptr;
+  o = m64_session_options{}; // code compiled here needs no trust
+  ASSERT_EQ(m64_session_open((kArt + "/tiny_a.m64").c_str(), &o, &s, &e), 0) << e.msg;
+  m64_session_close(s);
+}
+
+TEST(NativeTrust, AotRefusesACorruptedLayerInsteadOfRehashingIt) {
   TempDir d;
   std::string b = ReadFile(kArt + "/tiny_a.m64");
   m64_bundle *mb = nullptr;
@@ -310,13 +452,46 @@ TEST(NothingLost, DiskFullIsReportedAndLeavesNoFiles) {
 }
 
 // ---------------------------------------------------------------- reproducibility
-TEST(Reproducible, SameGgufAndOptionsGiveTheSameBytes) {
+// Two builds by the same user (the same key: the mark is an HMAC, deterministic), native
+// code and its mark included.
+TEST(Reproducible, SameGgufOptionsAndKeyGiveTheSameBytes) {
   const std::string a = ReadFile(kArt + "/tiny_a.m64"), b = ReadFile(kArt + "/tiny_b.m64");
   ASSERT_GT(a.size(), 0u);
+  int marked = 0;
+  ASSERT_EQ(CountNative(kArt + "/tiny_a.m64", &marked), 1);
+  ASSERT_EQ(marked, 1) << "the comparison covers marked native code";
   ASSERT_EQ(a.size(), b.size());
   size_t first = 0;
   while (first < a.size() && a[first] == b[first]) first++;
   EXPECT_EQ(first, a.size()) << "the two builds differ first at byte " << first;
+}
+
+// Two users building the same GGUF get bundles that differ only in the mark on the native
+// code and the hashes over it (the NATIVE section's and the header's): so a shipped bundle
+// can still be checked against one's own build, mark aside (SECURITY.md).
+TEST(Reproducible, AnotherUsersBuildDiffersOnlyInTheMark) {
+  const std::string a = ReadFile(kArt + "/tiny_a.m64"), o = ReadFile(kArt + "/tiny_other.m64");
+  ASSERT_EQ(a.size(), o.size());
+  uint64_t at = 0, size = 0;
+  FindNative(a, &at, &size);
+  m64_bundle *mb = nullptr;
+  m64_err e{};
+  ASSERT_EQ(m64_bundle_open_memory(a.data(), a.size(), &mb, &e), 0) << e.msg;
+  uint64_t record = 0;
+  for (uint32_t i = 0; i < m64_bundle_n_sections(mb); i++)
+    if (m64_bundle_section_at(mb, i)->kind == M64_SEC_NATIVE) record = BH_SIZE + (uint64_t)i * SR_SIZE + SR_SHA256;
+  m64_bundle_close(mb);
+  const struct { uint64_t lo, hi; } allowed[] = {
+      {at + size - M64_NATIVE_MARK_BYTES, at + size}, {record, record + 32}, {BH_SHA256, BH_SHA256 + 32}};
+  size_t differ = 0;
+  for (size_t i = 0; i < a.size(); i++) {
+    if (a[i] == o[i]) continue;
+    differ++;
+    bool ok = false;
+    for (const auto &r : allowed) ok |= i >= r.lo && i < r.hi;
+    ASSERT_TRUE(ok) << "byte " << i << " differs outside the mark and the hashes over it";
+  }
+  EXPECT_GT(differ, 0u) << "the two keys gave the same mark";
 }
 
 // ---------------------------------------------------------------- integrity
