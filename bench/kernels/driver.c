@@ -23,6 +23,7 @@
 #include "kb.h" /* wasm2c output, module name "kb" */
 struct w2c_env;
 static w2c_kb inst;
+extern uint8_t *kb_memory_base; /* kb_glue.c's m64.prefetch reads from it */
 static uint8_t *base;
 #define PTR(off) (base + (off))
 #else
@@ -88,6 +89,7 @@ static uint64_t alloc_bytes(uint64_t n) {
     exit(1);
   }
   base = w2c_kb_memory(&inst)->data;
+  kb_memory_base = base;
   return a[1];
 #else
   void *p = NULL;
@@ -110,7 +112,7 @@ int main(int argc, char **argv) {
   }
 #ifdef BENCH_WASM
   wasm_rt_init();
-  wasm2c_kb_instantiate(&inst);
+  wasm2c_kb_instantiate(&inst, NULL); /* the m64 imports (kb_glue.c) ignore their instance */
 #endif
   uint32_t shapes[2][2] = {{4096, 4096}, {11008, 4096}};
   size_t nshapes = 2;

@@ -5,7 +5,29 @@
  * it) and natively with clang -O3 -march=native (through simde). Same source, same loop.
  */
 #include <stddef.h>
+#include <stdint.h>
 
+/* The i8 dot and the read-ahead hint as a model's module has them: imported in the wasm
+ * build (kb_glue.c defines them next to the wasm2c output, as native_glue.c does, so they
+ * inline), plain inline functions natively. */
+#if defined(__wasm__)
+#include <wasm_simd128.h>
+__attribute__((import_module("m64"), import_name("dot_i8"))) v128_t kb_dot_i8(v128_t acc, v128_t a, v128_t b);
+__attribute__((import_module("m64"), import_name("has_dot_i8"))) uint32_t kb_has_dot_i8(void);
+__attribute__((import_module("m64"), import_name("prefetch"))) void kb_prefetch(const void *addr, uint32_t bytes);
+#define M64_KERNELS_DOT_I8 kb_dot_i8
+#define M64_KERNELS_HAS_DOT_I8 kb_has_dot_i8
+#else
+#define SIMDE_ENABLE_NATIVE_ALIASES
+#include <simde/wasm/simd128.h>
+#include "native_dot.h"
+#define M64_KERNELS_DOT_I8 m64_native_dot_i8
+#define M64_KERNELS_HAS_DOT_I8() 1
+static inline void kb_prefetch(const void *addr, uint32_t bytes) {
+  for (uint32_t off = 0; off < bytes; off += 64) __builtin_prefetch((const char *)addr + off);
+}
+#endif
+#define M64_KERNELS_PREFETCH kb_prefetch
 #include "kernels.h"
 
 #if defined(__wasm__)

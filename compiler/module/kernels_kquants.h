@@ -49,6 +49,7 @@
 #define KQ8_BS16 16
 #define KQ8_BS32 48
 #define KQ8_Q 64
+#define KQ8I_BYTES 320 /* the i8 layout: d, bsums16, bsums32 as above, then i8 q[256] in order */
 
 M64_INLINE uint32_t kq_load_u32(const uint8_t *p) {
   return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
@@ -68,12 +69,14 @@ M64_INLINE v128_t kq_hsum4(v128_t t0, v128_t t1, v128_t t2, v128_t t3) {
 }
 
 /* ------------------------------------------------------------------ Q8_K activations */
-/* Quantizes x (n a multiple of 256) into expanded Q8_K blocks (layout above). */
-M64_INLINE void quantize_q8_K(uint8_t *xq, const float *x, uint32_t n) {
+/* Quantizes x (n a multiple of 256) into expanded Q8_K blocks (layout above), or with i8
+ * set into the i8 layout (KQ8I_BYTES a block: q as i8 in element order at +64). */
+M64_INLINE void kq_quantize(uint8_t *xq, const float *x, uint32_t n, int i8) {
   const v128_t ones = wasm_i16x8_splat(1);
+  const uint32_t block_bytes = i8 ? KQ8I_BYTES : KQ8_BYTES;
   for (uint32_t b = 0; b < n / KQ_QK; b++) {
     const float *v = x + (uint64_t)b * KQ_QK;
-    uint8_t *blk = xq + (uint64_t)b * KQ8_BYTES;
+    uint8_t *blk = xq + (uint64_t)b * block_bytes;
     v128_t m0 = wasm_f32x4_splat(0), m1 = m0, m2 = m0, m3 = m0;
     for (int j = 0; j < KQ_QK; j += 16) {
       m0 = wasm_f32x4_max(m0, wasm_f32x4_abs(wasm_v128_load(v + j)));
@@ -87,7 +90,7 @@ M64_INLINE void quantize_q8_K(uint8_t *xq, const float *x, uint32_t n) {
     const float amax = wasm_f32x4_extract_lane(m, 0);
     if (amax == 0.0f) { /* d = 0, q = 0, bsums = 0 */
       const v128_t z = wasm_i32x4_splat(0);
-      for (int j = 0; j < KQ8_BYTES; j += 16) wasm_v128_store(blk + j, z);
+      for (uint32_t j = 0; j < block_bytes; j += 16) wasm_v128_store(blk + j, z);
       continue;
     }
     /* the first element of largest magnitude, with its sign (llama.cpp's `max`) */
@@ -114,8 +117,12 @@ M64_INLINE void quantize_q8_K(uint8_t *xq, const float *x, uint32_t n) {
       const v128_t hi = wasm_i16x8_splat(127);
       v128_t a = wasm_i16x8_min(wasm_i16x8_narrow_i32x4(i0, i1), hi); /* elements 0..7 */
       v128_t c = wasm_i16x8_min(wasm_i16x8_narrow_i32x4(i2, i3), hi); /* elements 8..15 */
-      wasm_v128_store(q + 16 * g, wasm_i16x8_shuffle(a, c, 0, 2, 4, 6, 8, 10, 12, 14));
-      wasm_v128_store(q + 16 * g + 8, wasm_i16x8_shuffle(a, c, 1, 3, 5, 7, 9, 11, 13, 15));
+      if (i8) {
+        wasm_v128_store(blk + KQ8_Q + 16 * g, wasm_i8x16_narrow_i16x8(a, c));
+      } else {
+        wasm_v128_store(q + 16 * g, wasm_i16x8_shuffle(a, c, 0, 2, 4, 6, 8, 10, 12, 14));
+        wasm_v128_store(q + 16 * g + 8, wasm_i16x8_shuffle(a, c, 1, 3, 5, 7, 9, 11, 13, 15));
+      }
       t[g & 3] = wasm_i32x4_dot_i16x8(wasm_i16x8_add(a, c), ones);
       if ((g & 3) == 3) r[g >> 2] = kq_hsum4(t[0], t[1], t[2], t[3]);
     }
@@ -127,6 +134,28 @@ M64_INLINE void quantize_q8_K(uint8_t *xq, const float *x, uint32_t n) {
                                                             wasm_i32x4_dot_i16x8(bs16[1], ones)));
   }
 }
+M64_INLINE void quantize_q8_K(uint8_t *xq, const float *x, uint32_t n) { kq_quantize(xq, x, n, 0); }
+M64_INLINE void quantize_q8_K_i8(uint8_t *xq, const float *x, uint32_t n) { kq_quantize(xq, x, n, 1); }
+
+/* ------------------------------------------------------------------ the i8 dot
+ * M64_KERNELS_DOT_I8(acc, a, b): acc + per i32 lane the sum of its four products a (i8)
+ * times b (u8, every byte < 128): relaxed SIMD's i32x4.relaxed_dot_i8x16_i7x16_add_s where
+ * its result is exact. One VNNI/SDOT instruction natively, but wasm2c 1.0.39 rejects
+ * relaxed SIMD, so the module imports it (m64.dot_i8): the AOT build defines it inline
+ * (native_dot.h); a host without it answers 0 to m64.has_dot_i8 (M64_KERNELS_HAS_DOT_I8)
+ * and the kernels keep their i16 path. Elsewhere (tests, bench natively) the plain SIMD128
+ * version below, with a switch so tests run both paths. */
+M64_INLINE v128_t kq_dot_i8_plain(v128_t acc, v128_t a, v128_t b) {
+  const v128_t lo = wasm_i32x4_dot_i16x8(wasm_i16x8_extend_low_i8x16(a), wasm_u16x8_extend_low_u8x16(b));
+  const v128_t hi = wasm_i32x4_dot_i16x8(wasm_i16x8_extend_high_i8x16(a), wasm_u16x8_extend_high_u8x16(b));
+  return wasm_i32x4_add(acc, wasm_i32x4_add(wasm_i32x4_shuffle(lo, hi, 0, 2, 4, 6), wasm_i32x4_shuffle(lo, hi, 1, 3, 5, 7)));
+}
+#ifndef M64_KERNELS_DOT_I8
+#define M64_KERNELS_DOT_I8 kq_dot_i8_plain
+static int kq_dot_i8_enabled = 1; /* tests turn it off to run the i16 path */
+#define M64_KERNELS_HAS_DOT_I8() kq_dot_i8_enabled
+#endif
+#define KQ_DOT M64_KERNELS_DOT_I8
 
 /* ------------------------------------------------------------------ shared pieces */
 /* 16 weights as bytes (unsigned, element l in byte l) dotted with one 16-group of the
@@ -201,11 +230,11 @@ M64_INLINE const uint8_t *kq_row_at(const uint8_t *w, uint32_t r, uint32_t rows,
 /* One row's dot product with the expanded activation: kq_blk_<sfx> per block (blocks
  * `step` bytes apart), summed in f32 in block order (the rows a matvec does not pair, and
  * the prefill's other K-quants). */
-#define KQ_ROW(sfx)                                                                             \
+#define KQ_ROW(sfx, XBYTES)                                                                     \
   M64_INLINE float kq_row_##sfx(const uint8_t *wb, size_t step, const uint8_t *xq,              \
                                 const uint8_t *xq_end) {                                        \
     float acc = 0;                                                                              \
-    for (const uint8_t *xb = xq; xb != xq_end; xb += KQ8_BYTES, wb += step) {                   \
+    for (const uint8_t *xb = xq; xb != xq_end; xb += (XBYTES), wb += step) {                    \
       const uint8_t *xo = xb, *wo = wb;                                                         \
       KQ_OPAQUE(xo);                                                                            \
       KQ_OPAQUE(wo);                                                                            \
@@ -221,20 +250,20 @@ M64_INLINE const uint8_t *kq_row_at(const uint8_t *w, uint32_t r, uint32_t rows,
  * 1 thread): the one stream ~17% faster. (Four rows per pass, tried for Q4_K, did less
  * work per block but read four streams: two rows decode ~13% faster on 2 threads.)
  * ACT prepares the activation (quantize_q8_K, or Q4_K's variant of its layout). */
-#define KQ_MATVEC(sfx, BYTES, ACT)                                                              \
-  KQ_ROW(sfx)                                                                                   \
+#define KQ_MATVEC_IMPL(sfx, BYTES, ACT, XBYTES)                                                  \
+  KQ_ROW(sfx, XBYTES)                                                                           \
   M64_INLINE void kq_matvec_##sfx(float *out, const uint8_t *w, const float *x, uint8_t *xq,    \
                                   uint32_t rows, uint32_t cols, int pairs) {                    \
     f16_table_init();                                                                           \
     ACT(xq, x, cols);                                                                           \
     const uint32_t nb = cols / KQ_QK;                                                           \
     const size_t row_bytes = (size_t)nb * (BYTES), step = pairs ? 2 * (BYTES) : (BYTES);        \
-    const uint8_t *const xq_end = xq + (size_t)nb * KQ8_BYTES;                                  \
+    const uint8_t *const xq_end = xq + (size_t)nb * (XBYTES);                                   \
     uint32_t r = 0;                                                                             \
     for (; r + 2 <= rows; r += 2) {                                                             \
       const uint8_t *w0 = w + r * row_bytes, *w1 = w0 + (pairs ? (BYTES) : row_bytes);          \
       float acc0 = 0, acc1 = 0;                                                                 \
-      for (const uint8_t *xb = xq; xb != xq_end; xb += KQ8_BYTES) {                             \
+      for (const uint8_t *xb = xq; xb != xq_end; xb += (XBYTES)) {                              \
         KQ_READ_AHEAD(w0, w1, pairs, (BYTES));                                                  \
         const uint8_t *xo = xb, *wo0 = w0, *wo1 = w1;                                           \
         KQ_OPAQUE(xo);                                                                          \
@@ -249,22 +278,104 @@ M64_INLINE const uint8_t *kq_row_at(const uint8_t *w, uint32_t r, uint32_t rows,
       out[r + 1] = acc1;                                                                        \
     }                                                                                           \
     if (r < rows) out[r] = kq_row_##sfx(w + r * row_bytes, (BYTES), xq, xq_end);                \
-  }                                                                                             \
+  }
+/* The public matvec_<sfx> and matvec_<sfx>_pairs: the i16 kernels above, or, for the types
+ * that have them (KQ_MATVEC_I8), the i8 ones where the host has the i8 dot. */
+#define KQ_MATVEC_API(sfx, PICK)                                                                \
   M64_INLINE void matvec_##sfx(float *out, const uint8_t *w, const float *x, uint8_t *xq,       \
                                uint32_t rows, uint32_t cols) {                                  \
-    kq_matvec_##sfx(out, w, x, xq, rows, cols, 0);                                              \
+    PICK(sfx)(out, w, x, xq, rows, cols, 0);                                                    \
   }                                                                                             \
   M64_INLINE void matvec_##sfx##_pairs(float *out, const uint8_t *w, const float *x,            \
                                        uint8_t *xq, uint32_t rows, uint32_t cols) {             \
-    kq_matvec_##sfx(out, w, x, xq, rows, cols, 1);                                              \
+    PICK(sfx)(out, w, x, xq, rows, cols, 1);                                                    \
   }
+#define KQ_PICK_I16(sfx) kq_matvec_##sfx
+/* The f16 scales of two blocks w0, w1 (d at byte off; with mins the f16 min follows) as
+ * f32 [d0, dmin0, d1, dmin1], or [d0, 0, d1, 0]: F16_SCALE's values, in one SIMD step.
+ * Whole 16-byte loads inside each block (ending at the scale when it is the block's last
+ * field): the lane loads cost explicit bounds checks once AOT-compiled. */
+M64_INLINE v128_t kq_scales2(const uint8_t *w0, const uint8_t *w1, uint32_t off, int mins) {
+  v128_t h, lo, hi;
+  if (mins) {
+    h = wasm_i8x16_shuffle(wasm_v128_load(w0 + off), wasm_v128_load(w1 + off), 0, 1, 2, 3, 16, 17, 18, 19, 0, 0,
+                           0, 0, 0, 0, 0, 0);
+  } else {
+    h = wasm_i8x16_shuffle(wasm_v128_load(w0 + off - 14), wasm_v128_load(w1 + off - 14), 14, 15, 14, 15, 30, 31,
+                           30, 31, 0, 0, 0, 0, 0, 0, 0, 0);
+    h = wasm_v128_and(h, wasm_i32x4_make(0xffff, 0xffff, 0, 0));
+  }
+  f16x8_to_f32(h, &lo, &hi);
+  return lo;
+}
+
+/* A type with i8 kernels beside its i16 ones: kq_ib_<sfx>(wb, xb, &isum, &imin) gives a
+ * block's integer sums over the i8 activation (KQ8I_BYTES a block; imin 0 without mins),
+ * the f16 d at byte DOFF (and dmin after it where MINS). Two rows per pass, as KQ_MATVEC,
+ * but their f32 scaling in one vector: lanes [S0, M0, S1, M1] times [d0, dmin0, d1, dmin1]
+ * (each times dx), then a - m into the accumulator's lanes 0 and 2: per row the very
+ * operations of kq_block2 / kq_block1 (a - 0 is a), so the floats are the i16 kernels'.
+ * The host picks the path (M64_KERNELS_HAS_DOT_I8). */
+#define KQ_PICK_DOT(sfx) kq_matvec_##sfx##_pick
+#define KQ_MATVEC_DOT(sfx, BYTES, DOFF, MINS)                                                     \
+  M64_INLINE float kq_blk_##sfx##_i8(const uint8_t *wb, const uint8_t *xb) {                      \
+    v128_t s, m;                                                                                  \
+    kq_ib_##sfx(wb, xb, &s, &m);                                                                  \
+    const float dx = kq_load_f32(xb);                                                             \
+    return (MINS) ? kq_block2(s, F16_SCALE(wb + (DOFF)) * dx, m, F16_SCALE(wb + (DOFF) + 2) * dx) \
+                  : kq_block1(s, F16_SCALE(wb + (DOFF)) * dx);                                    \
+  }                                                                                               \
+  KQ_ROW(sfx##_i8, KQ8I_BYTES)                                                                    \
+  M64_INLINE void kq_matvec_##sfx##_i8(float *out, const uint8_t *w, const float *x, uint8_t *xq, \
+                                       uint32_t rows, uint32_t cols, int pairs) {                 \
+    f16_table_init();                                                                             \
+    quantize_q8_K_i8(xq, x, cols);                                                                \
+    const uint32_t nb = cols / KQ_QK;                                                             \
+    const size_t row_bytes = (size_t)nb * (BYTES), step = pairs ? 2 * (BYTES) : (BYTES);          \
+    const uint8_t *const xq_end = xq + (size_t)nb * KQ8I_BYTES;                                   \
+    uint32_t r = 0;                                                                               \
+    for (; r + 2 <= rows; r += 2) {                                                               \
+      const uint8_t *w0 = w + r * row_bytes, *w1 = w0 + (pairs ? (BYTES) : row_bytes);            \
+      v128_t acc = wasm_f32x4_splat(0);                                                           \
+      for (const uint8_t *xb = xq; xb != xq_end; xb += KQ8I_BYTES) {                              \
+        KQ_READ_AHEAD(w0, w1, pairs, (BYTES));                                                    \
+        const uint8_t *xo = xb, *wo0 = w0, *wo1 = w1;                                             \
+        KQ_OPAQUE(xo);                                                                            \
+        KQ_OPAQUE(wo0);                                                                           \
+        KQ_OPAQUE(wo1);                                                                           \
+        v128_t s0, m0, s1, m1;                                                                    \
+        kq_ib_##sfx(wo0, xo, &s0, &m0);                                                           \
+        kq_ib_##sfx(wo1, xo, &s1, &m1);                                                           \
+        const v128_t dv = wasm_f32x4_mul(kq_scales2(wo0, wo1, (DOFF), (MINS)),                    \
+                                         wasm_f32x4_splat(kq_load_f32(xo)));                      \
+        const v128_t v = wasm_f32x4_mul(wasm_f32x4_convert_i32x4(kq_hsum4(s0, m0, s1, m1)), dv);  \
+        acc = wasm_f32x4_add(acc, wasm_f32x4_sub(v, wasm_i32x4_shuffle(v, v, 1, 1, 3, 3)));       \
+        w0 += step;                                                                               \
+        w1 += step;                                                                               \
+      }                                                                                           \
+      out[r] = wasm_f32x4_extract_lane(acc, 0);                                                   \
+      out[r + 1] = wasm_f32x4_extract_lane(acc, 2);                                               \
+    }                                                                                             \
+    if (r < rows) out[r] = kq_row_##sfx##_i8(w + r * row_bytes, (BYTES), xq, xq_end);             \
+  }                                                                                               \
+  M64_INLINE void kq_matvec_##sfx##_pick(float *out, const uint8_t *w, const float *x,            \
+                                         uint8_t *xq, uint32_t rows, uint32_t cols, int pairs) {  \
+    if (M64_KERNELS_HAS_DOT_I8())                                                                 \
+      kq_matvec_##sfx##_i8(out, w, x, xq, rows, cols, pairs);                                     \
+    else                                                                                          \
+      kq_matvec_##sfx(out, w, x, xq, rows, cols, pairs);                                          \
+  }                                                                                               \
+  KQ_MATVEC_API(sfx, KQ_PICK_DOT)
+#define KQ_MATVEC(sfx, BYTES, ACT)            \
+  KQ_MATVEC_IMPL(sfx, BYTES, ACT, KQ8_BYTES) \
+  KQ_MATVEC_API(sfx, KQ_PICK_I16)
 
 /* Read-ahead for the weights' stream, KQ_AHEAD bytes before the pass reaches them: in the
  * module the host's prefetch hint (m64_module.h; model.h names it M64_KERNELS_PREFETCH),
  * elsewhere (tests, bench) nothing. The CPU's own prefetcher starts over at every 4 KiB page;
  * measured (bench/kernels' Q4_K 32768x4096 natively with __builtin_prefetch, 1 thread, row
  * pairs): 5.25 -> 5.8 GB/s at 2 KiB ahead (512: 5.7; 1 KiB: 5.75). */
-#define KQ_AHEAD 2048u
+#define KQ_AHEAD 4096u
 #ifdef M64_KERNELS_PREFETCH
 #define KQ_READ_AHEAD(w0, w1, pairs, bytes)                                            \
   do {                                                                                 \
@@ -473,7 +584,33 @@ M64_INLINE void kq_act_q4_K(uint8_t *xq, const float *x, uint32_t cols) {
   quantize_q8_K(xq, x, cols);
   kq_odd_coefs(xq, cols / KQ_QK);
 }
-KQ_MATVEC(q4_K, Q4_K_BYTES, kq_act_q4_K)
+KQ_MATVEC_IMPL(q4_K, Q4_K_BYTES, kq_act_q4_K, KQ8_BYTES)
+
+/* The same block over the i8 activation (KQ8I_BYTES): each 16 bytes of nibbles give two
+ * i8 dots, low nibbles against elements 64c + l, high ones against 64c + 32 + l. A lane
+ * sums 8 products of at most 15 * 127, so the sub-block sums still narrow to i16 exactly
+ * and the block's integer sums are the ones above. */
+M64_INLINE void kq_ib_q4_K(const uint8_t *wb, const uint8_t *xb, v128_t *isum_out, v128_t *imin) {
+  const int8_t *xv = (const int8_t *)(xb + KQ8_Q);
+  const v128_t m4 = wasm_i8x16_splat(0x0f), z = wasm_i32x4_splat(0);
+  const v128_t sm = kq_scale_min_k4_v(wasm_v128_load(wb));
+  v128_t ps[4];
+  KQ_PAIRS(ps, wasm_u16x8_extend_low_u8x16(sm));
+  *imin = wasm_i32x4_dot_i16x8(wasm_u16x8_extend_high_u8x16(sm), wasm_v128_load(xb + KQ8_BS32));
+  v128_t isum = z;
+  KQ_UNROLL
+  for (int c = 0; c < 4; c++) {
+    const v128_t v0 = wasm_v128_load(wb + 16 + 32 * c), v1 = wasm_v128_load(wb + 32 + 32 * c);
+    const int8_t *xc = xv + 64 * c;
+    v128_t sa = KQ_DOT(z, wasm_v128_load(xc), wasm_v128_and(v0, m4));
+    sa = KQ_DOT(sa, wasm_v128_load(xc + 16), wasm_v128_and(v1, m4));
+    v128_t sb = KQ_DOT(z, wasm_v128_load(xc + 32), wasm_v128_and(wasm_u16x8_shr(v0, 4), m4));
+    sb = KQ_DOT(sb, wasm_v128_load(xc + 48), wasm_v128_and(wasm_u16x8_shr(v1, 4), m4));
+    isum = wasm_i32x4_add(isum, kq_scale2(sa, sb, ps[c]));
+  }
+  *isum_out = isum;
+}
+KQ_MATVEC_DOT(q4_K, Q4_K_BYTES, 0, 1)
 
 /* One weight block (wb) against one expanded Q8_K block (xb). */
 M64_INLINE float kq_blk_q5_K(const uint8_t *wb, const uint8_t *xb) {
@@ -502,7 +639,36 @@ M64_INLINE float kq_blk_q5_K(const uint8_t *wb, const uint8_t *xb) {
   }
   return kq_block2(isum, d, imin, dmin);
 }
-KQ_MATVEC(q5_K, Q5_K_BYTES, quantize_q8_K)
+KQ_MATVEC_IMPL(q5_K, Q5_K_BYTES, quantize_q8_K, KQ8_BYTES)
+
+/* The same block over the i8 activation (lanes of 8 products of at most 31 * 127 narrow
+ * to i16 exactly). */
+M64_INLINE void kq_ib_q5_K(const uint8_t *wb, const uint8_t *xb, v128_t *isum_out, v128_t *imin) {
+  const v128_t m4 = wasm_i8x16_splat(0x0f), b4 = wasm_i8x16_splat(0x10), z = wasm_i32x4_splat(0);
+  const int8_t *xv = (const int8_t *)(xb + KQ8_Q);
+  const v128_t sm = kq_scale_min_k4_v(wasm_v128_load(wb));
+  v128_t ps[4];
+  KQ_PAIRS(ps, wasm_u16x8_extend_low_u8x16(sm));
+  *imin = wasm_i32x4_dot_i16x8(wasm_u16x8_extend_high_u8x16(sm), wasm_v128_load(xb + KQ8_BS32));
+  const v128_t h0 = wasm_v128_load(wb + 16), h1 = wasm_v128_load(wb + 32);
+  v128_t isum = z;
+  KQ_UNROLL
+  for (int c = 0; c < 4; c++) {
+    const v128_t v0 = wasm_v128_load(wb + 48 + 32 * c), v1 = wasm_v128_load(wb + 64 + 32 * c);
+    const int8_t *xc = xv + 64 * c;
+    v128_t a0 = wasm_v128_or(wasm_v128_and(v0, m4), wasm_v128_and(kq_move_bits(h0, 2 * c, 4), b4));
+    v128_t a1 = wasm_v128_or(wasm_v128_and(v1, m4), wasm_v128_and(kq_move_bits(h1, 2 * c, 4), b4));
+    v128_t c0 = wasm_v128_or(wasm_v128_and(wasm_u16x8_shr(v0, 4), m4),
+                             wasm_v128_and(kq_move_bits(h0, 2 * c + 1, 4), b4));
+    v128_t c1 = wasm_v128_or(wasm_v128_and(wasm_u16x8_shr(v1, 4), m4),
+                             wasm_v128_and(kq_move_bits(h1, 2 * c + 1, 4), b4));
+    v128_t sa = KQ_DOT(KQ_DOT(z, wasm_v128_load(xc), a0), wasm_v128_load(xc + 16), a1);
+    v128_t sb = KQ_DOT(KQ_DOT(z, wasm_v128_load(xc + 32), c0), wasm_v128_load(xc + 48), c1);
+    isum = wasm_i32x4_add(isum, kq_scale2(sa, sb, ps[c]));
+  }
+  *isum_out = isum;
+}
+KQ_MATVEC_DOT(q5_K, Q5_K_BYTES, 0, 1)
 
 /* Q4_K (qh == NULL) and Q5_K rows. */
 M64_INLINE void kq_dequant_k45(float *out, const uint8_t *row, uint32_t n, int five) {
@@ -561,7 +727,43 @@ M64_INLINE float kq_blk_q6_K(const uint8_t *wb, const uint8_t *xb) {
   return kq_block1(isum, d);
 }
 
-KQ_MATVEC(q6_K, Q6_K_BYTES, quantize_q8_K)
+KQ_MATVEC_IMPL(q6_K, Q6_K_BYTES, quantize_q8_K, KQ8_BYTES)
+
+/* The same block over the i8 activation: one i8 dot per 16 weights (lanes of 4 products
+ * of at most 63 * 127 narrow to i16 exactly). */
+M64_INLINE void kq_ib_q6_K(const uint8_t *wb, const uint8_t *xb, v128_t *isum_out, v128_t *imin) {
+  const v128_t m4 = wasm_i8x16_splat(0x0f), m30 = wasm_i8x16_splat(0x30), z = wasm_i32x4_splat(0);
+  const int8_t *xv = (const int8_t *)(xb + KQ8_Q);
+  const v128_t s8 = wasm_v128_load(wb + 192);
+  const v128_t sch[2] = {wasm_i16x8_extend_low_i8x16(s8), wasm_i16x8_extend_high_i8x16(s8)};
+  v128_t isum = wasm_i32x4_shl(
+      wasm_i32x4_add(wasm_i32x4_dot_i16x8(sch[0], wasm_v128_load(xb + KQ8_BS16)),
+                     wasm_i32x4_dot_i16x8(sch[1], wasm_v128_load(xb + KQ8_BS16 + 16))),
+      5);
+  isum = wasm_i32x4_sub(z, isum);
+  for (int h = 0; h < 2; h++) {
+    v128_t ps[4];
+    KQ_PAIRS(ps, sch[h]);
+    const uint8_t *ql = wb + 64 * h, *qh = wb + 128 + 32 * h;
+    const int8_t *xh = xv + 128 * h;
+    /* quants as kq_blk_q6_K's q[k][r], each made where it is dotted: the wasm keeps the
+     * source's order, and making all eight first spilled registers once AOT-compiled */
+    KQ_UNROLL
+    for (int k = 0; k < 4; k++) {
+      v128_t s[2];
+      for (int r = 0; r < 2; r++) {
+        const v128_t l = wasm_v128_load(ql + 32 * (k & 1) + 16 * r), hb = wasm_v128_load(qh + 16 * r);
+        const v128_t lo = k < 2 ? wasm_v128_and(l, m4) : wasm_v128_and(wasm_u16x8_shr(l, 4), m4);
+        const v128_t hi = wasm_v128_and(kq_move_bits(hb, 2 * k, 4), m30);
+        s[r] = KQ_DOT(z, wasm_v128_load(xh + 32 * k + 16 * r), wasm_v128_or(lo, hi));
+      }
+      isum = wasm_i32x4_add(isum, kq_scale2(s[0], s[1], ps[k]));
+    }
+  }
+  *isum_out = isum;
+  *imin = z;
+}
+KQ_MATVEC_DOT(q6_K, Q6_K_BYTES, 208, 0)
 
 M64_INLINE void dequant_row_q6_K(float *out, const uint8_t *row, uint32_t n) {
   for (uint32_t b = 0; b < n / KQ_QK; b++) {
@@ -641,5 +843,6 @@ M64_INLINE void dequant_row_iq4_xs(float *out, const uint8_t *row, uint32_t n) {
 }
 
 #undef KQ_MATVEC
+#undef KQ_MATVEC_DOT
 
 #endif

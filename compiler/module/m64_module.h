@@ -56,6 +56,17 @@ M64_IMPORT("parallel") void m64_host_parallel(void);
  * native host issues the CPU's prefetches (an AOT build inlines them), a browser host passes
  * a no-op. Called per block of the matrix-vector products, a few KiB ahead of the reads. */
 M64_IMPORT("prefetch") void m64_host_prefetch(const void *addr, uint32_t bytes);
+#if defined(__wasm__)
+#include <wasm_simd128.h>
+/* acc + per i32 lane the sum of four products a (i8) x b (u8 below 128): relaxed SIMD's
+ * i32x4.relaxed_dot_i8x16_i7x16_add_s, which wasm2c 1.0.39 rejects. A native host inlines
+ * one instruction (VNNI, SDOT; compiler/module/native_dot.h). A pure function of its
+ * arguments: it reads and writes no memory, so the sandbox is the same with it. */
+M64_IMPORT("dot_i8") v128_t m64_host_dot_i8(v128_t acc, v128_t a, v128_t b);
+/* 1 if the kernels should use dot_i8 (it is fast here), 0 to keep the plain SIMD128 ones
+ * (a browser host, whose import would be a call across instances per 16 bytes). */
+M64_IMPORT("has_dot_i8") uint32_t m64_host_has_dot_i8(void);
+#endif
 
 /* ---- exports ---- */
 /* ABI version implemented by this module (M64_ABI_VERSION). */

@@ -37,6 +37,24 @@ void w2c_m64_prefetch(struct w2c_m64 *host, u32 addr, u32 bytes) {
   for (u32 off = 0; off < bytes; off += 64) __builtin_prefetch(p + off);
 }
 
+/* m64.dot_i8 and m64.has_dot_i8: defined here, in the module's translation unit, so the
+ * dot inlines into the kernels as one instruction and has_dot_i8's constant prunes the
+ * kernels' plain SIMD128 path. */
+#ifndef WASM_RT_SIMD_TYPE_DEFINED /* a module without SIMD: wasm2c declared no v128 */
+#define WASM_RT_SIMD_TYPE_DEFINED
+#include <simde/wasm/simd128.h>
+typedef simde_v128_t v128;
+#endif
+#include "native_dot.h"
+v128 w2c_m64_dot_i8(struct w2c_m64 *host, v128 acc, v128 a, v128 b) {
+  (void)host;
+  return m64_native_dot_i8(acc, a, b);
+}
+u32 w2c_m64_has_dot_i8(struct w2c_m64 *host) {
+  (void)host;
+  return 1;
+}
+
 static void glue_instantiate(void *inst, struct w2c_m64 *host) {
   wasm_rt_init(); /* idempotent; the generated instantiate asserts it */
   wasm2c_m64mod_instantiate(INST(inst), host);

@@ -3,7 +3,27 @@
 
 #include <stdlib.h>
 
+/* The K-quants' i8 dot (m64_module.h's m64.dot_i8) as a switch: kn_set_dot_i8 picks the
+ * i16 path, the i8 path through native_dot.h (what an AOT module inlines for this CPU:
+ * this file is built with -march=native) or through the plain SIMD128 dot. */
+#define SIMDE_ENABLE_NATIVE_ALIASES
+#include <simde/wasm/simd128.h>
+#include "native_dot.h"
+static int kn_dot_mode = KN_DOT_NATIVE;
+static inline v128_t kq_dot_i8_plain(v128_t acc, v128_t a, v128_t b);
+static inline v128_t kn_dot(v128_t acc, v128_t a, v128_t b) {
+  return kn_dot_mode == KN_DOT_PLAIN ? kq_dot_i8_plain(acc, a, b) : m64_native_dot_i8(acc, a, b);
+}
+#define M64_KERNELS_DOT_I8 kn_dot
+#define M64_KERNELS_HAS_DOT_I8() (kn_dot_mode != KN_DOT_I16)
 #include "kernels.h"
+
+void kn_set_dot_i8(int mode) { kn_dot_mode = mode; }
+
+void kn_dot_i8(int32_t out[4], const int32_t acc[4], const int8_t a[16], const uint8_t b[16], int mode) {
+  const v128_t c = wasm_v128_load(acc), va = wasm_v128_load(a), vb = wasm_v128_load(b);
+  wasm_v128_store(out, mode == KN_DOT_PLAIN ? kq_dot_i8_plain(c, va, vb) : m64_native_dot_i8(c, va, vb));
+}
 
 int kn_supported(uint32_t type) {
 #define X(id, sfx, name, act) if (type == id) return 1;

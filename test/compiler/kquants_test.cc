@@ -228,21 +228,26 @@ TEST_P(KQuantMatvec, MatchesReferenceOverQ8K) {
     x[2 * QK + 9] = 1000.f;
     x[2 * QK + 200] = -1000.f;
   }
-  kn_matvec(c.type, out.data(), w.data(), x.data(), c.rows, c.cols);
-
   std::vector<Q8K> xq = quantize_q8_K_ref(x);
   std::vector<float> xa(c.cols);
   for (uint32_t j = 0; j < c.cols; j++) xa[j] = xq[j / QK].d * (float)xq[j / QK].q[j % QK];
   std::vector<float> wd, wm;
   dequant_ref(c.type, w, (size_t)c.rows * c.cols, wd, wm);
-  for (uint32_t r = 0; r < c.rows; r++) {
-    double ref = 0, mag = 0;
-    for (uint32_t j = 0; j < c.cols; j++) {
-      size_t i = (size_t)r * c.cols + j;
-      ref += (double)wd[i] * xa[j];
-      mag += (double)wm[i] * std::fabs(xa[j]);
+  // every path a host may take: i16, i8 through this CPU's native dot, i8 through plain SIMD128
+  for (int mode : {KN_DOT_I16, KN_DOT_NATIVE, KN_DOT_PLAIN}) {
+    kn_set_dot_i8(mode);
+    std::fill(out.begin(), out.end(), NAN);
+    kn_matvec(c.type, out.data(), w.data(), x.data(), c.rows, c.cols);
+    kn_set_dot_i8(KN_DOT_NATIVE);
+    for (uint32_t r = 0; r < c.rows; r++) {
+      double ref = 0, mag = 0;
+      for (uint32_t j = 0; j < c.cols; j++) {
+        size_t i = (size_t)r * c.cols + j;
+        ref += (double)wd[i] * xa[j];
+        mag += (double)wm[i] * std::fabs(xa[j]);
+      }
+      ASSERT_NEAR(out[r], ref, 1e-5 * mag + 1e-30) << tname(c.type) << " row " << r << " dot mode " << mode;
     }
-    ASSERT_NEAR(out[r], ref, 1e-5 * mag + 1e-30) << tname(c.type) << " row " << r;
   }
 }
 
@@ -295,6 +300,62 @@ TEST(KQuantPairs, PairLayoutKernelsEqualTheRowKernelsBitForBit) {
       EXPECT_EQ(0, std::memcmp(am.data(), bm.data(), am.size() * sizeof(float))) << k.name << " matmat " << rows << "x" << cols;
     }
   EXPECT_FALSE(kn_matvec_pairs(M64_GGML_Q8_0, nullptr, nullptr, nullptr, 2, 32));  // rows only
+}
+
+// The i8 kernels (Q4_K, Q5_K, Q6_K over m64.dot_i8) compute the i16 kernels' integer sums, so
+// their floats are the same bit for bit, in both layouts and with either dot: a browser
+// host (i16) and a native one (i8) give the same logits.
+TEST(KQuantDotI8, I8PathsEqualTheI16PathBitForBit) {
+  for (const KType &k : ktypes())
+    for (auto s : {std::pair<uint32_t, uint32_t>{1, 256}, {6, 768}, {7, 11008}}) {
+      const uint32_t rows = s.first, cols = s.second, nb = cols / QK;
+      std::mt19937 rng(k.id * 977 + rows);
+      const std::vector<uint8_t> w = random_kblocks(k.id, (size_t)rows * nb, rng);
+      const std::vector<uint8_t> wp = to_row_pairs(w, rows, nb, k.bytes);
+      std::vector<float> x(cols);
+      std::normal_distribution<float> g(0.f, 3.f);
+      for (auto &v : x) v = g(rng);
+      x[5] = 1e4f;  // one large value: most of a block's quants near 0
+      std::vector<float> base(rows), got(rows), pbase(rows), pgot(rows);
+      kn_set_dot_i8(KN_DOT_I16);
+      kn_matvec(k.id, base.data(), w.data(), x.data(), rows, cols);
+      kn_matvec_pairs(k.id, pbase.data(), wp.data(), x.data(), rows, cols);
+      for (int mode : {KN_DOT_NATIVE, KN_DOT_PLAIN}) {
+        kn_set_dot_i8(mode);
+        std::fill(got.begin(), got.end(), NAN);
+        std::fill(pgot.begin(), pgot.end(), NAN);
+        kn_matvec(k.id, got.data(), w.data(), x.data(), rows, cols);
+        kn_matvec_pairs(k.id, pgot.data(), wp.data(), x.data(), rows, cols);
+        EXPECT_EQ(0, std::memcmp(base.data(), got.data(), rows * sizeof(float))) << k.name << " mode " << mode << " " << rows << "x" << cols;
+        EXPECT_EQ(0, std::memcmp(pbase.data(), pgot.data(), rows * sizeof(float))) << k.name << " pairs, mode " << mode;
+      }
+      kn_set_dot_i8(KN_DOT_NATIVE);
+    }
+}
+
+// m64.dot_i8's contract (m64_module.h): acc + per lane the sum of four i8 x u7 products,
+// exactly, from this CPU's native instruction and from the plain SIMD128 sequence alike.
+TEST(KQuantDotI8, DotIsTheExactSumOfFourProducts) {
+  std::mt19937 rng(5);
+  for (int it = 0; it < 20000; it++) {
+    int8_t a[16];
+    uint8_t b[16];
+    int32_t acc[4], want[4], got[4];
+    for (int i = 0; i < 16; i++) {
+      const int kind = it % 4;  // the extremes first: -128 and 127 against 127
+      a[i] = kind == 0 ? (int8_t)-128 : kind == 1 ? (int8_t)127 : (int8_t)(rng() & 0xff);
+      b[i] = kind < 2 ? (uint8_t)127 : (uint8_t)(rng() & 0x7f);
+    }
+    for (int l = 0; l < 4; l++) {
+      acc[l] = (int32_t)(rng() % 2000001) - 1000000;
+      want[l] = acc[l];
+      for (int j = 0; j < 4; j++) want[l] += (int32_t)a[4 * l + j] * (int32_t)b[4 * l + j];
+    }
+    for (int mode : {KN_DOT_NATIVE, KN_DOT_PLAIN}) {
+      kn_dot_i8(got, acc, a, b, mode);
+      ASSERT_EQ(0, std::memcmp(got, want, sizeof want)) << "mode " << mode << " iteration " << it;
+    }
+  }
 }
 
 // Q6_K block whose dequantized values are exactly q_i - 32 (d = 1, all scales 1).
