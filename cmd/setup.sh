@@ -5,7 +5,7 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
-pkgs=(clang-19 lld-19 libclang-rt-19-dev libzstd-dev libgtest-dev libsimde-dev cmake make g++ nodejs npm chromium)
+pkgs=(clang-19 lld-19 libclang-rt-19-dev libzstd-dev libsodium-dev libgtest-dev libsimde-dev cmake make g++ nodejs npm chromium)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -187,6 +187,7 @@ typedef enum m64_section_kind {
   M64_SEC_MODULE_WASM = 4, /* the generated WebAssembly module */
   M64_SEC_NATIVE = 5,      /* AOT native code for one target (name = target triple) */
   M64_SEC_SEGMENT = 6,     /* one image segment; name = "segment.N"; hashed per layer */
+  M64_SEC_SIGNATURE = 7,   /* a publisher's Ed25519 signature over the bundle (formats/sign) */
 } m64_section_kind;
 
 typedef struct m64_section {
@@ -328,6 +329,10 @@ int m64_layer_decode(const m64_layer_entry *l, const m64_tensor_entry *tensors,
 int m64_bundle_verify_layer(const m64_bundle *b, uint32_t i, m64_err *e);
 /* Added: checks the hash of every section and every layer (M64_EHASH names the first bad). */
 int m64_bundle_verify_all(const m64_bundle *b, m64_err *e);
+/* The header and section table as they are in the file (96 + 128 * n_sections bytes at
+ * the start of the mapping), for the signature check (formats/sign): a view of the file,
+ * so copy it before relying on it. */
+const uint8_t *m64_bundle_header_bytes(const m64_bundle *b, size_t *len);
 /* Metadata section lookup: copies the value of "key = value" into out (NUL-terminated). */
 int m64_bundle_meta(const m64_bundle *b, const char *key, char *out, size_t out_size);
 

@@ -97,7 +97,7 @@ static int parse_header_and_table(m64_bundle *b, m64_err *e) {
     const uint64_t raw_size = b->compressed ? m64__rd_u64(r + SR_RAW_SIZE) : s->size;
     if (!memchr(s->name, 0, sizeof s->name) || s->name[0] == 0) {
       rc = m64_fail(e, M64_EFORMAT, "section %u: name empty or not NUL-terminated", i);
-    } else if (s->kind < M64_SEC_METADATA || s->kind > M64_SEC_SEGMENT) {
+    } else if (s->kind < M64_SEC_METADATA || s->kind > M64_SEC_SIGNATURE) {
       rc = m64_fail(e, M64_EFORMAT, "section %u '%s': unknown kind %u", i, s->name, s->kind);
     } else if (s->offset < table_end || m64__add_ovf(s->offset, s->size, &end) || end > b->size) {
       rc = m64_fail(e, M64_EFORMAT, "section %u '%s': [%llu, +%llu) outside the file body [%llu, %zu)",
@@ -375,6 +375,11 @@ const m64_tensor_entry *m64_bundle_tensor(const m64_bundle *b, uint32_t i) {
   return i < b->n_tensors ? &b->tensors[i] : NULL;
 }
 uint32_t m64_bundle_n_segments(const m64_bundle *b) { return b->n_segments; }
+
+const uint8_t *m64_bundle_header_bytes(const m64_bundle *b, size_t *len) {
+  *len = BH_SIZE + (size_t)b->n_sections * SR_SIZE;
+  return b->base;
+}
 
 const uint8_t *m64_bundle_layer_data(const m64_bundle *b, uint32_t i) {
   if (i >= b->n_layers || b->compressed) return NULL;

@@ -154,6 +154,8 @@ int m64_bw_add_section(m64_bundle_writer *w, uint32_t kind, const char *name, co
   if (rc) return rc;
   if (kind == M64_SEC_LAYER_INDEX || kind == M64_SEC_SEGMENT)
     return m64_fail(e, M64_EFORMAT, "section kind %u is written by the writer itself", kind);
+  if (kind == M64_SEC_SIGNATURE) /* it signs the finished file, so it comes after commit */
+    return m64_fail(e, M64_EFORMAT, "a signature section is added by m64_sign_bundle, after commit");
   if (kind < M64_SEC_METADATA || kind > M64_SEC_SEGMENT)
     return m64_fail(e, M64_EFORMAT, "unknown section kind %u", kind);
   if (size > SIZE_MAX) return m64_fail(e, M64_ELIMIT, "section '%s' too large", name);
