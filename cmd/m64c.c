@@ -6,6 +6,7 @@
 
 #include "m64_compiler.h"
 #include "m64_formats.h"
+#include "m64_sign.h"
 
 static void usage(FILE *f) {
   fprintf(f,
@@ -21,7 +22,13 @@ static void usage(FILE *f) {
           "  m64c info MODEL.m64\n"
           "      header, sections, segments, layers, tensors, module exports, native targets\n"
           "  m64c verify MODEL.m64\n"
-          "      check the SHA-256 of every section and every layer up front\n"
+          "      check the SHA-256 of every section and every layer up front, and the signature\n"
+          "  m64c sign MODEL.m64 --key KEY [-o OUT.m64]\n"
+          "      sign the bundle with your publisher key (replaces an older signature)\n"
+          "  m64c keygen -o NAME\n"
+          "      make a publisher key pair: NAME.key (secret, 0600) and NAME.pub (to hand out)\n"
+          "  m64c trust add KEY.pub [--name NAME] | trust list | trust remove NAME|FINGERPRINT|KEY.pub\n"
+          "      the keys whose signed bundles m64run runs as shipped (your trust ring)\n"
           "\n"
           "options:\n"
           "  -o PATH            output bundle (build: required; aot: default rewrites in place)\n"
@@ -34,6 +41,9 @@ static void usage(FILE *f) {
           "  --chunk SIZE       raw bytes per chunk (default 1M); --no-split keeps block\n"
           "                     fields interleaved; --long WLOG long-distance matching (measuring)\n"
           "  --min-gain PCT     store a stream as is unless zstd saves PCT%% of it (default 0)\n"
+          "  --key KEY          sign the output with the secret key file KEY (build, aot, compress,\n"
+          "                     decompress, sign); without it, aot/compress/decompress drop a\n"
+          "                     signature, since the bundle changes\n"
           "  -v                 print each tool invocation\n"
           "  -q                 no progress lines\n",
           m64c_host_target());
@@ -52,12 +62,98 @@ static void stamp_hashed(const char *path, int verbose) {
   if (stat(path, &st) == 0) stamp_record(&st, verbose);
 }
 
+/* Who signed path (fingerprint into fp), or 0 when it is unsigned or unreadable. */
+static int signed_by(const char *path, char fp[M64_SIGN_FINGERPRINT_CHARS]) {
+  m64_bundle *b = NULL;
+  if (m64_bundle_open(path, &b, NULL)) return 0;
+  m64_sig_info sig;
+  const int any = m64_signature_verify(b, &sig) != M64_SIG_UNSIGNED;
+  snprintf(fp, M64_SIGN_FINGERPRINT_CHARS, "%s", sig.fingerprint[0] ? sig.fingerprint : "an unreadable key");
+  m64_bundle_close(b);
+  return any;
+}
+
+/* After a command that rewrote a bundle: sign it again with --key, or say that the
+ * signature it had is gone (it covered the bundle as it was). */
+static int resign_or_drop(const char *out, const char *key, int was_signed, const char *fp, int progress,
+                          m64_err *e) {
+  if (key) return m64c_sign(out, NULL, key, progress, e);
+  if (was_signed)
+    fprintf(stderr, "m64c: note: the signature by %s was dropped, since the bundle changed; sign it again with "
+                    "`m64c sign %s --key KEY`\n", fp, out);
+  return 0;
+}
+
+/* m64c keygen -o NAME, m64c trust add|list|remove: keys, not bundles. */
+static int keys_main(int argc, char **argv) {
+  const char *cmd = argv[1], *out = NULL, *name = NULL, *args[2] = {NULL, NULL};
+  int n_args = 0;
+  for (int i = 2; i < argc; i++) {
+    if (!strcmp(argv[i], "-o") && i + 1 < argc) out = argv[++i];
+    else if (!strcmp(argv[i], "--name") && i + 1 < argc) name = argv[++i];
+    else if (argv[i][0] == '-' && argv[i][1]) {
+      fprintf(stderr, "m64c: unknown option '%s' for %s (see m64c --help)\n", argv[i], cmd);
+      return 1;
+    } else if (n_args < 2) args[n_args++] = argv[i];
+    else {
+      fprintf(stderr, "m64c: unexpected argument '%s'\n", argv[i]);
+      return 1;
+    }
+  }
+  m64_err e = {{0}};
+  int rc = 0;
+  if (!strcmp(cmd, "keygen")) {
+    if (!out || n_args) {
+      fprintf(stderr, "m64c: keygen needs -o NAME (writes NAME.key and NAME.pub)\n");
+      return 1;
+    }
+    m64_pubkey k;
+    if (!(rc = m64_sign_keygen(out, &k, &e))) {
+      char fp[M64_SIGN_FINGERPRINT_CHARS];
+      m64_sign_fingerprint(k.key, fp);
+      printf("%s.key: your secret key '%s' (keep it private: anyone who has it signs as you)\n", out, k.name);
+      printf("%s.pub: its public key %s, for the users of your bundles (m64c trust add %s.pub)\n", out, fp, out);
+    }
+  } else {
+    const char *sub = args[0];
+    if (!sub || (strcmp(sub, "list") && !args[1]) || (!strcmp(sub, "list") && args[1])) {
+      fprintf(stderr, "m64c: trust add KEY.pub [--name NAME] | trust list | trust remove NAME|FINGERPRINT|KEY.pub\n");
+      return 1;
+    }
+    char dir[4096], what[M64_SIGN_NAME_MAX];
+    if (!strcmp(sub, "list")) {
+      if (!(rc = m64_trust_dir(NULL, dir, sizeof dir, &e))) printf("trust ring %s:\n", dir);
+      if (!rc) rc = m64_trust_list(NULL, stdout, &e);
+    } else if (!strcmp(sub, "add")) {
+      int already = 0;
+      if (!(rc = m64_trust_add(NULL, args[1], name, what, sizeof what, &already, &e))) {
+        m64_pubkey k;
+        char fp[M64_SIGN_FINGERPRINT_CHARS] = "";
+        if (!m64_sign_read_public(args[1], &k, NULL)) m64_sign_fingerprint(k.key, fp);
+        printf(already ? "%s (%s) was already trusted\n"
+                       : "trusted %s (%s): m64run now runs native code in bundles it signed\n", what, fp);
+      }
+    } else if (!strcmp(sub, "remove")) {
+      if (!(rc = m64_trust_remove(NULL, args[1], what, sizeof what, &e))) printf("removed %s from your trust ring\n", what);
+    } else {
+      fprintf(stderr, "m64c: unknown trust command '%s' (add, list, remove)\n", sub);
+      return 1;
+    }
+  }
+  if (rc) {
+    fprintf(stderr, "m64c: error: %s\n", e.msg[0] ? e.msg : "failed");
+    return 1;
+  }
+  return 0;
+}
+
 int main(int argc, char **argv) {
   if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
     usage(argc < 2 ? stderr : stdout);
     return argc < 2 ? 1 : 0;
   }
-  const char *cmd = argv[1], *input = NULL;
+  if (!strcmp(argv[1], "keygen") || !strcmp(argv[1], "trust")) return keys_main(argc, argv);
+  const char *cmd = argv[1], *input = NULL, *key = NULL;
   m64c_options o = {.progress = 1};
   m64_compress_options z = {0, 0, 0, 0, 0};
   int compress = 0;
@@ -95,6 +191,7 @@ int main(int argc, char **argv) {
       z.min_gain = atof(argv[++i]);
     } else if (!strcmp(a, "--no-split")) z.no_split = 1;
     else if (!strcmp(a, "--long") && has_arg) z.long_window = atoi(argv[++i]);
+    else if (!strcmp(a, "--key") && has_arg) key = argv[++i];
     else if (!strcmp(a, "-v")) o.verbose = 1;
     else if (!strcmp(a, "-q")) o.progress = 0;
     else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -117,6 +214,14 @@ int main(int argc, char **argv) {
   m64c_install_signal_cleanup();
   m64_err e = {{0}};
   int rc;
+  char fp[M64_SIGN_FINGERPRINT_CHARS] = "";
+  const int rewrites = !strcmp(cmd, "aot") || !strcmp(cmd, "compress") || !strcmp(cmd, "decompress");
+  const int was_signed = rewrites && signed_by(input, fp);
+  m64_pubkey signer;
+  if (key && (rc = m64_sign_check_key(key, &signer, &e))) { /* before the work, not after it */
+    fprintf(stderr, "m64c: error: %s\n", e.msg);
+    return 1;
+  }
   if (!strcmp(cmd, "build")) {
     if (!o.output) {
       fprintf(stderr, "m64c: build needs -o OUTPUT.m64\n");
@@ -127,15 +232,24 @@ int main(int argc, char **argv) {
     rc = m64c_build(&o, &e);
     if (!rc && o.progress) fprintf(stderr, "m64c: wrote %s\n", o.output);
     if (!rc) stamp_hashed(o.output, o.verbose); /* it hashed every layer it wrote */
+    if (!rc && key) rc = m64c_sign(o.output, NULL, key, o.progress, &e);
   } else if (!strcmp(cmd, "aot")) {
     rc = m64c_aot(input, o.output, o.verbose, &e);
     if (!rc && o.progress) fprintf(stderr, "m64c: native code for %s added to %s\n", m64c_host_target(),
                                    o.output ? o.output : input);
+    if (!rc) rc = resign_or_drop(o.output ? o.output : input, key, was_signed, fp, o.progress, &e);
   } else if (!strcmp(cmd, "compress") || !strcmp(cmd, "decompress")) {
     const int on = cmd[0] == 'c';
     rc = m64c_recode(input, o.output, on ? &z : NULL, o.progress, &e);
     if (!rc && o.progress) fprintf(stderr, "m64c: wrote %s (%s)\n", o.output ? o.output : input,
                                    on ? "compressed" : "uncompressed");
+    if (!rc) rc = resign_or_drop(o.output ? o.output : input, key, was_signed, fp, o.progress, &e);
+  } else if (!strcmp(cmd, "sign")) {
+    if (!key) {
+      fprintf(stderr, "m64c: sign needs --key KEY (a secret key from m64c keygen)\n");
+      return 1;
+    }
+    rc = m64c_sign(input, o.output, key, o.progress, &e);
   } else if (!strcmp(cmd, "info")) {
     rc = m64c_info(input, stdout, &e);
   } else if (!strcmp(cmd, "verify")) {
@@ -144,7 +258,7 @@ int main(int argc, char **argv) {
     rc = m64c_verify(input, stdout, &e);
     if (!rc && have_st) stamp_record(&st, o.verbose);
   } else {
-    fprintf(stderr, "m64c: unknown command '%s' (build, aot, compress, decompress, info, verify)\n", cmd);
+    fprintf(stderr, "m64c: unknown command '%s' (build, aot, compress, decompress, info, verify, sign, keygen, trust)\n", cmd);
     return 1;
   }
   if (rc) {

@@ -66,6 +66,13 @@ void m64c_track_bundle_temp(const m64_bundle_writer *bw) {
   if (bw) track_temp(bw, NULL);
   else untrack_temp();
 }
+void m64c_track_temp_file(const char *path) {
+  g_have_temp = 0;
+  if (!path) return;
+  snprintf(g_temp_bundle, sizeof g_temp_bundle, "%s", path);
+  g_temp_dir[0] = 0;
+  g_have_temp = 1;
+}
 
 /* ---- METADATA: "key = value" lines ---- */
 static char *metadata_text(const m64c_plan *p, const char *source, const m64_gguf *g) {
@@ -272,7 +279,9 @@ int m64c_aot(const char *bundle, const char *output, int verbose, m64_err *e) {
    * replaced by this host's, compiled here and marked as made on this machine. */
   for (uint32_t i = 0; i < m64_bundle_n_sections(b) && !rc; i++) {
     const m64_section *s = m64_bundle_section_at(b, i);
-    if (s->kind == M64_SEC_SEGMENT || s->kind == M64_SEC_LAYER_INDEX || s->kind == M64_SEC_NATIVE)
+    /* a signature vouched for the code replaced here: it goes (m64c signs again with --key) */
+    if (s->kind == M64_SEC_SEGMENT || s->kind == M64_SEC_LAYER_INDEX || s->kind == M64_SEC_NATIVE ||
+        s->kind == M64_SEC_SIGNATURE)
       continue;
     rc = m64_bw_add_section(bw, s->kind, s->name, s->data, s->size, e);
     if (!rc && s->kind == M64_SEC_MODULE_WASM) rc = add_native(bw, &wd, m64c_host_target(), wasm->data, wasm->size, e);

@@ -80,6 +80,13 @@ void m64c_track_bundle_temp(const m64_bundle_writer *bw);
  * compressed layers; each layer is checked against its hashes first. */
 int m64c_copy_layers(const m64_bundle *b, m64_bundle_writer *bw, int progress, m64_err *e);
 
+/* info.c: a bundle's signature status in one line (m64c info, verify, sign). */
+struct m64_sig_info;
+void m64c_print_signature(const struct m64_sig_info *sig, FILE *out);
+
+/* build.c: the SIGINT/SIGTERM cleanup removes this temp file (NULL: forget it). */
+void m64c_track_temp_file(const char *path);
+
 /* Progress line on stderr ("[3/6] compiling wasm ..."). */
 void m64c_progress(int enabled, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -75,7 +75,9 @@ int m64c_recode(const char *input, const char *output, const m64_compress_option
   /* Sections keep their order; the writer places the index and the segments itself. */
   for (uint32_t i = 0; i < m64_bundle_n_sections(b) && !rc; i++) {
     const m64_section *s = m64_bundle_section_at(b, i);
-    if (s->kind == M64_SEC_SEGMENT || s->kind == M64_SEC_LAYER_INDEX) continue;
+    /* a signature covers the file as it was, not the recoded one: it goes (m64c signs
+     * again with --key) */
+    if (s->kind == M64_SEC_SEGMENT || s->kind == M64_SEC_LAYER_INDEX || s->kind == M64_SEC_SIGNATURE) continue;
     rc = m64_bw_add_section(bw, s->kind, s->name, s->data, s->size, e);
   }
   if (!rc) rc = m64c_copy_layers(b, bw, progress, e);

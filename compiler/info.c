@@ -4,6 +4,7 @@
 
 #include "compiler_internal.h"
 #include "local_mark.h"
+#include "m64_sign.h"
 
 static const char *kind_name(uint32_t k) {
   switch (k) {
@@ -13,6 +14,7 @@ static const char *kind_name(uint32_t k) {
     case M64_SEC_MODULE_WASM: return "module-wasm";
     case M64_SEC_NATIVE: return "native";
     case M64_SEC_SEGMENT: return "segment";
+    case M64_SEC_SIGNATURE: return "signature";
     default: return "unknown";
   }
 }
@@ -74,6 +76,10 @@ int m64c_info(const char *path, FILE *out, m64_err *e) {
   const int z = m64_bundle_compressed(b);
   fprintf(out, "%s: m64 bundle v%u%s, %llu bytes\n", path, m64_bundle_version(b),
           z ? " (compressed: zstd)" : "", (unsigned long long)m64_bundle_file_size(b));
+  m64_sig_info sig;
+  m64_signature_check(b, NULL, &sig); /* reads the trust ring, never changes it */
+  fprintf(out, "signature: ");
+  m64c_print_signature(&sig, out);
 
   const m64_section *meta = m64_bundle_find_section(b, M64_SEC_METADATA, NULL);
   if (meta) {
@@ -157,8 +163,10 @@ int m64c_info(const char *path, FILE *out, m64_err *e) {
     fprintf(out, "\n  %-18s %llu bytes of code, built from %s%s, %s", s->name, (unsigned long long)ns.code_size,
             current ? "this module" : "ANOTHER module (stale: run m64c aot)",
             m64_target_runnable(s->name) ? ", runs on this host" : "",
-            mark == 1 ? "not marked (m64run needs m64c aot or --trust-bundle-native)"
-            : mark == 0 ? "marked here (by you, on this machine)"
+            mark == 0 ? "marked here (by you, on this machine)"
+            : sig.status == M64_SIG_TRUSTED ? "signed by a key you trust (m64run runs it)"
+            : sig.status == M64_SIG_INVALID ? "under an INVALID signature (m64run refuses the bundle)"
+            : mark == 1 ? "not marked (m64run needs m64c aot or --trust-bundle-native)"
             : mark == M64_EHASH ? "marked with another key (m64run needs m64c aot or --trust-bundle-native)"
             : mark == M64_ENOTFOUND ? "marked, but you have no local key to check it"
                                     : "marked; your local key cannot be read");
@@ -172,13 +180,39 @@ int m64c_verify(const char *path, FILE *out, m64_err *e) {
   m64_bundle *b;
   int rc = m64_bundle_open(path, &b, e); /* checks the header and every small section */
   if (rc) return rc;
-  rc = m64_bundle_verify_all(b, e); /* and every layer of the image */
+  /* The signature first: it says whether the hashes below are the publisher's at all. */
+  m64_sig_info sig;
+  if (m64_signature_check(b, NULL, &sig) == M64_SIG_INVALID)
+    rc = m64_fail(e, M64_EUNTRUSTED, "%s: the signature is invalid: %s", path, sig.why);
+  if (!rc) rc = m64_bundle_verify_all(b, e); /* and every layer of the image */
   if (!rc) {
     uint64_t bytes = 0;
     for (uint32_t l = 0; l < m64_bundle_n_layers(b); l++) bytes += m64_bundle_layer(b, l)->size;
     fprintf(out, "%s: OK: %u sections and %u layers (%.1f MiB of weights) match their SHA-256\n", path,
             m64_bundle_n_sections(b), m64_bundle_n_layers(b), bytes / 1048576.0);
+    fprintf(out, "%s: signature: ", path);
+    m64c_print_signature(&sig, out);
   }
   m64_bundle_close(b);
   return rc;
+}
+
+void m64c_print_signature(const m64_sig_info *sig, FILE *out) {
+  char ring[4096];
+  if (m64_trust_dir(NULL, ring, sizeof ring, NULL)) snprintf(ring, sizeof ring, "no trust ring");
+  switch (sig->status) {
+    case M64_SIG_UNSIGNED: fprintf(out, "unsigned\n"); break;
+    case M64_SIG_TRUSTED:
+      fprintf(out, "valid, signer %s (%s), in your trust ring: m64run runs its native code\n", sig->signer,
+              sig->fingerprint);
+      break;
+    case M64_SIG_UNKNOWN_SIGNER:
+      fprintf(out, "unknown signer %s: the signature is valid, by a key that is %s (%s); `m64c trust add KEY.pub` "
+                   "if you trust its publisher\n", sig->fingerprint, sig->why, ring);
+      break;
+    case M64_SIG_INVALID:
+      fprintf(out, "invalid%s%s%s: %s; m64run refuses this bundle\n", sig->fingerprint[0] ? " (signer " : "",
+              sig->fingerprint, sig->fingerprint[0] ? ")" : "", sig->why);
+      break;
+  }
 }

@@ -7,6 +7,7 @@
  *   toolchain.c clang-19 -> wasm32+SIMD128 module; wasm2c + clang -> native code (AOT)
  *   build.c     write the bundle (sections, weights per layer, hashes), atomically
  *   info.c      describe a bundle
+ *   sign.c      a publisher's signature over a finished bundle
  * Every function returns 0 or a negative M64_E* code with a message in *e.
  */
 #ifndef M64_COMPILER_H
@@ -50,6 +51,11 @@ int m64c_aot(const char *bundle, const char *output, int verbose, m64_err *e);
  * compressed gives the original file back. output NULL = in place (atomically). */
 int m64c_recode(const char *bundle, const char *output, const m64_compress_options *z, int progress,
                 m64_err *e);
+
+/* Signs a bundle with a publisher's secret key file (formats/sign/m64_sign.h): every
+ * section and layer hash is checked first, an existing signature is replaced. output NULL
+ * = in place (atomically). Users who trust the key run the bundle's native code as is. */
+int m64c_sign(const char *bundle, const char *output, const char *keyfile, int progress, m64_err *e);
 
 /* Human-readable description: header, sections, segments, layers, tensors, module
  * exports, native targets (and whether each carries this user's mark). */
