@@ -256,8 +256,8 @@ int main(int argc, char **argv) {
     goto fail;
   }
   if (opt.verbose) {
-    fprintf(stderr, "m64run: native code %s, %u threads, context %u, prompt tokens ",
-            m64_session_native_target(s), m64_session_n_threads(s), n_ctx);
+    fprintf(stderr, "m64run: native code %s, %s; %u threads, context %u, prompt tokens ",
+            m64_session_native_target(s), m64_session_native_source(s), m64_session_n_threads(s), n_ctx);
     json_ids(stderr, prompt_ids, n_prompt);
     fputc('\n', stderr);
   }

@@ -40,7 +40,13 @@ typedef struct m64_session_options {
                                user (`m64c build`/`m64c aot`: its local mark,
                                runtime/native/local_mark.h), else fail with M64_EUNTRUSTED;
                                1: also run whatever native code the bundle ships, with this
-                               process's rights (trusting whoever built it; SECURITY.md) */
+                               process's rights (trusting whoever built it; SECURITY.md).
+                               Either way, code under a valid signature by a key in the
+                               trust ring also loads (trust_dir), and a bundle whose
+                               signature does not verify is refused outright */
+  const char *trust_dir;    /* the trust ring of publisher keys (formats/sign/m64_sign.h);
+                               NULL: $M64_TRUST_DIR, else $XDG_CONFIG_HOME/m64/trusted, else
+                               ~/.config/m64/trusted */
 } m64_session_options;
 
 typedef struct m64_session_stats {
@@ -71,6 +77,9 @@ uint32_t m64_session_n_threads(const m64_session *s);
 int32_t m64_session_bos(const m64_session *s);
 int32_t m64_session_eos(const m64_session *s);
 const char *m64_session_native_target(const m64_session *s);
+/* Why its native code was accepted: "compiled here (your local mark)", "signed by NAME
+ * (FINGERPRINT), whom you trust" or "as shipped (--trust-bundle-native)". */
+const char *m64_session_native_source(const m64_session *s);
 
 /* Tokenizes text with the module's tokenizer; *ids is malloc'ed (caller frees). flags:
  * M64_TOKENIZE_ADD_BOS puts BOS first when the vocabulary asks for it (so 1 keeps meaning

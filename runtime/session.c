@@ -16,6 +16,7 @@
 #include "native.h"
 #include "native_abi.h"
 #include "local_mark.h"
+#include "m64_sign.h"
 #include "pager.h"
 
 #define WASM_PAGE 65536ull
@@ -56,6 +57,8 @@ struct m64_session {
   uint64_t spin_ns;             /* SPIN_NS or SPIN_NS_SHARED */
   char pool_error[512];
   char target[48];
+  char native_source[160];  /* why the loaded code was accepted, for people */
+  m64_sig_info sig;         /* the bundle's signature, checked at open */
   m64_session_options opt;
 
   uint32_t n_vocab, n_layers, n_ctx, max_batch;
@@ -319,17 +322,39 @@ void w2c_m64_log(struct w2c_m64 *h, uint32_t msg, uint32_t len) {
 }
 
 /* ------------------------------------------------------------ opening */
-/* Whether this user accepts running the native code in sec (a private copy of a NATIVE
- * section for target). The one place that decides (SECURITY.md): until it says yes, only
- * the section's 64-byte header and a MAC over its bytes have been looked at; nothing of
- * the code is parsed, mapped or run. *why says why not. */
-static int native_accepted(const m64_session *s, const uint8_t *sec, uint64_t size,
+/* Whether this user accepts running the native code in sec (a private copy of the NATIVE
+ * section rec, for target). The one place that decides (SECURITY.md): until it says yes,
+ * only the section's 64-byte header and hashes over its bytes have been looked at; nothing
+ * of the code is parsed, mapped or run. *why says why not. */
+static int native_accepted(m64_session *s, const m64_section *rec, const uint8_t *sec, uint64_t size,
                            const char *target, int *why_rc, m64_err *why) {
-  if (s->opt.trust_bundle_native) return 1; /* the user's explicit choice for this run */
+  if (s->opt.trust_bundle_native) { /* the user's explicit choice for this run */
+    snprintf(s->native_source, sizeof s->native_source, "as shipped (--trust-bundle-native)");
+    return 1;
+  }
   /* Rule 1: compiled here by this user (m64c build / m64c aot marked it with their key). */
   *why_rc = m64_native_section_check_mark(sec, size, target, why);
-  if (*why_rc == 0) return 1;
-  /* Rule 2 (to come): signed by a publisher this user trusts. */
+  if (*why_rc == 0) {
+    snprintf(s->native_source, sizeof s->native_source, "compiled here (your local mark)");
+    return 1;
+  }
+  /* Rule 2: signed by a publisher this user trusts. The signature (checked at open) covers
+   * the table, so rec->sha256; the copy must hash to it, since the file may have changed
+   * since the open checked it and only the copy is loaded. */
+  if (s->sig.status == M64_SIG_TRUSTED) {
+    uint8_t d[32];
+    m64_sha256 h;
+    m64_sha256_init(&h);
+    m64_sha256_update(&h, sec, (size_t)size);
+    m64_sha256_final(&h, d);
+    if (memcmp(d, rec->sha256, 32) == 0) {
+      snprintf(s->native_source, sizeof s->native_source, "signed by %s (%s), whom you trust", s->sig.signer,
+               s->sig.fingerprint);
+      return 1;
+    }
+    *why_rc = M64_EIO;
+    m64_fail(why, M64_EIO, "its bytes changed after the bundle was opened, so the signature does not cover them");
+  }
   return 0;
 }
 
@@ -384,7 +409,7 @@ static int load_native(m64_session *s, m64_err *e) {
     /* again on the copy, whose code is what gets loaded */
     if (m64_native_section_parse(c, sec->size, &ns, NULL) || memcmp(ns.wasm_sha256, wasm->sha256, 32) != 0)
       rc = m64_fail(e, M64_EIO, "native section '%s' changed while it was read", sec->name);
-    else if (!native_accepted(s, c, sec->size, sec->name, &refused_rc, &refused))
+    else if (!native_accepted(s, sec, c, sec->size, sec->name, &refused_rc, &refused))
       snprintf(refused_target, sizeof refused_target, "%s", sec->name);
     else {
       free(copy);
@@ -399,12 +424,20 @@ static int load_native(m64_session *s, m64_err *e) {
     char cmd[600];
     shell_word(cmd, sizeof cmd, s->path);
     /* one line: what was refused, why, and the two ways on */
-    rc = m64_fail(e, M64_EUNTRUSTED,
-                  "not loading the bundle's native code for %s: %s%s. Run `m64c aot %s` to compile the "
-                  "bundle's own wasm module here, or pass --trust-bundle-native to run it anyway, with all "
-                  "your rights, if you trust whoever built the bundle (SECURITY.md)",
-                  refused_target, refused.msg, refused_rc == M64_EIO ? "" : ", so it was not compiled here by you",
-                  cmd);
+    if (s->sig.status == M64_SIG_UNKNOWN_SIGNER) /* a signer the user could trust is a third way on */
+      rc = m64_fail(e, M64_EUNTRUSTED,
+                    "not loading the bundle's native code for %s: it was not compiled here by you, and it is signed "
+                    "by %s, a key that is %s. `m64c trust add` that key's .pub if you trust its publisher, run "
+                    "`m64c aot %s` to compile the bundle's own wasm module here, or pass --trust-bundle-native to run "
+                    "it anyway, with all your rights (SECURITY.md)",
+                    refused_target, s->sig.fingerprint, s->sig.why, cmd);
+    else
+      rc = m64_fail(e, M64_EUNTRUSTED,
+                    "not loading the bundle's native code for %s: %s%s. Run `m64c aot %s` to compile the "
+                    "bundle's own wasm module here, or pass --trust-bundle-native to run it anyway, with all "
+                    "your rights, if you trust whoever built the bundle (SECURITY.md)",
+                    refused_target, refused.msg, refused_rc == M64_EIO ? "" : ", so it was not compiled here by you",
+                    cmd);
   }
   if (!rc && !pick)
     rc = m64_fail(e, M64_EUNSUPPORTED,
@@ -541,6 +574,12 @@ int m64_session_open(const char *path, const m64_session_options *o, m64_session
     return m64_fail(e, M64_ENOMEM, "out of memory");
   }
   int rc = m64_bundle_open(path, &s->bundle, e);
+  /* A signature that does not verify means the bundle changed after its publisher signed
+   * it: nothing of it runs, whatever the options (SECURITY.md). */
+  if (!rc && m64_signature_check(s->bundle, s->opt.trust_dir, &s->sig) == M64_SIG_INVALID)
+    rc = m64_fail(e, M64_EUNTRUSTED,
+                  "the bundle's signature is invalid: %s. Not running it: get the bundle again from its "
+                  "publisher (SECURITY.md)", s->sig.why);
   if (!rc) rc = load_native(s, e);
   if (!rc) {
     /* the workspace: the memory every instance imports, at its declared minimum for now */
@@ -604,6 +643,7 @@ void m64_session_close(m64_session *s) {
   free(s);
 }
 
+const char *m64_session_native_source(const m64_session *s) { return s->native_source; }
 uint32_t m64_session_n_vocab(const m64_session *s) { return s->n_vocab; }
 uint32_t m64_session_n_ctx(const m64_session *s) { return s->n_ctx; }
 uint32_t m64_session_n_threads(const m64_session *s) { return s->n_threads; }
