@@ -4,6 +4,8 @@
 #   tiny_a.m64, tiny_b.m64  the same synthetic GGUF built twice (reproducibility)
 #   tiny_other.m64       the same GGUF built by "another user": marked with other.key (a
 #                        stranger's bundle as downloaded)
+#   tiny_signed.m64      tiny_other.m64 signed by that stranger's publisher key
+#                        (publisher.key / publisher.pub, from m64c keygen)
 # The tests' key is OUT_DIR/local.key (M64_LOCAL_KEY), never the user's own.
 set -euo pipefail
 bin=$1 src=$2 final=$3 clang=$4
@@ -20,6 +22,9 @@ export M64_LOCAL_KEY="$out/local.key" TMPDIR="$out" # moves with the directory b
 "$bin/cmd/m64c" build "$out/tiny.gguf" -o "$out/tiny_a.m64" -q
 "$bin/cmd/m64c" build "$out/tiny.gguf" -o "$out/tiny_b.m64" -q
 M64_LOCAL_KEY="$out/other.key" "$bin/cmd/m64c" build "$out/tiny.gguf" -o "$out/tiny_other.m64" -q
+"$bin/cmd/m64c" keygen -o "$out/publisher" >/dev/null
+M64_LOCAL_KEY="$out/other.key" "$bin/cmd/m64c" sign "$out/tiny_other.m64" --key "$out/publisher.key" \
+  -o "$out/tiny_signed.m64" -q
 # publish only complete artifacts (the tests read them in parallel)
 rm -rf "$final" && mv "$out" "$final"
 echo "security artifacts in $final"

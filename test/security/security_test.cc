@@ -4,7 +4,9 @@
 //   native code runs only when this user compiled it here (`m64c build`/`m64c aot` mark
 //   it), or with --trust-bundle-native (the C API: trust_bundle_native), never by default;
 //   a flipped byte anywhere in a bundle is named (section or layer) or changes nothing;
-//   the same GGUF gives the same bundle, byte for byte.
+//   the same GGUF gives the same bundle, byte for byte;
+//   signed bundles: a stranger's code runs once its publisher's key is trusted, a bundle
+//   changed after signing is refused outright, keys and the trust ring must be private.
 // The bundles come from build_artifacts.sh (ctest fixture security_artifacts).
 #include <gtest/gtest.h>
 
@@ -20,6 +22,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -30,6 +33,7 @@ extern "C" {
 #include "local_mark.h"
 #include "m64_formats.h"
 #include "m64_runtime.h"
+#include "m64_sign.h"
 }
 
 namespace {
@@ -591,6 +595,359 @@ TEST(Integrity, AFlippedByteIsNamedOrChangesNothing) {
   }
   EXPECT_GT(named, (int)ranges.size() * 3 - 1);
   printf("flipped %zu bytes: %d named, %d in padding changed nothing\n", spots.size(), named, harmless);
+}
+
+
+// ---------------------------------------------------------------- signed bundles
+// Every command here names its trust ring (M64_TRUST_DIR) and local key: never the user's.
+std::string Ring(const std::string &dir) { return "M64_TRUST_DIR='" + dir + "' "; }
+std::string Env(const std::string &ring) { return "env " + Key() + Ring(ring); }
+const std::string kSigned = kArt + "/tiny_signed.m64";  // tiny_other.m64 (a stranger's build), signed
+const std::string kPublisher = kArt + "/publisher";     // its publisher's key pair
+
+std::string Fingerprint(const std::string &pubfile) {
+  m64_pubkey k;
+  m64_err e{};
+  EXPECT_EQ(m64_sign_read_public(pubfile.c_str(), &k, &e), 0) << e.msg;
+  char fp[M64_SIGN_FINGERPRINT_CHARS];
+  m64_sign_fingerprint(k.key, fp);
+  return fp;
+}
+
+// The signature as the C API sees it, against trust ring `ring`.
+m64_sig_info Signature(const std::string &path, const std::string &ring) {
+  m64_sig_info info{};
+  m64_bundle *b = nullptr;
+  m64_err e{};
+  EXPECT_EQ(m64_bundle_open(path.c_str(), &b, &e), 0) << e.msg;
+  if (b) m64_signature_check(b, ring.c_str(), &info);
+  m64_bundle_close(b);
+  return info;
+}
+
+int CountSignatures(const std::string &path) {
+  m64_bundle *b = nullptr;
+  m64_err e{};
+  if (m64_bundle_open(path.c_str(), &b, &e)) return -1;
+  int n = 0;
+  for (uint32_t i = 0; i < m64_bundle_n_sections(b); i++) n += m64_bundle_section_at(b, i)->kind == M64_SEC_SIGNATURE;
+  m64_bundle_close(b);
+  return n;
+}
+
+// m64_session_open as a program would call it, with trust ring `ring`.
+int OpenSession(const std::string &path, const std::string &ring, std::string *msg, int trust_native = 0) {
+  m64_session_options o{};
+  o.trust_dir = ring.c_str();
+  o.trust_bundle_native = trust_native;
+  m64_session *s = nullptr;
+  m64_err e{};
+  const int rc = m64_session_open(path.c_str(), &o, &s, &e);
+  if (msg) *msg = e.msg;
+  m64_session_close(s);
+  return rc;
+}
+
+TEST(Signatures, KeygenSignVerifyRoundTrip) {
+  TempDir d;
+  const std::string ring = d.path + "/ring";
+  Result r = Sh(d.path, kC + " keygen -o " + d.path + "/alice");
+  ASSERT_TRUE(r.exited(0)) << r.err;
+  struct stat st;
+  ASSERT_EQ(stat((d.path + "/alice.key").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u) << "the secret key is private";
+  ASSERT_EQ(stat((d.path + "/alice.pub").c_str(), &st), 0);
+  EXPECT_EQ(ReadFile(d.path + "/alice.pub").rfind("m64-ed25519 ", 0), 0u);
+  const std::string key_before = ReadFile(d.path + "/alice.key");
+  r = Sh(d.path, kC + " keygen -o " + d.path + "/alice");
+  EXPECT_TRUE(r.exited(1)) << "keygen must never overwrite a key";
+  EXPECT_EQ(ReadFile(d.path + "/alice.key"), key_before);
+
+  const std::string path = d.path + "/model.m64";
+  WriteFile(path, ReadFile(kArt + "/tiny_a.m64"));
+  EXPECT_EQ(Signature(path, ring).status, M64_SIG_UNSIGNED);
+  r = Sh(d.path, Env(ring) + kC + " sign " + path + " --key " + d.path + "/alice.key");
+  ASSERT_TRUE(r.exited(0)) << r.err;
+  const std::string fp = Fingerprint(d.path + "/alice.pub");
+  EXPECT_NE(r.err.find(fp), std::string::npos) << r.err;
+  EXPECT_EQ(CountSignatures(path), 1);
+  m64_sig_info sig = Signature(path, ring);
+  EXPECT_EQ(sig.status, M64_SIG_UNKNOWN_SIGNER) << sig.why; // valid, but nobody trusts alice yet
+  EXPECT_EQ(std::string(sig.fingerprint), fp);
+  r = Sh(d.path, Env(ring) + kC + " verify " + path);
+  EXPECT_TRUE(r.exited(0)) << r.err;
+  EXPECT_NE(r.out.find("signature: unknown signer " + fp), std::string::npos) << r.out;
+
+  ASSERT_TRUE(Sh(d.path, Env(ring) + kC + " trust add " + d.path + "/alice.pub").exited(0));
+  sig = Signature(path, ring);
+  EXPECT_EQ(sig.status, M64_SIG_TRUSTED) << sig.why;
+  EXPECT_STREQ(sig.signer, "alice");
+  r = Sh(d.path, Env(ring) + kC + " verify " + path);
+  EXPECT_TRUE(r.exited(0)) << r.err;
+  EXPECT_NE(r.out.find("signature: valid, signer alice (" + fp + ")"), std::string::npos) << r.out;
+
+  // signing again with another key replaces the signature: still one, now bob's
+  ASSERT_TRUE(Sh(d.path, kC + " keygen -o " + d.path + "/bob").exited(0));
+  const std::string size_before = std::to_string(ReadFile(path).size());
+  r = Sh(d.path, Env(ring) + kC + " sign " + path + " --key " + d.path + "/bob.key -q");
+  ASSERT_TRUE(r.exited(0)) << r.err;
+  EXPECT_EQ(CountSignatures(path), 1);
+  EXPECT_EQ(std::to_string(ReadFile(path).size()), size_before) << "re-signing reuses the signature's place";
+  sig = Signature(path, ring);
+  EXPECT_EQ(sig.status, M64_SIG_UNKNOWN_SIGNER);
+  EXPECT_EQ(std::string(sig.fingerprint), Fingerprint(d.path + "/bob.pub"));
+  // a signed bundle of one's own still runs as before (the local mark)
+  EXPECT_TRUE(Sh(d.path, Env(ring) + kRun + " " + path + " -p hi -n 2").exited(0));
+}
+
+// A stranger's build (marked with their key, not ours), signed by its publisher: refused
+// while the publisher is unknown here, run with no flag once their key is trusted.
+TEST(Signatures, AStrangersSignedBundleRunsOnceItsSignerIsTrusted) {
+  TempDir d;
+  const std::string ring = d.path + "/ring", path = d.path + "/signed.m64";
+  WriteFile(path, ReadFile(kSigned));
+  const std::string fp = Fingerprint(kPublisher + ".pub");
+  Result r = Sh(d.path, Env(ring) + kRun + " " + path + " -p hi -n 2");
+  ExpectRefused(r, path, "it was not compiled here by you, and it is signed by " + fp + ", a key that is not in your trust ring");
+  EXPECT_NE(r.err.find("`m64c trust add`"), std::string::npos) << r.err;
+  std::string msg;
+  EXPECT_EQ(OpenSession(path, ring, &msg), M64_EUNTRUSTED) << msg;
+
+  r = Sh(d.path, Env(ring) + kC + " trust add " + kPublisher + ".pub");
+  ASSERT_TRUE(r.exited(0)) << r.err;
+  r = Sh(d.path, Env(ring) + kRun + " " + path + " -p hi -n 2 -v");
+  EXPECT_TRUE(r.exited(0)) << r.err;
+  EXPECT_EQ(r.out.rfind("hi", 0), 0u) << r.out;
+  EXPECT_NE(r.err.find("signed by publisher (" + fp + "), whom you trust"), std::string::npos) << r.err;
+  EXPECT_EQ(OpenSession(path, ring, &msg), 0) << msg; // the C API, trust_dir
+  // the ring is where M64_TRUST_DIR says: with another (empty) one, refused again
+  EXPECT_EQ(OpenSession(path, d.path + "/other-ring", &msg), M64_EUNTRUSTED) << msg;
+
+  r = Sh(d.path, Env(ring) + kC + " trust remove publisher");
+  ASSERT_TRUE(r.exited(0)) << r.err;
+  ExpectRefused(Sh(d.path, Env(ring) + kRun + " " + path + " -p hi -n 2"), path, "not in your trust ring");
+}
+
+// Any byte the signature covers, changed after signing (and every SHA-256 over it made to
+// match, as someone who meant it would): the signature fails and nothing runs, even with
+// --trust-bundle-native.
+TEST(Signatures, AChangeAnywhereCoveredInvalidatesTheSignature) {
+  TempDir d;
+  const std::string ring = d.path + "/ring", path = d.path + "/tampered.m64";
+  ASSERT_TRUE(Sh(d.path, Env(ring) + kC + " trust add " + kPublisher + ".pub").exited(0));
+  const std::string orig = ReadFile(kSigned);
+  ASSERT_EQ(OpenSession(kSigned, ring, nullptr), 0) << "the untouched bundle runs";
+
+  // A change is a function of the bytes; `reaches` when the bundle still parses, so that
+  // only the signature can notice (others, reserved bytes, the reader may refuse first).
+  struct Change { std::string what; bool reaches; std::function<void(std::string &)> apply; };
+  auto flip = [](uint64_t at) { return [at](std::string &f) { f[at] ^= 0x20; }; };
+  std::vector<Change> changes = {{"header reserved bytes", false, flip(BH_RESERVED1 + 3)}};
+  m64_bundle *b = nullptr;
+  m64_err e{};
+  ASSERT_EQ(m64_bundle_open_memory(orig.data(), orig.size(), &b, &e), 0) << e.msg;
+  uint64_t index_at = 0;
+  for (uint32_t i = 0; i < m64_bundle_n_sections(b); i++) {
+    const m64_section *s = m64_bundle_section_at(b, i);
+    const uint64_t rec = BH_SIZE + (uint64_t)i * SR_SIZE;
+    changes.push_back({std::string("reserved bytes of the record of ") + s->name, false, flip(rec + SR_SIZE - 3)});
+    if (s->kind == M64_SEC_LAYER_INDEX) index_at = s->offset;
+    if (s->kind == M64_SEC_NATIVE) {
+      changes.push_back({"the native section's name in the table", true, flip(rec + SR_NAME + 1)});
+      changes.push_back({"the native code", true, flip(s->offset + s->size / 2)});
+    }
+    if (s->kind == M64_SEC_MODULE_WASM) changes.push_back({"the wasm module", true, flip(s->offset + s->size / 2)});
+    if (s->kind == M64_SEC_TOKENIZER) changes.push_back({"the tokenizer", true, flip(s->offset + s->size / 2)});
+    if (s->kind == M64_SEC_METADATA) changes.push_back({"the metadata", false, flip(s->offset + 3)});
+    if (s->kind == M64_SEC_SIGNATURE) {
+      changes.push_back({"the signer's key", true, flip(s->offset + 16 + 5)});
+      changes.push_back({"the signature", true, flip(s->offset + 48 + 20)});
+    }
+  }
+  // the table in another order: every record as it was
+  changes.push_back({"two records swapped in the table", true, [](std::string &f) {
+                       std::swap_ranges(f.begin() + BH_SIZE, f.begin() + BH_SIZE + SR_SIZE, f.begin() + BH_SIZE + SR_SIZE);
+                     }});
+  for (uint32_t l = 0; l < m64_bundle_n_layers(b); l++)
+    changes.push_back({std::string("the hash of layer ") + m64_bundle_layer(b, l)->name, true,
+                       flip(index_at + LI_HEADER_SIZE + (uint64_t)l * LR_SIZE + LR_SHA256 + 7)});
+  m64_bundle_close(b);
+  ASSERT_GT(index_at, 0u);
+
+  int reached = 0;
+  for (size_t k = 0; k < changes.size(); k++) {
+    std::string f = orig;
+    changes[k].apply(f);
+    RehashSections(f); // every section hash and the header hash match the change
+    WriteFile(path, f);
+    std::string msg;
+    const int rc = OpenSession(path, ring, &msg, (int)(k % 2)); // with --trust-bundle-native every other time
+    EXPECT_NE(rc, 0) << changes[k].what << " ran";
+    const bool parses = m64_bundle_open(path.c_str(), &b, &e) == 0;
+    m64_bundle_close(b);
+    if (changes[k].reaches) {
+      EXPECT_TRUE(parses) << changes[k].what << ": " << e.msg;
+    }
+    if (!parses) continue;
+    reached++;
+    EXPECT_EQ(rc, M64_EUNTRUSTED) << changes[k].what << ": " << msg;
+    EXPECT_NE(msg.find("the bundle's signature is invalid"), std::string::npos) << changes[k].what << ": " << msg;
+    EXPECT_EQ(Signature(path, ring).status, M64_SIG_INVALID) << changes[k].what;
+  }
+  EXPECT_GE(reached, 9);
+  // through the commands, for one of them: m64run refuses, verify fails, info says so
+  std::string f = orig;
+  changes.back().apply(f); // a layer's hash
+  RehashSections(f);
+  WriteFile(path, f);
+  Result r = Sh(d.path, Env(ring) + kRun + " " + path + " -p hi -n 2 --trust-bundle-native");
+  EXPECT_TRUE(r.exited(1)) << r.err;
+  EXPECT_EQ(r.err.rfind("m64run: error: the bundle's signature is invalid: ", 0), 0u) << r.err;
+  EXPECT_EQ(r.out, "") << "nothing ran";
+  r = Sh(d.path, Env(ring) + kC + " verify " + path);
+  EXPECT_TRUE(r.exited(1)) << r.out;
+  EXPECT_NE(r.err.find("the signature is invalid"), std::string::npos) << r.err;
+  r = Sh(d.path, Env(ring) + kC + " info " + path);
+  EXPECT_NE(r.out.find("\nsignature: invalid (signer " + Fingerprint(kPublisher + ".pub") + "): "), std::string::npos)
+      << r.out;
+  // and a plain flip (hashes not fixed) is refused too, by the hash that no longer matches
+  f = orig;
+  f[orig.size() - 10] ^= 0x01; // inside the signature section, the file's last bytes
+  WriteFile(path, f);
+  EXPECT_NE(OpenSession(path, ring, nullptr), 0);
+}
+
+TEST(Signatures, TrustAddListRemove) {
+  TempDir d;
+  const std::string ring = d.path + "/cfg/m64/trusted", env = Env(ring);
+  Result r = Sh(d.path, env + kC + " trust list");
+  EXPECT_TRUE(r.exited(0)) << r.err;
+  EXPECT_NE(r.out.find("no trusted keys"), std::string::npos) << r.out;
+  const std::string fp = Fingerprint(kPublisher + ".pub");
+  r = Sh(d.path, env + kC + " trust add " + kPublisher + ".pub");
+  ASSERT_TRUE(r.exited(0)) << r.err;
+  struct stat st;
+  ASSERT_EQ(stat(ring.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0700u) << "the ring's directory is private";
+  r = Sh(d.path, env + kC + " trust list");
+  EXPECT_NE(r.out.find("publisher"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(fp), std::string::npos) << r.out;
+  r = Sh(d.path, env + kC + " trust add " + kPublisher + ".pub");
+  EXPECT_TRUE(r.exited(0)) << r.err;
+  EXPECT_NE(r.out.find("already trusted"), std::string::npos) << r.out;
+  // another key under a name already taken: refused; under its own name: added
+  ASSERT_TRUE(Sh(d.path, kC + " keygen -o " + d.path + "/publisher").exited(0));
+  r = Sh(d.path, env + kC + " trust add " + d.path + "/publisher.pub");
+  EXPECT_TRUE(r.exited(1)) << r.out;
+  EXPECT_NE(r.err.find("already trusted as 'publisher'"), std::string::npos) << r.err;
+  r = Sh(d.path, env + kC + " trust add " + d.path + "/publisher.pub --name carol");
+  EXPECT_TRUE(r.exited(0)) << r.err;
+  const std::string fp2 = Fingerprint(d.path + "/publisher.pub");
+  // the C API finds each by its key
+  m64_pubkey k;
+  m64_err e{};
+  char name[M64_SIGN_NAME_MAX];
+  ASSERT_EQ(m64_sign_read_public((d.path + "/publisher.pub").c_str(), &k, &e), 0);
+  EXPECT_EQ(m64_trust_find(ring.c_str(), k.key, name, sizeof name, &e), 0) << e.msg;
+  EXPECT_STREQ(name, "carol");
+  // removed by fingerprint, by name, by .pub file
+  EXPECT_TRUE(Sh(d.path, env + kC + " trust remove " + fp2).exited(0));
+  EXPECT_EQ(m64_trust_find(ring.c_str(), k.key, name, sizeof name, &e), M64_ENOTFOUND);
+  r = Sh(d.path, env + kC + " trust remove " + kPublisher + ".pub");
+  EXPECT_TRUE(r.exited(0)) << r.err;
+  r = Sh(d.path, env + kC + " trust list");
+  EXPECT_NE(r.out.find("no trusted keys"), std::string::npos) << r.out;
+  r = Sh(d.path, env + kC + " trust remove publisher");
+  EXPECT_TRUE(r.exited(1));
+  EXPECT_NE(r.err.find("not in your trust ring"), std::string::npos) << r.err;
+}
+
+// A secret key others can read signs nothing; a ring others can write trusts nothing.
+TEST(Signatures, KeyFilesWithBadPermissionsAreRefused) {
+  TempDir d;
+  const std::string ring = d.path + "/ring", path = d.path + "/model.m64";
+  WriteFile(path, ReadFile(kArt + "/tiny_a.m64"));
+  ASSERT_TRUE(Sh(d.path, kC + " keygen -o " + d.path + "/k").exited(0));
+  chmod((d.path + "/k.key").c_str(), 0640);
+  Result r = Sh(d.path, Env(ring) + kC + " sign " + path + " --key " + d.path + "/k.key");
+  EXPECT_TRUE(r.exited(1));
+  EXPECT_NE(r.err.find("chmod 600"), std::string::npos) << r.err;
+  EXPECT_EQ(CountSignatures(path), 0) << "nothing was signed";
+  // --key is checked before the work, not after it
+  r = Sh(d.path, Env(ring) + kC + " aot " + path + " -q --key " + d.path + "/k.key");
+  EXPECT_TRUE(r.exited(1));
+  EXPECT_NE(r.err.find("chmod 600"), std::string::npos) << r.err;
+  chmod((d.path + "/k.key").c_str(), 0600);
+
+  const std::string signed_path = d.path + "/signed.m64";
+  WriteFile(signed_path, ReadFile(kSigned));
+  ASSERT_TRUE(Sh(d.path, Env(ring) + kC + " trust add " + kPublisher + ".pub").exited(0));
+  ASSERT_EQ(OpenSession(signed_path, ring, nullptr), 0);
+  // a key file in the ring that others can write: ignored, and the refusal says why
+  chmod((ring + "/publisher.pub").c_str(), 0666);
+  r = Sh(d.path, Env(ring) + kRun + " " + signed_path + " -p hi -n 2");
+  ExpectRefused(r, signed_path, "a key that is in your trust ring only as publisher.pub, which is ignored: others can write it");
+  r = Sh(d.path, Env(ring) + kC + " trust list");
+  EXPECT_NE(r.out.find("IGNORED: others can write it"), std::string::npos) << r.out;
+  chmod((ring + "/publisher.pub").c_str(), 0644);
+  ASSERT_EQ(OpenSession(signed_path, ring, nullptr), 0);
+  // a ring directory others can write: none of its keys count
+  chmod(ring.c_str(), 0777);
+  std::string msg;
+  EXPECT_EQ(OpenSession(signed_path, ring, &msg), M64_EUNTRUSTED);
+  EXPECT_NE(msg.find("others can write your trust ring"), std::string::npos) << msg;
+  r = Sh(d.path, Env(ring) + kC + " trust add " + d.path + "/k.pub");
+  EXPECT_TRUE(r.exited(1)) << "nothing is added to a ring others can write";
+  chmod(ring.c_str(), 0700);
+  EXPECT_EQ(OpenSession(signed_path, ring, nullptr), 0);
+}
+
+TEST(Signatures, InfoShowsSignerAndStatus) {
+  TempDir d;
+  const std::string ring = d.path + "/ring", fp = Fingerprint(kPublisher + ".pub");
+  Result r = Sh(d.path, Env(ring) + kC + " info " + kArt + "/tiny_a.m64");
+  EXPECT_NE(r.out.find("\nsignature: unsigned\n"), std::string::npos) << r.out;
+  r = Sh(d.path, Env(ring) + kC + " info " + kSigned);
+  EXPECT_TRUE(r.exited(0)) << r.err;
+  EXPECT_NE(r.out.find("\nsignature: unknown signer " + fp + ": the signature is valid, by a key that is not in your trust ring (" + ring + ")"),
+            std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("  signature    signature "), std::string::npos) << "the section is listed:\n" << r.out;
+  EXPECT_NE(r.out.find("marked with another key"), std::string::npos) << r.out;
+  ASSERT_TRUE(Sh(d.path, Env(ring) + kC + " trust add " + kPublisher + ".pub").exited(0));
+  r = Sh(d.path, Env(ring) + kC + " info " + kSigned);
+  EXPECT_NE(r.out.find("\nsignature: valid, signer publisher (" + fp + "), in your trust ring"), std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("signed by a key you trust (m64run runs it)"), std::string::npos) << r.out;
+}
+
+// Changing a signed bundle drops its signature, saying so, or signs it again with --key;
+// decompressing what was compressed and signed again gives back the signed original.
+TEST(Signatures, AotAndCompressDropTheSignatureOrSignAgain) {
+  TempDir d;
+  const std::string ring = d.path + "/ring";
+  const std::string a = d.path + "/a.m64", c = d.path + "/c.m64", u = d.path + "/u.m64";
+  WriteFile(a, ReadFile(kSigned));
+  Result r = Sh(d.path, Env(ring) + kC + " compress " + a + " -o " + c + " -q");
+  ASSERT_TRUE(r.exited(0)) << r.err;
+  EXPECT_NE(r.err.find("the signature by " + Fingerprint(kPublisher + ".pub") + " was dropped"), std::string::npos)
+      << r.err;
+  EXPECT_EQ(CountSignatures(c), 0);
+  r = Sh(d.path, Env(ring) + kC + " compress " + a + " -o " + c + " -q --key " + kPublisher + ".key");
+  ASSERT_TRUE(r.exited(0)) << r.err;
+  EXPECT_EQ(Signature(c, ring).status, M64_SIG_UNKNOWN_SIGNER) << Signature(c, ring).why;
+  r = Sh(d.path, Env(ring) + kC + " decompress " + c + " -o " + u + " -q --key " + kPublisher + ".key");
+  ASSERT_TRUE(r.exited(0)) << r.err;
+  EXPECT_TRUE(ReadFile(u) == ReadFile(kSigned)) << "decompress + sign gives the signed original, byte for byte";
+  // a compressed signed bundle runs for whoever trusts its signer, as an uncompressed one
+  ASSERT_TRUE(Sh(d.path, Env(ring) + kC + " trust add " + kPublisher + ".pub").exited(0));
+  std::string msg;
+  EXPECT_EQ(OpenSession(c, ring, &msg), 0) << msg;
+  // aot replaces the code the signature vouched for: the signature goes, the mark comes
+  r = Sh(d.path, Env(ring) + kC + " aot " + a + " -q");
+  ASSERT_TRUE(r.exited(0)) << r.err;
+  EXPECT_NE(r.err.find("was dropped"), std::string::npos) << r.err;
+  EXPECT_EQ(CountSignatures(a), 0);
+  EXPECT_EQ(OpenSession(a, d.path + "/empty-ring", &msg), 0) << msg;
 }
 
 }  // namespace
