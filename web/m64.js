@@ -22,7 +22,7 @@ const WASM_PAGE = 65536;
 const HEADER_SIZE = 96;
 const RECORD_SIZE = 128;
 const MAX_SECTIONS = 256;
-const SEC = { METADATA: 1, TOKENIZER: 2, LAYER_INDEX: 3, MODULE_WASM: 4, NATIVE: 5, SEGMENT: 6 };
+const SEC = { METADATA: 1, TOKENIZER: 2, LAYER_INDEX: 3, MODULE_WASM: 4, NATIVE: 5, SEGMENT: 6, SIGNATURE: 7 };
 const MAX_LAYERS = 4096;
 const MAX_TENSORS = 65536;
 const SEGMENT_MAX = 16 * 2 ** 30;
@@ -263,7 +263,7 @@ async function readHeader(url) {
     const o = i * RECORD_SIZE;
     const s = { kind: u32(tdv, o), name: cstr(table, o + 4, 48), offset: u64(tdv, o + 56), size: u64(tdv, o + 64),
                 sha256: table.slice(o + 72, o + 104) };
-    if (s.kind < 1 || s.kind > 6 || !s.name) fail(`section ${i} is malformed`);
+    if (s.kind < 1 || s.kind > 7 || !s.name) fail(`section ${i} is malformed`);
     if (s.offset < dataStart || s.offset + s.size > fileSize) fail(`section ${s.name} lies outside the file`);
     if (sections.some((t) => t.kind === s.kind && t.name === s.name)) fail(`section ${s.name} appears twice`);
     sections.push(s);
@@ -271,7 +271,7 @@ async function readHeader(url) {
   const sorted = [...sections].sort((a, b) => a.offset - b.offset);
   for (let i = 1; i < sorted.length; i++)
     if (sorted[i].offset < sorted[i - 1].offset + sorted[i - 1].size) fail(`sections ${sorted[i - 1].name} and ${sorted[i].name} overlap`);
-  return { fileSize, sections };
+  return { fileSize, sections, head: h.slice(0, 64), table }; // the bytes the signature covers
 }
 
 async function readSection(url, sec) {
@@ -306,6 +306,73 @@ function parseLayerIndex(u8, segments) {
     layers.push(L);
   }
   return layers;
+}
+
+/* ------------------------------------------------------------------ the signature */
+// A publisher's signature (docs/FORMAT.md "Signature"), checked as m64c and m64run check
+// it: Ed25519 over "m64 bundle signature v1\0", header bytes [0, 64), the section table with
+// the SIGNATURE record's hash zeroed, the layer count (u32) and every layer's SHA-256.
+// This page runs only the sandboxed wasm module, never native code, so the result only
+// informs: who signed the bundle, and whether it is as they signed it. There is no trust
+// ring here; m64run is where a signature decides what runs.
+const SIG_DOMAIN = 'm64 bundle signature v1';
+const NO_ED25519 = 'signature not checked (no Ed25519 in this browser)';
+const INFORMATIONAL = 'informational here: the page runs only the sandboxed wasm module, never native code';
+
+async function keyFingerprint(key) { return 'ed25519:' + hex((await sha256(key)).subarray(0, 16)); }
+
+function signedMessage(hdr, sigIndex, layers) {
+  const dom = new TextEncoder().encode(SIG_DOMAIN);
+  const m = new Uint8Array(dom.length + 1 + 64 + hdr.table.length + 4 + 32 * layers.length);
+  let o = 0;
+  m.set(dom, o); o += dom.length + 1; // with its NUL
+  m.set(hdr.head, o); o += 64;
+  m.set(hdr.table, o);
+  m.fill(0, o + sigIndex * RECORD_SIZE + 72, o + sigIndex * RECORD_SIZE + 104); // the record's own hash
+  o += hdr.table.length;
+  new DataView(m.buffer).setUint32(o, layers.length, true); o += 4;
+  for (const L of layers) { m.set(L.sha256, o); o += 32; } // (the page reads uncompressed bundles only)
+  return m;
+}
+
+// {status: 'unsigned' | 'valid' | 'invalid' | 'unchecked', fingerprint, text}; sigBytes is
+// the SIGNATURE section's content (its SHA-256 already checked), layers the parsed index.
+export async function checkSignature(hdr, sigBytes, layers) {
+  const idx = hdr.sections.findIndex((s) => s.kind === SEC.SIGNATURE);
+  if (idx < 0) return { status: 'unsigned', fingerprint: '', text: 'signature: unsigned' };
+  const result = (status, fingerprint, why) => ({ status, fingerprint, text:
+      status === 'valid' ? `signature: valid, signer ${fingerprint} (${INFORMATIONAL})`
+    : status === 'unchecked' ? `${NO_ED25519}; signer ${fingerprint} (${INFORMATIONAL})`
+    : `signature: INVALID${fingerprint ? ` (signer ${fingerprint})` : ''}: ${why} (${INFORMATIONAL}; m64run refuses this bundle)` });
+  if (hdr.sections.filter((s) => s.kind === SEC.SIGNATURE).length > 1) return result('invalid', '', 'the bundle has more than one signature section');
+  const u8 = sigBytes, dv = new DataView(u8.buffer, u8.byteOffset, u8.byteLength);
+  if (u8.length !== 128) return result('invalid', '', 'the signature section has the wrong size');
+  const key = u8.slice(16, 48), sig = u8.slice(48, 112), fp = await keyFingerprint(key);
+  if (new TextDecoder().decode(u8.subarray(0, 8)) !== 'M64SIGN\0' || hdr.sections[idx].name !== 'signature')
+    return result('invalid', fp, 'the signature section is malformed');
+  if (dv.getUint32(8, true) !== 1 || dv.getUint32(12, true) !== 1 || u8.subarray(112).some((b) => b))
+    return result('invalid', fp, 'the signature has a version or algorithm this page does not know');
+  let pub;
+  try {
+    if (!globalThis.crypto?.subtle) return result('unchecked', fp);
+    pub = await crypto.subtle.importKey('raw', key, { name: 'Ed25519' }, false, ['verify']);
+  } catch (e) {
+    if (e?.name === 'NotSupportedError') return result('unchecked', fp);
+    return result('invalid', fp, `its key is not an Ed25519 key (${e?.message || e})`);
+  }
+  const ok = await crypto.subtle.verify({ name: 'Ed25519' }, pub, sig, signedMessage(hdr, idx, layers)).catch(() => false);
+  return ok ? result('valid', fp) : result('invalid', fp, `the signature by ${fp} does not match the bundle: it was changed after it was signed`);
+}
+
+// The signature of the bundle at url, as the page reports it (for tools and tests).
+export async function bundleSignature(url) {
+  const hdr = await readHeader(url);
+  const idxSec = hdr.sections.find((s) => s.kind === SEC.LAYER_INDEX), sigSec = hdr.sections.find((s) => s.kind === SEC.SIGNATURE);
+  if (!idxSec) fail('bundle has no layer index');
+  const segments = [];
+  for (const s of hdr.sections) if (s.kind === SEC.SEGMENT) segments[Number(s.name.slice(8))] = s;
+  const layers = parseLayerIndex(await readSection(url, idxSec), segments);
+  return checkSignature(hdr, sigSec ? await readSection(url, sigSec) : null, layers);
 }
 
 function parseMetadata(bytes) {
@@ -680,6 +747,9 @@ class Host {
       readSection(url, tokSec), readSection(url, idxSec), readSection(url, wasmSec)]);
     this.meta = parseMetadata(meta);
     this.layers = parseLayerIndex(idx, segments);
+    const sigSec = find(SEC.SIGNATURE);
+    this.signature = await checkSignature(hdr, sigSec ? await readSection(url, sigSec) : null, this.layers);
+    this.post({ type: 'log', text: this.signature.text });
     this.segments = segments;
     this.verify = o.verify !== false;
     this.storage = new Storage(segments, this.layers, !!o.forceArrayBuffers);
@@ -810,6 +880,7 @@ class Host {
       memory64: this.storage.memory64, storageNote: this.storage.memory64 ? `${this.segments.length} memory64 memor${this.segments.length > 1 ? 'ies' : 'y'}` : `ArrayBuffer per layer (${this.storage.reason})`,
       threads: this.threads, threadNote: this.threadNote, crossOriginIsolated: !!globalThis.crossOriginIsolated,
       streaming: this.jspi, verify: this.verify, hashInJs: hashInJs(), cacheBytes: this.cacheSize, cacheSlots: this.pager.slots.length,
+      signature: this.signature,
       openMs: performance.now() - this.openedAt,
     };
   }
