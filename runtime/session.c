@@ -452,8 +452,7 @@ static int load_native(m64_session *s, m64_err *e) {
   rc = m64_native_load(code.code, code.code_size, &s->native, e);
   free(copy); /* the loader wrote it to its own sealed file */
   if (rc) return rc;
-  s->abi = m64_native_sym(s->native, M64_NATIVE_ABI_SYMBOL);
-  if (!s->abi) return m64_fail(e, M64_EFORMAT, "native code lacks the %s table", M64_NATIVE_ABI_SYMBOL);
+  if ((rc = m64_native_abi_table(s->native, &s->abi, e))) return rc;
   /* version 2 code lacks only the token lookups appended in 3 (see m64_session_is_eog) */
   if ((s->abi->abi_version != M64_NATIVE_ABI_VERSION && s->abi->abi_version != 2) ||
       s->abi->module_abi_version != 2)

@@ -7,6 +7,11 @@
  * fd to another number if some earlier object (e.g. one dlclose could not unload) still
  * owns that name.
  *
+ * Before any of that the bytes pass m64_elf_check (elf_check.h): the loader maps and
+ * dereferences what the object's headers say, so a truncated or corrupt object must be
+ * an error here, not a SIGBUS or SIGSEGV inside dlopen. After it, the ABI table and the
+ * functions it points to must lie in the object's own image (m64_native_abi_table).
+ *
  * Environment: M64_NATIVE_NO_MEMFD=1 forces the temp-file path (for tests).
  */
 #ifndef _GNU_SOURCE
@@ -14,21 +19,28 @@
 #endif
 #include "native.h"
 
+#include "elf_check.h"
+#include "native_abi.h"
+
 #include <dlfcn.h>
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <link.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 struct m64_native {
   void *handle;
   int fd; /* the memfd, kept open while loaded; -1 for the temp-file path */
+  m64_elf_image img; /* its segments, as checked before dlopen */
 };
 
 /* Local formatter (same contract as m64_fail) so this file does not need the formats
@@ -54,18 +66,6 @@ static int write_all(int fd, const uint8_t *p, size_t n) {
     p += w;
     n -= (size_t)w;
   }
-  return 0;
-}
-
-/* A cheap sanity check before handing bytes to the dynamic loader. */
-static int check_elf(const uint8_t *b, size_t n, m64_err *e) {
-  if (n < sizeof(Elf64_Ehdr) || memcmp(b, ELFMAG, SELFMAG) != 0)
-    return fail(e, M64_EFORMAT, "native code: not an ELF object (%zu bytes)", n);
-  if (b[EI_CLASS] != ELFCLASS64)
-    return fail(e, M64_EFORMAT, "native code: not a 64-bit ELF object");
-  Elf64_Ehdr h;
-  memcpy(&h, b, sizeof h);
-  if (h.e_type != ET_DYN) return fail(e, M64_EFORMAT, "native code: not a shared object");
   return 0;
 }
 
@@ -102,6 +102,12 @@ static int load_memfd(const uint8_t *b, size_t n, m64_native *nat, m64_err *e) {
   }
   /* The code is immutable from now on (best effort). */
   (void)fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL);
+  /* The checked sizes assume the file holds every byte: one shorter would fault when mapped. */
+  struct stat st = {0};
+  if (fstat(fd, &st) != 0 || (uint64_t)st.st_size != n) {
+    close(fd);
+    return fail(e, M64_EIO, "native code: the memfd holds %lld bytes, not %zu", (long long)st.st_size, n);
+  }
   int code = 0;
   void *h = open_by_fd(&fd, e, &code);
   if (h == NULL) {
@@ -127,7 +133,13 @@ static int load_tempfile(const uint8_t *b, size_t n, m64_native *nat, m64_err *e
     unlink(path);
     return fail(e, M64_EIO, "native code: writing %s: %s", path, strerror(err));
   }
+  struct stat st;
+  const int short_file = stat(path, &st) != 0 || (uint64_t)st.st_size != n;
   close(fd);
+  if (short_file) {
+    unlink(path);
+    return fail(e, M64_EIO, "native code: %s does not hold the %zu bytes written", path, n);
+  }
   void *old = dlopen(path, RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD);
   if (old != NULL) { /* a stale object under this reused name; practically impossible */
     dlclose(old);
@@ -147,10 +159,12 @@ static int load_tempfile(const uint8_t *b, size_t n, m64_native *nat, m64_err *e
 int m64_native_load(const void *so_bytes, size_t n, m64_native **out, m64_err *e) {
   *out = NULL;
   if (so_bytes == NULL) return fail(e, M64_EFORMAT, "native code: no bytes");
-  int rc = check_elf(so_bytes, n, e);
+  m64_elf_image img;
+  int rc = m64_elf_check(so_bytes, n, &img, e);
   if (rc != 0) return rc;
   m64_native *nat = calloc(1, sizeof *nat);
   if (nat == NULL) return fail(e, M64_ENOMEM, "native code: out of memory");
+  nat->img = img;
   const char *no_memfd = getenv("M64_NATIVE_NO_MEMFD");
   rc = 1;
   if (no_memfd == NULL || no_memfd[0] == '\0' || no_memfd[0] == '0')
@@ -167,6 +181,46 @@ int m64_native_load(const void *so_bytes, size_t n, m64_native **out, m64_err *e
 void *m64_native_sym(m64_native *n, const char *name) {
   if (n == NULL || name == NULL) return NULL;
   return dlsym(n->handle, name);
+}
+
+/* [p, p + len) inside one of the object's segments with all of flags. */
+static int in_image(const m64_native *n, uintptr_t base, const void *p, size_t len, uint32_t flags) {
+  const uintptr_t a = (uintptr_t)p;
+  for (uint32_t i = 0; i < n->img.n_loads; i++) {
+    const uintptr_t start = base + (uintptr_t)n->img.load[i].vaddr, size = (uintptr_t)n->img.load[i].memsz;
+    if ((n->img.load[i].flags & flags) == flags && a >= start && a - start <= size && len <= size - (a - start))
+      return 1;
+  }
+  return 0;
+}
+
+int m64_native_abi_table(m64_native *n, const m64_native_abi **out, m64_err *e) {
+  *out = NULL;
+  struct link_map *lm = NULL;
+  if (dlinfo(n->handle, RTLD_DI_LINKMAP, &lm) != 0 || lm == NULL)
+    return fail(e, M64_EFORMAT, "native code: dlinfo failed");
+  const uintptr_t base = (uintptr_t)lm->l_addr;
+  const m64_native_abi *abi = dlsym(n->handle, M64_NATIVE_ABI_SYMBOL);
+  if (abi == NULL) return fail(e, M64_EFORMAT, "native code lacks the %s table", M64_NATIVE_ABI_SYMBOL);
+  if (!in_image(n, base, abi, offsetof(m64_native_abi, memory_limits), PF_R))
+    return fail(e, M64_EFORMAT, "native code: the %s table lies outside the object", M64_NATIVE_ABI_SYMBOL);
+  /* version 2 ends before m64_tok_find; a later version is refused by the caller, after
+   * the fields both share */
+  const size_t size = abi->abi_version == 2 ? offsetof(m64_native_abi, m64_tok_find) : sizeof *abi;
+  if (!in_image(n, base, abi, size, PF_R))
+    return fail(e, M64_EFORMAT, "native code: the %s table (%zu bytes) lies outside the object", M64_NATIVE_ABI_SYMBOL, size);
+  const char *p = (const char *)abi;
+  for (size_t at = offsetof(m64_native_abi, memory_limits); at < size; at += sizeof(void (*)(void))) {
+    void (*fn)(void);
+    memcpy(&fn, p + at, sizeof fn);
+    const void *code;
+    memcpy(&code, &fn, sizeof code);
+    if (!in_image(n, base, code, 1, PF_X))
+      return fail(e, M64_EFORMAT, "native code: entry %zu of the %s table points outside the object's code",
+                  (at - offsetof(m64_native_abi, memory_limits)) / sizeof fn, M64_NATIVE_ABI_SYMBOL);
+  }
+  *out = abi;
+  return 0;
 }
 
 void m64_native_unload(m64_native *n) {

@@ -9,8 +9,9 @@
  * the w2c_m64_* imports) resolve from the executable, which must be linked with
  * -rdynamic (CMake: ENABLE_EXPORTS).
  *
- * Trust: dlopen runs the object's initialisers, so only load code from a bundle whose
- * hash you already checked. Garbage bytes give M64_EFORMAT, never a crash.
+ * Trust: dlopen runs the object's initialisers, so only load code the user accepted
+ * (SECURITY.md). Garbage, truncated or corrupt objects give M64_EFORMAT naming the field
+ * (elf_check.h), never a crash in the loader; code that passes can still do anything.
  */
 #ifndef M64_NATIVE_H
 #define M64_NATIVE_H
@@ -30,6 +31,12 @@ typedef struct m64_native m64_native;
  * in e), M64_EIO (memfd/temp file), or M64_ENOMEM, and *out is NULL. The bytes may be
  * freed after the call. */
 int m64_native_load(const void *so_bytes, size_t n, m64_native **out, m64_err *e);
+
+/* The object's M64_NATIVE_ABI table (native_abi.h), once it and every function pointer
+ * in it (as many as its abi_version has) are known to lie in the object's own image and
+ * code; M64_EFORMAT otherwise. The versions are for the caller to check. */
+struct m64_native_abi;
+int m64_native_abi_table(m64_native *n, const struct m64_native_abi **out, m64_err *e);
 
 /* dlsym in this object only; NULL if absent. */
 void *m64_native_sym(m64_native *n, const char *name);
