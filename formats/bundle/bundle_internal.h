@@ -112,6 +112,10 @@ int m64__z_decompress_section(const uint8_t *src, size_t n, uint64_t raw_size, u
  * into *out (malloc'd), filling l's codec, filter, chunk_size and stored_size. */
 int m64__z_compress_layer(m64_layer_entry *l, const m64_tensor_entry *tensors, const uint8_t *raw,
                           const m64_compress_options *o, uint8_t **out, size_t *out_n, m64_err *e);
+/* Reads the frame headers of a compressed layer (nothing is decompressed): each frame must
+ * declare exactly its stream's size and fit, and the frames must fill stored_size. */
+int m64__z_check_frames(const m64_layer_entry *l, const m64_tensor_entry *tensors,
+                        const uint8_t *stored, m64_err *e);
 /* Streams a compressed layer's raw bytes (gaps as zeros) into a SHA-256. */
 int m64__z_hash_layer(const m64_layer_entry *l, const m64_tensor_entry *tensors,
                       const uint8_t *stored, m64_layer_decoder *d, uint8_t out[32], m64_err *e);

@@ -306,7 +306,8 @@ static void hash_zeros(m64_sha256 *h, uint64_t n) {
   }
 }
 
-/* Decodes every frame of a layer in order, into dst (raw layout) or into the hash h. */
+/* Decodes every frame of a layer in order, into dst (raw layout) or into the hash h; with
+ * neither, only reads the frame headers (d may then be NULL). */
 static int walk(const m64_layer_entry *l, const m64_tensor_entry *tensors, const uint8_t *stored,
                 m64_layer_decoder *d, uint8_t *dst, m64_sha256 *h, m64_err *e) {
   if (l->codec != CODEC_ZSTD)
@@ -316,6 +317,7 @@ static int walk(const m64_layer_entry *l, const m64_tensor_entry *tensors, const
   if (l->chunk_size < Z_CHUNK_MIN || l->chunk_size > Z_CHUNK_MAX || !m64__is_pow2(l->chunk_size))
     return m64_fail(e, M64_EFORMAT, "layer '%s': chunk size %u is not a power of two in [%u, %u]",
                     l->name, l->chunk_size, Z_CHUNK_MIN, Z_CHUNK_MAX);
+  const int headers_only = !dst && !h;
   /* Scratch for the largest chunk this layer really has (not what chunk_size claims). */
   uint64_t need = 1;
   for (uint32_t t = l->first_tensor; t < l->first_tensor + l->n_tensors; t++) {
@@ -323,7 +325,7 @@ static int walk(const m64_layer_entry *l, const m64_tensor_entry *tensors, const
     const uint64_t n = tensors[t].nbytes < c ? tensors[t].nbytes : c;
     if (n > need) need = n;
   }
-  int rc = reserve(d, (size_t)need, e);
+  int rc = headers_only ? 0 : reserve(d, (size_t)need, e);
   if (rc) return rc;
   uint64_t pos = 0, raw_at = 0;
   for (uint32_t t = l->first_tensor; t < l->first_tensor + l->n_tensors; t++) {
@@ -332,13 +334,13 @@ static int walk(const m64_layer_entry *l, const m64_tensor_entry *tensors, const
     const int split = l->filter == FILTER_SPLIT && fields_of(te->type, &bf);
     const uint64_t cb = chunk_bytes(te->type, l->chunk_size);
     if (dst) memset(dst + raw_at, 0, (size_t)(te->offset - raw_at));
-    else hash_zeros(h, te->offset - raw_at);
+    else if (h) hash_zeros(h, te->offset - raw_at);
     for (uint64_t off = 0; off < te->nbytes; off += cb) {
       const size_t len = (size_t)(te->nbytes - off < cb ? te->nbytes - off : cb);
       size_t lens[MAX_STREAMS];
       const uint32_t ns = chunk_streams(split ? &bf : NULL, len, lens);
       /* streams go to the scratch buffer when they must be joined or hashed */
-      uint8_t *const base = dst && !split ? dst + te->offset + off : d->scratch;
+      uint8_t *const base = headers_only ? NULL : dst && !split ? dst + te->offset + off : d->scratch;
       size_t at = 0;
       for (uint32_t k = 0; k < ns; at += lens[k], k++) {
         const size_t want = lens[k];
@@ -349,7 +351,7 @@ static int walk(const m64_layer_entry *l, const m64_tensor_entry *tensors, const
           if (m64__rd_u32(f + 4) != want || rem - RAW_HEADER < want)
             return m64_fail(e, M64_EFORMAT, "layer '%s': raw chunk at stored +%llu claims %u bytes, its stream of '%s' has %zu (%zu left)",
                             l->name, (unsigned long long)pos, m64__rd_u32(f + 4), te->name, want, rem);
-          memcpy(base + at, f + RAW_HEADER, want);
+          if (base) memcpy(base + at, f + RAW_HEADER, want);
           pos += RAW_HEADER + want;
           continue;
         }
@@ -367,12 +369,17 @@ static int walk(const m64_layer_entry *l, const m64_tensor_entry *tensors, const
         if (ZSTD_isError(fsz))
           return m64_fail(e, M64_EFORMAT, "layer '%s': truncated zstd frame at stored +%llu", l->name,
                           (unsigned long long)pos);
+        if (headers_only) {
+          pos += fsz;
+          continue;
+        }
         const size_t r = ZSTD_decompressDCtx(d->dctx, base + at, want, f, fsz);
         if (ZSTD_isError(r) || r != want)
           return m64_fail(e, M64_EFORMAT, "layer '%s': frame at stored +%llu: %s", l->name,
                           (unsigned long long)pos, ZSTD_isError(r) ? ZSTD_getErrorName(r) : "short output");
         pos += fsz;
       }
+      if (headers_only) continue;
       const uint8_t *done = base;
       if (split) {
         uint8_t *to = dst ? dst + te->offset + off : d->joined;
@@ -384,7 +391,7 @@ static int walk(const m64_layer_entry *l, const m64_tensor_entry *tensors, const
     raw_at = te->offset + te->nbytes;
   }
   if (dst) memset(dst + raw_at, 0, (size_t)(l->size - raw_at));
-  else hash_zeros(h, l->size - raw_at);
+  else if (h) hash_zeros(h, l->size - raw_at);
   if (pos != l->stored_size)
     return m64_fail(e, M64_EFORMAT, "layer '%s': %llu stored bytes after its last frame", l->name,
                     (unsigned long long)(l->stored_size - pos));
@@ -403,4 +410,9 @@ int m64__z_hash_layer(const m64_layer_entry *l, const m64_tensor_entry *tensors,
   int rc = walk(l, tensors, stored, d, NULL, &h, e);
   if (!rc) m64_sha256_final(&h, out);
   return rc;
+}
+
+int m64__z_check_frames(const m64_layer_entry *l, const m64_tensor_entry *tensors,
+                        const uint8_t *stored, m64_err *e) {
+  return walk(l, tensors, stored, NULL, NULL, NULL, e);
 }

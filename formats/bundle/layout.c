@@ -13,6 +13,48 @@ static int span_cmp(const void *a, const void *b) {
   return x->layer < y->layer ? -1 : x->layer > y->layer;
 }
 
+/* Names label layers and tensors in every message and in m64c info: two alike would make
+ * an error name the wrong one. Sorted copies of the name pointers find duplicates. */
+static int name_cmp(const void *a, const void *b) {
+  return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+static int check_unique(const char *what, const char *names, size_t stride, uint32_t n, m64_err *e) {
+  if (n < 2) return 0;
+  const char **v = (const char **)malloc(n * sizeof *v);
+  if (!v) return m64_fail(e, M64_ENOMEM, "out of memory");
+  for (uint32_t i = 0; i < n; i++) v[i] = names + (size_t)i * stride;
+  qsort(v, n, sizeof *v, name_cmp);
+  int rc = 0;
+  for (uint32_t i = 1; i < n && !rc; i++)
+    if (strcmp(v[i - 1], v[i]) == 0) rc = m64_fail(e, M64_EFORMAT, "two %ss are named '%s'", what, v[i]);
+  free(v);
+  return rc;
+}
+
+/* A tensor's byte size follows from its type and shape; the module reads exactly that
+ * many bytes, so a record that says otherwise is rejected. */
+static int check_nbytes(uint32_t t, const m64_tensor_entry *te, m64_err *e) {
+  const m64_type_info ti = m64_ggml_type_info(te->type);
+  uint64_t row = 0, rows = 1, want = 0;
+  if (!ti.name || ti.block_elems == 0)
+    return m64_fail(e, M64_EFORMAT, "tensor %u '%s': unknown type %u", t, te->name, te->type);
+  if (m64_ggml_row_bytes(te->type, te->ne[0], &row))
+    return m64_fail(e, M64_EFORMAT, "tensor %u '%s': row length ne[0] = %llu is not a multiple of the %s block (%u)",
+                    t, te->name, (unsigned long long)te->ne[0], ti.name, ti.block_elems);
+  for (int d = 1; d < 4; d++)
+    if (m64__mul_ovf(rows, te->ne[d], &rows)) rows = UINT64_MAX;
+  if (rows == UINT64_MAX || m64__mul_ovf(row, rows, &want))
+    return m64_fail(e, M64_EFORMAT, "tensor %u '%s': shape [%llu, %llu, %llu, %llu] overflows", t, te->name,
+                    (unsigned long long)te->ne[0], (unsigned long long)te->ne[1],
+                    (unsigned long long)te->ne[2], (unsigned long long)te->ne[3]);
+  if (te->nbytes != want)
+    return m64_fail(e, M64_EFORMAT, "tensor %u '%s': nbytes %llu, but type %s and shape [%llu, %llu, %llu, %llu] make %llu bytes",
+                    t, te->name, (unsigned long long)te->nbytes, ti.name, (unsigned long long)te->ne[0],
+                    (unsigned long long)te->ne[1], (unsigned long long)te->ne[2],
+                    (unsigned long long)te->ne[3], (unsigned long long)want);
+  return 0;
+}
+
 /* Every tensor must belong to exactly one layer. */
 static int check_ownership(const m64_layer_entry *layers, uint32_t n_layers, uint32_t n_tensors,
                            m64_err *e) {
@@ -70,30 +112,41 @@ int m64__check_layout(const m64_layer_entry *layers, uint32_t n_layers,
     if (te->offset % M64_TENSOR_ALIGN)
       return m64_fail(e, M64_EFORMAT, "tensor %u '%s': offset %llu not %u-byte aligned", t,
                       te->name, (unsigned long long)te->offset, M64_TENSOR_ALIGN);
+    if ((rc = check_nbytes(t, te, e))) return rc;
   }
+  for (uint32_t i = 0; i < n_layers; i++)
+    if (!memchr(layers[i].name, 0, sizeof layers[i].name) || layers[i].name[0] == 0)
+      return m64_fail(e, M64_EFORMAT, "layer %u: name empty or not NUL-terminated", i);
+  if ((n_layers > 1 && (rc = check_unique("layer", layers[0].name, sizeof *layers, n_layers, e))) ||
+      (n_tensors > 1 && (rc = check_unique("tensor", tensors[0].name, sizeof *tensors, n_tensors, e))))
+    return rc;
   span *spans = (span *)malloc((n_layers ? n_layers : 1) * sizeof *spans);
   if (!spans) return m64_fail(e, M64_ENOMEM, "out of memory");
   for (uint32_t i = 0; i < n_layers && !rc; i++) {
     const m64_layer_entry *l = &layers[i];
     uint64_t end, prev_end = 0;
-    if (!memchr(l->name, 0, sizeof l->name) || l->name[0] == 0)
-      rc = m64_fail(e, M64_EFORMAT, "layer %u: name empty or not NUL-terminated", i);
-    else if (l->segment >= n_segments)
+    if (l->segment >= n_segments)
       rc = m64_fail(e, M64_EFORMAT, "layer %u '%s': segment %u does not exist (%u segments)", i,
                     l->name, l->segment, n_segments);
     else if (l->offset % M64_LAYER_ALIGN)
       rc = m64_fail(e, M64_EFORMAT, "layer %u '%s': offset %llu not %u-byte aligned", i, l->name,
                     (unsigned long long)l->offset, M64_LAYER_ALIGN);
     else if (m64__add_ovf(l->offset, l->size, &end) || end > segment_sizes[l->segment])
-      rc = m64_fail(e, M64_EFORMAT, "layer %u '%s': [%llu, +%llu) outside segment %u (size %llu)",
-                    i, l->name, (unsigned long long)l->offset, (unsigned long long)l->size,
+      rc = m64_fail(e, M64_EFORMAT, "layer %u '%s': size %llu at offset %llu goes beyond its segment %u (%llu bytes)",
+                    i, l->name, (unsigned long long)l->size, (unsigned long long)l->offset,
                     l->segment, (unsigned long long)segment_sizes[l->segment]);
+    /* Tensors sit where the planner puts them: the first at 0, each next one at the end of
+     * the one before rounded up to M64_TENSOR_ALIGN; the layer ends where its last tensor
+     * does. So the bytes the layer hash covers are exactly the tensors and their padding. */
     for (uint32_t t = l->first_tensor; t < l->first_tensor + l->n_tensors && !rc; t++) {
       const m64_tensor_entry *te = &tensors[t];
-      uint64_t tend;
-      if (te->offset < prev_end)
-        rc = m64_fail(e, M64_EFORMAT, "tensor %u '%s': offset %llu overlaps the previous tensor of layer '%s'",
-                      t, te->name, (unsigned long long)te->offset, l->name);
+      uint64_t tend, want = 0;
+      if (t > l->first_tensor && m64__align_up(prev_end, M64_TENSOR_ALIGN, &want))
+        want = UINT64_MAX;
+      if (te->offset != want)
+        rc = m64_fail(e, M64_EFORMAT, "tensor %u '%s': offset %llu in layer '%s', but it belongs at %llu (%s)",
+                      t, te->name, (unsigned long long)te->offset, l->name, (unsigned long long)want,
+                      t > l->first_tensor ? "the previous tensor's end, 64-byte aligned" : "the layer's start");
       else if (m64__add_ovf(te->offset, te->nbytes, &tend) || tend > l->size)
         rc = m64_fail(e, M64_EFORMAT, "tensor %u '%s': [%llu, +%llu) outside layer '%s' (size %llu)",
                       t, te->name, (unsigned long long)te->offset, (unsigned long long)te->nbytes,
@@ -101,6 +154,10 @@ int m64__check_layout(const m64_layer_entry *layers, uint32_t n_layers,
       else
         prev_end = tend;
     }
+    if (!rc && l->size != prev_end)
+      rc = m64_fail(e, M64_EFORMAT, "layer %u '%s': recorded size %llu but its tensors end at %llu; its hash covers %llu bytes, so the record is inconsistent",
+                    i, l->name, (unsigned long long)l->size, (unsigned long long)prev_end,
+                    (unsigned long long)l->size);
     spans[i] = (span){l->segment, i, l->offset, l->offset + l->size};
   }
   if (!rc && n_layers > 1) {

@@ -1,5 +1,6 @@
 /* reader.c — maps and validates a .m64 bundle. Everything but layer bytes is checked at
  * open (structure and hashes), so later accessors can trust what they return. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,12 +27,78 @@ static int all_zero(const uint8_t *p, size_t n) {
   return 1;
 }
 
+/* A name field: NUL-terminated, every byte after the NUL zero (as the writer leaves it). */
+static int padded_name(const uint8_t *p, size_t n) {
+  const uint8_t *nul = (const uint8_t *)memchr(p, 0, n);
+  return nul && all_zero(nul, n - (size_t)(nul - p));
+}
+
 typedef struct sorted { uint64_t start, end; uint32_t idx; } sorted;
 static int sorted_cmp(const void *a, const void *b) {
   const sorted *x = (const sorted *)a, *y = (const sorted *)b;
   if (x->start != y->start) return x->start < y->start ? -1 : 1;
   if (x->end != y->end) return x->end < y->end ? -1 : 1; /* empty sections first */
   return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+/* What the section checks in parse_header_and_table leave to the record: every byte of it
+ * is a field or zero, and its offset is aligned. *end becomes where the section's bytes
+ * end in the file: an uncompressed segment is mapped in whole 64 KiB pages (already
+ * checked to lie in the file), so its padding belongs to it. */
+static int check_record(const m64_bundle *b, const uint8_t *r, const m64_section *s, uint32_t i,
+                        uint64_t *end, m64_err *e) {
+  const size_t name_len = strlen(s->name);
+  const uint32_t reserved = b->compressed ? SR_RAW_SIZE + 8 : SR_RESERVED1;
+  if (!all_zero(r + SR_NAME + name_len, sizeof s->name - name_len))
+    return m64_fail(e, M64_EFORMAT, "section %u '%s': bytes after the name's NUL are not zero", i, s->name);
+  if (!all_zero(r + reserved, SR_SIZE - reserved))
+    return m64_fail(e, M64_EFORMAT, "section %u '%s': reserved bytes %u..%u are not zero", i, s->name,
+                    reserved, SR_SIZE);
+  if (s->offset % SECTION_ALIGN)
+    return m64_fail(e, M64_EFORMAT, "section %u '%s': offset %llu not %u-byte aligned", i, s->name,
+                    (unsigned long long)s->offset, SECTION_ALIGN);
+  if (s->kind == M64_SEC_SEGMENT && !b->compressed) (void)m64__align_up(*end, M64_LAYER_ALIGN, end);
+  return 0;
+}
+
+/* Sections a bundle has one of at most: readers take the first, so a second would be
+ * ignored by one tool and used by another. */
+static int check_kinds(const m64_bundle *b, m64_err *e) {
+  static const struct { uint32_t kind; const char *what; } once[] = {
+      {M64_SEC_METADATA, "METADATA"}, {M64_SEC_TOKENIZER, "TOKENIZER"},
+      {M64_SEC_LAYER_INDEX, "LAYER_INDEX"}, {M64_SEC_MODULE_WASM, "MODULE_WASM"}};
+  for (size_t k = 0; k < sizeof once / sizeof once[0]; k++) {
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < b->n_sections; i++) n += b->sections[i].kind == once[k].kind;
+    if (n > 1) return m64_fail(e, M64_EFORMAT, "%u %s sections; a bundle has one at most", n, once[k].what);
+  }
+  return 0;
+}
+
+/* A NATIVE section's 64-byte header (docs/FORMAT.md) against the section's size. The code
+ * itself is not looked at here: nothing parses it before the runtime accepts it. */
+#define NH_SIZE 64u
+#define NH_FLAG_MARK 1u
+#define NH_MARK_BYTES 32u
+static int check_native(const m64_section *s, uint32_t i, m64_err *e) {
+  const uint8_t *d = s->data;
+  if (s->size < NH_SIZE)
+    return m64_fail(e, M64_EFORMAT, "section %u '%s' (native code): %llu bytes, smaller than its %u-byte header",
+                    i, s->name, (unsigned long long)s->size, NH_SIZE);
+  if (memcmp(d, "M64NATIV", 8) != 0 || m64__rd_u32(d + 8) != NH_SIZE)
+    return m64_fail(e, M64_EFORMAT, "section %u '%s' (native code): bad header magic or header size %u",
+                    i, s->name, m64__rd_u32(d + 8));
+  const uint32_t flags = m64__rd_u32(d + 12);
+  if (flags & ~NH_FLAG_MARK)
+    return m64_fail(e, M64_EFORMAT, "section %u '%s' (native code): unknown flags 0x%x", i, s->name, flags);
+  if (m64__rd_u64(d + 56))
+    return m64_fail(e, M64_EFORMAT, "section %u '%s' (native code): reserved header bytes are not zero", i, s->name);
+  const uint64_t code = m64__rd_u64(d + 48), trailer = flags & NH_FLAG_MARK ? NH_MARK_BYTES : 0;
+  if (s->size - NH_SIZE < trailer || code != s->size - NH_SIZE - trailer)
+    return m64_fail(e, M64_EFORMAT, "section %u '%s' (native code): code size %llu recorded, but the section holds %llu bytes of code",
+                    i, s->name, (unsigned long long)code,
+                    (unsigned long long)(s->size - NH_SIZE < trailer ? 0 : s->size - NH_SIZE - trailer));
+  return 0;
 }
 
 static int parse_header_and_table(m64_bundle *b, m64_err *e) {
@@ -73,6 +140,10 @@ static int parse_header_and_table(m64_bundle *b, m64_err *e) {
   m64_sha256_final(&h, digest);
   if (memcmp(digest, p + BH_SHA256, 32) != 0)
     return m64_fail(e, M64_EHASH, "header/section table SHA-256 mismatch");
+  /* Reserved bytes are zero: a reader must not silently ignore a field it does not know. */
+  if (m64__rd_u32(p + BH_RESERVED0) || !all_zero(p + BH_RESERVED1, BH_SHA256 - BH_RESERVED1))
+    return m64_fail(e, M64_EFORMAT, "header: reserved bytes (at %u and %u..%u) are not zero", BH_RESERVED0,
+                    BH_RESERVED1, BH_SHA256);
 
   b->n_sections = n;
   b->sections = (m64_section *)calloc(n ? n : 1, sizeof *b->sections);
@@ -130,7 +201,7 @@ static int parse_header_and_table(m64_bundle *b, m64_err *e) {
       else if (!all_zero(s->sha256, 32))
         rc = m64_fail(e, M64_EFORMAT, "section %u '%s': segment hash field must be zero", i, s->name);
     }
-    if (rc) break;
+    if (rc || (rc = check_record(b, r, s, i, &end, e))) break;
     s->data = p + s->offset;
     s->stored_size = raw_size; /* swapped below: size becomes the content's, stored_size the file's */
     for (uint32_t j = 0; j < i; j++)
@@ -147,7 +218,13 @@ static int parse_header_and_table(m64_bundle *b, m64_err *e) {
         rc = m64_fail(e, M64_EFORMAT, "sections '%s' and '%s' overlap",
                       b->sections[order[i - 1].idx].name, b->sections[order[i].idx].name);
   }
+  /* The file ends where its last section does: bytes past it would be covered by no hash
+   * and read by nothing (sections do not overlap, so the last in order ends last). */
+  if (!rc && n > 0 && order[n - 1].end != b->size)
+    rc = m64_fail(e, M64_EFORMAT, "header file_size %zu, but the last section ('%s') ends at %llu",
+                  b->size, b->sections[order[n - 1].idx].name, (unsigned long long)order[n - 1].end);
   free(order);
+  if (!rc) rc = check_kinds(b, e);
   if (rc) return rc;
   for (uint32_t i = 0; i < n; i++) {
     m64_section *s = &b->sections[i];
@@ -168,13 +245,15 @@ static int parse_header_and_table(m64_bundle *b, m64_err *e) {
     m64_sha256_final(&h, digest);
     if (memcmp(digest, s->sha256, 32) != 0)
       return m64_fail(e, M64_EHASH, "section %u '%s': SHA-256 mismatch", i, s->name);
+    if (s->kind == M64_SEC_NATIVE && (rc = check_native(s, i, e))) return rc;
   }
   return 0;
 }
 
-/* Compressed bundles: each layer's frames lie inside its segment section, in layer order
- * without overlap, and its raw size is bounded by what they can decode to. On success
- * seg_size holds the raw segment sizes (the furthest raw layer end) for check_layout. */
+/* Compressed bundles: each layer's frames fill its segment section back to back, in layer
+ * order, from the section's first byte to its last; its codec fields are ones the decoder
+ * knows, and its raw size is bounded by what its frames can decode to. On success seg_size
+ * holds the raw segment sizes (the furthest raw layer end) for check_layout. */
 static int check_stored(m64_bundle *b, uint64_t *seg_size, m64_err *e) {
   uint64_t *stored_end = (uint64_t *)calloc(b->n_segments ? b->n_segments : 1, sizeof *stored_end);
   if (!stored_end) return m64_fail(e, M64_ENOMEM, "out of memory");
@@ -187,17 +266,31 @@ static int check_stored(m64_bundle *b, uint64_t *seg_size, m64_err *e) {
                     b->n_segments);
     else if (l->codec != CODEC_ZSTD)
       rc = m64_fail(e, M64_EFORMAT, "layer %u: codec %u is not zstd (1)", i, l->codec);
+    else if (l->filter > FILTER_SPLIT)
+      rc = m64_fail(e, M64_EFORMAT, "layer %u: unknown filter %u", i, l->filter);
+    else if (l->chunk_size < Z_CHUNK_MIN || l->chunk_size > Z_CHUNK_MAX || !m64__is_pow2(l->chunk_size))
+      rc = m64_fail(e, M64_EFORMAT, "layer %u: chunk_size %u is not a power of two in [%u, %u]", i,
+                    l->chunk_size, Z_CHUNK_MIN, Z_CHUNK_MAX);
+    else if (l->stored_offset != stored_end[l->segment])
+      rc = m64_fail(e, M64_EFORMAT, "layer %u: stored_offset %llu, but the previous layer's frames in segment %u end at %llu",
+                    i, (unsigned long long)l->stored_offset, l->segment,
+                    (unsigned long long)stored_end[l->segment]);
     else if (m64__add_ovf(l->stored_offset, l->stored_size, &end) ||
-             end > b->sections[b->segment_sec[l->segment]].size ||
-             l->stored_offset < stored_end[l->segment])
-      rc = m64_fail(e, M64_EFORMAT, "layer %u: stored bytes [%llu, +%llu) outside segment %u or before the previous layer's",
-                    i, (unsigned long long)l->stored_offset, (unsigned long long)l->stored_size, l->segment);
+             end > b->sections[b->segment_sec[l->segment]].size)
+      rc = m64_fail(e, M64_EFORMAT, "layer %u: stored_size %llu at %llu goes beyond its segment 'segment.%u' (%llu bytes)",
+                    i, (unsigned long long)l->stored_size, (unsigned long long)l->stored_offset, l->segment,
+                    (unsigned long long)b->sections[b->segment_sec[l->segment]].size);
     else if (l->size > l->stored_size * Z_MAX_RATIO + Z_SLACK)
       rc = m64_fail(e, M64_ELIMIT, "layer %u: %llu raw bytes from %llu stored exceed the %ux limit", i,
                     (unsigned long long)l->size, (unsigned long long)l->stored_size, Z_MAX_RATIO);
     else
       stored_end[l->segment] = end;
   }
+  for (uint32_t g = 0; g < b->n_segments && !rc; g++)
+    if (stored_end[g] != b->sections[b->segment_sec[g]].size)
+      rc = m64_fail(e, M64_EFORMAT, "segment 'segment.%u': section size %llu, but its layers' frames end at %llu",
+                    g, (unsigned long long)b->sections[b->segment_sec[g]].size,
+                    (unsigned long long)stored_end[g]);
   free(stored_end);
   /* Raw segment sizes are implied by the layers (no file bytes back them). */
   for (uint32_t s = 0; s < b->n_segments; s++) seg_size[s] = 0;
@@ -209,6 +302,70 @@ static int check_stored(m64_bundle *b, uint64_t *seg_size, m64_err *e) {
     if (end > seg_size[l->segment]) seg_size[l->segment] = end;
   }
   return rc;
+}
+
+/* Uncompressed bundles: a segment ends where its furthest layer does. A longer section
+ * would hold bytes no layer hash covers, a shorter one is caught by check_layout. */
+static int check_segment_sizes(const m64_bundle *b, m64_err *e) {
+  uint64_t *end = (uint64_t *)calloc(b->n_segments ? b->n_segments : 1, sizeof *end);
+  if (!end) return m64_fail(e, M64_ENOMEM, "out of memory");
+  for (uint32_t i = 0; i < b->n_layers; i++) {
+    const m64_layer_entry *l = &b->layers[i];
+    if (l->offset + l->size > end[l->segment]) end[l->segment] = l->offset + l->size; /* checked: no overflow */
+  }
+  int rc = 0;
+  for (uint32_t g = 0; g < b->n_segments && !rc; g++) {
+    const m64_section *s = &b->sections[b->segment_sec[g]];
+    if (s->size != end[g])
+      rc = m64_fail(e, M64_EFORMAT, "segment '%s': recorded size %llu, but its layers end at %llu", s->name,
+                    (unsigned long long)s->size, (unsigned long long)end[g]);
+  }
+  free(end);
+  return rc;
+}
+
+/* Compressed bundles: the frame headers of every layer against the streams its tensor
+ * records imply (declared sizes, frame lengths, nothing after the last frame), without
+ * decompressing anything. */
+static int check_frames(const m64_bundle *b, m64_err *e) {
+  for (uint32_t i = 0; i < b->n_layers; i++) {
+    int rc = m64__z_check_frames(&b->layers[i], b->tensors, m64_bundle_layer_stored(b, i), e);
+    if (rc) return rc;
+  }
+  return 0;
+}
+
+/* Metadata that restates the layer index (written by m64c build) must agree with it. */
+static int meta_u64(const m64_bundle *b, const char *key, uint64_t *v, int *present, m64_err *e) {
+  char text[32], *end = NULL;
+  *present = 0;
+  const int rc = m64_bundle_meta(b, key, text, sizeof text);
+  if (rc == M64_ENOTFOUND) return 0;
+  if (rc == 0 && text[0] >= '0' && text[0] <= '9') {
+    errno = 0;
+    *v = strtoull(text, &end, 10);
+    if (errno == 0 && end && *end == 0) {
+      *present = 1;
+      return 0;
+    }
+  }
+  return m64_fail(e, M64_EFORMAT, "metadata '%s' = '%s' is not a number", key, rc ? "(too long)" : text);
+}
+
+static int check_metadata(const m64_bundle *b, m64_err *e) {
+  uint64_t v = 0, total = 0;
+  int present = 0, rc;
+  if ((rc = meta_u64(b, "model.n_blocks", &v, &present, e))) return rc;
+  if (present && v + 1 != b->n_layers)
+    return m64_fail(e, M64_EFORMAT, "metadata model.n_blocks = %llu, but the layer index has %u layers (globals + blocks)",
+                    (unsigned long long)v, b->n_layers);
+  if ((rc = meta_u64(b, "model.weight_bytes", &v, &present, e))) return rc;
+  /* no overflow: tensors lie in their layers, which do not overlap in their segments */
+  for (uint32_t t = 0; t < b->n_tensors; t++) total += b->tensors[t].nbytes;
+  if (present && v != total)
+    return m64_fail(e, M64_EFORMAT, "metadata model.weight_bytes = %llu, but the layer index's tensors hold %llu bytes",
+                    (unsigned long long)v, (unsigned long long)total);
+  return 0;
 }
 
 static int parse_layer_index(m64_bundle *b, m64_err *e) {
@@ -228,6 +385,8 @@ static int parse_layer_index(m64_bundle *b, m64_err *e) {
     return m64_fail(e, M64_EFORMAT, "LAYER_INDEX record sizes %u / %u differ from %s (%u / %u)",
                     m64__rd_u32(p + LI_LAYER_SIZE_F), m64__rd_u32(p + LI_TENSOR_SIZE_F),
                     b->compressed ? "a compressed bundle's" : "v1", lr, TR_SIZE);
+  if (!all_zero(p + LI_TENSOR_SIZE_F + 4, LI_HEADER_SIZE - LI_TENSOR_SIZE_F - 4))
+    return m64_fail(e, M64_EFORMAT, "LAYER_INDEX header: reserved bytes are not zero");
   if (nl > M64_MAX_LAYERS || nt > M64_MAX_TENSORS || ns > M64_MAX_SECTIONS)
     return m64_fail(e, M64_ELIMIT, "LAYER_INDEX counts %u layers / %u tensors / %u segments exceed the limits (%u / %u / %u)",
                     nl, nt, ns, M64_MAX_LAYERS, M64_MAX_TENSORS, M64_MAX_SECTIONS);
@@ -269,6 +428,11 @@ static int parse_layer_index(m64_bundle *b, m64_err *e) {
     l->offset = m64__rd_u64(r + LR_OFFSET);
     l->size = m64__rd_u64(r + LR_SIZE_FIELD);
     memcpy(l->sha256, r + LR_SHA256, 32);
+    if (!padded_name(r + LR_NAME, sizeof l->name) || m64__rd_u32(r + LR_RESERVED) ||
+        (b->compressed && m64__rd_u32(r + LR_CHUNK_SIZE + 4))) {
+      free(seg_size);
+      return m64_fail(e, M64_EFORMAT, "layer %u: name not NUL-terminated and zero-padded, or reserved bytes not zero", i);
+    }
     if (b->compressed) {
       l->stored_offset = m64__rd_u64(r + LR_STORED_OFFSET);
       l->stored_size = m64__rd_u64(r + LR_STORED_SIZE);
@@ -291,6 +455,10 @@ static int parse_layer_index(m64_bundle *b, m64_err *e) {
     t->offset = m64__rd_u64(r + TR_OFFSET);
     t->nbytes = m64__rd_u64(r + TR_NBYTES);
     t->layout = m64__rd_u32(r + TR_LAYOUT);
+    if (!padded_name(r + TR_NAME, sizeof t->name) || m64__rd_u32(r + TR_LAYOUT + 4)) {
+      free(seg_size);
+      return m64_fail(e, M64_EFORMAT, "tensor %u: name not NUL-terminated and zero-padded, or reserved bytes not zero", i);
+    }
   }
   b->n_layers = nl;
   b->n_tensors = nt;
@@ -298,6 +466,8 @@ static int parse_layer_index(m64_bundle *b, m64_err *e) {
   int rc = b->compressed ? check_stored(b, seg_size, e) : 0;
   if (!rc) rc = m64__check_layout(b->layers, nl, b->tensors, nt, ns, seg_size, e);
   free(seg_size);
+  if (!rc) rc = b->compressed ? check_frames(b, e) : check_segment_sizes(b, e);
+  if (!rc) rc = check_metadata(b, e);
   return rc;
 }
 

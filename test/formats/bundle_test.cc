@@ -76,8 +76,9 @@ std::string write_bundle(const TempDir &dir, const Model &m, const char *name = 
   EXPECT_EQ(m64_bw_add_section(w, M64_SEC_METADATA, "metadata", kMeta, strlen(kMeta), &err), 0) << err.msg;
   EXPECT_EQ(m64_bw_add_section(w, M64_SEC_TOKENIZER, "tokenizer", kTokenizer.data(), kTokenizer.size(), &err), 0);
   EXPECT_EQ(m64_bw_add_section(w, M64_SEC_MODULE_WASM, "module.wasm", kWasm.data(), kWasm.size(), &err), 0);
-  EXPECT_EQ(m64_bw_add_section(w, M64_SEC_NATIVE, "x86_64-linux-gnu", "elf!", 4, &err), 0);
-  EXPECT_EQ(m64_bw_add_section(w, M64_SEC_NATIVE, "aarch64-linux-gnu", "", 0, &err), 0);
+  const std::vector<uint8_t> elf = native_section("elf!"), none = native_section("");
+  EXPECT_EQ(m64_bw_add_section(w, M64_SEC_NATIVE, "x86_64-linux-gnu", elf.data(), elf.size(), &err), 0);
+  EXPECT_EQ(m64_bw_add_section(w, M64_SEC_NATIVE, "aarch64-linux-gnu", none.data(), none.size(), &err), 0);
   EXPECT_EQ(m64_bw_set_layout(w, m.layers.data(), uint32_t(m.layers.size()), m.tensors.data(),
                               uint32_t(m.tensors.size()), &err), 0) << err.msg;
   for (size_t i = m.tensors.size(); i-- > 0;)
@@ -197,7 +198,7 @@ TEST(Bundle, WriteReadRoundTrip) {
   EXPECT_EQ(sha_hex(tok->data, tok->size), sha_hex(kTokenizer.data(), kTokenizer.size()));
   const m64_section *nat = m64_bundle_find_section(b.get(), M64_SEC_NATIVE, "x86_64-linux-gnu");
   ASSERT_NE(nat, nullptr);
-  EXPECT_EQ(std::string((const char *)nat->data, nat->size), "elf!");
+  EXPECT_EQ(std::string((const char *)nat->data + 64, nat->size - 64), "elf!");
   EXPECT_NE(m64_bundle_find_section(b.get(), M64_SEC_NATIVE, "aarch64-linux-gnu"), nullptr);
   EXPECT_EQ(m64_bundle_find_section(b.get(), M64_SEC_NATIVE, "riscv"), nullptr);
   for (const char *seg : {"segment.0", "segment.1"}) {
@@ -340,7 +341,9 @@ TEST(Bundle, CorruptionIsRejectedAtOpen) {
   rehash_header(f);
   EXPECT_EQ(open_code(f), M64_EFORMAT);
   f = good;
-  memcpy(record(f, 3) + 4, "tokenizer", 10);  // two NATIVE sections with the same name
+  memset(record(f, 3) + 4, 0, 48);  // two NATIVE sections with the same name
+  memset(record(f, 4) + 4, 0, 48);
+  memcpy(record(f, 3) + 4, "tokenizer", 10);
   memcpy(record(f, 4) + 4, "tokenizer", 10);
   rehash_header(f);
   EXPECT_EQ(open_code(f, &msg), M64_EFORMAT);

@@ -108,7 +108,8 @@ std::string write(const TempDir &dir, const Model &m, const m64_compress_options
   }
   EXPECT_EQ(m64_bw_add_section(w, M64_SEC_METADATA, "metadata", kMeta.data(), kMeta.size(), &err), 0) << err.msg;
   EXPECT_EQ(m64_bw_add_section(w, M64_SEC_MODULE_WASM, "module", kWasm.data(), kWasm.size(), &err), 0) << err.msg;
-  EXPECT_EQ(m64_bw_add_section(w, M64_SEC_NATIVE, "empty", "", 0, &err), 0) << err.msg;
+  const std::vector<uint8_t> native = native_section("");
+  EXPECT_EQ(m64_bw_add_section(w, M64_SEC_NATIVE, "empty", native.data(), native.size(), &err), 0) << err.msg;
   EXPECT_EQ(m64_bw_set_layout(w, m.layers.data(), uint32_t(m.layers.size()), m.tensors.data(),
                               uint32_t(m.tensors.size()), &err), 0) << err.msg;
   for (size_t i = m.tensors.size(); i-- > 0;)  // reverse order: layers wait for their last tensor

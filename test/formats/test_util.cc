@@ -47,3 +47,9 @@ std::string sha_hex(const void *data, size_t n) {
   m64_sha256_hex(d, hex);
   return hex;
 }
+
+std::vector<uint8_t> native_section(const std::string &code) {
+  Bytes b;
+  b.raw("M64NATIV", 8).u32(64).u32(0).zeros(32).u64(code.size()).u64(0).raw(code.data(), code.size());
+  return b.v;
+}

@@ -37,4 +37,7 @@ struct Bytes {
 };
 
 std::string to_string(m64_str s);
+// A NATIVE section as the reader accepts it (docs/FORMAT.md): the 64-byte header (magic,
+// header size, no mark, a zero wasm hash, the code size) followed by code.
+std::vector<uint8_t> native_section(const std::string &code);
 std::string sha_hex(const void *data, size_t n);
