@@ -2,7 +2,8 @@
 # The fuzz harnesses under ctest (and bench/fuzz):
 #   run.sh replay HARNESS DIR...            every file in the DIRs through the harness
 #   run.sh fuzz HARNESS SECONDS WORK DIR... libFuzzer for SECONDS, corpus in WORK/corpus
-#                                           (seeded from the DIRs), crashes in WORK/crashes
+#                                           (seeded from the DIRs), crashes in WORK/crashes;
+#                                           inputs up to $M64_FUZZ_MAX_LEN bytes (256 KiB)
 # A libFuzzer binary replays files given as arguments; the replay driver takes dirs too.
 set -euo pipefail
 mode=$1 harness=$2
@@ -30,7 +31,7 @@ case "$mode" in
     for d in "$@"; do [ -d "$d" ] && find "$d" -type f ! -name '.*' -exec cp -n {} "$work/corpus/" \; ; done
     name=$(basename "$harness")
     set +e
-    "$harness" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=4096 -max_len=262144 \
+    "$harness" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=4096 -max_len="${M64_FUZZ_MAX_LEN:-262144}" \
       -print_final_stats=1 -artifact_prefix="$work/crashes/" "$work/corpus" 2>"$work/log"
     rc=$?
     set -e
