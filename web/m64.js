@@ -664,12 +664,14 @@ const noPrefetch = new WebAssembly.Instance(new WebAssembly.Module(new Uint8Arra
   0x03, 0x02, 0x01, 0x00, 0x07, 0x05, 0x01, 0x01, 0x66, 0x00, 0x00, 0x0a, 0x04, 0x01, 0x02, 0x00,
   0x0b]))).exports.f;
 
-// m64.has_dot_i8 answers 0: the kernels keep their plain SIMD128 path here, since the i8
+// m64.has_dot_i8 answers 0 (notHere): the kernels keep their plain SIMD128 path here, since the i8
 // dot (relaxed SIMD, which a native host inlines as one instruction) would be a call to
 // another instance per 16 bytes. m64.dot_i8 is then never called; a JS function cannot
 // take its v128 arguments anyway, so one that is called throws.
-const noDotI8 = () => 0;
+const notHere = () => 0;
 const dotI8Unused = () => { throw new Error('m64.dot_i8 was called though has_dot_i8 answered 0'); };
+// m64.kq_rows (a native host's 256-bit K-quant rows) likewise: has_kq_rows answers 0.
+const kqRowsUnused = () => { throw new Error('m64.kq_rows was called though has_kq_rows answered 0'); };
 
 // n events in ms milliseconds, per second (0 when there was no event or no time).
 const perSecond = (n, ms) => (ms > 0 && n ? n / (ms / 1e3) : 0);
@@ -683,7 +685,7 @@ function threadImports(mod, memory, post) {
     if (imp.kind === 'memory') m64[imp.name] = memory;
     else if (imp.name === 'log') m64.log = logImport(memory, post);
     else if (imp.name === 'prefetch') m64.prefetch = noPrefetch;
-    else if (imp.name === 'has_dot_i8') m64.has_dot_i8 = noDotI8;
+    else if (imp.name === 'has_dot_i8' || imp.name === 'has_kq_rows') m64[imp.name] = notHere;
     else if (imp.kind === 'function') m64[imp.name] = () => { throw new Error(`m64.${imp.name} was called on a worker thread`); };
   }
   return { m64 };
@@ -790,8 +792,10 @@ class Host {
       layer_release: (l) => this.release(l),
       layer_prefetch: () => {}, // nothing can page ahead while the compute worker runs the module
       prefetch: noPrefetch,
-      has_dot_i8: noDotI8,
+      has_dot_i8: notHere,
       dot_i8: dotI8Unused,
+      has_kq_rows: notHere,
+      kq_rows: kqRowsUnused,
       log: logImport(this.memory, this.post),
       parallel: () => (this.pool ? this.pool.run(this.x, this.shares) : this.x.m64_worker(0, 1)),
     } };

@@ -15,8 +15,14 @@
 __attribute__((import_module("m64"), import_name("dot_i8"))) v128_t kb_dot_i8(v128_t acc, v128_t a, v128_t b);
 __attribute__((import_module("m64"), import_name("has_dot_i8"))) uint32_t kb_has_dot_i8(void);
 __attribute__((import_module("m64"), import_name("prefetch"))) void kb_prefetch(const void *addr, uint32_t bytes);
+__attribute__((import_module("m64"), import_name("kq_rows"))) void kb_kq_rows(uint32_t type, float *out,
+                                                                            const uint8_t *w, const uint8_t *xq,
+                                                                            uint32_t rows, uint32_t nb, uint32_t pairs);
+__attribute__((import_module("m64"), import_name("has_kq_rows"))) uint32_t kb_has_kq_rows(void);
 #define M64_KERNELS_DOT_I8 kb_dot_i8
 #define M64_KERNELS_HAS_DOT_I8 kb_has_dot_i8
+#define M64_KERNELS_KQ_ROWS kb_kq_rows
+#define M64_KERNELS_HAS_KQ_ROWS kb_has_kq_rows
 #else
 #define SIMDE_ENABLE_NATIVE_ALIASES
 #include <simde/wasm/simd128.h>

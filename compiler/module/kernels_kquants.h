@@ -156,6 +156,13 @@ static int kq_dot_i8_enabled = 1; /* tests turn it off to run the i16 path */
 #define M64_KERNELS_HAS_DOT_I8() kq_dot_i8_enabled
 #endif
 #define KQ_DOT M64_KERNELS_DOT_I8
+/* M64_KERNELS_KQ_ROWS(type, out, w, xq, rows, nb, pairs): a host's own Q4_K/Q6_K rows over
+ * the i8 activation (m64_module.h's m64.kq_rows), where M64_KERNELS_HAS_KQ_ROWS() says so;
+ * elsewhere none. */
+#ifndef M64_KERNELS_KQ_ROWS
+#define M64_KERNELS_HAS_KQ_ROWS() 0
+#define M64_KERNELS_KQ_ROWS(type, out, w, xq, rows, nb, pairs) ((void)0)
+#endif
 
 /* ------------------------------------------------------------------ shared pieces */
 /* 16 weights as bytes (unsigned, element l in byte l) dotted with one 16-group of the
@@ -317,7 +324,7 @@ M64_INLINE v128_t kq_scales2(const uint8_t *w0, const uint8_t *w1, uint32_t off,
  * operations of kq_block2 / kq_block1 (a - 0 is a), so the floats are the i16 kernels'.
  * The host picks the path (M64_KERNELS_HAS_DOT_I8). */
 #define KQ_PICK_DOT(sfx) kq_matvec_##sfx##_pick
-#define KQ_MATVEC_DOT(sfx, BYTES, DOFF, MINS)                                                     \
+#define KQ_MATVEC_DOT(sfx, BYTES, DOFF, MINS, ROWS_TYPE)                                          \
   M64_INLINE float kq_blk_##sfx##_i8(const uint8_t *wb, const uint8_t *xb) {                      \
     v128_t s, m;                                                                                  \
     kq_ib_##sfx(wb, xb, &s, &m);                                                                  \
@@ -360,7 +367,10 @@ M64_INLINE v128_t kq_scales2(const uint8_t *w0, const uint8_t *w1, uint32_t off,
   }                                                                                               \
   M64_INLINE void kq_matvec_##sfx##_pick(float *out, const uint8_t *w, const float *x,            \
                                          uint8_t *xq, uint32_t rows, uint32_t cols, int pairs) {  \
-    if (M64_KERNELS_HAS_DOT_I8())                                                                 \
+    if ((ROWS_TYPE) && M64_KERNELS_HAS_KQ_ROWS()) {                                               \
+      quantize_q8_K_i8(xq, x, cols);                                                              \
+      M64_KERNELS_KQ_ROWS((ROWS_TYPE), out, w, xq, rows, cols / KQ_QK, (uint32_t)pairs);          \
+    } else if (M64_KERNELS_HAS_DOT_I8())                                                          \
       kq_matvec_##sfx##_i8(out, w, x, xq, rows, cols, pairs);                                     \
     else                                                                                          \
       kq_matvec_##sfx(out, w, x, xq, rows, cols, pairs);                                          \
@@ -610,7 +620,7 @@ M64_INLINE void kq_ib_q4_K(const uint8_t *wb, const uint8_t *xb, v128_t *isum_ou
   }
   *isum_out = isum;
 }
-KQ_MATVEC_DOT(q4_K, Q4_K_BYTES, 0, 1)
+KQ_MATVEC_DOT(q4_K, Q4_K_BYTES, 0, 1, 12)
 
 /* One weight block (wb) against one expanded Q8_K block (xb). */
 M64_INLINE float kq_blk_q5_K(const uint8_t *wb, const uint8_t *xb) {
@@ -668,7 +678,7 @@ M64_INLINE void kq_ib_q5_K(const uint8_t *wb, const uint8_t *xb, v128_t *isum_ou
   }
   *isum_out = isum;
 }
-KQ_MATVEC_DOT(q5_K, Q5_K_BYTES, 0, 1)
+KQ_MATVEC_DOT(q5_K, Q5_K_BYTES, 0, 1, 0)
 
 /* Q4_K (qh == NULL) and Q5_K rows. */
 M64_INLINE void kq_dequant_k45(float *out, const uint8_t *row, uint32_t n, int five) {
@@ -763,7 +773,7 @@ M64_INLINE void kq_ib_q6_K(const uint8_t *wb, const uint8_t *xb, v128_t *isum_ou
   *isum_out = isum;
   *imin = z;
 }
-KQ_MATVEC_DOT(q6_K, Q6_K_BYTES, 208, 0)
+KQ_MATVEC_DOT(q6_K, Q6_K_BYTES, 208, 0, 14)
 
 M64_INLINE void dequant_row_q6_K(float *out, const uint8_t *row, uint32_t n) {
   for (uint32_t b = 0; b < n / KQ_QK; b++) {

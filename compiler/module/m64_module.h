@@ -67,6 +67,15 @@ M64_IMPORT("dot_i8") v128_t m64_host_dot_i8(v128_t acc, v128_t a, v128_t b);
  * (a browser host, whose import would be a call across instances per 16 bytes). */
 M64_IMPORT("has_dot_i8") uint32_t m64_host_has_dot_i8(void);
 #endif
+/* out[r] = row r of a Q4_K (type 12) or Q6_K (14) matrix at w (rows of nb 256-blocks; with
+ * pairs the row-pair layout) times the i8 activation blocks at xq (kernels_kquants.h's
+ * KQ8I layout), r < rows: what the module's own K-quant matvec computes, bit for bit, in a
+ * native host's wider vectors (compiler/module/native_kq.h). The host checks that every
+ * byte it reads and writes lies inside the memory, and traps otherwise, as a wasm load
+ * would. has_kq_rows: 1 where the host has it (else the module's kernels run). */
+M64_IMPORT("kq_rows") void m64_host_kq_rows(uint32_t type, float *out, const uint8_t *w, const uint8_t *xq,
+                                            uint32_t rows, uint32_t nb, uint32_t pairs);
+M64_IMPORT("has_kq_rows") uint32_t m64_host_has_kq_rows(void);
 
 /* ---- exports ---- */
 /* ABI version implemented by this module (M64_ABI_VERSION). */

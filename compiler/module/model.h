@@ -12,6 +12,8 @@
 #define M64_KERNELS_PREFETCH m64_host_prefetch /* the kernels' read-ahead hint (below) */
 #define M64_KERNELS_DOT_I8 m64_host_dot_i8      /* the i8 dot and whether to use it */
 #define M64_KERNELS_HAS_DOT_I8 m64_host_has_dot_i8
+#define M64_KERNELS_KQ_ROWS m64_host_kq_rows        /* the host's wider K-quant rows, where it has them */
+#define M64_KERNELS_HAS_KQ_ROWS m64_host_has_kq_rows
 #include "kernels.h"
 
 /* A matrix inside a layer: byte offset from the layer's base and its specialized kernel,

@@ -55,6 +55,37 @@ u32 w2c_m64_has_dot_i8(struct w2c_m64 *host) {
   return 1;
 }
 
+/* m64.kq_rows and m64.has_kq_rows (m64_module.h): Q4_K/Q6_K rows in the host's 256-bit
+ * vectors (native_kq.h) where this target has AVX2, else has_kq_rows answers 0 and the
+ * module's own kernels run. The module passes addresses: every byte read (the rows, the
+ * activation) and written (the outputs) is checked against the memory's size first, and
+ * a range outside it traps as a wasm access would, so the sandbox holds. */
+#include "native_kq.h"
+void w2c_m64_kq_rows(struct w2c_m64 *host, u32 type, u32 out, u32 w, u32 xq, u32 rows, u32 nb, u32 pairs) {
+  (void)host;
+#if defined(M64_NATIVE_KQ)
+  const uint64_t bytes = type == NKQ_Q4_K ? 144 : type == NKQ_Q6_K ? 210 : 0;
+  if (!bytes) wasm_rt_trap(WASM_RT_TRAP_UNREACHABLE);
+  const uint64_t size = g_memory->size;
+  if ((uint64_t)w + (uint64_t)rows * nb * bytes > size || (uint64_t)xq + (uint64_t)nb * NKQ_ACT_BYTES > size ||
+      (uint64_t)out + (uint64_t)rows * 4 > size)
+    wasm_rt_trap(WASM_RT_TRAP_OOB);
+  uint8_t *const mem = g_memory->data;
+  m64_native_kq_rows(type, (float *)(mem + out), mem + w, mem + xq, rows, nb, (int)pairs);
+#else
+  (void)type, (void)out, (void)w, (void)xq, (void)rows, (void)nb, (void)pairs;
+  wasm_rt_trap(WASM_RT_TRAP_UNREACHABLE); /* has_kq_rows said 0 */
+#endif
+}
+u32 w2c_m64_has_kq_rows(struct w2c_m64 *host) {
+  (void)host;
+#if defined(M64_NATIVE_KQ)
+  return 1;
+#else
+  return 0;
+#endif
+}
+
 static void glue_instantiate(void *inst, struct w2c_m64 *host) {
   wasm_rt_init(); /* idempotent; the generated instantiate asserts it */
   wasm2c_m64mod_instantiate(INST(inst), host);

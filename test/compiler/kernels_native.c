@@ -16,6 +16,19 @@ static inline v128_t kn_dot(v128_t acc, v128_t a, v128_t b) {
 }
 #define M64_KERNELS_DOT_I8 kn_dot
 #define M64_KERNELS_HAS_DOT_I8() (kn_dot_mode != KN_DOT_I16)
+/* KN_DOT_ROWS: Q4_K/Q6_K through the native host's m64.kq_rows (native_kq.h) */
+#include "native_kq.h"
+#if defined(M64_NATIVE_KQ)
+#define M64_KERNELS_HAS_KQ_ROWS() (kn_dot_mode == KN_DOT_ROWS)
+#define M64_KERNELS_KQ_ROWS m64_native_kq_rows
+#endif
+int kn_has_kq_rows(void) {
+#if defined(M64_NATIVE_KQ)
+  return 1;
+#else
+  return 0;
+#endif
+}
 #include "kernels.h"
 
 void kn_set_dot_i8(int mode) { kn_dot_mode = mode; }

@@ -234,7 +234,7 @@ TEST_P(KQuantMatvec, MatchesReferenceOverQ8K) {
   std::vector<float> wd, wm;
   dequant_ref(c.type, w, (size_t)c.rows * c.cols, wd, wm);
   // every path a host may take: i16, i8 through this CPU's native dot, i8 through plain SIMD128
-  for (int mode : {KN_DOT_I16, KN_DOT_NATIVE, KN_DOT_PLAIN}) {
+  for (int mode : {KN_DOT_I16, KN_DOT_NATIVE, KN_DOT_PLAIN, KN_DOT_ROWS}) {
     kn_set_dot_i8(mode);
     std::fill(out.begin(), out.end(), NAN);
     kn_matvec(c.type, out.data(), w.data(), x.data(), c.rows, c.cols);
@@ -302,9 +302,20 @@ TEST(KQuantPairs, PairLayoutKernelsEqualTheRowKernelsBitForBit) {
   EXPECT_FALSE(kn_matvec_pairs(M64_GGML_Q8_0, nullptr, nullptr, nullptr, 2, 32));  // rows only
 }
 
-// The i8 kernels (Q4_K, Q5_K, Q6_K over m64.dot_i8) compute the i16 kernels' integer sums, so
-// their floats are the same bit for bit, in both layouts and with either dot: a browser
-// host (i16) and a native one (i8) give the same logits.
+// The i8 kernels (Q4_K, Q5_K, Q6_K over m64.dot_i8) and a native host's 256-bit rows (Q4_K,
+// Q6_K over m64.kq_rows) compute the i16 kernels' integer sums and f32 steps, so their
+// floats are the same bit for bit, in both layouts and with either dot: a browser host
+// (i16) and a native one give the same logits.
+TEST(KQuantDotI8, ThisCpuHasTheNativeRowsWhereItHasAvx2) {
+#if defined(__x86_64__)
+  if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("f16c"))
+    GTEST_SKIP() << "no AVX2 here: m64.kq_rows is not compiled for this CPU";
+  EXPECT_TRUE(kn_has_kq_rows());  // kernels_native.c is built -march=native
+#else
+  GTEST_SKIP() << "not x86-64: m64.kq_rows is AVX2 code";
+#endif
+}
+
 TEST(KQuantDotI8, I8PathsEqualTheI16PathBitForBit) {
   for (const KType &k : ktypes())
     for (auto s : {std::pair<uint32_t, uint32_t>{1, 256}, {6, 768}, {7, 11008}}) {
@@ -320,7 +331,7 @@ TEST(KQuantDotI8, I8PathsEqualTheI16PathBitForBit) {
       kn_set_dot_i8(KN_DOT_I16);
       kn_matvec(k.id, base.data(), w.data(), x.data(), rows, cols);
       kn_matvec_pairs(k.id, pbase.data(), wp.data(), x.data(), rows, cols);
-      for (int mode : {KN_DOT_NATIVE, KN_DOT_PLAIN}) {
+      for (int mode : {KN_DOT_NATIVE, KN_DOT_PLAIN, KN_DOT_ROWS}) {
         kn_set_dot_i8(mode);
         std::fill(got.begin(), got.end(), NAN);
         std::fill(pgot.begin(), pgot.end(), NAN);

@@ -8,6 +8,8 @@
  *   prompt "hang"         never returns from forward
  *   prompt "worker"       every forward calls m64.parallel(), and every share traps
  *                         (`unreachable`) on whichever thread runs it
+ *   prompt "kqw" / "kqo"  asks the host's m64.kq_rows to read rows / write outputs past the
+ *                         end of the memory (where the host has it; elsewhere "oob")
  * Any other prompt: one token per byte, each forward returns logits favouring 'a'+pos%26. */
 #include "m64_module.h"
 
@@ -76,6 +78,16 @@ static int is(const char *t, uint32_t len, const char *w) {
 
 int32_t m64_tok_encode(const char *text, uint32_t len, int32_t add_bos, int32_t *out, uint32_t max) {
   if (is(text, len, "oob")) return (int32_t)*(volatile uint32_t *)(uintptr_t)0xfffffff0u;
+  if ((is(text, len, "kqw") || is(text, len, "kqo")) && m64_host_has_kq_rows()) {
+    /* in bounds but for the one range named: 64 rows of 16 Q4_K blocks from near the top
+     * of the 4 GiB space, or outputs written there */
+    const int w_out = is(text, len, "kqw");
+    uint8_t *xq = (uint8_t *)(uintptr_t)m64_alloc(16 * 320);
+    m64_host_kq_rows(12, w_out ? g_logits : (float *)(uintptr_t)0xffffff00u,
+                     w_out ? (const uint8_t *)(uintptr_t)0xfff00000u : xq, xq, 64, 16, 0);
+    return 0;
+  }
+  if (is(text, len, "kqw") || is(text, len, "kqo")) return (int32_t)*(volatile uint32_t *)(uintptr_t)0xfffffff0u;
   if (is(text, len, "unreachable")) __builtin_trap(); /* the wasm `unreachable` instruction */
   if (is(text, len, "stack")) return (int32_t)g_recurse(0);
   if (is(text, len, "div")) {
