@@ -158,7 +158,8 @@ static int kq_dot_i8_enabled = 1; /* tests turn it off to run the i16 path */
 #define KQ_DOT M64_KERNELS_DOT_I8
 /* M64_KERNELS_KQ_ROWS(type, out, w, xq, rows, nb, pairs): a host's own Q4_K/Q6_K rows over
  * the i8 activation (m64_module.h's m64.kq_rows), where M64_KERNELS_HAS_KQ_ROWS() says so;
- * elsewhere none. */
+ * elsewhere none. (Prefill keeps the module's i16 tiles: measured, bench/kernels n = 32,
+ * they match a 256-bit per-row-and-input product on Q4_K and beat it on Q6_K.) */
 #ifndef M64_KERNELS_KQ_ROWS
 #define M64_KERNELS_HAS_KQ_ROWS() 0
 #define M64_KERNELS_KQ_ROWS(type, out, w, xq, rows, nb, pairs) ((void)0)

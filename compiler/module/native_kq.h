@@ -105,26 +105,39 @@ static inline float nkq_block_q6_K(const uint8_t *wb, const uint8_t *xb) {
   return (float)(nkq_hsum256(acc) - 32 * off) * d; /* kq_block1's */
 }
 
-/* out[r] for r < rows: row r of w (ggml's rows, or with pairs the row-pair layout of
- * m64_formats.h) against the nb i8 activation blocks at xq, blocks summed in order. */
+/* Where row r of a rows x nb-block matrix starts and how far apart its blocks are (*step):
+ * ggml's rows, or with pairs the row-pair layout of m64_formats.h (kernels' kq_row_at). */
+static inline const uint8_t *nkq_row_at(const uint8_t *w, uint32_t r, uint32_t rows, uint32_t nb, size_t bytes,
+                                        int pairs, size_t *step) {
+  const int paired = pairs && (r | 1u) < rows;
+  *step = paired ? 2 * bytes : bytes;
+  return w + (size_t)(paired ? r & ~1u : r) * nb * bytes + (paired ? (r & 1u) * bytes : 0);
+}
+
+/* One row (blocks step bytes apart) against one activation: blocks summed in order. */
+static inline float nkq_row_dot(uint32_t type, const uint8_t *wb, size_t step, const uint8_t *x, uint32_t nb) {
+  float acc = 0;
+  for (uint32_t b = 0; b < nb; b++, wb += step) {
+    for (size_t o = 0; o < step; o += 64) _mm_prefetch((const char *)wb + 4096 + o, _MM_HINT_T0);
+    acc += type == NKQ_Q4_K ? nkq_block_q4_K(wb, x + (size_t)b * NKQ_ACT_BYTES)
+                            : nkq_block_q6_K(wb, x + (size_t)b * NKQ_ACT_BYTES);
+  }
+  return acc;
+}
+
+static inline size_t nkq_block_bytes(uint32_t type) { return type == NKQ_Q4_K ? 144 : 210; }
+
+/* out[r] for r < rows: row r of w (ggml's rows, or with pairs the row-pair layout) against
+ * the nb i8 activation blocks at xq. */
 static inline void m64_native_kq_rows(uint32_t type, float *out, const uint8_t *w, const uint8_t *xq, uint32_t rows,
                                       uint32_t nb, int pairs) {
-  const size_t bytes = type == NKQ_Q4_K ? 144 : 210, row_bytes = nb * bytes;
   for (uint32_t r = 0; r < rows; r++) {
-    const int paired = pairs && (r | 1u) < rows;
-    const uint8_t *wb = w + (size_t)(paired ? r & ~1u : r) * row_bytes + (paired ? (r & 1u) * bytes : 0);
-    const size_t step = paired ? 2 * bytes : bytes;
-    float acc = 0;
-    for (uint32_t b = 0; b < nb; b++, wb += step) {
-      _mm_prefetch((const char *)wb + 4096, _MM_HINT_T0);
-      _mm_prefetch((const char *)wb + 4096 + 64, _MM_HINT_T0);
-      _mm_prefetch((const char *)wb + 4096 + 128, _MM_HINT_T0);
-      acc += type == NKQ_Q4_K ? nkq_block_q4_K(wb, xq + (size_t)b * NKQ_ACT_BYTES)
-                              : nkq_block_q6_K(wb, xq + (size_t)b * NKQ_ACT_BYTES);
-    }
-    out[r] = acc;
+    size_t step;
+    const uint8_t *wb = nkq_row_at(w, r, rows, nb, nkq_block_bytes(type), pairs, &step);
+    out[r] = nkq_row_dot(type, wb, step, xq, nb);
   }
 }
+
 #endif /* __AVX2__ && __F16C__ */
 
 #endif
