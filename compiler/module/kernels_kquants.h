@@ -382,10 +382,13 @@ M64_INLINE v128_t kq_scales2(const uint8_t *w0, const uint8_t *w1, uint32_t off,
   KQ_MATVEC_API(sfx, KQ_PICK_I16)
 
 /* Read-ahead for the weights' stream, KQ_AHEAD bytes before the pass reaches them: in the
- * module the host's prefetch hint (m64_module.h; model.h names it M64_KERNELS_PREFETCH),
- * elsewhere (tests, bench) nothing. The CPU's own prefetcher starts over at every 4 KiB page;
- * measured (bench/kernels' Q4_K 32768x4096 natively with __builtin_prefetch, 1 thread, row
- * pairs): 5.25 -> 5.8 GB/s at 2 KiB ahead (512: 5.7; 1 KiB: 5.75). */
+ * module the host's prefetch hint (m64_module.h; model.h names it M64_KERNELS_PREFETCH;
+ * bench/kernels imports it too), elsewhere (tests) nothing. The CPU's own prefetcher starts
+ * over at every 4 KiB page. Measured (bench/kernels' Q4_K 32768x4096 natively with
+ * __builtin_prefetch, 1 thread, row pairs, a 10 GB/s Intel): 5.25 -> 5.8 GB/s at 2 KiB ahead
+ * (512: 5.7; 1 KiB: 5.75); on a 27 GB/s AMD EPYC (Zen 5; the i8 kernels, two rows, best of
+ * 5, other work running) Q4_K 13.1 / 15.6 / 16.5 / 13.7 GB/s at 2 / 4 / 8 / 12 KiB, Q6_K
+ * 7.2 / 9.1 / 7.6 / 8.6: 4 KiB. */
 #define KQ_AHEAD 4096u
 #ifdef M64_KERNELS_PREFETCH
 #define KQ_READ_AHEAD(w0, w1, pairs, bytes)                                            \
