@@ -627,8 +627,19 @@ M64_INLINE void kq_ib_q4_K(const uint8_t *wb, const uint8_t *xb, v128_t *isum_ou
 KQ_MATVEC_DOT(q4_K, Q4_K_BYTES, 0, 1, 12)
 
 /* One weight block (wb) against one expanded Q8_K block (xb). */
-M64_INLINE float kq_blk_q5_K(const uint8_t *wb, const uint8_t *xb) {
+/* Q5_K's quants 64c.. of a block (0..31, element order): a0/a1 the low nibbles of v0/v1
+ * (elements 64c + 0..15 / 16..31) with bit 2c of qh (h0/h1), c0/c1 the high nibbles
+ * (64c + 32..63) with bit 2c + 1. */
+M64_INLINE void kq_q5_quants(v128_t v0, v128_t v1, v128_t h0, v128_t h1, int c, v128_t *a0, v128_t *a1,
+                             v128_t *c0, v128_t *c1) {
   const v128_t m4 = wasm_i8x16_splat(0x0f), b4 = wasm_i8x16_splat(0x10);
+  *a0 = wasm_v128_or(wasm_v128_and(v0, m4), wasm_v128_and(kq_move_bits(h0, 2 * c, 4), b4));
+  *a1 = wasm_v128_or(wasm_v128_and(v1, m4), wasm_v128_and(kq_move_bits(h1, 2 * c, 4), b4));
+  *c0 = wasm_v128_or(wasm_v128_and(wasm_u16x8_shr(v0, 4), m4), wasm_v128_and(kq_move_bits(h0, 2 * c + 1, 4), b4));
+  *c1 = wasm_v128_or(wasm_v128_and(wasm_u16x8_shr(v1, 4), m4), wasm_v128_and(kq_move_bits(h1, 2 * c + 1, 4), b4));
+}
+
+M64_INLINE float kq_blk_q5_K(const uint8_t *wb, const uint8_t *xb) {
   const int16_t *xv = (const int16_t *)(xb + KQ8_Q);
   const float dx = kq_load_f32(xb);
   const float d = F16_SCALE(wb) * dx, dmin = F16_SCALE(wb + 2) * dx;
@@ -641,12 +652,8 @@ M64_INLINE float kq_blk_q5_K(const uint8_t *wb, const uint8_t *xb) {
   for (int c = 0; c < 4; c++) {
     const v128_t v0 = wasm_v128_load(wb + 48 + 32 * c), v1 = wasm_v128_load(wb + 64 + 32 * c);
     const int16_t *xc = xv + 64 * c;
-    v128_t a0 = wasm_v128_or(wasm_v128_and(v0, m4), wasm_v128_and(kq_move_bits(h0, 2 * c, 4), b4));
-    v128_t a1 = wasm_v128_or(wasm_v128_and(v1, m4), wasm_v128_and(kq_move_bits(h1, 2 * c, 4), b4));
-    v128_t c0 = wasm_v128_or(wasm_v128_and(wasm_u16x8_shr(v0, 4), m4),
-                             wasm_v128_and(kq_move_bits(h0, 2 * c + 1, 4), b4));
-    v128_t c1 = wasm_v128_or(wasm_v128_and(wasm_u16x8_shr(v1, 4), m4),
-                             wasm_v128_and(kq_move_bits(h1, 2 * c + 1, 4), b4));
+    v128_t a0, a1, c0, c1;
+    kq_q5_quants(v0, v1, h0, h1, c, &a0, &a1, &c0, &c1);
     v128_t sa = wasm_i32x4_add(kq_dot16(a0, xc), kq_dot16(a1, xc + 16));
     v128_t sb = wasm_i32x4_add(kq_dot16(c0, xc + 32), kq_dot16(c1, xc + 48));
     isum = wasm_i32x4_add(isum, kq_scale2(sa, sb, ps[c]));
@@ -658,7 +665,7 @@ KQ_MATVEC_IMPL(q5_K, Q5_K_BYTES, quantize_q8_K, KQ8_BYTES)
 /* The same block over the i8 activation (lanes of 8 products of at most 31 * 127 narrow
  * to i16 exactly). */
 M64_INLINE void kq_ib_q5_K(const uint8_t *wb, const uint8_t *xb, v128_t *isum_out, v128_t *imin) {
-  const v128_t m4 = wasm_i8x16_splat(0x0f), b4 = wasm_i8x16_splat(0x10), z = wasm_i32x4_splat(0);
+  const v128_t z = wasm_i32x4_splat(0);
   const int8_t *xv = (const int8_t *)(xb + KQ8_Q);
   const v128_t sm = kq_scale_min_k4_v(wasm_v128_load(wb));
   v128_t ps[4];
@@ -670,12 +677,8 @@ M64_INLINE void kq_ib_q5_K(const uint8_t *wb, const uint8_t *xb, v128_t *isum_ou
   for (int c = 0; c < 4; c++) {
     const v128_t v0 = wasm_v128_load(wb + 48 + 32 * c), v1 = wasm_v128_load(wb + 64 + 32 * c);
     const int8_t *xc = xv + 64 * c;
-    v128_t a0 = wasm_v128_or(wasm_v128_and(v0, m4), wasm_v128_and(kq_move_bits(h0, 2 * c, 4), b4));
-    v128_t a1 = wasm_v128_or(wasm_v128_and(v1, m4), wasm_v128_and(kq_move_bits(h1, 2 * c, 4), b4));
-    v128_t c0 = wasm_v128_or(wasm_v128_and(wasm_u16x8_shr(v0, 4), m4),
-                             wasm_v128_and(kq_move_bits(h0, 2 * c + 1, 4), b4));
-    v128_t c1 = wasm_v128_or(wasm_v128_and(wasm_u16x8_shr(v1, 4), m4),
-                             wasm_v128_and(kq_move_bits(h1, 2 * c + 1, 4), b4));
+    v128_t a0, a1, c0, c1;
+    kq_q5_quants(v0, v1, h0, h1, c, &a0, &a1, &c0, &c1);
     v128_t sa = KQ_DOT(KQ_DOT(z, wasm_v128_load(xc), a0), wasm_v128_load(xc + 16), a1);
     v128_t sb = KQ_DOT(KQ_DOT(z, wasm_v128_load(xc + 32), c0), wasm_v128_load(xc + 48), c1);
     isum = wasm_i32x4_add(isum, kq_scale2(sa, sb, ps[c]));
