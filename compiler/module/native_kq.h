@@ -105,39 +105,41 @@ static inline float nkq_block_q6_K(const uint8_t *wb, const uint8_t *xb) {
   return (float)(nkq_hsum256(acc) - 32 * off) * d; /* kq_block1's */
 }
 
-/* Where row r of a rows x nb-block matrix starts and how far apart its blocks are (*step):
- * ggml's rows, or with pairs the row-pair layout of m64_formats.h (kernels' kq_row_at). */
-static inline const uint8_t *nkq_row_at(const uint8_t *w, uint32_t r, uint32_t rows, uint32_t nb, size_t bytes,
-                                        int pairs, size_t *step) {
-  const int paired = pairs && (r | 1u) < rows;
-  *step = paired ? 2 * bytes : bytes;
-  return w + (size_t)(paired ? r & ~1u : r) * nb * bytes + (paired ? (r & 1u) * bytes : 0);
-}
-
-/* One row (blocks step bytes apart) against one activation: blocks summed in order. */
-static inline float nkq_row_dot(uint32_t type, const uint8_t *wb, size_t step, const uint8_t *x, uint32_t nb) {
-  float acc = 0;
-  for (uint32_t b = 0; b < nb; b++, wb += step) {
-    for (size_t o = 0; o < step; o += 64) _mm_prefetch((const char *)wb + 4096 + o, _MM_HINT_T0);
-    acc += type == NKQ_Q4_K ? nkq_block_q4_K(wb, x + (size_t)b * NKQ_ACT_BYTES)
-                            : nkq_block_q6_K(wb, x + (size_t)b * NKQ_ACT_BYTES);
-  }
-  return acc;
+static inline float nkq_block(uint32_t type, const uint8_t *wb, const uint8_t *xb) {
+  return type == NKQ_Q4_K ? nkq_block_q4_K(wb, xb) : nkq_block_q6_K(wb, xb);
 }
 
 static inline size_t nkq_block_bytes(uint32_t type) { return type == NKQ_Q4_K ? 144 : 210; }
 
 /* out[r] for r < rows: row r of w (ggml's rows, or with pairs the row-pair layout) against
- * the nb i8 activation blocks at xq. */
+ * the nb i8 activation blocks at xq, each row's blocks summed in order. Rows go two per
+ * pass, as the module's kernels do: in the row-pair layout one sequential stream, read
+ * ahead 4 KiB; the activation's loads are shared. */
 static inline void m64_native_kq_rows(uint32_t type, float *out, const uint8_t *w, const uint8_t *xq, uint32_t rows,
                                       uint32_t nb, int pairs) {
-  for (uint32_t r = 0; r < rows; r++) {
-    size_t step;
-    const uint8_t *wb = nkq_row_at(w, r, rows, nb, nkq_block_bytes(type), pairs, &step);
-    out[r] = nkq_row_dot(type, wb, step, xq, nb);
+  const size_t bytes = nkq_block_bytes(type), row_bytes = nb * bytes, step = pairs ? 2 * bytes : bytes;
+  uint32_t r = 0;
+  for (; r + 2 <= rows; r += 2) {
+    const uint8_t *w0 = w + r * row_bytes, *w1 = w0 + (pairs ? bytes : row_bytes);
+    float acc0 = 0, acc1 = 0;
+    for (uint32_t b = 0; b < nb; b++, w0 += step, w1 += step) {
+      for (size_t o = 0; o < step; o += 64) _mm_prefetch((const char *)w0 + 4096 + o, _MM_HINT_T0);
+      if (!pairs)
+        for (size_t o = 0; o < step; o += 64) _mm_prefetch((const char *)w1 + 4096 + o, _MM_HINT_T0);
+      const uint8_t *xb = xq + (size_t)b * NKQ_ACT_BYTES;
+      acc0 += nkq_block(type, w0, xb);
+      acc1 += nkq_block(type, w1, xb);
+    }
+    out[r] = acc0;
+    out[r + 1] = acc1;
+  }
+  if (r < rows) { /* an odd last row, as it is in either layout */
+    const uint8_t *wb = w + r * row_bytes;
+    float acc = 0;
+    for (uint32_t b = 0; b < nb; b++) acc += nkq_block(type, wb + b * bytes, xq + (size_t)b * NKQ_ACT_BYTES);
+    out[r] = acc;
   }
 }
-
 #endif /* __AVX2__ && __F16C__ */
 
 #endif
