@@ -187,14 +187,16 @@ static uint64_t next(unsigned *seed) {
   return *seed >> 8;
 }
 
+/* Appends the field [pos, pos + width) when it lies in the input and there is room. */
+static void add(fld *f, size_t *k, size_t cap, size_t n, uint64_t pos, int width) {
+  if (*k < cap && pos <= n && (uint64_t)width <= n - pos) f[(*k)++] = (fld){(size_t)pos, width};
+}
+
 /* The fields of the bundle in data as far as its bytes describe them (no validation: the
  * point is to break them), up to cap of them. */
 static size_t fields(const uint8_t *b, size_t n, fld *f, size_t cap) {
   size_t k = 0;
-#define ADD(pos, width)                                             \
-  do {                                                              \
-    if (k < cap && (size_t)(pos) + (width) <= n) f[k++] = (fld){(size_t)(pos), (width)}; \
-  } while (0)
+#define ADD(pos, width) add(f, &k, cap, n, (uint64_t)(pos), (width))
   if (n < BH_SIZE) return 0;
   static const fld hdr[] = {{BH_VERSION, 4}, {BH_FLAGS, 4}, {BH_N_SECTIONS, 4}, {BH_RESERVED0, 4},
                             {BH_TABLE_OFFSET, 8}, {BH_FILE_SIZE, 8}, {BH_RESERVED1, 8}};
