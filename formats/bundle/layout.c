@@ -121,7 +121,15 @@ int m64__check_layout(const m64_layer_entry *layers, uint32_t n_layers,
       (n_tensors > 1 && (rc = check_unique("tensor", tensors[0].name, sizeof *tensors, n_tensors, e))))
     return rc;
   span *spans = (span *)malloc((n_layers ? n_layers : 1) * sizeof *spans);
-  if (!spans) return m64_fail(e, M64_ENOMEM, "out of memory");
+  /* where the next layer of each segment belongs: layers are placed in order, each at the
+   * previous one's end rounded up to M64_LAYER_ALIGN, so no byte of a segment is both
+   * outside every layer and inside the span the layers claim */
+  uint64_t *next = (uint64_t *)calloc(n_segments ? n_segments : 1, sizeof *next);
+  if (!spans || !next) {
+    free(spans);
+    free(next);
+    return m64_fail(e, M64_ENOMEM, "out of memory");
+  }
   for (uint32_t i = 0; i < n_layers && !rc; i++) {
     const m64_layer_entry *l = &layers[i];
     uint64_t end, prev_end = 0;
@@ -131,7 +139,12 @@ int m64__check_layout(const m64_layer_entry *layers, uint32_t n_layers,
     else if (l->offset % M64_LAYER_ALIGN)
       rc = m64_fail(e, M64_EFORMAT, "layer %u '%s': offset %llu not %u-byte aligned", i, l->name,
                     (unsigned long long)l->offset, M64_LAYER_ALIGN);
-    else if (m64__add_ovf(l->offset, l->size, &end) || end > segment_sizes[l->segment])
+    else if (l->offset != next[l->segment])
+      rc = m64_fail(e, M64_EFORMAT, "layer %u '%s': offset %llu in segment %u, but it belongs at %llu (%s)", i,
+                    l->name, (unsigned long long)l->offset, l->segment, (unsigned long long)next[l->segment],
+                    next[l->segment] ? "the previous layer's end there, 64 KiB-aligned" : "the segment's start");
+    else if (m64__add_ovf(l->offset, l->size, &end) || end > segment_sizes[l->segment] ||
+             m64__align_up(end, M64_LAYER_ALIGN, &next[l->segment]))
       rc = m64_fail(e, M64_EFORMAT, "layer %u '%s': size %llu at offset %llu goes beyond its segment %u (%llu bytes)",
                     i, l->name, (unsigned long long)l->size, (unsigned long long)l->offset,
                     l->segment, (unsigned long long)segment_sizes[l->segment]);
@@ -168,6 +181,7 @@ int m64__check_layout(const m64_layer_entry *layers, uint32_t n_layers,
                       layers[spans[i - 1].layer].name, layers[spans[i].layer].name, spans[i].segment);
   }
   free(spans);
+  free(next);
   return rc;
 }
 

@@ -261,7 +261,9 @@ static void index_fields(const buf *base, const m64_bundle *mb, const char *tag)
     for (size_t k = 0; k < sizeof f / sizeof f[0]; k++) {
       if (!g_z && f[k].at >= LR_SIZE) continue;
       snprintf(what, sizeof what, "%s: layer %u '%s' %s", tag, i, l->name, f[k].name);
-      field(base, r + f[k].at, f[k].w, MANY, "fail", what);
+      /* another power-of-two chunk size cuts tensors smaller than both alike: the same
+       * frames, a consistent record */
+      field(base, r + f[k].at, f[k].w, MANY, f[k].at == LR_CHUNK_SIZE ? "any" : "fail", what);
     }
     buf b = copy(base);
     b.p[r + LR_SHA256] ^= 1; /* caught at first use (every run here checks layer hashes) */
