@@ -44,6 +44,14 @@ typedef uint64_t Elf64_Relr;
 
 typedef struct slots { uint64_t va; uint32_t n; uint8_t ok[MAX_INIT_SLOTS]; } slots;
 
+/* Sections that restate a dynamic entry: when the object has section headers, both must
+ * agree (a linker writes them together; one changed alone is a damaged file). */
+enum { S_DYNAMIC, S_DYNSTR, S_DYNSYM, S_GNU_HASH, S_HASH, S_VERSYM, S_VERNEED, S_VERDEF, S_RELA,
+       S_JMPREL, S_INIT, S_FINI, S_INIT_ARRAY, S_FINI_ARRAY, S_PREINIT_ARRAY, S_GOT_PLT, N_NAMED };
+static const char *const NAMED[N_NAMED] = {
+    ".dynamic", ".dynstr", ".dynsym", ".gnu.hash", ".hash", ".gnu.version", ".gnu.version_r", ".gnu.version_d",
+    ".rela.dyn", ".rela.plt", ".init", ".fini", ".init_array", ".fini_array", ".preinit_array", ".got.plt"};
+
 typedef struct ctx {
   const uint8_t *b;
   size_t n;
@@ -54,12 +62,15 @@ typedef struct ctx {
   uint64_t val[N_TAGS];
   uint8_t has[N_TAGS];
   uint64_t gnu_hash, versym, verneed, verdef;
-  uint8_t has_gnu_hash, has_versym, has_verneed, has_verdef;
-  uint64_t str_ref[MAX_STR_REFS];
-  uint32_t n_str_ref;
+  uint8_t has_gnu_hash, has_versym, has_verneed, has_verdef, has_relacount;
+  uint64_t relacount; /* leading RELA entries glibc applies as RELATIVE without looking */
+  uint64_t str_ref[MAX_STR_REFS], needed[MAX_STR_REFS];
+  uint32_t n_str_ref, n_needed;
   uint64_t strtab, strsz, nsyms;
   uint32_t ndx_high; /* highest version index the version tables define */
   slots init[3];     /* DT_INIT_ARRAY, DT_FINI_ARRAY, DT_PREINIT_ARRAY */
+  uint16_t shnum;    /* section headers (0: none, nothing to cross-check) */
+  struct named { uint8_t present; uint64_t addr, size; } sec[N_NAMED];
 } ctx;
 
 /* A local formatter (m64_fail's contract), so that like native.c this file needs nothing
@@ -79,10 +90,11 @@ static int efail(m64_err *e, const char *fmt, ...) {
 
 static int add_ovf(uint64_t a, uint64_t b, uint64_t *r) { return __builtin_add_overflow(a, b, r); }
 
-/* File offset of [va, va + len) when a loadable segment maps it from the file. */
+/* File offset of [va, va + len) when a readable loadable segment maps it from the file. */
 static int va_file(const ctx *c, uint64_t va, uint64_t len, uint64_t *off) {
   for (uint32_t i = 0; i < c->n_loads; i++) {
     const Elf64_Phdr *p = &c->load[i];
+    if (!(p->p_flags & PF_R)) continue; /* the loader reads these bytes through the mapping */
     if (va < p->p_vaddr || va - p->p_vaddr > p->p_filesz || len > p->p_filesz - (va - p->p_vaddr)) continue;
     *off = p->p_offset + (va - p->p_vaddr);
     return 1;
@@ -130,14 +142,86 @@ static int check_header(ctx *c, Elf64_Ehdr *h) {
   return 0;
 }
 
-/* Section headers are not used by the loader, but tools read them: in bounds too (after
- * the segments, whose message says more about a truncated object). */
+/* Section headers: the loader does not read them, but they restate where every part of
+ * the image is and what it holds. So, when there are any, they must lie in the object,
+ * every allocated section must be where a PT_LOAD maps it (from the same file bytes, with
+ * the permissions its flags need), and the named sections are kept to be checked against
+ * the dynamic section (check_named). Runs after the segments, whose message says more
+ * about a truncated object. */
 static int check_sections(ctx *c, const Elf64_Ehdr *h) {
-  if (h->e_shnum && (h->e_shentsize != sizeof(Elf64_Shdr) || h->e_shoff > c->n ||
-                     (uint64_t)h->e_shnum * sizeof(Elf64_Shdr) > c->n - h->e_shoff))
+  if (!h->e_shnum) return 0;
+  if (h->e_shentsize != sizeof(Elf64_Shdr) || h->e_shoff > c->n ||
+      (uint64_t)h->e_shnum * sizeof(Elf64_Shdr) > c->n - h->e_shoff)
     return FAIL(c, "section headers at e_shoff %llu (%u of %u bytes) run past the object's %zu bytes",
                 ULL(h->e_shoff), h->e_shnum, h->e_shentsize, c->n);
+  c->shnum = h->e_shnum;
+  Elf64_Shdr names = {0};
+  uint64_t end;
+  if (h->e_shstrndx != SHN_UNDEF) {
+    if (h->e_shstrndx >= h->e_shnum) return FAIL(c, "e_shstrndx %u is not a section (%u)", h->e_shstrndx, h->e_shnum);
+    get(c, h->e_shoff + (uint64_t)h->e_shstrndx * sizeof names, &names, sizeof names);
+    if (names.sh_size == 0 || add_ovf(names.sh_offset, names.sh_size, &end) || end > c->n ||
+        c->b[end - 1] != 0)
+      return FAIL(c, "the section name table is outside the object or does not end with a NUL");
+  }
+  for (uint32_t i = 1; i < h->e_shnum; i++) {
+    Elf64_Shdr sh;
+    get(c, h->e_shoff + (uint64_t)i * sizeof sh, &sh, sizeof sh);
+    if (sh.sh_type == SHT_NULL) continue;
+    const char *name = names.sh_size && sh.sh_name < names.sh_size ? (const char *)c->b + names.sh_offset + sh.sh_name : "";
+    uint64_t off;
+    if (sh.sh_type != SHT_NOBITS && (add_ovf(sh.sh_offset, sh.sh_size, &end) || end > c->n))
+      return FAIL(c, "section %u (%s): file bytes [%llu, +%llu) run past the object's %zu bytes", i, name,
+                  ULL(sh.sh_offset), ULL(sh.sh_size), c->n);
+    if (!(sh.sh_flags & SHF_ALLOC) || sh.sh_size == 0) continue;
+    if (sh.sh_type == SHT_NOBITS && (sh.sh_flags & SHF_TLS)) continue; /* in the TLS image only */
+    const uint32_t want = (sh.sh_flags & SHF_EXECINSTR ? PF_X : 0) | (sh.sh_flags & SHF_WRITE ? PF_W : 0);
+    if (sh.sh_type == SHT_NOBITS ? !va_mem(c, sh.sh_addr, sh.sh_size, want)
+                                 : !va_file(c, sh.sh_addr, sh.sh_size, &off) || off != sh.sh_offset ||
+                                       !va_mem(c, sh.sh_addr, sh.sh_size, want))
+      return FAIL(c, "section %u (%s) at %llu (%llu bytes, file offset %llu) is not where a %sPT_LOAD maps it", i,
+                  name, ULL(sh.sh_addr), ULL(sh.sh_size), ULL(sh.sh_offset),
+                  want & PF_X ? "executable " : want & PF_W ? "writable " : "");
+    for (int k = 0; k < N_NAMED; k++) {
+      if (strcmp(name, NAMED[k]) != 0) continue;
+      if (c->sec[k].present) return FAIL(c, "two sections named %s", name);
+      c->sec[k] = (struct named){1, sh.sh_addr, sh.sh_size};
+    }
+  }
   return 0;
+}
+
+/* A dynamic entry (address tag, and size tag or 0) against the section of that name. */
+static int match(ctx *c, int k, int has, uint64_t addr, int has_size, uint64_t size, const char *tag) {
+  const struct named *s = &c->sec[k];
+  if (!s->present) return 0;
+  if (!has) return FAIL(c, "section %s exists but the dynamic section has no %s", NAMED[k], tag);
+  if (addr != s->addr || (has_size && size != s->size))
+    return FAIL(c, "%s says %llu (%llu bytes) but section %s is at %llu (%llu bytes)", tag, ULL(addr),
+                ULL(has_size ? size : s->size), NAMED[k], ULL(s->addr), ULL(s->size));
+  return 0;
+}
+
+static int check_named(ctx *c, const Elf64_Phdr *dyn) {
+  if (!c->shnum) return 0;
+  const uint64_t *v = c->val;
+  const uint8_t *h = c->has;
+  return match(c, S_DYNAMIC, 1, dyn->p_vaddr, 1, dyn->p_filesz, "PT_DYNAMIC") ||
+         match(c, S_DYNSTR, h[DT_STRTAB], v[DT_STRTAB], 1, v[DT_STRSZ], "DT_STRTAB") ||
+         match(c, S_DYNSYM, h[DT_SYMTAB], v[DT_SYMTAB], 0, 0, "DT_SYMTAB") ||
+         match(c, S_GNU_HASH, c->has_gnu_hash, c->gnu_hash, 0, 0, "DT_GNU_HASH") ||
+         match(c, S_HASH, h[DT_HASH], v[DT_HASH], 0, 0, "DT_HASH") ||
+         match(c, S_VERSYM, c->has_versym, c->versym, 0, 0, "DT_VERSYM") ||
+         match(c, S_VERNEED, c->has_verneed, c->verneed, 0, 0, "DT_VERNEED") ||
+         match(c, S_VERDEF, c->has_verdef, c->verdef, 0, 0, "DT_VERDEF") ||
+         match(c, S_RELA, h[DT_RELA], v[DT_RELA], 1, v[DT_RELASZ], "DT_RELA") ||
+         match(c, S_JMPREL, h[DT_JMPREL], v[DT_JMPREL], 1, v[DT_PLTRELSZ], "DT_JMPREL") ||
+         match(c, S_INIT_ARRAY, h[DT_INIT_ARRAY], v[DT_INIT_ARRAY], 1, v[DT_INIT_ARRAYSZ], "DT_INIT_ARRAY") ||
+         match(c, S_FINI_ARRAY, h[DT_FINI_ARRAY], v[DT_FINI_ARRAY], 1, v[DT_FINI_ARRAYSZ], "DT_FINI_ARRAY") ||
+         match(c, S_PREINIT_ARRAY, h[DT_PREINIT_ARRAY], v[DT_PREINIT_ARRAY], 1, v[DT_PREINIT_ARRAYSZ], "DT_PREINIT_ARRAY") ||
+         match(c, S_GOT_PLT, h[DT_PLTGOT], v[DT_PLTGOT], 0, 0, "DT_PLTGOT")
+             ? M64_EFORMAT
+             : 0;
 }
 
 static int in_file(const ctx *c, const Elf64_Phdr *p) {
@@ -188,6 +272,9 @@ static int check_phdrs(ctx *c, const Elf64_Ehdr *h, Elf64_Phdr *dyn) {
       if (p->p_vaddr < q->p_vaddr + q->p_memsz)
         return FAIL(c, "program header %u (PT_LOAD) at p_vaddr %llu is not after the previous one (ends at %llu)",
                     i, ULL(p->p_vaddr), ULL(q->p_vaddr + q->p_memsz));
+      if (p->p_filesz && q->p_filesz && p->p_offset < q->p_offset + q->p_filesz)
+        return FAIL(c, "program header %u (PT_LOAD) maps file bytes from %llu, inside the previous one's (to %llu)",
+                    i, ULL(p->p_offset), ULL(q->p_offset + q->p_filesz));
       if (end - c->load[0].p_vaddr > MAX_SPAN)
         return FAIL(c, "program header %u (PT_LOAD): the image spans more than %llu bytes", i, ULL(MAX_SPAN));
     } else if (p->p_memsz > MAX_SPAN) {
@@ -259,11 +346,13 @@ static int read_dynamic(ctx *c, const Elf64_Phdr *dyn) {
       case DT_FILTER:
         if (c->n_str_ref == MAX_STR_REFS) return FAIL(c, "more than %u library names in the dynamic section", MAX_STR_REFS);
         c->str_ref[c->n_str_ref++] = d.d_un.d_val;
+        if (tag == DT_NEEDED) c->needed[c->n_needed++] = d.d_un.d_val;
         break;
       case DT_GNU_HASH: c->gnu_hash = d.d_un.d_ptr, c->has_gnu_hash = 1; break;
       case DT_VERSYM: c->versym = d.d_un.d_ptr, c->has_versym = 1; break;
       case DT_VERNEED: c->verneed = d.d_un.d_ptr, c->has_verneed = 1; break;
       case DT_VERDEF: c->verdef = d.d_un.d_ptr, c->has_verdef = 1; break;
+      case DT_RELACOUNT: c->relacount = d.d_un.d_val, c->has_relacount = 1; break;
       default:
         if (tag >= 0 && tag < N_TAGS) {
           c->val[tag] = d.d_un.d_val;
@@ -286,9 +375,13 @@ static int check_dynamic(ctx *c) {
     return FAIL(c, "DT_SYMENT %llu (expected %zu)", ULL(c->val[DT_SYMENT]), sizeof(Elf64_Sym));
   if (c->has[DT_RELA] && (!c->has[DT_RELASZ] || !c->has[DT_RELAENT] || c->val[DT_RELAENT] != sizeof(Elf64_Rela)))
     return FAIL(c, "DT_RELA without DT_RELASZ and DT_RELAENT = %zu", sizeof(Elf64_Rela));
-  if (c->has[DT_JMPREL] && !c->has[DT_PLTRELSZ]) return FAIL(c, "DT_JMPREL without DT_PLTRELSZ");
+  /* glibc reads DT_PLTREL for every JMPREL table, and DT_VERSYM once versions exist */
+  if (c->has[DT_JMPREL] != c->has[DT_PLTRELSZ] || (c->has[DT_JMPREL] && !c->has[DT_PLTREL]))
+    return FAIL(c, "DT_JMPREL, DT_PLTRELSZ and DT_PLTREL do not come together");
   if (c->has[DT_PLTREL] && c->val[DT_PLTREL] != DT_RELA)
     return FAIL(c, "DT_PLTREL %llu: this host uses RELA relocations", ULL(c->val[DT_PLTREL]));
+  if ((c->has_verneed || c->has_verdef) && !c->has_versym)
+    return FAIL(c, "DT_VERNEED or DT_VERDEF without DT_VERSYM");
   if (c->has[DT_REL] || c->has[DT_RELSZ] || c->has[DT_RELENT])
     return FAIL(c, "DT_REL relocations: this host uses RELA relocations");
   if (c->has[DT_RELR] && (!c->has[DT_RELRSZ] || !c->has[DT_RELRENT] || c->val[DT_RELRENT] != sizeof(Elf64_Relr)))
@@ -387,9 +480,19 @@ static int check_sym(ctx *c, uint64_t i, Elf64_Sym *out) {
   get(c, off, &s, sizeof s);
   if (s.st_name >= c->strsz)
     return FAIL(c, "symbol %llu: st_name %u is past DT_STRSZ %llu", ULL(i), s.st_name, ULL(c->strsz));
-  /* the loader calls an IFUNC's resolver while it relocates */
-  if (ELF64_ST_TYPE(s.st_info) == STT_GNU_IFUNC && s.st_shndx != SHN_UNDEF && !is_code(c, s.st_value))
-    return FAIL(c, "symbol %llu (IFUNC): st_value %llu is not in an executable PT_LOAD", ULL(i), ULL(s.st_value));
+  const unsigned bind = ELF64_ST_BIND(s.st_info), type = ELF64_ST_TYPE(s.st_info);
+  if ((bind != STB_LOCAL && bind != STB_GLOBAL && bind != STB_WEAK && bind != STB_GNU_UNIQUE) ||
+      (type > STT_TLS && type != STT_GNU_IFUNC) || (i && s.st_shndx == SHN_UNDEF && bind == STB_LOCAL))
+    return FAIL(c, "symbol %llu: binding %u / type %u (an undefined symbol must be global or weak)", ULL(i), bind, type);
+  if (c->shnum && s.st_shndx != SHN_UNDEF && s.st_shndx < SHN_LORESERVE && s.st_shndx >= c->shnum)
+    return FAIL(c, "symbol %llu: st_shndx %u is not a section (%u)", ULL(i), s.st_shndx, c->shnum);
+  /* what a relocation or dlsym turns into an address is inside the image: functions in
+   * code (the loader itself calls IFUNC resolvers), data in a segment */
+  const int defined = s.st_shndx != SHN_UNDEF && s.st_shndx != SHN_ABS && s.st_shndx != SHN_COMMON;
+  if (defined && (type == STT_FUNC || type == STT_GNU_IFUNC) && !is_code(c, s.st_value))
+    return FAIL(c, "symbol %llu (function): st_value %llu is not in an executable PT_LOAD", ULL(i), ULL(s.st_value));
+  if (defined && type == STT_OBJECT && !va_mem(c, s.st_value, s.st_size, PF_R))
+    return FAIL(c, "symbol %llu (object): [%llu, +%llu) is not inside a PT_LOAD", ULL(i), ULL(s.st_value), ULL(s.st_size));
   if (c->has_versym) {
     /* glibc indexes its version array (ndx_high + 1 entries) with the symbol's entry */
     uint16_t v;
@@ -406,8 +509,25 @@ static int check_sym(ctx *c, uint64_t i, Elf64_Sym *out) {
 
 static int check_symbols(ctx *c) {
   if (c->has_versym && !c->ndx_high) return FAIL(c, "DT_VERSYM without DT_VERNEED or DT_VERDEF");
-  for (uint64_t i = 0; i < c->nsyms; i++)
-    if (check_sym(c, i, NULL)) return M64_EFORMAT;
+  /* DT_INIT and DT_FINI, which the loader calls: the .init/.fini sections, or a function
+   * the object exports (ld -init/-fini on a local function, which m64c's toolchain never
+   * does, is refused: a changed DT_INIT would otherwise run any byte of code) */
+  static const struct { int tag, sec; const char *name; } entry[] = {{DT_INIT, S_INIT, "DT_INIT"},
+                                                                    {DT_FINI, S_FINI, "DT_FINI"}};
+  int found[2] = {0, 0};
+  for (int k = 0; k < 2; k++)
+    found[k] = !c->has[entry[k].tag] || !c->shnum ||
+               (c->sec[entry[k].sec].present && c->sec[entry[k].sec].addr == c->val[entry[k].tag]);
+  for (uint64_t i = 0; i < c->nsyms; i++) {
+    Elf64_Sym s;
+    if (check_sym(c, i, &s)) return M64_EFORMAT;
+    for (int k = 0; k < 2; k++)
+      found[k] |= ELF64_ST_TYPE(s.st_info) == STT_FUNC && s.st_shndx != SHN_UNDEF && s.st_value == c->val[entry[k].tag];
+  }
+  for (int k = 0; k < 2; k++)
+    if (!found[k])
+      return FAIL(c, "%s %llu is neither section %s nor a function of the object", entry[k].name,
+                  ULL(c->val[entry[k].tag]), NAMED[entry[k].sec]);
   return 0;
 }
 
@@ -424,6 +544,11 @@ static int check_versions(ctx *c) {
       if (vn.vn_version != 1 || vn.vn_file >= c->strsz)
         return FAIL(c, "DT_VERNEED record %u: version %u, file name at %u (of %llu)", k, vn.vn_version, vn.vn_file,
                     ULL(c->strsz));
+      /* glibc asserts that it names a library the object needs */
+      int named = 0;
+      for (uint32_t q = 0; q < c->n_needed && !named; q++)
+        named = strcmp((const char *)c->b + c->strtab + vn.vn_file, (const char *)c->b + c->strtab + c->needed[q]) == 0;
+      if (!named) return FAIL(c, "DT_VERNEED record %u names a library that is not DT_NEEDED", k);
       uint64_t ava = va;
       uint32_t next = vn.vn_aux;
       for (uint32_t a = 0; next || a == 0; a++) {
@@ -466,6 +591,9 @@ static int check_versions(ctx *c) {
 #define R_RELATIVE R_AARCH64_RELATIVE
 #define R_IRELATIVE R_AARCH64_IRELATIVE
 #define R_ABS64 R_AARCH64_ABS64
+#define R_JUMP_SLOT R_AARCH64_JUMP_SLOT
+#define R_GLOB_DAT R_AARCH64_GLOB_DAT
+#define R_TLSDESC R_AARCH64_TLSDESC
 static uint32_t reloc_width(uint32_t t) {
   switch (t) {
     case R_AARCH64_ABS64: case R_AARCH64_GLOB_DAT: case R_AARCH64_JUMP_SLOT: case R_AARCH64_RELATIVE:
@@ -479,6 +607,9 @@ static uint32_t reloc_width(uint32_t t) {
 #define R_RELATIVE R_X86_64_RELATIVE
 #define R_IRELATIVE R_X86_64_IRELATIVE
 #define R_ABS64 R_X86_64_64
+#define R_JUMP_SLOT R_X86_64_JUMP_SLOT
+#define R_GLOB_DAT R_X86_64_GLOB_DAT
+#define R_TLSDESC R_X86_64_TLSDESC
 static uint32_t reloc_width(uint32_t t) {
   switch (t) {
     case R_X86_64_64: case R_X86_64_GLOB_DAT: case R_X86_64_JUMP_SLOT: case R_X86_64_RELATIVE:
@@ -504,15 +635,31 @@ static int check_rela(ctx *c, const char *what, uint64_t va, uint64_t size) {
   uint64_t off;
   if (size % sizeof(Elf64_Rela) || !va_file(c, va, size, &off))
     return FAIL(c, "%s [%llu, +%llu) is not a table of relocations inside a PT_LOAD's file bytes", what, ULL(va), ULL(size));
+  if (strcmp(what, "DT_RELA") == 0 && c->has_relacount && c->relacount > size / sizeof(Elf64_Rela))
+    return FAIL(c, "DT_RELACOUNT %llu is more than DT_RELA's %llu entries", ULL(c->relacount),
+                ULL(size / sizeof(Elf64_Rela)));
   for (uint64_t i = 0; i < size / sizeof(Elf64_Rela); i++) {
     Elf64_Rela r;
     get(c, off + i * sizeof r, &r, sizeof r);
     const uint32_t type = (uint32_t)ELF64_R_TYPE(r.r_info), sym = (uint32_t)ELF64_R_SYM(r.r_info);
-    if (type == 0) continue; /* R_*_NONE */
+    /* the PLT's slots are bound by JUMP_SLOT (or IRELATIVE, TLSDESC) entries only */
+    const int plt = strcmp(what, "DT_JMPREL") == 0;
+    if (plt && type != R_JUMP_SLOT && type != R_IRELATIVE && type != R_TLSDESC)
+      return FAIL(c, "%s entry %llu: relocation type %u in the PLT's table", what, ULL(i), type);
+    if (type == 0 && !(c->has_relacount && i < c->relacount)) continue; /* R_*_NONE */
     const uint32_t width = reloc_width(type);
     if (!width) return FAIL(c, "%s entry %llu: relocation type %u is not one the loader applies here", what, ULL(i), type);
     Elf64_Sym s;
     if (check_sym(c, sym, &s)) return M64_EFORMAT; /* "symbol N: ..." says which */
+    /* GOT slots are aligned, and glibc applies the first DT_RELACOUNT entries as RELATIVE
+     * without looking at their type */
+    if ((type == R_JUMP_SLOT || type == R_GLOB_DAT) && r.r_offset % 8)
+      return FAIL(c, "%s entry %llu: r_offset %llu of a GOT slot is not 8-byte aligned", what, ULL(i), ULL(r.r_offset));
+    if (type == R_JUMP_SLOT && c->sec[S_GOT_PLT].present &&
+        (r.r_offset < c->sec[S_GOT_PLT].addr || r.r_offset - c->sec[S_GOT_PLT].addr >= c->sec[S_GOT_PLT].size))
+      return FAIL(c, "%s entry %llu: r_offset %llu is not in .got.plt", what, ULL(i), ULL(r.r_offset));
+    if (!plt && c->has_relacount && i < c->relacount && type != R_RELATIVE)
+      return FAIL(c, "DT_RELA entry %llu is inside DT_RELACOUNT (%llu) but not RELATIVE", ULL(i), ULL(c->relacount));
     if (!va_mem(c, r.r_offset, width, PF_W))
       return FAIL(c, "%s entry %llu: r_offset %llu is not in a writable PT_LOAD", what, ULL(i), ULL(r.r_offset));
     if (type == R_IRELATIVE && !is_code(c, (uint64_t)r.r_addend))
@@ -583,6 +730,7 @@ int m64_elf_check(const uint8_t *b, size_t n, m64_elf_image *img, m64_err *e) {
   if (!rc) rc = check_sections(c, &h);
   if (!rc) rc = read_dynamic(c, &dyn);
   if (!rc) rc = check_dynamic(c);
+  if (!rc) rc = check_named(c, &dyn);
   if (!rc) rc = count_symbols(c);
   if (!rc) rc = check_versions(c);
   if (!rc) rc = check_symbols(c);

@@ -312,6 +312,10 @@ TEST(Consistency, CompressedFramesFillTheirSegments) {
   m64__wr_u64(P(b, m.LayerRec(2) + LR_STORED_SIZE), m.layers[2].stored_size - 1);
   Rehash(b);
   ExpectRejected(b, {"segment"});
+  b = base; // a layer's raw offset away from where the planner puts it (unused: still wrong)
+  m64__wr_u64(P(b, m.LayerRec(2) + LR_OFFSET), m.layers[2].offset + 65536);
+  Rehash(b);
+  ExpectRejected(b, {"'blk.1'", "belongs at"});
   b = base; // a chunk size the decoder does not take
   m64__wr_u32(P(b, m.LayerRec(0) + LR_CHUNK_SIZE), 5000);
   Rehash(b);
@@ -440,6 +444,74 @@ TEST(NativeObject, ProgramHeadersMustDescribeTheObject) {
   b = WithObject([](std::string &obj, const Map &) { m64__wr_u64(P(obj, 32), obj.size() - 8); });
   ExpectLoadRefused(d, b, "e_phoff");
 }
+
+// The dynamic section restates what the section headers say (a linker writes both): one
+// changed alone would run the wrong code (DT_INIT inside a function) or skip work the
+// loader must do. Program headers must map each section with the permissions it needs.
+TEST(NativeObject, DynamicEntriesAndSegmentsAgreeWithTheSections) {
+  TempDir d;
+  const struct { int64_t tag; int64_t delta; const char *name; } moved[] = {
+      {DT_INIT, 1, "DT_INIT"}, {DT_FINI, -1, "DT_FINI"}, {DT_RELASZ, -24, "DT_RELA"},
+      {DT_PLTRELSZ, -24, "DT_JMPREL"}, {DT_STRSZ, -1, "string table"}, {DT_INIT_ARRAY, 8, "DT_INIT_ARRAY"}};
+  for (const auto &m : moved) {
+    SCOPED_TRACE(m.name);
+    std::string b = WithObject([&](std::string &obj, const Map &) {
+      const size_t at = DynVal(obj, m.tag);
+      ASSERT_NE(at, 0u);
+      m64__wr_u64(P(obj, at), m64__rd_u64(P(obj, at)) + (uint64_t)m.delta);
+    });
+    ExpectLoadRefused(d, b, m.name);
+    ExpectCleanError(M64run(d, b, "--trust-bundle-native"), m.name);
+  }
+  // DT_VERSYM dropped (its tag made DT_DEBUG): glibc would dereference it anyway
+  std::string b = WithObject([](std::string &obj, const Map &) {
+    const size_t at = DynVal(obj, DT_VERSYM);
+    ASSERT_NE(at, 0u);
+    m64__wr_u64(P(obj, at - 8), DT_DEBUG);
+  });
+  ExpectLoadRefused(d, b, "DT_VERSYM");
+  // the first PT_LOAD unreadable (p_flags 0): the loader reads the hash and string tables there
+  b = WithObject([](std::string &obj, const Map &) { m64__wr_u32(P(obj, Ehdr(obj).e_phoff + 4), 0); });
+  ExpectLoadRefused(d, b, "PT_LOAD");
+  ExpectCleanError(M64run(d, b, "--trust-bundle-native"), "PT_LOAD");
+  // the code segment mapped from the file's first bytes (its ELF header) instead
+  b = WithObject([](std::string &obj, const Map &) {
+    const Elf64_Ehdr h = Ehdr(obj);
+    for (unsigned i = 0; i < h.e_phnum; i++)
+      if (Phdr(obj, i).p_type == PT_LOAD && (Phdr(obj, i).p_flags & PF_X))
+        m64__wr_u64(P(obj, h.e_phoff + i * sizeof(Elf64_Phdr) + 8), 0);
+  });
+  ExpectLoadRefused(d, b, "PT_LOAD");
+}
+
+#if defined(__x86_64__)
+// Relocations glibc applies without looking: the first DT_RELACOUNT entries as RELATIVE,
+// the PLT's entries as slots to bind; and symbols that cannot be what the loader expects.
+TEST(NativeObject, RelocationsAndSymbolsTheLoaderTrusts) {
+  TempDir d;
+  std::string b = WithObject([](std::string &obj, const Map &) {
+    const size_t at = DynVal(obj, DT_RELACOUNT);
+    ASSERT_NE(at, 0u);
+    m64__wr_u64(P(obj, at), m64__rd_u64(P(obj, at)) + 1); // one past the RELATIVE ones
+  });
+  ExpectLoadRefused(d, b, "DT_RELACOUNT");
+  ExpectCleanError(M64run(d, b, "--trust-bundle-native"), "DT_RELACOUNT");
+  b = WithObject([](std::string &obj, const Map &) {
+    const size_t at = DynVal(obj, DT_JMPREL);
+    ASSERT_NE(at, 0u);
+    ASSERT_EQ(Phdr(obj, 0).p_offset, Phdr(obj, 0).p_vaddr);
+    m64__wr_u64(P(obj, m64__rd_u64(P(obj, at)) + 8), 0); // the first PLT slot: R_X86_64_NONE
+  });
+  ExpectLoadRefused(d, b, "PLT");
+  ExpectCleanError(M64run(d, b, "--trust-bundle-native"), "PLT");
+  b = WithObject([](std::string &obj, const Map &) {
+    const size_t at = DynVal(obj, DT_SYMTAB);
+    ASSERT_NE(at, 0u);
+    P(obj, m64__rd_u64(P(obj, at)) + 2 * sizeof(Elf64_Sym) + 4)[0] = 0; // symbol 2: local, undefined
+  });
+  ExpectLoadRefused(d, b, "symbol 2");
+}
+#endif
 
 #if defined(__x86_64__)
 // A relocation that would write outside the image, or name a symbol past the table.
