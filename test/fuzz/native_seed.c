@@ -4,7 +4,11 @@
  * (like M64_NATIVE_ABI), a symbol version definition, GNU and SysV hash tables. */
 extern void m64_seed_host(const char *);
 static int ready;
-__attribute__((constructor)) static void init(void) { ready = 1; }
+/* calls out, so that the compiler cannot fold it into ready's initial value and drop it */
+__attribute__((constructor)) static void init(void) {
+  m64_seed_host("init");
+  ready = 1;
+}
 static unsigned f0(unsigned x) { return x + (unsigned)ready; }
 static unsigned f1(unsigned x) {
   m64_seed_host("x");
