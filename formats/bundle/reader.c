@@ -356,7 +356,7 @@ static int check_metadata(const m64_bundle *b, m64_err *e) {
   uint64_t v = 0, total = 0;
   int present = 0, rc;
   if ((rc = meta_u64(b, "model.n_blocks", &v, &present, e))) return rc;
-  if (present && v + 1 != b->n_layers)
+  if (present && (v >= M64_MAX_LAYERS || v + 1 != b->n_layers))
     return m64_fail(e, M64_EFORMAT, "metadata model.n_blocks = %llu, but the layer index has %u layers (globals + blocks)",
                     (unsigned long long)v, b->n_layers);
   if ((rc = meta_u64(b, "model.weight_bytes", &v, &present, e))) return rc;
