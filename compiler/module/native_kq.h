@@ -20,6 +20,7 @@
 #include <immintrin.h>
 #define M64_NATIVE_KQ 1
 
+#define NKQ_INLINE_EARLY static inline __attribute__((always_inline))
 enum { NKQ_Q4_K = 12, NKQ_Q6_K = 14 }; /* ggml type ids */
 #define NKQ_ACT_BYTES 320u            /* KQ8I_BYTES: f32 d | i16 bsums16[16] | i16 bsums32[8] | i8 q[256] */
 
@@ -46,7 +47,7 @@ static inline int32_t nkq_hsum128(__m128i s) {
 }
 
 /* One Q4_K block against one i8 activation block: the f32 term its row adds. */
-static inline float nkq_block_q4_K(const uint8_t *wb, const uint8_t *xb) {
+NKQ_INLINE_EARLY float nkq_block_q4_K(const uint8_t *wb, const uint8_t *xb) {
   const uint32_t a0 = nkq_u32(wb + 4), a1 = nkq_u32(wb + 8), a2 = nkq_u32(wb + 12);
   const uint32_t k6 = 0x3f3f3f3fu, k4 = 0x0f0f0f0fu, k2 = 0x03030303u;
   const uint32_t sm[4] = {a0 & k6, (a2 & k4) | (((a0 >> 6) & k2) << 4), a1 & k6,
@@ -74,7 +75,7 @@ static inline float nkq_block_q4_K(const uint8_t *wb, const uint8_t *xb) {
 }
 
 /* One Q6_K block likewise. */
-static inline float nkq_block_q6_K(const uint8_t *wb, const uint8_t *xb) {
+NKQ_INLINE_EARLY float nkq_block_q6_K(const uint8_t *wb, const uint8_t *xb) {
   const int8_t *sc = (const int8_t *)(wb + 192);
   const __m128i s16a = _mm_cvtepi8_epi16(_mm_loadl_epi64((const __m128i *)sc));
   const __m128i s16b = _mm_cvtepi8_epi16(_mm_loadl_epi64((const __m128i *)(sc + 8)));
@@ -105,40 +106,201 @@ static inline float nkq_block_q6_K(const uint8_t *wb, const uint8_t *xb) {
   return (float)(nkq_hsum256(acc) - 32 * off) * d; /* kq_block1's */
 }
 
-static inline float nkq_block(uint32_t type, const uint8_t *wb, const uint8_t *xb) {
-  return type == NKQ_Q4_K ? nkq_block_q4_K(wb, xb) : nkq_block_q6_K(wb, xb);
+static inline size_t nkq_block_bytes(uint32_t type) { return type == NKQ_Q4_K ? 144 : 210; }
+
+#define NKQ_INLINE static inline __attribute__((always_inline))
+
+/* Rows r, r + 1 of `type` from w0, w1 (their first blocks) against the nb activation
+ * blocks at xq, into out[0], out[1]: two 256-bit blocks at a time, each row's terms summed
+ * in block order. `step` is the distance from one block of a row to its next. */
+NKQ_INLINE void nkq_rows2_avx2(uint32_t type, float *out, const uint8_t *w0, const uint8_t *w1, const uint8_t *xq,
+                               uint32_t nb, size_t step, int one_stream) {
+  float acc0 = 0, acc1 = 0;
+  for (uint32_t b = 0; b < nb; b++, w0 += step, w1 += step) {
+    for (size_t o = 0; o < step; o += 64) _mm_prefetch((const char *)w0 + 4096 + o, _MM_HINT_T0);
+    if (!one_stream)
+      for (size_t o = 0; o < step; o += 64) _mm_prefetch((const char *)w1 + 4096 + o, _MM_HINT_T0);
+    const uint8_t *xb = xq + (size_t)b * NKQ_ACT_BYTES;
+    if (type == NKQ_Q4_K) {
+      acc0 += nkq_block_q4_K(w0, xb);
+      acc1 += nkq_block_q4_K(w1, xb);
+    } else {
+      acc0 += nkq_block_q6_K(w0, xb);
+      acc1 += nkq_block_q6_K(w1, xb);
+    }
+  }
+  out[0] = acc0;
+  out[1] = acc1;
 }
 
-static inline size_t nkq_block_bytes(uint32_t type) { return type == NKQ_Q4_K ? 144 : 210; }
+#if defined(__AVX512BW__) && defined(__AVX512VL__)
+#define M64_NATIVE_KQ512 1
+/* With AVX-512 a row pair goes through one 512-bit vector: row r's block in the low half,
+ * row r + 1's in the high half, the activation broadcast to both. Half the instructions per
+ * byte of the 256-bit code; the integer sums, and so every float after them, are the same. */
+
+/* Two i32 vectors' [low-half sum, high-half sum] pairs: {sum a.lo, sum a.hi, sum b.lo, sum b.hi}. */
+NKQ_INLINE __m128i nkq_halves_sums(__m512i a, __m256i b) {
+  /* a: lanes 0..7 row 0, 8..15 row 1. b: lanes 0..3 row 0, 4..7 row 1. */
+  const __m256i alo = _mm512_castsi512_si256(a), ahi = _mm512_extracti64x4_epi64(a, 1);
+  const __m256i h = _mm256_hadd_epi32(alo, ahi); /* [r0 r0 r1 r1 | r0 r0 r1 r1] */
+  const __m128i s = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1)); /* r0 r0 r1 r1 */
+  const __m128i m = _mm_hadd_epi32(_mm256_castsi256_si128(b), _mm256_extracti128_si256(b, 1)); /* m0 m0 m1 m1 */
+  return _mm_hadd_epi32(s, m); /* r0 r1 m0 m1 */
+}
+
+/* The 512-bit vector of two rows' 32-byte pieces at the same place. */
+NKQ_INLINE __m512i nkq_two(const uint8_t *p0, const uint8_t *p1) {
+  return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)p0)),
+                            _mm256_loadu_si256((const __m256i *)p1), 1);
+}
+/* acc + the pairwise i16 products of p and s summed into i32 lanes: vpdpwssd with VNNI. */
+NKQ_INLINE __m512i nkq_madd_add(__m512i acc, __m512i p, __m512i s) {
+#if defined(__AVX512VNNI__)
+  return _mm512_dpwssd_epi32(acc, p, s);
+#else
+  return _mm512_add_epi32(acc, _mm512_madd_epi16(p, s));
+#endif
+}
+NKQ_INLINE __m512i nkq_bcast(const uint8_t *p) { return _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)p)); }
+
+/* Word indices for vpermw: words 0..15 take word i, 16..31 word j (or, with four, per 8). */
+NKQ_INLINE __m512i nkq_idx2(int i, int j) {
+  return _mm512_mask_blend_epi16(0xFFFF0000u, _mm512_set1_epi16((short)i), _mm512_set1_epi16((short)j));
+}
+NKQ_INLINE __m512i nkq_idx4(int i, int j, int k, int l) {
+  return _mm512_mask_blend_epi16(0xFF00FF00u, _mm512_mask_blend_epi16(0xFFFF0000u, _mm512_set1_epi16((short)i), _mm512_set1_epi16((short)k)),
+                                 _mm512_mask_blend_epi16(0xFFFF0000u, _mm512_set1_epi16((short)j), _mm512_set1_epi16((short)l)));
+}
+
+/* A Q4_K block's 8 scales and 8 mins, unpacked from its 12 bytes (as nkq_block_q4_K). */
+NKQ_INLINE __m128i nkq_q4_K_scales(const uint8_t *wb) {
+  const uint32_t a0 = nkq_u32(wb + 4), a1 = nkq_u32(wb + 8), a2 = nkq_u32(wb + 12);
+  const uint32_t k6 = 0x3f3f3f3fu, k4 = 0x0f0f0f0fu, k2 = 0x03030303u;
+  return _mm_setr_epi32((int)(a0 & k6), (int)((a2 & k4) | (((a0 >> 6) & k2) << 4)), (int)(a1 & k6),
+                        (int)(((a2 >> 4) & k4) | (((a1 >> 6) & k2) << 4)));
+}
+
+/* One Q4_K block of two rows: their f32 terms into t[0], t[1], as nkq_block_q4_K's. */
+NKQ_INLINE void nkq_pair_q4_K(const uint8_t *w0, const uint8_t *w1, const uint8_t *xb, float t[2]) {
+  const __m128i s0 = nkq_q4_K_scales(w0), s1 = nkq_q4_K_scales(w1);
+  /* words 0..7 row 0's scales, 8..15 row 1's; the mins likewise in a 256-bit vector */
+  const __m512i sc = _mm512_cvtepu8_epi16(_mm256_zextsi128_si256(_mm_unpacklo_epi64(s0, s1)));
+  const __m256i mins = _mm256_cvtepu8_epi16(_mm_unpackhi_epi64(s0, s1));
+  const __m256i pm = _mm256_madd_epi16(mins, _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(xb + 48))));
+  const __m512i m4 = _mm512_set1_epi8(0x0f);
+  __m512i acc = _mm512_setzero_si512(), acc2 = _mm512_setzero_si512(); /* two chains */
+  for (int c = 0; c < 4; c++) {
+    const __m512i q = nkq_two(w0 + 16 + 32 * c, w1 + 16 + 32 * c);
+    const __m512i lo = _mm512_and_si512(q, m4), hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), m4);
+    const __m512i plo = _mm512_maddubs_epi16(lo, nkq_bcast(xb + 64 + 64 * c));
+    const __m512i phi = _mm512_maddubs_epi16(hi, nkq_bcast(xb + 96 + 64 * c));
+    acc = nkq_madd_add(acc, plo, _mm512_permutexvar_epi16(nkq_idx2(2 * c, 8 + 2 * c), sc));
+    acc2 = nkq_madd_add(acc2, phi, _mm512_permutexvar_epi16(nkq_idx2(2 * c + 1, 9 + 2 * c), sc));
+  }
+  const __m128i r = nkq_halves_sums(_mm512_add_epi32(acc, acc2), pm);
+  float dx;
+  memcpy(&dx, xb, 4);
+  const float d0 = nkq_f16(w0) * dx, dmin0 = nkq_f16(w0 + 2) * dx;
+  const float d1 = nkq_f16(w1) * dx, dmin1 = nkq_f16(w1 + 2) * dx;
+  const float a0 = (float)_mm_cvtsi128_si32(r) * d0, m0 = (float)_mm_extract_epi32(r, 2) * dmin0;
+  const float a1 = (float)_mm_extract_epi32(r, 1) * d1, m1 = (float)_mm_extract_epi32(r, 3) * dmin1;
+  t[0] = a0 - m0;
+  t[1] = a1 - m1;
+}
+
+/* One Q6_K block of two rows likewise (nkq_block_q6_K). */
+NKQ_INLINE void nkq_pair_q6_K(const uint8_t *w0, const uint8_t *w1, const uint8_t *xb, float t[2]) {
+  /* words 0..15 row 0's 16 scales, 16..31 row 1's */
+  const __m512i sc = _mm512_cvtepi8_epi16(_mm256_inserti128_si256(
+      _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(w0 + 192))), _mm_loadu_si128((const __m128i *)(w1 + 192)), 1));
+  const __m512i poff = _mm512_madd_epi16(sc, nkq_bcast(xb + 16)); /* lanes 0..7 row 0, 8..15 row 1 */
+  const __m256i offs = _mm256_hadd_epi32(_mm512_castsi512_si256(poff), _mm512_extracti64x4_epi64(poff, 1));
+  /* offs: [o0 o0 o1 o1 | o0 o0 o1 o1] -> 4 lanes per row as nkq_halves_sums wants */
+  const __m256i offs4 = _mm256_permutevar8x32_epi32(offs, _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7));
+  const __m512i m4 = _mm512_set1_epi8(0x0f), m30 = _mm512_set1_epi8(0x30);
+  __m512i acc[2] = {_mm512_setzero_si512(), _mm512_setzero_si512()}; /* two chains */
+  for (int h = 0; h < 2; h++) {
+    const __m512i la = nkq_two(w0 + 64 * h, w1 + 64 * h);
+    const __m512i lb = nkq_two(w0 + 64 * h + 32, w1 + 64 * h + 32);
+    const __m512i hb = nkq_two(w0 + 128 + 32 * h, w1 + 128 + 32 * h);
+    const __m512i q[4] = {
+        _mm512_or_si512(_mm512_and_si512(la, m4), _mm512_and_si512(_mm512_slli_epi16(hb, 4), m30)),
+        _mm512_or_si512(_mm512_and_si512(lb, m4), _mm512_and_si512(_mm512_slli_epi16(hb, 2), m30)),
+        _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(la, 4), m4), _mm512_and_si512(hb, m30)),
+        _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(lb, 4), m4),
+                        _mm512_and_si512(_mm512_srli_epi16(hb, 2), m30))};
+    for (int k = 0; k < 4; k++) {
+      const int j = 8 * h + 2 * k;
+      const __m512i p = _mm512_maddubs_epi16(q[k], nkq_bcast(xb + 64 + 128 * h + 32 * k));
+      acc[k & 1] = nkq_madd_add(acc[k & 1], p, _mm512_permutexvar_epi16(nkq_idx4(j, j + 1, 16 + j, 17 + j), sc));
+    }
+  }
+  const __m128i r = nkq_halves_sums(_mm512_add_epi32(acc[0], acc[1]), offs4);
+  float dx;
+  memcpy(&dx, xb, 4);
+  const float d0 = nkq_f16(w0 + 208) * dx, d1 = nkq_f16(w1 + 208) * dx;
+  t[0] = (float)(_mm_cvtsi128_si32(r) - 32 * _mm_extract_epi32(r, 2)) * d0;
+  t[1] = (float)(_mm_extract_epi32(r, 1) - 32 * _mm_extract_epi32(r, 3)) * d1;
+}
+
+NKQ_INLINE void nkq_rows2_avx512(uint32_t type, float *out, const uint8_t *w0, const uint8_t *w1, const uint8_t *xq,
+                                 uint32_t nb, size_t step, int one_stream) {
+  float acc0 = 0, acc1 = 0, t[2];
+  for (uint32_t b = 0; b < nb; b++, w0 += step, w1 += step) {
+    for (size_t o = 0; o < step; o += 64) _mm_prefetch((const char *)w0 + 4096 + o, _MM_HINT_T0);
+    if (!one_stream)
+      for (size_t o = 0; o < step; o += 64) _mm_prefetch((const char *)w1 + 4096 + o, _MM_HINT_T0);
+    const uint8_t *xb = xq + (size_t)b * NKQ_ACT_BYTES;
+    if (type == NKQ_Q4_K) nkq_pair_q4_K(w0, w1, xb, t);
+    else nkq_pair_q6_K(w0, w1, xb, t);
+    acc0 += t[0];
+    acc1 += t[1];
+  }
+  out[0] = acc0;
+  out[1] = acc1;
+}
+#endif /* __AVX512BW__ && __AVX512VL__ */
 
 /* out[r] for r < rows: row r of w (ggml's rows, or with pairs the row-pair layout) against
  * the nb i8 activation blocks at xq, each row's blocks summed in order. Rows go two per
  * pass, as the module's kernels do: in the row-pair layout one sequential stream, read
- * ahead 4 KiB; the activation's loads are shared. */
-static inline void m64_native_kq_rows(uint32_t type, float *out, const uint8_t *w, const uint8_t *xq, uint32_t rows,
-                                      uint32_t nb, int pairs) {
+ * ahead 4 KiB; the activation's loads are shared. `wide` 0 keeps to 256 bits (the tests
+ * check both widths on an AVX-512 CPU). */
+NKQ_INLINE void nkq_rows(uint32_t type, float *out, const uint8_t *w, const uint8_t *xq, uint32_t rows, uint32_t nb,
+                         int pairs, int wide) {
   const size_t bytes = nkq_block_bytes(type), row_bytes = nb * bytes, step = pairs ? 2 * bytes : bytes;
   uint32_t r = 0;
   for (; r + 2 <= rows; r += 2) {
     const uint8_t *w0 = w + r * row_bytes, *w1 = w0 + (pairs ? bytes : row_bytes);
-    float acc0 = 0, acc1 = 0;
-    for (uint32_t b = 0; b < nb; b++, w0 += step, w1 += step) {
-      for (size_t o = 0; o < step; o += 64) _mm_prefetch((const char *)w0 + 4096 + o, _MM_HINT_T0);
-      if (!pairs)
-        for (size_t o = 0; o < step; o += 64) _mm_prefetch((const char *)w1 + 4096 + o, _MM_HINT_T0);
-      const uint8_t *xb = xq + (size_t)b * NKQ_ACT_BYTES;
-      acc0 += nkq_block(type, w0, xb);
-      acc1 += nkq_block(type, w1, xb);
+#if defined(M64_NATIVE_KQ512)
+    if (wide) {
+      nkq_rows2_avx512(type, out + r, w0, w1, xq, nb, step, pairs);
+      continue;
     }
-    out[r] = acc0;
-    out[r + 1] = acc1;
+#endif
+    (void)wide;
+    nkq_rows2_avx2(type, out + r, w0, w1, xq, nb, step, pairs);
   }
   if (r < rows) { /* an odd last row, as it is in either layout */
     const uint8_t *wb = w + r * row_bytes;
     float acc = 0;
-    for (uint32_t b = 0; b < nb; b++) acc += nkq_block(type, wb + b * bytes, xq + (size_t)b * NKQ_ACT_BYTES);
+    for (uint32_t b = 0; b < nb; b++)
+      acc += type == NKQ_Q4_K ? nkq_block_q4_K(wb + b * bytes, xq + (size_t)b * NKQ_ACT_BYTES)
+                              : nkq_block_q6_K(wb + b * bytes, xq + (size_t)b * NKQ_ACT_BYTES);
     out[r] = acc;
   }
+}
+
+/* The widest this build has; each type its own loop. */
+NKQ_INLINE void m64_native_kq_rows_width(uint32_t type, float *out, const uint8_t *w, const uint8_t *xq,
+                                        uint32_t rows, uint32_t nb, int pairs, int wide) {
+  if (type == NKQ_Q4_K) nkq_rows(NKQ_Q4_K, out, w, xq, rows, nb, pairs, wide);
+  else nkq_rows(NKQ_Q6_K, out, w, xq, rows, nb, pairs, wide);
+}
+NKQ_INLINE void m64_native_kq_rows(uint32_t type, float *out, const uint8_t *w, const uint8_t *xq, uint32_t rows,
+                                      uint32_t nb, int pairs) {
+  m64_native_kq_rows_width(type, out, w, xq, rows, nb, pairs, 1);
 }
 #endif /* __AVX2__ && __F16C__ */
 

@@ -19,8 +19,9 @@ static inline v128_t kn_dot(v128_t acc, v128_t a, v128_t b) {
 /* KN_DOT_ROWS: Q4_K/Q6_K through the native host's m64.kq_rows (native_kq.h) */
 #include "native_kq.h"
 #if defined(M64_NATIVE_KQ)
-#define M64_KERNELS_HAS_KQ_ROWS() (kn_dot_mode == KN_DOT_ROWS)
-#define M64_KERNELS_KQ_ROWS m64_native_kq_rows
+#define M64_KERNELS_HAS_KQ_ROWS() (kn_dot_mode == KN_DOT_ROWS || kn_dot_mode == KN_DOT_ROWS256)
+#define M64_KERNELS_KQ_ROWS(type, out, w, xq, rows, nb, pairs) \
+  m64_native_kq_rows_width(type, out, w, xq, rows, nb, pairs, kn_dot_mode == KN_DOT_ROWS)
 #endif
 int kn_has_kq_rows(void) {
 #if defined(M64_NATIVE_KQ)

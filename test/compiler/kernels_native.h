@@ -28,9 +28,10 @@ void kn_quantize_q8_0(uint8_t *xq, const float *x, uint32_t n);
 /* Which path the K-quant kernels that have an i8 one (Q4_K, Q5_K, Q6_K) take: the i16 one (a
  * host without the i8 dot, e.g. a browser), the i8 one through native_dot.h's dot (an AOT
  * module's), or the i8 one through the plain SIMD128 dot. Default KN_DOT_NATIVE. */
-enum { KN_DOT_I16 = 0, KN_DOT_NATIVE = 1, KN_DOT_PLAIN = 2, KN_DOT_ROWS = 3 };
+enum { KN_DOT_I16 = 0, KN_DOT_NATIVE = 1, KN_DOT_PLAIN = 2, KN_DOT_ROWS = 3, KN_DOT_ROWS256 = 4 };
 /* KN_DOT_ROWS: Q4_K and Q6_K through a native host's m64.kq_rows (native_kq.h; this CPU
- * has it when kn_has_kq_rows()), the others as KN_DOT_NATIVE. */
+ * has it when kn_has_kq_rows()) at the widest this CPU has, the others as KN_DOT_NATIVE;
+ * KN_DOT_ROWS256 the same kept to 256 bits (what an AVX2-only CPU runs). */
 void kn_set_dot_i8(int mode);
 int kn_has_kq_rows(void);
 /* One i8 dot: out = acc + per lane the sum of four a x b products, by mode's dot. */

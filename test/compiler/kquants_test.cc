@@ -234,7 +234,7 @@ TEST_P(KQuantMatvec, MatchesReferenceOverQ8K) {
   std::vector<float> wd, wm;
   dequant_ref(c.type, w, (size_t)c.rows * c.cols, wd, wm);
   // every path a host may take: i16, i8 through this CPU's native dot, i8 through plain SIMD128
-  for (int mode : {KN_DOT_I16, KN_DOT_NATIVE, KN_DOT_PLAIN, KN_DOT_ROWS}) {
+  for (int mode : {KN_DOT_I16, KN_DOT_NATIVE, KN_DOT_PLAIN, KN_DOT_ROWS, KN_DOT_ROWS256}) {
     kn_set_dot_i8(mode);
     std::fill(out.begin(), out.end(), NAN);
     kn_matvec(c.type, out.data(), w.data(), x.data(), c.rows, c.cols);
@@ -331,7 +331,7 @@ TEST(KQuantDotI8, I8PathsEqualTheI16PathBitForBit) {
       kn_set_dot_i8(KN_DOT_I16);
       kn_matvec(k.id, base.data(), w.data(), x.data(), rows, cols);
       kn_matvec_pairs(k.id, pbase.data(), wp.data(), x.data(), rows, cols);
-      for (int mode : {KN_DOT_NATIVE, KN_DOT_PLAIN, KN_DOT_ROWS}) {
+      for (int mode : {KN_DOT_NATIVE, KN_DOT_PLAIN, KN_DOT_ROWS, KN_DOT_ROWS256}) {
         kn_set_dot_i8(mode);
         std::fill(got.begin(), got.end(), NAN);
         std::fill(pgot.begin(), pgot.end(), NAN);
