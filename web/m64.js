@@ -670,8 +670,10 @@ const noPrefetch = new WebAssembly.Instance(new WebAssembly.Module(new Uint8Arra
 // take its v128 arguments anyway, so one that is called throws.
 const notHere = () => 0;
 const dotI8Unused = () => { throw new Error('m64.dot_i8 was called though has_dot_i8 answered 0'); };
-// m64.kq_rows (a native host's 256-bit K-quant rows) likewise: has_kq_rows answers 0.
+// m64.kq_rows and m64.kq_mat (a native host's wider K-quant rows, and their prefill)
+// likewise: has_kq_rows and has_kq_mat answer 0.
 const kqRowsUnused = () => { throw new Error('m64.kq_rows was called though has_kq_rows answered 0'); };
+const kqMatUnused = () => { throw new Error('m64.kq_mat was called though has_kq_mat answered 0'); };
 
 // n events in ms milliseconds, per second (0 when there was no event or no time).
 const perSecond = (n, ms) => (ms > 0 && n ? n / (ms / 1e3) : 0);
@@ -685,7 +687,7 @@ function threadImports(mod, memory, post) {
     if (imp.kind === 'memory') m64[imp.name] = memory;
     else if (imp.name === 'log') m64.log = logImport(memory, post);
     else if (imp.name === 'prefetch') m64.prefetch = noPrefetch;
-    else if (imp.name === 'has_dot_i8' || imp.name === 'has_kq_rows') m64[imp.name] = notHere;
+    else if (imp.name === 'has_dot_i8' || imp.name === 'has_kq_rows' || imp.name === 'has_kq_mat') m64[imp.name] = notHere;
     else if (imp.kind === 'function') m64[imp.name] = () => { throw new Error(`m64.${imp.name} was called on a worker thread`); };
   }
   return { m64 };
@@ -796,6 +798,8 @@ class Host {
       dot_i8: dotI8Unused,
       has_kq_rows: notHere,
       kq_rows: kqRowsUnused,
+      has_kq_mat: notHere,
+      kq_mat: kqMatUnused,
       log: logImport(this.memory, this.post),
       parallel: () => (this.pool ? this.pool.run(this.x, this.shares) : this.x.m64_worker(0, 1)),
     } };

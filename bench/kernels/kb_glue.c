@@ -36,3 +36,22 @@ void w2c_m64_kq_rows(struct w2c_m64 *host, u32 type, u32 out, u32 w, u32 xq, u32
   (void)type, (void)out, (void)w, (void)xq, (void)rows, (void)nb, (void)pairs;
 #endif
 }
+u32 w2c_m64_has_kq_mat(struct w2c_m64 *host) {
+  (void)host;
+#if defined(M64_NATIVE_KQ512)
+  return M64_BENCH_HAS_DOT_I8 == 2;
+#else
+  return 0;
+#endif
+}
+void w2c_m64_kq_mat(struct w2c_m64 *host, u32 type, u32 out, u32 out_stride, u32 w, u32 xq, u32 xq_stride, u32 rows,
+                    u32 nb, u32 n, u32 pairs) {
+  (void)host;
+#if defined(M64_NATIVE_KQ512)
+  m64_native_kq_mat(type, (float *)(kb_memory_base + out), out_stride, kb_memory_base + w, kb_memory_base + xq,
+                    xq_stride, rows, nb, n, (int)pairs);
+#else
+  (void)type, (void)out, (void)out_stride, (void)w, (void)xq, (void)xq_stride, (void)rows, (void)nb, (void)n,
+      (void)pairs;
+#endif
+}

@@ -46,11 +46,25 @@
   M64_INLINE void act_##sfx(uint8_t *xq, const float *x, uint32_t cols) { quantize_q8_K(xq, x, cols); } \
   M64_INLINE void act_##sfx##_pairs(uint8_t *xq, const float *x, uint32_t cols) { quantize_q8_K(xq, x, cols); }
 
+/* M64_KERNELS_KQ_MAT(type, out, out_stride, w, xq, xq_stride, rows, nb, n, pairs): a host's
+ * own Q4_K/Q6_K matrix-matrix product over the i8 activation (m64_module.h's m64.kq_mat),
+ * where M64_KERNELS_HAS_KQ_MAT() says so; there act_q4_K/act_q6_K prepare that layout. */
+#ifndef M64_KERNELS_KQ_MAT
+#define M64_KERNELS_HAS_KQ_MAT() 0
+#define M64_KERNELS_KQ_MAT(type, out, out_stride, w, xq, xq_stride, rows, nb, n, pairs) ((void)0)
+#endif
+#define KB_KQ_ACT_MAT(sfx)                                                               \
+  M64_INLINE void act_##sfx(uint8_t *xq, const float *x, uint32_t cols) {                \
+    if (M64_KERNELS_HAS_KQ_MAT()) quantize_q8_K_i8(xq, x, cols);                         \
+    else quantize_q8_K(xq, x, cols);                                                     \
+  }                                                                                      \
+  M64_INLINE void act_##sfx##_pairs(uint8_t *xq, const float *x, uint32_t cols) { act_##sfx(xq, x, cols); }
+
 KB_KQ_ACT(q2_K)
 KB_KQ_ACT(q3_K)
-KB_KQ_ACT(q4_K)
+KB_KQ_ACT_MAT(q4_K)
 KB_KQ_ACT(q5_K)
-KB_KQ_ACT(q6_K)
+KB_KQ_ACT_MAT(q6_K)
 KB_KQ_ACT(iq4_xs)
 
 /* ------------------------------------------------------------------ K-quant tiles */
@@ -354,17 +368,25 @@ M64_INLINE void kb_matmat_k(int type, int pairs, float *out, uint32_t out_stride
 }
 
 /* matmat_<K-quant>[_pairs]: ggml's rows, or the row-pair layout. */
-#define KB_MATMAT_K(sfx, type)                                                                            \
+#define KB_MATMAT_K(sfx, type, ggml_type)                                                                 \
+  M64_INLINE void kb_matmat_##sfx(int pairs, float *out, uint32_t out_stride, const uint8_t *w,           \
+                                  const uint8_t *xq, uint32_t rows, uint32_t cols, uint32_t n) {          \
+    if (M64_KERNELS_HAS_KQ_MAT())                                                                         \
+      M64_KERNELS_KQ_MAT(ggml_type, out, out_stride, w, xq, M64_ACT_STRIDE(cols), rows, cols / KQ_QK, n,  \
+                         (uint32_t)pairs);                                                                \
+    else                                                                                                  \
+      kb_matmat_k(type, pairs, out, out_stride, w, xq, rows, cols, n);                                    \
+  }                                                                                                       \
   M64_INLINE void matmat_##sfx(float *out, uint32_t out_stride, const uint8_t *w, const uint8_t *xq,      \
                                uint32_t rows, uint32_t cols, uint32_t n) {                                \
-    kb_matmat_k(type, 0, out, out_stride, w, xq, rows, cols, n);                                          \
+    kb_matmat_##sfx(0, out, out_stride, w, xq, rows, cols, n);                                            \
   }                                                                                                       \
   M64_INLINE void matmat_##sfx##_pairs(float *out, uint32_t out_stride, const uint8_t *w,                 \
                                        const uint8_t *xq, uint32_t rows, uint32_t cols, uint32_t n) {     \
-    kb_matmat_k(type, 1, out, out_stride, w, xq, rows, cols, n);                                          \
+    kb_matmat_##sfx(1, out, out_stride, w, xq, rows, cols, n);                                            \
   }
-KB_MATMAT_K(q4_K, KB_Q4_K)
-KB_MATMAT_K(q6_K, KB_Q6_K)
+KB_MATMAT_K(q4_K, KB_Q4_K, 12)
+KB_MATMAT_K(q6_K, KB_Q6_K, 14)
 
 /* The K-quants unpacked through kb_finish cost more per block than the matvec's dot of one
  * input: below a full tile of inputs each runs the matvec's rows (kq_row_<sfx>) instead.

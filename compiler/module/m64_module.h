@@ -76,6 +76,14 @@ M64_IMPORT("has_dot_i8") uint32_t m64_host_has_dot_i8(void);
 M64_IMPORT("kq_rows") void m64_host_kq_rows(uint32_t type, float *out, const uint8_t *w, const uint8_t *xq,
                                             uint32_t rows, uint32_t nb, uint32_t pairs);
 M64_IMPORT("has_kq_rows") uint32_t m64_host_has_kq_rows(void);
+/* The same for n inputs (prefill): out[t * out_stride + r] = row r times the activation at
+ * xq + t * xq_stride, for t < n, r < rows, each equal bit for bit to what kq_rows gives for
+ * that input alone. Checked by the host as kq_rows is. has_kq_mat: 1 where the host has it
+ * (AVX-512 CPUs: the unpacked weights of a row pair stay in 32 vector registers). */
+M64_IMPORT("kq_mat") void m64_host_kq_mat(uint32_t type, float *out, uint32_t out_stride, const uint8_t *w,
+                                          const uint8_t *xq, uint32_t xq_stride, uint32_t rows, uint32_t nb,
+                                          uint32_t n, uint32_t pairs);
+M64_IMPORT("has_kq_mat") uint32_t m64_host_has_kq_mat(void);
 
 /* ---- exports ---- */
 /* ABI version implemented by this module (M64_ABI_VERSION). */

@@ -14,6 +14,8 @@
 #define M64_KERNELS_HAS_DOT_I8 m64_host_has_dot_i8
 #define M64_KERNELS_KQ_ROWS m64_host_kq_rows        /* the host's wider K-quant rows, where it has them */
 #define M64_KERNELS_HAS_KQ_ROWS m64_host_has_kq_rows
+#define M64_KERNELS_KQ_MAT m64_host_kq_mat          /* and their prefill, where the host has it */
+#define M64_KERNELS_HAS_KQ_MAT m64_host_has_kq_mat
 #include "kernels.h"
 
 /* A matrix inside a layer: byte offset from the layer's base and its specialized kernel,

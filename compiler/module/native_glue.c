@@ -77,6 +77,36 @@ void w2c_m64_kq_rows(struct w2c_m64 *host, u32 type, u32 out, u32 w, u32 xq, u32
   wasm_rt_trap(WASM_RT_TRAP_UNREACHABLE); /* has_kq_rows said 0 */
 #endif
 }
+/* m64.kq_mat and m64.has_kq_mat: the same for n inputs (prefill) where this target has
+ * AVX-512 (native_kq.h), checked alike: the rows, every input's activation blocks and
+ * every output written lie inside the memory, or the call traps. */
+void w2c_m64_kq_mat(struct w2c_m64 *host, u32 type, u32 out, u32 out_stride, u32 w, u32 xq, u32 xq_stride, u32 rows,
+                    u32 nb, u32 n, u32 pairs) {
+  (void)host;
+#if defined(M64_NATIVE_KQ512)
+  const uint64_t bytes = type == NKQ_Q4_K ? 144 : type == NKQ_Q6_K ? 210 : 0;
+  if (!bytes || !n || !rows || out_stride < rows) wasm_rt_trap(WASM_RT_TRAP_UNREACHABLE);
+  const uint64_t size = g_memory->size;
+  if ((uint64_t)w + (uint64_t)rows * nb * bytes > size ||
+      (uint64_t)xq + (uint64_t)(n - 1) * xq_stride + (uint64_t)nb * NKQ_ACT_BYTES > size ||
+      (uint64_t)out + ((uint64_t)(n - 1) * out_stride + rows) * 4 > size)
+    wasm_rt_trap(WASM_RT_TRAP_OOB);
+  uint8_t *const mem = g_memory->data;
+  m64_native_kq_mat(type, (float *)(mem + out), out_stride, mem + w, mem + xq, xq_stride, rows, nb, n, (int)pairs);
+#else
+  (void)type, (void)out, (void)out_stride, (void)w, (void)xq, (void)xq_stride, (void)rows, (void)nb, (void)n,
+      (void)pairs;
+  wasm_rt_trap(WASM_RT_TRAP_UNREACHABLE); /* has_kq_mat said 0 */
+#endif
+}
+u32 w2c_m64_has_kq_mat(struct w2c_m64 *host) {
+  (void)host;
+#if defined(M64_NATIVE_KQ512)
+  return 1;
+#else
+  return 0;
+#endif
+}
 u32 w2c_m64_has_kq_rows(struct w2c_m64 *host) {
   (void)host;
 #if defined(M64_NATIVE_KQ)

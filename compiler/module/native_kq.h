@@ -260,6 +260,140 @@ NKQ_INLINE void nkq_rows2_avx512(uint32_t type, float *out, const uint8_t *w0, c
   out[0] = acc0;
   out[1] = acc1;
 }
+
+/* ---- m64.kq_mat: the same rows for n inputs (prefill) ----
+ * Each block pair is unpacked once (nibbles, scale vectors) and then dotted with every
+ * input's activation block, so the per-input cost is the dot alone: about a quarter of the
+ * row pass's instructions. Per (row, input) the terms and their order are nkq_rows', so
+ * each output equals the matvec's for that input bit for bit. */
+typedef struct nkq_dec {
+  __m512i q[8], s[8]; /* the pair's quants (u8) and, per dot, its scale words */
+  __m512i sc6;        /* Q6_K: both rows' 16 scales as words, for the bsums offset */
+  __m256i mins;       /* Q4_K: both rows' 8 mins as words */
+  float d[2], dmin[2];
+} nkq_dec;
+
+NKQ_INLINE void nkq_unpack_q4_K(const uint8_t *w0, const uint8_t *w1, nkq_dec *k) {
+  const __m128i s0 = nkq_q4_K_scales(w0), s1 = nkq_q4_K_scales(w1);
+  const __m512i sc = _mm512_cvtepu8_epi16(_mm256_zextsi128_si256(_mm_unpacklo_epi64(s0, s1)));
+  k->mins = _mm256_cvtepu8_epi16(_mm_unpackhi_epi64(s0, s1));
+  const __m512i m4 = _mm512_set1_epi8(0x0f);
+  for (int c = 0; c < 4; c++) {
+    const __m512i q = nkq_two(w0 + 16 + 32 * c, w1 + 16 + 32 * c);
+    k->q[2 * c] = _mm512_and_si512(q, m4);
+    k->q[2 * c + 1] = _mm512_and_si512(_mm512_srli_epi16(q, 4), m4);
+    k->s[2 * c] = _mm512_permutexvar_epi16(nkq_idx2(2 * c, 8 + 2 * c), sc);
+    k->s[2 * c + 1] = _mm512_permutexvar_epi16(nkq_idx2(2 * c + 1, 9 + 2 * c), sc);
+  }
+  k->d[0] = nkq_f16(w0), k->dmin[0] = nkq_f16(w0 + 2);
+  k->d[1] = nkq_f16(w1), k->dmin[1] = nkq_f16(w1 + 2);
+}
+
+NKQ_INLINE void nkq_dot_q4_K(const nkq_dec *k, const uint8_t *xb, float t[2]) {
+  __m512i acc = _mm512_setzero_si512(), acc2 = _mm512_setzero_si512();
+  for (int c = 0; c < 4; c++) {
+    acc = nkq_madd_add(acc, _mm512_maddubs_epi16(k->q[2 * c], nkq_bcast(xb + 64 + 64 * c)), k->s[2 * c]);
+    acc2 = nkq_madd_add(acc2, _mm512_maddubs_epi16(k->q[2 * c + 1], nkq_bcast(xb + 96 + 64 * c)), k->s[2 * c + 1]);
+  }
+  const __m256i pm = _mm256_madd_epi16(k->mins, _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(xb + 48))));
+  const __m128i r = nkq_halves_sums(_mm512_add_epi32(acc, acc2), pm);
+  float dx;
+  memcpy(&dx, xb, 4);
+  const float d0 = k->d[0] * dx, dmin0 = k->dmin[0] * dx, d1 = k->d[1] * dx, dmin1 = k->dmin[1] * dx;
+  const float a0 = (float)_mm_cvtsi128_si32(r) * d0, m0 = (float)_mm_extract_epi32(r, 2) * dmin0;
+  const float a1 = (float)_mm_extract_epi32(r, 1) * d1, m1 = (float)_mm_extract_epi32(r, 3) * dmin1;
+  t[0] = a0 - m0;
+  t[1] = a1 - m1;
+}
+
+NKQ_INLINE void nkq_unpack_q6_K(const uint8_t *w0, const uint8_t *w1, nkq_dec *k) {
+  k->sc6 = _mm512_cvtepi8_epi16(_mm256_inserti128_si256(
+      _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(w0 + 192))), _mm_loadu_si128((const __m128i *)(w1 + 192)), 1));
+  const __m512i m4 = _mm512_set1_epi8(0x0f), m30 = _mm512_set1_epi8(0x30);
+  for (int h = 0; h < 2; h++) {
+    const __m512i la = nkq_two(w0 + 64 * h, w1 + 64 * h);
+    const __m512i lb = nkq_two(w0 + 64 * h + 32, w1 + 64 * h + 32);
+    const __m512i hb = nkq_two(w0 + 128 + 32 * h, w1 + 128 + 32 * h);
+    k->q[4 * h] = _mm512_or_si512(_mm512_and_si512(la, m4), _mm512_and_si512(_mm512_slli_epi16(hb, 4), m30));
+    k->q[4 * h + 1] = _mm512_or_si512(_mm512_and_si512(lb, m4), _mm512_and_si512(_mm512_slli_epi16(hb, 2), m30));
+    k->q[4 * h + 2] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(la, 4), m4), _mm512_and_si512(hb, m30));
+    k->q[4 * h + 3] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(lb, 4), m4),
+                                      _mm512_and_si512(_mm512_srli_epi16(hb, 2), m30));
+    for (int kk = 0; kk < 4; kk++) {
+      const int j = 8 * h + 2 * kk;
+      k->s[4 * h + kk] = _mm512_permutexvar_epi16(nkq_idx4(j, j + 1, 16 + j, 17 + j), k->sc6);
+    }
+  }
+  k->d[0] = nkq_f16(w0 + 208), k->d[1] = nkq_f16(w1 + 208);
+}
+
+NKQ_INLINE void nkq_dot_q6_K(const nkq_dec *k, const uint8_t *xb, float t[2]) {
+  __m512i acc[2] = {_mm512_setzero_si512(), _mm512_setzero_si512()};
+  for (int i = 0; i < 8; i++) /* quants 128 (i / 4) + 32 (i % 4) + (0..31) */
+    acc[i & 1] = nkq_madd_add(acc[i & 1], _mm512_maddubs_epi16(k->q[i], nkq_bcast(xb + 64 + 32 * i)), k->s[i]);
+  const __m512i poff = _mm512_madd_epi16(k->sc6, nkq_bcast(xb + 16));
+  const __m256i offs = _mm256_hadd_epi32(_mm512_castsi512_si256(poff), _mm512_extracti64x4_epi64(poff, 1));
+  const __m256i offs4 = _mm256_permutevar8x32_epi32(offs, _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7));
+  const __m128i r = nkq_halves_sums(_mm512_add_epi32(acc[0], acc[1]), offs4);
+  float dx;
+  memcpy(&dx, xb, 4);
+  const float d0 = k->d[0] * dx, d1 = k->d[1] * dx;
+  t[0] = (float)(_mm_cvtsi128_si32(r) - 32 * _mm_extract_epi32(r, 2)) * d0;
+  t[1] = (float)(_mm_extract_epi32(r, 1) - 32 * _mm_extract_epi32(r, 3)) * d1;
+}
+
+#define NKQ_MAT_T 32u /* inputs per pass over a row pair's blocks: their sums stay on the stack */
+
+/* out[t * out_stride + r] for t < n, r < rows: rows of w against the n activations at xq,
+ * xq_stride bytes apart. */
+NKQ_INLINE void nkq_mat_type(uint32_t type, float *out, uint32_t out_stride, const uint8_t *w, const uint8_t *xq,
+                             uint32_t xq_stride, uint32_t rows, uint32_t nb, uint32_t n, int pairs) {
+  const size_t bytes = nkq_block_bytes(type), row_bytes = nb * bytes, step = pairs ? 2 * bytes : bytes;
+  for (uint32_t t0 = 0; t0 < n; t0 += NKQ_MAT_T) {
+    const uint32_t nt = n - t0 < NKQ_MAT_T ? n - t0 : NKQ_MAT_T;
+    const uint8_t *x0 = xq + (size_t)t0 * xq_stride;
+    uint32_t r = 0;
+    for (; r + 2 <= rows; r += 2) {
+      const uint8_t *w0 = w + r * row_bytes, *w1 = w0 + (pairs ? bytes : row_bytes);
+      float acc[NKQ_MAT_T][2] = {{0}};
+      for (uint32_t b = 0; b < nb; b++, w0 += step, w1 += step) {
+        for (size_t o = 0; o < step; o += 64) _mm_prefetch((const char *)w0 + 4096 + o, _MM_HINT_T0);
+        if (!pairs)
+          for (size_t o = 0; o < step; o += 64) _mm_prefetch((const char *)w1 + 4096 + o, _MM_HINT_T0);
+        nkq_dec k;
+        if (type == NKQ_Q4_K) nkq_unpack_q4_K(w0, w1, &k);
+        else nkq_unpack_q6_K(w0, w1, &k);
+        const uint8_t *xb = x0 + (size_t)b * NKQ_ACT_BYTES;
+        for (uint32_t t = 0; t < nt; t++, xb += xq_stride) {
+          float term[2];
+          if (type == NKQ_Q4_K) nkq_dot_q4_K(&k, xb, term);
+          else nkq_dot_q6_K(&k, xb, term);
+          acc[t][0] += term[0];
+          acc[t][1] += term[1];
+        }
+      }
+      for (uint32_t t = 0; t < nt; t++) {
+        out[(size_t)(t0 + t) * out_stride + r] = acc[t][0];
+        out[(size_t)(t0 + t) * out_stride + r + 1] = acc[t][1];
+      }
+    }
+    if (r < rows) /* an odd last row: the row pass's one-row code, per input */
+      for (uint32_t t = 0; t < nt; t++) {
+        const uint8_t *wb = w + r * row_bytes, *xt = x0 + (size_t)t * xq_stride;
+        float a = 0;
+        for (uint32_t b = 0; b < nb; b++)
+          a += type == NKQ_Q4_K ? nkq_block_q4_K(wb + b * bytes, xt + (size_t)b * NKQ_ACT_BYTES)
+                                : nkq_block_q6_K(wb + b * bytes, xt + (size_t)b * NKQ_ACT_BYTES);
+        out[(size_t)(t0 + t) * out_stride + r] = a;
+      }
+  }
+}
+
+NKQ_INLINE void m64_native_kq_mat(uint32_t type, float *out, uint32_t out_stride, const uint8_t *w, const uint8_t *xq,
+                                  uint32_t xq_stride, uint32_t rows, uint32_t nb, uint32_t n, int pairs) {
+  if (type == NKQ_Q4_K) nkq_mat_type(NKQ_Q4_K, out, out_stride, w, xq, xq_stride, rows, nb, n, pairs);
+  else nkq_mat_type(NKQ_Q6_K, out, out_stride, w, xq, xq_stride, rows, nb, n, pairs);
+}
 #endif /* __AVX512BW__ && __AVX512VL__ */
 
 /* out[r] for r < rows: row r of w (ggml's rows, or with pairs the row-pair layout) against

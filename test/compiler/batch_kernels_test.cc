@@ -173,4 +173,48 @@ TEST(BatchKernels, InputStrideIsNotAMultipleOfTheCacheWay) {
   }
 }
 
+// A native host's Q4_K and Q6_K prefill (m64.kq_mat, native_kq.h: AVX-512) against the
+// matvec of each input on the module's own i16 path: bit for bit, in ggml's rows and in
+// the row-pair layout, with odd row counts (the one-row tail) and more inputs than its
+// pass holds (32).
+TEST(BatchKernels, NativeKqMatEqualsTheModulesMatvec) {
+  if (!kn_has_kq_mat()) GTEST_SKIP() << "no AVX-512 here: m64.kq_mat is not compiled for this CPU";
+  std::mt19937 rng(99);
+  for (const BType &t : btypes()) {
+    if (t.id != M64_GGML_Q4_K && t.id != M64_GGML_Q6_K) continue;
+    for (uint32_t cols : {256u, 768u, 4096u})
+      for (uint32_t rows : {1u, 2u, 7u, 16u, 37u})
+        for (uint32_t n : {1u, 2u, 5u, 32u, 33u}) {
+          if (cols == 4096 && rows > 16 && n > 5) continue;  // keep the run short
+          const std::vector<uint8_t> w = random_weights(t, rows, cols, rng);
+          std::vector<float> x((size_t)n * cols);
+          std::normal_distribution<float> g(0.0f, 2.0f);
+          for (auto &v : x) v = g(rng);
+          std::vector<float> want((size_t)n * rows), got((size_t)n * rows, NAN);
+          kn_set_dot_i8(KN_DOT_I16);
+          for (uint32_t i = 0; i < n; i++)
+            kn_matvec(t.id, want.data() + (size_t)i * rows, w.data(), x.data() + (size_t)i * cols, rows, cols);
+          kn_set_dot_i8(KN_DOT_ROWS);
+          kn_matmat(t.id, got.data(), w.data(), x.data(), rows, cols, n);
+          // the row-pair layout of the same matrix (its rows 2k, 2k + 1 interleaved per block)
+          const uint32_t nb = cols / 256, bytes = t.id == M64_GGML_Q4_K ? 144 : 210;
+          std::vector<uint8_t> wp(w.size());
+          for (uint32_t r = 0; r < rows; r++)
+            for (uint32_t b = 0; b < nb; b++) {
+              const size_t to = r + 1 < rows || rows % 2 == 0
+                                    ? ((size_t)(r & ~1u) * nb + 2 * b + (r & 1)) * bytes
+                                    : ((size_t)r * nb + b) * bytes;
+              std::memcpy(&wp[to], &w[((size_t)r * nb + b) * bytes], bytes);
+            }
+          std::vector<float> gotp((size_t)n * rows, NAN);
+          kn_matmat_pairs(t.id, gotp.data(), wp.data(), x.data(), rows, cols, n);
+          kn_set_dot_i8(KN_DOT_NATIVE);
+          for (size_t i = 0; i < want.size(); i++) {
+            ASSERT_EQ(f32_bits(want[i]), f32_bits(got[i])) << t.name << " " << rows << "x" << cols << " n " << n << " at " << i;
+            ASSERT_EQ(f32_bits(want[i]), f32_bits(gotp[i])) << t.name << " pairs " << rows << "x" << cols << " n " << n << " at " << i;
+          }
+        }
+  }
+}
+
 }  // namespace

@@ -23,6 +23,17 @@ static inline v128_t kn_dot(v128_t acc, v128_t a, v128_t b) {
 #define M64_KERNELS_KQ_ROWS(type, out, w, xq, rows, nb, pairs) \
   m64_native_kq_rows_width(type, out, w, xq, rows, nb, pairs, kn_dot_mode == KN_DOT_ROWS)
 #endif
+#if defined(M64_NATIVE_KQ512) /* and their prefill (m64.kq_mat), with the widest rows */
+#define M64_KERNELS_HAS_KQ_MAT() (kn_dot_mode == KN_DOT_ROWS)
+#define M64_KERNELS_KQ_MAT m64_native_kq_mat
+#endif
+int kn_has_kq_mat(void) {
+#if defined(M64_NATIVE_KQ512)
+  return 1;
+#else
+  return 0;
+#endif
+}
 int kn_has_kq_rows(void) {
 #if defined(M64_NATIVE_KQ)
   return 1;

@@ -31,9 +31,12 @@ void kn_quantize_q8_0(uint8_t *xq, const float *x, uint32_t n);
 enum { KN_DOT_I16 = 0, KN_DOT_NATIVE = 1, KN_DOT_PLAIN = 2, KN_DOT_ROWS = 3, KN_DOT_ROWS256 = 4 };
 /* KN_DOT_ROWS: Q4_K and Q6_K through a native host's m64.kq_rows (native_kq.h; this CPU
  * has it when kn_has_kq_rows()) at the widest this CPU has, the others as KN_DOT_NATIVE;
+ * with AVX-512 their matrix-matrix products through m64.kq_mat too;
  * KN_DOT_ROWS256 the same kept to 256 bits (what an AVX2-only CPU runs). */
 void kn_set_dot_i8(int mode);
 int kn_has_kq_rows(void);
+/* 1 where this CPU has AVX-512 and so m64.kq_mat: KN_DOT_ROWS then runs prefill through it. */
+int kn_has_kq_mat(void);
 /* One i8 dot: out = acc + per lane the sum of four a x b products, by mode's dot. */
 void kn_dot_i8(int32_t out[4], const int32_t acc[4], const int8_t a[16], const uint8_t b[16], int mode);
 #ifdef __cplusplus

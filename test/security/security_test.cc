@@ -107,6 +107,8 @@ TEST(Traps, EveryTrapThroughM64runIsOneErrorLineAndExitCode1) {
       // the host's native rows (m64.kq_rows) check the module's addresses as a load would
       {"kqw", "out of bounds memory access"},
       {"kqo", "out of bounds memory access"},
+      {"kmx", "out of bounds memory access"},  // and their prefill (m64.kq_mat) alike
+      {"kmo", "out of bounds memory access"},
   };
   for (const auto &c : cases) {
     Result r = Sh(d.path, "env " + Key() + kRun + " " + kArt + "/trap.m64 -p " + c.prompt + " -n 4");

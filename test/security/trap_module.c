@@ -87,7 +87,18 @@ int32_t m64_tok_encode(const char *text, uint32_t len, int32_t add_bos, int32_t 
                      w_out ? (const uint8_t *)(uintptr_t)0xfff00000u : xq, xq, 64, 16, 0);
     return 0;
   }
-  if (is(text, len, "kqw") || is(text, len, "kqo")) return (int32_t)*(volatile uint32_t *)(uintptr_t)0xfffffff0u;
+  if ((is(text, len, "kmx") || is(text, len, "kmo")) && m64_host_has_kq_mat()) {
+    /* m64.kq_mat: 5 inputs whose last activation lies past 4 GiB (a stride of 1 GiB), or
+     * outputs 4 MiB apart from near the top */
+    const int x_out = is(text, len, "kmx");
+    uint8_t *xq = (uint8_t *)(uintptr_t)m64_alloc(16 * 320);
+    uint8_t *w = (uint8_t *)(uintptr_t)m64_alloc(4 * 144);
+    m64_host_kq_mat(12, x_out ? g_logits : (float *)(uintptr_t)0xfffff000u, x_out ? 4 : 0x100000u, w, xq,
+                    x_out ? 0x40000000u : 320, 4, 1, x_out ? 5 : 4, 0);
+    return 0;
+  }
+  if (is(text, len, "kqw") || is(text, len, "kqo") || is(text, len, "kmx") || is(text, len, "kmo"))
+    return (int32_t)*(volatile uint32_t *)(uintptr_t)0xfffffff0u;
   if (is(text, len, "unreachable")) __builtin_trap(); /* the wasm `unreachable` instruction */
   if (is(text, len, "stack")) return (int32_t)g_recurse(0);
   if (is(text, len, "div")) {
