@@ -19,10 +19,17 @@ __attribute__((import_module("m64"), import_name("kq_rows"))) void kb_kq_rows(ui
                                                                             const uint8_t *w, const uint8_t *xq,
                                                                             uint32_t rows, uint32_t nb, uint32_t pairs);
 __attribute__((import_module("m64"), import_name("has_kq_rows"))) uint32_t kb_has_kq_rows(void);
+__attribute__((import_module("m64"), import_name("kq_mat"))) void kb_kq_mat(uint32_t type, float *out, uint32_t out_stride,
+                                                                          const uint8_t *w, const uint8_t *xq,
+                                                                          uint32_t xq_stride, uint32_t rows, uint32_t nb,
+                                                                          uint32_t n, uint32_t pairs);
+__attribute__((import_module("m64"), import_name("has_kq_mat"))) uint32_t kb_has_kq_mat(void);
 #define M64_KERNELS_DOT_I8 kb_dot_i8
 #define M64_KERNELS_HAS_DOT_I8 kb_has_dot_i8
 #define M64_KERNELS_KQ_ROWS kb_kq_rows
 #define M64_KERNELS_HAS_KQ_ROWS kb_has_kq_rows
+#define M64_KERNELS_KQ_MAT kb_kq_mat
+#define M64_KERNELS_HAS_KQ_MAT kb_has_kq_mat
 #else
 #define SIMDE_ENABLE_NATIVE_ALIASES
 #include <simde/wasm/simd128.h>
