@@ -109,6 +109,33 @@ static float dot_f16_in_order(const float *q, const uint16_t *k) {
   return s;
 }
 
+/* dot_f16_in_order for four keys at once: the same products and the same in-order sums,
+ * as four independent chains (one chain of HEAD_DIM dependent adds per key waits on the
+ * add latency; four interleaved keep the adder busy). */
+static void dot4_f16_in_order(const float *q, const uint16_t *k0, const uint16_t *k1, const uint16_t *k2,
+                              const uint16_t *k3, float out[4]) {
+  float p[4][HEAD_DIM] __attribute__((aligned(16)));
+  const uint16_t *ks[4] = {k0, k1, k2, k3};
+  v128_t lo, hi;
+  for (uint32_t j = 0; j < 4; j++) {
+    uint32_t i = 0;
+    for (; i < HD_VEC; i += 8) {
+      f16x8_to_f32(wasm_v128_load(ks[j] + i), &lo, &hi);
+      wasm_v128_store(p[j] + i, wasm_f32x4_mul(wasm_v128_load(q + i), lo));
+      wasm_v128_store(p[j] + i + 4, wasm_f32x4_mul(wasm_v128_load(q + i + 4), hi));
+    }
+    for (; i < HEAD_DIM; i++) p[j][i] = q[i] * f16_to_f32(ks[j][i]);
+  }
+  float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
+  for (uint32_t i = 0; i < HEAD_DIM; i++) {
+    s0 += p[0][i];
+    s1 += p[1][i];
+    s2 += p[2][i];
+    s3 += p[3][i];
+  }
+  out[0] = s0, out[1] = s1, out[2] = s2, out[3] = s3;
+}
+
 /* One query head's attention: q (HEAD_DIM) at position pos over the cached keys and
  * values kc, vc (its kv head's slice at position 0, rows KV_DIM apart), into out. As
  * llama.cpp's CPU flash attention does with an f16 cache: q rounded to f16, an online
@@ -121,9 +148,12 @@ static void attend_head(const float *q, float *out, const uint16_t *kc, const ui
   mm_memset(acc, 0, sizeof acc);
   uint32_t i;
   float max = -__builtin_inff(), sum = 0.0f;
+  float dots[4];
   for (int32_t t = 0; t <= pos; t++) {
     const uint16_t *k = kc + (uint64_t)t * KV_DIM, *v = vc + (uint64_t)t * KV_DIM;
-    const float score = dot_f16_in_order(qh, k) * scale;
+    if ((t & 3) == 0 && t + 3 <= pos) /* the next four keys' products together */
+      dot4_f16_in_order(qh, k, k + KV_DIM, k + 2 * KV_DIM, k + 3 * KV_DIM, dots);
+    const float score = (t & ~3) + 3 <= pos ? dots[t & 3] * scale : dot_f16_in_order(qh, k) * scale;
     v128_t lo, hi;
     float ms = 1.0f, vs = 1.0f;
     if (score > max) { /* new maximum: rescale what was summed so far */
