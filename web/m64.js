@@ -674,6 +674,8 @@ const dotI8Unused = () => { throw new Error('m64.dot_i8 was called though has_do
 // likewise: has_kq_rows and has_kq_mat answer 0.
 const kqRowsUnused = () => { throw new Error('m64.kq_rows was called though has_kq_rows answered 0'); };
 const kqMatUnused = () => { throw new Error('m64.kq_mat was called though has_kq_mat answered 0'); };
+// m64.f16_* (one-instruction f16 steps) likewise: has_f16 answers 0; JS cannot take v128.
+const f16Unused = () => { throw new Error('m64.f16_* was called though has_f16 answered 0'); };
 
 // n events in ms milliseconds, per second (0 when there was no event or no time).
 const perSecond = (n, ms) => (ms > 0 && n ? n / (ms / 1e3) : 0);
@@ -687,7 +689,7 @@ function threadImports(mod, memory, post) {
     if (imp.kind === 'memory') m64[imp.name] = memory;
     else if (imp.name === 'log') m64.log = logImport(memory, post);
     else if (imp.name === 'prefetch') m64.prefetch = noPrefetch;
-    else if (imp.name === 'has_dot_i8' || imp.name === 'has_kq_rows' || imp.name === 'has_kq_mat') m64[imp.name] = notHere;
+    else if (imp.name === 'has_dot_i8' || imp.name === 'has_kq_rows' || imp.name === 'has_kq_mat' || imp.name === 'has_f16') m64[imp.name] = notHere;
     else if (imp.kind === 'function') m64[imp.name] = () => { throw new Error(`m64.${imp.name} was called on a worker thread`); };
   }
   return { m64 };
@@ -800,6 +802,10 @@ class Host {
       kq_rows: kqRowsUnused,
       has_kq_mat: notHere,
       kq_mat: kqMatUnused,
+      has_f16: notHere,
+      f16_round: f16Unused,
+      f16_widen_lo: f16Unused,
+      f16_widen_hi: f16Unused,
       log: logImport(this.memory, this.post),
       parallel: () => (this.pool ? this.pool.run(this.x, this.shares) : this.x.m64_worker(0, 1)),
     } };

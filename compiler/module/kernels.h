@@ -63,7 +63,24 @@ M64_INLINE uint16_t f32_to_f16(float f) {
 }
 
 /* 8 halfs -> two f32x4 (SIMD version of f16_to_f32). */
+/* A host's one-instruction f16 steps (m64_module.h's m64.f16_*), used where has_f16 said
+ * so when kernels_init ran; elsewhere (tests, a browser) the integer sequences below. */
+#ifdef M64_KERNELS_F16_ROUND
+static int kernels_f16_native;
+#define KERNELS_F16_NATIVE() kernels_f16_native
+#else
+#define KERNELS_F16_NATIVE() 0
+#define M64_KERNELS_F16_ROUND(x) (x)
+#define M64_KERNELS_F16_WIDEN_LO(h) (h)
+#define M64_KERNELS_F16_WIDEN_HI(h) (h)
+#endif
+
 M64_INLINE void f16x8_to_f32(v128_t h, v128_t *lo, v128_t *hi) {
+  if (KERNELS_F16_NATIVE()) {
+    *lo = M64_KERNELS_F16_WIDEN_LO(h);
+    *hi = M64_KERNELS_F16_WIDEN_HI(h);
+    return;
+  }
   const v128_t em_mask = wasm_i32x4_splat(0x7fff), sign_mask = wasm_i32x4_splat(0x8000);
   const v128_t inf_h = wasm_i32x4_splat(0x7c00), scale = wasm_f32x4_splat(0x1p112f);
   const v128_t inf_f = wasm_i32x4_splat(0x7f800000);
@@ -83,6 +100,7 @@ M64_INLINE void f16x8_to_f32(v128_t h, v128_t *lo, v128_t *hi) {
  * version of f16_to_f32(f32_to_f16(x)) in every case (subnormal halves, overflow to
  * infinity, NaN made the quiet NaN that f16's 0x7e00 widens to). */
 M64_INLINE v128_t f32x4_round_f16(v128_t x) {
+  if (KERNELS_F16_NATIVE()) return M64_KERNELS_F16_ROUND(x);
   const v128_t sign = wasm_v128_and(x, wasm_i32x4_splat((int32_t)0x80000000u));
   const v128_t a = wasm_v128_and(x, wasm_i32x4_splat(0x7fffffff));
   /* f16 normals: the mantissa rounded to 10 bits (a carry moves into the exponent) */
@@ -271,7 +289,12 @@ M64_INLINE void f16_table_init(void) {
 
 /* Builds every table the kernels read. The module calls it once at init, before threads
  * run kernels; the lazy calls in the kernels then only read the ready flag. */
-M64_INLINE void kernels_init(void) { f16_table_init(); }
+M64_INLINE void kernels_init(void) {
+  f16_table_init();
+#ifdef M64_KERNELS_F16_ROUND
+  kernels_f16_native = M64_KERNELS_HAS_F16() != 0;
+#endif
+}
 
 /* Sum of 32 int8 weights (two 16-byte halves) times 32 widened activations, in i32 lanes. */
 M64_INLINE v128_t dot_i8x32_i16(v128_t w0, v128_t w1, const int16_t *xq) {

@@ -66,6 +66,16 @@ M64_IMPORT("dot_i8") v128_t m64_host_dot_i8(v128_t acc, v128_t a, v128_t b);
 /* 1 if the kernels should use dot_i8 (it is fast here), 0 to keep the plain SIMD128 ones
  * (a browser host, whose import would be a call across instances per 16 bytes). */
 M64_IMPORT("has_dot_i8") uint32_t m64_host_has_dot_i8(void);
+/* f16 steps as F16C (x86) or FCVT (Arm) do them in one instruction: f16_round gives four
+ * f32 lanes rounded to f16 (to nearest, ties to even) and back; f16_widen_lo/hi the f32
+ * values of the low or high four of eight f16 lanes. For every value that is not a NaN
+ * they equal the module's own integer sequences (kernels.h) bit for bit; pure functions of
+ * their arguments, like dot_i8. has_f16: 1 where they are single instructions (the module
+ * asks once, in m64_init; a browser host answers 0). */
+M64_IMPORT("f16_round") v128_t m64_host_f16_round(v128_t x);
+M64_IMPORT("f16_widen_lo") v128_t m64_host_f16_widen_lo(v128_t h);
+M64_IMPORT("f16_widen_hi") v128_t m64_host_f16_widen_hi(v128_t h);
+M64_IMPORT("has_f16") uint32_t m64_host_has_f16(void);
 #endif
 /* out[r] = row r of a Q4_K (type 12) or Q6_K (14) matrix at w (rows of nb 256-blocks; with
  * pairs the row-pair layout) times the i8 activation blocks at xq (kernels_kquants.h's

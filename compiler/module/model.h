@@ -12,6 +12,10 @@
 #define M64_KERNELS_PREFETCH m64_host_prefetch /* the kernels' read-ahead hint (below) */
 #define M64_KERNELS_DOT_I8 m64_host_dot_i8      /* the i8 dot and whether to use it */
 #define M64_KERNELS_HAS_DOT_I8 m64_host_has_dot_i8
+#define M64_KERNELS_F16_ROUND m64_host_f16_round /* one-instruction f16 steps, where the host has them */
+#define M64_KERNELS_F16_WIDEN_LO m64_host_f16_widen_lo
+#define M64_KERNELS_F16_WIDEN_HI m64_host_f16_widen_hi
+#define M64_KERNELS_HAS_F16 m64_host_has_f16
 #define M64_KERNELS_KQ_ROWS m64_host_kq_rows        /* the host's wider K-quant rows, where it has them */
 #define M64_KERNELS_HAS_KQ_ROWS m64_host_has_kq_rows
 #define M64_KERNELS_KQ_MAT m64_host_kq_mat          /* and their prefill, where the host has it */

@@ -10,8 +10,9 @@
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
-#elif defined(__aarch64__) && defined(__ARM_FEATURE_DOTPROD)
+#elif defined(__aarch64__)
 #include <arm_neon.h>
+
 #endif
 
 static inline __attribute__((always_inline)) simde_v128_t m64_native_dot_i8(simde_v128_t acc, simde_v128_t a,
@@ -40,5 +41,31 @@ static inline __attribute__((always_inline)) simde_v128_t m64_native_dot_i8(simd
                                                         simde_wasm_i32x4_shuffle(lo, hi, 1, 3, 5, 7)));
 #endif
 }
+
+/* m64.f16_round / f16_widen_lo / f16_widen_hi (m64_module.h) and whether this target has
+ * them as single instructions (M64_NATIVE_F16). */
+#if (defined(__x86_64__) || defined(__i386__)) && defined(__F16C__)
+#define M64_NATIVE_F16 1
+static inline __attribute__((always_inline)) simde_v128_t m64_native_f16_round(simde_v128_t x) {
+  return simde_v128_from_m128(_mm_cvtph_ps(_mm_cvtps_ph(simde_v128_to_m128(x), _MM_FROUND_TO_NEAREST_INT)));
+}
+static inline __attribute__((always_inline)) simde_v128_t m64_native_f16_widen_lo(simde_v128_t h) {
+  return simde_v128_from_m128(_mm_cvtph_ps(simde_v128_to_m128i(h)));
+}
+static inline __attribute__((always_inline)) simde_v128_t m64_native_f16_widen_hi(simde_v128_t h) {
+  return simde_v128_from_m128(_mm_cvtph_ps(_mm_unpackhi_epi64(simde_v128_to_m128i(h), simde_v128_to_m128i(h))));
+}
+#elif defined(__aarch64__)
+#define M64_NATIVE_F16 1
+static inline __attribute__((always_inline)) simde_v128_t m64_native_f16_round(simde_v128_t x) {
+  return simde_v128_from_neon_f32(vcvt_f32_f16(vcvt_f16_f32(simde_v128_to_neon_f32(x))));
+}
+static inline __attribute__((always_inline)) simde_v128_t m64_native_f16_widen_lo(simde_v128_t h) {
+  return simde_v128_from_neon_f32(vcvt_f32_f16(vreinterpret_f16_u16(vget_low_u16(simde_v128_to_neon_u16(h)))));
+}
+static inline __attribute__((always_inline)) simde_v128_t m64_native_f16_widen_hi(simde_v128_t h) {
+  return simde_v128_from_neon_f32(vcvt_f32_f16(vreinterpret_f16_u16(vget_high_u16(simde_v128_to_neon_u16(h)))));
+}
+#endif
 
 #endif

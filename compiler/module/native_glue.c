@@ -54,6 +54,39 @@ u32 w2c_m64_has_dot_i8(struct w2c_m64 *host) {
   (void)host;
   return 1;
 }
+/* m64.f16_round, f16_widen_lo/hi and has_f16: F16C or FCVT, inlined likewise. */
+v128 w2c_m64_f16_round(struct w2c_m64 *host, v128 x) {
+  (void)host;
+#if defined(M64_NATIVE_F16)
+  return m64_native_f16_round(x);
+#else
+  return x; /* never called: has_f16 answers 0 */
+#endif
+}
+v128 w2c_m64_f16_widen_lo(struct w2c_m64 *host, v128 h) {
+  (void)host;
+#if defined(M64_NATIVE_F16)
+  return m64_native_f16_widen_lo(h);
+#else
+  return h;
+#endif
+}
+v128 w2c_m64_f16_widen_hi(struct w2c_m64 *host, v128 h) {
+  (void)host;
+#if defined(M64_NATIVE_F16)
+  return m64_native_f16_widen_hi(h);
+#else
+  return h;
+#endif
+}
+u32 w2c_m64_has_f16(struct w2c_m64 *host) {
+  (void)host;
+#if defined(M64_NATIVE_F16)
+  return 1;
+#else
+  return 0;
+#endif
+}
 
 /* m64.kq_rows and m64.has_kq_rows (m64_module.h): Q4_K/Q6_K rows in the host's 256-bit
  * vectors (native_kq.h) where this target has AVX2, else has_kq_rows answers 0 and the

@@ -15,6 +15,15 @@ static inline v128_t kn_dot(v128_t acc, v128_t a, v128_t b) {
   return kn_dot_mode == KN_DOT_PLAIN ? kq_dot_i8_plain(acc, a, b) : m64_native_dot_i8(acc, a, b);
 }
 #define M64_KERNELS_DOT_I8 kn_dot
+/* m64.f16_*: a native host's one-instruction f16 steps, where this CPU has them, when
+ * kn_set_f16_native(1) (kernels_init reads the switch) */
+#if defined(M64_NATIVE_F16)
+static int kn_f16_mode;
+#define M64_KERNELS_F16_ROUND m64_native_f16_round
+#define M64_KERNELS_F16_WIDEN_LO m64_native_f16_widen_lo
+#define M64_KERNELS_F16_WIDEN_HI m64_native_f16_widen_hi
+#define M64_KERNELS_HAS_F16() kn_f16_mode
+#endif
 #define M64_KERNELS_HAS_DOT_I8() (kn_dot_mode != KN_DOT_I16)
 /* KN_DOT_ROWS: Q4_K/Q6_K through the native host's m64.kq_rows (native_kq.h) */
 #include "native_kq.h"
@@ -44,6 +53,22 @@ int kn_has_kq_rows(void) {
 #include "kernels.h"
 
 void kn_set_dot_i8(int mode) { kn_dot_mode = mode; }
+int kn_set_f16_native(int on) {
+#if defined(M64_NATIVE_F16)
+  kn_f16_mode = on;
+  kernels_init();
+  return 1;
+#else
+  (void)on;
+  return 0;
+#endif
+}
+void kn_f16x8_to_f32x8(float out[8], const uint16_t h[8]) {
+  v128_t lo, hi;
+  f16x8_to_f32(wasm_v128_load(h), &lo, &hi);
+  wasm_v128_store(out, lo);
+  wasm_v128_store(out + 4, hi);
+}
 
 void kn_dot_i8(int32_t out[4], const int32_t acc[4], const int8_t a[16], const uint8_t b[16], int mode) {
   const v128_t c = wasm_v128_load(acc), va = wasm_v128_load(a), vb = wasm_v128_load(b);

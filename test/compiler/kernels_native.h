@@ -35,6 +35,10 @@ enum { KN_DOT_I16 = 0, KN_DOT_NATIVE = 1, KN_DOT_PLAIN = 2, KN_DOT_ROWS = 3, KN_
  * KN_DOT_ROWS256 the same kept to 256 bits (what an AVX2-only CPU runs). */
 void kn_set_dot_i8(int mode);
 int kn_has_kq_rows(void);
+/* The f16 steps (f32x4_round_f16, f16x8_to_f32) through a native host's m64.f16_* imports
+ * (on) or the module's integer sequences (off); 0 where this CPU has no such instructions. */
+int kn_set_f16_native(int on);
+void kn_f16x8_to_f32x8(float out[8], const uint16_t h[8]);
 /* 1 where this CPU has AVX-512 and so m64.kq_mat: KN_DOT_ROWS then runs prefill through it. */
 int kn_has_kq_mat(void);
 /* One i8 dot: out = acc + per lane the sum of four a x b products, by mode's dot. */

@@ -68,15 +68,48 @@ TEST(Half, SimdRoundThroughHalfEqualsScalar) {
       const uint32_t m = rng() & 0x7fffff, tie = (i & 3) == 0 ? (m & ~0x1fffu) | 0x1000u : m;
       bits.push_back(e << 23 | tie | (rng() & 1u) << 31);
     }
-  for (size_t i = 0; i + 4 <= bits.size(); i += 4) {
-    float x[4], got[4];
-    std::memcpy(x, &bits[i], 16);
-    kn_round_f16x4(got, x);
-    for (int k = 0; k < 4; k++) {
-      const float want = kn_f16_to_f32(kn_f32_to_f16(x[k]));
-      ASSERT_EQ(std::memcmp(&want, &got[k], 4), 0) << std::hex << "bits 0x" << bits[i + k];
+  // the module's integer sequence, and a native host's m64.f16_round (F16C/FCVT), which
+  // equals it for every value but NaNs (there: a NaN too)
+  for (int native : {0, 1}) {
+    if (native && !kn_set_f16_native(1)) break;
+    for (size_t i = 0; i + 4 <= bits.size(); i += 4) {
+      float x[4], got[4];
+      std::memcpy(x, &bits[i], 16);
+      kn_round_f16x4(got, x);
+      for (int k = 0; k < 4; k++) {
+        const float want = kn_f16_to_f32(kn_f32_to_f16(x[k]));
+        if (native && std::isnan(want)) {
+          ASSERT_TRUE(std::isnan(got[k])) << std::hex << "bits 0x" << bits[i + k];
+          continue;
+        }
+        ASSERT_EQ(std::memcmp(&want, &got[k], 4), 0) << std::hex << "bits 0x" << bits[i + k] << " native " << native;
+      }
     }
   }
+  kn_set_f16_native(0);
+}
+
+// Every f16 value widened eight at a time: the integer sequence and m64.f16_widen_lo/hi
+// give the scalar table's f32 (NaNs: a NaN).
+TEST(Half, SimdWidenEqualsScalarForEveryHalf) {
+  for (int native : {0, 1}) {
+    if (native && !kn_set_f16_native(1)) break;
+    for (uint32_t h0 = 0; h0 < 65536; h0 += 8) {
+      uint16_t h[8];
+      float got[8];
+      for (int k = 0; k < 8; k++) h[k] = (uint16_t)(h0 + k);
+      kn_f16x8_to_f32x8(got, h);
+      for (int k = 0; k < 8; k++) {
+        const float want = kn_f16_to_f32(h[k]);
+        if (std::isnan(want)) {
+          ASSERT_TRUE(std::isnan(got[k])) << std::hex << "0x" << h[k];
+          continue;
+        }
+        ASSERT_EQ(std::memcmp(&want, &got[k], 4), 0) << std::hex << "0x" << h[k] << " native " << native;
+      }
+    }
+  }
+  kn_set_f16_native(0);
 }
 
 // Reference dequantization, block by block, straight from the ggml layouts.
