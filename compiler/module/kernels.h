@@ -66,9 +66,11 @@ M64_INLINE uint16_t f32_to_f16(float f) {
 /* A host's one-instruction f16 steps (m64_module.h's m64.f16_*), used where has_f16 said
  * so when kernels_init ran; elsewhere (tests, a browser) the integer sequences below. */
 #ifdef M64_KERNELS_F16_ROUND
+#define KERNELS_F16_IMPORTED 1
 static int kernels_f16_native;
 #define KERNELS_F16_NATIVE() kernels_f16_native
 #else
+#define KERNELS_F16_IMPORTED 0
 #define KERNELS_F16_NATIVE() 0
 #define M64_KERNELS_F16_ROUND(x) (x)
 #define M64_KERNELS_F16_WIDEN_LO(h) (h)
@@ -291,7 +293,7 @@ M64_INLINE void f16_table_init(void) {
  * run kernels; the lazy calls in the kernels then only read the ready flag. */
 M64_INLINE void kernels_init(void) {
   f16_table_init();
-#ifdef M64_KERNELS_F16_ROUND
+#if KERNELS_F16_IMPORTED
   kernels_f16_native = M64_KERNELS_HAS_F16() != 0;
 #endif
 }
