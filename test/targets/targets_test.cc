@@ -15,6 +15,7 @@
 #include <vector>
 
 extern "C" {
+#include "compiler_internal.h" /* m64c_copy_layers */
 #include "m64_formats.h"
 #include "m64_runtime.h"
 }
@@ -56,12 +57,64 @@ std::string Shell(const std::string &cmd, int *status) {
   return out;
 }
 
+
+// Copies bundle `from` to `to` with the local mark of the NATIVE sections named in `spoil`
+// changed (as code marked by another key would be): m64run must refuse those.
+bool SpoilMarks(const std::string &from, const std::string &to, const std::vector<std::string> &spoil) {
+  m64_bundle *b = nullptr;
+  m64_bundle_writer *bw = nullptr;
+  m64_err e{};
+  if (m64_bundle_open(from.c_str(), &b, &e) || m64_bw_open(to.c_str(), &bw, &e)) {
+    ADD_FAILURE() << e.msg;
+    m64_bundle_close(b);
+    return false;
+  }
+  int rc = 0;
+  for (uint32_t i = 0; i < m64_bundle_n_sections(b) && !rc; i++) {
+    const m64_section *s = m64_bundle_section_at(b, i);
+    if (s->kind == M64_SEC_SEGMENT || s->kind == M64_SEC_LAYER_INDEX) continue;
+    std::vector<uint8_t> bytes(s->data, s->data + s->size);
+    for (const std::string &t : spoil)
+      if (s->kind == M64_SEC_NATIVE && t == s->name) bytes.back() ^= 1; /* the mark's last byte */
+    rc = m64_bw_add_section(bw, s->kind, s->name, bytes.data(), bytes.size(), &e);
+  }
+  if (!rc) rc = m64c_copy_layers(b, bw, 0, &e);
+  if (!rc) rc = m64_bw_commit(bw, &e);
+  else m64_bw_abort(bw);
+  m64_bundle_close(b);
+  EXPECT_EQ(rc, 0) << e.msg;
+  return rc == 0;
+}
+
 #if defined(__x86_64__)
 TEST(Targets, PicksTheBestTargetThisCpuRuns) {
   if (!m64_target_runnable("x86_64-v3-linux")) GTEST_SKIP() << "this CPU runs neither v3 nor v4vnni code";
   EXPECT_EQ(Picked("three.m64"), BestX86());
   EXPECT_EQ(Picked("three-rev.m64"), BestX86()) << "the pick must not depend on the sections' order";
   EXPECT_EQ(Picked("v3.m64"), "x86_64-v3-linux") << "v3 beats the baseline";
+}
+
+TEST(Targets, ARefusedTargetGivesWayToTheNextBest) {
+  if (!m64_target_runnable("x86_64-v4vnni-linux")) GTEST_SKIP() << "needs a CPU that runs v4vnni and v3 code";
+  const std::string d = kDir + "/spoiled-" + std::to_string(getpid());
+  ASSERT_EQ(system(("mkdir -p " + d).c_str()), 0);
+  ASSERT_TRUE(SpoilMarks(kDir + "/three.m64", d + "/best-spoiled.m64", {"x86_64-v4vnni-linux"}));
+  ASSERT_TRUE(SpoilMarks(kDir + "/three.m64", d + "/all-spoiled.m64", {"x86_64-v4vnni-linux", "x86_64-v3-linux"}));
+  m64_session_options o{};
+  o.no_prefetch = 1;
+  m64_session *s = nullptr;
+  m64_err e{};
+  ASSERT_EQ(m64_session_open((d + "/best-spoiled.m64").c_str(), &o, &s, &e), 0) << e.msg;
+  EXPECT_STREQ(m64_session_native_target(s), "x86_64-v3-linux");
+  m64_session_close(s);
+  s = nullptr;
+  // none accepted: the refusal names the best target and why
+  EXPECT_EQ(m64_session_open((d + "/all-spoiled.m64").c_str(), &o, &s, &e), M64_EUNTRUSTED);
+  EXPECT_NE(strstr(e.msg, "native code for x86_64-v4vnni-linux"), nullptr) << e.msg;
+  EXPECT_NE(strstr(e.msg, "another key"), nullptr) << e.msg;
+  EXPECT_NE(strstr(e.msg, "m64c aot"), nullptr) << e.msg;
+  m64_session_close(s);
+  (void)!system(("rm -rf " + d).c_str());
 }
 
 TEST(Targets, NoCodeForThisCpuSaysWhatToRun) {
