@@ -258,7 +258,10 @@ int m64c_compile_native(const m64c_workdir *w, const char *target, int verbose, 
   char prefix_map[620];
   snprintf(prefix_map, sizeof prefix_map, "-ffile-prefix-map=%s=.", w->path);
   char *cc[32] = {(char *)clang_path(), "-O3", "-fPIC", "-shared", "-w", "-s", prefix_map,
-                  "-fno-strict-aliasing", "-ffp-contract=off", "-fvisibility=hidden", "-I" M64_SIMDE_INCLUDE_PATH, inc_rt, inc_abi, inc_mod, inc_work,
+                  "-fno-strict-aliasing", "-ffp-contract=off", "-fvisibility=hidden",
+                  /* after the target's own C headers: simde's folder is /usr/include on Debian,
+                     whose glibc headers are the host's, not a cross target's */
+                  "-idirafter", M64_SIMDE_INCLUDE_PATH, inc_rt, inc_abi, inc_mod, inc_work,
                   "-DM64_MODULE_HEADER=\"m64mod.h\"", "-DM64_MODULE_SOURCE=\"m64mod.c\"", "-o", so, glue};
   size_t n = 0;
   int libc = 1;
