@@ -11,7 +11,7 @@
 static void usage(FILE *f) {
   fprintf(f,
           "usage:\n"
-          "  m64c build MODEL.gguf -o MODEL.m64 [--no-aot | --target T] [--keep DIR] [--segment-max SIZE] [-v] [-q]\n"
+          "  m64c build MODEL.gguf -o MODEL.m64 [--no-aot | --target T[,T...]] [--keep DIR] [--segment-max SIZE] [-v] [-q]\n"
           "      compile a GGUF model into a bundle: layer-indexed image + wasm module + native code\n"
           "  m64c aot MODEL.m64 [-o OUT.m64] [-v]\n"
           "      (re)compile the bundle's wasm module to native code for this host (%s)\n"
@@ -33,8 +33,10 @@ static void usage(FILE *f) {
           "options:\n"
           "  -o PATH            output bundle (build: required; aot: default rewrites in place)\n"
           "  --no-aot           write a wasm-only bundle (add native code later with m64c aot)\n"
-          "  --target T         native code for target T instead of this host's, e.g. x86_64-v3-linux\n"
-          "                     (AVX2) for a bundle that must also run on CPUs without AVX-512\n"
+          "  --target LIST      native code for each target in the comma-separated LIST instead of\n"
+          "                     this host's: x86_64-v4vnni-linux, x86_64-v3-linux (AVX2),\n"
+          "                     x86_64-v2-linux, x86_64-linux, aarch64-linux (cross-compiled);\n"
+          "                     m64run picks the best one the CPU it runs on can run\n"
           "  --keep DIR         keep the generated model.c, module.wasm and native code in DIR\n"
           "  --segment-max SIZE largest image segment (default 16G, a browser's memory64 limit)\n"
           "  --compress[=LEVEL] build: write a compressed bundle; zstd LEVEL 1..19 (default 3)\n"

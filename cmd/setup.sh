@@ -6,6 +6,12 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
 pkgs=(clang-19 lld-19 libclang-rt-19-dev libzstd-dev libsodium-dev libgtest-dev libsimde-dev cmake make g++ nodejs npm chromium)
+# The aarch64 test (test/targets/aarch64_qemu.sh): qemu, the arm64 C library for the cross
+# builds, and arm64 builds of the libraries m64run links (multiarch: dpkg learns arm64).
+# M64_NO_ARM64=1 leaves them out; the test then skips, saying what is missing.
+if [ "${M64_NO_ARM64:-0}" != 1 ]; then
+  pkgs+=(qemu-user gcc-aarch64-linux-gnu libc6-dev-arm64-cross libzstd-dev:arm64 libsodium-dev:arm64)
+fi
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -18,6 +24,9 @@ if ((${#missing[@]})); then
   echo "setup: installing Debian packages: ${missing[*]}"
   sudo_cmd=""; [ "$(id -u)" = 0 ] || sudo_cmd="sudo"
   export DEBIAN_FRONTEND=noninteractive
+  if [[ " ${missing[*]} " == *":arm64 "* ]] && ! dpkg --print-foreign-architectures | grep -qx arm64; then
+    $sudo_cmd dpkg --add-architecture arm64
+  fi
   $sudo_cmd apt-get update -qq
   $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi

@@ -3,7 +3,7 @@
  * bundle-rewriting AOT step (m64c_aot).
  *
  *   plan (plan.c) -> model.c (codegen.c) -> module.wasm -> module.so (toolchain.c)
- *   -> bundle: METADATA, TOKENIZER, MODULE_WASM, NATIVE, LAYER_INDEX, SEGMENTs
+ *   -> bundle: METADATA, TOKENIZER, MODULE_WASM, NATIVE (one per target), LAYER_INDEX, SEGMENTs
  *
  * The bundle is written through m64_bundle_writer: a temp file renamed into place at
  * the end, so an error or a signal leaves nothing at the output path.
@@ -130,13 +130,13 @@ static int write_tensor(m64_bundle_writer *bw, uint32_t i, const m64_tensor_entr
   return rc;
 }
 
-/* Writes the native section for module.wasm in the work dir, marked as compiled here by
- * this user (runtime/native/local_mark.h): m64run loads no other native code by default.
- * The mark is deterministic, so a build stays reproducible for the same key. */
-static int add_native(m64_bundle_writer *bw, const m64c_workdir *wd, const char *target, const uint8_t *wasm,
-                      size_t wasm_size, m64_err *e) {
-  uint8_t sha[32], *so = NULL, *sec = NULL;
-  size_t so_size = 0, sec_size = 0;
+/* The native section for the module.so in the work dir, compiled from wasm, marked as
+ * compiled here by this user (runtime/native/local_mark.h): m64run loads no other native
+ * code by default. The mark is deterministic, so a build stays reproducible for one key. */
+static int native_section(const m64c_workdir *wd, const char *target, const uint8_t *wasm, size_t wasm_size,
+                          uint8_t **sec, size_t *sec_size, m64_err *e) {
+  uint8_t sha[32], *so = NULL;
+  size_t so_size = 0;
   m64_sha256 h;
   m64_sha256_init(&h);
   m64_sha256_update(&h, wasm, wasm_size);
@@ -144,12 +144,43 @@ static int add_native(m64_bundle_writer *bw, const m64c_workdir *wd, const char 
   char path[600];
   snprintf(path, sizeof path, "%s/module.so", wd->path);
   int rc = m64c_read_file(path, &so, &so_size, e);
-  if (!rc) rc = m64c_native_section(sha, so, so_size, &sec, &sec_size, e);
-  if (!rc) rc = m64_native_section_add_mark(&sec, &sec_size, target, e);
-  if (!rc) rc = m64_bw_add_section(bw, M64_SEC_NATIVE, target, sec, sec_size, e);
+  if (!rc) rc = m64_native_section_write(sha, so, so_size, sec, sec_size, e);
+  if (!rc) rc = m64_native_section_add_mark(sec, sec_size, target, e);
   free(so);
+  return rc;
+}
+
+static int add_native(m64_bundle_writer *bw, const m64c_workdir *wd, const char *target, const uint8_t *wasm,
+                      size_t wasm_size, m64_err *e) {
+  uint8_t *sec = NULL;
+  size_t sec_size = 0;
+  int rc = native_section(wd, target, wasm, wasm_size, &sec, &sec_size, e);
+  if (!rc) rc = m64_bw_add_section(bw, M64_SEC_NATIVE, target, sec, sec_size, e);
   free(sec);
   return rc;
+}
+
+/* --target's comma-separated list (NULL: this host's target) into t[0..*n): known names
+ * only, each once, at most M64C_MAX_TARGETS. */
+int m64c_parse_targets(const char *list, char t[][M64C_TARGET_NAME], int *n, m64_err *e) {
+  *n = 0;
+  if (!list) list = m64c_host_target();
+  for (const char *p = list;; p++) {
+    const size_t len = strcspn(p, ",");
+    if (len == 0) return m64_fail(e, M64_EUNSUPPORTED, "--target '%s': an empty name in the list", list);
+    if (*n == M64C_MAX_TARGETS)
+      return m64_fail(e, M64_EUNSUPPORTED, "--target '%s': more than %d targets", list, M64C_MAX_TARGETS);
+    if (len >= M64C_TARGET_NAME) return m64_fail(e, M64_EUNSUPPORTED, "--target: '%.*s' is too long", (int)len, p);
+    memcpy(t[*n], p, len);
+    t[*n][len] = 0;
+    int rc = m64c_check_target(t[*n], e);
+    if (rc) return rc;
+    for (int i = 0; i < *n; i++)
+      if (strcmp(t[i], t[*n]) == 0) return m64_fail(e, M64_EUNSUPPORTED, "--target '%s' names %s twice", list, t[i]);
+    ++*n;
+    p += len;
+    if (!*p) return 0;
+  }
 }
 
 int m64c_build(const m64c_options *o, m64_err *e) {
@@ -167,8 +198,11 @@ int m64c_build_with(const m64c_options *o, const m64c_tools *tools, m64_err *e) 
   char *meta = NULL;
   FILE *f = NULL;
   int rc;
-  const char *target = o->target ? o->target : m64c_host_target();
-  if (!o->no_aot && (rc = m64c_check_target(target, e))) return rc; /* before any work */
+  char targets[M64C_MAX_TARGETS][M64C_TARGET_NAME];
+  uint8_t *natives[M64C_MAX_TARGETS] = {0};
+  size_t native_sizes[M64C_MAX_TARGETS] = {0};
+  int n_targets = 0;
+  if (!o->no_aot && (rc = m64c_parse_targets(o->target, targets, &n_targets, e))) return rc; /* before any work */
 
   m64c_progress(o->progress, "[1/6] reading %s", o->input);
   if ((rc = m64_gguf_open(o->input, &g, e))) goto done;
@@ -204,8 +238,12 @@ int m64c_build_with(const m64c_options *o, const m64c_tools *tools, m64_err *e) 
   if ((rc = m64c_read_file(path, &wasm, &wasm_size, e))) goto done;
 
   if (!o->no_aot) {
-    m64c_progress(o->progress, "[4/6] AOT-compiling for %s (wasm2c, clang-19 -O3)", target);
-    if ((rc = tools->compile_native(&wd, target, o->verbose, e))) goto done;
+    /* one object per target, each kept in memory as its marked section until the bundle is written */
+    for (int t = 0; t < n_targets; t++) {
+      m64c_progress(o->progress, "[4/6] AOT-compiling for %s (wasm2c, clang-19 -O3)", targets[t]);
+      if ((rc = tools->compile_native(&wd, targets[t], o->verbose, e))) goto done;
+      if ((rc = native_section(&wd, targets[t], wasm, wasm_size, &natives[t], &native_sizes[t], e))) goto done;
+    }
   } else {
     m64c_progress(o->progress, "[4/6] skipping AOT (--no-aot)");
   }
@@ -221,7 +259,8 @@ int m64c_build_with(const m64c_options *o, const m64c_tools *tools, m64_err *e) 
   if ((rc = m64_bw_add_section(bw, M64_SEC_METADATA, "metadata", meta, strlen(meta), e))) goto done;
   if ((rc = m64_bw_add_section(bw, M64_SEC_TOKENIZER, "tokenizer", tok, tok_size, e))) goto done;
   if ((rc = m64_bw_add_section(bw, M64_SEC_MODULE_WASM, "module", wasm, wasm_size, e))) goto done;
-  if (!o->no_aot && (rc = add_native(bw, &wd, target, wasm, wasm_size, e))) goto done;
+  for (int t = 0; t < n_targets; t++)
+    if ((rc = m64_bw_add_section(bw, M64_SEC_NATIVE, targets[t], natives[t], native_sizes[t], e))) goto done;
   if ((rc = m64_bw_set_layout(bw, plan.layers, plan.n_layers, plan.tensors, plan.n_tensors, e)))
     goto done;
   for (uint32_t i = 0; i < plan.n_tensors; i++) {
@@ -241,6 +280,7 @@ done:
   free(meta);
   free(tok);
   free(wasm);
+  for (int t = 0; t < n_targets; t++) free(natives[t]);
   m64c_plan_free(&plan);
   m64_gguf_close(g);
   return rc;

@@ -53,6 +53,11 @@ void m64c_workdir_close(m64c_workdir *w);
 int m64c_compile_wasm(const m64c_workdir *w, int verbose, m64_err *e);
 /* 0 if this host's clang builds native code for target, else an error naming the known ones. */
 int m64c_check_target(const char *target, m64_err *e);
+/* build.c: --target's comma-separated list (NULL: this host's target) into t[0..*n): known
+ * names only, each once, at most M64C_MAX_TARGETS; M64_EUNSUPPORTED naming the bad item. */
+#define M64C_MAX_TARGETS 8
+#define M64C_TARGET_NAME 48
+int m64c_parse_targets(const char *list, char t[][M64C_TARGET_NAME], int *n, m64_err *e);
 /* wasm2c + clang: <dir>/module.wasm -> <dir>/module.so, for target. */
 int m64c_compile_native(const m64c_workdir *w, const char *target, int verbose, m64_err *e);
 /* Reads a whole file into a malloc'ed buffer. */
@@ -66,12 +71,6 @@ typedef struct m64c_tools {
   int (*compile_native)(const m64c_workdir *w, const char *target, int verbose, m64_err *e);
 } m64c_tools;
 int m64c_build_with(const m64c_options *o, const m64c_tools *tools, m64_err *e);
-
-/* The NATIVE section: a 64-byte header (magic, wasm hash, code size) then the code. */
-#define M64_NATIVE_MAGIC "M64NATIV"
-#define M64_NATIVE_HEADER 64u
-int m64c_native_section(const uint8_t wasm_sha[32], const uint8_t *so, size_t so_size,
-                        uint8_t **out, size_t *out_size, m64_err *e);
 
 /* build.c: the SIGINT/SIGTERM cleanup removes bw's temp file (NULL: forget it). */
 void m64c_track_bundle_temp(const m64_bundle_writer *bw);

@@ -147,7 +147,16 @@ int m64c_info(const char *path, FILE *out, m64_err *e) {
   if (wasm) print_exports(wasm->data, wasm->size, out);
 
   fprintf(out, "\nnative targets:");
-  int any = 0;
+  /* m64run's choice (runtime/session.c load_native): the best-ranked target this CPU runs
+   * among those built from this module (then the user's acceptance, shown per line) */
+  int any = 0, best = 0;
+  for (uint32_t i = 0; i < m64_bundle_n_sections(b); i++) {
+    const m64_section *s = m64_bundle_section_at(b, i);
+    m64_native_section ns;
+    if (s->kind == M64_SEC_NATIVE && wasm && m64_native_section_parse(s->data, s->size, &ns, NULL) == 0 &&
+        memcmp(ns.wasm_sha256, wasm->sha256, 32) == 0 && m64_target_rank(s->name) > best)
+      best = m64_target_rank(s->name);
+  }
   for (uint32_t i = 0; i < m64_bundle_n_sections(b); i++) {
     const m64_section *s = m64_bundle_section_at(b, i);
     if (s->kind != M64_SEC_NATIVE) continue;
@@ -162,7 +171,9 @@ int m64c_info(const char *path, FILE *out, m64_err *e) {
     const int mark = ns.mark ? m64_native_section_check_mark(s->data, s->size, s->name, NULL) : 1;
     fprintf(out, "\n  %-18s %llu bytes of code, built from %s%s, %s", s->name, (unsigned long long)ns.code_size,
             current ? "this module" : "ANOTHER module (stale: run m64c aot)",
-            m64_target_runnable(s->name) ? ", runs on this host" : "",
+            !m64_target_runnable(s->name)         ? ", does not run on this host"
+            : current && m64_target_rank(s->name) == best ? ", runs on this host (the best here: m64run's pick)"
+                                                          : ", runs on this host",
             mark == 0 ? "marked here (by you, on this machine)"
             : sig.status == M64_SIG_TRUSTED ? "signed by a key you trust (m64run runs it)"
             : sig.status == M64_SIG_INVALID ? "under an INVALID signature (m64run refuses the bundle)"

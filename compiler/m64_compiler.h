@@ -26,9 +26,10 @@ typedef struct m64c_options {
   const char *input;       /* GGUF path */
   const char *output;      /* .m64 path */
   int no_aot;              /* write a wasm-only bundle */
-  const char *target;      /* native code target; NULL = this host's (m64c_host_target); on
-                              x86-64 any level, e.g. x86_64-v3-linux for bundles that must
-                              also run on CPUs without AVX-512 */
+  const char *target;      /* native code targets, comma-separated, one NATIVE section each;
+                              NULL = this host's (m64c_host_target). E.g.
+                              "x86_64-v4vnni-linux,x86_64-v3-linux,aarch64-linux": m64run
+                              picks the best one its CPU runs */
   int verbose;             /* print each tool invocation */
   int progress;            /* progress lines on stderr */
   const char *keep_dir;    /* if set, keep the generated sources and artifacts here */

@@ -162,29 +162,36 @@ int m64c_compile_wasm(const m64c_workdir *w, int verbose, m64_err *e) {
   return run(w, argv, verbose, e);
 }
 
-/* clang flags for a target level (m64_host_target's names), NULL-terminated; NULL for a
- * target this host's clang does not build. The VNNI level is also tuned for Cascade Lake,
- * its first CPU: llvm-mca on the Q6_K loop (bench/kernels/mca) gives 113 cycles per pass
- * against 129 with the default tuning. */
+/* clang flags for a target (m64_formats.h's names), NULL-terminated; NULL for a target m64c
+ * does not build. Each names its triple, so any host's clang-19 cross-compiles any of them.
+ * The VNNI level is also tuned for Cascade Lake, its first CPU: llvm-mca on the Q6_K loop
+ * (bench/kernels/mca) gives 113 cycles per pass against 129 with the default tuning.
+ * aarch64-linux is plain ARMv8.0-A (the module's portable paths; SDOT needs the dotprod
+ * extension, which not every arm64 CPU has). Its object is linked by lld with no C library
+ * at all: what it calls (memcpy, the wasm_rt_* functions, the m64 imports) binds to the
+ * m64run process at dlopen, and -mno-outline-atomics keeps libgcc's helpers out. Only the
+ * C library's headers are needed (Debian: libc6-dev-arm64-cross). */
 static const char *const *target_flags(const char *t) {
-  static const char *const vnni[] = {"-march=x86-64-v4", "-mavx512vnni", "-mtune=cascadelake", NULL};
-  static const char *const v3[] = {"-march=x86-64-v3", NULL}, *const v2[] = {"-march=x86-64-v2", NULL};
-  static const char *const v1[] = {"-march=x86-64", NULL}, *const other[] = {NULL};
-  const char *host = m64_host_target();
-  /* elsewhere only the host's own target, with the compiler's default flags */
-  if (strncmp(host, "x86_64", 6) != 0) return strcmp(t, host) == 0 ? other : NULL;
+  static const char *const vnni[] = {"--target=x86_64-linux-gnu", "-march=x86-64-v4", "-mavx512vnni",
+                                     "-mtune=cascadelake", NULL};
+  static const char *const v3[] = {"--target=x86_64-linux-gnu", "-march=x86-64-v3", NULL};
+  static const char *const v2[] = {"--target=x86_64-linux-gnu", "-march=x86-64-v2", NULL};
+  static const char *const v1[] = {"--target=x86_64-linux-gnu", "-march=x86-64", NULL};
+  static const char *const arm[] = {"--target=aarch64-linux-gnu", "-march=armv8-a", "-mno-outline-atomics",
+                                    "-nostdlib", "-fuse-ld=lld", NULL};
   return strcmp(t, "x86_64-v4vnni-linux") == 0 ? vnni
        : strcmp(t, "x86_64-v3-linux") == 0     ? v3
        : strcmp(t, "x86_64-v2-linux") == 0     ? v2
        : strcmp(t, "x86_64-linux") == 0        ? v1
+       : strcmp(t, "aarch64-linux") == 0       ? arm
                                                : NULL;
 }
 
 int m64c_check_target(const char *target, m64_err *e) {
   if (target_flags(target)) return 0;
   return m64_fail(e, M64_EUNSUPPORTED,
-                  "cannot compile native code for target '%s' on this host (x86-64 hosts: x86_64-v4vnni-linux, "
-                  "x86_64-v3-linux, x86_64-v2-linux, x86_64-linux)", target);
+                  "unknown native target '%s' (m64c builds x86_64-v4vnni-linux, x86_64-v3-linux, "
+                  "x86_64-v2-linux, x86_64-linux and aarch64-linux)", target);
 }
 
 /* wasm2c keeps every load alive with an empty volatile asm taking the loaded value, so
@@ -251,28 +258,26 @@ int m64c_compile_native(const m64c_workdir *w, const char *target, int verbose, 
   char prefix_map[620];
   snprintf(prefix_map, sizeof prefix_map, "-ffile-prefix-map=%s=.", w->path);
   char *cc[32] = {(char *)clang_path(), "-O3", "-fPIC", "-shared", "-w", "-s", prefix_map,
-                  "-fno-strict-aliasing", "-ffp-contract=off", "-fvisibility=hidden", "-I" M64_SIMDE_INCLUDE_PATH, inc_rt, inc_abi, inc_mod, inc_work,
-                  "-DM64_MODULE_HEADER=\"m64mod.h\"", "-DM64_MODULE_SOURCE=\"m64mod.c\"", "-o", so, glue,
-                  "-lm"};
+                  "-fno-strict-aliasing", "-ffp-contract=off", "-fvisibility=hidden",
+                  /* after the target's own C headers: simde's folder is /usr/include on Debian,
+                     whose glibc headers are the host's, not a cross target's */
+                  "-idirafter", M64_SIMDE_INCLUDE_PATH, inc_rt, inc_abi, inc_mod, inc_work,
+                  "-DM64_MODULE_HEADER=\"m64mod.h\"", "-DM64_MODULE_SOURCE=\"m64mod.c\"", "-o", so, glue};
   size_t n = 0;
+  int libc = 1;
   while (cc[n]) n++;
-  for (const char *const *f = march; *f; f++) cc[n++] = (char *)*f; /* the rest stays NULL */
-  return run(w, cc, verbose, e);
+  for (const char *const *f = march; *f; f++) {
+    libc &= strcmp(*f, "-nostdlib") != 0;
+    cc[n++] = (char *)*f;
+  }
+  if (libc) cc[n++] = "-lm"; /* the rest stays NULL */
+  rc = run(w, cc, verbose, e);
+  if (rc && e && strncmp(target, "aarch64", 7) == 0) {
+    m64_err why = *e;
+    return m64_fail(e, rc, "%s (cross-compiling for %s needs the arm64 C headers: Debian's libc6-dev-arm64-cross)",
+                    why.msg, target);
+  }
+  return rc;
 }
 
 const char *m64c_host_target(void) { return m64_host_target(); }
-
-int m64c_native_section(const uint8_t wasm_sha[32], const uint8_t *so, size_t so_size,
-                        uint8_t **out, size_t *out_size, m64_err *e) {
-  uint8_t *buf = calloc(1, M64_NATIVE_HEADER + so_size);
-  if (!buf) return m64_fail(e, M64_ENOMEM, "out of memory for native code (%zu bytes)", so_size);
-  memcpy(buf, M64_NATIVE_MAGIC, 8);
-  const uint32_t hdr = M64_NATIVE_HEADER;
-  for (int i = 0; i < 4; i++) buf[8 + i] = (uint8_t)(hdr >> (8 * i));
-  memcpy(buf + 16, wasm_sha, 32);
-  for (int i = 0; i < 8; i++) buf[48 + i] = (uint8_t)((uint64_t)so_size >> (8 * i));
-  memcpy(buf + M64_NATIVE_HEADER, so, so_size);
-  *out = buf;
-  *out_size = M64_NATIVE_HEADER + so_size;
-  return 0;
-}

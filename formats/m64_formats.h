@@ -336,9 +336,45 @@ const uint8_t *m64_bundle_header_bytes(const m64_bundle *b, size_t *len);
 /* Metadata section lookup: copies the value of "key = value" into out (NUL-terminated). */
 int m64_bundle_meta(const m64_bundle *b, const char *key, char *out, size_t out_size);
 
-/* Native code targets ("x86_64-v3-linux", ...): the name this host's AOT code gets, and
- * whether this host can run code built for a target (formats/common/target.c). */
+/* ---- NATIVE sections (formats/bundle/native_section.c; docs/FORMAT.md) ----
+ * A 64-byte header (magic, wasm hash, code size), the code (a shared object), then, when
+ * flag bit 0 is set, a 32-byte local mark (runtime/native/local_mark.h says what it is). */
+#define M64_NATIVE_MAGIC "M64NATIV"
+#define M64_NATIVE_HEADER_BYTES 64u
+#define M64_NATIVE_FLAG_LOCAL_MARK 1u
+#define M64_NATIVE_MARK_BYTES 32u
+
+typedef struct m64_native_section {
+  const uint8_t *wasm_sha256; /* 32 bytes: the MODULE_WASM the code was compiled from */
+  const uint8_t *code;        /* the shared object */
+  uint64_t code_size;
+  uint32_t flags;
+  const uint8_t *mark;        /* M64_NATIVE_MARK_BYTES, or NULL when unmarked */
+} m64_native_section;
+
+/* Splits a NATIVE section into its parts (pointers into data); M64_EFORMAT for a bad
+ * magic or header size, unknown flags, non-zero reserved bytes, or sizes that do not add up. */
+int m64_native_section_parse(const uint8_t *data, uint64_t size, m64_native_section *out,
+                             m64_err *e);
+/* An unmarked section for code compiled from the wasm whose SHA-256 is given: *out is
+ * malloc'ed (*out_size bytes). */
+int m64_native_section_write(const uint8_t wasm_sha256[32], const uint8_t *code, size_t code_size,
+                             uint8_t **out, size_t *out_size, m64_err *e);
+/* Grows an unmarked section (*sec, malloc'ed, *size bytes; both replaced) by a zeroed mark,
+ * sets the mark flag, and points *mark at the mark's 32 bytes for the caller to fill. */
+int m64_native_section_reserve_mark(uint8_t **sec, size_t *size, uint8_t **mark, m64_err *e);
+
+/* ---- native code targets (formats/common/target.c) ----
+ * A target is "<arch>[-<level>]-<os>": x86_64-linux, x86_64-v2-linux, x86_64-v3-linux,
+ * x86_64-v4vnni-linux, aarch64-linux. m64_host_target: the best one this host runs (the
+ * name its own AOT code gets). m64_target_rank_on: 0 when a CPU of target `host` cannot run
+ * code built for `target` (or either is unknown), else how good a pick it is there (higher
+ * is faster: v4vnni > v3 > v2 > x86_64). m64_target_rank and m64_target_runnable ask it
+ * about this host. m64_target_known: 1 for the names above. */
 const char *m64_host_target(void);
+int m64_target_known(const char *target);
+int m64_target_rank_on(const char *target, const char *host);
+int m64_target_rank(const char *target);
 int m64_target_runnable(const char *target);
 
 /* Parses a size such as "512M", "4G", "1.5G", "65536" (K/M/G/T are powers of 1024, an

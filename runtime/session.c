@@ -378,6 +378,9 @@ static void shell_word(char *out, size_t cap, const char *path) {
   out[n] = 0;
 }
 
+/* Picks the native code to run: among the NATIVE sections built from this bundle's module
+ * for a target this CPU runs, the best target (m64_target_rank: v4vnni > v3 > v2 > x86_64)
+ * that the user accepts (native_accepted); a refused one gives way to the next best. */
 static int load_native(m64_session *s, m64_err *e) {
   const m64_section *wasm = m64_bundle_find_section(s->bundle, M64_SEC_MODULE_WASM, NULL);
   if (!wasm) return m64_fail(e, M64_EFORMAT, "bundle has no wasm module");
@@ -386,37 +389,57 @@ static int load_native(m64_session *s, m64_err *e) {
                            whatever happens to the file meanwhile */
   m64_native_section code = {0};
   int stale = 0, refused_rc = 0, rc = 0;
-  m64_err refused = {{0}}; /* why the last candidate was not accepted */
-  char refused_target[48] = "";
-  for (uint32_t i = 0; i < m64_bundle_n_sections(s->bundle) && !rc; i++) {
+  m64_err refused = {{0}}; /* why the best refused candidate was not accepted */
+  char refused_target[48] = "", others[160] = ""; /* others: stored targets this CPU cannot run */
+  const m64_section *cand[M64_MAX_SECTIONS];
+  int rank[M64_MAX_SECTIONS], n = 0;
+  for (uint32_t i = 0; i < m64_bundle_n_sections(s->bundle) && n < (int)M64_MAX_SECTIONS; i++) {
     const m64_section *sec = m64_bundle_section_at(s->bundle, i);
-    if (sec->kind != M64_SEC_NATIVE || !m64_target_runnable(sec->name)) continue;
-    m64_native_section ns; /* the header only */
-    if (m64_native_section_parse(sec->data, sec->size, &ns, NULL)) {
-      rc = m64_fail(e, M64_EFORMAT, "native section '%s' is malformed", sec->name);
-      break;
+    if (sec->kind != M64_SEC_NATIVE) continue;
+    const int r = m64_target_rank(sec->name);
+    if (!r) {
+      const size_t used = strlen(others);
+      snprintf(others + used, sizeof others - used, "%s%s", used ? ", " : "", sec->name);
+      continue;
     }
+    m64_native_section ns; /* the header only */
+    if (m64_native_section_parse(sec->data, sec->size, &ns, NULL))
+      return m64_fail(e, M64_EFORMAT, "native section '%s' is malformed", sec->name);
     if (memcmp(ns.wasm_sha256, wasm->sha256, 32) != 0) {
       stale = 1;
       continue;
     }
+    int k = n++; /* insertion: best rank first, the bundle's order among equals */
+    for (; k > 0 && rank[k - 1] < r; k--) {
+      cand[k] = cand[k - 1];
+      rank[k] = rank[k - 1];
+    }
+    cand[k] = sec;
+    rank[k] = r;
+  }
+  for (int k = 0; k < n && !rc && !pick; k++) {
+    const m64_section *sec = cand[k];
+    m64_native_section ns;
     uint8_t *c = malloc(sec->size ? sec->size : 1);
     if (!c) {
       rc = m64_fail(e, M64_ENOMEM, "out of memory for native code");
       break;
     }
     memcpy(c, sec->data, sec->size);
+    int why_rc = 0;
+    m64_err why = {{0}};
     /* again on the copy, whose code is what gets loaded */
-    if (m64_native_section_parse(c, sec->size, &ns, NULL) || memcmp(ns.wasm_sha256, wasm->sha256, 32) != 0)
+    if (m64_native_section_parse(c, sec->size, &ns, NULL) || memcmp(ns.wasm_sha256, wasm->sha256, 32) != 0) {
       rc = m64_fail(e, M64_EIO, "native section '%s' changed while it was read", sec->name);
-    else if (!native_accepted(s, sec, c, sec->size, sec->name, &refused_rc, &refused))
-      snprintf(refused_target, sizeof refused_target, "%s", sec->name);
-    else {
-      free(copy);
+    } else if (native_accepted(s, sec, c, sec->size, sec->name, &why_rc, &why)) {
       copy = c;
-      pick = sec; /* later sections are newer (m64c aot appends) */
+      pick = sec;
       code = ns;
       continue;
+    } else if (!refused_target[0]) {
+      snprintf(refused_target, sizeof refused_target, "%s", sec->name);
+      refused = why;
+      refused_rc = why_rc;
     }
     free(c);
   }
@@ -439,11 +462,19 @@ static int load_native(m64_session *s, m64_err *e) {
                     refused_target, refused.msg, refused_rc == M64_EIO ? "" : ", so it was not compiled here by you",
                     cmd);
   }
-  if (!rc && !pick)
-    rc = m64_fail(e, M64_EUNSUPPORTED,
-                  stale ? "the bundle's native code was built from another module; run `m64c aot` on it"
-                        : "the bundle has no native code for this host (%s); run `m64c aot` on it",
-                  m64_host_target());
+  if (!rc && !pick) {
+    char cmd[600];
+    shell_word(cmd, sizeof cmd, s->path);
+    if (stale)
+      rc = m64_fail(e, M64_EUNSUPPORTED,
+                    "the bundle's native code was built from another module; run `m64c aot %s` to compile its own "
+                    "wasm module here", cmd);
+    else
+      rc = m64_fail(e, M64_EUNSUPPORTED,
+                    "the bundle has no native code this CPU runs (this host is %s; the bundle has %s); run `m64c aot "
+                    "%s` to compile its wasm module for this host",
+                    m64_host_target(), others[0] ? others : "none", cmd);
+  }
   if (rc) {
     free(copy);
     return rc;

@@ -77,28 +77,11 @@ static int check_kinds(const m64_bundle *b, m64_err *e) {
 
 /* A NATIVE section's 64-byte header (docs/FORMAT.md) against the section's size. The code
  * itself is not looked at here: nothing parses it before the runtime accepts it. */
-#define NH_SIZE 64u
-#define NH_FLAG_MARK 1u
-#define NH_MARK_BYTES 32u
 static int check_native(const m64_section *s, uint32_t i, m64_err *e) {
-  const uint8_t *d = s->data;
-  if (s->size < NH_SIZE)
-    return m64_fail(e, M64_EFORMAT, "section %u '%s' (native code): %llu bytes, smaller than its %u-byte header",
-                    i, s->name, (unsigned long long)s->size, NH_SIZE);
-  if (memcmp(d, "M64NATIV", 8) != 0 || m64__rd_u32(d + 8) != NH_SIZE)
-    return m64_fail(e, M64_EFORMAT, "section %u '%s' (native code): bad header magic or header size %u",
-                    i, s->name, m64__rd_u32(d + 8));
-  const uint32_t flags = m64__rd_u32(d + 12);
-  if (flags & ~NH_FLAG_MARK)
-    return m64_fail(e, M64_EFORMAT, "section %u '%s' (native code): unknown flags 0x%x", i, s->name, flags);
-  if (m64__rd_u64(d + 56))
-    return m64_fail(e, M64_EFORMAT, "section %u '%s' (native code): reserved header bytes are not zero", i, s->name);
-  const uint64_t code = m64__rd_u64(d + 48), trailer = flags & NH_FLAG_MARK ? NH_MARK_BYTES : 0;
-  if (s->size - NH_SIZE < trailer || code != s->size - NH_SIZE - trailer)
-    return m64_fail(e, M64_EFORMAT, "section %u '%s' (native code): code size %llu recorded, but the section holds %llu bytes of code",
-                    i, s->name, (unsigned long long)code,
-                    (unsigned long long)(s->size - NH_SIZE < trailer ? 0 : s->size - NH_SIZE - trailer));
-  return 0;
+  m64_native_section ns;
+  m64_err why;
+  if (m64_native_section_parse(s->data, s->size, &ns, &why) == 0) return 0;
+  return m64_fail(e, M64_EFORMAT, "section %u '%s', %s", i, s->name, why.msg);
 }
 
 static int parse_header_and_table(m64_bundle *b, m64_err *e) {

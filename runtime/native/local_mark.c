@@ -16,35 +16,6 @@
 #define KEY_BYTES 32u
 static const char DOMAIN[] = "m64 local native v1"; /* its NUL is part of the message */
 
-static uint64_t rd64(const uint8_t *p) {
-  uint64_t v = 0;
-  for (int i = 7; i >= 0; i--) v = v << 8 | p[i];
-  return v;
-}
-static uint32_t rd32(const uint8_t *p) { return p[0] | p[1] << 8 | p[2] << 16 | (uint32_t)p[3] << 24; }
-
-int m64_native_section_parse(const uint8_t *data, uint64_t size, m64_native_section *out,
-                             m64_err *e) {
-  memset(out, 0, sizeof *out);
-  if (size < M64_NATIVE_SEC_HEADER || memcmp(data, M64_NATIVE_SEC_MAGIC, 8) != 0 ||
-      rd32(data + 8) != M64_NATIVE_SEC_HEADER)
-    return m64_fail(e, M64_EFORMAT, "native section: bad header");
-  out->flags = rd32(data + 12);
-  if (out->flags & ~M64_NATIVE_FLAG_LOCAL_MARK)
-    return m64_fail(e, M64_EFORMAT, "native section: unknown flags 0x%x", out->flags);
-  const uint64_t code = rd64(data + 48), trailer = out->flags ? M64_NATIVE_MARK_BYTES : 0;
-  /* Sections written before code sizes were checked carry exactly the code after the
-   * header; a mark, when flagged, follows the code. */
-  if (size - M64_NATIVE_SEC_HEADER < trailer || code != size - M64_NATIVE_SEC_HEADER - trailer)
-    return m64_fail(e, M64_EFORMAT, "native section: code of %llu bytes does not fit %llu bytes",
-                    (unsigned long long)code, (unsigned long long)size);
-  out->wasm_sha256 = data + 16;
-  out->code = data + M64_NATIVE_SEC_HEADER;
-  out->code_size = code;
-  out->mark = trailer ? out->code + code : NULL;
-  return 0;
-}
-
 void m64_hmac_sha256(const uint8_t *key, size_t key_len, const void *const *parts,
                      const size_t *lens, size_t n, uint8_t out[32]) {
   uint8_t k[64] = {0}, pad[64], inner[32];
@@ -163,7 +134,7 @@ static void compute(const uint8_t key[KEY_BYTES], const char *target, const uint
   char name[48] = {0};
   snprintf(name, sizeof name, "%s", target);
   const void *parts[4] = {DOMAIN, name, header, code};
-  const size_t lens[4] = {sizeof DOMAIN, sizeof name, M64_NATIVE_SEC_HEADER, (size_t)code_size};
+  const size_t lens[4] = {sizeof DOMAIN, sizeof name, M64_NATIVE_HEADER_BYTES, (size_t)code_size};
   m64_hmac_sha256(key, KEY_BYTES, parts, lens, 4, out);
 }
 
@@ -172,16 +143,13 @@ int m64_native_section_add_mark(uint8_t **sec, size_t *size, const char *target,
   int rc = m64_native_section_parse(*sec, *size, &ns, e);
   if (rc) return rc;
   if (ns.mark) return m64_fail(e, M64_EFORMAT, "native section is already marked");
-  uint8_t key[KEY_BYTES];
+  uint8_t key[KEY_BYTES], *mark;
   if ((rc = load_key(1, key, e))) return rc;
-  uint8_t *b = realloc(*sec, *size + M64_NATIVE_MARK_BYTES);
-  if (!b) return m64_fail(e, M64_ENOMEM, "out of memory");
-  b[12] |= M64_NATIVE_FLAG_LOCAL_MARK; /* flags (u32 LE) */
-  compute(key, target, b, b + M64_NATIVE_SEC_HEADER, *size - M64_NATIVE_SEC_HEADER, b + *size);
+  const uint64_t code_size = ns.code_size;
+  if (!(rc = m64_native_section_reserve_mark(sec, size, &mark, e)))
+    compute(key, target, *sec, *sec + M64_NATIVE_HEADER_BYTES, code_size, mark); /* over the flagged header */
   memset(key, 0, sizeof key);
-  *sec = b;
-  *size += M64_NATIVE_MARK_BYTES;
-  return 0;
+  return rc;
 }
 
 int m64_native_section_check_mark(const uint8_t *data, uint64_t size, const char *target,

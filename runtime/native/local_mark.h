@@ -8,7 +8,7 @@
  * needs `m64c aot` (compile the bundle's own wasm here) or an explicit
  * `m64run --trust-bundle-native`.
  *
- * NATIVE section (docs/FORMAT.md): 64-byte header, code, then, when header flag bit 0 is
+ * NATIVE section (docs/FORMAT.md, formats/bundle/native_section.c): 64-byte header, code, then, when header flag bit 0 is
  * set, a 32-byte mark = HMAC-SHA256(key, "m64 local native v1\0" || target name padded
  * to 48 bytes with NULs || the 64 header bytes || the code). The header holds the wasm
  * hash and the code size, so the mark binds the code to the bundle's module and target.
@@ -30,22 +30,8 @@
 extern "C" {
 #endif
 
-#define M64_NATIVE_SEC_MAGIC "M64NATIV"
-#define M64_NATIVE_SEC_HEADER 64u
-#define M64_NATIVE_FLAG_LOCAL_MARK 1u
-#define M64_NATIVE_MARK_BYTES 32u
-
-typedef struct m64_native_section {
-  const uint8_t *wasm_sha256; /* 32 bytes: the MODULE_WASM the code was compiled from */
-  const uint8_t *code;        /* the shared object */
-  uint64_t code_size;
-  uint32_t flags;
-  const uint8_t *mark;        /* M64_NATIVE_MARK_BYTES, or NULL when unmarked */
-} m64_native_section;
-
-/* Splits a NATIVE section into its parts; M64_EFORMAT when the sizes do not add up. */
-int m64_native_section_parse(const uint8_t *data, uint64_t size, m64_native_section *out,
-                             m64_err *e);
+/* The section's layout (header, code, mark) is formats/bundle/native_section.c's:
+ * m64_native_section_parse and friends in m64_formats.h. */
 
 /* Appends this user's mark to an unmarked section (*sec, malloc'ed, *size bytes; both are
  * replaced) for target, creating the key if there is none yet. */

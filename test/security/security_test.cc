@@ -254,7 +254,7 @@ std::string Unmarked(std::string b) {
   auto *h = reinterpret_cast<uint8_t *>(&b[at]);
   EXPECT_EQ(h[12] & M64_NATIVE_FLAG_LOCAL_MARK, 1) << "the fixture's code should be marked";
   h[12] &= (uint8_t)~M64_NATIVE_FLAG_LOCAL_MARK;
-  const uint64_t code = size - M64_NATIVE_SEC_HEADER;
+  const uint64_t code = size - M64_NATIVE_HEADER_BYTES;
   for (int i = 0; i < 8; i++) h[48 + i] = (uint8_t)(code >> (8 * i));
   RehashSections(b);
   return b;
@@ -376,7 +376,7 @@ TEST(NativeTrust, ChangedCodeLosesTheMark) {
   std::string b = ReadFile(kArt + "/trap.m64");
   uint64_t at = 0, size = 0;
   FindNative(b, &at, &size);
-  b[at + M64_NATIVE_SEC_HEADER + 200] ^= 0x40; // inside the ELF code
+  b[at + M64_NATIVE_HEADER_BYTES + 200] ^= 0x40; // inside the ELF code
   RehashSections(b);
   const std::string path = d.path + "/tampered.m64";
   WriteFile(path, b);
@@ -390,7 +390,7 @@ TEST(NativeTrust, NothingOfTheCodeIsReadBeforeTheCheck) {
   std::string b = Unmarked(ReadFile(kArt + "/tiny_a.m64"));
   uint64_t at = 0, size = 0;
   FindNative(b, &at, &size);
-  b[at + M64_NATIVE_SEC_HEADER + 1] = 'X'; // "\x7fELF" -> "\x7fXLF"
+  b[at + M64_NATIVE_HEADER_BYTES + 1] = 'X'; // "\x7fELF" -> "\x7fXLF"
   RehashSections(b);
   const std::string path = d.path + "/notelf.m64";
   WriteFile(path, b);
