@@ -25,6 +25,10 @@ int m64_file_kind(const char *path, m64_err *e) {
     return m64_fail(e, M64_EIO, "%s: %s", path, S_ISDIR(st.st_mode) ? "is a directory, not a model file"
                                                                     : "not a regular file");
   }
+  if (st.st_size == 0) {
+    close(fd);
+    return m64_fail(e, M64_EFORMAT, "%s: empty file (0 bytes)", path);
+  }
   uint8_t h[BH_FLAGS + 4];
   size_t got = 0;
   while (got < sizeof h) {
