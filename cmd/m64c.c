@@ -324,10 +324,7 @@ int main(int argc, char **argv) {
     rc = m64c_sign(input, o.output, key, o.progress, &e);
   } else if (!strcmp(cmd, "info")) {
     if (input_kind == M64_KIND_GGUF) rc = m64c_info_gguf(input, stdout, json, NULL, &e);
-    else if (json) {
-      fprintf(stderr, "m64c: --json describes GGUF models; for a bundle, m64c info prints text only so far\n");
-      return 1;
-    } else rc = m64c_info(input, stdout, &e);
+    else rc = json ? m64c_info_json(input, stdout, &e) : m64c_info(input, stdout, &e);
   } else if (!strcmp(cmd, "verify")) {
     struct stat st; /* the file as verified: a change meanwhile leaves a stamp that no longer matches */
     const int have_st = stat(input, &st) == 0;

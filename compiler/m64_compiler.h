@@ -60,6 +60,9 @@ int m64c_sign(const char *bundle, const char *output, const char *keyfile, int p
 /* Human-readable description: header, sections, segments, layers, tensors, module
  * exports, native targets (and whether each carries this user's mark). */
 int m64c_info(const char *bundle, FILE *out, m64_err *e);
+/* The same as one JSON object (m64c info --json): metadata, sections, layers with their
+ * tensors, and per native target whether m64run loads it by default. */
+int m64c_info_json(const char *bundle, FILE *out, m64_err *e);
 
 /* Checks every section's and every layer's SHA-256 (m64run checks layers lazily, at first
  * use); the error names the section or layer that does not match. */

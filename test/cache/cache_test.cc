@@ -328,6 +328,18 @@ TEST_F(Cache, CommandsNameTheFileTheyWereGiven) {
   m64_err e{};
   EXPECT_NE(m64_bundle_open(g.c_str(), &bb, &e), 0);
   EXPECT_NE(std::string(e.msg).find("it is a GGUF model"), std::string::npos) << e.msg;
+  // m64c info --json: a bundle as one object too, as for a GGUF
+  r = sh(env + kM64c + " info --json " + b);
+  EXPECT_EQ(r.code, 0) << r.out;
+  for (const char *want : {"\"format\":\"m64\"", "\"compressed\":false", "\"general.architecture\":\"llama\"",
+                           "\"name\":\"blk.0\"", "\"kind\":\"module-wasm\"", "\"m64run_loads_it\":true",
+                           "\"trust\":\"marked here\"", "\"signature\":{\"status\":\"unsigned\"}"})
+    EXPECT_NE(r.out.find(want), std::string::npos) << want << " in " << r.out;
+  EXPECT_EQ(r.out.back(), '\n');
+  EXPECT_EQ(r.out[r.out.size() - 2], '}');
+  r = sh(env + kM64c + " info --json " + z);
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("\"compressed\":true"), std::string::npos) << r.out;
   // bundles, plain and compressed, still run as they are (nothing goes to the cache)
   for (const std::string &m : {b, z}) {
     r = sh(env + kM64run + " " + m + " -p hi -n 2 --temp 0");
