@@ -19,8 +19,10 @@ static void usage(FILE *f) {
           "      rewrite a bundle with every section and layer zstd-compressed (for shipping)\n"
           "  m64c decompress MODEL.m64 [-o OUT.m64]\n"
           "      rewrite a compressed bundle back to the plain, mmap-friendly form\n"
-          "  m64c info MODEL.m64\n"
-          "      header, sections, segments, layers, tensors, module exports, native targets\n"
+          "  m64c info MODEL.m64 | MODEL.gguf [--json]\n"
+          "      a bundle: header, sections, segments, layers, tensors, module exports, native targets;\n"
+          "      a GGUF: what m64c build would make of it (architecture, parameters, tensor types,\n"
+          "      tokenizer, chat template, context length) and whether m64 supports it\n"
           "  m64c verify MODEL.m64\n"
           "      check the SHA-256 of every section and every layer up front, and the signature\n"
           "  m64c sign MODEL.m64 --key KEY [-o OUT.m64]\n"
@@ -29,6 +31,9 @@ static void usage(FILE *f) {
           "      make a publisher key pair: NAME.key (secret, 0600) and NAME.pub (to hand out)\n"
           "  m64c trust add KEY.pub [--name NAME] | trust list | trust remove NAME|FINGERPRINT|KEY.pub\n"
           "      the keys whose signed bundles m64run runs as shipped (your trust ring)\n"
+          "  m64c cache list | cache rm KEY|--all\n"
+          "      the bundles `m64run MODEL.gguf` compiled (source, size, last use), or remove some\n"
+          "  m64c --version\n"
           "\n"
           "options:\n"
           "  -o PATH            output bundle (build: required; aot: default rewrites in place)\n"
@@ -83,6 +88,52 @@ static int resign_or_drop(const char *out, const char *key, int was_signed, cons
   if (was_signed)
     fprintf(stderr, "m64c: note: the signature by %s was dropped, since the bundle changed; sign it again with "
                     "`m64c sign %s --key KEY`\n", fp, out);
+  return 0;
+}
+
+/* The file a command was given, when it cannot take it: what it is, and what to run
+ * instead (m64_file_kind). want_gguf: build; otherwise the bundle commands. */
+static int check_input_kind(const char *cmd, const char *path, int want_gguf) {
+  m64_err e = {{0}};
+  const int kind = m64_file_kind(path, &e);
+  if (kind < 0) {
+    fprintf(stderr, "m64c: error: %s\n", e.msg);
+    return 1;
+  }
+  const int bundle = kind == M64_KIND_BUNDLE || kind == M64_KIND_BUNDLE_COMPRESSED;
+  if (want_gguf ? kind == M64_KIND_GGUF : bundle) return 0;
+  if (want_gguf && bundle)
+    fprintf(stderr, "m64c: error: %s is %s (already compiled), not a GGUF model: run it with `m64run %s`, or "
+                    "look inside with `m64c info %s`\n", path, m64_file_kind_name(kind), path, path);
+  else if (want_gguf)
+    fprintf(stderr, "m64c: error: %s is %s: `m64c build` takes a GGUF model (llama.cpp's format)\n", path,
+            m64_file_kind_name(kind));
+  else if (kind == M64_KIND_GGUF)
+    fprintf(stderr, "m64c: error: %s is a GGUF model, not an m64 bundle: `m64c %s` works on bundles. Compile it with "
+                    "`m64c build %s -o MODEL.m64`, run it as it is with `m64run %s`, or describe it with "
+                    "`m64c info %s`\n", path, cmd, path, path, path);
+  else
+    fprintf(stderr, "m64c: error: %s is %s: `m64c %s` takes a bundle made by `m64c build` from a GGUF model\n",
+            path, m64_file_kind_name(kind), cmd);
+  return 1;
+}
+
+/* m64c cache list | rm KEY | rm --all: the bundles m64run compiled from GGUF files. */
+static int cache_main(int argc, char **argv) {
+  const char *sub = argc > 2 ? argv[2] : NULL, *key = argc > 3 ? argv[3] : NULL;
+  m64_err e = {{0}};
+  int rc;
+  if (sub && !strcmp(sub, "list") && argc == 3) rc = m64c_cache_list(NULL, stdout, &e);
+  else if (sub && (!strcmp(sub, "rm") || !strcmp(sub, "remove")) && key && argc == 4)
+    rc = m64c_cache_remove(NULL, strcmp(key, "--all") ? key : NULL, stdout, &e);
+  else {
+    fprintf(stderr, "m64c: cache list | cache rm KEY|--all\n");
+    return 1;
+  }
+  if (rc) {
+    fprintf(stderr, "m64c: error: %s\n", e.msg[0] ? e.msg : "failed");
+    return 1;
+  }
   return 0;
 }
 
@@ -154,11 +205,16 @@ int main(int argc, char **argv) {
     usage(argc < 2 ? stderr : stdout);
     return argc < 2 ? 1 : 0;
   }
+  if (!strcmp(argv[1], "--version")) {
+    printf("m64c %s (native target of this host: %s)\n", m64c_version(), m64c_host_target());
+    return 0;
+  }
   if (!strcmp(argv[1], "keygen") || !strcmp(argv[1], "trust")) return keys_main(argc, argv);
+  if (!strcmp(argv[1], "cache")) return cache_main(argc, argv);
   const char *cmd = argv[1], *input = NULL, *key = NULL;
   m64c_options o = {.progress = 1};
   m64_compress_options z = {0, 0, 0, 0, 0};
-  int compress = 0;
+  int compress = 0, json = 0;
   for (int i = 2; i < argc; i++) {
     const char *a = argv[i];
     int has_arg = i + 1 < argc;
@@ -194,6 +250,7 @@ int main(int argc, char **argv) {
     } else if (!strcmp(a, "--no-split")) z.no_split = 1;
     else if (!strcmp(a, "--long") && has_arg) z.long_window = atoi(argv[++i]);
     else if (!strcmp(a, "--key") && has_arg) key = argv[++i];
+    else if (!strcmp(a, "--json")) json = 1;
     else if (!strcmp(a, "-v")) o.verbose = 1;
     else if (!strcmp(a, "-q")) o.progress = 0;
     else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -213,6 +270,21 @@ int main(int argc, char **argv) {
     return 1;
   }
 
+  static const char *const known[] = {"build", "aot", "compress", "decompress", "sign", "info", "verify"};
+  int is_known = 0;
+  for (size_t i = 0; i < sizeof known / sizeof known[0]; i++) is_known |= !strcmp(cmd, known[i]);
+  int input_kind = M64_KIND_OTHER;
+  if (is_known) { /* what the file is decides what the command can do with it */
+    m64_err ke = {{0}};
+    input_kind = m64_file_kind(input, &ke);
+    if (!strcmp(cmd, "info") ? input_kind != M64_KIND_GGUF && check_input_kind(cmd, input, 0)
+                             : check_input_kind(cmd, input, !strcmp(cmd, "build")))
+      return 1;
+  }
+  if (json && strcmp(cmd, "info")) {
+    fprintf(stderr, "m64c: --json is an option of m64c info\n");
+    return 1;
+  }
   m64c_install_signal_cleanup();
   m64_err e = {{0}};
   int rc;
@@ -253,14 +325,15 @@ int main(int argc, char **argv) {
     }
     rc = m64c_sign(input, o.output, key, o.progress, &e);
   } else if (!strcmp(cmd, "info")) {
-    rc = m64c_info(input, stdout, &e);
+    if (input_kind == M64_KIND_GGUF) rc = m64c_info_gguf(input, stdout, json, NULL, &e);
+    else rc = json ? m64c_info_json(input, stdout, &e) : m64c_info(input, stdout, &e);
   } else if (!strcmp(cmd, "verify")) {
     struct stat st; /* the file as verified: a change meanwhile leaves a stamp that no longer matches */
     const int have_st = stat(input, &st) == 0;
     rc = m64c_verify(input, stdout, &e);
     if (!rc && have_st) stamp_record(&st, o.verbose);
   } else {
-    fprintf(stderr, "m64c: unknown command '%s' (build, aot, compress, decompress, info, verify, sign, keygen, trust)\n", cmd);
+    fprintf(stderr, "m64c: unknown command '%s' (build, aot, compress, decompress, info, verify, sign, keygen, trust, cache)\n", cmd);
     return 1;
   }
   if (rc) {

@@ -10,6 +10,7 @@
 #include "m64_formats.h"
 #include "m64_runtime.h"
 #include "m64run_chat.h"
+#include "m64run_gguf.h"
 
 static volatile sig_atomic_t g_stop;
 /* The first Ctrl-C ends generation after the current token (the stats are printed); a
@@ -21,7 +22,10 @@ static void on_sigint(int sig) {
 
 static void usage(FILE *f) {
   fprintf(f,
-          "usage: m64run MODEL.m64 [options]\n"
+          "usage: m64run MODEL.m64|MODEL.gguf [options]\n"
+          "  a GGUF model is compiled once into your bundle cache ($M64_CACHE_DIR, else\n"
+          "  $XDG_CACHE_HOME/m64/bundles, ~/.cache/m64/bundles; m64c cache list) and run from it\n"
+          "  --no-cache          GGUF: compile into a temporary bundle, deleted after the run\n"
           "  -p, --prompt TEXT   prompt (default: empty, BOS only)\n"
           "  -f, --file FILE     read the prompt from FILE\n"
           "  -n, --n-predict N   tokens to generate (default 128; stops early at end of text)\n"
@@ -130,6 +134,7 @@ int main(int argc, char **argv) {
   long top_k = 40;
   unsigned long long seed = (unsigned long long)time(NULL);
   int json = 0, special = 0, chat = 0, n_predict_given = 0, reverify = 0, local_only = 0;
+  int no_cache = 0; /* a GGUF: into a temporary bundle, not the cache */
   const char *system_msg = NULL, *chat_template = NULL;
   m64_session_options opt = {.verify_layers = 1, .page_mode = 1};
   long cores = sysconf(_SC_NPROCESSORS_ONLN);
@@ -179,6 +184,7 @@ int main(int argc, char **argv) {
     } else if (!strcmp(a, "--no-prefetch")) opt.no_prefetch = 1;
     else if (!strcmp(a, "--no-verify")) opt.verify_layers = 0;
     else if (!strcmp(a, "--reverify")) reverify = 1;
+    else if (!strcmp(a, "--no-cache")) no_cache = 1;
     else if (!strcmp(a, "--trust-bundle-native")) opt.trust_bundle_native = 1;
     else if (!strcmp(a, "--local-native-only")) local_only = 1; /* the default since the mark */
     else if (!strcmp(a, "--json")) json = 1;
@@ -224,6 +230,14 @@ int main(int argc, char **argv) {
   int rc = 0;
   double t_start = now(), t_prefill = 0, t_decode = 0;
 
+  /* a GGUF runs from its bundle in the cache, compiled on first use (m64run_gguf.c) */
+  char bundle_path[4096];
+  int temp_bundle = 0;
+  if ((rc = m64run_resolve_model(model, no_cache, opt.verbose, bundle_path, sizeof bundle_path, &temp_bundle, &e)))
+    goto fail;
+  model = bundle_path;
+  if (temp_bundle && !reverify) opt.verify_layers = 0; /* built and hashed just now, by us */
+
   /* the file as it is now: a stamp of an earlier run spares the layer hashes */
   struct stat model_st;
   const int stamped = opt.verify_layers && stat(model, &model_st) == 0;
@@ -233,7 +247,9 @@ int main(int argc, char **argv) {
       fprintf(stderr, "m64run: every layer of this unchanged bundle was hashed before (by a run, m64c build or "
                       "m64c verify): not hashed again (--reverify to hash them)\n");
   }
-  if ((rc = m64_session_open(model, &opt, &s, &e))) goto fail;
+  rc = m64_session_open(model, &opt, &s, &e);
+  if (temp_bundle) m64run_temp_remove(model); /* the session holds what it needs open */
+  if (rc) goto fail;
   m64_session_seed(s, seed);
   if (chat) {
     const m64run_chat_opts co = {chat_template, system_msg, temp, top_p, (int32_t)top_k,

@@ -33,6 +33,12 @@ void m64c_plan_free(m64c_plan *p);
 /* Makes text from a model file safe to place in a C comment or a metadata line: control
  * characters and the '/' of a comment end become '?'. */
 void m64c_plain_text(char *s);
+/* What plan.c accepts (m64c info on a GGUF names everything else): an architecture, a
+ * matrix type with kernels; the lists as text. */
+int m64c_arch_supported(const char *name, size_t len);
+int m64c_type_supported(uint32_t type);
+const char *m64c_supported_archs(void);
+const char *m64c_supported_types(void);
 /* Index of tensor `name` inside layer `layer`, or -1. */
 int m64c_plan_find(const m64c_plan *p, uint32_t layer, const char *name);
 

@@ -227,3 +227,117 @@ void m64c_print_signature(const m64_sig_info *sig, FILE *out) {
       break;
   }
 }
+
+/* ---- m64c info --json: the same facts as one JSON object ---- */
+
+static void json_text(FILE *out, const char *s, size_t n) {
+  fputc('"', out);
+  for (size_t i = 0; i < n; i++) {
+    const unsigned char c = (unsigned char)s[i];
+    if (c == '"' || c == '\\') fprintf(out, "\\%c", c);
+    else if (c < 0x20) fprintf(out, "\\u%04x", c);
+    else fputc(c, out);
+  }
+  fputc('"', out);
+}
+static void json_cstr(FILE *out, const char *s) { json_text(out, s, strlen(s)); }
+
+int m64c_info_json(const char *path, FILE *out, m64_err *e) {
+  m64_bundle *b;
+  int rc = m64_bundle_open(path, &b, e);
+  if (rc) return rc;
+  m64_sig_info sig;
+  m64_signature_check(b, NULL, &sig);
+  fprintf(out, "{\"file\":");
+  json_cstr(out, path);
+  fprintf(out, ",\"format\":\"m64\",\"version\":%u,\"compressed\":%s,\"file_size\":%llu,\"signature\":{\"status\":\"%s\"",
+          m64_bundle_version(b), m64_bundle_compressed(b) ? "true" : "false",
+          (unsigned long long)m64_bundle_file_size(b), m64_sig_status_name(sig.status));
+  if (sig.fingerprint[0]) fprintf(out, ",\"fingerprint\":\"%s\"", sig.fingerprint);
+  if (sig.status == M64_SIG_TRUSTED) {
+    fprintf(out, ",\"signer\":");
+    json_cstr(out, sig.signer);
+  }
+  fprintf(out, "},\"metadata\":{");
+  const m64_section *meta = m64_bundle_find_section(b, M64_SEC_METADATA, NULL);
+  if (meta) { /* "key = value" lines */
+    const char *p = (const char *)meta->data, *end = p + meta->size;
+    int first = 1;
+    while (p < end) {
+      const char *nl = memchr(p, '\n', (size_t)(end - p)), *stop = nl ? nl : end;
+      const char *eq = memchr(p, '=', (size_t)(stop - p));
+      if (eq && eq > p && eq[-1] == ' ' && eq + 1 < stop && eq[1] == ' ') {
+        fputs(first ? "" : ",", out);
+        json_text(out, p, (size_t)(eq - 1 - p));
+        fputc(':', out);
+        json_text(out, eq + 2, (size_t)(stop - eq - 2));
+        first = 0;
+      }
+      p = stop + 1;
+    }
+  }
+  fprintf(out, "},\"sections\":[");
+  for (uint32_t i = 0; i < m64_bundle_n_sections(b); i++) {
+    const m64_section *s = m64_bundle_section_at(b, i);
+    char hex[65];
+    m64_sha256_hex(s->sha256, hex);
+    fprintf(out, "%s{\"kind\":\"%s\",\"name\":", i ? "," : "", kind_name(s->kind));
+    json_cstr(out, s->name);
+    fprintf(out, ",\"offset\":%llu,\"size\":%llu,\"stored_size\":%llu", (unsigned long long)s->offset,
+            (unsigned long long)s->size, (unsigned long long)s->stored_size);
+    if (s->kind != M64_SEC_SEGMENT) fprintf(out, ",\"sha256\":\"%s\"", hex);
+    fputc('}', out);
+  }
+  fprintf(out, "],\"layers\":[");
+  for (uint32_t l = 0; l < m64_bundle_n_layers(b); l++) {
+    const m64_layer_entry *L = m64_bundle_layer(b, l);
+    char hex[65];
+    m64_sha256_hex(L->sha256, hex);
+    fprintf(out, "%s{\"name\":", l ? "," : "");
+    json_cstr(out, L->name);
+    fprintf(out, ",\"segment\":%u,\"offset\":%llu,\"size\":%llu,\"stored_size\":%llu,\"sha256\":\"%s\",\"tensors\":[",
+            L->segment, (unsigned long long)L->offset, (unsigned long long)L->size,
+            (unsigned long long)L->stored_size, hex);
+    for (uint32_t t = 0; t < L->n_tensors; t++) {
+      const m64_tensor_entry *T = m64_bundle_tensor(b, L->first_tensor + t);
+      const m64_type_info ti = m64_ggml_type_info(T->type);
+      fprintf(out, "%s{\"name\":", t ? "," : "");
+      json_cstr(out, T->name);
+      fprintf(out, ",\"type\":\"%s\",\"ne\":[%llu,%llu],\"offset\":%llu,\"bytes\":%llu,\"layout\":\"%s\"}",
+              ti.name ? ti.name : "?", (unsigned long long)T->ne[0], (unsigned long long)T->ne[1],
+              (unsigned long long)T->offset, (unsigned long long)T->nbytes,
+              T->layout == M64_LAYOUT_PAIRS ? "row pairs" : "rows");
+    }
+    fprintf(out, "]}");
+  }
+  const m64_section *wasm = m64_bundle_find_section(b, M64_SEC_MODULE_WASM, NULL);
+  fprintf(out, "],\"module_bytes\":%llu,\"native\":[", wasm ? (unsigned long long)wasm->size : 0ull);
+  int any = 0;
+  for (uint32_t i = 0; i < m64_bundle_n_sections(b); i++) {
+    const m64_section *s = m64_bundle_section_at(b, i);
+    if (s->kind != M64_SEC_NATIVE) continue;
+    m64_native_section ns;
+    fprintf(out, "%s{\"target\":", any ? "," : "");
+    json_cstr(out, s->name);
+    any = 1;
+    if (m64_native_section_parse(s->data, s->size, &ns, NULL)) {
+      fprintf(out, ",\"malformed\":true}");
+      continue;
+    }
+    const int current = wasm && memcmp(ns.wasm_sha256, wasm->sha256, 32) == 0;
+    const int mark = ns.mark ? m64_native_section_check_mark(s->data, s->size, s->name, NULL) : 1;
+    /* what m64run decides by default, as the text form says it */
+    const char *loads = mark == 0 ? "marked here" : sig.status == M64_SIG_TRUSTED ? "signed by a key you trust"
+                      : sig.status == M64_SIG_INVALID ? "invalid signature" : mark == 1 ? "not marked"
+                      : mark == M64_EHASH ? "marked with another key" : mark == M64_ENOTFOUND ? "no local key"
+                                                                                           : "local key unreadable";
+    fprintf(out, ",\"code_bytes\":%llu,\"from_this_module\":%s,\"runs_on_this_host\":%s,\"trust\":\"%s\","
+                 "\"m64run_loads_it\":%s}",
+            (unsigned long long)ns.code_size, current ? "true" : "false", m64_target_runnable(s->name) ? "true" : "false",
+            loads, m64_target_runnable(s->name) && current && sig.status != M64_SIG_INVALID &&
+                           (mark == 0 || sig.status == M64_SIG_TRUSTED) ? "true" : "false");
+  }
+  fprintf(out, "]}\n");
+  m64_bundle_close(b);
+  return 0;
+}

@@ -24,7 +24,7 @@ typedef struct arch_desc {
 static const arch_desc ARCHS[] = {{"llama", 0, 0}, {"qwen2", 1, 1}};
 static const char *const SUPPORTED_ARCHS = "llama, qwen2";
 /* Matrix types are those the module has kernels for (compiler/module/kernel_types.h). */
-static int matrix_type_supported(uint32_t t) {
+int m64c_type_supported(uint32_t t) {
 #define X(id, sfx, name, act) if (t == id) return 1;
   M64_KERNEL_TYPES(X)
 #undef X
@@ -42,6 +42,13 @@ static uint32_t matrix_layout(uint32_t t, const char *name, uint64_t rows) {
   return pairs && rows >= 2 && strcmp(name, "token_embd.weight") ? M64_LAYOUT_PAIRS : M64_LAYOUT_ROWS;
 }
 
+int m64c_arch_supported(const char *name, size_t len) {
+  for (size_t i = 0; i < sizeof ARCHS / sizeof ARCHS[0]; i++)
+    if (len == strlen(ARCHS[i].name) && memcmp(name, ARCHS[i].name, len) == 0) return 1;
+  return 0;
+}
+const char *m64c_supported_archs(void) { return SUPPORTED_ARCHS; }
+
 static const char *supported_type_list(void) {
   static const char *const list = ""
 #define X(id, sfx, name, act) name " "
@@ -50,6 +57,7 @@ static const char *supported_type_list(void) {
       ;
   return list;
 }
+const char *m64c_supported_types(void) { return supported_type_list(); }
 
 /* Reads a required u32 hyperparameter "<arch>.<key>". */
 static int arch_u32(const m64_gguf *g, const char *arch, const char *key, uint32_t *out,
@@ -104,7 +112,7 @@ static int add_tensor(m64c_plan *p, const m64_gguf *g, uint32_t layer, const cha
   if (!is_matrix && t->type != M64_GGML_F32)
     return m64_fail(e, M64_EUNSUPPORTED, "tensor '%s' has type %s; norm weights must be F32",
                     name, ti.name ? ti.name : "?");
-  if (is_matrix && !matrix_type_supported(t->type))
+  if (is_matrix && !m64c_type_supported(t->type))
     return m64_fail(e, M64_EUNSUPPORTED,
                     "tensor '%s' has type %s, which m64 does not support yet (supported: %s)",
                     name, ti.name ? ti.name : "unknown", supported_type_list());

@@ -377,6 +377,20 @@ int m64_target_rank_on(const char *target, const char *host);
 int m64_target_rank(const char *target);
 int m64_target_runnable(const char *target);
 
+/* What a file is, from its first bytes (formats/common/kind.c): M64_KIND_* >= 0, or a
+ * negative M64_E* when it cannot be read (a directory, a missing file). The commands name
+ * the kind when given a file they cannot take, and say what to run instead. */
+enum {
+  M64_KIND_OTHER = 0,             /* neither of the below */
+  M64_KIND_GGUF = 1,              /* starts with "GGUF": a model for m64c build */
+  M64_KIND_BUNDLE = 2,            /* an .m64 bundle, plain (mmap-friendly) */
+  M64_KIND_BUNDLE_COMPRESSED = 3, /* an .m64 bundle with header flag 1 (zstd) */
+};
+int m64_file_kind(const char *path, m64_err *e);
+/* "a GGUF model", "an m64 bundle", "a compressed m64 bundle", "neither a GGUF model nor an
+ * m64 bundle". */
+const char *m64_file_kind_name(int kind);
+
 /* Parses a size such as "512M", "4G", "1.5G", "65536" (K/M/G/T are powers of 1024, an
  * optional "iB" or "B" may follow) into bytes; 0 for a malformed size. */
 uint64_t m64_parse_size(const char *s);

@@ -235,6 +235,9 @@ async function readHeader(url) {
   const first = await fetchRange(url, 0, HEADER_SIZE, 'the header');
   const h = first.bytes, dv = new DataView(h.buffer);
   const magic = new TextDecoder().decode(h.subarray(0, 7));
+  if (h.length >= 4 && new TextDecoder().decode(h.subarray(0, 4)) === 'GGUF')
+    fail(`${url} is a GGUF model, not an .m64 bundle: the page runs bundles; compile it with ` +
+         '`m64c build MODEL.gguf -o MODEL.m64` and serve the bundle');
   if (magic !== 'M64BNDL' || h[7] !== 0) fail(`${url} is not an .m64 bundle (bad magic)`);
   const version = u32(dv, 8), flags = u32(dv, 12), nSections = u32(dv, 16);
   if (version !== 1) fail(`bundle version ${version} is not supported (this host reads version 1)`);

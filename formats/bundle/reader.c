@@ -87,6 +87,9 @@ static int check_native(const m64_section *s, uint32_t i, m64_err *e) {
 static int parse_header_and_table(m64_bundle *b, m64_err *e) {
   const uint8_t *p = b->base;
   if (b->size == 0) return m64_fail(e, M64_EFORMAT, "empty file (0 bytes)");
+  if (b->size >= 4 && memcmp(p, "GGUF", 4) == 0) /* the llama.cpp user's first file: say what it is */
+    return m64_fail(e, M64_EFORMAT, "not an .m64 bundle (bad magic): it is a GGUF model; compile it with "
+                                    "`m64c build MODEL.gguf -o MODEL.m64`, or run it as it is with `m64run MODEL.gguf`");
   if (b->size < 8 || memcmp(p, M64_BUNDLE_MAGIC, 8) != 0)
     return m64_fail(e, M64_EFORMAT, "not an .m64 bundle (bad magic)");
   if (b->size < BH_SIZE)

@@ -940,9 +940,12 @@ TEST(Errors, RunOnMissingTruncatedOrForeignFilesFailsCleanly) {
     EXPECT_EQ(r.code, 1) << "cut at " << cut << ": " << r.out;
     EXPECT_NE(r.out.find("m64run: error:"), std::string::npos) << r.out;
   }
-  // foreign: a GGUF is not a bundle
-  r = sh(kBin + "/cmd/m64run " + kOut + "/synth-F32.gguf -p hi");
+  // foreign: neither a bundle nor a GGUF (a GGUF runs through the bundle cache since
+  // issue 26: test/cache), named as such
+  std::ofstream(d + "/notes.txt") << "not a model\n";
+  r = sh(kBin + "/cmd/m64run " + d + "/notes.txt -p hi");
   EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.out.find("is neither a GGUF model nor an m64 bundle"), std::string::npos) << r.out;
   sh("rm -rf " + d);
 }
 

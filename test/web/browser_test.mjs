@@ -9,7 +9,8 @@
 //      prefetch;
 //   3. with the image in ArrayBuffers instead of memory64 (the fallback), the same text,
 //      and the page says memory64 is not in use;
-//   4. a truncated bundle shows an error in the page instead of hanging;
+//   4. a truncated bundle shows an error in the page instead of hanging, and a GGUF or a
+//      compressed bundle an error naming it and what to run instead;
 //   5. a wasm trap in a share of a parallel job (test/security's trap module), on one
 //      thread and on two, ends in an error naming the trap instead of a hang;
 //   6. sha256Js (the page's SHA-256 where WebCrypto is missing) equals node's on many
@@ -62,6 +63,8 @@ if (fs.existsSync(l3gguf)) execFileSync(path.join(bin, 'cmd/m64c'), ['build', '-
 const whole = fs.readFileSync(bundle);
 fs.writeFileSync(path.join(work, 'truncated.m64'), whole.subarray(0, Math.floor(whole.length / 2)));
 if (args.trap) fs.copyFileSync(args.trap, path.join(work, 'trap.m64'));
+fs.copyFileSync(gguf, path.join(work, 'model.gguf')); // files the page cannot take: named, with what to run
+execFileSync(path.join(bin, 'cmd/m64c'), ['compress', '-q', bundle, '-o', path.join(work, 'compressed.m64')], { stdio: 'inherit' });
 
 function m64run(extra) {
   const out = execFileSync(path.join(bin, 'cmd/m64run'),
@@ -169,6 +172,14 @@ try {
     expect(r.state === 'error', `page ended in state ${r.state}`);
     expect(/truncated/.test(r.shownError), `page shows: ${JSON.stringify(r.shownError)}`);
     console.log(`     after ${Date.now() - t0} ms: ${r.shownError}`);
+  });
+  await check('a GGUF and a compressed bundle are named, with what to run instead', async () => {
+    let r = await runPage({ bundle: 'files/model.gguf', prompt: PROMPT, n: String(N) });
+    expect(r.state === 'error', `GGUF: page ended in state ${r.state}`);
+    expect(/is a GGUF model, not an \.m64 bundle.*m64c build/.test(r.shownError), `page shows: ${JSON.stringify(r.shownError)}`);
+    r = await runPage({ bundle: 'files/compressed.m64', prompt: PROMPT, n: String(N) });
+    expect(r.state === 'error', `compressed: page ended in state ${r.state}`);
+    expect(/compressed.*m64c decompress/.test(r.shownError), `page shows: ${JSON.stringify(r.shownError)}`);
   });
   await check('a trap in a worker share is an error on one thread and on two', async () => {
     if (!args.trap) { console.log('     skipped: no --trap bundle'); return; }

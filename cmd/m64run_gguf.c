@@ -1,0 +1,67 @@
+/* m64run_gguf.c — `m64run MODEL.gguf`: the GGUF a llama.cpp user already has runs as it is.
+ *
+ * m64run links the compiler library (m64compiler) rather than exec'ing an m64c found
+ * beside it: one process, one error path (m64_err, the same message m64c build gives), no
+ * output to parse, and the toolchain found exactly as m64c finds it (paths baked in at
+ * configure time, M64_CLANG / M64_WASM2C / M64_SOURCE_DIR at run time). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "m64_compiler.h"
+#include "m64run_gguf.h"
+
+/* --no-cache: a bundle in a private temp directory, built and hashed just now. */
+static int build_temp(const char *model, int verbose, char *bundle, size_t cap, m64_err *e) {
+  const char *tmp = getenv("TMPDIR");
+  char dir[1024];
+  snprintf(dir, sizeof dir, "%s/m64run.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+  if (!mkdtemp(dir)) return m64_fail(e, M64_EIO, "cannot create a temp directory in %s", tmp && *tmp ? tmp : "/tmp");
+  if ((size_t)snprintf(bundle, cap, "%s/model.m64", dir) >= cap) {
+    rmdir(dir);
+    return m64_fail(e, M64_ELIMIT, "temp path too long");
+  }
+  fprintf(stderr, "m64run: compiling %s into a temporary bundle (--no-cache)\n", model);
+  m64c_options o = {.input = model, .output = bundle, .progress = 1, .verbose = verbose};
+  const int rc = m64c_build(&o, e);
+  if (rc) rmdir(dir);
+  return rc;
+}
+
+int m64run_resolve_model(const char *model, int no_cache, int verbose, char *bundle, size_t cap, int *temp,
+                         m64_err *e) {
+  *temp = 0;
+  const int kind = m64_file_kind(model, e);
+  if (kind < 0) return kind;
+  if (kind == M64_KIND_BUNDLE || kind == M64_KIND_BUNDLE_COMPRESSED) {
+    if ((size_t)snprintf(bundle, cap, "%s", model) >= cap) return m64_fail(e, M64_ELIMIT, "path too long");
+    return 0;
+  }
+  if (kind != M64_KIND_GGUF)
+    return m64_fail(e, M64_EFORMAT, "%s is %s: m64run runs an m64 bundle (made by `m64c build`) or a GGUF model "
+                                    "(llama.cpp's format), which it compiles once into the bundle cache",
+                    model, m64_file_kind_name(kind));
+  m64c_install_signal_cleanup(); /* Ctrl-C during the build leaves no partial bundle */
+  if (no_cache) {
+    const int rc = build_temp(model, verbose, bundle, cap, e);
+    if (!rc) *temp = 1;
+    return rc;
+  }
+  const m64c_cache_options co = {.dir = NULL, .progress = 1, .verbose = verbose};
+  int built = 0;
+  const int rc = m64c_cache_get(model, &co, bundle, cap, &built, e);
+  if (!rc && verbose) fprintf(stderr, "m64run: %s: bundle %s%s\n", model, bundle, built ? " (compiled now)" : " (cached)");
+  return rc;
+}
+
+void m64run_temp_remove(const char *bundle) {
+  unlink(bundle);
+  char dir[1024];
+  snprintf(dir, sizeof dir, "%s", bundle);
+  char *slash = strrchr(dir, '/');
+  if (slash) {
+    *slash = 0;
+    rmdir(dir);
+  }
+}

@@ -1,0 +1,248 @@
+/* info_gguf.c — `m64c info MODEL.gguf`: what `m64c build` would make of a GGUF, for
+ * someone arriving from llama.cpp with a file in hand. It names every reason the build
+ * would stop (each unsupported architecture, tensor type, tokenizer), where the build
+ * itself stops at the first; when none of those applies, it runs the build's own checks
+ * (m64c_check_gguf) and reports their message. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "compiler_internal.h"
+#include "tokblob.h"
+
+#define MAX_PROBLEMS 48
+
+typedef struct type_row {
+  uint64_t tensors, bytes, elems;
+  uint64_t bad;         /* tensors of this type the module cannot take in their role */
+  char first_bad[M64_MAX_NAME + 1];
+  int bad_vector;       /* the first bad one is a norm vector (must be F32) */
+} type_row;
+
+typedef struct gguf_facts {
+  char arch[72], name[128], tok_model[72], pre[72], chat[16];
+  int arch_ok, has_template;
+  uint64_t params, n_tensors, vocab;
+  uint32_t ctx, blocks, dim, heads, kv_heads, ffn;
+  int have_ctx, have_blocks, have_dim, have_heads, have_kv_heads, have_ffn;
+  type_row types[M64_GGML_TYPE_COUNT];
+  char problems[MAX_PROBLEMS][600];
+  int n_problems;
+} gguf_facts;
+
+static void add_problem(gguf_facts *f, const char *msg) {
+  if (f->n_problems < MAX_PROBLEMS) snprintf(f->problems[f->n_problems++], sizeof f->problems[0], "%s", msg);
+}
+
+/* A GGUF string as printable text: control characters become '?', at most cap - 1 bytes. */
+static void copy_str(char *out, size_t cap, m64_str s) {
+  size_t n = s.len < cap - 1 ? (size_t)s.len : cap - 1;
+  for (size_t i = 0; i < n; i++) out[i] = (unsigned char)s.ptr[i] < 0x20 || s.ptr[i] == 0x7f ? '?' : s.ptr[i];
+  out[n] = 0;
+}
+
+static int arch_key(const m64_gguf *g, const char *arch, const char *key, uint32_t *v) {
+  char full[160];
+  snprintf(full, sizeof full, "%s.%s", arch, key);
+  return m64_gguf_get_u32(g, full, v) == 0;
+}
+
+static void gather(const m64_gguf *g, gguf_facts *f) {
+  m64_str s;
+  char msg[600];
+  if (m64_gguf_get_str(g, "general.architecture", &s) == 0) {
+    copy_str(f->arch, sizeof f->arch, s);
+    f->arch_ok = m64c_arch_supported(s.ptr, s.len);
+    if (!f->arch_ok) {
+      snprintf(msg, sizeof msg, "architecture '%s' is not supported (supported: %s)", f->arch, m64c_supported_archs());
+      add_problem(f, msg);
+    }
+  } else {
+    snprintf(f->arch, sizeof f->arch, "(none)");
+    add_problem(f, "missing metadata key 'general.architecture'");
+  }
+  if (m64_gguf_get_str(g, "general.name", &s) == 0) copy_str(f->name, sizeof f->name, s);
+  f->have_ctx = arch_key(g, f->arch, "context_length", &f->ctx);
+  f->have_blocks = arch_key(g, f->arch, "block_count", &f->blocks);
+  f->have_dim = arch_key(g, f->arch, "embedding_length", &f->dim);
+  f->have_heads = arch_key(g, f->arch, "attention.head_count", &f->heads);
+  f->have_kv_heads = arch_key(g, f->arch, "attention.head_count_kv", &f->kv_heads);
+  f->have_ffn = arch_key(g, f->arch, "feed_forward_length", &f->ffn);
+
+  f->n_tensors = m64_gguf_n_tensors(g);
+  for (uint64_t i = 0; i < f->n_tensors; i++) {
+    const m64_gguf_tensor *t = m64_gguf_tensor_at(g, i);
+    if (t->type >= M64_GGML_TYPE_COUNT) continue; /* the reader accepts known types only */
+    type_row *r = &f->types[t->type];
+    r->tensors++;
+    r->bytes += t->nbytes;
+    r->elems += t->n_elems;
+    f->params += t->n_elems;
+    if (!strcmp(t->name, "rope_freqs.weight")) continue; /* constants of model.c, checked by the plan */
+    const int vector = t->n_dims == 1;
+    if (vector ? t->type == M64_GGML_F32 : m64c_type_supported(t->type)) continue;
+    if (!r->bad++) {
+      snprintf(r->first_bad, sizeof r->first_bad, "%s", t->name);
+      r->bad_vector = vector;
+    }
+  }
+  for (uint32_t t = 0; t < M64_GGML_TYPE_COUNT; t++) {
+    const type_row *r = &f->types[t];
+    if (!r->bad) continue;
+    const char *name = m64_ggml_type_info(t).name;
+    if (r->bad_vector)
+      snprintf(msg, sizeof msg, "tensor type %s on norm weights (%llu, e.g. '%s'): norm weights must be F32", name,
+               (unsigned long long)r->bad, r->first_bad);
+    else
+      snprintf(msg, sizeof msg, "tensor type %s (%llu tensor%s, e.g. '%s') has no kernel in m64 (supported: %s)",
+               name, (unsigned long long)r->bad, r->bad == 1 ? "" : "s", r->first_bad, m64c_supported_types());
+    add_problem(f, msg);
+  }
+
+  m64_gguf_vtype elem;
+  if (m64_gguf_get_arr(g, "tokenizer.ggml.tokens", &elem, &f->vocab)) f->vocab = 0;
+  snprintf(f->tok_model, sizeof f->tok_model, "(none)");
+  if (m64_gguf_get_str(g, "tokenizer.ggml.model", &s) == 0) copy_str(f->tok_model, sizeof f->tok_model, s);
+  if (m64_gguf_get_str(g, "tokenizer.ggml.pre", &s) == 0) copy_str(f->pre, sizeof f->pre, s);
+  /* the tokenizer as the build converts it: its message names what it cannot take */
+  uint8_t *blob = NULL;
+  size_t blob_size = 0;
+  m64_err te = {{0}};
+  if (m64_tokblob_build(g, &blob, &blob_size, &te)) add_problem(f, te.msg);
+  free(blob);
+
+  f->has_template = m64_gguf_find_kv(g, "tokenizer.chat_template") >= 0;
+  snprintf(f->chat, sizeof f->chat, "%s", m64c_chat_template_name(g));
+
+  /* Nothing named so far: the build's own checks have the last word (shapes, unknown
+   * tensors, hyperparameters), with the message m64c build would give. */
+  if (!f->n_problems) {
+    m64c_plan plan;
+    m64_err pe = {{0}};
+    if (m64c_plan_model(g, 0, &plan, &pe)) add_problem(f, pe.msg);
+    else m64c_plan_free(&plan);
+  }
+}
+
+static void count_text(uint64_t n, char *out, size_t cap) {
+  if (n >= 1000000000ull) snprintf(out, cap, "%.2fB", n / 1e9);
+  else if (n >= 1000000ull) snprintf(out, cap, "%.1fM", n / 1e6);
+  else if (n >= 1000ull) snprintf(out, cap, "%.1fK", n / 1e3);
+  else snprintf(out, cap, "%llu", (unsigned long long)n);
+}
+
+static void json_str(FILE *out, const char *s) {
+  fputc('"', out);
+  for (; *s; s++) {
+    const unsigned char c = (unsigned char)*s;
+    if (c == '"' || c == '\\') fprintf(out, "\\%c", c);
+    else if (c < 0x20) fprintf(out, "\\u%04x", c);
+    else fputc(c, out);
+  }
+  fputc('"', out);
+}
+
+static const char *base_name(const char *p) {
+  const char *b = strrchr(p, '/');
+  return b ? b + 1 : p;
+}
+
+static void print_text(const char *path, const m64_gguf *g, const gguf_facts *f, FILE *out) {
+  char n[32];
+  count_text(f->params, n, sizeof n);
+  fprintf(out, "%s: GGUF v%u model, %llu bytes, %llu tensors, %llu metadata keys\n", path, m64_gguf_version(g),
+          (unsigned long long)m64_gguf_file_size(g), (unsigned long long)f->n_tensors,
+          (unsigned long long)m64_gguf_n_kv(g));
+  fprintf(out, "  name:           %s\n", f->name[0] ? f->name : "(unnamed)");
+  fprintf(out, "  architecture:   %s%s\n", f->arch, f->arch_ok ? "" : " (not supported)");
+  fprintf(out, "  parameters:     %s (%llu)\n", n, (unsigned long long)f->params);
+  if (f->have_blocks && f->have_dim)
+    fprintf(out, "  shape:          %u blocks, dim %u, %u heads (%u kv), ffn %u, vocab %llu\n", f->blocks, f->dim,
+            f->heads, f->have_kv_heads ? f->kv_heads : f->heads, f->ffn, (unsigned long long)f->vocab);
+  if (f->have_ctx) fprintf(out, "  context length: %u (%s.context_length)\n", f->ctx, f->arch);
+  else fprintf(out, "  context length: not given (%s.context_length); m64 assumes 2048\n", f->arch);
+  fprintf(out, "  tensor types (the quant mix):\n");
+  uint64_t total = 0;
+  for (uint32_t t = 0; t < M64_GGML_TYPE_COUNT; t++) total += f->types[t].bytes;
+  for (uint32_t t = 0; t < M64_GGML_TYPE_COUNT; t++) {
+    const type_row *r = &f->types[t];
+    if (!r->tensors) continue;
+    fprintf(out, "    %-7s %6llu tensors %14llu bytes (%5.1f%%)%s\n", m64_ggml_type_info(t).name,
+            (unsigned long long)r->tensors, (unsigned long long)r->bytes, total ? 100.0 * r->bytes / total : 0.0,
+            r->bad ? "  NOT SUPPORTED here" : "");
+  }
+  const int bpe = !strcmp(f->tok_model, "gpt2");
+  fprintf(out, "  tokenizer:      %s%s, %llu tokens\n", f->tok_model,
+          bpe ? " (byte-level BPE)" : !strcmp(f->tok_model, "llama") ? " (SentencePiece)" : "",
+          (unsigned long long)f->vocab);
+  fprintf(out, "  pre-tokenizer:  %s\n", f->pre[0] ? f->pre : bpe ? "(none given)" : "(none: not a BPE vocabulary)");
+  if (!f->has_template) fprintf(out, "  chat template:  none in the file (m64run -i needs --chat-template)\n");
+  else if (!strcmp(f->chat, "none"))
+    fprintf(out, "  chat template:  present, but not one m64 recognises (m64run -i needs --chat-template)\n");
+  else fprintf(out, "  chat template:  %s\n", f->chat);
+  if (!f->n_problems) {
+    fprintf(out, "verdict: supported: `m64run %s` runs it (compiled once into the bundle cache), "
+                 "`m64c build %s -o %.*s.m64` makes a bundle to ship\n",
+            path, path, (int)(strlen(base_name(path)) - (strstr(base_name(path), ".gguf") ? 5 : 0)), base_name(path));
+    return;
+  }
+  fprintf(out, "verdict: NOT supported: m64c build would stop:\n");
+  for (int i = 0; i < f->n_problems; i++) fprintf(out, "  - %s\n", f->problems[i]);
+}
+
+static void print_json(const char *path, const m64_gguf *g, const gguf_facts *f, FILE *out) {
+  fprintf(out, "{\"file\":");
+  json_str(out, path);
+  fprintf(out, ",\"format\":\"gguf\",\"gguf_version\":%u,\"file_size\":%llu,\"name\":", m64_gguf_version(g),
+          (unsigned long long)m64_gguf_file_size(g));
+  json_str(out, f->name);
+  fprintf(out, ",\"architecture\":");
+  json_str(out, f->arch);
+  fprintf(out, ",\"architecture_supported\":%s,\"parameters\":%llu,\"tensors\":%llu", f->arch_ok ? "true" : "false",
+          (unsigned long long)f->params, (unsigned long long)f->n_tensors);
+  if (f->have_blocks) fprintf(out, ",\"blocks\":%u", f->blocks);
+  if (f->have_dim) fprintf(out, ",\"dim\":%u", f->dim);
+  fprintf(out, ",\"context_length\":");
+  if (f->have_ctx) fprintf(out, "%u", f->ctx);
+  else fprintf(out, "null");
+  fprintf(out, ",\"types\":[");
+  int first = 1;
+  for (uint32_t t = 0; t < M64_GGML_TYPE_COUNT; t++) {
+    const type_row *r = &f->types[t];
+    if (!r->tensors) continue;
+    fprintf(out, "%s{\"type\":\"%s\",\"tensors\":%llu,\"bytes\":%llu,\"supported\":%s}", first ? "" : ",",
+            m64_ggml_type_info(t).name, (unsigned long long)r->tensors, (unsigned long long)r->bytes,
+            r->bad ? "false" : "true");
+    first = 0;
+  }
+  fprintf(out, "],\"tokenizer\":");
+  json_str(out, f->tok_model);
+  fprintf(out, ",\"pre_tokenizer\":");
+  if (f->pre[0]) json_str(out, f->pre);
+  else fprintf(out, "null");
+  fprintf(out, ",\"vocab\":%llu,\"chat_template\":\"%s\",\"chat_template_in_file\":%s,\"supported\":%s,\"problems\":[",
+          (unsigned long long)f->vocab, f->chat, f->has_template ? "true" : "false", f->n_problems ? "false" : "true");
+  for (int i = 0; i < f->n_problems; i++) {
+    if (i) fputc(',', out);
+    json_str(out, f->problems[i]);
+  }
+  fprintf(out, "]}\n");
+}
+
+int m64c_info_gguf(const char *path, FILE *out, int json, int *supported, m64_err *e) {
+  m64_gguf *g = NULL;
+  int rc = m64_gguf_open(path, &g, e);
+  if (rc) return rc;
+  gguf_facts *f = calloc(1, sizeof *f);
+  if (!f) {
+    m64_gguf_close(g);
+    return m64_fail(e, M64_ENOMEM, "out of memory");
+  }
+  gather(g, f);
+  if (json) print_json(path, g, f, out);
+  else print_text(path, g, f, out);
+  if (supported) *supported = f->n_problems == 0;
+  free(f);
+  m64_gguf_close(g);
+  return 0;
+}
