@@ -174,8 +174,8 @@ int m64c_build_with(const m64c_options *o, const m64c_tools *tools, m64_err *e) 
   if ((rc = m64_gguf_open(o->input, &g, e))) goto done;
   if ((rc = m64c_plan_model(g, o->segment_max, &plan, e))) goto done;
   if ((rc = m64_tokblob_build(g, &tok, &tok_size, e))) goto done;
-  m64c_progress(o->progress, "      %s: %u blocks, dim %u, vocab %u, %.1f MiB of weights in %u layers",
-                plan.arch, plan.n_blocks, plan.dim, plan.n_vocab, plan.total_bytes / 1048576.0,
+  m64c_progress(o->progress, "      %s: %u block%s, dim %u, vocab %u, %.1f MiB of weights in %u layers",
+                plan.arch, plan.n_blocks, plan.n_blocks == 1 ? "" : "s", plan.dim, plan.n_vocab, plan.total_bytes / 1048576.0,
                 plan.n_layers);
 
   /* the file's name goes into model.c and the metadata: plain text only */

@@ -73,6 +73,8 @@ void m64_session_close(m64_session *s); /* accepts NULL */
 
 uint32_t m64_session_n_vocab(const m64_session *s);
 uint32_t m64_session_n_ctx(const m64_session *s);
+/* The context the model was trained with (its GGUF's context_length), 0 if unknown. */
+uint32_t m64_session_n_ctx_train(const m64_session *s);
 uint32_t m64_session_n_threads(const m64_session *s);
 int32_t m64_session_bos(const m64_session *s);
 int32_t m64_session_eos(const m64_session *s);

@@ -61,7 +61,7 @@ struct m64_session {
   m64_sig_info sig;         /* the bundle's signature, checked at open */
   m64_session_options opt;
 
-  uint32_t n_vocab, n_layers, n_ctx, max_batch;
+  uint32_t n_vocab, n_layers, n_ctx, n_ctx_train, max_batch;
   int32_t bos, eos;
   uint32_t io;          /* IO_BYTES of scratch inside the workspace */
   uint32_t logits;      /* address of the last logits */
@@ -477,6 +477,7 @@ static int setup_state(m64_session *s, m64_err *e) {
                     m64_bundle_n_layers(s->bundle));
   uint32_t ctx_train;
   if ((rc = invoke0(s, OP_N_CTX_TRAIN, &ctx_train, e))) return rc;
+  s->n_ctx_train = ctx_train;
   if ((rc = invoke0(s, OP_MAX_BATCH, &s->max_batch, e))) return rc;
   if (s->max_batch == 0 || s->max_batch > 4096) return m64_fail(e, M64_EFORMAT, "module declares a batch of %u", s->max_batch);
   s->n_ctx = s->opt.n_ctx ? s->opt.n_ctx : (ctx_train < 4096 ? ctx_train : 4096);
@@ -494,9 +495,11 @@ static int setup_state(m64_session *s, m64_err *e) {
 
   int32_t init;
   if ((rc = invoke1(s, OP_INIT, s->n_ctx, (uint32_t *)&init, e))) return rc;
+  char cap_h[32], need_h[32];
   if (init == -1)
-    return m64_fail(e, M64_ELIMIT, "workspace of %.1f MiB is too small for the run state of a context of %u (%.1f MiB; try a smaller -c)",
-                    cap / 1048576.0, s->n_ctx, state_bytes / 1048576.0);
+    return m64_fail(e, M64_ELIMIT, "workspace of %s is too small for the run state of a context of %u (%s; try a smaller -c)",
+                    m64_format_size(cap, cap_h, sizeof cap_h), s->n_ctx,
+                    m64_format_size(state_bytes, need_h, sizeof need_h));
   if (init == -2)
     return m64_fail(e, M64_ELIMIT, "a context of %u does not fit a 4 GiB workspace (its run state would be %.1f MiB); use a smaller -c",
                     s->n_ctx, state_bytes / 1048576.0);
@@ -516,12 +519,15 @@ static int setup_state(m64_session *s, m64_err *e) {
   if (want > max_ws) want = max_ws;
   const uint64_t room = want > used ? want - used : 0;
   s->cache_size = (room < layers_total ? room : layers_total) & ~(WASM_PAGE - 1);
-  if (s->cache_size < largest)
+  if (s->cache_size < largest) {
+    char used_h[32];
     return m64_fail(e, M64_ELIMIT,
-                    "workspace of %.1f MiB is too small: the run state (context %u, %u threads) takes %.1f MiB "
-                    "and the globals plus the largest block need %.1f MiB (try --workspace %lluM or a smaller -c)",
-                    want / 1048576.0, s->n_ctx, s->n_threads, used / 1048576.0, largest / 1048576.0,
+                    "workspace of %s is too small: the run state (context %u, %u thread%s) takes %s "
+                    "and the globals plus the largest block need %s (try --workspace %lluM or a smaller -c)",
+                    m64_format_size(want, cap_h, sizeof cap_h), s->n_ctx, s->n_threads, s->n_threads == 1 ? "" : "s",
+                    m64_format_size(used, used_h, sizeof used_h), m64_format_size(largest, need_h, sizeof need_h),
                     (unsigned long long)((used + largest) / 1048576 + 1));
+  }
   m64_wasm_set_max_pages(want / WASM_PAGE);
   uint32_t base;
   if ((rc = invoke1(s, OP_ALLOC, (uint32_t)(s->cache_size + WASM_PAGE), &base, e))) return rc;
@@ -645,6 +651,7 @@ void m64_session_close(m64_session *s) {
 const char *m64_session_native_source(const m64_session *s) { return s->native_source; }
 uint32_t m64_session_n_vocab(const m64_session *s) { return s->n_vocab; }
 uint32_t m64_session_n_ctx(const m64_session *s) { return s->n_ctx; }
+uint32_t m64_session_n_ctx_train(const m64_session *s) { return s->n_ctx_train; }
 uint32_t m64_session_n_threads(const m64_session *s) { return s->n_threads; }
 int32_t m64_session_bos(const m64_session *s) { return s->bos; }
 int32_t m64_session_eos(const m64_session *s) { return s->eos; }
