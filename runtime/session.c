@@ -489,7 +489,7 @@ static int setup_state(m64_session *s, m64_err *e) {
    * the fixed part is known, then what the whole model needs. */
   const uint64_t max_ws = 65536ull * WASM_PAGE;
   const uint64_t cap = s->opt.workspace_bytes && s->opt.workspace_bytes < max_ws ? s->opt.workspace_bytes : max_ws;
-  m64_wasm_set_max_pages(cap / WASM_PAGE);
+  m64_wasm_memory_set_cap(s->mem, cap / WASM_PAGE);
   uint32_t state_bytes;
   if ((rc = invoke1(s, OP_STATE_BYTES, s->n_ctx, &state_bytes, e))) return rc;
 
@@ -528,7 +528,7 @@ static int setup_state(m64_session *s, m64_err *e) {
                     m64_format_size(used, used_h, sizeof used_h), m64_format_size(largest, need_h, sizeof need_h),
                     (unsigned long long)((used + largest) / 1048576 + 1));
   }
-  m64_wasm_set_max_pages(want / WASM_PAGE);
+  m64_wasm_memory_set_cap(s->mem, want / WASM_PAGE);
   uint32_t base;
   if ((rc = invoke1(s, OP_ALLOC, (uint32_t)(s->cache_size + WASM_PAGE), &base, e))) return rc;
   if (!base) return m64_fail(e, M64_ELIMIT, "could not reserve a layer cache of %llu bytes",
@@ -587,8 +587,8 @@ int m64_session_open(const char *path, const m64_session_options *o, m64_session
                   "publisher (SECURITY.md)", s->sig.why);
   if (!rc) rc = load_native(s, e);
   if (!rc) {
-    /* the workspace: the memory every instance imports, at its declared minimum for now */
-    m64_wasm_set_max_pages(65536);
+    /* the workspace: the memory every instance imports, at its declared minimum for now;
+     * its cap is its own (m64_wasm_memory_set_cap below), never another session's */
     uint64_t min_pages, max_pages;
     s->abi->memory_limits(&min_pages, &max_pages);
     if (min_pages > 65536 || max_pages > 65536 || min_pages > max_pages)
