@@ -110,22 +110,6 @@ static char *read_text_file(const char *path, size_t *len) {
   return buf;
 }
 
-/* Verified-bundle stamps (m64_formats.h): a bundle whose every layer an earlier run (or
- * m64c build / verify) hashed is not hashed again while the file stays unchanged. */
-static void stamp_record(const struct stat *st, int verbose) {
-  char where[3200];
-  if (m64_stamp_write(st, where, sizeof where) == 0 && verbose)
-    fprintf(stderr, "m64run: every layer hashed: recorded in %s\n", where);
-}
-
-/* Records the bundle (as it was at start-up: st) once the session has hashed every layer:
- * after a prompt's first pass, or after a chat that ran one. */
-static void stamp_if_all_hashed(const m64_session *s, const struct stat *st, int verbose) {
-  m64_session_stats ss;
-  m64_session_stats_get(s, &ss);
-  if (ss.layers && ss.layers_verified == ss.layers) stamp_record(st, verbose);
-}
-
 int main(int argc, char **argv) {
   /* defaults */
   const char *model = NULL, *prompt = "", *prompt_file = NULL;
@@ -241,15 +225,8 @@ int main(int argc, char **argv) {
   int rc = 0;
   double t_start = now(), t_prefill = 0, t_decode = 0;
 
-  /* the file as it is now: a stamp of an earlier run spares the layer hashes */
-  struct stat model_st;
-  const int stamped = opt.verify_layers && stat(model, &model_st) == 0;
-  if (stamped && !reverify && m64_stamp_matches(&model_st)) {
-    opt.verify_layers = 0;
-    if (opt.verbose)
-      fprintf(stderr, "m64run: every layer of this unchanged bundle was hashed before (by a run, m64c build or "
-                      "m64c verify): not hashed again (--reverify to hash them)\n");
-  }
+  /* the verified-bundle stamps decide whether layers are hashed (the session's policy) */
+  opt.verify_stamps = !reverify;
   if ((rc = m64_session_open(model, &opt, &s, &e))) goto fail;
   m64_session_seed(s, seed);
   if (opt.verbose) fprintf(stderr, "m64run: seed %llu%s\n", (unsigned long long)seed, random_seed ? " (random)" : "");
@@ -261,7 +238,6 @@ int main(int argc, char **argv) {
     const m64run_chat_opts co = {chat_template, system_msg, temp, top_p, (int32_t)top_k,
                                  n_predict_given ? n_predict : -1, opt.verbose};
     if ((rc = m64run_chat(s, &co, &e))) goto fail;
-    if (stamped && opt.verify_layers) stamp_if_all_hashed(s, &model_st, opt.verbose);
     m64_session_close(s);
     free(file_text);
     return 0;
@@ -303,7 +279,6 @@ int main(int argc, char **argv) {
   double t0 = now();
   if ((rc = m64_session_eval_batch(s, prompt_ids, n_prompt, 0, NULL, &e))) goto fail;
   t_prefill = now() - t0;
-  if (stamped && opt.verify_layers) stamp_if_all_hashed(s, &model_st, opt.verbose); /* the pass placed every layer */
 
   /* decode: its rate counts the forward passes timed (the first token comes from the
    * prefill's logits, so n generated tokens take n - 1 passes, or n when an end token

@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <sys/stat.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,6 +69,8 @@ struct m64_session {
 
   struct call *pool_calls;
   char *path;
+  struct stat file_st;  /* the bundle as opened (verify_stamps: what a stamp records) */
+  int stamp_state;      /* 0: none; 1: spared by a stamp; 2: recorded; -1: watching (record once all hashed) */
   m64_pager *pager;
   uint64_t cache_size;
   m64_session_stats st;
@@ -578,6 +581,17 @@ int m64_session_open(const char *path, const m64_session_options *o, m64_session
     free(s);
     return m64_fail(e, M64_ENOMEM, "out of memory");
   }
+  /* The verify-stamp policy: the file as it is now; a stamp of an earlier run, m64c build
+   * or m64c verify spares the layer hashes */
+  if (s->opt.verify_layers && s->opt.verify_stamps && stat(path, &s->file_st) == 0) {
+    if (m64_stamp_matches(&s->file_st)) {
+      s->opt.verify_layers = 0;
+      s->stamp_state = 1;
+      if (s->opt.verbose)
+        fprintf(stderr, "m64run: every layer of this unchanged bundle was hashed before (by a run, m64c build or "
+                        "m64c verify): not hashed again (--reverify to hash them)\n");
+    } else s->stamp_state = -1;
+  }
   int rc = m64_bundle_open(path, &s->bundle, e);
   /* A signature that does not verify means the bundle changed after its publisher signed
    * it: nothing of it runs, whatever the options (SECURITY.md). */
@@ -704,6 +718,21 @@ int m64_session_sample(m64_session *s, float temp, int32_t top_k, float top_p, i
   return 0;
 }
 
+/* verify_stamps: once every layer has been hashed (a pass placed them all), the file as
+ * it was at open is recorded, so that the next session need not hash it again. Best
+ * effort, like the cache directory it writes to. */
+static void record_if_all_hashed(m64_session *s) {
+  m64_session_stats st;
+  m64_session_stats_get(s, &st);
+  if (!st.layers || st.layers_verified != st.layers) return;
+  char where[3200];
+  s->stamp_state = 2;
+  if (m64_stamp_write(&s->file_st, where, sizeof where) == 0 && s->opt.verbose)
+    fprintf(stderr, "m64run: every layer hashed: recorded in %s\n", where);
+}
+
+int m64_session_stamped(const m64_session *s) { return s->stamp_state > 0 ? s->stamp_state : 0; }
+
 int m64_session_eval_batch(m64_session *s, const int32_t *tokens, uint32_t n, uint32_t pos0,
                            const float **logits, m64_err *e) {
   for (uint32_t done = 0; done < n;) {
@@ -724,6 +753,7 @@ int m64_session_eval_batch(m64_session *s, const int32_t *tokens, uint32_t n, ui
     if (logits) *logits = (const float *)p;
     done += k;
   }
+  if (s->stamp_state == -1) record_if_all_hashed(s);
   return 0;
 }
 
