@@ -154,7 +154,8 @@ static int add_native(m64_bundle_writer *bw, const m64c_workdir *wd, const char 
 
 int m64c_build(const m64c_options *o, m64_err *e) {
   static const m64c_tools tools = {m64c_compile_wasm, m64c_compile_native};
-  return m64c_build_with(o, &tools, e);
+  const int rc = m64c_check_toolchain(!o->no_aot, e); /* before any work */
+  return rc ? rc : m64c_build_with(o, &tools, e);
 }
 
 int m64c_build_with(const m64c_options *o, const m64c_tools *tools, m64_err *e) {
@@ -254,6 +255,7 @@ int m64c_aot(const char *bundle, const char *output, int verbose, m64_err *e) {
   int rc;
   const char *out = output ? output : bundle;
 
+  if ((rc = m64c_check_toolchain(1, e))) return rc;
   if ((rc = m64_bundle_open(bundle, &b, e))) return rc;
   /* Every layer is copied and rehashed below: check them first, or a corrupted layer
    * would come out with a fresh, matching hash. */
