@@ -4,56 +4,144 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "args.h"
 #include "m64_compiler.h"
 #include "m64_formats.h"
 #include "m64_sign.h"
 
+/* ---- help: one entry per command, shown by `m64c --help`, `m64c help CMD`, `m64c CMD --help` ---- */
+enum { C_BUILD = 1, C_AOT = 2, C_COMPRESS = 4, C_DECOMPRESS = 8, C_INFO = 16, C_VERIFY = 32, C_SIGN = 64,
+       C_KEYGEN = 128, C_TRUST = 256, C_CACHE = 512 };
+
+typedef struct command {
+  const char *name, *synopsis, *what;
+  int bit;
+} command;
+
+static const command COMMANDS[] = {
+    {"build", "build MODEL.gguf -o MODEL.m64 [--no-aot | --target T[,T...]] [--keep DIR] [--segment-max SIZE] "
+              "[--compress[=LEVEL]] [--key KEY] [-v] [-q]",
+     "compile a GGUF model into a bundle: layer-indexed image + wasm module + native code", C_BUILD},
+    {"aot", "aot MODEL.m64 [-o OUT.m64] [--key KEY] [-v] [-q]",
+     "(re)compile the bundle's wasm module to native code for this host (%s)", C_AOT},
+    {"compress", "compress MODEL.m64 [-o OUT.m64] [--compress=LEVEL] [--min-gain PCT] [--key KEY] [-q]",
+     "rewrite a bundle with every section and layer zstd-compressed (for shipping)", C_COMPRESS},
+    {"decompress", "decompress MODEL.m64 [-o OUT.m64] [--key KEY] [-q]",
+     "rewrite a compressed bundle back to the plain, mmap-friendly form", C_DECOMPRESS},
+    {"info", "info MODEL.m64 | MODEL.gguf [--json]",
+     "a bundle: header, sections, segments, layers, tensors, module exports, native targets;\n"
+     "      a GGUF: what m64c build would make of it (architecture, parameters, tensor types,\n"
+     "      tokenizer, chat template, context length) and whether m64 supports it", C_INFO},
+    {"verify", "verify MODEL.m64 [-v]",
+     "check the SHA-256 of every section and every layer up front, and the signature", C_VERIFY},
+    {"sign", "sign MODEL.m64 --key KEY [-o OUT.m64] [-q]",
+     "sign the bundle with your publisher key (replaces an older signature)", C_SIGN},
+    {"keygen", "keygen -o NAME", "make a publisher key pair: NAME.key (secret, 0600) and NAME.pub (to hand out)",
+     C_KEYGEN},
+    {"trust", "trust add KEY.pub [--name NAME] | trust list | trust remove NAME|FINGERPRINT|KEY.pub",
+     "the keys whose signed bundles m64run runs as shipped (your trust ring)", C_TRUST},
+    {"cache", "cache list | cache rm KEY|--all",
+     "the bundles `m64run MODEL.gguf` compiled (source, size, last use), or remove some", C_CACHE},
+};
+#define N_COMMANDS (sizeof COMMANDS / sizeof COMMANDS[0])
+
+/* Every option, with the commands that take it and whether it takes a value (arg; one
+ * that starts with '[' is written in the option itself: --compress=LEVEL). */
+typedef struct option {
+  const char *name, *arg, *help;
+  int commands;
+} option;
+
+static const option OPTIONS[] = {
+    {"-o", "OUT.m64", "the bundle to write (required)", C_BUILD},
+    {"-o", "OUT.m64", "write the result there instead of rewriting MODEL.m64 in place",
+     C_AOT | C_COMPRESS | C_DECOMPRESS | C_SIGN},
+    {"-o", "NAME", "write NAME.key and NAME.pub", C_KEYGEN},
+    {"--no-aot", NULL, "write a wasm-only bundle (add native code later with m64c aot)", C_BUILD},
+    {"--target", "LIST", "native code for each target in the comma-separated LIST instead of\n"
+                         "                     this host's: x86_64-v4vnni-linux, x86_64-v3-linux (AVX2),\n"
+                         "                     x86_64-v2-linux, x86_64-linux, aarch64-linux (cross-compiled);\n"
+                         "                     m64run picks the best one the CPU it runs on can run",
+     C_BUILD},
+    {"--json", NULL, "one JSON object instead of text", C_INFO},
+    {"--keep", "DIR", "keep the generated model.c, module.wasm and native code in DIR", C_BUILD},
+    {"--segment-max", "SIZE", "largest image segment (default 16G, a browser's memory64 limit)", C_BUILD},
+    {"--compress", "[=LEVEL]", "write a compressed bundle; zstd LEVEL 1..19 (default 3)", C_BUILD | C_COMPRESS},
+    {"--chunk", "SIZE", "raw bytes per compressed chunk (default 1M, at most 64M)", C_BUILD | C_COMPRESS},
+    {"--no-split", NULL, "keep block fields interleaved when compressing", C_BUILD | C_COMPRESS},
+    {"--long", "WLOG", "zstd long-distance matching with window log 10..31 (for measuring)", C_BUILD | C_COMPRESS},
+    {"--min-gain", "PCT", "store a stream as is unless zstd saves PCT% of it (0..50, default 0)",
+     C_BUILD | C_COMPRESS},
+    {"--key", "KEY", "sign the output with the secret key file KEY; without it, aot/compress/\n"
+                     "                     decompress drop a signature, since the bundle changes",
+     C_BUILD | C_AOT | C_COMPRESS | C_DECOMPRESS | C_SIGN},
+    {"--name", "NAME", "the name a trusted key is listed under (trust add)", C_TRUST},
+    {"-v", NULL, "print each tool invocation (verify: where the bundle is recorded)", C_BUILD | C_AOT | C_VERIFY},
+    {"-q", NULL, "no progress lines", C_BUILD | C_AOT | C_COMPRESS | C_DECOMPRESS | C_SIGN},
+};
+#define N_OPTIONS (sizeof OPTIONS / sizeof OPTIONS[0])
+
+static const command *find_command(const char *name) {
+  for (size_t i = 0; i < N_COMMANDS; i++)
+    if (!strcmp(COMMANDS[i].name, name)) return &COMMANDS[i];
+  return NULL;
+}
+
+static void print_options(FILE *f, int commands) {
+  fprintf(f, "\noptions:\n");
+  for (size_t i = 0; i < N_OPTIONS; i++) {
+    const option *o = &OPTIONS[i];
+    if (!(o->commands & commands)) continue;
+    char head[40];
+    const int joined = o->arg && o->arg[0] == '[';
+    snprintf(head, sizeof head, "%s%s%s", o->name, o->arg && !joined ? " " : "", o->arg ? o->arg : "");
+    fprintf(f, "  %-18s %s\n", head, o->help);
+  }
+}
+
 static void usage(FILE *f) {
-  fprintf(f,
-          "usage:\n"
-          "  m64c build MODEL.gguf -o MODEL.m64 [--no-aot | --target T[,T...]] [--keep DIR] [--segment-max SIZE] [-v] [-q]\n"
-          "      compile a GGUF model into a bundle: layer-indexed image + wasm module + native code\n"
-          "  m64c aot MODEL.m64 [-o OUT.m64] [-v]\n"
-          "      (re)compile the bundle's wasm module to native code for this host (%s)\n"
-          "  m64c compress MODEL.m64 [-o OUT.m64] [--compress=LEVEL]\n"
-          "      rewrite a bundle with every section and layer zstd-compressed (for shipping)\n"
-          "  m64c decompress MODEL.m64 [-o OUT.m64]\n"
-          "      rewrite a compressed bundle back to the plain, mmap-friendly form\n"
-          "  m64c info MODEL.m64 | MODEL.gguf [--json]\n"
-          "      a bundle: header, sections, segments, layers, tensors, module exports, native targets;\n"
-          "      a GGUF: what m64c build would make of it (architecture, parameters, tensor types,\n"
-          "      tokenizer, chat template, context length) and whether m64 supports it\n"
-          "  m64c verify MODEL.m64\n"
-          "      check the SHA-256 of every section and every layer up front, and the signature\n"
-          "  m64c sign MODEL.m64 --key KEY [-o OUT.m64]\n"
-          "      sign the bundle with your publisher key (replaces an older signature)\n"
-          "  m64c keygen -o NAME\n"
-          "      make a publisher key pair: NAME.key (secret, 0600) and NAME.pub (to hand out)\n"
-          "  m64c trust add KEY.pub [--name NAME] | trust list | trust remove NAME|FINGERPRINT|KEY.pub\n"
-          "      the keys whose signed bundles m64run runs as shipped (your trust ring)\n"
-          "  m64c cache list | cache rm KEY|--all\n"
-          "      the bundles `m64run MODEL.gguf` compiled (source, size, last use), or remove some\n"
-          "  m64c --version\n"
-          "\n"
-          "options:\n"
-          "  -o PATH            output bundle (build: required; aot: default rewrites in place)\n"
-          "  --no-aot           write a wasm-only bundle (add native code later with m64c aot)\n"
-          "  --target LIST      native code for each target in the comma-separated LIST instead of\n"
-          "                     this host's: x86_64-v4vnni-linux, x86_64-v3-linux (AVX2),\n"
-          "                     x86_64-v2-linux, x86_64-linux, aarch64-linux (cross-compiled);\n"
-          "                     m64run picks the best one the CPU it runs on can run\n"
-          "  --keep DIR         keep the generated model.c, module.wasm and native code in DIR\n"
-          "  --segment-max SIZE largest image segment (default 16G, a browser's memory64 limit)\n"
-          "  --compress[=LEVEL] build: write a compressed bundle; zstd LEVEL 1..19 (default 3)\n"
-          "  --chunk SIZE       raw bytes per chunk (default 1M); --no-split keeps block\n"
-          "                     fields interleaved; --long WLOG long-distance matching (measuring)\n"
-          "  --min-gain PCT     store a stream as is unless zstd saves PCT%% of it (default 0)\n"
-          "  --key KEY          sign the output with the secret key file KEY (build, aot, compress,\n"
-          "                     decompress, sign); without it, aot/compress/decompress drop a\n"
-          "                     signature, since the bundle changes\n"
-          "  -v                 print each tool invocation\n"
-          "  -q                 no progress lines\n",
-          m64c_host_target());
+  fprintf(f, "usage:\n");
+  for (size_t i = 0; i < N_COMMANDS; i++) {
+    fprintf(f, "  m64c %s\n      ", COMMANDS[i].synopsis);
+    fprintf(f, COMMANDS[i].what, m64c_host_target());
+    fputc('\n', f);
+  }
+  fprintf(f, "  m64c help [COMMAND]   this text, or one command's\n  m64c --version\n");
+  print_options(f, ~0);
+}
+
+static void command_usage(FILE *f, const command *c) {
+  fprintf(f, "usage: m64c %s\n  ", c->synopsis);
+  fprintf(f, c->what, m64c_host_target());
+  fputc('\n', f);
+  print_options(f, c->bit);
+}
+
+static int unknown_command(const char *name) {
+  fprintf(stderr, "m64c: unknown command '%s' (commands:", name);
+  for (size_t i = 0; i < N_COMMANDS; i++) fprintf(stderr, " %s", COMMANDS[i].name);
+  fprintf(stderr, "; see m64c help)\n");
+  return 1;
+}
+
+/* 0 if command c takes option name (with its argument when it needs one); else a message.
+ * An option may have one entry per group of commands (-o). */
+static int check_option(const command *c, const char *name, int has_value) {
+  int known = 0;
+  for (size_t i = 0; i < N_OPTIONS; i++) {
+    const option *o = &OPTIONS[i];
+    if (strcmp(o->name, name)) continue;
+    known = 1;
+    if (!(o->commands & c->bit)) continue;
+    if (o->arg && o->arg[0] != '[' && !has_value) {
+      fprintf(stderr, "m64c: %s needs a value: %s %s\n", name, name, o->arg);
+      return -1;
+    }
+    return 0;
+  }
+  if (known) fprintf(stderr, "m64c: %s does not take %s (see m64c %s --help)\n", c->name, name, c->name);
+  else fprintf(stderr, "m64c: unknown option '%s' for %s (see m64c %s --help)\n", name, c->name, c->name);
+  return -1;
 }
 
 /* Verified-bundle stamps (m64_formats.h): a bundle whose every layer was just hashed needs
@@ -141,13 +229,12 @@ static int cache_main(int argc, char **argv) {
 static int keys_main(int argc, char **argv) {
   const char *cmd = argv[1], *out = NULL, *name = NULL, *args[2] = {NULL, NULL};
   int n_args = 0;
+  const command *c = find_command(cmd);
   for (int i = 2; i < argc; i++) {
-    if (!strcmp(argv[i], "-o") && i + 1 < argc) out = argv[++i];
-    else if (!strcmp(argv[i], "--name") && i + 1 < argc) name = argv[++i];
-    else if (argv[i][0] == '-' && argv[i][1]) {
-      fprintf(stderr, "m64c: unknown option '%s' for %s (see m64c --help)\n", argv[i], cmd);
-      return 1;
-    } else if (n_args < 2) args[n_args++] = argv[i];
+    if (argv[i][0] == '-' && argv[i][1] && check_option(c, argv[i], i + 1 < argc)) return 1;
+    if (!strcmp(argv[i], "-o")) out = argv[++i];
+    else if (!strcmp(argv[i], "--name")) name = argv[++i];
+    else if (n_args < 2) args[n_args++] = argv[i];
     else {
       fprintf(stderr, "m64c: unexpected argument '%s'\n", argv[i]);
       return 1;
@@ -160,6 +247,9 @@ static int keys_main(int argc, char **argv) {
       fprintf(stderr, "m64c: keygen needs -o NAME (writes NAME.key and NAME.pub)\n");
       return 1;
     }
+    char key_path[4096];
+    snprintf(key_path, sizeof key_path, "%s.key", out);
+    if (m64_check_output("m64c", key_path, NULL)) return 1;
     m64_pubkey k;
     if (!(rc = m64_sign_keygen(out, &k, &e))) {
       char fp[M64_SIGN_FINGERPRINT_CHARS];
@@ -201,74 +291,99 @@ static int keys_main(int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
-  if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-    usage(argc < 2 ? stderr : stdout);
-    return argc < 2 ? 1 : 0;
+  if (argc < 2) {
+    usage(stderr);
+    return 1;
   }
-  if (!strcmp(argv[1], "--version")) {
-    printf("m64c %s (native target of this host: %s)\n", m64c_version(), m64c_host_target());
+  if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+    if (argc > 2 && strcmp(argv[1], "help") == 0) { /* m64c help CMD */
+      const command *c = find_command(argv[2]);
+      if (!c) return unknown_command(argv[2]);
+      command_usage(stdout, c);
+    } else usage(stdout);
     return 0;
   }
-  if (!strcmp(argv[1], "keygen") || !strcmp(argv[1], "trust")) return keys_main(argc, argv);
-  if (!strcmp(argv[1], "cache")) return cache_main(argc, argv);
+  if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
+    /* the release plus a digest of the compiler's sources: part of every cache key */
+    printf("m64c %s (bundle format %u, host target %s)\n", m64c_version(), (unsigned)M64_BUNDLE_VERSION,
+           m64c_host_target());
+    return 0;
+  }
+  const command *c = find_command(argv[1]);
+  if (!c) return argv[1][0] == '-' ? (fprintf(stderr, "m64c: '%s' before a command (see m64c help)\n", argv[1]), 1)
+                                   : unknown_command(argv[1]);
+  for (int i = 2; i < argc; i++)
+    if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+      command_usage(stdout, c);
+      return 0;
+    }
+  if (c->bit & (C_KEYGEN | C_TRUST)) return keys_main(argc, argv);
+  if (c->bit & C_CACHE) return cache_main(argc, argv);
   const char *cmd = argv[1], *input = NULL, *key = NULL;
   m64c_options o = {.progress = 1};
   m64_compress_options z = {0, 0, 0, 0, 0};
   int compress = 0, json = 0;
   for (int i = 2; i < argc; i++) {
     const char *a = argv[i];
-    int has_arg = i + 1 < argc;
-    if (!strcmp(a, "-o") && has_arg) o.output = argv[++i];
-    else if (!strcmp(a, "--no-aot")) o.no_aot = 1;
-    else if (!strcmp(a, "--target") && has_arg) o.target = argv[++i];
-    else if (!strcmp(a, "--keep") && has_arg) o.keep_dir = argv[++i];
-    else if (!strcmp(a, "--segment-max") && has_arg) {
-      if (!(o.segment_max = m64_parse_size(argv[++i]))) {
-        fprintf(stderr, "m64c: bad size '%s'\n", argv[i]);
-        return 1;
-      }
-    } else if (!strcmp(a, "--compress") || !strncmp(a, "--compress=", 11)) {
-      compress = 1;
-      if (a[10] == '=') {
-        char *end;
-        long lv = strtol(a + 11, &end, 10);
-        if (*end || lv < 1 || lv > 19) {
-          fprintf(stderr, "m64c: bad zstd level '%s' (1..19)\n", a + 11);
-          return 1;
-        }
+    if (a[0] == '-' && a[1]) {
+      const int level = !strncmp(a, "--compress=", 11);
+      if (check_option(c, level ? "--compress" : a, i + 1 < argc)) return 1;
+      if (level) {
+        long lv;
+        if (m64_arg_long("m64c", "--compress=LEVEL", a + 11, 1, 19, &lv)) return 1;
         z.level = (int)lv;
+        compress = 1;
+        continue;
       }
-    } else if (!strcmp(a, "--chunk") && has_arg) {
-      uint64_t c = m64_parse_size(argv[++i]);
-      if (!c || c > (64u << 20)) {
-        fprintf(stderr, "m64c: bad chunk size '%s'\n", argv[i]);
+    }
+    if (!strcmp(a, "-o")) o.output = argv[++i];
+    else if (!strcmp(a, "--no-aot")) o.no_aot = 1;
+    else if (!strcmp(a, "--target")) o.target = argv[++i];
+    else if (!strcmp(a, "--keep")) o.keep_dir = argv[++i];
+    else if (!strcmp(a, "--segment-max")) {
+      if (m64_arg_size("m64c", a, argv[++i], 65536, &o.segment_max)) return 1;
+    } else if (!strcmp(a, "--compress")) compress = 1;
+    else if (!strcmp(a, "--chunk")) {
+      uint64_t chunk;
+      if (m64_arg_size("m64c", a, argv[++i], 1, &chunk)) return 1;
+      if (chunk > (64u << 20)) {
+        fprintf(stderr, "m64c: --chunk takes at most 64M, not '%s'\n", argv[i]);
         return 1;
       }
-      z.chunk_size = (uint32_t)c;
-    } else if (!strcmp(a, "--min-gain") && has_arg) {
-      z.min_gain = atof(argv[++i]);
+      z.chunk_size = (uint32_t)chunk;
+    } else if (!strcmp(a, "--min-gain")) {
+      float g;
+      if (m64_arg_float("m64c", a, argv[++i], 0, 50, &g)) return 1;
+      z.min_gain = g;
     } else if (!strcmp(a, "--no-split")) z.no_split = 1;
-    else if (!strcmp(a, "--long") && has_arg) z.long_window = atoi(argv[++i]);
-    else if (!strcmp(a, "--key") && has_arg) key = argv[++i];
+    else if (!strcmp(a, "--long")) {
+      long w;
+      if (m64_arg_long("m64c", a, argv[++i], 10, 31, &w)) return 1;
+      z.long_window = (int)w;
+    } else if (!strcmp(a, "--key")) key = argv[++i];
     else if (!strcmp(a, "--json")) json = 1;
     else if (!strcmp(a, "-v")) o.verbose = 1;
     else if (!strcmp(a, "-q")) o.progress = 0;
-    else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-      usage(stdout);
-      return 0;
-    } else if (a[0] == '-' && a[1]) {
-      fprintf(stderr, "m64c: unknown option '%s' (see m64c --help)\n", a);
-      return 1;
-    } else if (!input) input = a;
+    else if (!input) input = a;
     else {
       fprintf(stderr, "m64c: unexpected argument '%s'\n", a);
       return 1;
     }
   }
   if (!input) {
-    fprintf(stderr, "m64c: %s needs an input file (see m64c --help)\n", cmd);
+    fprintf(stderr, "m64c: %s needs an input file (see m64c %s --help)\n", cmd, cmd);
     return 1;
   }
+  if (!strcmp(cmd, "build") && !o.output) {
+    fprintf(stderr, "m64c: build needs -o OUTPUT.m64\n");
+    return 1;
+  }
+  /* Before any work: an output that cannot be written fails now, naming the path given,
+   * not after a long compile naming a temp file. build never writes over its input; the
+   * rewriting commands do so by design (no -o, or -o naming the input). */
+  if (o.output && m64_check_output("m64c", o.output, !strcmp(cmd, "build") ? input : NULL)) return 1;
+  if (!o.output && (c->bit & (C_AOT | C_COMPRESS | C_DECOMPRESS | C_SIGN)) && m64_check_output("m64c", input, NULL))
+    return 1;
 
   static const char *const known[] = {"build", "aot", "compress", "decompress", "sign", "info", "verify"};
   int is_known = 0;
@@ -297,10 +412,6 @@ int main(int argc, char **argv) {
     return 1;
   }
   if (!strcmp(cmd, "build")) {
-    if (!o.output) {
-      fprintf(stderr, "m64c: build needs -o OUTPUT.m64\n");
-      return 1;
-    }
     o.input = input;
     if (compress) o.compress = &z;
     rc = m64c_build(&o, &e);
@@ -333,8 +444,7 @@ int main(int argc, char **argv) {
     rc = m64c_verify(input, stdout, &e);
     if (!rc && have_st) stamp_record(&st, o.verbose);
   } else {
-    fprintf(stderr, "m64c: unknown command '%s' (build, aot, compress, decompress, info, verify, sign, keygen, trust, cache)\n", cmd);
-    return 1;
+    return unknown_command(cmd); /* a COMMANDS entry without a branch here */
   }
   if (rc) {
     fprintf(stderr, "m64c: error: %s\n", e.msg[0] ? e.msg : "failed");

@@ -7,6 +7,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "args.h"
 #include "m64_formats.h"
 #include "m64_runtime.h"
 #include "m64run_chat.h"
@@ -34,7 +35,8 @@ static void usage(FILE *f) {
           "  --temp T            temperature, 0 = greedy (default 0.8)\n"
           "  --top-k K           keep the K most likely tokens, 0 = all (default 40)\n"
           "  --top-p P           nucleus sampling threshold, 1 = off (default 0.95)\n"
-          "  --seed S            sampler seed (default: from the clock)\n"
+          "  --seed S            sampler seed; -1 (the default): a random one from the\n"
+          "                      kernel's entropy source (shown with -v)\n"
           "  --workspace SIZE    bound on the wasm32 workspace, e.g. 512M, 4G (default: the whole\n"
           "                      model if it fits in 4 GiB); smaller models page layers in and out\n"
           "  --paging MODE       copy: copy layers into the workspace; map (default): map the\n"
@@ -61,7 +63,9 @@ static void usage(FILE *f) {
           "                      of the one m64c recognised in the model\n"
           "  --json              print one JSON object at the end instead of streaming text\n"
           "  -v, --verbose       paging decisions and details on stderr\n"
-          "  -h, --help          this text\n");
+          "  -h, --help          this text\n"
+          "  --version           version, bundle format and host target\n"
+          "Exit status: 0, 1 on an error, 130 when Ctrl-C stopped generation.\n");
 }
 
 /* Appends s as a JSON string body (escaped) to f. */
@@ -110,30 +114,15 @@ static char *read_text_file(const char *path, size_t *len) {
   return buf;
 }
 
-/* Verified-bundle stamps (m64_formats.h): a bundle whose every layer an earlier run (or
- * m64c build / verify) hashed is not hashed again while the file stays unchanged. */
-static void stamp_record(const struct stat *st, int verbose) {
-  char where[3200];
-  if (m64_stamp_write(st, where, sizeof where) == 0 && verbose)
-    fprintf(stderr, "m64run: every layer hashed: recorded in %s\n", where);
-}
-
-/* Records the bundle (as it was at start-up: st) once the session has hashed every layer:
- * after a prompt's first pass, or after a chat that ran one. */
-static void stamp_if_all_hashed(const m64_session *s, const struct stat *st, int verbose) {
-  m64_session_stats ss;
-  m64_session_stats_get(s, &ss);
-  if (ss.layers && ss.layers_verified == ss.layers) stamp_record(st, verbose);
-}
-
 int main(int argc, char **argv) {
   /* defaults */
   const char *model = NULL, *prompt = "", *prompt_file = NULL;
   long n_predict = 128;            /* tokens to generate */
   float temp = 0.8f, top_p = 0.95f; /* llama.cpp's sampling defaults */
   long top_k = 40;
-  unsigned long long seed = (unsigned long long)time(NULL);
-  int json = 0, special = 0, chat = 0, n_predict_given = 0, reverify = 0, local_only = 0;
+  uint64_t seed = 0;
+  int random_seed = 1; /* --seed -1, the default: from getrandom(2), as llama.cpp's default seed */
+  int json = 0, special = 0, chat = 0, n_predict_given = 0, prompt_given = 0, reverify = 0, local_only = 0;
   int no_cache = 0; /* a GGUF: into a temporary bundle, not the cache */
   const char *system_msg = NULL, *chat_template = NULL;
   m64_session_options opt = {.verify_layers = 1, .page_mode = 1};
@@ -145,35 +134,30 @@ int main(int argc, char **argv) {
     const char *v = i + 1 < argc ? argv[i + 1] : NULL;
 #define ARG(short_, long_) ((!strcmp(a, short_) || !strcmp(a, long_)) && v && ++i)
     if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); return 0; }
-    else if (ARG("-p", "--prompt")) prompt = v;
+    else if (!strcmp(a, "--version")) { m64_print_version("m64run"); return 0; }
+    else if (ARG("-p", "--prompt")) prompt = v, prompt_given = 1;
     else if (ARG("-f", "--file")) prompt_file = v;
-    else if (ARG("-n", "--n-predict")) n_predict = strtol(v, NULL, 10), n_predict_given = 1;
-    else if (ARG("-c", "--ctx-size")) {
-      char *end;
-      unsigned long c = strtoul(v, &end, 10);
-      if (*end || c < 1 || c > (1ul << 20)) { /* docs/FORMAT.md, limits */
-        fprintf(stderr, "m64run: -c takes 1..1048576, not '%s'\n", v);
-        return 1;
-      }
+    else if (ARG("-n", "--n-predict")) { /* -1: until the context is full, as llama.cpp */
+      if (m64_arg_long("m64run", a, v, -1, 1l << 20, &n_predict)) return 1;
+      n_predict_given = 1;
+    } else if (ARG("-c", "--ctx-size")) {
+      long c; /* docs/FORMAT.md, limits */
+      if (m64_arg_long("m64run", a, v, 1, 1l << 20, &c)) return 1;
       opt.n_ctx = (uint32_t)c;
-    }
-    else if (ARG("-t", "--threads")) {
-      long t = strtol(v, NULL, 10);
-      if (t < 1 || t > 64) {
-        fprintf(stderr, "m64run: -t takes 1..64, not '%s'\n", v);
-        return 1;
-      }
+    } else if (ARG("-t", "--threads")) {
+      long t;
+      if (m64_arg_long("m64run", a, v, 1, 64, &t)) return 1;
       opt.n_threads = (uint32_t)t;
-    }
-    else if (ARG("--temp", "--temperature")) temp = strtof(v, NULL);
-    else if (ARG("--top-k", "--top-k")) top_k = strtol(v, NULL, 10);
-    else if (ARG("--top-p", "--top-p")) top_p = strtof(v, NULL);
-    else if (ARG("--seed", "-s")) seed = strtoull(v, NULL, 10);
-    else if (ARG("--workspace", "-w")) {
-      if (!(opt.workspace_bytes = m64_parse_size(v))) {
-        fprintf(stderr, "m64run: bad --workspace size '%s' (e.g. 512M, 4G)\n", v);
-        return 1;
-      }
+    } else if (ARG("--temp", "--temperature")) {
+      if (m64_arg_float("m64run", a, v, 0, 100, &temp)) return 1;
+    } else if (ARG("--top-k", "--top-k")) {
+      if (m64_arg_long("m64run", a, v, 0, INT32_MAX, &top_k)) return 1;
+    } else if (ARG("--top-p", "--top-p")) {
+      if (m64_arg_float("m64run", a, v, 0, 1, &top_p)) return 1;
+    } else if (ARG("--seed", "-s")) {
+      if (m64_arg_seed("m64run", a, v, &seed, &random_seed)) return 1;
+    } else if (ARG("--workspace", "-w")) {
+      if (m64_arg_size("m64run", a, v, 1, &opt.workspace_bytes)) return 1;
     } else if (ARG("--paging", "--paging")) {
       if (!strcmp(v, "copy")) opt.page_mode = 0;
       else if (!strcmp(v, "map")) opt.page_mode = 1;
@@ -211,6 +195,23 @@ int main(int argc, char **argv) {
     fprintf(stderr, "m64run: --local-native-only and --trust-bundle-native contradict each other: give one\n");
     return 1;
   }
+  /* Options that would have no effect are errors, not silently dropped. */
+  const char *clash = prompt_given && prompt_file ? "-p and -f both give the prompt: give one"
+                      : chat && (prompt_given || prompt_file)
+                          ? "-i reads the messages from stdin: -p and -f have no effect there (use --system for "
+                            "an instruction)"
+                      : chat && json             ? "--json has no effect with -i"
+                      : !chat && system_msg      ? "--system is the chat's system message: it needs -i"
+                      : !chat && chat_template   ? "--chat-template chooses the chat's format: it needs -i"
+                                                 : NULL;
+  if (clash) {
+    fprintf(stderr, "m64run: %s\n", clash);
+    return 1;
+  }
+  if (random_seed && m64_random_seed(&seed)) {
+    fprintf(stderr, "m64run: error: the kernel gave no random bytes for the seed (getrandom); give --seed N\n");
+    return 1;
+  }
   char *file_text = NULL;
   size_t prompt_len = strlen(prompt);
   if (prompt_file) {
@@ -238,24 +239,21 @@ int main(int argc, char **argv) {
   model = bundle_path;
   if (temp_bundle && !reverify) opt.verify_layers = 0; /* built and hashed just now, by us */
 
-  /* the file as it is now: a stamp of an earlier run spares the layer hashes */
-  struct stat model_st;
-  const int stamped = opt.verify_layers && stat(model, &model_st) == 0;
-  if (stamped && !reverify && m64_stamp_matches(&model_st)) {
-    opt.verify_layers = 0;
-    if (opt.verbose)
-      fprintf(stderr, "m64run: every layer of this unchanged bundle was hashed before (by a run, m64c build or "
-                      "m64c verify): not hashed again (--reverify to hash them)\n");
-  }
+  /* the verified-bundle stamps decide whether layers are hashed (the session's policy) */
+  opt.verify_stamps = !reverify;
   rc = m64_session_open(model, &opt, &s, &e);
   if (temp_bundle) m64run_temp_remove(model); /* the session holds what it needs open */
   if (rc) goto fail;
   m64_session_seed(s, seed);
+  if (opt.verbose) fprintf(stderr, "m64run: seed %llu%s\n", (unsigned long long)seed, random_seed ? " (random)" : "");
+  const uint32_t ctx_train = m64_session_n_ctx_train(s);
+  if (opt.n_ctx && ctx_train && opt.n_ctx > ctx_train)
+    fprintf(stderr, "m64run: warning: -c %u is beyond the context of %u the model was trained with; text past "
+                    "that point may degrade\n", opt.n_ctx, ctx_train);
   if (chat) {
     const m64run_chat_opts co = {chat_template, system_msg, temp, top_p, (int32_t)top_k,
                                  n_predict_given ? n_predict : -1, opt.verbose};
     if ((rc = m64run_chat(s, &co, &e))) goto fail;
-    if (stamped && opt.verify_layers) stamp_if_all_hashed(s, &model_st, opt.verbose);
     m64_session_close(s);
     free(file_text);
     return 0;
@@ -266,6 +264,9 @@ int main(int argc, char **argv) {
     rc = m64_fail(&e, M64_EFORMAT, "the prompt is empty and this vocabulary adds no BOS: give -p or -f");
     goto fail;
   }
+  if (n_prompt >= 2 && prompt_ids[0] == m64_session_bos(s) && prompt_ids[1] == prompt_ids[0])
+    fprintf(stderr, "m64run: warning: the prompt starts with a BOS token and the model adds one too: two BOS tokens "
+                    "(drop it from the prompt)\n");
   const uint32_t n_ctx = m64_session_n_ctx(s);
   if (n_prompt >= n_ctx) {
     rc = m64_fail(&e, M64_ELIMIT, "prompt of %u tokens does not fit the context of %u (-c)", n_prompt, n_ctx);
@@ -294,7 +295,6 @@ int main(int argc, char **argv) {
   double t0 = now();
   if ((rc = m64_session_eval_batch(s, prompt_ids, n_prompt, 0, NULL, &e))) goto fail;
   t_prefill = now() - t0;
-  if (stamped && opt.verify_layers) stamp_if_all_hashed(s, &model_st, opt.verbose); /* the pass placed every layer */
 
   /* decode: its rate counts the forward passes timed (the first token comes from the
    * prefill's logits, so n generated tokens take n - 1 passes, or n when an end token
@@ -346,13 +346,13 @@ int main(int argc, char **argv) {
           "\nm64run: %s%u prompt tokens in %.3f s (%.1f tok/s), %u generated in %.3f s (%.1f tok/s)\n"
           "m64run: paging: %llu of %llu layer requests served without waiting, %llu page-ins "
           "(%.1f MiB, %.1f MiB per token), %llu evictions, %.3f s placing, %.3f s stalled\n"
-          "m64run: workspace %.1f MiB, layer cache %.1f MiB in %u slots; total %.3f s\n",
+          "m64run: workspace %.1f MiB, layer cache %.1f MiB in %u slot%s; total %.3f s\n",
           g_stop ? "interrupted: " : "", n_prompt, t_prefill, prefill_tps, n_out, t_decode, decode_tps,
           (unsigned long long)st.layer_hits, (unsigned long long)st.layer_acquires,
           (unsigned long long)st.layer_page_ins, st.bytes_paged / 1048576.0,
           n_tokens ? st.bytes_paged / 1048576.0 / n_tokens : 0.0, (unsigned long long)st.evictions,
           st.page_seconds, st.stall_seconds, st.workspace_bytes / 1048576.0, st.cache_bytes / 1048576.0,
-          st.cache_slots, now() - t_start);
+          st.cache_slots, st.cache_slots == 1 ? "" : "s", now() - t_start);
   if (json) {
     printf("{\"prompt_tokens\":");
     json_ids(stdout, prompt_ids, n_prompt);
@@ -373,7 +373,7 @@ int main(int argc, char **argv) {
   free(out_ids);
   free(text);
   free(file_text);
-  return 0;
+  return g_stop ? 130 : 0; /* as a shell reports a process that SIGINT ended: 128 + 2 */
 
 fail:
   fflush(stdout);

@@ -9,8 +9,32 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "m64_compiler.h"
+#include "m64_formats.h"
 #include "m64run_gguf.h"
+
+#if defined(M64RUN_NO_COMPILER)
+/* A runtime-only m64run (a cross build, M64_RUNTIME_ONLY) has no compiler: it runs bundles,
+ * and names a GGUF as one with what to do instead. */
+int m64run_resolve_model(const char *model, int no_cache, int verbose, char *bundle, size_t cap, int *temp,
+                         m64_err *e) {
+  (void)no_cache, (void)verbose;
+  *temp = 0;
+  const int kind = m64_file_kind(model, e);
+  if (kind < 0) return kind;
+  if (kind == M64_KIND_GGUF)
+    return m64_fail(e, M64_EFORMAT, "%s is a GGUF model, and this m64run was built without the compiler "
+                                    "(M64_RUNTIME_ONLY): make a bundle with `m64c build %s -o MODEL.m64` "
+                                    "(on a machine with m64c; --target aarch64-linux for native code here)",
+                    model, model);
+  if (kind != M64_KIND_BUNDLE && kind != M64_KIND_BUNDLE_COMPRESSED)
+    return m64_fail(e, M64_EFORMAT, "%s is %s: m64run runs an m64 bundle (made by `m64c build`)", model,
+                    m64_file_kind_name(kind));
+  if ((size_t)snprintf(bundle, cap, "%s", model) >= cap) return m64_fail(e, M64_ELIMIT, "path too long");
+  return 0;
+}
+void m64run_temp_remove(const char *bundle) { (void)bundle; }
+#else
+#include "m64_compiler.h"
 
 /* --no-cache: a bundle in a private temp directory, built and hashed just now. */
 static int build_temp(const char *model, int verbose, char *bundle, size_t cap, m64_err *e) {
@@ -65,3 +89,4 @@ void m64run_temp_remove(const char *bundle) {
     rmdir(dir);
   }
 }
+#endif

@@ -185,7 +185,8 @@ int m64c_parse_targets(const char *list, char t[][M64C_TARGET_NAME], int *n, m64
 
 int m64c_build(const m64c_options *o, m64_err *e) {
   static const m64c_tools tools = {m64c_compile_wasm, m64c_compile_native};
-  return m64c_build_with(o, &tools, e);
+  const int rc = m64c_check_toolchain(!o->no_aot, e); /* before any work */
+  return rc ? rc : m64c_build_with(o, &tools, e);
 }
 
 int m64c_build_with(const m64c_options *o, const m64c_tools *tools, m64_err *e) {
@@ -208,8 +209,8 @@ int m64c_build_with(const m64c_options *o, const m64c_tools *tools, m64_err *e) 
   if ((rc = m64_gguf_open(o->input, &g, e))) goto done;
   if ((rc = m64c_plan_model(g, o->segment_max, &plan, e))) goto done;
   if ((rc = m64_tokblob_build(g, &tok, &tok_size, e))) goto done;
-  m64c_progress(o->progress, "      %s: %u blocks, dim %u, vocab %u, %.1f MiB of weights in %u layers",
-                plan.arch, plan.n_blocks, plan.dim, plan.n_vocab, plan.total_bytes / 1048576.0,
+  m64c_progress(o->progress, "      %s: %u block%s, dim %u, vocab %u, %.1f MiB of weights in %u layers",
+                plan.arch, plan.n_blocks, plan.n_blocks == 1 ? "" : "s", plan.dim, plan.n_vocab, plan.total_bytes / 1048576.0,
                 plan.n_layers);
 
   /* the file's name goes into model.c and the metadata: plain text only */
@@ -294,6 +295,7 @@ int m64c_aot(const char *bundle, const char *output, int verbose, m64_err *e) {
   int rc;
   const char *out = output ? output : bundle;
 
+  if ((rc = m64c_check_toolchain(1, e))) return rc;
   if ((rc = m64_bundle_open(bundle, &b, e))) return rc;
   /* Every layer is copied and rehashed below: check them first, or a corrupted layer
    * would come out with a fresh, matching hash. */

@@ -57,6 +57,9 @@ int m64c_workdir_open(m64c_workdir *w, const char *keep_dir, m64_err *e);
 void m64c_workdir_close(m64c_workdir *w);
 /* Compiles <dir>/model.c with the module sources into <dir>/module.wasm. */
 int m64c_compile_wasm(const m64c_workdir *w, int verbose, m64_err *e);
+/* 0 if the module sources (and, aot != 0, wasm2c) are where m64c looks for them, else an
+ * error naming the place and the variable that moves it (toolchain.c's header). */
+int m64c_check_toolchain(int aot, m64_err *e);
 /* 0 if this host's clang builds native code for target, else an error naming the known ones. */
 int m64c_check_target(const char *target, m64_err *e);
 /* build.c: --target's comma-separated list (NULL: this host's target) into t[0..*n): known

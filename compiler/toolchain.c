@@ -5,8 +5,13 @@
  *   model.c + the sources in compiler/module --clang-19 wasm32+SIMD128--> module.wasm
  *   module.wasm --wasm2c--> m64mod.c --clang-19 -O3 -shared--> module.so
  *
- * Tools are found at paths baked in at configure time, overridable at run time with the
- * environment variables M64_CLANG, M64_WASM2C, M64_SOURCE_DIR.
+ * Where the tools and the module sources are, first found wins:
+ *   module sources  $M64_SOURCE_DIR; <m64c's folder>/../share/m64 (an installed m64c, from
+ *                   `cmake --install`); the checkout m64c was built from
+ *   wasm2c          $M64_WASM2C; <m64c's folder>/../share/m64/toolchain/wasm2c; the checkout's
+ *                   npm wabt
+ *   clang           $M64_CLANG; the clang-19 found at configure time; clang-19 on PATH
+ * (README.md, "Installing").
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -23,13 +28,53 @@
 
 extern char **environ;
 
-static const char *tool(const char *env, const char *baked) {
-  const char *v = getenv(env);
-  return v && *v ? v : baked;
+/* <folder of the running executable>/../share/m64/rel into buf if that exists, else NULL. */
+static const char *installed(const char *rel, char *buf, size_t cap) {
+  char exe[4096];
+  const ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (n <= 0) return NULL;
+  exe[n] = 0;
+  char *slash = strrchr(exe, '/');
+  if (!slash) return NULL;
+  *slash = 0;
+  struct stat st;
+  if ((size_t)snprintf(buf, cap, "%s/../share/m64/%s", exe, rel) >= cap || stat(buf, &st) != 0) return NULL;
+  return buf;
 }
-static const char *clang_path(void) { return tool("M64_CLANG", M64_CLANG_PATH); }
-static const char *wasm2c_path(void) { return tool("M64_WASM2C", M64_WASM2C_PATH); }
-static const char *source_dir(void) { return tool("M64_SOURCE_DIR", M64_SOURCE_DIR_PATH); }
+
+static const char *clang_path(void) {
+  const char *v = getenv("M64_CLANG");
+  if (v && *v) return v;
+  return access(M64_CLANG_PATH, X_OK) == 0 ? M64_CLANG_PATH : "clang-19"; /* PATH, as posix_spawnp does */
+}
+static const char *wasm2c_path(void) {
+  static _Thread_local char buf[4200];
+  const char *v = getenv("M64_WASM2C");
+  if (v && *v) return v;
+  return installed("toolchain/wasm2c", buf, sizeof buf) ? buf : M64_WASM2C_PATH;
+}
+static const char *source_dir(void) {
+  static _Thread_local char buf[4200];
+  const char *v = getenv("M64_SOURCE_DIR");
+  if (v && *v) return v;
+  if (installed("compiler/module/module.c", buf, sizeof buf)) {
+    buf[strlen(buf) - strlen("/compiler/module/module.c")] = 0; /* <prefix>/share/m64 */
+    return buf;
+  }
+  return M64_SOURCE_DIR_PATH;
+}
+
+int m64c_check_toolchain(int aot, m64_err *e) {
+  char p[4300];
+  snprintf(p, sizeof p, "%s/compiler/module/module.c", source_dir());
+  if (access(p, R_OK) != 0)
+    return m64_fail(e, M64_EIO, "the module sources are not in %s (no compiler/module/module.c): set M64_SOURCE_DIR "
+                                "to an install's share/m64 or to a checkout", source_dir());
+  if (aot && access(wasm2c_path(), X_OK) != 0)
+    return m64_fail(e, M64_EIO, "wasm2c not found at %s: set M64_WASM2C, or run cmd/setup.sh in a checkout",
+                    wasm2c_path());
+  return 0;
+}
 
 void m64c_progress(int enabled, const char *fmt, ...) {
   if (!enabled) return;

@@ -394,6 +394,9 @@ const char *m64_file_kind_name(int kind);
 /* Parses a size such as "512M", "4G", "1.5G", "65536" (K/M/G/T are powers of 1024, an
  * optional "iB" or "B" may follow) into bytes; 0 for a malformed size. */
 uint64_t m64_parse_size(const char *s);
+/* A byte count for people: "512 bytes", "1.0 KiB", "300.0 KiB", "1.4 MiB", "3.5 GiB" (the
+ * largest unit that keeps the number at least 1), into out; returns out. */
+const char *m64_format_size(uint64_t bytes, char *out, size_t out_size);
 
 /* Verified-bundle stamps (formats/common/stamp.c): a record, per user, that every layer of
  * a bundle file as it is now (st: its stat) has been hashed, so that m64run need not hash

@@ -32,6 +32,12 @@ typedef struct m64_session_options {
   uint64_t workspace_bytes; /* bound on the wasm32 memory; 0 = what the model needs, max 4 GiB */
   uint32_t n_ctx;           /* context length; 0 = the model's training context, max 4096 */
   int verify_layers;        /* check each layer's SHA-256 the first time it is paged in */
+  int verify_stamps;        /* with verify_layers: the verified-bundle stamps (m64_formats.h,
+                               ~/.cache/m64/verified) decide. A file that a stamp records as
+                               fully hashed before, unchanged since, is not hashed again; and
+                               once this session has hashed every layer, it records the file
+                               (m64_session_stamped says which happened). 0: hash as
+                               verify_layers says, and record nothing */
   int verbose;              /* page-ins and cache decisions on stderr */
   int page_mode;            /* 0: copy layers into the workspace; 1: map the file's pages there */
   int no_prefetch;          /* page on demand only (no background thread) */
@@ -73,6 +79,8 @@ void m64_session_close(m64_session *s); /* accepts NULL */
 
 uint32_t m64_session_n_vocab(const m64_session *s);
 uint32_t m64_session_n_ctx(const m64_session *s);
+/* The context the model was trained with (its GGUF's context_length), 0 if unknown. */
+uint32_t m64_session_n_ctx_train(const m64_session *s);
 uint32_t m64_session_n_threads(const m64_session *s);
 int32_t m64_session_bos(const m64_session *s);
 int32_t m64_session_eos(const m64_session *s);
@@ -113,6 +121,9 @@ int m64_session_piece(m64_session *s, int32_t prev, int32_t id, char *buf, size_
                       size_t *n, m64_err *e);
 
 void m64_session_stats_get(const m64_session *s, m64_session_stats *st);
+/* verify_stamps: 1 when a stamp spared this session the layer hashes, 2 when this session
+ * hashed every layer and recorded the file, 0 otherwise. */
+int m64_session_stamped(const m64_session *s);
 
 
 /* ---- chat (runtime/chat.c) ----

@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <sys/stat.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,13 +62,15 @@ struct m64_session {
   m64_sig_info sig;         /* the bundle's signature, checked at open */
   m64_session_options opt;
 
-  uint32_t n_vocab, n_layers, n_ctx, max_batch;
+  uint32_t n_vocab, n_layers, n_ctx, n_ctx_train, max_batch;
   int32_t bos, eos;
   uint32_t io;          /* IO_BYTES of scratch inside the workspace */
   uint32_t logits;      /* address of the last logits */
 
   struct call *pool_calls;
   char *path;
+  struct stat file_st;  /* the bundle as opened (verify_stamps: what a stamp records) */
+  int stamp_state;      /* 0: none; 1: spared by a stamp; 2: recorded; -1: watching (record once all hashed) */
   m64_pager *pager;
   uint64_t cache_size;
   m64_session_stats st;
@@ -508,6 +511,7 @@ static int setup_state(m64_session *s, m64_err *e) {
                     m64_bundle_n_layers(s->bundle));
   uint32_t ctx_train;
   if ((rc = invoke0(s, OP_N_CTX_TRAIN, &ctx_train, e))) return rc;
+  s->n_ctx_train = ctx_train;
   if ((rc = invoke0(s, OP_MAX_BATCH, &s->max_batch, e))) return rc;
   if (s->max_batch == 0 || s->max_batch > 4096) return m64_fail(e, M64_EFORMAT, "module declares a batch of %u", s->max_batch);
   s->n_ctx = s->opt.n_ctx ? s->opt.n_ctx : (ctx_train < 4096 ? ctx_train : 4096);
@@ -519,15 +523,17 @@ static int setup_state(m64_session *s, m64_err *e) {
    * the fixed part is known, then what the whole model needs. */
   const uint64_t max_ws = 65536ull * WASM_PAGE;
   const uint64_t cap = s->opt.workspace_bytes && s->opt.workspace_bytes < max_ws ? s->opt.workspace_bytes : max_ws;
-  m64_wasm_set_max_pages(cap / WASM_PAGE);
+  m64_wasm_memory_set_cap(s->mem, cap / WASM_PAGE);
   uint32_t state_bytes;
   if ((rc = invoke1(s, OP_STATE_BYTES, s->n_ctx, &state_bytes, e))) return rc;
 
   int32_t init;
   if ((rc = invoke1(s, OP_INIT, s->n_ctx, (uint32_t *)&init, e))) return rc;
+  char cap_h[32], need_h[32];
   if (init == -1)
-    return m64_fail(e, M64_ELIMIT, "workspace of %.1f MiB is too small for the run state of a context of %u (%.1f MiB; try a smaller -c)",
-                    cap / 1048576.0, s->n_ctx, state_bytes / 1048576.0);
+    return m64_fail(e, M64_ELIMIT, "workspace of %s is too small for the run state of a context of %u (%s; try a smaller -c)",
+                    m64_format_size(cap, cap_h, sizeof cap_h), s->n_ctx,
+                    m64_format_size(state_bytes, need_h, sizeof need_h));
   if (init == -2)
     return m64_fail(e, M64_ELIMIT, "a context of %u does not fit a 4 GiB workspace (its run state would be %.1f MiB); use a smaller -c",
                     s->n_ctx, state_bytes / 1048576.0);
@@ -547,13 +553,16 @@ static int setup_state(m64_session *s, m64_err *e) {
   if (want > max_ws) want = max_ws;
   const uint64_t room = want > used ? want - used : 0;
   s->cache_size = (room < layers_total ? room : layers_total) & ~(WASM_PAGE - 1);
-  if (s->cache_size < largest)
+  if (s->cache_size < largest) {
+    char used_h[32];
     return m64_fail(e, M64_ELIMIT,
-                    "workspace of %.1f MiB is too small: the run state (context %u, %u threads) takes %.1f MiB "
-                    "and the globals plus the largest block need %.1f MiB (try --workspace %lluM or a smaller -c)",
-                    want / 1048576.0, s->n_ctx, s->n_threads, used / 1048576.0, largest / 1048576.0,
+                    "workspace of %s is too small: the run state (context %u, %u thread%s) takes %s "
+                    "and the globals plus the largest block need %s (try --workspace %lluM or a smaller -c)",
+                    m64_format_size(want, cap_h, sizeof cap_h), s->n_ctx, s->n_threads, s->n_threads == 1 ? "" : "s",
+                    m64_format_size(used, used_h, sizeof used_h), m64_format_size(largest, need_h, sizeof need_h),
                     (unsigned long long)((used + largest) / 1048576 + 1));
-  m64_wasm_set_max_pages(want / WASM_PAGE);
+  }
+  m64_wasm_memory_set_cap(s->mem, want / WASM_PAGE);
   uint32_t base;
   if ((rc = invoke1(s, OP_ALLOC, (uint32_t)(s->cache_size + WASM_PAGE), &base, e))) return rc;
   if (!base) return m64_fail(e, M64_ELIMIT, "could not reserve a layer cache of %llu bytes",
@@ -603,6 +612,17 @@ int m64_session_open(const char *path, const m64_session_options *o, m64_session
     free(s);
     return m64_fail(e, M64_ENOMEM, "out of memory");
   }
+  /* The verify-stamp policy: the file as it is now; a stamp of an earlier run, m64c build
+   * or m64c verify spares the layer hashes */
+  if (s->opt.verify_layers && s->opt.verify_stamps && stat(path, &s->file_st) == 0) {
+    if (m64_stamp_matches(&s->file_st)) {
+      s->opt.verify_layers = 0;
+      s->stamp_state = 1;
+      if (s->opt.verbose)
+        fprintf(stderr, "m64run: every layer of this unchanged bundle was hashed before (by a run, m64c build or "
+                        "m64c verify): not hashed again (--reverify to hash them)\n");
+    } else s->stamp_state = -1;
+  }
   int rc = m64_bundle_open(path, &s->bundle, e);
   /* A signature that does not verify means the bundle changed after its publisher signed
    * it: nothing of it runs, whatever the options (SECURITY.md). */
@@ -612,8 +632,8 @@ int m64_session_open(const char *path, const m64_session_options *o, m64_session
                   "publisher (SECURITY.md)", s->sig.why);
   if (!rc) rc = load_native(s, e);
   if (!rc) {
-    /* the workspace: the memory every instance imports, at its declared minimum for now */
-    m64_wasm_set_max_pages(65536);
+    /* the workspace: the memory every instance imports, at its declared minimum for now;
+     * its cap is its own (m64_wasm_memory_set_cap below), never another session's */
     uint64_t min_pages, max_pages;
     s->abi->memory_limits(&min_pages, &max_pages);
     if (min_pages > 65536 || max_pages > 65536 || min_pages > max_pages)
@@ -676,6 +696,7 @@ void m64_session_close(m64_session *s) {
 const char *m64_session_native_source(const m64_session *s) { return s->native_source; }
 uint32_t m64_session_n_vocab(const m64_session *s) { return s->n_vocab; }
 uint32_t m64_session_n_ctx(const m64_session *s) { return s->n_ctx; }
+uint32_t m64_session_n_ctx_train(const m64_session *s) { return s->n_ctx_train; }
 uint32_t m64_session_n_threads(const m64_session *s) { return s->n_threads; }
 int32_t m64_session_bos(const m64_session *s) { return s->bos; }
 int32_t m64_session_eos(const m64_session *s) { return s->eos; }
@@ -728,6 +749,21 @@ int m64_session_sample(m64_session *s, float temp, int32_t top_k, float top_p, i
   return 0;
 }
 
+/* verify_stamps: once every layer has been hashed (a pass placed them all), the file as
+ * it was at open is recorded, so that the next session need not hash it again. Best
+ * effort, like the cache directory it writes to. */
+static void record_if_all_hashed(m64_session *s) {
+  m64_session_stats st;
+  m64_session_stats_get(s, &st);
+  if (!st.layers || st.layers_verified != st.layers) return;
+  char where[3200];
+  s->stamp_state = 2;
+  if (m64_stamp_write(&s->file_st, where, sizeof where) == 0 && s->opt.verbose)
+    fprintf(stderr, "m64run: every layer hashed: recorded in %s\n", where);
+}
+
+int m64_session_stamped(const m64_session *s) { return s->stamp_state > 0 ? s->stamp_state : 0; }
+
 int m64_session_eval_batch(m64_session *s, const int32_t *tokens, uint32_t n, uint32_t pos0,
                            const float **logits, m64_err *e) {
   for (uint32_t done = 0; done < n;) {
@@ -748,6 +784,7 @@ int m64_session_eval_batch(m64_session *s, const int32_t *tokens, uint32_t n, ui
     if (logits) *logits = (const float *)p;
     done += k;
   }
+  if (s->stamp_state == -1) record_if_all_hashed(s);
   return 0;
 }
 

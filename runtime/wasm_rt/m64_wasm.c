@@ -261,16 +261,20 @@ const char *m64_wasm_last_host_message(void) { return t_host_msg; }
 
 uint32_t m64_wasm_max_call_depth(void) { return WASM_RT_MAX_CALL_STACK_DEPTH; }
 
-/* ------------------------------------------------------------------ workspace cap */
-static _Atomic uint64_t g_cap_pages = UINT64_MAX;
+/* ------------------------------------------------------------------ workspace caps */
+/* Each memory carries its own cap (two sessions in one process bound their workspaces
+ * apart); memories a module allocates itself take the allocating thread's cap. */
+static _Thread_local uint64_t t_alloc_cap_pages; /* 0: none */
 
-void m64_wasm_set_max_pages(uint64_t pages) { atomic_store(&g_cap_pages, pages); }
-uint64_t m64_wasm_max_pages(void) { return atomic_load(&g_cap_pages); }
+void m64_wasm_set_alloc_cap(uint64_t pages) { t_alloc_cap_pages = pages == UINT64_MAX ? 0 : pages; }
+uint64_t m64_wasm_alloc_cap(void) { return t_alloc_cap_pages ? t_alloc_cap_pages : UINT64_MAX; }
 
-/* The cap counts 64 KiB pages; memories with another page size compare in bytes. */
-static uint64_t cap_bytes(void) {
-  uint64_t p = atomic_load(&g_cap_pages);
-  return p >= ((uint64_t)1 << 48) ? UINT64_MAX : p * WASM_RT_PAGE_SIZE;
+void m64_wasm_memory_set_cap(wasm_rt_memory_t *mem, uint64_t pages) { mem->cap_pages = pages == UINT64_MAX ? 0 : pages; }
+uint64_t m64_wasm_memory_cap(const wasm_rt_memory_t *mem) { return mem->cap_pages ? mem->cap_pages : UINT64_MAX; }
+
+/* A cap counts 64 KiB pages; memories with another page size compare in bytes. */
+static uint64_t cap_bytes(uint64_t pages) {
+  return !pages || pages >= ((uint64_t)1 << 48) ? UINT64_MAX : pages * WASM_RT_PAGE_SIZE;
 }
 
 /* ------------------------------------------------------------------ memories */
@@ -292,10 +296,10 @@ void wasm_rt_allocate_memory(wasm_rt_memory_t *mem, uint64_t initial_pages,
     m64_wasm_host_trapf("wasm memory: %llu initial pages exceed the maximum %llu",
                         (unsigned long long)initial_pages, (unsigned long long)max_pages);
   uint64_t bytes = initial_pages * page_size;
-  if (bytes > cap_bytes())
+  const uint64_t cap = t_alloc_cap_pages;
+  if (bytes > cap_bytes(cap))
     m64_wasm_host_trapf("wasm memory: %llu initial pages exceed the workspace cap of %llu",
-                        (unsigned long long)initial_pages,
-                        (unsigned long long)m64_wasm_max_pages());
+                        (unsigned long long)initial_pages, (unsigned long long)cap);
 
   bool guarded = !is64 && page_size == WASM_RT_PAGE_SIZE;
   uint8_t *data;
@@ -339,6 +343,7 @@ void wasm_rt_allocate_memory(wasm_rt_memory_t *mem, uint64_t initial_pages,
   mem->guarded = guarded;
   mem->page_size = page_size;
   mem->mapped = mapped;
+  mem->cap_pages = cap;
 }
 
 uint64_t wasm_rt_grow_memory(wasm_rt_memory_t *mem, uint64_t delta) {
@@ -347,7 +352,7 @@ uint64_t wasm_rt_grow_memory(wasm_rt_memory_t *mem, uint64_t delta) {
   if (mem->data == NULL || delta > mem->max_pages - old) return (uint64_t)-1;
   const uint64_t new_pages = old + delta;
   const uint64_t new_bytes = new_pages * mem->page_size;
-  if (new_bytes > cap_bytes()) return (uint64_t)-1;
+  if (new_bytes > cap_bytes(mem->cap_pages)) return (uint64_t)-1;
   if (mem->guarded) {
     if (mprotect(mem->data + mem->size, new_bytes - mem->size, PROT_READ | PROT_WRITE) != 0)
       return (uint64_t)-1;

@@ -60,12 +60,16 @@ WASM_RT_NO_RETURN void m64_wasm_host_trapf(const char *fmt, ...)
  * the next host trap on this thread. */
 const char *m64_wasm_last_host_message(void);
 
-/* Process-wide cap on the pages of any one linear memory (the workspace bound): an
- * allocation or memory.grow beyond it fails (grow returns -1) even if the module's
- * declared maximum allows more. Default: no cap (UINT64_MAX). Applies to later grows of
- * existing memories as well. */
-void m64_wasm_set_max_pages(uint64_t pages);
-uint64_t m64_wasm_max_pages(void);
+/* Workspace caps, per memory (no process-wide state: two sessions in one process keep
+ * their own bounds). A memory.grow beyond a memory's cap fails (returns -1) even if the
+ * module's declared maximum allows more. UINT64_MAX: no cap (the default). */
+void m64_wasm_memory_set_cap(wasm_rt_memory_t *mem, uint64_t pages);
+uint64_t m64_wasm_memory_cap(const wasm_rt_memory_t *mem);
+/* The cap of memories allocated on the calling thread from now on (a module that defines
+ * its own memory allocates it while instantiating): an initial size beyond it traps, and
+ * the memory keeps it as its own cap. Thread-local; default UINT64_MAX (none). */
+void m64_wasm_set_alloc_cap(uint64_t pages);
+uint64_t m64_wasm_alloc_cap(void);
 
 /* Maximum call depth before WASM_RT_TRAP_EXHAUSTION (== WASM_RT_MAX_CALL_STACK_DEPTH). */
 uint32_t m64_wasm_max_call_depth(void);

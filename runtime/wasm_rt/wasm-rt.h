@@ -178,12 +178,15 @@ typedef struct {
   bool guarded;        /* reserved with guard pages (32-bit, 64 KiB pages) */
   uint32_t page_size;  /* 65536, or 1 with custom-page-sizes */
   uint64_t mapped;     /* bytes of address space mapped at data */
+  uint64_t cap_pages;  /* this memory's own bound below max_pages (the workspace; 0 = none):
+                          m64_wasm_memory_set_cap. Last, so that code compiled against the
+                          fields above keeps their offsets */
 } wasm_rt_memory_t;
 
 /* Allocates a memory of initial_pages (zero-filled). Fails (by trapping
  * WASM_RT_TRAP_HOST with a message; see m64_wasm_host_trap) if the address space cannot
- * be reserved or initial_pages exceeds the declared maximum or the host cap
- * (m64_wasm_set_max_pages). */
+ * be reserved or initial_pages exceeds the declared maximum or the calling thread's
+ * allocation cap (m64_wasm_set_alloc_cap), which becomes the memory's own cap. */
 void wasm_rt_allocate_memory(wasm_rt_memory_t *mem, uint64_t initial_pages,
                              uint64_t max_pages, bool is64, uint32_t page_size);
 /* memory.grow: returns the previous page count, or (uint64_t)-1 (the generated code

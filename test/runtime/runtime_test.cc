@@ -263,7 +263,7 @@ using V_V = void(void *);
 class BasicTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    m64_wasm_set_max_pages(UINT64_MAX);
+    m64_wasm_set_alloc_cap(UINT64_MAX);
     mod_ = new Instance(kBasic);
     ASSERT_TRUE(mod_->Loaded());
     ASSERT_EQ(mod_->Instantiate(), WASM_RT_TRAP_NONE);
@@ -271,7 +271,7 @@ class BasicTest : public ::testing::Test {
   }
   void TearDown() override {
     delete mod_;
-    m64_wasm_set_max_pages(UINT64_MAX);
+    m64_wasm_set_alloc_cap(UINT64_MAX);
     EXPECT_EQ(wasm_rt_call_stack_depth, 0u);
   }
   // Expects a sane module afterwards: a trap must leave the instance usable.
@@ -440,8 +440,8 @@ TEST_F(BasicTest, MemoryGrowRefusedBeyondHostCap) {
   auto grow = mod_->Export<U32_U32>("mem_grow");
   uint32_t p0 = 0, r1 = 0, r2 = 0, r3 = 0;
   ASSERT_EQ(Call([&] { p0 = pages(inst_); }), WASM_RT_TRAP_NONE);
-  m64_wasm_set_max_pages(p0 + 2);
-  EXPECT_EQ(m64_wasm_max_pages(), (uint64_t)p0 + 2);
+  m64_wasm_memory_set_cap(mod_->Memory(), p0 + 2);
+  EXPECT_EQ(m64_wasm_memory_cap(mod_->Memory()), (uint64_t)p0 + 2);
   EXPECT_EQ(Call([&] {
               r1 = grow(inst_, 3);  // p0 + 3 > cap
               r2 = grow(inst_, 2);  // exactly the cap
@@ -455,14 +455,14 @@ TEST_F(BasicTest, MemoryGrowRefusedBeyondHostCap) {
 }
 
 TEST_F(BasicTest, InstantiateBeyondCapTrapsWithHostMessage) {
-  m64_wasm_set_max_pages(1);  // the module's initial memory (data + stack) is larger
+  m64_wasm_set_alloc_cap(1);  // the module's initial memory (data + stack) is larger
   Instance other(kBasic);
   ASSERT_TRUE(other.Loaded());
   EXPECT_EQ(other.Instantiate(), WASM_RT_TRAP_HOST);
   EXPECT_NE(std::string(m64_wasm_last_host_message()).find("workspace cap"), std::string::npos)
       << m64_wasm_last_host_message();
   other.Free();  // freeing a half-built instance is safe
-  m64_wasm_set_max_pages(UINT64_MAX);
+  m64_wasm_set_alloc_cap(UINT64_MAX);
 }
 
 TEST_F(BasicTest, OutOfBoundsTraps) {
@@ -589,8 +589,32 @@ TEST_F(BasicTest, TrapsOnOtherThreads) {
 }
 
 // ---------------------------------------------------------------------------------------
+// Two memories in one process, each with its own cap: growing one to its bound leaves
+// the other's untouched (the workspace bound belongs to a session, not the process).
+TEST(MemoryCap, EachMemoryKeepsItsOwnCap) {
+  wasm_rt_memory_t a, b;
+  wasm_rt_allocate_memory(&a, 1, 65536, false, 65536);
+  wasm_rt_allocate_memory(&b, 1, 65536, false, 65536);
+  m64_wasm_memory_set_cap(&a, 4);
+  m64_wasm_memory_set_cap(&b, 8);
+  EXPECT_EQ(m64_wasm_memory_cap(&a), 4u);
+  EXPECT_EQ(m64_wasm_memory_cap(&b), 8u);
+  EXPECT_EQ(wasm_rt_grow_memory(&a, 5), UINT64_MAX);  // 6 > 4
+  EXPECT_EQ(wasm_rt_grow_memory(&b, 5), 1u);          // 6 <= 8
+  EXPECT_EQ(wasm_rt_grow_memory(&a, 3), 1u);          // exactly a's cap
+  EXPECT_EQ(wasm_rt_grow_memory(&b, 2), 6u);          // exactly b's cap
+  EXPECT_EQ(wasm_rt_grow_memory(&a, 1), UINT64_MAX);
+  EXPECT_EQ(wasm_rt_grow_memory(&b, 1), UINT64_MAX);
+  EXPECT_EQ(a.pages, 4u);
+  EXPECT_EQ(b.pages, 8u);
+  m64_wasm_memory_set_cap(&a, UINT64_MAX);  // no cap: up to the declared maximum
+  EXPECT_EQ(wasm_rt_grow_memory(&a, 100), 4u);
+  wasm_rt_free_memory(&a);
+  wasm_rt_free_memory(&b);
+}
+
 TEST(Memory64, ExplicitBoundsChecksAndGrow) {
-  m64_wasm_set_max_pages(UINT64_MAX);
+  m64_wasm_set_alloc_cap(UINT64_MAX);
   Instance mod(kMem64);
   ASSERT_TRUE(mod.Loaded());
   ASSERT_EQ(mod.Instantiate(), WASM_RT_TRAP_NONE);
@@ -615,15 +639,14 @@ TEST(Memory64, ExplicitBoundsChecksAndGrow) {
   EXPECT_EQ(Call([&] { v = load(in, size - 1) + load(in, size + 100 * 65536 - 1); }),
             WASM_RT_TRAP_NONE);
   EXPECT_EQ(v, 0x5Au);  // old contents kept, new pages zero
-  m64_wasm_set_max_pages(mem->pages + 1);
+  m64_wasm_memory_set_cap(mem, mem->pages + 1);
   EXPECT_EQ(Call([&] { old = grow(in, 2); }), WASM_RT_TRAP_NONE);
   EXPECT_EQ(old, UINT64_MAX);
-  m64_wasm_set_max_pages(UINT64_MAX);
 }
 
 // ---------------------------------------------------------------------------------------
 TEST(NativeGlue, AbiTable) {
-  m64_wasm_set_max_pages(UINT64_MAX);
+  m64_wasm_set_alloc_cap(UINT64_MAX);
   std::vector<uint8_t> so = BuildModule(kAbi);
   ASSERT_FALSE(so.empty());
   m64_err e{};
