@@ -489,9 +489,10 @@ static int load_native(m64_session *s, m64_err *e) {
   if ((rc = m64_native_abi_table(s->native, &s->abi, e))) return rc;
   /* version 2 code lacks only the token lookups appended in 3 (see m64_session_is_eog) */
   if ((s->abi->abi_version != M64_NATIVE_ABI_VERSION && s->abi->abi_version != 2) ||
-      s->abi->module_abi_version != 2)
-    return m64_fail(e, M64_EUNSUPPORTED, "native code has ABI %u/%u, this m64run speaks %u/2 (rebuild the bundle)",
-                    s->abi->abi_version, s->abi->module_abi_version, M64_NATIVE_ABI_VERSION);
+      s->abi->module_abi_version < M64_MODULE_ABI_OLDEST || s->abi->module_abi_version > M64_MODULE_ABI_NEWEST)
+    return m64_fail(e, M64_EUNSUPPORTED, "native code has ABI %u/%u, this m64run speaks %u/%u..%u (rebuild the bundle)",
+                    s->abi->abi_version, s->abi->module_abi_version, M64_NATIVE_ABI_VERSION, M64_MODULE_ABI_OLDEST,
+                    M64_MODULE_ABI_NEWEST);
   if (s->abi->instance_size == 0 || s->abi->instance_size > (64u << 20))
     return m64_fail(e, M64_EFORMAT, "native code declares an instance of %llu bytes",
                     (unsigned long long)s->abi->instance_size);
@@ -503,7 +504,9 @@ static int setup_state(m64_session *s, m64_err *e) {
   uint32_t v;
   int rc;
   if ((rc = invoke0(s, OP_ABI, &v, e))) return rc;
-  if (v != 2) return m64_fail(e, M64_EUNSUPPORTED, "module ABI version %u (expected 2)", v);
+  if (v < M64_MODULE_ABI_OLDEST || v > M64_MODULE_ABI_NEWEST)
+    return m64_fail(e, M64_EUNSUPPORTED, "module ABI version %u (this m64run runs %u..%u)", v, M64_MODULE_ABI_OLDEST,
+                    M64_MODULE_ABI_NEWEST);
   if ((rc = invoke0(s, OP_N_VOCAB, &s->n_vocab, e))) return rc;
   if ((rc = invoke0(s, OP_N_LAYERS, &s->n_layers, e))) return rc;
   if (s->n_layers != m64_bundle_n_layers(s->bundle))

@@ -29,7 +29,8 @@ const SEGMENT_MAX = 16 * 2 ** 30;
 const IO_BYTES = 64 * 1024; // text in, ids out, pieces (as runtime/session.c)
 const HEADROOM = 2 << 20;   // the tokenizer's scratch outside the layer cache
 const MAX_WS_PAGES = 65536; // 4 GiB: the whole wasm32 address space
-const ABI_VERSION = 2;
+// The module ABI versions (m64_module.h) this page runs; 3 adds imports it answers with has_* 0.
+const ABI_OLDEST = 2, ABI_NEWEST = 3;
 const SMALL_SECTION_MAX = 256 << 20;
 
 const align64k = (x) => Math.ceil(x / WASM_PAGE) * WASM_PAGE;
@@ -828,7 +829,8 @@ class Host {
       if (typeof this.x[f] !== 'function') fail(`the module does not export ${f}`);
     this.forwardBatch = this.jspi ? WebAssembly.promising(this.x.m64_forward_batch) : this.x.m64_forward_batch;
 
-    if (this.x.m64_abi_version() !== ABI_VERSION) fail(`module ABI version ${this.x.m64_abi_version()} (expected ${ABI_VERSION})`);
+    const abi = this.x.m64_abi_version();
+    if (abi < ABI_OLDEST || abi > ABI_NEWEST) fail(`module ABI version ${abi} (this page runs ${ABI_OLDEST}..${ABI_NEWEST})`);
     this.loadTokenizer(tok);
     this.setupState(o, capPages);
     if (!this.jspi) await this.downloaded;

@@ -36,7 +36,10 @@
 
 #include <stdint.h>
 
-#define M64_ABI_VERSION 2
+/* 3: the module imports kq_mat, has_kq_mat, f16_round, f16_widen_lo/hi and has_f16 too
+ * (below; a host without them answers has_* 0). Hosts still run version 2 modules, which
+ * import none of them (runtime/native/native_abi.h: M64_MODULE_ABI_OLDEST). */
+#define M64_ABI_VERSION 3
 
 #if defined(__wasm__)
 #define M64_IMPORT(name) __attribute__((import_module("m64"), import_name(name)))

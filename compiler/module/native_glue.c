@@ -25,6 +25,7 @@
 #endif
 
 #define INST(p) ((w2c_m64mod *)(p))
+_Static_assert(M64_ABI_VERSION == M64_MODULE_ABI_NEWEST, "native_abi.h's module ABI range is behind m64_module.h");
 
 /* m64.prefetch(addr, bytes): the CPU's prefetch of each cache line. It gets the host's
  * import instance, not the module's, so the memory is the one the last instantiate saw

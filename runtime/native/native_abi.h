@@ -37,6 +37,10 @@ extern "C" {
 /* 3 appended m64_tok_find and m64_tok_is_eog; a host may still run version 2 code
  * (without them). */
 #define M64_NATIVE_ABI_VERSION 3u
+/* The module ABI versions (m64_module.h's M64_ABI_VERSION) this host runs: 2 lacks only
+ * imports a newer module may call. native_glue.c checks that NEWEST is the module's. */
+#define M64_MODULE_ABI_OLDEST 2u
+#define M64_MODULE_ABI_NEWEST 3u
 #define M64_NATIVE_ABI_SYMBOL "M64_NATIVE_ABI"
 
 struct w2c_m64;
