@@ -4,11 +4,11 @@
  * A session maps the bundle, loads the module's native code (checked against the
  * bundle's wasm, and only when this user accepts it: trust_bundle_native), instantiates
  * it with a wasm32 linear memory bounded by the workspace size, and serves the module's
- * layer requests from the 64-bit image: a layer is copied from the mapped bundle into a
- * cache region of the workspace the first time it is needed and evicted (least recently
- * used, never while in use) when room is needed.
- * The pager (pager.h) keeps the layers the fixed cycle needs soonest and prefetches the
- * next one on a background thread. Everything the model computes — tokenizer, forward pass, sampler — runs in the module;
+ * layer requests from the 64-bit image: a layer is mapped (or, compressed, decompressed)
+ * into a cache region of the workspace the first time it is needed, and evicted, never
+ * while in use, when room is needed: the pager (pager.h) keeps the layers the forward
+ * pass's fixed cycle needs soonest (not the least recently used: that would evict the one
+ * needed next) and prefetches the next one on a background thread. Everything the model computes — tokenizer, forward pass, sampler — runs in the module;
  * this library only moves bytes and reports.
  *
  * Errors: every call returns 0 or a negative M64_E* code with one line in *e. A wasm trap

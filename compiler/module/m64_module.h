@@ -1,5 +1,5 @@
 /*
- * m64_module.h — the host ABI of a generated m64 module (version 1).
+ * m64_module.h — the host ABI of a generated m64 module (M64_ABI_VERSION, below).
  *
  * Every bundle carries one WebAssembly module (wasm32 + SIMD128 + bulk memory) made by
  * m64c from the sources in this folder plus one generated file (model.c: shapes, layer
@@ -8,8 +8,8 @@
  * pages layers and moves bytes. This header is compiled into the module; hosts implement
  * the imports and call the exports. docs/ARCHITECTURE.md explains the design.
  *
- * Memory: the module's one linear memory (exported as "memory") is the workspace. The
- * module bump-allocates its state from it with memory.grow; the host reserves its layer
+ * Memory: the module's one linear memory (imported as m64.memory, below) is the workspace.
+ * The module bump-allocates its state from it with memory.grow; the host reserves its layer
  * cache from the same allocator through m64_alloc, so the workspace limit (the memory's
  * maximum) bounds everything.
  *
