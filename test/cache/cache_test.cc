@@ -19,31 +19,18 @@
 
 #include "m64_formats.h"
 
+#include "../support/run_cmd.h"
+
 namespace {
+
+using m64test::CmdResult;
+using m64test::sh;
+using m64test::exists;
 
 const std::string kBin = M64_BINARY_DIR;
 const std::string kShared = M64_SHARED_MODELS;
 const std::string kM64c = kBin + "/cmd/m64c", kM64run = kBin + "/cmd/m64run";
 const std::string kSynth = kBin + "/test/support/m64-synth";
-
-struct CmdResult { int code; std::string out; };
-
-CmdResult sh(const std::string &cmd) {
-  CmdResult r{-1, ""};
-  FILE *p = popen((cmd + " 2>&1").c_str(), "r");
-  if (!p) return r;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
-  const int st = pclose(p);
-  r.code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-  return r;
-}
-
-bool exists(const std::string &p) {
-  struct stat st;
-  return stat(p.c_str(), &st) == 0;
-}
 
 std::vector<std::string> files_in(const std::string &dir) {
   std::vector<std::string> v;

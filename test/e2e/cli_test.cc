@@ -16,7 +16,13 @@
 #include <sstream>
 #include <string>
 
+#include "../support/run_cmd.h"
+
 namespace {
+
+using m64test::CmdResult;
+using m64test::sh;
+using m64test::exists;
 
 const std::string kBin = M64_BINARY_DIR;
 const std::string kShared = M64_SHARED_MODELS;
@@ -24,31 +30,11 @@ const std::string kOut = std::string(M64_BINARY_DIR) + "/test/e2e/bundles";
 const std::string kM64c = kBin + "/cmd/m64c";
 const std::string kM64run = kBin + "/cmd/m64run";
 
-bool exists(const std::string &p) {
-  struct stat st;
-  return stat(p.c_str(), &st) == 0;
-}
-
 #define NEED_FILE(p)                                                                        \
   do {                                                                                      \
     if (!exists(p)) GTEST_SKIP() << (p) << " not found (shared models absent, or the "      \
                                     "e2e_bundles fixture did not run: use ctest)";          \
   } while (0)
-
-struct CmdResult { int code; std::string out; };
-
-// Runs a shell command; stdout and stderr together.
-CmdResult sh(const std::string &cmd) {
-  CmdResult r{-1, ""};
-  FILE *p = popen((cmd + " 2>&1").c_str(), "r");
-  if (!p) return r;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
-  int st = pclose(p);
-  r.code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-  return r;
-}
 
 std::string slurp(const std::string &path) {
   std::ifstream f(path, std::ios::binary);

@@ -20,37 +20,23 @@
 #include "m64_runtime.h"
 #include "oracle.h"
 
+#include "../support/run_cmd.h"
+
 namespace {
+
+using m64test::CmdResult;
+using m64test::sh;
+using m64test::exists;
 
 const std::string kBin = M64_BINARY_DIR;
 const std::string kShared = M64_SHARED_MODELS;
 const std::string kOut = std::string(M64_BINARY_DIR) + "/test/e2e/bundles";
-
-bool exists(const std::string &p) {
-  struct stat st;
-  return stat(p.c_str(), &st) == 0;
-}
 
 #define NEED_FILE(p)                                                                        \
   do {                                                                                      \
     if (!exists(p)) GTEST_SKIP() << (p) << " not found (shared models absent, or the "      \
                                     "e2e_bundles fixture did not run: use ctest)";          \
   } while (0)
-
-struct CmdResult { int code; std::string out; };
-
-// Runs a shell command; stdout and stderr together.
-CmdResult sh(const std::string &cmd) {
-  CmdResult r{-1, ""};
-  FILE *p = popen((cmd + " 2>&1").c_str(), "r");
-  if (!p) return r;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
-  int st = pclose(p);
-  r.code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-  return r;
-}
 
 // Runs a shell command; stdout only (stderr discarded).
 CmdResult sh_stdout(const std::string &cmd) { return sh("(" + cmd + " 2>/dev/null)"); }

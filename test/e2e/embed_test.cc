@@ -17,14 +17,13 @@
 
 #include "m64.h"
 
+#include "../support/run_cmd.h"
+
 namespace {
 
-const std::string kOut = std::string(M64_BINARY_DIR) + "/test/e2e/bundles";
+using m64test::exists;
 
-bool exists(const std::string &p) {
-  struct stat st;
-  return stat(p.c_str(), &st) == 0;
-}
+const std::string kOut = std::string(M64_BINARY_DIR) + "/test/e2e/bundles";
 
 #define NEED_FILE(p)                                                                        \
   do {                                                                                      \
