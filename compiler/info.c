@@ -167,7 +167,7 @@ int m64c_info(const char *path, FILE *out, m64_err *e) {
       continue;
     }
     const int current = wasm && memcmp(ns.wasm_sha256, wasm->sha256, 32) == 0;
-    /* what m64run decides by default (runtime/native/local_mark.h): reads the key, never creates it */
+    /* what m64run decides by default (formats/sign/local_mark.h): reads the key, never creates it */
     const int mark = ns.mark ? m64_native_section_check_mark(s->data, s->size, s->name, NULL) : 1;
     fprintf(out, "\n  %-18s %llu bytes of code, built from %s%s, %s", s->name, (unsigned long long)ns.code_size,
             current ? "this module" : "ANOTHER module (stale: run m64c aot)",

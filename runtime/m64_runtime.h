@@ -44,7 +44,7 @@ typedef struct m64_session_options {
   uint32_t n_threads;       /* threads that share each matvec; 0 = 1 */
   int trust_bundle_native;  /* 0 (the default): load only native code compiled here by this
                                user (`m64c build`/`m64c aot`: its local mark,
-                               runtime/native/local_mark.h), else fail with M64_EUNTRUSTED;
+                               formats/sign/local_mark.h), else fail with M64_EUNTRUSTED;
                                1: also run whatever native code the bundle ships, with this
                                process's rights (trusting whoever built it; SECURITY.md).
                                Either way, code under a valid signature by a key in the
