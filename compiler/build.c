@@ -1,6 +1,5 @@
 /*
- * build.c — the m64c pipeline, written out as one function (m64c_build), and the
- * bundle-rewriting AOT step (m64c_aot).
+ * build.c — the m64c pipeline, written out as one function (m64c_build).
  *
  *   plan (plan.c) -> model.c (codegen.c) -> module.wasm -> module.so (toolchain.c)
  *   -> bundle: METADATA, TOKENIZER, MODULE_WASM, NATIVE (one per target), LAYER_INDEX, SEGMENTs
@@ -8,7 +7,6 @@
  * The bundle is written through m64_bundle_writer: a temp file renamed into place at
  * the end, so an error or a signal leaves nothing at the output path.
  */
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,62 +15,6 @@
 #include "compiler_internal.h"
 #include "local_mark.h"
 #include "tokblob.h"
-
-/* ---- cleanup on SIGINT/SIGTERM: only async-signal-safe calls ---- */
-static volatile sig_atomic_t g_have_temp;
-static char g_temp_bundle[1024];
-static char g_temp_dir[600];
-
-static void on_signal(int sig) {
-  if (g_have_temp) {
-    unlink(g_temp_bundle);
-    if (g_temp_dir[0]) {
-      static const char *const files[] = {"model.c", "module.wasm", "m64mod.c", "m64mod.h",
-                                          "module.so", "build.log"};
-      char p[700];
-      for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
-        size_t n = 0;
-        for (const char *s = g_temp_dir; *s && n < sizeof p - 32; s++) p[n++] = *s;
-        p[n++] = '/';
-        for (const char *s = files[i]; *s; s++) p[n++] = *s;
-        p[n] = 0;
-        unlink(p);
-      }
-      rmdir(g_temp_dir);
-    }
-  }
-  signal(sig, SIG_DFL);
-  raise(sig);
-}
-
-void m64c_install_signal_cleanup(void) {
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_signal;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, NULL);
-  sigaction(SIGTERM, &sa, NULL);
-  sigaction(SIGHUP, &sa, NULL);
-}
-
-static void track_temp(const m64_bundle_writer *bw, const m64c_workdir *wd) {
-  g_have_temp = 0;
-  snprintf(g_temp_bundle, sizeof g_temp_bundle, "%s", bw ? m64_bw_temp_path(bw) : "");
-  snprintf(g_temp_dir, sizeof g_temp_dir, "%s", wd && !wd->keep ? wd->path : "");
-  g_have_temp = 1;
-}
-static void untrack_temp(void) { g_have_temp = 0; }
-void m64c_track_bundle_temp(const m64_bundle_writer *bw) {
-  if (bw) track_temp(bw, NULL);
-  else untrack_temp();
-}
-void m64c_track_temp_file(const char *path) {
-  g_have_temp = 0;
-  if (!path) return;
-  snprintf(g_temp_bundle, sizeof g_temp_bundle, "%s", path);
-  g_temp_dir[0] = 0;
-  g_have_temp = 1;
-}
 
 /* ---- METADATA: "key = value" lines ---- */
 static char *metadata_text(const m64c_plan *p, const char *source, const m64_gguf *g) {
@@ -150,7 +92,7 @@ static int native_section(const m64c_workdir *wd, const char *target, const uint
   return rc;
 }
 
-static int add_native(m64_bundle_writer *bw, const m64c_workdir *wd, const char *target, const uint8_t *wasm,
+int m64c_add_native(m64_bundle_writer *bw, const m64c_workdir *wd, const char *target, const uint8_t *wasm,
                       size_t wasm_size, m64_err *e) {
   uint8_t *sec = NULL;
   size_t sec_size = 0;
@@ -221,7 +163,7 @@ int m64c_build_with(const m64c_options *o, const m64c_tools *tools, m64_err *e) 
 
   m64c_progress(o->progress, "[2/6] generating model.c");
   if ((rc = m64c_workdir_open(&wd, o->keep_dir, e))) goto done;
-  track_temp(NULL, &wd);
+  m64c_track_temp(NULL, &wd);
   char path[600];
   snprintf(path, sizeof path, "%s/model.c", wd.path);
   if (!(f = fopen(path, "w"))) {
@@ -251,7 +193,7 @@ int m64c_build_with(const m64c_options *o, const m64c_tools *tools, m64_err *e) 
 
   m64c_progress(o->progress, "[5/6] writing %s", o->output);
   if ((rc = m64_bw_open(o->output, &bw, e))) goto done;
-  track_temp(bw, &wd);
+  m64c_track_temp(bw, &wd);
   if (o->compress && (rc = m64_bw_set_compression(bw, o->compress, e))) goto done;
   if (!(meta = metadata_text(&plan, src_name, g))) {
     rc = m64_fail(e, M64_ENOMEM, "out of memory");
@@ -276,7 +218,7 @@ int m64c_build_with(const m64c_options *o, const m64c_tools *tools, m64_err *e) 
 
 done:
   if (bw) m64_bw_abort(bw);
-  untrack_temp();
+  m64c_track_temp(NULL, NULL);
   m64c_workdir_close(&wd);
   free(meta);
   free(tok);
@@ -284,64 +226,5 @@ done:
   for (int t = 0; t < n_targets; t++) free(natives[t]);
   m64c_plan_free(&plan);
   m64_gguf_close(g);
-  return rc;
-}
-
-/* ---- m64c aot: recompile the bundle's own wasm for this host ---- */
-int m64c_aot(const char *bundle, const char *output, int verbose, m64_err *e) {
-  m64_bundle *b = NULL;
-  m64_bundle_writer *bw = NULL;
-  m64c_workdir wd = {0};
-  int rc;
-  const char *out = output ? output : bundle;
-
-  if ((rc = m64c_check_toolchain(1, e))) return rc;
-  if ((rc = m64_bundle_open(bundle, &b, e))) return rc;
-  /* Every layer is copied and rehashed below: check them first, or a corrupted layer
-   * would come out with a fresh, matching hash. */
-  if ((rc = m64_bundle_verify_all(b, e))) goto done;
-  const m64_section *wasm = m64_bundle_find_section(b, M64_SEC_MODULE_WASM, NULL);
-  if (!wasm) {
-    rc = m64_fail(e, M64_EFORMAT, "%s has no wasm module section", bundle);
-    goto done;
-  }
-  if ((rc = m64c_workdir_open(&wd, NULL, e))) goto done;
-  track_temp(NULL, &wd);
-  char path[600];
-  snprintf(path, sizeof path, "%s/module.wasm", wd.path);
-  if ((rc = m64c_write_file(path, wasm->data, wasm->size, e))) goto done;
-  if ((rc = m64c_compile_native(&wd, m64c_host_target(), verbose, e))) goto done;
-
-  if ((rc = m64_bw_open(out, &bw, e))) goto done;
-  track_temp(bw, &wd);
-  /* A compressed bundle stays compressed (at the default level). */
-  static const m64_compress_options zdefault = {0, 0, 0, 0, 0};
-  if (m64_bundle_compressed(b) && (rc = m64_bw_set_compression(bw, &zdefault, e))) goto done;
-  /* Copy every small section except native code: what was shipped (for any target) is
-   * replaced by this host's, compiled here and marked as made on this machine. */
-  for (uint32_t i = 0; i < m64_bundle_n_sections(b) && !rc; i++) {
-    const m64_section *s = m64_bundle_section_at(b, i);
-    /* a signature vouched for the code replaced here: it goes (m64c signs again with --key) */
-    if (s->kind == M64_SEC_SEGMENT || s->kind == M64_SEC_LAYER_INDEX || s->kind == M64_SEC_NATIVE ||
-        s->kind == M64_SEC_SIGNATURE)
-      continue;
-    rc = m64_bw_add_section(bw, s->kind, s->name, s->data, s->size, e);
-    if (!rc && s->kind == M64_SEC_MODULE_WASM) rc = add_native(bw, &wd, m64c_host_target(), wasm->data, wasm->size, e);
-  }
-  if (rc) goto done;
-
-  /* The layout is kept exactly; tensor bytes are copied (or decoded) from the source. */
-  if ((rc = m64c_copy_layers(b, bw, 0, e))) goto done;
-  /* The source may be the destination: unmap it before the rename replaces it. */
-  m64_bundle_close(b);
-  b = NULL;
-  rc = m64_bw_commit(bw, e);
-  if (rc == 0) bw = NULL;
-
-done:
-  if (bw) m64_bw_abort(bw);
-  untrack_temp();
-  m64c_workdir_close(&wd);
-  m64_bundle_close(b);
   return rc;
 }

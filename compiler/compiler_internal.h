@@ -81,18 +81,25 @@ typedef struct m64c_tools {
 } m64c_tools;
 int m64c_build_with(const m64c_options *o, const m64c_tools *tools, m64_err *e);
 
-/* build.c: the SIGINT/SIGTERM cleanup removes bw's temp file (NULL: forget it). */
-void m64c_track_bundle_temp(const m64_bundle_writer *bw);
+/* cleanup.c: the SIGINT/SIGTERM cleanup removes bw's temp file and wd's work directory
+ * (either may be NULL; both NULL: forget them). */
+void m64c_track_temp(const m64_bundle_writer *bw, const m64c_workdir *wd);
 
-/* compress.c: sets bw's layout to b's (raw) layout and writes every tensor of b, decoding
- * compressed layers; each layer is checked against its hashes first. */
+/* rewrite.c: sets bw's layout to b's raw layout and writes every tensor of b, decoding
+ * compressed layers; each layer is checked against its hashes first, so corruption is not
+ * baked into new hashes. */
 int m64c_copy_layers(const m64_bundle *b, m64_bundle_writer *bw, int progress, m64_err *e);
+
+/* build.c: adds the NATIVE section for target from the module.so in wd (compiled from
+ * wasm), marked as compiled here by this user. */
+int m64c_add_native(m64_bundle_writer *bw, const m64c_workdir *wd, const char *target, const uint8_t *wasm,
+                    size_t wasm_size, m64_err *e);
 
 /* info.c: a bundle's signature status in one line (m64c info, verify, sign). */
 struct m64_sig_info;
 void m64c_print_signature(const struct m64_sig_info *sig, FILE *out);
 
-/* build.c: the SIGINT/SIGTERM cleanup removes this temp file (NULL: forget it). */
+/* cleanup.c: the SIGINT/SIGTERM cleanup removes this temp file (NULL: forget it). */
 void m64c_track_temp_file(const char *path);
 
 /* Progress line on stderr ("[3/6] compiling wasm ..."). */
