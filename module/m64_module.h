@@ -39,7 +39,7 @@
 /* 3: the module imports kq_mat, has_kq_mat, f16_round, f16_widen_lo/hi and has_f16 too
  * (below; a host without them answers has_* 0). Hosts still run version 2 modules, which
  * import none of them (module/native_abi.h: M64_MODULE_ABI_OLDEST). */
-#define M64_ABI_VERSION 3
+#define M64_ABI_VERSION 4
 
 #if defined(__wasm__)
 #define M64_IMPORT(name) __attribute__((import_module("m64"), import_name(name)))
@@ -151,5 +151,16 @@ M64_EXPORT("m64_tok_is_eog") int32_t m64_tok_is_eog(int32_t id);
 M64_EXPORT("m64_sampler_seed") void m64_sampler_seed(uint32_t lo, uint32_t hi);
 M64_EXPORT("m64_sample") int32_t m64_sample(const float *logits, float temp, int32_t top_k,
                                             float top_p);
+
+/* Chat formats (version 4; module/chat.h): the kind named by the bundle's chat.template
+ * (0: unknown); a user turn (text = the system message's sys_len bytes, then the user's
+ * user_len; flags bit 0: not the first turn) and the end of the assistant's reply, as ids
+ * in out (max). scratch: sys_len + user_len + 256 bytes. -1: out or scratch too small. */
+M64_EXPORT("m64_chat_kind") int32_t m64_chat_kind(const char *name, uint32_t len);
+M64_EXPORT("m64_chat_turn") int32_t m64_chat_turn(int32_t kind, int32_t flags, const char *text, uint32_t sys_len,
+                                                  uint32_t user_len, char *scratch, uint32_t scratch_cap,
+                                                  int32_t *out, uint32_t max);
+M64_EXPORT("m64_chat_end") int32_t m64_chat_end(int32_t kind, int32_t last, char *scratch, uint32_t scratch_cap,
+                                                int32_t *out, uint32_t max);
 
 #endif /* M64_MODULE_H */

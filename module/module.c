@@ -5,6 +5,7 @@
  */
 #include "m64_module.h"
 #include "base.h"
+#include "chat.h"
 #include "sampler.h"
 #include "tokenizer.h"
 
@@ -23,6 +24,15 @@ int32_t m64_tok_bos(void) { return tok_bos(); }
 int32_t m64_tok_eos(void) { return tok_eos(); }
 int32_t m64_tok_find(const char *text, uint32_t len) { return tok_find(text, len); }
 int32_t m64_tok_is_eog(int32_t id) { return tok_is_eog(id); }
+
+int32_t m64_chat_kind(const char *name, uint32_t len) { return chat_kind(name, len); }
+int32_t m64_chat_turn(int32_t kind, int32_t flags, const char *text, uint32_t sys_len, uint32_t user_len,
+                      char *scratch, uint32_t scratch_cap, int32_t *out, uint32_t max) {
+  return chat_turn(kind, flags, text, sys_len, text + sys_len, user_len, scratch, scratch_cap, out, max);
+}
+int32_t m64_chat_end(int32_t kind, int32_t last, char *scratch, uint32_t scratch_cap, int32_t *out, uint32_t max) {
+  return chat_end(kind, last, scratch, scratch_cap, out, max);
+}
 
 void m64_sampler_seed(uint32_t lo, uint32_t hi) { sampler_seed(((uint64_t)hi << 32) | lo); }
 int32_t m64_sample(const float *logits, float temp, int32_t top_k, float top_p) {

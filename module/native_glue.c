@@ -198,6 +198,17 @@ static uint32_t glue_tok_find(void *i, uint32_t text, uint32_t len) {
   return w2c_m64mod_m64_tok_find(INST(i), text, len);
 }
 static uint32_t glue_tok_is_eog(void *i, uint32_t id) { return w2c_m64mod_m64_tok_is_eog(INST(i), id); }
+static uint32_t glue_chat_kind(void *i, uint32_t name, uint32_t len) {
+  return w2c_m64mod_m64_chat_kind(INST(i), name, len);
+}
+static uint32_t glue_chat_turn(void *i, uint32_t kind, uint32_t flags, uint32_t text, uint32_t sys_len,
+                               uint32_t user_len, uint32_t scratch, uint32_t scratch_cap, uint32_t out, uint32_t max) {
+  return w2c_m64mod_m64_chat_turn(INST(i), kind, flags, text, sys_len, user_len, scratch, scratch_cap, out, max);
+}
+static uint32_t glue_chat_end(void *i, uint32_t kind, uint32_t last, uint32_t scratch, uint32_t scratch_cap,
+                              uint32_t out, uint32_t max) {
+  return w2c_m64mod_m64_chat_end(INST(i), kind, last, scratch, scratch_cap, out, max);
+}
 static void glue_sampler_seed(void *i, uint32_t lo, uint32_t hi) {
   w2c_m64mod_m64_sampler_seed(INST(i), lo, hi);
 }
@@ -236,4 +247,7 @@ __attribute__((visibility("default"))) const m64_native_abi M64_NATIVE_ABI = {
     .m64_sample = glue_sample,
     .m64_tok_find = glue_tok_find,
     .m64_tok_is_eog = glue_tok_is_eog,
+    .m64_chat_kind = glue_chat_kind,
+    .m64_chat_turn = glue_chat_turn,
+    .m64_chat_end = glue_chat_end,
 };

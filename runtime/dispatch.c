@@ -33,6 +33,11 @@ static void call_thunk(void *p) {
     case OP_EOS: c->ret = abi->m64_tok_eos(i); break;
     case OP_TOK_FIND: c->ret = abi->m64_tok_find(i, c->a[0], c->a[1]); break;
     case OP_TOK_IS_EOG: c->ret = abi->m64_tok_is_eog(i, c->a[0]); break;
+    case OP_CHAT_KIND: c->ret = abi->m64_chat_kind(i, c->a[0], c->a[1]); break;
+    case OP_CHAT_TURN:
+      c->ret = abi->m64_chat_turn(i, c->a[0], c->a[1], c->a[2], c->a[3], c->a[4], c->a[5], c->a[6], c->a[7], c->a[8]);
+      break;
+    case OP_CHAT_END: c->ret = abi->m64_chat_end(i, c->a[0], c->a[1], c->a[2], c->a[3], c->a[4], c->a[5]); break;
     case OP_SEED: abi->m64_sampler_seed(i, c->a[0], c->a[1]); break;
     case OP_SAMPLE: c->ret = abi->m64_sample(i, c->a[0], c->f[0], c->a[1], c->f[1]); break;
   }

@@ -64,12 +64,13 @@ struct m64_session {
 /* ---- dispatch.c: every export the host calls, by name */
 enum op { OP_ALLOCATE_MEMORY, OP_INSTANTIATE, OP_WORKER, OP_THREADS, OP_ABI, OP_ALLOC, OP_STATE_BYTES, OP_INIT,
           OP_N_VOCAB, OP_N_LAYERS, OP_N_CTX_TRAIN, OP_FORWARD_BATCH, OP_MAX_BATCH, OP_TOK_LOAD, OP_TOK_ENCODE,
-          OP_TOK_PIECE, OP_BOS, OP_EOS, OP_SEED, OP_SAMPLE, OP_TOK_FIND, OP_TOK_IS_EOG };
+          OP_TOK_PIECE, OP_BOS, OP_EOS, OP_SEED, OP_SAMPLE, OP_TOK_FIND, OP_TOK_IS_EOG, OP_CHAT_KIND, OP_CHAT_TURN,
+          OP_CHAT_END };
 
 typedef struct call {
   m64_session *s;
   enum op op;
-  uint32_t a[5];
+  uint32_t a[9];
   float f[2];
   uint32_t ret;
   void *inst; /* NULL: the session's instance */

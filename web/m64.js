@@ -29,8 +29,9 @@ const SEGMENT_MAX = 16 * 2 ** 30;
 const IO_BYTES = 64 * 1024; // text in, ids out, pieces (as runtime/session.c)
 const HEADROOM = 2 << 20;   // the tokenizer's scratch outside the layer cache
 const MAX_WS_PAGES = 65536; // 4 GiB: the whole wasm32 address space
-// The module ABI versions (m64_module.h) this page runs; 3 adds imports it answers with has_* 0.
-const ABI_OLDEST = 2, ABI_NEWEST = 3;
+// The module ABI versions (m64_module.h) this page runs; 3 adds imports it answers with has_* 0,
+// 4 the chat exports.
+const ABI_OLDEST = 2, ABI_NEWEST = 4;
 const SMALL_SECTION_MAX = 256 << 20;
 
 const align64k = (x) => Math.ceil(x / WASM_PAGE) * WASM_PAGE;

@@ -1,5 +1,5 @@
 // m64c's recognition of chat templates (compiler/chat_template.c): real templates' telling
-// fragments map to the formats runtime/chat.c writes; anything else is "none".
+// fragments map to the formats module/chat.c writes; anything else is "none".
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -43,13 +43,19 @@ TEST(ChatTemplate, RecognisesTheKnownFormats) {
             "mistral");
   EXPECT_EQ(name_of("{% for m in messages %}<|user|>\n{{ m.content }}</s>\n<|assistant|>\n{% endfor %}"),
             "zephyr");
+  EXPECT_EQ(name_of("{{ bos_token }}{% for m in messages %}<start_of_turn>{{ role }}\n{{ m['content'] | trim }}"
+                    "<end_of_turn>\n{% endfor %}"),
+            "gemma");
+  EXPECT_EQ(name_of("{% for m in messages %}<|{{ m.role }}|>\n{{ m.content }}<|end|>\n{% endfor %}<|assistant|>\n"),
+            "phi3");
+  EXPECT_EQ(name_of("{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
+                    "{% if enable_thinking is defined and enable_thinking is false %}<think>\n\n</think>\n\n{% endif %}"),
+            "chatml");  // Qwen3
 }
 
 TEST(ChatTemplate, OthersAreNone) {
   EXPECT_EQ(name_of(nullptr), "none");
-  EXPECT_EQ(name_of("{% for m in messages %}<start_of_turn>{{ m.role }}{% endfor %}"), "none");  // gemma
   EXPECT_EQ(name_of("<|im_start|>{{ role }}<|im_sep|>"), "none");                              // phi-4
-  EXPECT_EQ(name_of("<|user|>\n{{ c }}<|end|>\n<|assistant|>"), "none");                          // phi-3
 }
 
 }  // namespace

@@ -704,7 +704,7 @@ TEST(NativeGlue, AbiTable) {
               c->r[7] = a->m64_forward(c->inst, 7, 3);
               c->r[8] = a->m64_tok_bos(c->inst);
               c->r[9] = a->m64_tok_eos(c->inst);
-              c->r[10] = a->m64_alloc(c->inst, 100);
+              c->r[10] = a->m64_alloc(c->inst, 1024);
             },
                           &c),
             WASM_RT_TRAP_NONE);
@@ -767,6 +767,28 @@ TEST(NativeGlue, AbiTable) {
   EXPECT_EQ(c.r[12], (uint32_t)'h');
   EXPECT_EQ(c.r[13], 1u);
   EXPECT_EQ(c.r[14], 0u);
+  ASSERT_EQ(m64_wasm_call([](void *p) {  // ABI 4: chat formats, every argument passed through
+              auto c = static_cast<Ctx *>(p);
+              c->r[12] = c->abi->m64_chat_kind(c->inst, c->r[11], 2);
+              c->r[13] = c->abi->m64_chat_turn(c->inst, 7, 1, c->r[11], 3, 4, c->r[11] + 512, 256,
+                                               c->r[11] + 256, 8);
+              c->r[14] = c->abi->m64_chat_end(c->inst, 7, 9, c->r[11] + 512, 256, c->r[11] + 320, 8);
+            },
+                          &c),
+            WASM_RT_TRAP_NONE);
+  EXPECT_EQ(c.r[12], 2u);
+  ASSERT_EQ(c.r[13], 5u);
+  ASSERT_EQ(c.r[14], 2u);
+  int32_t turn[5], end[2];
+  memcpy(turn, mem->data + buf + 256, sizeof turn);
+  memcpy(end, mem->data + buf + 320, sizeof end);
+  EXPECT_EQ(turn[0], 7);
+  EXPECT_EQ(turn[1], 1);
+  EXPECT_EQ(turn[2], 3);
+  EXPECT_EQ(turn[3], 4);
+  EXPECT_EQ(turn[4], (int32_t)'h');
+  EXPECT_EQ(end[0], 7);
+  EXPECT_EQ(end[1], 9);
 
   // A layer the host cannot page: the import traps, the call reports it.
   ASSERT_EQ(m64_wasm_call([](void *p) {

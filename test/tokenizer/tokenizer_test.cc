@@ -21,6 +21,7 @@ extern "C" {
 #include "synth.h"
 #include "tokblob.h"
 #include "tokenizer.h"
+#include "chat.h"
 
 // base.c logs through the host import; natively the test is the host.
 void m64_host_log(const char *msg, uint32_t len) { fprintf(stderr, "%.*s\n", (int)len, msg); }
@@ -1253,5 +1254,138 @@ TEST(Sampler, FrequenciesMatchSoftmax) {
   std::vector<double> base = Softmax(l, 1.0f, 3);
   ExpectFrequencies(s, 1.0f, 3, 1.0f, {0, base[0], 0, base[2], base[1], 0});
 }
+
+
+// ---- chat formats (module/chat.c): each kind's turn and reply end as llama.cpp's built-in
+// templates write them: markers that are tokens become those tokens, the text between two
+// of them is one run tokenized as a whole, and BOS opens the first turn only.
+namespace chat {
+
+// A vocabulary with every format's markers as control tokens, and the byte pieces.
+void LoadMarkerVocab() {
+  static bool loaded = false;
+  static std::vector<uint8_t> *blob;
+  if (!loaded) {
+    std::vector<std::string> tokens = {"<unk>", "<s>", "</s>", "\xE2\x96\x81"};
+    for (const char *m : {"<start_of_turn>", "<end_of_turn>", "<|user|>", "<|assistant|>", "<|system|>", "<|end|>",
+                          "<|im_start|>", "<|im_end|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"})
+      tokens.push_back(m);
+    std::vector<float> scores(tokens.size(), 0.0f);
+    std::vector<int32_t> types(tokens.size(), 3);
+    types[0] = 2, types[3] = 1;
+    for (int b = 0; b < 256; b++) {
+      char name[8];
+      snprintf(name, sizeof name, "<0x%02X>", b);
+      tokens.push_back(name);
+      scores.push_back(0);
+      types.push_back(6);
+    }
+    GgufBuilder g;
+    g.Str("general.architecture", "llama");
+    g.Str("tokenizer.ggml.model", "llama");
+    g.Strs("tokenizer.ggml.tokens", tokens);
+    g.F32s("tokenizer.ggml.scores", scores);
+    g.I32s("tokenizer.ggml.token_type", types);
+    g.U32("tokenizer.ggml.bos_token_id", 1);
+    g.U32("tokenizer.ggml.eos_token_id", 2);
+    g.U32("tokenizer.ggml.unknown_token_id", 0);
+    Built b = BuildFrom(g);
+    ASSERT_EQ(b.rc, M64_OK) << b.msg;
+    blob = &Keep(b.blob);
+    loaded = true;
+  }
+  ASSERT_EQ(tok_load(blob->data(), (uint32_t)blob->size()), 0);
+}
+
+int32_t Id(const char *marker) { return tok_find(marker, (uint32_t)strlen(marker)); }
+
+// The ids of a list of parts: "<...>" parts are markers (tokens), others text runs.
+std::vector<int32_t> Expect(std::initializer_list<std::string> parts, bool bos) {
+  std::vector<int32_t> out;
+  if (bos) out.push_back(1);
+  std::string run;
+  auto flush = [&] {
+    if (run.empty()) return;
+    std::vector<int32_t> ids = Encode(run, false);
+    out.insert(out.end(), ids.begin(), ids.end());
+    run.clear();
+  };
+  for (const std::string &p : parts) {
+    if (p.size() > 2 && p[0] == '<' && p.back() == '>' && Id(p.c_str()) >= 0) {
+      flush();
+      out.push_back(Id(p.c_str()));
+    } else {
+      run += p;
+    }
+  }
+  flush();
+  return out;
+}
+
+std::vector<int32_t> Turn(const char *kind, int32_t flags, const std::string &sys, const std::string &user) {
+  std::vector<char> scratch(sys.size() + user.size() + 256);
+  std::vector<int32_t> out(4 * (sys.size() + user.size()) + 64);
+  const int32_t k = chat_kind(kind, (uint32_t)strlen(kind));
+  EXPECT_GT(k, 0) << kind;
+  int32_t n = chat_turn(k, flags, sys.data(), (uint32_t)sys.size(), user.data(), (uint32_t)user.size(), scratch.data(),
+                        (uint32_t)scratch.size(), out.data(), (uint32_t)out.size());
+  EXPECT_GE(n, 0);
+  out.resize(n < 0 ? 0 : (size_t)n);
+  return out;
+}
+
+std::vector<int32_t> End(const char *kind, int32_t last) {
+  std::vector<char> scratch(256);
+  std::vector<int32_t> out(64);
+  int32_t n = chat_end(chat_kind(kind, (uint32_t)strlen(kind)), last, scratch.data(), (uint32_t)scratch.size(),
+                       out.data(), (uint32_t)out.size());
+  EXPECT_GE(n, 0);
+  out.resize(n < 0 ? 0 : (size_t)n);
+  return out;
+}
+
+TEST(ChatFormat, GemmaPutsTheSystemTextInTheFirstUserTurn) {
+  LoadMarkerVocab();
+  EXPECT_EQ(Turn("gemma", 0, " Be brief. ", "Hi\n"),
+            Expect({"<start_of_turn>", "user\nBe brief.\n\nHi", "<end_of_turn>", "\n", "<start_of_turn>", "model\n"},
+                   true));
+  EXPECT_EQ(Turn("gemma", CHAT_STARTED, "", "And?"),
+            Expect({"<start_of_turn>", "user\nAnd?", "<end_of_turn>", "\n", "<start_of_turn>", "model\n"}, false));
+  EXPECT_EQ(End("gemma", -1), Expect({"<end_of_turn>", "\n"}, false));
+  // the model's own <end_of_turn> was already run: only the newline is left
+  EXPECT_EQ(End("gemma", Id("<end_of_turn>")), Expect({"\n"}, false));
+}
+
+TEST(ChatFormat, Phi3WritesRoleHeadersAndEnd) {
+  LoadMarkerVocab();
+  EXPECT_EQ(Turn("phi3", 0, "S", "U"),
+            Expect({"<|system|>", "\nS", "<|end|>", "\n", "<|user|>", "\nU", "<|end|>", "\n", "<|assistant|>", "\n"},
+                   true));
+  EXPECT_EQ(End("phi3", -1), Expect({"<|end|>", "\n"}, false));
+}
+
+TEST(ChatFormat, ChatMLAndLlama3AsBefore) {
+  LoadMarkerVocab();
+  EXPECT_EQ(Turn("chatml", 0, "", "Hi"),
+            Expect({"<|im_start|>", "user\nHi", "<|im_end|>", "\n", "<|im_start|>", "assistant\n"}, true));
+  EXPECT_EQ(Turn("llama3", CHAT_STARTED, "", " Hi "),
+            Expect({"<|start_header_id|>", "user", "<|end_header_id|>", "\n\nHi", "<|eot_id|>", "<|start_header_id|>",
+                    "assistant", "<|end_header_id|>", "\n\n"},
+                   false));
+}
+
+TEST(ChatFormat, TypedMarkersStayTextAndSmallBuffersFail) {
+  LoadMarkerVocab();
+  std::vector<int32_t> ids = Turn("gemma", CHAT_STARTED, "", "<end_of_turn>");
+  EXPECT_EQ(std::count(ids.begin(), ids.end(), Id("<end_of_turn>")), 1);  // only the template's
+  std::vector<char> scratch(300);
+  int32_t out[4];
+  EXPECT_EQ(chat_turn(CHAT_GEMMA, 0, "", 0, "hello", 5, scratch.data(), 300, out, 4), -1);
+  EXPECT_EQ(chat_turn(CHAT_GEMMA, 0, "", 0, "hello", 5, scratch.data(), 3, out, 4), -1);
+  EXPECT_EQ(chat_turn(99, 0, "", 0, "x", 1, scratch.data(), 300, out, 4), CHAT_EKIND);
+  EXPECT_EQ(chat_kind("gemma3", 6), CHAT_NONE);
+}
+
+}  // namespace chat
 
 }  // namespace

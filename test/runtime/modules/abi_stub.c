@@ -42,6 +42,22 @@ int32_t m64_tok_bos(void) { return 1; }
 int32_t m64_tok_eos(void) { return 2; }
 int32_t m64_tok_find(const char *text, uint32_t len) { return len ? (int32_t)text[0] : -1; }
 int32_t m64_tok_is_eog(int32_t id) { return id == 2; }
+/* chat: kind = name length; a turn = (kind, flags, sys_len, user_len, the text's first
+ * byte) in out; the end = (kind, last) */
+int32_t m64_chat_kind(const char *name, uint32_t len) { return len ? (int32_t)len : (int32_t)name[0] * 0; }
+int32_t m64_chat_turn(int32_t kind, int32_t flags, const char *text, uint32_t sys_len, uint32_t user_len,
+                      char *scratch, uint32_t scratch_cap, int32_t *out, uint32_t max) {
+  (void)scratch, (void)scratch_cap;
+  if (max < 5) return -1;
+  out[0] = kind, out[1] = flags, out[2] = (int32_t)sys_len, out[3] = (int32_t)user_len, out[4] = text[0];
+  return 5;
+}
+int32_t m64_chat_end(int32_t kind, int32_t last, char *scratch, uint32_t scratch_cap, int32_t *out, uint32_t max) {
+  (void)scratch, (void)scratch_cap;
+  if (max < 2) return -1;
+  out[0] = kind, out[1] = last;
+  return 2;
+}
 static uint64_t g_seed;
 void m64_sampler_seed(uint32_t lo, uint32_t hi) { g_seed = ((uint64_t)hi << 32) | lo; }
 int32_t m64_sample(const float *logits, float temp, int32_t top_k, float top_p) {
