@@ -828,7 +828,7 @@ TEST(Chat, UnknownTemplateIsAClearError) {
   NEED_FILE(bundle);
   CmdResult r = sh("printf 'Hi\\n' | " + kBin + "/cmd/m64run " + bundle + " -i");
   EXPECT_EQ(r.code, 1) << r.out;
-  EXPECT_NE(r.out.find("chat template is not one m64 recognises (known: llama3, chatml, llama2, mistral, zephyr)"),
+  EXPECT_NE(r.out.find("chat template is not one m64 recognises (known: llama3, chatml, llama2, mistral, zephyr, gemma, phi3)"),
             std::string::npos) << r.out;
   r = sh("printf 'Hi\\n' | " + kBin + "/cmd/m64run " + bundle + " -i --chat-template vicuna");
   EXPECT_EQ(r.code, 1) << r.out;
