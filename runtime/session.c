@@ -65,6 +65,9 @@ struct m64_session {
   uint32_t n_vocab, n_layers, n_ctx, n_ctx_train, max_batch;
   int32_t bos, eos;
   uint32_t io;          /* IO_BYTES of scratch inside the workspace */
+  uint32_t tok_buf, tok_cap; /* a longer prompt's tokenizer buffer, kept for the next one: the
+                                module's allocator never frees, so a fresh one per call would
+                                use up the workspace over a server's many requests */
   uint32_t logits;      /* address of the last logits */
 
   struct call *pool_calls;
@@ -717,11 +720,18 @@ int m64_session_tokenize(m64_session *s, const char *text, size_t len, int flags
   /* text and ids share one buffer: up to one id per byte, plus BOS */
   uint64_t need = len + 4 * ((uint64_t)len + 2);
   uint32_t buf = s->io;
-  if (need > IO_BYTES) {
+  if (need > IO_BYTES && need <= s->tok_cap) {
+    buf = s->tok_buf;
+  } else if (need > IO_BYTES) {
     if (need > 0x40000000ull) return m64_fail(e, M64_ELIMIT, "prompt of %zu bytes is too long", len);
-    int rc = invoke1(s, OP_ALLOC, (uint32_t)need, &buf, e);
+    /* twice the last size at least, so that growing prompts leave little behind */
+    uint64_t want = need > 2ull * s->tok_cap ? need : 2ull * s->tok_cap;
+    if (want > 0x40000000ull) want = need;
+    int rc = invoke1(s, OP_ALLOC, (uint32_t)want, &buf, e);
+    if (!rc && !buf && want > need) rc = invoke1(s, OP_ALLOC, (uint32_t)(want = need), &buf, e);
     if (rc) return rc;
     if (!buf) return m64_fail(e, M64_ELIMIT, "workspace too small for a prompt of %zu bytes", len);
+    s->tok_buf = buf, s->tok_cap = (uint32_t)want;
   }
   const uint32_t out = (uint32_t)((buf + len + 3) & ~3u), max = (uint32_t)len + 2;
   memcpy(ws(s, buf, len), text, len);
