@@ -93,6 +93,15 @@ static void sse(job *j, char *json) {
   pthread_cond_broadcast(&j->cv);
 }
 
+static int peer_gone(int fd);
+
+/* The slot's side of a hang-up: checked at every token, since a fast model may have
+ * written its whole reply into the job before the connection thread looks again. */
+static int stop_now(job *j) {
+  if (!j->cancelled && peer_gone(j->fd)) j->cancelled = 1;
+  return j->cancelled || g.shutdown || j->oom;
+}
+
 static int on_started(void *ctx, uint32_t n_prompt) {
   job *j = ctx;
   (void)n_prompt;
@@ -100,7 +109,7 @@ static int on_started(void *ctx, uint32_t n_prompt) {
   j->state = JOB_RUNNING;
   if (j->req.stream && j->req.kind == SRV_CHAT) sse(j, srv_chunk_json(&j->reply, "", 0, NULL, 1));
   pthread_cond_broadcast(&j->cv);
-  const int stop = j->cancelled || g.shutdown || j->oom;
+  const int stop = stop_now(j);
   pthread_mutex_unlock(&g.mu);
   return stop;
 }
@@ -111,7 +120,7 @@ static int on_text(void *ctx, const char *text, size_t len) {
   if (j->req.stream) sse(j, srv_chunk_json(&j->reply, text, len, NULL, 0));
   else if (grow(&j->text, &j->text_cap, j->text_len + len + 1)) j->oom = 1;
   else memcpy(j->text + j->text_len, text, len), j->text_len += len;
-  const int stop = j->cancelled || g.shutdown || j->oom;
+  const int stop = stop_now(j);
   pthread_mutex_unlock(&g.mu);
   return stop;
 }
@@ -398,11 +407,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
   if (*upload_size) { /* more of the body */
     if (!st->too_big && st->len + *upload_size > max_body) st->too_big = 1;
     if (st->too_big) {
-      /* read and drop the rest, so that the client sees the 413 rather than a reset; a
-       * client that keeps sending past 16 times the limit is cut off */
+      /* read and drop the rest, so that the client sees the 413 rather than a reset; one
+       * that keeps sending past 64 MiB (or 16 times the limit) gets it at once, and the
+       * connection closes */
       st->discarded += *upload_size;
       *upload_size = 0;
-      if (st->discarded > 16 * (uint64_t)max_body) {
+      if (st->discarded > 16 * (uint64_t)max_body && st->discarded > (64u << 20)) {
         srv_error err = {0};
         srv_fail(&err, 413, "invalid_request_error", NULL, "the request body is larger than the server's limit of %zu bytes (--max-body)", max_body);
         return send_body(c, 413, err.body);

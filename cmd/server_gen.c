@@ -59,7 +59,9 @@ static int chat_prompt(m64_session *s, const srv_gen_config *cfg, const srv_requ
     free(reply);
   }
   m64_chat_close(c);
-  return rc ? srv_fail(err, rc == M64_EUNSUPPORTED ? 400 : 500, "server_error", NULL, "%s", e->msg) : 0;
+  if (rc == M64_ELIMIT || rc == M64_EUNSUPPORTED) /* too long for the workspace; a format the model cannot take */
+    return srv_fail(err, 400, "invalid_request_error", "messages", "%s", e->msg);
+  return rc ? srv_fail(err, 500, "server_error", NULL, "%s", e->msg) : 0;
 }
 
 long srv_find_stop(const char *text, size_t len, size_t from, char *const *stop, const size_t *stop_len, int n_stop,
@@ -114,6 +116,10 @@ int srv_generate(m64_session *s, const srv_gen_config *cfg, const srv_request *r
     int32_t *v = NULL;
     const int flags = M64_TOKENIZE_ADD_BOS | (cfg->special ? M64_TOKENIZE_SPECIAL : 0);
     if (!(rc = m64_session_tokenize(s, r->prompt, r->prompt_len, flags, &v, &p.n, &e))) p.v = v, p.cap = p.n;
+  }
+  if (rc == M64_ELIMIT) { /* longer than the workspace can tokenize: the client's to shorten */
+    free(p.v);
+    return srv_fail(err, 400, "invalid_request_error", "prompt", "the prompt is too long for this server: %s", e.msg);
   }
   if (rc) goto model_error;
   const uint32_t n_ctx = m64_session_n_ctx(s);

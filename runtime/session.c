@@ -739,6 +739,8 @@ int m64_session_tokenize(m64_session *s, const char *text, size_t len, int flags
   int rc = invoke(s, &c, e);
   if (rc) return rc;
   int32_t n = (int32_t)c.ret;
+  if (n == -5) /* TOK_ENOMEM: its scratch did not fit the workspace's bound */
+    return m64_fail(e, M64_ELIMIT, "the workspace is too small to tokenize a prompt of %zu bytes (--workspace)", len);
   if (n < 0 || (uint32_t)n > max) return m64_fail(e, M64_EFORMAT, "tokenizer failed (%d)", n);
   int32_t *r = malloc((n ? n : 1) * sizeof *r);
   if (!r) return m64_fail(e, M64_ENOMEM, "out of memory");
