@@ -108,6 +108,17 @@ static double now(void) {
   return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+/* name is one of m64_chat_known_templates()'s comma-separated names */
+static int known_template(const char *name) {
+  const size_t n = strlen(name);
+  for (const char *p = m64_chat_known_templates(); *p; p += strspn(p, ", ")) {
+    const size_t k = strcspn(p, ", ");
+    if (k == n && !strncmp(p, name, n)) return 1;
+    p += k;
+  }
+  return 0;
+}
+
 /* --server --no-cache: the temporary bundle goes once the slots hold it open */
 static const char *g_temp_bundle;
 static void remove_temp_bundle(void) {
@@ -284,7 +295,7 @@ int main(int argc, char **argv) {
   opt.verify_stamps = !reverify;
   if (server) {
     const char *slash = strrchr(model_arg, '/');
-    if (chat_template && strcmp(chat_template, "none") && !strstr(m64_chat_known_templates(), chat_template)) {
+    if (chat_template && !known_template(chat_template)) {
       rc = m64_fail(&e, M64_EUNSUPPORTED, "--chat-template %s is not one m64 knows (known: %s)", chat_template,
                     m64_chat_known_templates());
       goto fail;

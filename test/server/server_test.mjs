@@ -101,7 +101,7 @@ function startServer(model, extra) {
 function stopServer(p, sig) {
   return new Promise((resolve, reject) => {
     const t = setTimeout(() => reject(new Error(`server did not stop within 20 s of ${sig}`)), 20_000);
-    p.on('exit', (code, signal) => {
+    p.on('close', (code, signal) => { // after its stderr is read to the end
       clearTimeout(t);
       resolve({ code, signal });
     });
@@ -338,6 +338,22 @@ await check('a raw client that hangs up while queued and mid-stream: the server 
   await Promise.all([hangUp(5), hangUp(30), hangUp(60)]);
   const r = await client.completions.create({ prompt, max_tokens: 32, temperature: 0, model: 'm' });
   eq(r.choices[0].text, greedy, 'text');
+});
+
+await check('the command line checks what --server is told', async () => {
+  const fails = (argv, re) => {
+    const r = spawnSync(m64run, [main, ...argv], { encoding: 'utf8', timeout: 30_000 });
+    eq(r.status, 1, `exit status of m64run ${argv.join(' ')}`);
+    ok(re.test(r.stderr), `m64run ${argv.join(' ')}: ${r.stderr}`);
+  };
+  fails(['--server', '--port', '1x'], /--port takes a whole number in 0\.\.65535, not '1x'/);
+  fails(['--server', '--parallel', '0'], /--parallel takes/);
+  fails(['--server', '--max-body', '10'], /--max-body takes/);
+  fails(['--server', '-p', 'hi'], /--server takes its prompts from HTTP requests/);
+  fails(['--port', '8080'], /are for --server/);
+  fails(['--server', '--chat-template', 'chat'], /--chat-template chat is not one m64 knows/);
+  fails(['--server', '--host', '127.0.0.1', '--port', String(s1.port)], /cannot listen on 127\.0\.0\.1 port \d+/);
+  ok(/--server/.test(run(m64run, ['--help'])), 'm64run --help names --server');
 });
 
 await check('SIGTERM and SIGINT stop the servers cleanly (exit 0)', async () => {
