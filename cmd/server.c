@@ -12,6 +12,7 @@
 #include "server.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <poll.h>
@@ -24,6 +25,7 @@
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 typedef enum { JOB_QUEUED, JOB_RUNNING, JOB_DONE, JOB_FAILED } job_state;
 
@@ -61,6 +63,7 @@ static struct {
   const m64run_server_opts *o;
   slot *slots;
   uint32_t n_vocab, n_ctx;
+  unsigned n_streams;        /* stream responses not yet freed */
   long long started;
 } g = {.mu = PTHREAD_MUTEX_INITIALIZER, .queue_cv = PTHREAD_COND_INITIALIZER};
 
@@ -153,6 +156,11 @@ static void run_job(slot *sl, job *j) {
   } else if (rc) { /* mid-stream: an error event ends it, as llama-server does */
     sse(j, err.body ? strdup(err.body) : NULL);
     srv_error_free(&err);
+    j->state = JOB_DONE;
+  } else if (j->req.stream && res.stopped && g.shutdown) { /* cut short: not a finished reply */
+    srv_fail(&err, 503, "server_error", NULL, "the server is stopping: this reply is incomplete");
+    sse(j, err.body);
+    err.body = NULL;
     j->state = JOB_DONE;
   } else if (j->req.stream) {
     sse(j, srv_chunk_json(&j->reply, "", 0, res.finish, 0));
@@ -265,7 +273,8 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
       return (ssize_t)n;
     }
     if (j->state == JOB_DONE || j->state == JOB_FAILED) break;
-    if (g.shutdown) {
+    /* stopping: a running reply ends at its slot's next token, with an error event */
+    if (g.shutdown && j->state != JOB_RUNNING) {
       j->cancelled = 1;
       pthread_mutex_unlock(&g.mu);
       return MHD_CONTENT_READER_END_WITH_ERROR;
@@ -290,6 +299,7 @@ static void stream_free(void *cls) {
   job *j = cls;
   pthread_mutex_lock(&g.mu);
   if (j->state != JOB_DONE && j->state != JOB_FAILED) j->cancelled = 1;
+  g.n_streams--;
   job_release(j);
   pthread_mutex_unlock(&g.mu);
 }
@@ -378,6 +388,7 @@ static enum MHD_Result generate(struct MHD_Connection *c, const char *method, co
     pthread_mutex_unlock(&g.mu);
     return send_body(c, MHD_HTTP_OK, body);
   }
+  g.n_streams++;
   pthread_mutex_unlock(&g.mu);
   /* the stream: its reader takes the connection's reference, stream_free drops it */
   struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, stream_read, j, stream_free);
@@ -470,23 +481,46 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
 }
 
 /* ---------------------------------------------------------------- the server */
+/* SIGINT/SIGTERM: the first one wakes the main thread through a pipe (whichever thread
+ * the signal lands on); a second one, e.g. while the model is still loading or a long step
+ * runs, ends the process at once. The library's threads wait on condition variables only,
+ * which SA_RESTART keeps unaffected. */
+static int g_sig_pipe[2] = {-1, -1};
+static volatile sig_atomic_t g_sig;
+static void on_stop_signal(int sig) {
+  if (g_sig) {
+    signal(sig, SIG_DFL);
+    raise(sig);
+    return;
+  }
+  g_sig = sig;
+  const int saved = errno;
+  if (write(g_sig_pipe[1], "x", 1) < 0) {} /* the flag is enough if the pipe is full */
+  errno = saved;
+}
+
 int m64run_server(const m64run_server_opts *o, m64_err *e) {
   g.o = o;
   g.started = (long long)time(NULL);
-  /* The library's threads and MHD's inherit this mask: SIGINT and SIGTERM come only to
-   * sigwait below; a client that hangs up never kills the process with SIGPIPE. */
-  sigset_t stop_sigs, old_mask;
-  sigemptyset(&stop_sigs);
-  sigaddset(&stop_sigs, SIGINT);
-  sigaddset(&stop_sigs, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_sigs, &old_mask);
-  signal(SIGPIPE, SIG_IGN);
+  if (pipe2(g_sig_pipe, O_CLOEXEC)) return m64_fail(e, M64_EIO, "pipe: %s", strerror(errno));
+  struct sigaction sa = {0}, old_int, old_term, old_pipe;
+  sa.sa_handler = on_stop_signal;
+  sa.sa_flags = SA_RESTART;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, &old_int);
+  sigaction(SIGTERM, &sa, &old_term);
+  /* a client that hangs up must not end the process */
+  sa.sa_handler = SIG_IGN;
+  sigaction(SIGPIPE, &sa, &old_pipe);
 
   struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *ai = NULL;
   const int gai = getaddrinfo(o->host, NULL, &hints, &ai);
+  int rc = 0;
+  unsigned n_open = 0, n_threads = 0;
+  struct MHD_Daemon *d = NULL;
   if (gai) {
-    pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
-    return m64_fail(e, M64_EIO, "--host %s: %s", o->host, gai_strerror(gai));
+    rc = m64_fail(e, M64_EIO, "--host %s: %s", o->host, gai_strerror(gai));
+    goto out;
   }
   struct sockaddr_storage addr;
   memcpy(&addr, ai->ai_addr, ai->ai_addrlen);
@@ -495,9 +529,6 @@ int m64run_server(const m64run_server_opts *o, m64_err *e) {
   if (v6) ((struct sockaddr_in6 *)&addr)->sin6_port = htons((uint16_t)o->port);
   else ((struct sockaddr_in *)&addr)->sin_port = htons((uint16_t)o->port);
 
-  int rc = 0;
-  unsigned n_open = 0, n_threads = 0;
-  struct MHD_Daemon *d = NULL;
   if (!(g.slots = calloc(o->parallel, sizeof *g.slots))) {
     rc = m64_fail(e, M64_ENOMEM, "out of memory");
     goto out;
@@ -507,6 +538,7 @@ int m64run_server(const m64run_server_opts *o, m64_err *e) {
     if ((rc = m64_session_open(o->bundle_path, o->session, &g.slots[n_open].s, e))) goto out;
   }
   if (o->after_open) o->after_open();
+  if (g_sig) goto stopping; /* stopped while the model loaded */
   g.n_vocab = m64_session_n_vocab(g.slots[0].s);
   g.n_ctx = m64_session_n_ctx(g.slots[0].s);
   for (; n_threads < o->parallel; n_threads++)
@@ -533,13 +565,12 @@ int m64run_server(const m64run_server_opts *o, m64_err *e) {
           g.n_ctx);
   fflush(stderr);
 
-  int sig = 0;
-  while (sigwait(&stop_sigs, &sig)) {}
-  fprintf(stderr, "m64run: %s: stopping the server\n", sig == SIGINT ? "interrupt" : "terminated");
-  /* a second Ctrl-C while the stop waits for a long step ends the process at once */
-  signal(SIGINT, SIG_DFL);
-  signal(SIGTERM, SIG_DFL);
-  pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
+  while (!g_sig) {
+    char c;
+    if (read(g_sig_pipe[0], &c, 1) < 0 && errno != EINTR) break;
+  }
+stopping:
+  fprintf(stderr, "m64run: %s: stopping the server\n", g_sig == SIGINT ? "interrupt" : "terminated");
 
 out:
   pthread_mutex_lock(&g.mu);
@@ -547,8 +578,17 @@ out:
   pthread_cond_broadcast(&g.queue_cv);
   for (job *j = g.head; j; j = j->next) pthread_cond_broadcast(&j->cv);
   pthread_mutex_unlock(&g.mu);
-  if (d) MHD_stop_daemon(d); /* its connection threads see g.shutdown and end */
+  /* the slots end their replies at the next token; the streams get to send their last
+   * event (for up to 2 s) before the daemon closes every connection */
   for (unsigned i = 0; i < n_threads; i++) pthread_join(g.slots[i].th, NULL);
+  for (int k = 0; k < 200; k++) {
+    pthread_mutex_lock(&g.mu);
+    const unsigned streams = g.n_streams;
+    pthread_mutex_unlock(&g.mu);
+    if (!streams) break;
+    nanosleep(&(struct timespec){0, 10 * 1000000L}, NULL);
+  }
+  if (d) MHD_stop_daemon(d); /* its connection threads see g.shutdown and end */
   /* jobs a slot never took: their connections are gone with the daemon */
   while (g.head) {
     job *j = g.head;
@@ -558,7 +598,10 @@ out:
   for (unsigned i = 0; i < n_open && g.slots; i++) m64_session_close(g.slots[i].s);
   free(g.slots);
   g.slots = NULL;
-  pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
+  sigaction(SIGINT, &old_int, NULL);
+  sigaction(SIGTERM, &old_term, NULL);
+  sigaction(SIGPIPE, &old_pipe, NULL);
+  close(g_sig_pipe[0]), close(g_sig_pipe[1]);
   if (!rc) fprintf(stderr, "m64run: server stopped\n");
   return rc;
 }
