@@ -1,7 +1,8 @@
 # CMake toolchain file: m64run for 64-bit Arm Linux, cross-compiled on another Linux host
 # with clang-19 and lld. Needs Debian's libc6-dev-arm64-cross and libgcc-12-dev-arm64-cross
 # (gcc-aarch64-linux-gnu brings both) and the arm64 libraries m64run links, from a
-# multiarch apt (`dpkg --add-architecture arm64`): libzstd-dev:arm64 libsodium-dev:arm64.
+# multiarch apt (`dpkg --add-architecture arm64`): libzstd-dev:arm64 libsodium-dev:arm64
+# libmicrohttpd-dev:arm64 libjansson-dev:arm64.
 #   cmake -S . -B build-aarch64 -DCMAKE_TOOLCHAIN_FILE=cmd/aarch64-linux.cmake -DM64_RUNTIME_ONLY=ON
 #   cmake --build build-aarch64 --target m64run
 # Run it on an arm64 machine, or here under qemu: qemu-aarch64 -L /usr/aarch64-linux-gnu build-aarch64/cmd/m64run

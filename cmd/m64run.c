@@ -12,6 +12,7 @@
 #include "m64_runtime.h"
 #include "m64run_chat.h"
 #include "m64run_gguf.h"
+#include "server.h"
 
 static volatile sig_atomic_t g_stop;
 /* The first Ctrl-C ends generation after the current token (the stats are printed); a
@@ -62,6 +63,18 @@ static void usage(FILE *f) {
           "  --chat-template T   chat format (llama3, chatml, llama2, mistral, zephyr) instead\n"
           "                      of the one m64c recognised in the model\n"
           "  --json              print one JSON object at the end instead of streaming text\n"
+          "  --server            serve the OpenAI HTTP API instead of running a prompt:\n"
+          "                      POST /v1/completions, /v1/chat/completions (\"stream\": true for\n"
+          "                      server-sent events), GET /v1/models, /health. -n, --temp,\n"
+          "                      --top-k, --top-p and --seed are the defaults of a request\n"
+          "                      that leaves them out (no -n: until end of text); SIGINT or\n"
+          "                      SIGTERM stops it (exit 0)\n"
+          "  --host ADDR         --server: the address to listen on (default 127.0.0.1, this\n"
+          "                      machine only; 0.0.0.0 opens it to the network, unauthenticated)\n"
+          "  --port N            --server: the TCP port (default 8080; 0: any free one, printed)\n"
+          "  --parallel N        --server: N slots, each its own session and KV cache, run\n"
+          "                      requests side by side (default 1; more wait in a queue)\n"
+          "  --max-body SIZE     --server: largest request body; larger ones get 413 (default 1M)\n"
           "  -v, --verbose       paging decisions and details on stderr\n"
           "  -h, --help          this text\n"
           "  --version           version, bundle format and host target\n"
@@ -95,6 +108,24 @@ static double now(void) {
   return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+/* name is one of m64_chat_known_templates()'s comma-separated names */
+static int known_template(const char *name) {
+  const size_t n = strlen(name);
+  for (const char *p = m64_chat_known_templates(); *p; p += strspn(p, ", ")) {
+    const size_t k = strcspn(p, ", ");
+    if (k == n && !strncmp(p, name, n)) return 1;
+    p += k;
+  }
+  return 0;
+}
+
+/* --server --no-cache: the temporary bundle goes once the slots hold it open */
+static const char *g_temp_bundle;
+static void remove_temp_bundle(void) {
+  if (g_temp_bundle) m64run_temp_remove(g_temp_bundle);
+  g_temp_bundle = NULL;
+}
+
 static char *read_text_file(const char *path, size_t *len) {
   FILE *f = fopen(path, "rb");
   if (!f) return NULL;
@@ -124,6 +155,10 @@ int main(int argc, char **argv) {
   int random_seed = 1; /* --seed -1, the default: from getrandom(2), as llama.cpp's default seed */
   int json = 0, special = 0, chat = 0, n_predict_given = 0, prompt_given = 0, reverify = 0, local_only = 0;
   int no_cache = 0; /* a GGUF: into a temporary bundle, not the cache */
+  int server = 0;   /* --server: the OpenAI HTTP API (server.c) */
+  const char *host = NULL;
+  long port = -1, parallel = 0;
+  uint64_t max_body = 0;
   const char *system_msg = NULL, *chat_template = NULL;
   m64_session_options opt = {.verify_layers = 1, .page_mode = 1};
   long cores = sysconf(_SC_NPROCESSORS_ONLN);
@@ -172,6 +207,15 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--trust-bundle-native")) opt.trust_bundle_native = 1;
     else if (!strcmp(a, "--local-native-only")) local_only = 1; /* the default since the mark */
     else if (!strcmp(a, "--json")) json = 1;
+    else if (!strcmp(a, "--server")) server = 1;
+    else if (ARG("--host", "--host")) host = v;
+    else if (ARG("--port", "--port")) {
+      if (m64_arg_long("m64run", a, v, 0, 65535, &port)) return 1;
+    } else if (ARG("--parallel", "-np")) {
+      if (m64_arg_long("m64run", a, v, 1, 16, &parallel)) return 1;
+    } else if (ARG("--max-body", "--max-body")) {
+      if (m64_arg_size("m64run", a, v, 1024, &max_body)) return 1;
+    }
     else if (!strcmp(a, "--special")) special = 1;
     else if (!strcmp(a, "-i") || !strcmp(a, "--chat")) chat = 1;
     else if (ARG("--system", "--system")) system_msg = v;
@@ -201,8 +245,15 @@ int main(int argc, char **argv) {
                           ? "-i reads the messages from stdin: -p and -f have no effect there (use --system for "
                             "an instruction)"
                       : chat && json             ? "--json has no effect with -i"
+                      : server && (chat || json || prompt_given || prompt_file)
+                          ? "--server takes its prompts from HTTP requests: -i, --json, -p and -f have no effect "
+                            "there"
+                      : server && system_msg     ? "--system has no effect with --server: a request gives its own"
+                      : !server && (host || port >= 0 || parallel || max_body)
+                          ? "--host, --port, --parallel and --max-body are for --server"
                       : !chat && system_msg      ? "--system is the chat's system message: it needs -i"
-                      : !chat && chat_template   ? "--chat-template chooses the chat's format: it needs -i"
+                      : !chat && !server && chat_template
+                          ? "--chat-template chooses the chat's format: it needs -i or --server"
                                                  : NULL;
   if (clash) {
     fprintf(stderr, "m64run: %s\n", clash);
@@ -236,11 +287,38 @@ int main(int argc, char **argv) {
   int temp_bundle = 0;
   if ((rc = m64run_resolve_model(model, no_cache, opt.verbose, bundle_path, sizeof bundle_path, &temp_bundle, &e)))
     goto fail;
+  const char *model_arg = model;
   model = bundle_path;
   if (temp_bundle && !reverify) opt.verify_layers = 0; /* built and hashed just now, by us */
 
   /* the verified-bundle stamps decide whether layers are hashed (the session's policy) */
   opt.verify_stamps = !reverify;
+  if (server) {
+    const char *slash = strrchr(model_arg, '/');
+    if (chat_template && !known_template(chat_template)) {
+      rc = m64_fail(&e, M64_EUNSUPPORTED, "--chat-template %s is not one m64 knows (known: %s)", chat_template,
+                    m64_chat_known_templates());
+      goto fail;
+    }
+    g_temp_bundle = temp_bundle ? bundle_path : NULL;
+    const m64run_server_opts so = {
+        .bundle_path = bundle_path,
+        .model_name = slash ? slash + 1 : model_arg,
+        .session = &opt,
+        .host = host ? host : "127.0.0.1",
+        .port = port >= 0 ? (unsigned)port : 8080,
+        .parallel = parallel ? (unsigned)parallel : 1,
+        .max_body = max_body ? (size_t)max_body : M64_SERVER_MAX_BODY,
+        .defaults = {n_predict_given ? n_predict : -1, temp, top_p, (int32_t)top_k, !random_seed, seed},
+        .gen = {chat_template, special},
+        .after_open = remove_temp_bundle,
+    };
+    rc = m64run_server(&so, &e);
+    if (temp_bundle) remove_temp_bundle();
+    if (rc) goto fail;
+    free(file_text);
+    return 0;
+  }
   rc = m64_session_open(model, &opt, &s, &e);
   if (temp_bundle) m64run_temp_remove(model); /* the session holds what it needs open */
   if (rc) goto fail;

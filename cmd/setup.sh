@@ -5,12 +5,13 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
-pkgs=(clang-19 lld-19 libclang-rt-19-dev libzstd-dev libsodium-dev libgtest-dev libsimde-dev cmake make g++ nodejs npm chromium)
+pkgs=(clang-19 lld-19 libclang-rt-19-dev libzstd-dev libsodium-dev libgtest-dev libsimde-dev libmicrohttpd-dev libjansson-dev cmake make g++ nodejs npm chromium)
 # The aarch64 test (test/targets/aarch64_qemu.sh): qemu, the arm64 C library for the cross
 # builds, and arm64 builds of the libraries m64run links (multiarch: dpkg learns arm64).
 # M64_NO_ARM64=1 leaves them out; the test then skips, saying what is missing.
 if [ "${M64_NO_ARM64:-0}" != 1 ]; then
-  pkgs+=(qemu-user gcc-aarch64-linux-gnu libc6-dev-arm64-cross libzstd-dev:arm64 libsodium-dev:arm64)
+  pkgs+=(qemu-user gcc-aarch64-linux-gnu libc6-dev-arm64-cross libzstd-dev:arm64 libsodium-dev:arm64
+         libmicrohttpd-dev:arm64 libjansson-dev:arm64)
 fi
 missing=()
 for p in "${pkgs[@]}"; do
@@ -44,6 +45,14 @@ if [ ! -d "$tw/node_modules/playwright-core" ] || ! cmp -s "$tw/package-lock.jso
   echo "setup: installing pinned npm playwright-core from test/web/package-lock.json"
   (cd "$tw" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
   cp "$tw/package-lock.json" "$tw/node_modules/.package-lock.json.m64"
+fi
+
+# the openai client drives m64run --server in its test (test/server/server_test.mjs)
+ts="$root/test/server"
+if [ ! -d "$ts/node_modules/openai" ] || ! cmp -s "$ts/package-lock.json" "$ts/node_modules/.package-lock.json.m64"; then
+  echo "setup: installing pinned npm openai from test/server/package-lock.json"
+  (cd "$ts" && npm ci --no-audit --no-fund --loglevel=error)
+  cp "$ts/package-lock.json" "$ts/node_modules/.package-lock.json.m64"
 fi
 
 build_type="${M64_BUILD_TYPE:-Release}"

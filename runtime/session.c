@@ -222,11 +222,18 @@ int m64_session_tokenize(m64_session *s, const char *text, size_t len, int flags
   /* text and ids share one buffer: up to one id per byte, plus BOS */
   uint64_t need = len + 4 * ((uint64_t)len + 2);
   uint32_t buf = s->io;
-  if (need > IO_BYTES) {
+  if (need > IO_BYTES && need <= s->tok_cap) {
+    buf = s->tok_buf;
+  } else if (need > IO_BYTES) {
     if (need > 0x40000000ull) return m64_fail(e, M64_ELIMIT, "prompt of %zu bytes is too long", len);
-    int rc = m64_session_invoke1(s, OP_ALLOC, (uint32_t)need, &buf, e);
+    /* twice the last size at least, so that growing prompts leave little behind */
+    uint64_t want = need > 2ull * s->tok_cap ? need : 2ull * s->tok_cap;
+    if (want > 0x40000000ull) want = need;
+    int rc = m64_session_invoke1(s, OP_ALLOC, (uint32_t)want, &buf, e);
+    if (!rc && !buf && want > need) rc = m64_session_invoke1(s, OP_ALLOC, (uint32_t)(want = need), &buf, e);
     if (rc) return rc;
     if (!buf) return m64_fail(e, M64_ELIMIT, "workspace too small for a prompt of %zu bytes", len);
+    s->tok_buf = buf, s->tok_cap = (uint32_t)want;
   }
   const uint32_t out = (uint32_t)((buf + len + 3) & ~3u), max = (uint32_t)len + 2;
   memcpy(m64_session_ws(s, buf, len), text, len);
@@ -234,6 +241,8 @@ int m64_session_tokenize(m64_session *s, const char *text, size_t len, int flags
   int rc = m64_session_invoke(s, &c, e);
   if (rc) return rc;
   int32_t n = (int32_t)c.ret;
+  if (n == -5) /* TOK_ENOMEM: its scratch did not fit the workspace's bound */
+    return m64_fail(e, M64_ELIMIT, "the workspace is too small to tokenize a prompt of %zu bytes (--workspace)", len);
   if (n < 0 || (uint32_t)n > max) return m64_fail(e, M64_EFORMAT, "tokenizer failed (%d)", n);
   int32_t *r = malloc((n ? n : 1) * sizeof *r);
   if (!r) return m64_fail(e, M64_ENOMEM, "out of memory");

@@ -51,6 +51,9 @@ struct m64_session {
   uint32_t n_vocab, n_layers, n_ctx, n_ctx_train, max_batch;
   int32_t bos, eos;
   uint32_t io;          /* IO_BYTES of scratch inside the workspace */
+  uint32_t tok_buf, tok_cap; /* a longer prompt's tokenizer buffer, kept for the next one: the
+                                module's allocator never frees, so a fresh one per call would
+                                use up the workspace over a server's many requests */
   uint32_t logits;      /* address of the last logits */
 
   char *path;

@@ -204,4 +204,26 @@ TEST(Embed, HostFaultHandlerInstalledFirstStillGetsItsFaults) {
   EXPECT_EQ(WEXITSTATUS(st), 0);
 }
 
+// A long prompt (past the 64 KiB I/O buffer) takes a tokenizer buffer from the workspace,
+// whose allocator never frees: a server tokenizing such prompts request after request
+// reuses one buffer, so the workspace does not grow with the number of requests.
+TEST(Embed, LongPromptsReuseOneTokenizerBuffer) {
+  const std::string path = kOut + "/synth-F32.m64";
+  NEED_FILE(path);
+  Session s(path, 64ull << 20);
+  ASSERT_EQ(s.rc, 0) << s.e.msg;
+  std::string text;
+  while (text.size() < 40000) text += "the quick brown fox jumps over the lazy dog ";
+  uint64_t after_first = 0;
+  for (int i = 0; i < 40; i++) {
+    int32_t *ids = nullptr;
+    uint32_t n = 0;
+    ASSERT_EQ(m64_session_tokenize(s.s, text.data(), text.size() - (size_t)i, 0, &ids, &n, &s.e), 0) << s.e.msg;
+    EXPECT_GT(n, 0u);
+    free(ids);
+    if (i == 0) after_first = s.stats().workspace_bytes;
+  }
+  EXPECT_EQ(s.stats().workspace_bytes, after_first) << "the workspace grew with every long prompt";
+}
+
 }  // namespace
