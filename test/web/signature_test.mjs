@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// signature_test.mjs — the browser host's signature check (web/m64.js checkSignature, as
+// signature_test.mjs — the browser host's signature check (web/signature.js checkSignature, as
 // M64.open runs it) in Node 20, whose WebCrypto has Ed25519, against bundles m64c signed:
 //   1. a signed bundle (test/security's fixture) is 'valid', with the signer fingerprint
 //      `m64c info` prints;
