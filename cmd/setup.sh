@@ -46,6 +46,10 @@ if [ ! -d "$tw/node_modules/playwright-core" ] || ! cmp -s "$tw/package-lock.jso
   cp "$tw/package-lock.json" "$tw/node_modules/.package-lock.json.m64"
 fi
 
+# zstd's own sources from Debian (apt-get source libzstd) for the page's zstd decoder,
+# which the build compiles to wasm (web/zstd/).
+bash "$root/web/zstd/fetch_source.sh"
+
 build_type="${M64_BUILD_TYPE:-Release}"
 cmake -S "$root" -B "$root/build" -DCMAKE_BUILD_TYPE="$build_type" >/dev/null
 cmake --build "$root/build" -j"$(nproc)"

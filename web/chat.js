@@ -61,6 +61,7 @@ export class Chat {
       const seed = BigInt.asUintN(64, BigInt(o.seed ?? Date.now()));
       this.x.m64_sampler_seed(Number(seed & 0xffffffffn), Number(seed >> 32n));
     }
+    this.startStoppable();
     const t0 = performance.now(), pos0 = c.pos;
     const ids = this.chatTurn(kind, c, String(message), c.started ? '' : (o.system || ''));
     if (c.pos + ids.length >= this.nCtx) fail(`the conversation filled the context of ${this.nCtx} tokens`);
@@ -68,8 +69,9 @@ export class Chat {
     c.pos += ids.length;
     c.started = true;
     const tPrefill = performance.now() - t0, t1 = performance.now(), out = [], dec = new TextDecoder('utf-8');
-    let text = '', prev = -1, last = -1, firstTokenMs = 0, passes = 0; // decode rate: forward passes / time
+    let text = '', prev = -1, last = -1, firstTokenMs = 0, passes = 0, stopped = false; // decode rate: forward passes / time
     while ((n < 0 || out.length < n) && c.pos < this.nCtx) {
+      if (passes && await this.stopAsked()) { stopped = true; break; } // the turn is closed below all the same
       const id = this.x.m64_sample(logits, temp, topK, topP);
       if (id < 0 || id >= this.nVocab) fail(`sampler returned ${id}`);
       if (!firstTokenMs) firstTokenMs = performance.now() - t0;
@@ -92,7 +94,7 @@ export class Chat {
     if (end.length && c.pos + end.length <= this.nCtx) { await this.evalBatch(end, c.pos); c.pos += end.length; }
     this.progress();
     return {
-      text, tokens: out, turnTokens: ids, pos: pos0, endTokens: end, template: kind,
+      text, tokens: out, turnTokens: ids, stopped, pos: pos0, endTokens: end, template: kind,
       prefillTokS: perSecond(ids.length, tPrefill),
       decodeTokS: perSecond(passes, tDecode), firstTokenMs,
       stats: { ...this.pager.st, cacheSlots: this.pager.slots.length, workspaceBytes: this.memory.buffer.byteLength,

@@ -1,5 +1,7 @@
-// download.js — the image's arrival (natively the file is mapped, formats/bundle/reader.c): each segment by one Range response streamed into storage, each layer hashed as it completes.
+// download.js — the image's arrival (natively the file is mapped, formats/bundle/reader.c): each segment by one Range response streamed into storage, each layer decoded (compressed bundles) and hashed as it completes.
 import { BundleError, fail } from './common.js';
+import { streamRange } from './http_range.js';
+import { decodeLayer } from './layer_decoder.js';
 import { sameHash, sha256 } from './sha256.js';
 
 // Installed on the Worker's Host (session.js).
@@ -9,30 +11,47 @@ export class Downloading {
     let lastPost = 0;
     for (let si = 0; si < this.segments.length; si++) {
       const seg = this.segments[si];
-      const mine = this.layers.map((L, l) => l).filter((l) => this.layers[l].segment === si).sort((a, b) => this.layers[a].offset - this.layers[b].offset);
-      let next = 0, at = 0;
-      let res;
-      try {
-        res = await fetch(this.url, { headers: { Range: `bytes=${seg.offset}-${seg.offset + seg.size - 1}` } });
-      } catch (e) { fail(`downloading ${seg.name}: ${e.message}`); }
-      if (res.status === 416) fail(`${seg.name} lies beyond the end of the file: the bundle is truncated`);
-      if (res.status !== 206) fail(`downloading ${seg.name}: HTTP ${res.status} (the server must honour Range requests)`);
-      const reader = res.body.getReader();
-      for (;;) {
-        const { done, value } = await reader.read();
-        if (done) break;
+      const where = (l) => (this.compressed ? this.layers[l].storedOffset : this.layers[l].offset);
+      const mine = this.layers.map((L, l) => l).filter((l) => this.layers[l].segment === si).sort((a, b) => where(a) - where(b));
+      let next = 0, at = 0, part = null, filled = 0;
+      for await (const value of streamRange(this.url, seg.offset, seg.size, seg.name, this.timeoutMs)) {
         let chunk = value;
         if (at + chunk.length > seg.size) chunk = chunk.subarray(0, seg.size - at);
-        this.storage.write(si, at, chunk, mine);
-        at += chunk.length;
+        if (this.compressed) {
+          // a layer's frames gathered from the chunks they span; each complete layer decoded
+          for (let c = 0; c < chunk.length && next < mine.length;) {
+            const L = this.layers[mine[next]];
+            if (at + c < L.storedOffset) { c = Math.min(chunk.length, L.storedOffset - at); continue; }
+            if (!part) { part = new Uint8Array(L.storedSize); filled = 0; }
+            const k = Math.min(chunk.length - c, L.storedSize - filled);
+            part.set(chunk.subarray(c, c + k), filled);
+            filled += k;
+            c += k;
+            if (filled === L.storedSize) { await this.layerStored(mine[next++], part); part = null; }
+          }
+          at += chunk.length;
+        } else {
+          this.storage.write(si, at, chunk, mine);
+          at += chunk.length;
+          while (next < mine.length && this.layers[mine[next]].offset + this.layers[mine[next]].size <= at) await this.layerArrived(mine[next++]);
+        }
         this.received += chunk.length;
-        while (next < mine.length && this.layers[mine[next]].offset + this.layers[mine[next]].size <= at) await this.layerArrived(mine[next++]);
         const now = performance.now();
         if (now - lastPost > 100) { lastPost = now; this.progress(); }
       }
       if (at < seg.size) fail(`${seg.name}: the download ended after ${at} of ${seg.size} bytes: the bundle is truncated`);
     }
     this.progress();
+  }
+
+  // A compressed layer's frames, all here: their hash checked (as m64run checks the stored
+  // hash before its first decode), then decoded into the layer's place in storage.
+  async layerStored(l, stored) {
+    const L = this.layers[l];
+    if (this.verify && !sameHash(await sha256(stored), L.storedSha256)) fail(`layer ${L.name}: stored SHA-256 mismatch (the bundle is corrupt)`);
+    decodeLayer(this.zstd, L, this.tensors, stored, this.storage.view(l));
+    this.storage.bytes += L.size;
+    await this.layerArrived(l);
   }
 
   async layerArrived(l) {

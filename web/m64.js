@@ -41,7 +41,8 @@ export class M64 {
 
   // Opens the bundle at url. Options: workspace (bytes bound on the wasm32 workspace,
   // 0 = what the model needs), nCtx (0 = the model's, at most 4096), verify (check each
-  // layer's SHA-256, default true), forceArrayBuffers (storage without memory64, for tests).
+  // layer's SHA-256, default true), forceArrayBuffers (storage without memory64, for tests),
+  // timeoutMs (how long a read waits for the server before the open fails, default 30000).
   // Resolves when generation can start (possibly before every layer has arrived).
   // onprogress, onlog and onerror (a failure outside a request, e.g. of the download)
   // may be given here too.
@@ -62,8 +63,8 @@ export class M64 {
 
   // Generates from prompt. Options: n (tokens, default 128), temp (default 0.8; 0 = greedy),
   // topK (40), topP (0.95), seed; onToken(text) receives the text as it is produced.
-  // Resolves with {text, tokens, promptTokens, prefillTokS, decodeTokS, firstTokenMs,
-  // firstTokenSinceOpenMs, stats}.
+  // Resolves with {text, tokens, promptTokens, stopped (by stop()), prefillTokS, decodeTokS,
+  // firstTokenMs, firstTokenSinceOpenMs, stats}.
   generate(prompt, options = {}) {
     const { onToken, ...rest } = options;
     return this.#request({ type: 'generate', prompt, options: rest }, onToken);
@@ -78,6 +79,10 @@ export class M64 {
     const { onToken, ...rest } = options;
     return this.#request({ type: 'chat', message, options: rest }, onToken);
   }
+
+  // Ends the generation or chat turn that runs now after its current token; it resolves
+  // as usual, with stopped: true. Nothing to stop: nothing happens.
+  stop() { if (this.pending && !this.failed) this.worker.postMessage({ type: 'stop' }); }
 
   close() { this.worker.terminate(); }
 

@@ -5,9 +5,11 @@ import { Chat } from './chat.js';
 import { Downloading } from './download.js';
 import { dotI8Unused, f16Unused, kqMatUnused, kqRowsUnused, logImport, memoryImport, noPrefetch, notHere } from './imports.js';
 import { Pager, Paging, fullCache, maxBlock } from './pager.js';
+import { DEFAULT_TIMEOUT_MS } from './http_range.js';
 import { hashInJs } from './sha256.js';
 import { checkSignature } from './signature.js';
 import { Storage } from './storage.js';
+import { Zstd } from './zstd.js';
 import { MAX_SHARES, MAX_THREADS, SHARES_PER_THREAD, ThreadPool, WORKER_STACK, withSharedMemory } from './threads.js';
 
 const IO_BYTES = 64 * 1024; // text in, ids out, pieces (as runtime/session.c)
@@ -15,6 +17,7 @@ const HEADROOM = 2 << 20;   // the tokenizer's scratch outside the layer cache
 const MAX_WS_PAGES = 65536; // 4 GiB: the whole wasm32 address space
 // The module ABI versions (m64_module.h) this page runs; 3 adds imports it answers with has_* 0.
 const ABI_OLDEST = 2, ABI_NEWEST = 3;
+const YIELD_MS = 50; // how often generation looks for a Stop: a few % of a 1 ms token at most
 
 export class Host {
   constructor(post) {
@@ -24,7 +27,8 @@ export class Host {
 
   async open(url, o) {
     this.url = url;
-    const hdr = await readHeader(url);
+    this.timeoutMs = o.timeoutMs > 0 ? o.timeoutMs : DEFAULT_TIMEOUT_MS;
+    const hdr = await readHeader(url, this.timeoutMs);
     const find = (kind, name) => hdr.sections.find((s) => s.kind === kind && (name == null || s.name === name));
     const wasmSec = find(SEC.MODULE_WASM), tokSec = find(SEC.TOKENIZER), idxSec = find(SEC.LAYER_INDEX, 'layers');
     if (!wasmSec) fail('bundle has no wasm module');
@@ -34,13 +38,19 @@ export class Host {
     for (const s of hdr.sections) if (s.kind === SEC.SEGMENT) segments[Number(s.name.slice(8))] = s;
     for (let i = 0; i < segments.length; i++) if (!segments[i]) fail(`segment.${i} is missing`);
 
-    const [meta, tok, idx, wasm] = await Promise.all([
-      find(SEC.METADATA) ? readSection(url, find(SEC.METADATA)) : new Uint8Array(0),
-      readSection(url, tokSec), readSection(url, idxSec), readSection(url, wasmSec)]);
+    // A compressed bundle's sections and layers are decoded by zstd's own decompressor,
+    // compiled to wasm (zstd.js); o.zstdUrl says where it is served.
+    this.compressed = hdr.compressed;
+    const z = this.compressed ? (this.zstd = await Zstd.load(o.zstdUrl || new URL('./zstd_decoder.wasm', import.meta.url).href, this.timeoutMs)) : null;
+    const read = (sec) => readSection(url, sec, this.timeoutMs, z);
+    // one at a time when they share the decoder's memory
+    const [meta, tok, idx, wasm] = z
+      ? [find(SEC.METADATA) ? await read(find(SEC.METADATA)) : new Uint8Array(0), await read(tokSec), await read(idxSec), await read(wasmSec)]
+      : await Promise.all([find(SEC.METADATA) ? read(find(SEC.METADATA)) : new Uint8Array(0), read(tokSec), read(idxSec), read(wasmSec)]);
     this.meta = parseMetadata(meta);
-    this.layers = parseLayerIndex(idx, segments);
+    ({ layers: this.layers, tensors: this.tensors } = parseLayerIndex(idx, segments, this.compressed));
     const sigSec = find(SEC.SIGNATURE);
-    this.signature = await checkSignature(hdr, sigSec ? await readSection(url, sigSec) : null, this.layers);
+    this.signature = await checkSignature(hdr, sigSec ? await read(sigSec) : null, this.layers);
     this.post({ type: 'log', text: this.signature.text });
     this.segments = segments;
     this.verify = o.verify !== false;
@@ -177,10 +187,10 @@ export class Host {
   describe() {
     return {
       name: this.meta['general.name'] || '', architecture: this.meta['general.architecture'] || '',
-      nLayers: this.layers.length, nVocab: this.nVocab, nCtx: this.nCtx, imageBytes: this.totalImage,
+      nLayers: this.layers.length, nVocab: this.nVocab, nCtx: this.nCtx, imageBytes: this.totalImage, rawImageBytes: this.segments.reduce((a, sg) => a + sg.rawSize, 0),
       memory64: this.storage.memory64, storageNote: this.storage.memory64 ? `${this.segments.length} memory64 memor${this.segments.length > 1 ? 'ies' : 'y'}` : `ArrayBuffer per layer (${this.storage.reason})`,
       threads: this.threads, threadNote: this.threadNote, crossOriginIsolated: !!globalThis.crossOriginIsolated,
-      streaming: this.jspi, verify: this.verify, hashInJs: hashInJs(), cacheBytes: this.cacheSize, cacheSlots: this.pager.slots.length,
+      streaming: this.jspi, verify: this.verify, compressed: this.compressed, hashInJs: hashInJs(), cacheBytes: this.cacheSize, cacheSlots: this.pager.slots.length,
       signature: this.signature,
       openMs: performance.now() - this.openedAt,
     };
@@ -247,11 +257,27 @@ export class Host {
     return logits;
   }
 
+  // Stop (M64.stop): the Worker's message handler sets stopRequested, but only runs when
+  // generation lets the event loop turn, which stopAsked does every YIELD_MS.
+  startStoppable() {
+    this.stopRequested = false;
+    this.lastYield = performance.now();
+  }
+
+  async stopAsked() {
+    if (performance.now() - this.lastYield >= YIELD_MS) {
+      await new Promise((resolve) => setTimeout(resolve, 0));
+      this.lastYield = performance.now();
+    }
+    return this.stopRequested;
+  }
+
   async generate(prompt, o) {
     if (this.downloadError) throw this.downloadError;
     const n = o.n ?? 128, temp = o.temp ?? 0.8, topK = o.topK ?? 40, topP = o.topP ?? 0.95;
     const seed = BigInt.asUintN(64, BigInt(o.seed ?? Date.now()));
     this.x.m64_sampler_seed(Number(seed & 0xffffffffn), Number(seed >> 32n));
+    this.startStoppable();
     const t0 = performance.now();
     const ids = this.tokenize(prompt);
     if (ids.length >= this.nCtx) fail(`prompt of ${ids.length} tokens does not fit the context of ${this.nCtx}`);
@@ -261,7 +287,7 @@ export class Host {
 
     const t1 = performance.now(), out = [], dec = new TextDecoder('utf-8');
     // decode rate: forward passes / time (n tokens take n - 1: the first comes from the prefill)
-    let text = '', prev = ids[ids.length - 1], firstTokenMs = 0, firstTokenSinceOpenMs = 0, passes = 0;
+    let text = '', prev = ids[ids.length - 1], firstTokenMs = 0, firstTokenSinceOpenMs = 0, passes = 0, stopped = false;
     for (let pos = ids.length; out.length < nPredict; pos++) {
       const id = this.x.m64_sample(logits, temp, topK, topP);
       if (id < 0 || id >= this.nVocab) fail(`sampler returned ${id}`);
@@ -273,6 +299,7 @@ export class Host {
       if (piece) this.post({ type: 'token', text: piece });
       prev = id;
       if (out.length === nPredict || pos + 1 >= this.nCtx) break;
+      if (await this.stopAsked()) { stopped = true; break; }
       logits = await this.evalBatch([id], pos);
       passes++;
     }
@@ -281,7 +308,7 @@ export class Host {
     const tDecode = performance.now() - t1;
     this.progress();
     return {
-      text, tokens: out, promptTokens: ids,
+      text, tokens: out, promptTokens: ids, stopped,
       prefillTokS: perSecond(ids.length, tPrefill),
       decodeTokS: perSecond(passes, tDecode),
       firstTokenMs, firstTokenSinceOpenMs, imageCompleteMs: this.imageCompleteMs,

@@ -17,7 +17,8 @@ async function keyFingerprint(key) { return 'ed25519:' + hex((await sha256(key))
 
 function signedMessage(hdr, sigIndex, layers) {
   const dom = new TextEncoder().encode(SIG_DOMAIN);
-  const m = new Uint8Array(dom.length + 1 + 64 + hdr.table.length + 4 + 32 * layers.length);
+  const per = hdr.compressed ? 64 : 32; // a compressed bundle's layers: raw and stored SHA-256
+  const m = new Uint8Array(dom.length + 1 + 64 + hdr.table.length + 4 + per * layers.length);
   let o = 0;
   m.set(dom, o); o += dom.length + 1; // with its NUL
   m.set(hdr.head, o); o += 64;
@@ -25,7 +26,10 @@ function signedMessage(hdr, sigIndex, layers) {
   m.fill(0, o + sigIndex * RECORD_SIZE + 72, o + sigIndex * RECORD_SIZE + 104); // the record's own hash
   o += hdr.table.length;
   new DataView(m.buffer).setUint32(o, layers.length, true); o += 4;
-  for (const L of layers) { m.set(L.sha256, o); o += 32; } // (the page reads uncompressed bundles only)
+  for (const L of layers) {
+    m.set(L.sha256, o); o += 32;
+    if (hdr.compressed) { m.set(L.storedSha256, o); o += 32; }
+  }
   return m;
 }
 
@@ -58,13 +62,14 @@ export async function checkSignature(hdr, sigBytes, layers) {
   return ok ? result('valid', fp) : result('invalid', fp, `the signature by ${fp} does not match the bundle: it was changed after it was signed`);
 }
 
-// The signature of the bundle at url, as the page reports it (for tools and tests).
-export async function bundleSignature(url) {
-  const hdr = await readHeader(url);
+// The signature of the bundle at url, as the page reports it (for tools and tests); z: a
+// zstd decoder (zstd.js), needed for a compressed bundle.
+export async function bundleSignature(url, timeoutMs, z) {
+  const hdr = await readHeader(url, timeoutMs);
   const idxSec = hdr.sections.find((s) => s.kind === SEC.LAYER_INDEX), sigSec = hdr.sections.find((s) => s.kind === SEC.SIGNATURE);
   if (!idxSec) fail('bundle has no layer index');
   const segments = [];
   for (const s of hdr.sections) if (s.kind === SEC.SEGMENT) segments[Number(s.name.slice(8))] = s;
-  const layers = parseLayerIndex(await readSection(url, idxSec), segments);
-  return checkSignature(hdr, sigSec ? await readSection(url, sigSec) : null, layers);
+  const { layers } = parseLayerIndex(await readSection(url, idxSec, timeoutMs, z), segments, hdr.compressed);
+  return checkSignature(hdr, sigSec ? await readSection(url, sigSec, timeoutMs, z) : null, layers);
 }

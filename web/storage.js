@@ -27,8 +27,8 @@ export class Storage {
     if (!forceArrayBuffers && WebAssembly.validate(MEMORY64_PROBE)) {
       const mems = [];
       for (const s of segments) {
-        if (s.size > SEGMENT_MAX) fail(`segment ${s.name} is larger than 16 GiB`);
-        const m = newMemory64(Math.max(1, Math.ceil(s.size / WASM_PAGE)));
+        if (s.rawSize > SEGMENT_MAX) fail(`segment ${s.name} is larger than 16 GiB`);
+        const m = newMemory64(Math.max(1, Math.ceil(s.rawSize / WASM_PAGE))); // the raw layout, also of a compressed bundle
         if (!m) break;
         mems.push(m);
       }

@@ -8,6 +8,8 @@ let opened = false, dead = false;
 let queue = Promise.resolve();
 onmessage = (ev) => {
   const d = ev.data;
+  // not queued: it must reach the generation that runs now (session.js stopAsked)
+  if (d.type === 'stop') { host.stopRequested = true; return; }
   queue = queue.then(async () => {
     if (dead) return;
     try {
