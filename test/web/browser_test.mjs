@@ -25,8 +25,10 @@
 //   9. the Stop button ends a long generation early, with the greedy ids so far;
 //  10. top-k and seed from the form sample the same ids as m64run --top-k --seed;
 //  11. a compressed bundle runs with m64run's ids (whole, and paged on 2 threads), and a
-//      bundle of 2 segments (--segment-max), plain and compressed, from 2 memory64 memories.
-// Usage: node browser_test.mjs --bin BUILD_DIR --models SHARED_MODELS [--trap TRAP_M64] [--screenshot PNG] [--only REGEX]
+//      bundle of 2 segments (--segment-max), plain and compressed, from 2 memory64 memories;
+//  12. a signed bundle shows its signer's fingerprint in the page's signature row.
+// Usage: node browser_test.mjs --bin BUILD_DIR --models SHARED_MODELS [--trap TRAP_M64] [--signed SIGNED_M64]
+//        [--screenshot PNG] [--only REGEX]
 // Exits 77 (ctest: skipped) when the shared models are absent.
 import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -72,6 +74,7 @@ if (fs.existsSync(l3gguf)) execFileSync(path.join(bin, 'cmd/m64c'), ['build', '-
 const whole = fs.readFileSync(bundle);
 fs.writeFileSync(path.join(work, 'truncated.m64'), whole.subarray(0, Math.floor(whole.length / 2)));
 if (args.trap) fs.copyFileSync(args.trap, path.join(work, 'trap.m64'));
+if (args.signed) fs.copyFileSync(args.signed, path.join(work, 'signed.m64'));
 fs.copyFileSync(gguf, path.join(work, 'model.gguf')); // files the page cannot take: named, with what to run
 execFileSync(path.join(bin, 'cmd/m64c'), ['compress', '-q', bundle, '-o', path.join(work, 'compressed.m64')], { stdio: 'inherit' });
 // two image segments (one memory64 memory each in the page), and the same compressed
@@ -280,6 +283,17 @@ try {
       expect(JSON.stringify(r.result.tokens) === JSON.stringify(n2.tokens), `${b}: page ${JSON.stringify(r.result.tokens)}, m64run ${JSON.stringify(n2.tokens)}`);
       console.log(`     ${b}: ${r.storage}; ${r.result.tokens.length} tokens as m64run`);
     }
+  });
+  await check('a signed bundle shows its signer in the page', async () => {
+    if (!args.signed) { console.log('     skipped: no --signed bundle'); return; }
+    const page = await browser.newPage();
+    await page.goto(`${base}index.html?${new URLSearchParams({ bundle: 'files/signed.m64', prompt: 'a', n: '2', temp: '0', run: '1' })}`);
+    await page.waitForFunction(() => ['done', 'error'].includes(window.m64page?.state), null, { timeout: 60000 });
+    const r = await page.evaluate(() => ({ state: m64page.state, error: m64page.error, sig: document.getElementById('signature').textContent }));
+    await page.close();
+    expect(r.state === 'done', `page: ${r.state} ${r.error}`);
+    expect(/^valid, signer ed25519:[0-9a-f]{32} /.test(r.sig), `the signature row shows ${JSON.stringify(r.sig)}`);
+    console.log(`     ${r.sig}`);
   });
   await check('a server that never answers, or stalls mid-segment, is a timeout error, not a pending open', async () => {
     for (const [what, port, needle] of [['silent', silent.address().port, /no answer from .* within 2 s while reading the header/],
