@@ -39,7 +39,9 @@ function join(bf, from, to, n) {
   let s = 0;
   for (const [off, len, elem] of bf[1]) {
     if (elem === 1) {
-      for (let k = 0; k < nb; k++, s += len) to.set(from.subarray(s, s + len), k * bb + off);
+      // a copy per block; for short fields (scales: 4..32 bytes) a loop beats making a view
+      if (len >= 64) for (let k = 0; k < nb; k++, s += len) to.set(from.subarray(s, s + len), k * bb + off);
+      else for (let k = 0; k < nb; k++) for (let i = 0, o = k * bb + off; i < len; i++) to[o + i] = from[s++];
       continue;
     }
     const per = len / elem, ne = nb * per;
