@@ -55,6 +55,10 @@ if [ ! -d "$ts/node_modules/openai" ] || ! cmp -s "$ts/package-lock.json" "$ts/n
   cp "$ts/package-lock.json" "$ts/node_modules/.package-lock.json.m64"
 fi
 
+# zstd's own sources from Debian (apt-get source libzstd) for the page's zstd decoder,
+# which the build compiles to wasm (web/zstd/).
+bash "$root/web/zstd/fetch_source.sh"
+
 build_type="${M64_BUILD_TYPE:-Release}"
 cmake -S "$root" -B "$root/build" -DCMAKE_BUILD_TYPE="$build_type" >/dev/null
 cmake --build "$root/build" -j"$(nproc)"

@@ -5,8 +5,10 @@
 //
 //   node web/serve.mjs [--port N] [--host ADDR] [PREFIX=DIR | DIR]...
 //
-// Each PREFIX=DIR serves DIR under the URL prefix (longest prefix wins); a bare DIR is
-// "/=DIR". Default: the folder of this file at /, and the current directory at /files/.
+// Each PREFIX=DIR serves DIR under the URL prefix (longest prefix wins; several DIRs at one
+// prefix are tried in the order given, e.g. `/=web /=build/web` for the page and the zstd
+// decoder the build makes); a bare DIR is "/=DIR". Default: the folder of this file and
+// build/web/ at /, and the current directory at /files/.
 // --port 0 picks a free port. The first line printed is "serving http://HOST:PORT/".
 import fs from 'node:fs';
 import http from 'node:http';
@@ -40,26 +42,32 @@ function parseArgs(argv) {
     process.exit(1);
   }
   if (!o.mounts.length) {
-    o.mounts.push({ prefix: '/', dir: path.dirname(fileURLToPath(import.meta.url)) });
+    const web = path.dirname(fileURLToPath(import.meta.url));
+    o.mounts.push({ prefix: '/', dir: web });
+    o.mounts.push({ prefix: '/', dir: path.resolve(web, '../build/web') });
     o.mounts.push({ prefix: '/files/', dir: process.cwd() });
   }
-  o.mounts.sort((a, b) => b.prefix.length - a.prefix.length);
+  o.mounts.sort((a, b) => b.prefix.length - a.prefix.length); // stable: one prefix's DIRs keep their order
   return o;
 }
 
-// The file a URL path names, or null (outside every mount, or escaping one).
+// The files a URL path may name, in the order to try: under the longest matching prefix,
+// in each of its DIRs (none when outside every mount, or escaping one).
 function resolve(mounts, urlPath) {
   let p;
-  try { p = decodeURIComponent(urlPath); } catch { return null; }
-  if (p.includes('\0')) return null;
+  try { p = decodeURIComponent(urlPath); } catch { return []; }
+  if (p.includes('\0')) return [];
+  const files = [];
   for (const m of mounts) {
     if (!(p + '/').startsWith(m.prefix) && p !== m.prefix.slice(0, -1)) continue;
+    if (files.length && m.prefix !== files.prefix) break; // a shorter prefix: not this one's
     const rel = p.slice(m.prefix.length);
     const file = path.resolve(m.dir, '.' + path.posix.normalize('/' + rel));
-    if (file !== m.dir && !file.startsWith(m.dir + path.sep)) return null;
-    return file;
+    if (file !== m.dir && !file.startsWith(m.dir + path.sep)) return [];
+    files.push(file);
+    files.prefix = m.prefix;
   }
-  return null;
+  return files;
 }
 
 // One "bytes=" range against size: [start, end] inclusive, 'bad' if unsatisfiable, null if absent.
@@ -84,12 +92,15 @@ function serve(o) {
       res.writeHead(405, { Allow: 'GET, HEAD' }).end();
       return;
     }
-    let file = resolve(o.mounts, new URL(req.url, 'http://x').pathname);
-    let st = null;
-    try {
-      if (file) st = fs.statSync(file);
-      if (st && st.isDirectory()) { file = path.join(file, 'index.html'); st = fs.statSync(file); }
-    } catch { st = null; }
+    let file = null, st = null;
+    for (const f of resolve(o.mounts, new URL(req.url, 'http://x').pathname)) {
+      try {
+        file = f;
+        st = fs.statSync(file);
+        if (st.isDirectory()) { file = path.join(file, 'index.html'); st = fs.statSync(file); }
+        if (st.isFile()) break;
+      } catch { st = null; }
+    }
     if (!st || !st.isFile()) {
       res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found\n');
       return;

@@ -9,8 +9,8 @@
 //      prefetch;
 //   3. with the image in ArrayBuffers instead of memory64 (the fallback), the same text,
 //      and the page says memory64 is not in use;
-//   4. a truncated bundle shows an error in the page instead of hanging, and a GGUF or a
-//      compressed bundle an error naming it and what to run instead;
+//   4. a truncated bundle shows an error in the page instead of hanging, and a GGUF an
+//      error naming it and what to run instead;
 //   5. a wasm trap in a share of a parallel job (test/security's trap module), on one
 //      thread and on two, ends in an error naming the trap instead of a hang;
 //   6. sha256Js (the page's SHA-256 where WebCrypto is missing) equals node's on many
@@ -18,11 +18,22 @@
 //      isolated) checks every layer with it, runs one thread, says both, and gives the
 //      same text;
 //   7. a two-turn chat with llama3-bpe-tiny (Llama 3 template) runs, turn by turn, the same
-//      token ids at the same positions as `m64run -i` on the same bundle.
-// Usage: node browser_test.mjs --bin BUILD_DIR --models SHARED_MODELS [--trap TRAP_M64] [--screenshot PNG]
+//      token ids at the same positions as `m64run -i` on the same bundle;
+//   8. a server that accepts and never answers, and one that stalls in the middle of a
+//      segment, end in a timeout error in the page (not a pending open), and the status
+//      line leaves "loading…";
+//   9. the Stop button ends a long generation early, with the greedy ids so far;
+//  10. top-k and seed from the form sample the same ids as m64run --top-k --seed;
+//  11. a compressed bundle runs with m64run's ids (whole, and paged on 2 threads), and a
+//      bundle of 2 segments (--segment-max), plain and compressed, from 2 memory64 memories;
+//  12. a signed bundle shows its signer's fingerprint in the page's signature row.
+// Usage: node browser_test.mjs --bin BUILD_DIR --models SHARED_MODELS [--trap TRAP_M64] [--signed SIGNED_M64]
+//        [--screenshot PNG] [--only REGEX]
 // Exits 77 (ctest: skipped) when the shared models are absent.
 import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -63,8 +74,12 @@ if (fs.existsSync(l3gguf)) execFileSync(path.join(bin, 'cmd/m64c'), ['build', '-
 const whole = fs.readFileSync(bundle);
 fs.writeFileSync(path.join(work, 'truncated.m64'), whole.subarray(0, Math.floor(whole.length / 2)));
 if (args.trap) fs.copyFileSync(args.trap, path.join(work, 'trap.m64'));
+if (args.signed) fs.copyFileSync(args.signed, path.join(work, 'signed.m64'));
 fs.copyFileSync(gguf, path.join(work, 'model.gguf')); // files the page cannot take: named, with what to run
 execFileSync(path.join(bin, 'cmd/m64c'), ['compress', '-q', bundle, '-o', path.join(work, 'compressed.m64')], { stdio: 'inherit' });
+// two image segments (one memory64 memory each in the page), and the same compressed
+execFileSync(path.join(bin, 'cmd/m64c'), ['build', '-q', gguf, '--segment-max', '1M', '-o', path.join(work, 'seg2.m64')], { stdio: 'inherit' });
+execFileSync(path.join(bin, 'cmd/m64c'), ['compress', '-q', path.join(work, 'seg2.m64'), '-o', path.join(work, 'seg2z.m64')], { stdio: 'inherit' });
 
 function m64run(extra) {
   const out = execFileSync(path.join(bin, 'cmd/m64run'),
@@ -77,7 +92,8 @@ function m64run(extra) {
 const native = m64run(['-t', '1']), nativePaged = m64run(['-t', '2', '--workspace', PAGING_WORKSPACE, '--no-prefetch']);
 
 // The server, on a free port.
-const server = spawn(process.execPath, [path.join(webDir, 'serve.mjs'), '--port', '0', `/=${webDir}`, `/files/=${work}`],
+// the page, and beside it the zstd decoder the build made (build/web/zstd_decoder.wasm)
+const server = spawn(process.execPath, [path.join(webDir, 'serve.mjs'), '--port', '0', `/=${webDir}`, `/=${path.join(bin, 'web')}`, `/files/=${work}`],
   { stdio: ['ignore', 'pipe', 'inherit'] });
 const base = await new Promise((resolve, reject) => {
   let buf = '';
@@ -89,6 +105,22 @@ const base = await new Promise((resolve, reject) => {
   server.on('exit', (code) => reject(new Error(`serve.mjs exited (${code})`)));
   setTimeout(() => reject(new Error('serve.mjs did not start')), 10000);
 });
+
+// A server that accepts connections and never answers, and one that answers the small
+// reads of the bundle but stalls after the first 64 KiB of a segment (CORS: the page is
+// on another port).
+const sockets = [];
+const silent = net.createServer((c) => sockets.push(c)).listen(0, '127.0.0.1');
+const stalling = http.createServer((req, res) => {
+  const m = /bytes=(\d+)-(\d+)/.exec(req.headers.range || '');
+  const cors = { 'Access-Control-Allow-Origin': '*', 'Access-Control-Expose-Headers': 'Content-Range', 'Cross-Origin-Resource-Policy': 'cross-origin' };
+  if (!m) { res.writeHead(416, cors).end(); return; }
+  const a = Number(m[1]), b = Math.min(Number(m[2]), whole.length - 1);
+  res.writeHead(206, { ...cors, 'Content-Range': `bytes ${a}-${b}/${whole.length}`, 'Content-Length': b - a + 1 });
+  if (b - a + 1 <= 1 << 20) res.end(whole.subarray(a, b + 1));
+  else { res.write(whole.subarray(a, a + 65536)); sockets.push(res.socket); } // then nothing
+}).listen(0, '127.0.0.1');
+await Promise.all([silent, stalling].map((srv) => new Promise((r) => srv.listening ? r() : srv.on('listening', r))));
 
 // m64.test resolves to this machine but is not a secure origin (unlike 127.0.0.1)
 const browser = await chromium.launch({ executablePath: browserPath, args: ['--host-resolver-rules=MAP m64.test 127.0.0.1'] });
@@ -105,7 +137,7 @@ async function runPage(query, { screenshot, origin = base } = {}) {
     state: m64page.state, error: m64page.error, info: m64page.info, result: m64page.result,
     shownError: document.getElementById('error').textContent, shownText: document.getElementById('generated')?.textContent ?? '',
     storage: document.getElementById('storage').textContent, threads: document.getElementById('threads').textContent,
-    cache: document.getElementById('cache').textContent,
+    cache: document.getElementById('cache').textContent, speed: document.getElementById('speed').textContent,
   }));
   if (screenshot) await page.screenshot({ path: screenshot, fullPage: true });
   await page.close();
@@ -114,6 +146,7 @@ async function runPage(query, { screenshot, origin = base } = {}) {
 }
 
 async function check(name, fn) {
+  if (args.only && !new RegExp(args.only).test(name)) return; // --only REGEX: a few checks, while working on them
   try {
     await fn();
     passed++;
@@ -173,13 +206,20 @@ try {
     expect(/truncated/.test(r.shownError), `page shows: ${JSON.stringify(r.shownError)}`);
     console.log(`     after ${Date.now() - t0} ms: ${r.shownError}`);
   });
-  await check('a GGUF and a compressed bundle are named, with what to run instead', async () => {
-    let r = await runPage({ bundle: 'files/model.gguf', prompt: PROMPT, n: String(N) });
+  await check('a GGUF is named, with what to run instead', async () => {
+    const r = await runPage({ bundle: 'files/model.gguf', prompt: PROMPT, n: String(N) });
     expect(r.state === 'error', `GGUF: page ended in state ${r.state}`);
     expect(/is a GGUF model, not an \.m64 bundle.*m64c build/.test(r.shownError), `page shows: ${JSON.stringify(r.shownError)}`);
-    r = await runPage({ bundle: 'files/compressed.m64', prompt: PROMPT, n: String(N) });
-    expect(r.state === 'error', `compressed: page ended in state ${r.state}`);
-    expect(/compressed.*m64c decompress/.test(r.shownError), `page shows: ${JSON.stringify(r.shownError)}`);
+  });
+  await check('a compressed bundle (m64c compress) runs in the page with m64run\'s ids, paged on 2 threads too', async () => {
+    if (!fs.existsSync(path.join(bin, 'web/zstd_decoder.wasm'))) throw new Error(`${bin}/web/zstd_decoder.wasm was not built (run web/zstd/fetch_source.sh, then cmake)`);
+    for (const q of [{ threads: '1' }, { threads: '2', workspace: PAGING_WORKSPACE }]) {
+      const r = await runPage({ ...greedy, bundle: 'files/compressed.m64', ...q });
+      expectDone(r);
+      expect(r.info.compressed, 'the page does not say the bundle is compressed');
+      expect(JSON.stringify(r.result.tokens) === JSON.stringify(native.tokens), `${JSON.stringify(q)}: page ${JSON.stringify(r.result.tokens)}, m64run ${JSON.stringify(native.tokens)}`);
+      console.log(`     ${JSON.stringify(q)}: ${r.result.tokens.length} tokens as m64run; ${r.result.stats.downloadedBytes} bytes downloaded for an image of ${r.info.imageBytes}`);
+    }
   });
   await check('a trap in a worker share is an error on one thread and on two', async () => {
     if (!args.trap) { console.log('     skipped: no --trap bundle'); return; }
@@ -232,7 +272,75 @@ try {
         `turn ${t + 1}: page ${JSON.stringify(got.turns[t])}, m64run ${JSON.stringify(native[t])}`);
     console.log(`     turn 2 starts at position ${got.turns[1].pos} in both, ${native[1].ids.split(',').length} tokens`);
   });
+  await check('a 2-segment bundle (--segment-max) runs from 2 memory64 memories with m64run\'s ids, compressed too', async () => {
+    const n2 = JSON.parse(String(execFileSync(path.join(bin, 'cmd/m64run'), [path.join(work, 'seg2.m64'), '-p', PROMPT, '-n', String(N), '--temp', '0', '--json', '-t', '1'],
+      { stdio: ['ignore', 'pipe', 'ignore'] })).trim().split('\n').pop());
+    expect(JSON.stringify(n2.tokens) === JSON.stringify(native.tokens), 'm64run gives other ids for the 2-segment bundle');
+    for (const b of ['seg2.m64', 'seg2z.m64']) {
+      const r = await runPage({ ...greedy, bundle: `files/${b}` });
+      expectDone(r);
+      expect(/memory64 active \(2 memory64 memories\)/.test(r.storage), `${b}: storage ${JSON.stringify(r.storage)}`);
+      expect(JSON.stringify(r.result.tokens) === JSON.stringify(n2.tokens), `${b}: page ${JSON.stringify(r.result.tokens)}, m64run ${JSON.stringify(n2.tokens)}`);
+      console.log(`     ${b}: ${r.storage}; ${r.result.tokens.length} tokens as m64run`);
+    }
+  });
+  await check('a signed bundle shows its signer in the page', async () => {
+    if (!args.signed) { console.log('     skipped: no --signed bundle'); return; }
+    const page = await browser.newPage();
+    await page.goto(`${base}index.html?${new URLSearchParams({ bundle: 'files/signed.m64', prompt: 'a', n: '2', temp: '0', run: '1' })}`);
+    await page.waitForFunction(() => ['done', 'error'].includes(window.m64page?.state), null, { timeout: 60000 });
+    const r = await page.evaluate(() => ({ state: m64page.state, error: m64page.error, sig: document.getElementById('signature').textContent }));
+    await page.close();
+    expect(r.state === 'done', `page: ${r.state} ${r.error}`);
+    expect(/^valid, signer ed25519:[0-9a-f]{32} /.test(r.sig), `the signature row shows ${JSON.stringify(r.sig)}`);
+    console.log(`     ${r.sig}`);
+  });
+  await check('a server that never answers, or stalls mid-segment, is a timeout error, not a pending open', async () => {
+    for (const [what, port, needle] of [['silent', silent.address().port, /no answer from .* within 2 s while reading the header/],
+      ['stalling', stalling.address().port, /no answer from .* within 2 s while reading segment\.0/]]) {
+      const t0 = Date.now();
+      const r = await runPage({ ...greedy, bundle: `http://127.0.0.1:${port}/stories260K.m64`, timeout: '2' });
+      const ms = Date.now() - t0;
+      expect(r.state === 'error', `${what}: page ended in state ${r.state}`);
+      expect(needle.test(r.shownError), `${what}: page shows ${JSON.stringify(r.shownError)}`);
+      expect(!/loading/.test(r.speed), `${what}: the status line still says ${JSON.stringify(r.speed)}`);
+      console.log(`     ${what}: after ${ms} ms: ${r.shownError}`);
+    }
+  });
+  await check('Stop ends a long generation early with the greedy ids so far', async () => {
+    const page = await browser.newPage();
+    const errors = [];
+    page.on('pageerror', (e) => errors.push(String(e)));
+    // paged on one thread: slow enough that the generation is still running when Stop is pressed
+    await page.goto(`${base}index.html?${new URLSearchParams({ ...greedy, n: '100000', workspace: PAGING_WORKSPACE, run: '1' })}`);
+    await page.waitForFunction(() => (document.getElementById('generated')?.textContent.length > 0) || window.m64page?.state === 'error', null, { timeout: 60000 });
+    await page.click('#stop');
+    await page.waitForFunction(() => ['done', 'error'].includes(window.m64page?.state), null, { timeout: 60000 });
+    const r = await page.evaluate(() => ({ state: m64page.state, error: m64page.error, result: m64page.result, nCtx: m64page.info?.nCtx,
+      speed: document.getElementById('speed').textContent, stopDisabled: document.getElementById('stop').disabled }));
+    await page.close();
+    expect(r.state === 'done' && !errors.length, `page: ${r.state} ${r.error} ${errors.join('; ')}`);
+    const all = r.nCtx - r.result.promptTokens.length;
+    expect(r.result.stopped && r.result.tokens.length < all, `stopped ${r.result.stopped} after ${r.result.tokens.length} of ${all} tokens`);
+    const k = Math.min(r.result.tokens.length, native.tokens.length);
+    expect(JSON.stringify(r.result.tokens.slice(0, k)) === JSON.stringify(native.tokens.slice(0, k)), 'the ids before Stop are not m64run\'s');
+    expect(/stopped/.test(r.speed) && r.stopDisabled, `status ${JSON.stringify(r.speed)}, Stop button disabled: ${r.stopDisabled}`);
+    console.log(`     stopped after ${r.result.tokens.length} of ${all} tokens`);
+  });
+  await check('top-k and seed from the form sample as m64run --top-k --seed', async () => {
+    const sampled = (k) => m64run(['-t', '1', '--temp', '0.9', '--top-k', k, '--seed', '4242']);
+    const k2 = sampled('2'), k40 = sampled('40');
+    expect(JSON.stringify(k2.tokens) !== JSON.stringify(k40.tokens), 'top-k 2 and 40 sample the same ids with this seed: the test needs another');
+    for (const [k, want] of [['2', k2], ['40', k40]]) {
+      const r = await runPage({ ...greedy, temp: '0.9', topk: k, seed: '4242' });
+      expectDone(r);
+      expect(JSON.stringify(r.result.tokens) === JSON.stringify(want.tokens), `top-k ${k}: page ${JSON.stringify(r.result.tokens)}, m64run ${JSON.stringify(want.tokens)}`);
+    }
+  });
 } finally {
+  for (const c of sockets) c.destroy();
+  silent.close();
+  stalling.close();
   await browser.close();
   server.kill();
   fs.rmSync(work, { recursive: true, force: true });

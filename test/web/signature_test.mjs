@@ -1,12 +1,14 @@
 #!/usr/bin/env node
-// signature_test.mjs — the browser host's signature check (web/m64.js checkSignature, as
+// signature_test.mjs — the browser host's signature check (web/signature.js checkSignature, as
 // M64.open runs it) in Node 20, whose WebCrypto has Ed25519, against bundles m64c signed:
 //   1. a signed bundle (test/security's fixture) is 'valid', with the signer fingerprint
 //      `m64c info` prints;
 //   2. an unsigned bundle is 'unsigned';
 //   3. a layer hash changed after signing (every SHA-256 over it made to match) is
 //      'invalid', as m64run finds it;
-//   4. where WebCrypto has no Ed25519, the status is 'unchecked' and the text says
+//   4. a signed bundle compressed with the key (m64c compress --key) is 'valid' too: its
+//      layers' stored SHA-256 are signed with their raw ones;
+//   5. where WebCrypto has no Ed25519, the status is 'unchecked' and the text says
 //      "signature not checked (no Ed25519 in this browser)";
 //   and every text says the check is informational in the browser.
 // Usage: node signature_test.mjs --bin BUILD_DIR --art SECURITY_ARTIFACTS
@@ -35,6 +37,9 @@ const work = fs.mkdtempSync(path.join(os.tmpdir(), 'm64-sig-'));
 const signedPath = path.join(args.art, 'tiny_signed.m64');
 fs.copyFileSync(signedPath, path.join(work, 'signed.m64'));
 fs.copyFileSync(path.join(args.art, 'tiny_a.m64'), path.join(work, 'unsigned.m64'));
+execFileSync(path.join(args.bin, 'cmd/m64c'), ['compress', '-q', signedPath, '-o', path.join(work, 'signedz.m64'), '--key', path.join(args.art, 'publisher.key')]);
+const zstdWasm = path.join(args.bin, 'web/zstd_decoder.wasm');
+if (fs.existsSync(zstdWasm)) fs.copyFileSync(zstdWasm, path.join(work, 'zstd_decoder.wasm'));
 
 // A layer hash changed, then every section hash and the header hash made to match it: only
 // the signature can tell.
@@ -83,6 +88,11 @@ try {
   check(s.status === 'valid', 'a bundle m64c signed verifies with WebCrypto Ed25519', JSON.stringify(s));
   check(s.fingerprint === want, 'the page shows the fingerprint m64c shows', `${s.fingerprint} vs ${want}`);
   check(s.text.includes('informational'), 'the page says the check is informational', s.text);
+
+  const { Zstd } = await import(path.join(webDir, 'zstd.js'));
+  const z = await Zstd.load(url('zstd_decoder.wasm')); // (built by cmake from Debian's zstd sources)
+  const sz = await bundleSignature(url('signedz.m64'), undefined, z);
+  check(sz.status === 'valid' && sz.fingerprint === want, 'a signed bundle compressed with the key verifies', JSON.stringify(sz));
 
   const u = await bundleSignature(url('unsigned.m64'));
   check(u.status === 'unsigned' && u.text === 'signature: unsigned', 'an unsigned bundle is unsigned', JSON.stringify(u));
