@@ -119,6 +119,16 @@ int32_t m64_tok_piece(int32_t prev, int32_t id, char *out, uint32_t max) {
 }
 int32_t m64_tok_find(const char *text, uint32_t len) { return len == 1 ? (unsigned char)text[0] : -1; }
 int32_t m64_tok_is_eog(int32_t id) { return id == 2; }
+/* no chat formats: every kind is unknown */
+int32_t m64_chat_kind(const char *name, uint32_t len) { return (void)name, (void)len, 0; }
+int32_t m64_chat_turn(int32_t kind, int32_t flags, const char *text, uint32_t sys_len, uint32_t user_len,
+                      char *scratch, uint32_t scratch_cap, int32_t *out, uint32_t max) {
+  return (void)kind, (void)flags, (void)text, (void)sys_len, (void)user_len, (void)scratch, (void)scratch_cap,
+         (void)out, (void)max, -2;
+}
+int32_t m64_chat_end(int32_t kind, int32_t last, char *scratch, uint32_t scratch_cap, int32_t *out, uint32_t max) {
+  return (void)kind, (void)last, (void)scratch, (void)scratch_cap, (void)out, (void)max, -2;
+}
 int32_t m64_tok_bos(void) { return 1; }
 int32_t m64_tok_eos(void) { return 2; }
 void m64_sampler_seed(uint32_t lo, uint32_t hi) { (void)lo, (void)hi; }
