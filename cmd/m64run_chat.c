@@ -27,6 +27,9 @@ static void print_ids(const char *what, uint32_t turn, const int32_t *ids, uint3
   fprintf(stderr, "]\n");
 }
 
+/* Every id run so far, by position: the penalties count its last N. */
+static int32_t *g_hist;
+
 /* Runs ids at *pos (as one batch) and advances it. */
 static int feed(m64_session *s, const int32_t *ids, uint32_t n, uint32_t *pos, m64_err *e) {
   if (!n) return 0;
@@ -35,8 +38,10 @@ static int feed(m64_session *s, const int32_t *ids, uint32_t n, uint32_t *pos, m
                     m64_session_n_ctx(s));
   const float *logits;
   int rc = m64_session_eval_batch(s, ids, n, *pos, &logits, e);
-  if (!rc) *pos += n;
-  return rc;
+  if (rc) return rc;
+  memcpy(g_hist + *pos, ids, (size_t)n * sizeof *ids);
+  *pos += n;
+  return 0;
 }
 
 /* Samples and prints the reply until end of turn, n_predict tokens, Ctrl-C or a full
@@ -51,7 +56,9 @@ static int reply(m64_session *s, const m64run_chat_opts *o, uint32_t *pos, int32
   for (long k = 0; (o->n_predict < 0 || k < o->n_predict) && !g_stop_reply; k++) {
     int32_t id;
     int eog;
-    if ((rc = m64_session_sample(s, o->temp, o->top_k, o->top_p, &id, e))) break;
+    const uint32_t last_n = o->repeat_last_n < 0 ? *pos : (uint32_t)o->repeat_last_n;
+    const uint32_t n_last = *pos < last_n ? *pos : last_n;
+    if ((rc = m64_session_sample_ex(s, &o->sampling, g_hist + *pos - n_last, n_last, &id, e))) break;
     if ((rc = m64_session_is_eog(s, id, &eog, e))) break;
     if (*pos >= m64_session_n_ctx(s)) {
       fprintf(stderr, "\nm64run: the context of %u tokens is full\n", m64_session_n_ctx(s));
@@ -74,10 +81,21 @@ static int reply(m64_session *s, const m64run_chat_opts *o, uint32_t *pos, int32
     }
     memcpy(text + len, piece, n);
     len += n;
+    int stopped = 0; /* -r: the reply ends right after a stop string */
+    for (int k = 0; k < o->n_stops && !stopped; k++) {
+      const size_t sl = o->stop_len[k], from = len > n + sl - 1 ? len - n - sl + 1 : 0;
+      for (size_t at = from; at + sl <= len; at++)
+        if (!memcmp(text + at, o->stops[k], sl)) {
+          len = at + sl;
+          stopped = 1;
+          break;
+        }
+    }
     size_t ready = m64_utf8_complete(text + printed, len - printed); /* whole characters */
     fwrite(text + printed, 1, ready, stdout);
     printed += ready;
     fflush(stdout);
+    if (stopped) break;
   }
   if (text) fwrite(text + printed, 1, len - printed, stdout);
   fputc('\n', stdout);
@@ -96,8 +114,13 @@ int m64run_chat(m64_session *s, const m64run_chat_opts *o, m64_err *e) {
                     "with --chat-template, or run without -i for plain completion",
                     m64_chat_known_templates());
   m64_chat *c = NULL;
+  if (!(g_hist = malloc((size_t)m64_session_n_ctx(s) * sizeof *g_hist)))
+    return m64_fail(e, M64_ENOMEM, "out of memory");
   int rc = m64_chat_open(s, name, o->system, &c, e);
-  if (rc) return rc;
+  if (rc) {
+    free(g_hist);
+    return rc;
+  }
   const int tty = isatty(STDIN_FILENO);
   if (o->verbose) fprintf(stderr, "m64run: chat template %s\n", name);
 
@@ -141,6 +164,8 @@ int m64run_chat(m64_session *s, const m64run_chat_opts *o, m64_err *e) {
   }
   sigaction(SIGINT, &old, NULL);
   free(line);
+  free(g_hist);
+  g_hist = NULL;
   m64_chat_close(c);
   return rc;
 }

@@ -7,8 +7,11 @@
 typedef struct m64run_chat_opts {
   const char *template_name; /* NULL: the bundle's chat.template */
   const char *system;        /* NULL: none */
-  float temp, top_p;
-  int32_t top_k;
+  m64_sampling sampling;
+  long repeat_last_n;        /* the penalties' N; -1: the whole context */
+  const char *const *stops;  /* -r: a reply ends right after one of these */
+  const size_t *stop_len;
+  int n_stops;
   long n_predict;            /* per reply; < 0: until end of turn or a full context */
   int verbose;               /* the ids of every turn on stderr */
 } m64run_chat_opts;

@@ -22,6 +22,7 @@
 
 #define WASM_PAGE 65536ull
 #define IO_BYTES (64u * 1024) /* text in, ids out, pieces */
+#define M64_SAMPLE_NO_EOG_FLAG 1u /* m64_module.h's M64_SAMPLE_NO_EOG */
 /* Room left outside the layer cache for the tokenizer's scratch, which grows with the
  * longest text encoded (about 85 bytes per byte of text; BPE up to about 130). */
 #define HEADROOM (2u << 20)
@@ -80,13 +81,13 @@ struct m64_session {
 /* ------------------------------------------------------------ calling the module */
 enum op { OP_ALLOCATE_MEMORY, OP_INSTANTIATE, OP_WORKER, OP_THREADS, OP_ABI, OP_ALLOC, OP_STATE_BYTES, OP_INIT, OP_N_VOCAB, OP_N_LAYERS,
           OP_N_CTX_TRAIN, OP_FORWARD_BATCH, OP_MAX_BATCH, OP_TOK_LOAD, OP_TOK_ENCODE, OP_TOK_PIECE, OP_BOS, OP_EOS,
-          OP_SEED, OP_SAMPLE, OP_TOK_FIND, OP_TOK_IS_EOG };
+          OP_SEED, OP_SAMPLE, OP_TOK_FIND, OP_TOK_IS_EOG, OP_SAMPLE_EX };
 
 typedef struct call {
   m64_session *s;
   enum op op;
   uint32_t a[5];
-  float f[2];
+  float f[6];
   uint32_t ret;
   void *inst; /* NULL: the session's instance */
 } call;
@@ -121,6 +122,10 @@ static void call_thunk(void *p) {
     case OP_TOK_IS_EOG: c->ret = abi->m64_tok_is_eog(i, c->a[0]); break;
     case OP_SEED: abi->m64_sampler_seed(i, c->a[0], c->a[1]); break;
     case OP_SAMPLE: c->ret = abi->m64_sample(i, c->a[0], c->f[0], c->a[1], c->f[1]); break;
+    case OP_SAMPLE_EX:
+      c->ret = abi->m64_sample_ex(i, c->a[0], c->f[0], c->a[1], c->f[1], c->f[2], c->f[3], c->f[4], c->f[5], c->a[2],
+                                  c->a[3], c->a[4]);
+      break;
   }
 }
 
@@ -487,8 +492,9 @@ static int load_native(m64_session *s, m64_err *e) {
   free(copy); /* the loader wrote it to its own sealed file */
   if (rc) return rc;
   if ((rc = m64_native_abi_table(s->native, &s->abi, e))) return rc;
-  /* version 2 code lacks only the token lookups appended in 3 (see m64_session_is_eog) */
-  if ((s->abi->abi_version != M64_NATIVE_ABI_VERSION && s->abi->abi_version != 2) ||
+  /* version 2 code lacks the token lookups appended in 3 (see m64_session_is_eog), 3 code
+   * the full sampler of 4 (m64_session_sample_ex) */
+  if (s->abi->abi_version < 2 || s->abi->abi_version > M64_NATIVE_ABI_VERSION ||
       s->abi->module_abi_version < M64_MODULE_ABI_OLDEST || s->abi->module_abi_version > M64_MODULE_ABI_NEWEST)
     return m64_fail(e, M64_EUNSUPPORTED, "native code has ABI %u/%u, this m64run speaks %u/%u..%u (rebuild the bundle)",
                     s->abi->abi_version, s->abi->module_abi_version, M64_NATIVE_ABI_VERSION, M64_MODULE_ABI_OLDEST,
@@ -748,6 +754,40 @@ int m64_session_sample(m64_session *s, float temp, int32_t top_k, float top_p, i
   int rc = invoke(s, &c, e);
   if (rc) return rc;
   if ((int32_t)c.ret < 0 || c.ret >= s->n_vocab) return m64_fail(e, M64_EFORMAT, "sampler returned %d", (int32_t)c.ret);
+  *id = (int32_t)c.ret;
+  return 0;
+}
+
+void m64_sampling_init(m64_sampling *p) {
+  *p = (m64_sampling){.temp = 0.8f, .top_k = 40, .top_p = 0.95f, .min_p = 0.05f, .repeat_penalty = 1.0f};
+}
+
+int m64_session_sample_ex(m64_session *s, const m64_sampling *p, const int32_t *last, uint32_t n_last, int32_t *id,
+                          m64_err *e) {
+  if (!s->logits) return m64_fail(e, M64_EFORMAT, "sample before any eval");
+  const int penal = n_last && (p->repeat_penalty != 1.0f || p->presence_penalty != 0 || p->frequency_penalty != 0);
+  if (s->abi->abi_version < 4) { /* older code: only what m64_sample does */
+    if (penal || p->min_p > 0 || p->no_eog)
+      return m64_fail(e, M64_EUNSUPPORTED, "this bundle's module predates the penalties, min-p and ignore-eos "
+                                           "(module ABI %u): rebuild it with m64c build",
+                      s->abi->module_abi_version);
+    return m64_session_sample(s, p->temp, p->top_k, p->top_p, id, e);
+  }
+  /* the ids go through the I/O buffer: the most recent ones when more are given than fit */
+  if (!penal) n_last = 0;
+  if (n_last > IO_BYTES / 4) {
+    last += n_last - IO_BYTES / 4;
+    n_last = IO_BYTES / 4;
+  }
+  if (n_last) memcpy(ws(s, s->io, (uint64_t)n_last * 4), last, (size_t)n_last * 4);
+  call c = {.op = OP_SAMPLE_EX,
+            .a = {s->logits, (uint32_t)p->top_k, s->io, n_last, p->no_eog ? M64_SAMPLE_NO_EOG_FLAG : 0u},
+            .f = {p->temp, p->top_p, p->min_p, p->repeat_penalty, p->presence_penalty, p->frequency_penalty}};
+  int rc = invoke(s, &c, e);
+  if (rc) return rc;
+  if ((int32_t)c.ret == -1) return m64_fail(e, M64_EFORMAT, "the sampler has no token left to choose");
+  if ((int32_t)c.ret < 0 || c.ret >= s->n_vocab)
+    return m64_fail(e, M64_EFORMAT, "sampler returned %d", (int32_t)c.ret);
   *id = (int32_t)c.ret;
   return 0;
 }

@@ -30,7 +30,7 @@ const IO_BYTES = 64 * 1024; // text in, ids out, pieces (as runtime/session.c)
 const HEADROOM = 2 << 20;   // the tokenizer's scratch outside the layer cache
 const MAX_WS_PAGES = 65536; // 4 GiB: the whole wasm32 address space
 // The module ABI versions (m64_module.h) this page runs; 3 adds imports it answers with has_* 0.
-const ABI_OLDEST = 2, ABI_NEWEST = 3;
+const ABI_OLDEST = 2, ABI_NEWEST = 4; // 4: m64_sample_ex (penalties, min-p, ignoreEos)
 const SMALL_SECTION_MAX = 256 << 20;
 
 const align64k = (x) => Math.ceil(x / WASM_PAGE) * WASM_PAGE;
@@ -83,7 +83,9 @@ export class M64 {
   }
 
   // Generates from prompt. Options: n (tokens, default 128), temp (default 0.8; 0 = greedy),
-  // topK (40), topP (0.95), seed; onToken(text) receives the text as it is produced.
+  // topK (40), topP (0.95), minP (0.05), repeatPenalty (1 = off), repeatLastN (64; -1 = the
+  // context), presencePenalty (0), frequencyPenalty (0), ignoreEos (false): llama.cpp's
+  // sampler chain as m64run's; seed; onToken(text) receives the text as it is produced.
   // Resolves with {text, tokens, promptTokens, prefillTokS, decodeTokS, firstTokenMs,
   // firstTokenSinceOpenMs, stats}.
   generate(prompt, options = {}) {
@@ -1030,6 +1032,26 @@ class Host {
   // End of generation: EOS, <|eot_id|>, <|im_end|> ... (modules before m64_tok_is_eog: EOS).
   isEog(id) { return this.x.m64_tok_is_eog ? this.x.m64_tok_is_eog(id) !== 0 : id === this.eos; }
 
+  // The next id from logits with the options' sampling (m64run's flags), the penalties over
+  // the last repeatLastN ids of hist (the context so far).
+  sample(logits, o, hist) {
+    const temp = o.temp ?? 0.8, topK = o.topK ?? 40, topP = o.topP ?? 0.95, minP = o.minP ?? 0.05;
+    const rep = o.repeatPenalty ?? 1, pres = o.presencePenalty ?? 0, freq = o.frequencyPenalty ?? 0;
+    const lastN = o.repeatLastN ?? 64, noEog = o.ignoreEos ? 1 : 0;
+    const penal = lastN !== 0 && (rep !== 1 || pres !== 0 || freq !== 0);
+    let id;
+    if (this.x.m64_sample_ex) {
+      const n = !penal ? 0 : Math.min(hist.length, lastN < 0 ? hist.length : lastN, IO_BYTES / 4);
+      if (n) new Int32Array(this.memory.buffer, this.io, n).set(hist.slice(hist.length - n));
+      id = this.x.m64_sample_ex(logits, temp, topK, topP, minP, rep, pres, freq, this.io, n, noEog);
+    } else {
+      if (penal || minP > 0 || noEog) fail('this bundle\'s module predates penalties, min-p and ignoreEos: rebuild it with m64c build');
+      id = this.x.m64_sample(logits, temp, topK, topP);
+    }
+    if (id < 0 || id >= this.nVocab) fail(`sampler returned ${id}`);
+    return id;
+  }
+
   // The bytes of token id after prev (a copy).
   piece(prev, id) {
     const len = this.x.m64_tok_piece(prev, id, this.io, 1024);
@@ -1098,8 +1120,8 @@ class Host {
       fail(`this model's chat template (${kind}) is not one m64 knows (known: llama3, chatml, llama2, mistral, zephyr)`);
     // Zephyr-style messages end with EOS "</s>", or "<|endoftext|>" where that is a token
     const c = this.chatState ||
-      (this.chatState = { started: false, pos: 0, zephyrEnd: this.findToken('<|endoftext|>') >= 0 ? '<|endoftext|>' : '</s>' });
-    const n = o.n ?? -1, temp = o.temp ?? 0.8, topK = o.topK ?? 40, topP = o.topP ?? 0.95;
+      (this.chatState = { started: false, pos: 0, hist: [], zephyrEnd: this.findToken('<|endoftext|>') >= 0 ? '<|endoftext|>' : '</s>' });
+    const n = o.n ?? -1;
     if (!c.started) {
       const seed = BigInt.asUintN(64, BigInt(o.seed ?? Date.now()));
       this.x.m64_sampler_seed(Number(seed & 0xffffffffn), Number(seed >> 32n));
@@ -1109,15 +1131,16 @@ class Host {
     if (c.pos + ids.length >= this.nCtx) fail(`the conversation filled the context of ${this.nCtx} tokens`);
     let logits = await this.evalBatch(ids, c.pos);
     c.pos += ids.length;
+    c.hist.push(...ids);
     c.started = true;
     const tPrefill = performance.now() - t0, t1 = performance.now(), out = [], dec = new TextDecoder('utf-8');
     let text = '', prev = -1, last = -1, firstTokenMs = 0, passes = 0; // decode rate: forward passes / time
     while ((n < 0 || out.length < n) && c.pos < this.nCtx) {
-      const id = this.x.m64_sample(logits, temp, topK, topP);
-      if (id < 0 || id >= this.nVocab) fail(`sampler returned ${id}`);
+      const id = this.sample(logits, o, c.hist);
       if (!firstTokenMs) firstTokenMs = performance.now() - t0;
       logits = await this.evalBatch([id], c.pos); // the reply becomes part of the history
       c.pos++;
+      c.hist.push(id);
       passes++;
       last = id;
       if (this.isEog(id)) break;
@@ -1132,7 +1155,7 @@ class Host {
     const tDecode = performance.now() - t1;
     let end = this.chatEnd(kind, c.zephyrEnd);
     if (end.length && end[0] === last) end = end.slice(1); // the model closed the turn itself
-    if (end.length && c.pos + end.length <= this.nCtx) { await this.evalBatch(end, c.pos); c.pos += end.length; }
+    if (end.length && c.pos + end.length <= this.nCtx) { await this.evalBatch(end, c.pos); c.pos += end.length; c.hist.push(...end); }
     this.progress();
     return {
       text, tokens: out, turnTokens: ids, pos: pos0, endTokens: end, template: kind,
@@ -1160,7 +1183,7 @@ class Host {
 
   async generate(prompt, o) {
     if (this.downloadError) throw this.downloadError;
-    const n = o.n ?? 128, temp = o.temp ?? 0.8, topK = o.topK ?? 40, topP = o.topP ?? 0.95;
+    const n = o.n ?? 128;
     const seed = BigInt.asUintN(64, BigInt(o.seed ?? Date.now()));
     this.x.m64_sampler_seed(Number(seed & 0xffffffffn), Number(seed >> 32n));
     const t0 = performance.now();
@@ -1174,8 +1197,7 @@ class Host {
     // decode rate: forward passes / time (n tokens take n - 1: the first comes from the prefill)
     let text = '', prev = ids[ids.length - 1], firstTokenMs = 0, firstTokenSinceOpenMs = 0, passes = 0;
     for (let pos = ids.length; out.length < nPredict; pos++) {
-      const id = this.x.m64_sample(logits, temp, topK, topP);
-      if (id < 0 || id >= this.nVocab) fail(`sampler returned ${id}`);
+      const id = this.sample(logits, o, out.length ? ids.concat(out) : ids);
       if (out.length === 0) { firstTokenMs = performance.now() - t0; firstTokenSinceOpenMs = performance.now() - this.openedAt; }
       if (this.isEog(id)) break;
       out.push(id);

@@ -34,13 +34,13 @@
 extern "C" {
 #endif
 
-/* 3 appended m64_tok_find and m64_tok_is_eog; a host may still run version 2 code
- * (without them). */
-#define M64_NATIVE_ABI_VERSION 3u
+/* 3 appended m64_tok_find and m64_tok_is_eog, 4 m64_sample_ex; a host may still run
+ * version 2 and 3 code (without them). */
+#define M64_NATIVE_ABI_VERSION 4u
 /* The module ABI versions (m64_module.h's M64_ABI_VERSION) this host runs: 2 lacks only
  * imports a newer module may call. native_glue.c checks that NEWEST is the module's. */
 #define M64_MODULE_ABI_OLDEST 2u
-#define M64_MODULE_ABI_NEWEST 3u
+#define M64_MODULE_ABI_NEWEST 4u
 #define M64_NATIVE_ABI_SYMBOL "M64_NATIVE_ABI"
 
 struct w2c_m64;
@@ -82,6 +82,10 @@ typedef struct m64_native_abi {
   /* version 3 */
   uint32_t (*m64_tok_find)(void *inst, uint32_t text, uint32_t len);
   uint32_t (*m64_tok_is_eog)(void *inst, uint32_t id);
+  /* version 4 */
+  uint32_t (*m64_sample_ex)(void *inst, uint32_t logits, float temp, uint32_t top_k, float top_p,
+                            float min_p, float repeat_penalty, float presence_penalty,
+                            float frequency_penalty, uint32_t last, uint32_t n_last, uint32_t flags);
 } m64_native_abi;
 
 #ifdef __cplusplus
