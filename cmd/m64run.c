@@ -70,10 +70,15 @@ static void usage(FILE *f) {
           "  --special           special-token text in the prompt (e.g. <|eot_id|>) becomes that\n"
           "                      token; without it such text is plain text\n"
           "  -i, --chat          interactive chat in the model's chat format: one line of\n"
-          "                      stdin is one message; Ctrl-C stops a reply, Ctrl-D ends\n"
+          "                      stdin is one message (on a terminal: line editing, history,\n"
+          "                      /help, /clear, /system TEXT, /exit); Ctrl-C stops a reply,\n"
+          "                      Ctrl-C at an empty prompt (exit 130), Ctrl-D or /exit ends\n"
           "  --system TEXT       system message for the chat\n"
           "  --chat-template T   chat format (llama3, chatml, llama2, mistral, zephyr) instead\n"
           "                      of the one m64c recognised in the model\n"
+          "  --chat-template-file FILE\n"
+          "                      the same from a file: one of those names, or a template\n"
+          "                      (e.g. a GGUF's Jinja chat_template) that prints their markers\n"
           "  --json              print one JSON object at the end instead of streaming text\n"
           "  -v, --verbose       paging decisions and details on stderr\n"
           "  -h, --help          this text\n"
@@ -142,7 +147,8 @@ int main(int argc, char **argv) {
   int random_seed = 1; /* --seed -1, the default: from getrandom(2), as llama.cpp's default seed */
   int json = 0, special = 0, chat = 0, n_predict_given = 0, prompt_given = 0, reverify = 0, local_only = 0;
   int no_cache = 0; /* a GGUF: into a temporary bundle, not the cache */
-  const char *system_msg = NULL, *chat_template = NULL;
+  const char *system_msg = NULL, *chat_template = NULL, *chat_template_file = NULL;
+  char chat_template_named[16];
   m64_session_options opt = {.verify_layers = 1, .page_mode = 1};
   long cores = sysconf(_SC_NPROCESSORS_ONLN);
   opt.n_threads = cores > 0 && cores <= 64 ? (uint32_t)cores : 1; /* -t: all cores */
@@ -216,6 +222,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "-i") || !strcmp(a, "--chat")) chat = 1;
     else if (ARG("--system", "--system")) system_msg = v;
     else if (ARG("--chat-template", "--chat-template")) chat_template = v;
+    else if (ARG("--chat-template-file", "--chat-template-file")) chat_template_file = v;
     else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) opt.verbose = 1;
     else if (a[0] == '-') {
       fprintf(stderr, "m64run: unknown option or missing value: '%s' (see m64run --help)\n", a);
@@ -243,10 +250,43 @@ int main(int argc, char **argv) {
                       : chat && json             ? "--json has no effect with -i"
                       : !chat && system_msg      ? "--system is the chat's system message: it needs -i"
                       : !chat && chat_template   ? "--chat-template chooses the chat's format: it needs -i"
+                      : !chat && chat_template_file ? "--chat-template-file chooses the chat's format: it needs -i"
+                      : chat_template && chat_template_file ? "--chat-template and --chat-template-file both name "
+                                                              "the format: give one"
                                                  : NULL;
   if (clash) {
     fprintf(stderr, "m64run: %s\n", clash);
     return 1;
+  }
+  if (chat_template_file) { /* a name, or a template (Jinja) whose markers name a known format */
+    size_t n;
+    char *t = read_text_file(chat_template_file, &n);
+    if (!t) {
+      fprintf(stderr, "m64run: cannot read the chat template file %s\n", chat_template_file);
+      return 1;
+    }
+    size_t a = 0, b = n;
+    while (a < b && strchr(" \t\r\n", t[a])) a++;
+    while (b > a && strchr(" \t\r\n", t[b - 1])) b--;
+    const char *known = m64_chat_known_templates(), *name = NULL;
+    for (const char *k = known; *k && !name;) { /* is the whole text one of the names? */
+      size_t kl = strcspn(k, ", ");
+      if (kl == b - a && !memcmp(k, t + a, kl)) snprintf(chat_template_named, sizeof chat_template_named, "%.*s",
+                                                         (int)kl, k), name = chat_template_named;
+      k += kl;
+      k += strspn(k, ", ");
+    }
+    if (!name) {
+      const char *d = m64_chat_template_detect(t, n);
+      if (strcmp(d, "none")) name = d;
+    }
+    free(t);
+    if (!name) {
+      fprintf(stderr, "m64run: %s is not a chat template m64 knows: neither one of the names (%s) nor a template "
+                      "that prints their markers\n", chat_template_file, known);
+      return 1;
+    }
+    chat_template = name;
   }
   if (random_seed && m64_random_seed(&seed)) {
     fprintf(stderr, "m64run: error: the kernel gave no random bytes for the seed (getrandom); give --seed N\n");
@@ -319,12 +359,13 @@ int main(int argc, char **argv) {
   if (chat) {
     const m64run_chat_opts co = {chat_template, system_msg, samp, repeat_last_n, (const char *const *)stops,
                                  stop_len, n_stops, n_predict_given ? n_predict : -1, opt.verbose};
-    if ((rc = m64run_chat(s, &co, &e))) goto fail;
+    int interrupted = 0;
+    if ((rc = m64run_chat(s, &co, &interrupted, &e))) goto fail;
     m64_session_close(s);
     free(file_text);
     free(system_copy);
     for (int k = 0; k < n_stops; k++) free(stops[k]);
-    return 0;
+    return interrupted ? 130 : 0;
   }
   const int tok_flags = M64_TOKENIZE_ADD_BOS | (special ? M64_TOKENIZE_SPECIAL : 0);
   if ((rc = m64_session_tokenize(s, prompt, prompt_len, tok_flags, &prompt_ids, &n_prompt, &e))) goto fail;

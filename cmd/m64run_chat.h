@@ -16,7 +16,8 @@ typedef struct m64run_chat_opts {
   int verbose;               /* the ids of every turn on stderr */
 } m64run_chat_opts;
 
-/* Reads user messages from stdin until end of input and streams the replies. */
-int m64run_chat(m64_session *s, const m64run_chat_opts *o, m64_err *e);
+/* Reads user messages from stdin until end of input (or /exit) and streams the replies;
+ * *interrupted = 1 when Ctrl-C at an empty prompt ended it. */
+int m64run_chat(m64_session *s, const m64run_chat_opts *o, int *interrupted, m64_err *e);
 
 #endif

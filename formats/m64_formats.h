@@ -127,6 +127,10 @@ int m64_gguf_get_i32(const m64_gguf *g, const char *key, int32_t *out);
 int m64_gguf_get_f32(const m64_gguf *g, const char *key, float *out);
 int m64_gguf_get_bool(const m64_gguf *g, const char *key, int *out);
 int m64_gguf_get_str(const m64_gguf *g, const char *key, m64_str *out);
+/* The chat format (runtime/chat.c's: "llama3", "chatml", "llama2", "mistral", "zephyr")
+ * whose markers a chat template's text (a GGUF's tokenizer.chat_template, Jinja) prints,
+ * or "none" (formats/common/chat_template.c). */
+const char *m64_chat_template_detect(const char *text, size_t len);
 /* Arrays: element type and count; then element access (index is bounds-checked). */
 int m64_gguf_get_arr(const m64_gguf *g, const char *key, m64_gguf_vtype *elem, uint64_t *n);
 int m64_gguf_arr_str(const m64_gguf *g, const char *key, uint64_t i, m64_str *out);
