@@ -136,7 +136,7 @@ static int write_tensor(m64_bundle_writer *bw, uint32_t i, const m64_tensor_entr
 }
 
 /* The native section for the module.so in the work dir, compiled from wasm, marked as
- * compiled here by this user (runtime/native/local_mark.h): m64run loads no other native
+ * compiled here by this user (formats/sign/local_mark.h): m64run loads no other native
  * code by default. The mark is deterministic, so a build stays reproducible for one key. */
 static int native_section(const m64c_workdir *wd, const char *target, const uint8_t *wasm, size_t wasm_size,
                           uint8_t **sec, size_t *sec_size, m64_err *e) {

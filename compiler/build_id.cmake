@@ -4,9 +4,8 @@
 # changed kernels never runs a bundle an older one made. Run at every build (cmake -P);
 # OUT is rewritten only when the digest changes, so nothing recompiles needlessly.
 file(GLOB files
-  "${SRC}/compiler/*.c" "${SRC}/compiler/*.h" "${SRC}/compiler/module/*"
-  "${SRC}/formats/*.h" "${SRC}/formats/*/*.c" "${SRC}/formats/*/*.h"
-  "${SRC}/runtime/native/local_mark.c" "${SRC}/runtime/native/local_mark.h")
+  "${SRC}/compiler/*.c" "${SRC}/compiler/*.h" "${SRC}/module/*"
+  "${SRC}/formats/*.h" "${SRC}/formats/*/*.c" "${SRC}/formats/*/*.h")
 list(SORT files)
 set(all "")
 foreach(f IN LISTS files)

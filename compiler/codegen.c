@@ -5,7 +5,7 @@
  * model.c reads top to bottom as: the shapes as constants; one kernel per
  * (quant type, rows x cols) the model uses; the weight tables (where each tensor sits
  * inside its layer, and which kernel multiplies it); then the architecture's forward
- * pass (compiler/module/forward_llama.h), compiled against those constants.
+ * pass (module/forward_llama.h), compiled against those constants.
  */
 #include <stdio.h>
 #include <string.h>

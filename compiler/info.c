@@ -119,7 +119,7 @@ static void bundle_summary(const m64_bundle *b, m64c_summary *s, bundle_sizes *z
       s->n_tensors++;
     }
   }
-  /* the tokenizer blob's header (compiler/module/tokenizer.h): kind, vocabulary, BPE pre-tokenizer */
+  /* the tokenizer blob's header (module/tokenizer.h): kind, vocabulary, BPE pre-tokenizer */
   snprintf(s->tok_model, sizeof s->tok_model, "(none)");
   const m64_section *tok = m64_bundle_find_section(b, M64_SEC_TOKENIZER, NULL);
   if (tok && tok->size >= 44 && !memcmp(tok->data, "M64T", 4)) {
@@ -262,7 +262,7 @@ int m64c_info(const char *path, FILE *out, m64_err *e) {
       continue;
     }
     const int current = wasm && memcmp(ns.wasm_sha256, wasm->sha256, 32) == 0;
-    /* what m64run decides by default (runtime/native/local_mark.h): reads the key, never creates it */
+    /* what m64run decides by default (formats/sign/local_mark.h): reads the key, never creates it */
     const int mark = ns.mark ? m64_native_section_check_mark(s->data, s->size, s->name, NULL) : 1;
     fprintf(out, "\n  %-18s %llu bytes of code, built from %s%s, %s", s->name, (unsigned long long)ns.code_size,
             current ? "this module" : "ANOTHER module (stale: run m64c aot)",

@@ -38,7 +38,7 @@ typedef struct m64c_options {
 } m64c_options;
 
 /* GGUF -> bundle. The output appears only when everything succeeded. Native code is
- * marked as compiled here by this user (runtime/native/local_mark.h; the key is created
+ * marked as compiled here by this user (formats/sign/local_mark.h; the key is created
  * if there is none yet), so m64run runs it with no extra step. */
 int m64c_build(const m64c_options *o, m64_err *e);
 

@@ -14,7 +14,7 @@
 #include "compiler_internal.h"
 #include "module/kernel_types.h"
 
-/* The architectures the forward pass (compiler/module/forward_llama.h) implements: LLaMA
+/* The architectures the forward pass (module/forward_llama.h) implements: LLaMA
  * and the models that differ from it only in these switches. */
 typedef struct arch_desc {
   const char *name;
@@ -23,7 +23,7 @@ typedef struct arch_desc {
 } arch_desc;
 static const arch_desc ARCHS[] = {{"llama", 0, 0}, {"qwen2", 1, 1}};
 static const char *const SUPPORTED_ARCHS = "llama, qwen2";
-/* Matrix types are those the module has kernels for (compiler/module/kernel_types.h). */
+/* Matrix types are those the module has kernels for (module/kernel_types.h). */
 int m64c_type_supported(uint32_t t) {
 #define X(id, sfx, name, act) if (t == id) return 1;
   M64_KERNEL_TYPES(X)

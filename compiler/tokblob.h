@@ -1,5 +1,5 @@
 /*
- * tokblob.h — builds the module's tokenizer blob (format: compiler/module/tokenizer.h)
+ * tokblob.h — builds the module's tokenizer blob (format: module/tokenizer.h)
  * from a GGUF file's tokenizer.ggml.* metadata. Host side (m64c), native C11.
  */
 #ifndef M64_TOKBLOB_H

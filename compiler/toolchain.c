@@ -2,7 +2,7 @@
  * toolchain.c — pass 3: turn model.c into a wasm module, and a wasm module into native
  * code for this host.
  *
- *   model.c + the sources in compiler/module --clang-19 wasm32+SIMD128--> module.wasm
+ *   model.c + the sources in module --clang-19 wasm32+SIMD128--> module.wasm
  *   module.wasm --wasm2c--> m64mod.c --clang-19 -O3 -shared--> module.so
  *
  * Where the tools and the module sources are, first found wins:
@@ -57,8 +57,8 @@ static const char *source_dir(void) {
   static _Thread_local char buf[4200];
   const char *v = getenv("M64_SOURCE_DIR");
   if (v && *v) return v;
-  if (installed("compiler/module/module.c", buf, sizeof buf)) {
-    buf[strlen(buf) - strlen("/compiler/module/module.c")] = 0; /* <prefix>/share/m64 */
+  if (installed("module/module.c", buf, sizeof buf)) {
+    buf[strlen(buf) - strlen("/module/module.c")] = 0; /* <prefix>/share/m64 */
     return buf;
   }
   return M64_SOURCE_DIR_PATH;
@@ -66,9 +66,9 @@ static const char *source_dir(void) {
 
 int m64c_check_toolchain(int aot, m64_err *e) {
   char p[4300];
-  snprintf(p, sizeof p, "%s/compiler/module/module.c", source_dir());
+  snprintf(p, sizeof p, "%s/module/module.c", source_dir());
   if (access(p, R_OK) != 0)
-    return m64_fail(e, M64_EIO, "the module sources are not in %s (no compiler/module/module.c): set M64_SOURCE_DIR "
+    return m64_fail(e, M64_EIO, "the module sources are not in %s (no module/module.c): set M64_SOURCE_DIR "
                                 "to an install's share/m64 or to a checkout", source_dir());
   if (aot && access(wasm2c_path(), X_OK) != 0)
     return m64_fail(e, M64_EIO, "wasm2c not found at %s: set M64_WASM2C, or run cmd/setup.sh in a checkout",
@@ -191,12 +191,12 @@ static int run(const m64c_workdir *w, char *const argv[], int verbose, m64_err *
 
 int m64c_compile_wasm(const m64c_workdir *w, int verbose, m64_err *e) {
   char inc_mod[600], inc_work[600], out[600], model[600], srcs[4][600];
-  snprintf(inc_mod, sizeof inc_mod, "-I%s/compiler/module", source_dir());
+  snprintf(inc_mod, sizeof inc_mod, "-I%s/module", source_dir());
   snprintf(inc_work, sizeof inc_work, "-I%s", w->path);
   snprintf(out, sizeof out, "%s/module.wasm", w->path);
   snprintf(model, sizeof model, "%s/model.c", w->path);
   const char *fixed[4] = {"module.c", "base.c", "tokenizer.c", "sampler.c"};
-  for (int i = 0; i < 4; i++) snprintf(srcs[i], sizeof srcs[i], "%s/compiler/module/%s", source_dir(), fixed[i]);
+  for (int i = 0; i < 4; i++) snprintf(srcs[i], sizeof srcs[i], "%s/module/%s", source_dir(), fixed[i]);
   char *argv[] = {(char *)clang_path(), "--target=wasm32", "-msimd128", "-mbulk-memory",
                   "-mnontrapping-fptoint", "-O3", "-ffreestanding", "-nostdlib", "-std=c11",
                   "-Wall", "-Wno-unused-function", inc_mod, inc_work,
@@ -283,7 +283,7 @@ static int drop_forced_reads(const char *c_path, m64_err *e) {
 int m64c_compile_native(const m64c_workdir *w, const char *target, int verbose, m64_err *e) {
   const char *const *march = target_flags(target);
   if (!march) return m64c_check_target(target, e);
-  char wasm[600], c_out[600], so[600], inc_rt[600], inc_abi[600], inc_mod[600], inc_work[600],
+  char wasm[600], c_out[600], so[600], inc_mod[600], inc_work[600],
       glue[600];
   snprintf(wasm, sizeof wasm, "%s/module.wasm", w->path);
   snprintf(c_out, sizeof c_out, "%s/m64mod.c", w->path);
@@ -293,11 +293,9 @@ int m64c_compile_native(const m64c_workdir *w, const char *target, int verbose, 
   if (rc) return rc;
 
   snprintf(so, sizeof so, "%s/module.so", w->path);
-  snprintf(inc_rt, sizeof inc_rt, "-I%s/runtime/wasm_rt", source_dir());
-  snprintf(inc_abi, sizeof inc_abi, "-I%s/runtime/native", source_dir());
-  snprintf(inc_mod, sizeof inc_mod, "-I%s/compiler/module", source_dir());
+  snprintf(inc_mod, sizeof inc_mod, "-I%s/module", source_dir());
   snprintf(inc_work, sizeof inc_work, "-I%s", w->path);
-  snprintf(glue, sizeof glue, "%s/compiler/module/native_glue.c", source_dir());
+  snprintf(glue, sizeof glue, "%s/module/native_glue.c", source_dir());
   /* The work directory's random name must not reach the object (file symbols, build id):
    * the same bundle has to come out byte for byte (-s drops .symtab; dlsym uses .dynsym). */
   char prefix_map[620];
@@ -306,7 +304,7 @@ int m64c_compile_native(const m64c_workdir *w, const char *target, int verbose, 
                   "-fno-strict-aliasing", "-ffp-contract=off", "-fvisibility=hidden",
                   /* after the target's own C headers: simde's folder is /usr/include on Debian,
                      whose glibc headers are the host's, not a cross target's */
-                  "-idirafter", M64_SIMDE_INCLUDE_PATH, inc_rt, inc_abi, inc_mod, inc_work,
+                  "-idirafter", M64_SIMDE_INCLUDE_PATH, inc_mod, inc_work,
                   "-DM64_MODULE_HEADER=\"m64mod.h\"", "-DM64_MODULE_SOURCE=\"m64mod.c\"", "-o", so, glue};
   size_t n = 0;
   int libc = 1;

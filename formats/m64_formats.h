@@ -186,7 +186,7 @@ int m64_gguf_writer_save(m64_gguf_writer *w, const char *path, m64_err *e);
 
 typedef enum m64_section_kind {
   M64_SEC_METADATA = 1,    /* UTF-8 text, one "key = value" per line */
-  M64_SEC_TOKENIZER = 2,   /* the module's tokenizer blob (compiler/module/tokenizer.h) */
+  M64_SEC_TOKENIZER = 2,   /* the module's tokenizer blob (module/tokenizer.h) */
   M64_SEC_LAYER_INDEX = 3, /* layers + tensors, binary, see docs/FORMAT.md */
   M64_SEC_MODULE_WASM = 4, /* the generated WebAssembly module */
   M64_SEC_NATIVE = 5,      /* AOT native code for one target (name = target triple) */
@@ -349,7 +349,7 @@ int m64_bundle_meta(const m64_bundle *b, const char *key, char *out, size_t out_
 
 /* ---- NATIVE sections (formats/bundle/native_section.c; docs/FORMAT.md) ----
  * A 64-byte header (magic, wasm hash, code size), the code (a shared object), then, when
- * flag bit 0 is set, a 32-byte local mark (runtime/native/local_mark.h says what it is). */
+ * flag bit 0 is set, a 32-byte local mark (formats/sign/local_mark.h says what it is). */
 #define M64_NATIVE_MAGIC "M64NATIV"
 #define M64_NATIVE_HEADER_BYTES 64u
 #define M64_NATIVE_FLAG_LOCAL_MARK 1u

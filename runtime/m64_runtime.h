@@ -44,7 +44,7 @@ typedef struct m64_session_options {
   uint32_t n_threads;       /* threads that share each matvec; 0 = 1 */
   int trust_bundle_native;  /* 0 (the default): load only native code compiled here by this
                                user (`m64c build`/`m64c aot`: its local mark,
-                               runtime/native/local_mark.h), else fail with M64_EUNTRUSTED;
+                               formats/sign/local_mark.h), else fail with M64_EUNTRUSTED;
                                1: also run whatever native code the bundle ships, with this
                                process's rights (trusting whoever built it; SECURITY.md).
                                Either way, code under a valid signature by a key in the
@@ -116,7 +116,7 @@ int m64_session_eval_batch(m64_session *s, const int32_t *tokens, uint32_t n, ui
 int m64_session_sample(m64_session *s, float temp, int32_t top_k, float top_p, int32_t *id,
                        m64_err *e);
 void m64_session_seed(m64_session *s, uint64_t seed);
-/* llama.cpp's sampler chain (compiler/module/sampler.h): penalties over the caller's last
+/* llama.cpp's sampler chain (module/sampler.h): penalties over the caller's last
  * tokens, then top-k, top-p, min-p, temperature. */
 typedef struct m64_sampling {
   float temp;              /* 0 = greedy (after penalties) */

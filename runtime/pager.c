@@ -7,11 +7,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "m64_wasm.h"
+#include "os.h"
 
 #ifndef MADV_POPULATE_READ
 #define MADV_POPULATE_READ 22 /* Linux 5.14; older kernels say EINVAL and get MAP_POPULATE */
@@ -54,7 +53,7 @@ struct m64_pager {
   int huge;          /* huge-page placement (see HUGE) */
   uint32_t cursor;   /* block index last acquired */
 
-  pthread_t thread;
+  m64_os_thread thread;
   int thread_running;
   pthread_mutex_t mu;
   pthread_cond_t cv;
@@ -69,11 +68,7 @@ struct m64_pager {
   int folios_checked; /* see recache_whole() */
 };
 
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
+static double now(void) { return m64_os_now_ns() * 1e-9; }
 
 static uint64_t layer_size(const m64_bundle *b, uint32_t l) { return m64_bundle_layer(b, l)->size; }
 
@@ -141,10 +136,7 @@ static int layer_offsets(m64_pager *p, m64_err *e) {
 
 /* Drops pages of the bundle's own mapping from this process (they stay in the page
  * cache), so the resident set is the workspace, not the model. */
-static void drop_pages(const uint8_t *a, uint64_t size) {
-  const uintptr_t lo = (uintptr_t)a & ~(uintptr_t)4095, hi = ((uintptr_t)a + size) & ~(uintptr_t)4095;
-  if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
-}
+static void drop_pages(const uint8_t *a, uint64_t size) { m64_os_discard(a, size); }
 
 /* Bytes of the mapping that contains `a` which the kernel maps with PMD entries
  * (FilePmdMapped in /proc/self/smaps), or -1 if that cannot be read. */
@@ -172,14 +164,7 @@ static long long pmd_mapped(const void *a) {
  * the page cache as 2 MiB folios (mapped with one entry each, now and at every later
  * page-in of this layer). */
 static int map_layer(const m64_pager *p, uint32_t l, uint8_t *to, size_t len) {
-  void *at = mmap(to, len, PROT_READ, MAP_PRIVATE | MAP_FIXED | (p->huge ? 0 : MAP_POPULATE), p->fd,
-                  (off_t)p->file_off[l]);
-  if (at != MAP_FAILED && p->huge) {
-    (void)madvise(to, len, MADV_HUGEPAGE); /* a hint: without THP it changes nothing */
-    if (madvise(to, len, MADV_POPULATE_READ) != 0 && (errno == EINVAL || errno == ENOSYS))
-      at = mmap(to, len, PROT_READ, MAP_PRIVATE | MAP_FIXED | MAP_POPULATE, p->fd, (off_t)p->file_off[l]);
-  }
-  return at == MAP_FAILED ? -1 : 0;
+  return m64_os_map_file_at(to, len, p->fd, p->file_off[l], p->huge);
 }
 
 /* A bundle just written (m64c) or copied sits in the page cache as 4 KiB pages, and stays
@@ -194,7 +179,7 @@ static int recache_whole(m64_pager *p, uint32_t l, uint8_t *to, size_t len) {
   if (!p->shared || !p->huge || len < 2 * HUGE || __atomic_exchange_n(&p->folios_checked, 1, __ATOMIC_ACQ_REL))
     return 0;
   if (pmd_mapped(to) != 0) return 0; /* mapped whole already (or unknown: leave it) */
-  if (mmap(to, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED) return -1;
+  if (m64_os_guard_at(to, len)) return -1;
   (void)fdatasync(p->fd); /* dirty pages cannot be dropped */
   (void)posix_fadvise(p->fd, 0, 0, POSIX_FADV_DONTNEED);
   if (p->o.verbose)
@@ -388,7 +373,7 @@ int m64_pager_open(m64_pager **out, const m64_bundle *b, const char *path, uint8
   p->st.layers = p->n_layers;
   p->cursor = p->n_layers - 2; /* as if the last block had just run: block 0 comes next */
   if (o->prefetch) {
-    if (pthread_create(&p->thread, NULL, prefetch_thread, p) == 0) p->thread_running = 1;
+    if (m64_os_thread_start(&p->thread, prefetch_thread, p) == 0) p->thread_running = 1;
   }
   if (o->verbose)
     fprintf(stderr, "m64run: pager: %u slots (%s), %s, prefetch %s\n", p->n_slots,
@@ -406,7 +391,7 @@ void m64_pager_close(m64_pager *p) {
     p->stop = 1;
     pthread_cond_broadcast(&p->cv);
     pthread_mutex_unlock(&p->mu);
-    pthread_join(p->thread, NULL);
+    m64_os_thread_join(p->thread);
   }
   if (p->fd >= 0) close(p->fd);
   m64_layer_decoder_free(p->dec[0]);

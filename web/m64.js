@@ -11,7 +11,7 @@
 //     implements the module's imports as runtime/session.c and runtime/pager.c do:
 //     layer_acquire copies a layer from storage into a slot of the workspace's layer
 //     cache, evicting the block whose next use is farthest away in the layer cycle.
-// The model's math, tokenizer and sampler stay in the module (compiler/module/m64_module.h);
+// The model's math, tokenizer and sampler stay in the module (module/m64_module.h);
 // this file only moves bytes and reports.
 //
 // Where the browser has JS Promise Integration (WebAssembly.Suspending), layer_acquire may

@@ -1,5 +1,5 @@
 /* kb_glue.c — the bench module's wasm2c output and its m64 imports (the i8 dot, the read-ahead
- * hint) in one translation unit, as compiler/module/native_glue.c builds a model's module, so
+ * hint) in one translation unit, as module/native_glue.c builds a model's module, so
  * they inline. */
 #include "kb.c"
 #include "native_dot.h"

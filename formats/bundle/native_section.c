@@ -6,7 +6,7 @@
  *   8  4  header size (64)          48  8  code size
  *  12  4  flags (bit 0: mark)       56  8  reserved, 0
  *
- * What the mark means and how it is computed is runtime/native/local_mark.c's business;
+ * What the mark means and how it is computed is formats/sign/local_mark.c's business;
  * where it sits is this file's.
  */
 #include <stdlib.h>

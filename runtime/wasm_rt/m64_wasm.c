@@ -9,12 +9,10 @@
  *   - fault handler: SIGSEGV/SIGBUS inside a registered guard reservation while a call is
  *     active -> siglongjmp with WASM_RT_TRAP_OOB; anything else is chained to the previous
  *     handler or re-delivered with the default action (a real crash stays a crash);
- *   - memories: guarded 8 GiB reservations for wasm32, mremap-grown maps otherwise;
+ *   - memories: guarded 8 GiB reservations for wasm32, grown maps otherwise;
+ *   - the system calls behind these are os.h's;
  *   - tables: plain heap arrays.
  */
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE /* mremap, MAP_NORESERVE */
-#endif
 #include "m64_wasm.h"
 
 #include <errno.h>
@@ -26,8 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
+#include "os.h"
 
 /* ------------------------------------------------------------------ thread state */
 /* The handler reads these, so they use the initial-exec model (plain %fs access, no
@@ -109,7 +106,6 @@ static int res_contains(uintptr_t a) {
 }
 
 /* ------------------------------------------------------------------ fault handler */
-static struct sigaction g_old_segv, g_old_bus;
 static pthread_once_t g_init_once = PTHREAD_ONCE_INIT;
 static atomic_int g_initialized;
 static pthread_key_t g_altstack_key;
@@ -119,50 +115,15 @@ static void fault_handler(int sig, siginfo_t *si, void *uctx) {
   if (t_jmp != NULL && si->si_code > 0 && res_contains((uintptr_t)si->si_addr))
     siglongjmp(*t_jmp, (int)WASM_RT_TRAP_OOB);
 
-  /* Not ours: hand it to whoever was installed before us. */
-  struct sigaction *old = sig == SIGSEGV ? &g_old_segv : &g_old_bus;
-  if ((old->sa_flags & SA_SIGINFO) && old->sa_sigaction != NULL) {
-    old->sa_sigaction(sig, si, uctx);
-    return;
-  }
-  if (!(old->sa_flags & SA_SIGINFO) && old->sa_handler != SIG_DFL &&
-      old->sa_handler != SIG_IGN) {
-    old->sa_handler(sig);
-    return;
-  }
-  /* Default action: reinstall it; returning re-executes the faulting access, which now
-   * kills the process with the usual signal (core dump included). A signal sent by
-   * kill/raise is not re-triggered by returning, so re-raise it (it stays blocked until
-   * the handler returns, then gets the default action). */
-  struct sigaction dfl;
-  memset(&dfl, 0, sizeof dfl);
-  dfl.sa_handler = SIG_DFL;
-  sigemptyset(&dfl.sa_mask);
-  sigaction(sig, &dfl, NULL);
-  if (si->si_code <= 0) raise(sig);
-}
-
-static void altstack_free(void *p) {
-  stack_t ss;
-  memset(&ss, 0, sizeof ss);
-  ss.ss_flags = SS_DISABLE;
-  sigaltstack(&ss, NULL);
-  stack_t *mine = p;
-  munmap(mine->ss_sp, mine->ss_size);
-  free(mine);
+  m64_os_pass_fault(sig, si, uctx); /* not ours */
 }
 
 static void init_once(void) {
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_sigaction = fault_handler;
-  sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
-  sigemptyset(&sa.sa_mask);
-  if (sigaction(SIGSEGV, &sa, &g_old_segv) != 0 || sigaction(SIGBUS, &sa, &g_old_bus) != 0) {
+  if (m64_os_catch_faults(fault_handler) != 0) {
     fprintf(stderr, "m64: cannot install the wasm fault handler: %s\n", strerror(errno));
     abort();
   }
-  if (pthread_key_create(&g_altstack_key, altstack_free) != 0) {
+  if (pthread_key_create(&g_altstack_key, m64_os_altstack_free) != 0) {
     fprintf(stderr, "m64: pthread_key_create failed\n");
     abort();
   }
@@ -180,30 +141,8 @@ void wasm_rt_free(void) {}
 static void ensure_thread_ready(void) {
   if (t_altstack_ready) return;
   wasm_rt_init();
-  stack_t cur;
-  if (sigaltstack(NULL, &cur) == 0 && !(cur.ss_flags & SS_DISABLE)) {
-    t_altstack_ready = 1; /* someone else's; keep it */
-    return;
-  }
-  size_t size = 64 * 1024;
-#ifdef _SC_SIGSTKSZ
-  long min = sysconf(_SC_SIGSTKSZ);
-  if (min > 0) size += (size_t)min;
-#endif
-  void *sp = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  stack_t *mine = malloc(sizeof *mine);
-  if (sp == MAP_FAILED || mine == NULL) {
-    fprintf(stderr, "m64: cannot allocate a signal stack\n");
-    abort();
-  }
-  memset(mine, 0, sizeof *mine);
-  mine->ss_sp = sp;
-  mine->ss_size = size;
-  if (sigaltstack(mine, NULL) != 0) {
-    fprintf(stderr, "m64: sigaltstack failed: %s\n", strerror(errno));
-    abort();
-  }
-  pthread_setspecific(g_altstack_key, mine); /* freed at thread exit */
+  stack_t *mine = m64_os_altstack_ensure();
+  if (mine) pthread_setspecific(g_altstack_key, mine); /* freed at thread exit */
   t_altstack_ready = 1;
 }
 
@@ -278,10 +217,6 @@ static uint64_t cap_bytes(uint64_t pages) {
 }
 
 /* ------------------------------------------------------------------ memories */
-static uint64_t os_page(void) {
-  long v = sysconf(_SC_PAGESIZE);
-  return v > 0 ? (uint64_t)v : 4096;
-}
 
 static uint64_t round_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
 
@@ -307,30 +242,29 @@ void wasm_rt_allocate_memory(wasm_rt_memory_t *mem, uint64_t initial_pages,
   if (guarded) {
     /* +64 KiB: the widest access (v128 at address 2^32-1 + offset 2^32-1) ends there. */
     mapped = WASM_RT_GUARD_RESERVATION + WASM_RT_PAGE_SIZE;
-    void *p = mmap(NULL, mapped, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (p == MAP_FAILED)
+    void *p = m64_os_reserve(mapped);
+    if (p == NULL)
       m64_wasm_host_trapf("wasm memory: cannot reserve 8 GiB of address space: %s",
                           strerror(errno));
-    if (bytes && mprotect(p, bytes, PROT_READ | PROT_WRITE) != 0) {
+    if (bytes && m64_os_commit(p, bytes) != 0) {
       int err = errno;
-      munmap(p, mapped);
+      m64_os_release(p, mapped);
       m64_wasm_host_trapf("wasm memory: cannot commit %llu bytes: %s",
                           (unsigned long long)bytes, strerror(err));
     }
     if (!res_add(p, mapped)) {
-      munmap(p, mapped);
+      m64_os_release(p, mapped);
       m64_wasm_host_trapf("wasm memory: more than %d live memories", M64_MAX_RESERVATIONS);
     }
     data = p;
   } else {
     /* Explicitly bounds-checked: map just what is used (at least one OS page so data is
      * never NULL); grow may move it with mremap. */
-    mapped = round_up(bytes ? bytes : 1, os_page());
+    mapped = round_up(bytes ? bytes : 1, m64_os_page_size());
     if (mapped > SIZE_MAX / 2)
       m64_wasm_host_trapf("wasm memory: %llu bytes is too large", (unsigned long long)bytes);
-    void *p = mmap(NULL, (size_t)mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                   -1, 0);
-    if (p == MAP_FAILED)
+    void *p = m64_os_alloc((size_t)mapped);
+    if (p == NULL)
       m64_wasm_host_trapf("wasm memory: cannot map %llu bytes: %s", (unsigned long long)mapped,
                           strerror(errno));
     data = p;
@@ -354,13 +288,13 @@ uint64_t wasm_rt_grow_memory(wasm_rt_memory_t *mem, uint64_t delta) {
   const uint64_t new_bytes = new_pages * mem->page_size;
   if (new_bytes > cap_bytes(mem->cap_pages)) return (uint64_t)-1;
   if (mem->guarded) {
-    if (mprotect(mem->data + mem->size, new_bytes - mem->size, PROT_READ | PROT_WRITE) != 0)
+    if (m64_os_commit(mem->data + mem->size, new_bytes - mem->size) != 0)
       return (uint64_t)-1;
   } else if (new_bytes > mem->mapped) {
-    uint64_t want = round_up(new_bytes, os_page());
+    uint64_t want = round_up(new_bytes, m64_os_page_size());
     if (want > SIZE_MAX / 2) return (uint64_t)-1;
-    void *p = mremap(mem->data, (size_t)mem->mapped, (size_t)want, MREMAP_MAYMOVE);
-    if (p == MAP_FAILED) return (uint64_t)-1;
+    void *p = m64_os_grow(mem->data, (size_t)mem->mapped, (size_t)want);
+    if (p == NULL) return (uint64_t)-1;
     mem->data = p;
     mem->mapped = want;
   }
@@ -372,7 +306,7 @@ uint64_t wasm_rt_grow_memory(wasm_rt_memory_t *mem, uint64_t delta) {
 void wasm_rt_free_memory(wasm_rt_memory_t *mem) {
   if (mem->data != NULL) {
     if (mem->guarded) res_remove(mem->data);
-    munmap(mem->data, (size_t)mem->mapped);
+    m64_os_release(mem->data, (size_t)mem->mapped);
   }
   memset(mem, 0, sizeof *mem);
 }

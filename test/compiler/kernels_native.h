@@ -1,4 +1,4 @@
-/* kernels_native.h — the module's kernels (compiler/module/kernels.h) compiled natively
+/* kernels_native.h — the module's kernels (module/kernels.h) compiled natively
  * through simde, behind plain functions the C++ tests can call. */
 #ifndef M64_KERNELS_NATIVE_H
 #define M64_KERNELS_NATIVE_H

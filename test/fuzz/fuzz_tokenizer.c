@@ -1,4 +1,4 @@
-/* fuzz_tokenizer — the module's tokenizer (compiler/module/tokenizer.c, built natively) on
+/* fuzz_tokenizer — the module's tokenizer (module/tokenizer.c, built natively) on
  * arbitrary bytes. The first byte picks what the rest is:
  *   even: text, encoded with a fixed vocabulary (the GGUF named by $M64_FUZZ_VOCAB_GGUF,
  *         else a small built-in SentencePiece vocabulary), then decoded id by id;
@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../compiler/module/tokenizer.c"
+#include "../../module/tokenizer.c"
 #include "m64_formats.h"
 #include "tokblob.h"
 

@@ -15,8 +15,8 @@ cmake --install "$bin" --prefix "$t/p" >"$t/install.log"
 mv "$t/p" "$t/moved"
 p="$t/moved"
 echo "install_test: installed tree (moved to $p):"
-(cd "$p" && find . -type f -o -type l | sort | grep -v '^./share/m64/compiler/module/' ; \
- echo "./share/m64/compiler/module/: $(ls share/m64/compiler/module | wc -l) files")
+(cd "$p" && find . -type f -o -type l | sort | grep -v '^./share/m64/module/' ; \
+ echo "./share/m64/module/: $(ls share/m64/module | wc -l) files")
 
 # the model: stories260K when the shared models are there, else a synthetic one
 if [ -f "$shared/stories260K.gguf" ]; then
@@ -39,7 +39,7 @@ else
 fi
 # every tool invocation used the installed files, none from the checkout
 if grep -F -- "$src" "$t/build.log"; then echo "install_test: FAIL: m64c used the checkout"; exit 1; fi
-grep -q -- "-I$p/bin/../share/m64/compiler/module" "$t/build.log" \
+grep -q -- "-I$p/bin/../share/m64/module" "$t/build.log" \
   || { cat "$t/build.log"; echo "install_test: FAIL: module sources not from the prefix"; exit 1; }
 grep -q -- "$p/bin/../share/m64/toolchain/wasm2c" "$t/build.log" \
   || { echo "install_test: FAIL: wasm2c not from the prefix"; exit 1; }

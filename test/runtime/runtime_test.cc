@@ -107,7 +107,7 @@ int Run(const std::string &cmd, const std::string &log) {
 struct BuildSpec {
   std::string name;    // module source: modules/<name>.c
   std::string target;  // wasm32 | wasm64
-  bool native_glue;    // link compiler/module/native_glue.c (else modules/test_glue.c)
+  bool native_glue;    // link module/native_glue.c (else modules/test_glue.c)
 };
 
 // Flags the AOT compile of wasm2c output needs (see the report / m64_wasm.h).
@@ -122,21 +122,21 @@ std::vector<uint8_t> BuildModule(const BuildSpec &spec) {
 
   const std::string src_dir = M64_SOURCE_DIR;
   const std::string mod_src = src_dir + "/test/runtime/modules/" + spec.name + ".c";
-  const std::string glue_src = spec.native_glue ? src_dir + "/compiler/module/native_glue.c"
+  const std::string glue_src = spec.native_glue ? src_dir + "/module/native_glue.c"
                                                 : src_dir + "/test/runtime/modules/test_glue.c";
   // Modules built against the real glue follow module ABI 2: memory imported from the
   // host, __stack_pointer exported (as compiler/toolchain.c links them).
   const std::string wasm_flags =
       "--target=" + spec.target +
       " -msimd128 -mbulk-memory -O2 -nostdlib -Wl,--no-entry -Wl,--export-dynamic"
-      " -Wl,--import-undefined -fuse-ld=lld -I " + src_dir + "/compiler/module" +
+      " -Wl,--import-undefined -fuse-ld=lld -I " + src_dir + "/module" +
       (spec.native_glue ? " -Xlinker --import-memory=m64,memory -Xlinker --export=__stack_pointer" : "");
   const std::string wasm2c_flags = spec.target == "wasm64" ? "--enable-memory64" : "";
   const std::string vis = spec.native_glue ? " -fvisibility=hidden" : "";
   std::string key = ReadFile(mod_src) + ReadFile(glue_src) +
-                    ReadFile(src_dir + "/runtime/wasm_rt/wasm-rt.h") +
-                    ReadFile(src_dir + "/runtime/native/native_abi.h") +
-                    ReadFile(src_dir + "/compiler/module/m64_module.h") + wasm_flags +
+                    ReadFile(src_dir + "/module/wasm-rt.h") +
+                    ReadFile(src_dir + "/module/native_abi.h") +
+                    ReadFile(src_dir + "/module/m64_module.h") + wasm_flags +
                     wasm2c_flags + kAotFlags + vis;
   char hash[32];
   snprintf(hash, sizeof hash, "%016llx", (unsigned long long)Fnv1a(key));
@@ -168,8 +168,7 @@ std::vector<uint8_t> BuildModule(const BuildSpec &spec) {
                log);
     if (rc == 0)
       rc = Run(std::string(M64_TEST_CLANG) + " " + kAotFlags + vis + " -I " + src_dir +
-                   "/runtime/wasm_rt -I " + src_dir + "/runtime/native -I " + src_dir +
-                   "/compiler/module -I " + M64_TEST_SIMDE_INCLUDE +
+                   "/module -I " + M64_TEST_SIMDE_INCLUDE +
                    " -DM64_MODULE_HEADER='\"" + h + "\"' " + c + " " + glue_src + " -o " + so,
                log);
     if (rc != 0) {

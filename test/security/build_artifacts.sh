@@ -13,7 +13,7 @@ out="$final.new"
 rm -rf "$out" && mkdir -p "$out"
 export M64_LOCAL_KEY="$out/local.key" TMPDIR="$out" # moves with the directory below
 "$clang" --target=wasm32 -msimd128 -mbulk-memory -O2 -ffreestanding -nostdlib \
-  -I "$src/compiler/module" -Wl,--no-entry -Wl,-z,stack-size=65536 -Wl,--max-memory=4294967296 \
+  -I "$src/module" -Wl,--no-entry -Wl,-z,stack-size=65536 -Wl,--max-memory=4294967296 \
   -Xlinker --import-memory=m64,memory -Xlinker --export=__stack_pointer -fuse-ld=lld \
   -o "$out/trap.wasm" "$src/test/security/trap_module.c"
 "$bin/test/security/m64-test-bundle" "$out/trap.wasm" "$out/trap.m64"

@@ -1,5 +1,5 @@
-/* abi_stub.c — a trivial implementation of every export in compiler/module/m64_module.h,
- * used to check compiler/module/native_glue.c end to end (values are arbitrary but fixed). */
+/* abi_stub.c — a trivial implementation of every export in module/m64_module.h,
+ * used to check module/native_glue.c end to end (values are arbitrary but fixed). */
 #include "m64_module.h"
 
 static uint32_t g_top = 0;

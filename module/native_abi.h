@@ -2,7 +2,7 @@
  * native_abi.h — the one symbol an AOT-compiled module .so exports to m64run.
  *
  * m64c runs wasm2c on the bundle's module with `-n m64mod` and compiles the output together
- * with compiler/module/native_glue.c into a shared object. wasm2c's own entry points are
+ * with module/native_glue.c into a shared object. wasm2c's own entry points are
  * named after the module and take a typed instance pointer; the glue hides that behind this
  * table of plain function pointers so the runtime never depends on generated headers:
  *
@@ -21,7 +21,7 @@
  * as m64_init's -1 as int32_t), f32 -> float. Pointers into module memory are uint32_t
  * offsets into memory(inst)->data. `struct w2c_m64` is the host's import instance: the
  * imports are plain C functions the executable defines (w2c_m64_layer_acquire(struct
- * w2c_m64 *, uint32_t) etc., see compiler/module/m64_module.h) and receive this pointer.
+ * w2c_m64 *, uint32_t) etc., see module/m64_module.h) and receive this pointer.
  */
 #ifndef M64_NATIVE_ABI_H
 #define M64_NATIVE_ABI_H
@@ -56,7 +56,7 @@ typedef struct m64_native_abi {
   wasm_rt_memory_t *(*memory)(void *inst);
   uint32_t *(*stack_pointer)(void *inst); /* the exported __stack_pointer global */
 
-  /* Exports, same names as compiler/module/m64_module.h (later versions append). */
+  /* Exports, same names as module/m64_module.h (later versions append). */
   uint32_t (*m64_abi_version)(void *inst);
   uint32_t (*m64_alloc)(void *inst, uint32_t n);
   uint32_t (*m64_state_bytes)(void *inst, uint32_t n_ctx);

@@ -3,8 +3,8 @@
  *
  * m64c generates the C with `wasm2c -n m64mod` and compiles, e.g.:
  *   clang-19 -shared -fPIC -O2 -fvisibility=hidden -DM64_MODULE_HEADER='"/abs/m64mod.h"'
- *     -I runtime/wasm_rt -I runtime/native -I compiler/module -I <simde> m64mod.c native_glue.c
- * The only symbol the runtime looks up is M64_NATIVE_ABI (runtime/native/native_abi.h): a
+ *     -I module -I <simde> m64mod.c native_glue.c
+ * The only symbol the runtime looks up is M64_NATIVE_ABI (module/native_abi.h): a
  * table of wrappers that turn the typed wasm2c entry points into void*-instance function
  * pointers, so m64run never needs the generated header. Undefined symbols (wasm_rt_*,
  * w2c_m64_* imports) resolve from the m64run executable at dlopen time.

@@ -38,7 +38,7 @@
 
 /* 3: the module imports kq_mat, has_kq_mat, f16_round, f16_widen_lo/hi and has_f16 too
  * (below; a host without them answers has_* 0). Hosts still run version 2 modules, which
- * import none of them (runtime/native/native_abi.h: M64_MODULE_ABI_OLDEST).
+ * import none of them (module/native_abi.h: M64_MODULE_ABI_OLDEST).
  * 4: the module exports m64_sample_ex (penalties, min-p, banned end tokens); a host runs
  * older modules with m64_sample alone. */
 #define M64_ABI_VERSION 4
@@ -65,7 +65,7 @@ M64_IMPORT("prefetch") void m64_host_prefetch(const void *addr, uint32_t bytes);
 #include <wasm_simd128.h>
 /* acc + per i32 lane the sum of four products a (i8) x b (u8 below 128): relaxed SIMD's
  * i32x4.relaxed_dot_i8x16_i7x16_add_s, which wasm2c 1.0.39 rejects. A native host inlines
- * one instruction (VNNI, SDOT; compiler/module/native_dot.h). A pure function of its
+ * one instruction (VNNI, SDOT; module/native_dot.h). A pure function of its
  * arguments: it reads and writes no memory, so the sandbox is the same with it. */
 M64_IMPORT("dot_i8") v128_t m64_host_dot_i8(v128_t acc, v128_t a, v128_t b);
 /* 1 if the kernels should use dot_i8 (it is fast here), 0 to keep the plain SIMD128 ones
@@ -85,7 +85,7 @@ M64_IMPORT("has_f16") uint32_t m64_host_has_f16(void);
 /* out[r] = row r of a Q4_K (type 12) or Q6_K (14) matrix at w (rows of nb 256-blocks; with
  * pairs the row-pair layout) times the i8 activation blocks at xq (kernels_kquants.h's
  * KQ8I layout), r < rows: what the module's own K-quant matvec computes, bit for bit, in a
- * native host's wider vectors (compiler/module/native_kq.h). The host checks that every
+ * native host's wider vectors (module/native_kq.h). The host checks that every
  * byte it reads and writes lies inside the memory, and traps otherwise, as a wasm load
  * would. has_kq_rows: 1 where the host has it (else the module's kernels run). */
 M64_IMPORT("kq_rows") void m64_host_kq_rows(uint32_t type, float *out, const uint8_t *w, const uint8_t *xq,
@@ -153,7 +153,7 @@ M64_EXPORT("m64_tok_is_eog") int32_t m64_tok_is_eog(int32_t id);
 M64_EXPORT("m64_sampler_seed") void m64_sampler_seed(uint32_t lo, uint32_t hi);
 M64_EXPORT("m64_sample") int32_t m64_sample(const float *logits, float temp, int32_t top_k,
                                             float top_p);
-/* (ABI 4) The same with llama.cpp's other steps, in its order (compiler/module/sampler.h):
+/* (ABI 4) The same with llama.cpp's other steps, in its order (module/sampler.h):
  * penalties over the n_last ids at last (the context's last N tokens; repeat 1, presence 0,
  * frequency 0 = off), then top-k, top-p, min-p (0 = off), temperature. flags bit 0
  * (M64_SAMPLE_NO_EOG): end-of-generation tokens (m64_tok_is_eog) are never chosen.

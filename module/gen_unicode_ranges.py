@@ -5,7 +5,7 @@ The pre-tokenizers (tokenizer.c) only ask whether a code point is a letter (\\p{
 a number (\\p{N}) or white space (\\s). The letter/number classes come from this Python's
 unicodedata (its Unicode version is written into the header); white space is Unicode's
 White_Space property (PropList.txt), which unicodedata does not expose, so it is listed
-here. Run from anywhere:  python3 compiler/module/gen_unicode_ranges.py
+here. Run from anywhere:  python3 module/gen_unicode_ranges.py
 """
 import os
 import unicodedata

@@ -1,0 +1,96 @@
+/*
+ * session_internal.h — what the session's files share (not an API):
+ *   session.c         opening a bundle, the workspace and the m64_session_* calls
+ *   dispatch.c        the one place that calls the module's exports (traps -> errors)
+ *   imports.c         the m64.* functions the module imports (layers, threads, log)
+ *   thread_pool.c     the threads behind m64.parallel
+ *   native/select.c   which of the bundle's native code to run, and whether to
+ */
+#ifndef M64_SESSION_INTERNAL_H
+#define M64_SESSION_INTERNAL_H
+
+#include <stdint.h>
+#include <sys/stat.h>
+
+#include "m64_runtime.h"
+#include "m64_sign.h"
+#include "m64_wasm.h"
+#include "native.h"
+#include "native_abi.h"
+#include "pager.h"
+#include "thread_pool.h"
+
+#define WASM_PAGE 65536ull
+#define IO_BYTES (64u * 1024) /* text in, ids out, pieces */
+#define M64_SAMPLE_NO_EOG_FLAG 1u /* m64_module.h's M64_SAMPLE_NO_EOG */
+/* Room left outside the layer cache for the tokenizer's scratch, which grows with the
+ * longest text encoded (about 85 bytes per byte of text; BPE up to about 130). */
+#define HEADROOM (2u << 20)
+#define WORKER_STACK (256u * 1024) /* shadow stack of each extra thread's instance */
+#define SHARES_PER_THREAD 4u       /* a parallel job's shares per thread (thread_pool.h) */
+
+struct w2c_m64 { struct m64_session *s; }; /* what the imports receive */
+
+struct m64_session {
+  m64_bundle *bundle;
+  m64_native *native;
+  const m64_native_abi *abi;
+  void *inst;               /* == insts[0], the one the session calls */
+  void **insts;             /* one instance per thread, all over `memory` */
+  uint32_t n_threads;
+  uint32_t n_shares;        /* shares per parallel job */
+  m64_pool *pool;           /* runs m64_worker shares on threads 1..n-1 and the caller */
+  struct w2c_m64 host;
+  wasm_rt_memory_t memory;  /* the workspace: the modules' imported memory */
+  int memory_ready;
+  wasm_rt_memory_t *mem;    /* &memory once allocated */
+  char target[48];
+  char native_source[160];  /* why the loaded code was accepted, for people */
+  m64_sig_info sig;         /* the bundle's signature, checked at open */
+  m64_session_options opt;
+
+  uint32_t n_vocab, n_layers, n_ctx, n_ctx_train, max_batch;
+  int32_t bos, eos;
+  uint32_t io;          /* IO_BYTES of scratch inside the workspace */
+  uint32_t logits;      /* address of the last logits */
+
+  char *path;
+  struct stat file_st;  /* the bundle as opened (verify_stamps: what a stamp records) */
+  int stamp_state;      /* 0: none; 1: spared by a stamp; 2: recorded; -1: watching (record once all hashed) */
+  m64_pager *pager;
+  uint64_t cache_size;
+  m64_session_stats st;
+};
+
+/* ---- dispatch.c: every export the host calls, by name */
+enum op { OP_ALLOCATE_MEMORY, OP_INSTANTIATE, OP_WORKER, OP_THREADS, OP_ABI, OP_ALLOC, OP_STATE_BYTES, OP_INIT,
+          OP_N_VOCAB, OP_N_LAYERS, OP_N_CTX_TRAIN, OP_FORWARD_BATCH, OP_MAX_BATCH, OP_TOK_LOAD, OP_TOK_ENCODE,
+          OP_TOK_PIECE, OP_BOS, OP_EOS, OP_SEED, OP_SAMPLE, OP_TOK_FIND, OP_TOK_IS_EOG, OP_SAMPLE_EX };
+
+typedef struct call {
+  m64_session *s;
+  enum op op;
+  uint32_t a[5];
+  float f[6];
+  uint32_t ret;
+  void *inst; /* NULL: the session's instance */
+} call;
+
+/* Runs c->op on c->inst (or the session's instance) inside trap recovery: the raw trap. */
+wasm_rt_trap_t m64_session_call(m64_session *s, call *c);
+/* The same, a trap turned into M64_ETRAP with the trap's name (or the host's reason). */
+int m64_session_invoke(m64_session *s, call *c, m64_err *e);
+int m64_session_invoke0(m64_session *s, enum op op, uint32_t *ret, m64_err *e);
+int m64_session_invoke1(m64_session *s, enum op op, uint32_t a0, uint32_t *ret, m64_err *e);
+/* Bounds-checked pointer into the workspace; NULL outside it. */
+uint8_t *m64_session_ws(m64_session *s, uint32_t addr, uint64_t len);
+
+/* ---- imports.c: threads for the module's parallel jobs */
+int m64_session_start_threads(m64_session *s, m64_err *e);
+
+/* ---- native/select.c */
+/* Picks and loads the native code to run (the best target this CPU runs whose code the
+ * user accepts: SECURITY.md) into s->native, s->abi, s->target and s->native_source. */
+int m64_session_load_native(m64_session *s, m64_err *e);
+
+#endif /* M64_SESSION_INTERNAL_H */
