@@ -114,6 +114,41 @@ int m64_check_output(const char *prog, const char *path, const char *input) {
   return 0;
 }
 
+static int hex_digit(char c) {
+  return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+void m64_unescape(char *s, size_t *len) {
+  size_t r = 0, w = 0, n = *len;
+  while (r < n) {
+    if (s[r] != '\\' || r + 1 >= n) {
+      s[w++] = s[r++];
+      continue;
+    }
+    const char c = s[r + 1];
+    const char *simple = strchr("nrtabfv\\'\"?", c);
+    if (c && simple) {
+      static const char from[] = "nrtabfv\\'\"?", to[] = "\n\r\t\a\b\f\v\\'\"?";
+      s[w++] = to[strchr(from, c) - from];
+      r += 2;
+    } else if (c == 'x' && r + 2 < n && hex_digit(s[r + 2]) >= 0) {
+      int v = hex_digit(s[r + 2]);
+      r += 3;
+      if (r < n && hex_digit(s[r]) >= 0) v = v * 16 + hex_digit(s[r++]);
+      s[w++] = (char)v;
+    } else if (c >= '0' && c <= '7') {
+      int v = 0, k = 0;
+      r++;
+      while (k < 3 && r < n && s[r] >= '0' && s[r] <= '7' && v * 8 + (s[r] - '0') <= 0377) v = v * 8 + (s[r++] - '0'), k++;
+      s[w++] = (char)v;
+    } else {
+      s[w++] = s[r++]; /* unknown escape: the backslash stays, the next byte follows as is */
+    }
+  }
+  s[w] = 0;
+  *len = w;
+}
+
 void m64_print_version(const char *prog) {
   printf("%s %s (bundle format %u, host target %s)\n", prog, M64_VERSION_STRING, M64_BUNDLE_VERSION,
          m64_host_target());

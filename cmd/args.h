@@ -9,6 +9,7 @@
 #ifndef M64_CMD_ARGS_H
 #define M64_CMD_ARGS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 int m64_arg_long(const char *prog, const char *flag, const char *text, long min, long max, long *out);
@@ -28,6 +29,12 @@ int m64_random_seed(uint64_t *out);
  * file itself (same device and inode: a hard link or a symlink to it counts). Returns 0,
  * or -1 after printing "PROG: error: ..." naming PATH. */
 int m64_check_output(const char *prog, const char *path, const char *input);
+
+/* -e: turns C-style escapes in s[0..*len) into the bytes they name, in place, as llama.cpp's
+ * -e does: \n \r \t \a \b \f \v \\ \' \" \? \xHH (one or two hex digits) and \0..\377
+ * (octal, up to three digits). Anything else after a backslash is kept as it was.
+ * Updates *len (the text never grows) and keeps s NUL-terminated. */
+void m64_unescape(char *s, size_t *len);
 
 /* "PROG VERSION (bundle format N, host target T)" on stdout. */
 void m64_print_version(const char *prog);

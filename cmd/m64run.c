@@ -33,9 +33,22 @@ static void usage(FILE *f) {
           "  -n, --n-predict N   tokens to generate (default 128; stops early at end of text)\n"
           "  -c, --ctx-size N    context length (default: the model's, at most 4096)\n"
           "  -t, --threads N     threads sharing each matrix-vector product (default: all cores)\n"
+          "  -e, --escape        process escapes (\\n \\t \\\\ \\\" \\xHH ...) in the prompt, -r and\n"
+          "                      --system\n"
+          "sampling, in llama.cpp's order (penalties, top-k, top-p, min-p, temperature):\n"
           "  --temp T            temperature, 0 = greedy (default 0.8)\n"
           "  --top-k K           keep the K most likely tokens, 0 = all (default 40)\n"
           "  --top-p P           nucleus sampling threshold, 1 = off (default 0.95)\n"
+          "  --min-p P           drop tokens less likely than P times the top one, 0 = off\n"
+          "                      (default 0.05)\n"
+          "  --repeat-penalty F  divide the logits of the last N tokens by F, 1 = off (default 1)\n"
+          "  --repeat-last-n N   the N of the penalties, 0 = off, -1 = the context (default 64)\n"
+          "  --presence-penalty F   subtract F from each of those tokens' logits (default 0)\n"
+          "  --frequency-penalty F  subtract F times each one's count (default 0)\n"
+          "  --ignore-eos        never choose an end-of-generation token; run all -n tokens\n"
+          "  -r, --reverse-prompt TEXT\n"
+          "                      stop when the output shows TEXT (printed); with -i, end the\n"
+          "                      reply there; may be given up to 16 times\n"
           "  --seed S            sampler seed; -1 (the default): a random one from the\n"
           "                      kernel's entropy source (shown with -v)\n"
           "  --workspace SIZE    bound on the wasm32 workspace, e.g. 512M, 4G (default: the whole\n"
@@ -58,10 +71,15 @@ static void usage(FILE *f) {
           "  --special           special-token text in the prompt (e.g. <|eot_id|>) becomes that\n"
           "                      token; without it such text is plain text\n"
           "  -i, --chat          interactive chat in the model's chat format: one line of\n"
-          "                      stdin is one message; Ctrl-C stops a reply, Ctrl-D ends\n"
+          "                      stdin is one message (on a terminal: line editing, history,\n"
+          "                      /help, /clear, /system TEXT, /exit); Ctrl-C stops a reply,\n"
+          "                      Ctrl-C at an empty prompt (exit 130), Ctrl-D or /exit ends\n"
           "  --system TEXT       system message for the chat\n"
-          "  --chat-template T   chat format (llama3, chatml, llama2, mistral, zephyr) instead\n"
+          "  --chat-template T   chat format (llama3, chatml, llama2, mistral, zephyr, gemma, phi3) instead\n"
           "                      of the one m64c recognised in the model\n"
+          "  --chat-template-file FILE\n"
+          "                      the same from a file: one of those names, or a template\n"
+          "                      (e.g. a GGUF's Jinja chat_template) that prints their markers\n"
           "  --json              print one JSON object at the end instead of streaming text\n"
           "  --server            serve the OpenAI HTTP API instead of running a prompt:\n"
           "                      POST /v1/completions, /v1/chat/completions (\"stream\": true for\n"
@@ -149,8 +167,13 @@ int main(int argc, char **argv) {
   /* defaults */
   const char *model = NULL, *prompt = "", *prompt_file = NULL;
   long n_predict = 128;            /* tokens to generate */
-  float temp = 0.8f, top_p = 0.95f; /* llama.cpp's sampling defaults */
-  long top_k = 40;
+  m64_sampling samp; /* llama.cpp's sampling defaults */
+  m64_sampling_init(&samp);
+  long top_k = samp.top_k, repeat_last_n = 64;
+  enum { MAX_STOPS = 16 };
+  char *stops[MAX_STOPS];
+  size_t stop_len[MAX_STOPS];
+  int n_stops = 0, escape = 0;
   uint64_t seed = 0;
   int random_seed = 1; /* --seed -1, the default: from getrandom(2), as llama.cpp's default seed */
   int json = 0, special = 0, chat = 0, n_predict_given = 0, prompt_given = 0, reverify = 0, local_only = 0;
@@ -159,7 +182,8 @@ int main(int argc, char **argv) {
   const char *host = NULL;
   long port = -1, parallel = 0;
   uint64_t max_body = 0;
-  const char *system_msg = NULL, *chat_template = NULL;
+  const char *system_msg = NULL, *chat_template = NULL, *chat_template_file = NULL;
+  char chat_template_named[16];
   m64_session_options opt = {.verify_layers = 1, .page_mode = 1};
   long cores = sysconf(_SC_NPROCESSORS_ONLN);
   opt.n_threads = cores > 0 && cores <= 64 ? (uint32_t)cores : 1; /* -t: all cores */
@@ -184,11 +208,31 @@ int main(int argc, char **argv) {
       if (m64_arg_long("m64run", a, v, 1, 64, &t)) return 1;
       opt.n_threads = (uint32_t)t;
     } else if (ARG("--temp", "--temperature")) {
-      if (m64_arg_float("m64run", a, v, 0, 100, &temp)) return 1;
+      if (m64_arg_float("m64run", a, v, 0, 100, &samp.temp)) return 1;
     } else if (ARG("--top-k", "--top-k")) {
       if (m64_arg_long("m64run", a, v, 0, INT32_MAX, &top_k)) return 1;
     } else if (ARG("--top-p", "--top-p")) {
-      if (m64_arg_float("m64run", a, v, 0, 1, &top_p)) return 1;
+      if (m64_arg_float("m64run", a, v, 0, 1, &samp.top_p)) return 1;
+    } else if (ARG("--min-p", "--min-p")) {
+      if (m64_arg_float("m64run", a, v, 0, 1, &samp.min_p)) return 1;
+    } else if (ARG("--repeat-penalty", "--repeat-penalty")) { /* 0 would divide by zero */
+      if (m64_arg_float("m64run", a, v, 0.01, 100, &samp.repeat_penalty)) return 1;
+    } else if (ARG("--repeat-last-n", "--repeat-last-n")) {
+      if (m64_arg_long("m64run", a, v, -1, 1l << 20, &repeat_last_n)) return 1;
+    } else if (ARG("--presence-penalty", "--presence-penalty")) {
+      if (m64_arg_float("m64run", a, v, -100, 100, &samp.presence_penalty)) return 1;
+    } else if (ARG("--frequency-penalty", "--frequency-penalty")) {
+      if (m64_arg_float("m64run", a, v, -100, 100, &samp.frequency_penalty)) return 1;
+    } else if (ARG("-r", "--reverse-prompt")) {
+      if (n_stops == MAX_STOPS) {
+        fprintf(stderr, "m64run: at most %d -r strings\n", MAX_STOPS);
+        return 1;
+      }
+      if (!*v) {
+        fprintf(stderr, "m64run: %s takes a non-empty text\n", a);
+        return 1;
+      }
+      stops[n_stops++] = (char *)v; /* copied below, after -e is known */
     } else if (ARG("--seed", "-s")) {
       if (m64_arg_seed("m64run", a, v, &seed, &random_seed)) return 1;
     } else if (ARG("--workspace", "-w")) {
@@ -202,6 +246,8 @@ int main(int argc, char **argv) {
       }
     } else if (!strcmp(a, "--no-prefetch")) opt.no_prefetch = 1;
     else if (!strcmp(a, "--no-verify")) opt.verify_layers = 0;
+    else if (!strcmp(a, "--ignore-eos")) samp.no_eog = 1;
+    else if (!strcmp(a, "-e") || !strcmp(a, "--escape")) escape = 1;
     else if (!strcmp(a, "--reverify")) reverify = 1;
     else if (!strcmp(a, "--no-cache")) no_cache = 1;
     else if (!strcmp(a, "--trust-bundle-native")) opt.trust_bundle_native = 1;
@@ -220,6 +266,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "-i") || !strcmp(a, "--chat")) chat = 1;
     else if (ARG("--system", "--system")) system_msg = v;
     else if (ARG("--chat-template", "--chat-template")) chat_template = v;
+    else if (ARG("--chat-template-file", "--chat-template-file")) chat_template_file = v;
     else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) opt.verbose = 1;
     else if (a[0] == '-') {
       fprintf(stderr, "m64run: unknown option or missing value: '%s' (see m64run --help)\n", a);
@@ -254,16 +301,50 @@ int main(int argc, char **argv) {
                       : !chat && system_msg      ? "--system is the chat's system message: it needs -i"
                       : !chat && !server && chat_template
                           ? "--chat-template chooses the chat's format: it needs -i or --server"
+                      : !chat && chat_template_file ? "--chat-template-file chooses the chat's format: it needs -i"
+                      : chat_template && chat_template_file ? "--chat-template and --chat-template-file both name "
+                                                              "the format: give one"
                                                  : NULL;
   if (clash) {
     fprintf(stderr, "m64run: %s\n", clash);
     return 1;
   }
+  if (chat_template_file) { /* a name, or a template (Jinja) whose markers name a known format */
+    size_t n;
+    char *t = read_text_file(chat_template_file, &n);
+    if (!t) {
+      fprintf(stderr, "m64run: cannot read the chat template file %s\n", chat_template_file);
+      return 1;
+    }
+    size_t a = 0, b = n;
+    while (a < b && strchr(" \t\r\n", t[a])) a++;
+    while (b > a && strchr(" \t\r\n", t[b - 1])) b--;
+    const char *known = m64_chat_known_templates(), *name = NULL;
+    for (const char *k = known; *k && !name;) { /* is the whole text one of the names? */
+      size_t kl = strcspn(k, ", ");
+      if (kl == b - a && !memcmp(k, t + a, kl)) snprintf(chat_template_named, sizeof chat_template_named, "%.*s",
+                                                         (int)kl, k), name = chat_template_named;
+      k += kl;
+      k += strspn(k, ", ");
+    }
+    if (!name) {
+      const char *d = m64_chat_template_detect(t, n);
+      if (strcmp(d, "none")) name = d;
+    }
+    free(t);
+    if (!name) {
+      fprintf(stderr, "m64run: %s is not a chat template m64 knows: neither one of the names (%s) nor a template "
+                      "that prints their markers\n", chat_template_file, known);
+      return 1;
+    }
+    chat_template = name;
+  }
   if (random_seed && m64_random_seed(&seed)) {
     fprintf(stderr, "m64run: error: the kernel gave no random bytes for the seed (getrandom); give --seed N\n");
     return 1;
   }
-  char *file_text = NULL;
+  samp.top_k = (int32_t)top_k;
+  char *file_text = NULL, *system_copy = NULL;
   size_t prompt_len = strlen(prompt);
   if (prompt_file) {
     if (!(file_text = read_text_file(prompt_file, &prompt_len))) {
@@ -271,11 +352,36 @@ int main(int argc, char **argv) {
       return 1;
     }
     prompt = file_text;
+  } else if (escape && !(file_text = strdup(prompt))) {
+    fprintf(stderr, "m64run: out of memory\n");
+    return 1;
+  } else if (escape) {
+    prompt = file_text;
+  }
+  if (escape) {
+    m64_unescape(file_text, &prompt_len);
+    if (system_msg && (system_copy = strdup(system_msg))) {
+      size_t n = strlen(system_copy);
+      m64_unescape(system_copy, &n);
+      system_msg = system_copy;
+    }
+  }
+  for (int k = 0; k < n_stops; k++) { /* -e applies to the stop strings too, as llama.cpp's */
+    if (!(stops[k] = strdup(stops[k]))) {
+      fprintf(stderr, "m64run: out of memory\n");
+      return 1;
+    }
+    stop_len[k] = strlen(stops[k]);
+    if (escape) m64_unescape(stops[k], &stop_len[k]);
+    if (!stop_len[k]) {
+      fprintf(stderr, "m64run: -r text is empty after -e\n");
+      return 1;
+    }
   }
 
   m64_err e = {{0}};
   m64_session *s = NULL;
-  int32_t *prompt_ids = NULL, *out_ids = NULL;
+  int32_t *prompt_ids = NULL, *out_ids = NULL, *hist = NULL;
   char *text = NULL;
   size_t text_len = 0, text_cap = 0, printed = 0;
   uint32_t n_prompt = 0, n_out = 0;
@@ -309,7 +415,7 @@ int main(int argc, char **argv) {
         .port = port >= 0 ? (unsigned)port : 8080,
         .parallel = parallel ? (unsigned)parallel : 1,
         .max_body = max_body ? (size_t)max_body : M64_SERVER_MAX_BODY,
-        .defaults = {n_predict_given ? n_predict : -1, temp, top_p, (int32_t)top_k, !random_seed, seed},
+        .defaults = {n_predict_given ? n_predict : -1, samp.temp, samp.top_p, (int32_t)top_k, !random_seed, seed},
         .gen = {chat_template, special},
         .after_open = remove_temp_bundle,
     };
@@ -329,12 +435,15 @@ int main(int argc, char **argv) {
     fprintf(stderr, "m64run: warning: -c %u is beyond the context of %u the model was trained with; text past "
                     "that point may degrade\n", opt.n_ctx, ctx_train);
   if (chat) {
-    const m64run_chat_opts co = {chat_template, system_msg, temp, top_p, (int32_t)top_k,
-                                 n_predict_given ? n_predict : -1, opt.verbose};
-    if ((rc = m64run_chat(s, &co, &e))) goto fail;
+    const m64run_chat_opts co = {chat_template, system_msg, samp, repeat_last_n, (const char *const *)stops,
+                                 stop_len, n_stops, n_predict_given ? n_predict : -1, opt.verbose};
+    int interrupted = 0;
+    if ((rc = m64run_chat(s, &co, &interrupted, &e))) goto fail;
     m64_session_close(s);
     free(file_text);
-    return 0;
+    free(system_copy);
+    for (int k = 0; k < n_stops; k++) free(stops[k]);
+    return interrupted ? 130 : 0;
   }
   const int tok_flags = M64_TOKENIZE_ADD_BOS | (special ? M64_TOKENIZE_SPECIAL : 0);
   if ((rc = m64_session_tokenize(s, prompt, prompt_len, tok_flags, &prompt_ids, &n_prompt, &e))) goto fail;
@@ -357,11 +466,16 @@ int main(int argc, char **argv) {
     fputc('\n', stderr);
   }
   if (n_predict < 0 || (uint64_t)n_predict > n_ctx - n_prompt) n_predict = n_ctx - n_prompt;
-  out_ids = malloc(((size_t)n_predict + 1) * sizeof *out_ids);
-  if (!out_ids) {
+  /* the context so far (prompt, then output), whose last N tokens the penalties count, as
+   * llama.cpp's CLI feeds its sampler the prompt too */
+  hist = malloc(((size_t)n_prompt + (size_t)n_predict + 1) * sizeof *hist);
+  out_ids = hist ? hist + n_prompt : NULL;
+  if (!hist) {
     rc = m64_fail(&e, M64_ENOMEM, "out of memory");
     goto fail;
   }
+  memcpy(hist, prompt_ids, (size_t)n_prompt * sizeof *hist);
+  const uint32_t last_n = repeat_last_n < 0 ? n_ctx : (uint32_t)repeat_last_n;
   signal(SIGINT, on_sigint);
 
   if (!json) { /* echo the prompt as llama.cpp does */
@@ -382,7 +496,8 @@ int main(int argc, char **argv) {
   int32_t prev = prompt_ids[n_prompt - 1];
   for (uint32_t pos = n_prompt; n_out < (uint32_t)n_predict && !g_stop; pos++) {
     int32_t id;
-    if ((rc = m64_session_sample(s, temp, (int32_t)top_k, top_p, &id, &e))) goto fail;
+    const uint32_t n_hist = n_prompt + n_out, n_last = n_hist < last_n ? n_hist : last_n;
+    if ((rc = m64_session_sample_ex(s, &samp, hist + n_hist - n_last, n_last, &id, &e))) goto fail;
     int eog;
     if ((rc = m64_session_is_eog(s, id, &eog, &e))) goto fail;
     if (eog) break; /* EOS, <|eot_id|>, <|im_end|> ... */
@@ -398,6 +513,17 @@ int main(int argc, char **argv) {
     }
     memcpy(text + text_len, piece, n);
     text_len += n;
+    /* -r: a stop string that ends in this piece ends the output right after it */
+    int stopped = 0;
+    for (int k = 0; k < n_stops && !stopped; k++) {
+      const size_t from = text_len > n + stop_len[k] - 1 ? text_len - n - stop_len[k] + 1 : 0;
+      for (size_t at = from; at + stop_len[k] <= text_len; at++)
+        if (!memcmp(text + at, stops[k], stop_len[k])) {
+          text_len = at + stop_len[k];
+          stopped = 1;
+          break;
+        }
+    }
     if (!json) { /* whole UTF-8 characters only: a token may end inside one */
       size_t ready = m64_utf8_complete(text + printed, text_len - printed);
       fwrite(text + printed, 1, ready, stdout);
@@ -405,7 +531,7 @@ int main(int argc, char **argv) {
       printed += ready;
     }
     prev = id;
-    if (n_out == (uint32_t)n_predict || pos + 1 >= n_ctx) break;
+    if (stopped || n_out == (uint32_t)n_predict || pos + 1 >= n_ctx) break;
     if ((rc = m64_session_eval(s, id, pos, NULL, &e))) goto fail;
     n_passes++;
   }
@@ -448,9 +574,11 @@ int main(int argc, char **argv) {
   }
   m64_session_close(s);
   free(prompt_ids);
-  free(out_ids);
+  free(hist);
   free(text);
   free(file_text);
+  free(system_copy);
+  for (int k = 0; k < n_stops; k++) free(stops[k]);
   return g_stop ? 130 : 0; /* as a shell reports a process that SIGINT ended: 128 + 2 */
 
 fail:
@@ -458,8 +586,10 @@ fail:
   fprintf(stderr, "m64run: error: %s\n", e.msg[0] ? e.msg : "failed");
   m64_session_close(s);
   free(prompt_ids);
-  free(out_ids);
+  free(hist);
   free(text);
   free(file_text);
+  free(system_copy);
+  for (int k = 0; k < n_stops; k++) free(stops[k]);
   return 1;
 }

@@ -5,7 +5,7 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
-pkgs=(clang-19 lld-19 libclang-rt-19-dev libzstd-dev libsodium-dev libgtest-dev libsimde-dev libmicrohttpd-dev libjansson-dev cmake make g++ nodejs npm chromium)
+pkgs=(clang-19 lld-19 libclang-rt-19-dev libzstd-dev libsodium-dev libgtest-dev libsimde-dev libmicrohttpd-dev libjansson-dev libedit-dev cmake make g++ nodejs npm chromium)
 # The aarch64 test (test/targets/aarch64_qemu.sh): qemu, the arm64 C library for the cross
 # builds, and arm64 builds of the libraries m64run links (multiarch: dpkg learns arm64).
 # M64_NO_ARM64=1 leaves them out; the test then skips, saying what is missing.

@@ -41,6 +41,11 @@ static char *metadata_text(const m64c_plan *p, const char *source, const m64_ggu
   size_t used = strlen(s);
   snprintf(s + used, cap - used, "module.kernels = %zu: %s\nchat.template = %s\n", n, kernels,
            m64c_chat_template_name(g));
+  /* the GGUF's quantization by llama.cpp's name (m64c info's summary) */
+  uint32_t ftype;
+  const char *fname = m64_gguf_get_u32(g, "general.file_type", &ftype) == 0 ? m64c_ftype_name(ftype) : NULL;
+  used = strlen(s);
+  if (fname) snprintf(s + used, cap - used, "general.file_type = %s\n", fname);
   return s;
 }
 
@@ -141,6 +146,7 @@ int m64c_build_with(const m64c_options *o, const m64c_tools *tools, m64_err *e) 
   char *meta = NULL;
   FILE *f = NULL;
   int rc;
+  m64c_bar bar = {0}; /* off until step 5 */
   char targets[M64C_MAX_TARGETS][M64C_TARGET_NAME];
   uint8_t *natives[M64C_MAX_TARGETS] = {0};
   size_t native_sizes[M64C_MAX_TARGETS] = {0};
@@ -192,6 +198,7 @@ int m64c_build_with(const m64c_options *o, const m64c_tools *tools, m64_err *e) 
   }
 
   m64c_progress(o->progress, "[5/6] writing %s", o->output);
+  m64c_bar_init(&bar, o->progress);
   if ((rc = m64_bw_open(o->output, &bw, e))) goto done;
   m64c_track_temp(bw, &wd);
   if (o->compress && (rc = m64_bw_set_compression(bw, o->compress, e))) goto done;
@@ -206,17 +213,17 @@ int m64c_build_with(const m64c_options *o, const m64c_tools *tools, m64_err *e) 
     if ((rc = m64_bw_add_section(bw, M64_SEC_NATIVE, targets[t], natives[t], native_sizes[t], e))) goto done;
   if ((rc = m64_bw_set_layout(bw, plan.layers, plan.n_layers, plan.tensors, plan.n_tensors, e)))
     goto done;
-  for (uint32_t i = 0; i < plan.n_tensors; i++) {
+  m64_bw_set_progress(bw, m64c_bar_cb, &bar);
+  for (uint32_t i = 0; i < plan.n_tensors; i++)
     if ((rc = write_tensor(bw, i, &plan.tensors[i], plan.sources[i]->data, e))) goto done;
-    if (o->progress && plan.total_bytes > (256u << 20) && i % 16 == 15)
-      fprintf(stderr, "\rm64c:       weights %u/%u tensors", i + 1, plan.n_tensors);
-  }
-  if (o->progress && plan.total_bytes > (256u << 20)) fputc('\n', stderr);
+  m64c_bar_done(&bar);
   m64c_progress(o->progress, "[6/6] hashing layers and committing");
   rc = m64_bw_commit(bw, e);
+  m64c_bar_done(&bar);
   if (rc == 0) bw = NULL; /* a successful commit frees the writer; after a failed one, abort does */
 
 done:
+  m64c_bar_done(&bar);
   if (bw) m64_bw_abort(bw);
   m64c_track_temp(NULL, NULL);
   m64c_workdir_close(&wd);

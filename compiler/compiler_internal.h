@@ -102,6 +102,44 @@ void m64c_print_signature(const struct m64_sig_info *sig, FILE *out);
 /* cleanup.c: the SIGINT/SIGTERM cleanup removes this temp file (NULL: forget it). */
 void m64c_track_temp_file(const char *path);
 
+/* info_summary.c: what `m64c info` says first about a model, GGUF or bundle. */
+typedef struct m64c_type_count {
+  uint64_t tensors, bytes;
+  uint64_t bad; /* GGUF: tensors of this type the module cannot take in their role */
+} m64c_type_count;
+typedef struct m64c_summary {
+  char name[128], arch[72], tok_model[72], pre[72], chat[16];
+  char file_type[48];   /* llama.cpp's name ("Q4_K_M"), else "mostly T" (m64c_summary_finish) */
+  int arch_ok;
+  int has_template;     /* the GGUF holds a chat template: 1, 0; -1 unknown (a bundle) */
+  uint64_t params, n_tensors, vocab;
+  uint32_t ctx, blocks, dim, heads, kv_heads, ffn;
+  int have_ctx, have_blocks, have_dim, have_heads, have_kv_heads, have_ffn;
+  m64c_type_count types[M64_GGML_TYPE_COUNT];
+} m64c_summary;
+const char *m64c_ftype_name(uint32_t ftype); /* NULL if unknown */
+void m64c_summary_finish(m64c_summary *s);
+/* "  name: ..." lines, one per fact. */
+void m64c_summary_text(const m64c_summary *s, FILE *out);
+/* "\"name\":...,\"architecture\":..." : the facts as JSON members, no braces. */
+void m64c_summary_json(const m64c_summary *s, FILE *out);
+void m64c_count_text(uint64_t n, char *out, size_t cap); /* 1.2K, 3.4M, 7.24B */
+void m64c_size_text(uint64_t bytes, char *out, size_t cap); /* 512 bytes, 3.2 KiB, 1.5 MiB, 3.82 GiB */
+
+/* progress.c: a progress bar for long writes and hashes, as an m64_progress_fn. On a tty
+ * it is redrawn in place (stage, bar, percent, MiB done and MiB/s); otherwise a plain line
+ * per quarter, for work of at least M64C_BAR_PLAIN_MIN bytes; disabled: nothing (-q). */
+#define M64C_BAR_PLAIN_MIN (256ull << 20)
+typedef struct m64c_bar {
+  int mode; /* 0 off, 1 tty, 2 plain lines */
+  char what[24];
+  double t0, last;
+  int step, open;
+} m64c_bar;
+void m64c_bar_init(m64c_bar *b, int enabled);
+void m64c_bar_cb(void *bar, const char *what, uint64_t done, uint64_t total);
+void m64c_bar_done(m64c_bar *b); /* ends the bar's line */
+
 /* Progress line on stderr ("[3/6] compiling wasm ..."). */
 void m64c_progress(int enabled, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -1,5 +1,7 @@
 /* info.c — `m64c info`: what is inside a bundle, for people. */
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "compiler_internal.h"
@@ -69,6 +71,97 @@ static void print_exports(const uint8_t *w, uint64_t size, FILE *out) {
   }
 }
 
+/* ---- the summary (info_summary.c), from the bundle's metadata, layer index and tokenizer ---- */
+
+static uint32_t meta_u32(const m64_bundle *b, const char *key, int *have) {
+  char v[64];
+  if (m64_bundle_meta(b, key, v, sizeof v)) return *have = 0;
+  char *end;
+  const unsigned long x = strtoul(v, &end, 10);
+  *have = end != v && !*end && x <= UINT32_MAX;
+  return *have ? (uint32_t)x : 0;
+}
+
+static uint32_t le32(const uint8_t *p) { return p[0] | p[1] << 8 | p[2] << 16 | (uint32_t)p[3] << 24; }
+
+typedef struct bundle_sizes {
+  uint64_t file, weights, weights_stored, module, native;
+} bundle_sizes;
+
+static void bundle_summary(const m64_bundle *b, m64c_summary *s, bundle_sizes *z) {
+  memset(s, 0, sizeof *s);
+  memset(z, 0, sizeof *z);
+  if (m64_bundle_meta(b, "general.name", s->name, sizeof s->name)) s->name[0] = 0;
+  if (!strcmp(s->name, "(unnamed)")) s->name[0] = 0;
+  if (m64_bundle_meta(b, "general.architecture", s->arch, sizeof s->arch)) snprintf(s->arch, sizeof s->arch, "?");
+  if (m64_bundle_meta(b, "chat.template", s->chat, sizeof s->chat)) snprintf(s->chat, sizeof s->chat, "none");
+  if (m64_bundle_meta(b, "general.file_type", s->file_type, sizeof s->file_type)) s->file_type[0] = 0;
+  s->arch_ok = 1; /* m64c built it */
+  s->has_template = -1;
+  s->blocks = meta_u32(b, "model.n_blocks", &s->have_blocks);
+  s->dim = meta_u32(b, "model.dim", &s->have_dim);
+  s->heads = meta_u32(b, "model.n_heads", &s->have_heads);
+  s->kv_heads = meta_u32(b, "model.n_kv_heads", &s->have_kv_heads);
+  s->ffn = meta_u32(b, "model.ffn", &s->have_ffn);
+  s->ctx = meta_u32(b, "model.n_ctx_train", &s->have_ctx);
+  int have_vocab;
+  s->vocab = meta_u32(b, "model.n_vocab", &have_vocab);
+  for (uint32_t l = 0; l < m64_bundle_n_layers(b); l++) {
+    const m64_layer_entry *L = m64_bundle_layer(b, l);
+    z->weights += L->size;
+    z->weights_stored += L->stored_size;
+    for (uint32_t t = 0; t < L->n_tensors; t++) {
+      const m64_tensor_entry *T = m64_bundle_tensor(b, L->first_tensor + t);
+      if (T->type >= M64_GGML_TYPE_COUNT) continue;
+      s->types[T->type].tensors++;
+      s->types[T->type].bytes += T->nbytes;
+      s->params += T->ne[0] * T->ne[1] * T->ne[2] * T->ne[3];
+      s->n_tensors++;
+    }
+  }
+  /* the tokenizer blob's header (module/tokenizer.h): kind, vocabulary, BPE pre-tokenizer */
+  snprintf(s->tok_model, sizeof s->tok_model, "(none)");
+  const m64_section *tok = m64_bundle_find_section(b, M64_SEC_TOKENIZER, NULL);
+  if (tok && tok->size >= 44 && !memcmp(tok->data, "M64T", 4)) {
+    const uint32_t kind = le32(tok->data + 8);
+    snprintf(s->tok_model, sizeof s->tok_model, "%s", kind == 1 ? "llama" : kind == 2 ? "gpt2" : "?");
+    if (!have_vocab) s->vocab = le32(tok->data + 12);
+    static const char *const pre[] = {NULL, "llama-bpe", "qwen2", "smollm", "gpt2"};
+    const uint32_t p = le32(tok->data + 40);
+    if (kind == 2 && p < 5 && pre[p]) snprintf(s->pre, sizeof s->pre, "%s", pre[p]);
+  }
+  m64c_summary_finish(s);
+  z->file = m64_bundle_file_size(b);
+  for (uint32_t i = 0; i < m64_bundle_n_sections(b); i++) {
+    const m64_section *x = m64_bundle_section_at(b, i);
+    if (x->kind == M64_SEC_MODULE_WASM) z->module += x->size;
+    if (x->kind == M64_SEC_NATIVE) z->native += x->size;
+  }
+}
+
+static void print_summary(const m64_bundle *b, const m64_sig_info *sig, FILE *out) {
+  m64c_summary s;
+  bundle_sizes z;
+  bundle_summary(b, &s, &z);
+  m64c_summary_text(&s, out);
+  fprintf(out, "  signer:         ");
+  switch (sig->status) {
+    case M64_SIG_UNSIGNED: fprintf(out, "none (unsigned)\n"); break;
+    case M64_SIG_TRUSTED: fprintf(out, "%s (%s), in your trust ring\n", sig->signer, sig->fingerprint); break;
+    case M64_SIG_UNKNOWN_SIGNER: fprintf(out, "%s, not in your trust ring\n", sig->fingerprint); break;
+    case M64_SIG_INVALID: fprintf(out, "INVALID signature (m64run refuses this bundle)\n"); break;
+  }
+  char f[32], w[32], ws[32], m[32], n[32];
+  m64c_size_text(z.file, f, sizeof f);
+  m64c_size_text(z.weights, w, sizeof w);
+  m64c_size_text(z.weights_stored, ws, sizeof ws);
+  m64c_size_text(z.module, m, sizeof m);
+  m64c_size_text(z.native, n, sizeof n);
+  fprintf(out, "  sizes:          file %s; weights %s", f, w);
+  if (m64_bundle_compressed(b)) fprintf(out, " (stored in %s)", ws);
+  fprintf(out, "; module %s of wasm, %s of native code\n", m, n);
+}
+
 int m64c_info(const char *path, FILE *out, m64_err *e) {
   m64_bundle *b;
   int rc = m64_bundle_open(path, &b, e);
@@ -78,6 +171,8 @@ int m64c_info(const char *path, FILE *out, m64_err *e) {
           z ? " (compressed: zstd)" : "", (unsigned long long)m64_bundle_file_size(b));
   m64_sig_info sig;
   m64_signature_check(b, NULL, &sig); /* reads the trust ring, never changes it */
+  print_summary(b, &sig, out);
+  fputc('\n', out);
   fprintf(out, "signature: ");
   m64c_print_signature(&sig, out);
 
@@ -258,6 +353,14 @@ int m64c_info_json(const char *path, FILE *out, m64_err *e) {
     fprintf(out, ",\"signer\":");
     json_cstr(out, sig.signer);
   }
+  m64c_summary sum;
+  bundle_sizes z;
+  bundle_summary(b, &sum, &z);
+  fprintf(out, "},\"summary\":{");
+  m64c_summary_json(&sum, out);
+  fprintf(out, ",\"sizes\":{\"file\":%llu,\"weights\":%llu,\"weights_stored\":%llu,\"module\":%llu,\"native\":%llu}",
+          (unsigned long long)z.file, (unsigned long long)z.weights, (unsigned long long)z.weights_stored,
+          (unsigned long long)z.module, (unsigned long long)z.native);
   fprintf(out, "},\"metadata\":{");
   const m64_section *meta = m64_bundle_find_section(b, M64_SEC_METADATA, NULL);
   if (meta) { /* "key = value" lines */

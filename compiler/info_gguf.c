@@ -12,20 +12,14 @@
 
 #define MAX_PROBLEMS 48
 
-typedef struct type_row {
-  uint64_t tensors, bytes, elems;
-  uint64_t bad;         /* tensors of this type the module cannot take in their role */
-  char first_bad[M64_MAX_NAME + 1];
+typedef struct bad_row {
+  char first_bad[M64_MAX_NAME + 1]; /* the first tensor of this type the module cannot take */
   int bad_vector;       /* the first bad one is a norm vector (must be F32) */
-} type_row;
+} bad_row;
 
 typedef struct gguf_facts {
-  char arch[72], name[128], tok_model[72], pre[72], chat[16];
-  int arch_ok, has_template;
-  uint64_t params, n_tensors, vocab;
-  uint32_t ctx, blocks, dim, heads, kv_heads, ffn;
-  int have_ctx, have_blocks, have_dim, have_heads, have_kv_heads, have_ffn;
-  type_row types[M64_GGML_TYPE_COUNT];
+  m64c_summary sum;     /* what info_summary.c prints, the same for a bundle */
+  bad_row bad[M64_GGML_TYPE_COUNT];
   char problems[MAX_PROBLEMS][600];
   int n_problems;
 } gguf_facts;
@@ -47,19 +41,21 @@ static int arch_key(const m64_gguf *g, const char *arch, const char *key, uint32
   return m64_gguf_get_u32(g, full, v) == 0;
 }
 
-static void gather(const m64_gguf *g, gguf_facts *f) {
+static void gather(const m64_gguf *g, gguf_facts *ff) {
   m64_str s;
   char msg[600];
+  m64c_summary *f = &ff->sum;
+  gguf_facts *const problems = ff;
   if (m64_gguf_get_str(g, "general.architecture", &s) == 0) {
     copy_str(f->arch, sizeof f->arch, s);
     f->arch_ok = m64c_arch_supported(s.ptr, s.len);
     if (!f->arch_ok) {
       snprintf(msg, sizeof msg, "architecture '%s' is not supported (supported: %s)", f->arch, m64c_supported_archs());
-      add_problem(f, msg);
+      add_problem(problems, msg);
     }
   } else {
     snprintf(f->arch, sizeof f->arch, "(none)");
-    add_problem(f, "missing metadata key 'general.architecture'");
+    add_problem(problems, "missing metadata key 'general.architecture'");
   }
   if (m64_gguf_get_str(g, "general.name", &s) == 0) copy_str(f->name, sizeof f->name, s);
   f->have_ctx = arch_key(g, f->arch, "context_length", &f->ctx);
@@ -73,30 +69,29 @@ static void gather(const m64_gguf *g, gguf_facts *f) {
   for (uint64_t i = 0; i < f->n_tensors; i++) {
     const m64_gguf_tensor *t = m64_gguf_tensor_at(g, i);
     if (t->type >= M64_GGML_TYPE_COUNT) continue; /* the reader accepts known types only */
-    type_row *r = &f->types[t->type];
+    m64c_type_count *r = &f->types[t->type];
     r->tensors++;
     r->bytes += t->nbytes;
-    r->elems += t->n_elems;
     f->params += t->n_elems;
     if (!strcmp(t->name, "rope_freqs.weight")) continue; /* constants of model.c, checked by the plan */
     const int vector = t->n_dims == 1;
     if (vector ? t->type == M64_GGML_F32 : m64c_type_supported(t->type)) continue;
     if (!r->bad++) {
-      snprintf(r->first_bad, sizeof r->first_bad, "%s", t->name);
-      r->bad_vector = vector;
+      snprintf(ff->bad[t->type].first_bad, sizeof ff->bad[0].first_bad, "%s", t->name);
+      ff->bad[t->type].bad_vector = vector;
     }
   }
   for (uint32_t t = 0; t < M64_GGML_TYPE_COUNT; t++) {
-    const type_row *r = &f->types[t];
+    const m64c_type_count *r = &f->types[t];
     if (!r->bad) continue;
     const char *name = m64_ggml_type_info(t).name;
-    if (r->bad_vector)
+    if (ff->bad[t].bad_vector)
       snprintf(msg, sizeof msg, "tensor type %s on norm weights (%llu, e.g. '%s'): norm weights must be F32", name,
-               (unsigned long long)r->bad, r->first_bad);
+               (unsigned long long)r->bad, ff->bad[t].first_bad);
     else
       snprintf(msg, sizeof msg, "tensor type %s (%llu tensor%s, e.g. '%s') has no kernel in m64 (supported: %s)",
-               name, (unsigned long long)r->bad, r->bad == 1 ? "" : "s", r->first_bad, m64c_supported_types());
-    add_problem(f, msg);
+               name, (unsigned long long)r->bad, r->bad == 1 ? "" : "s", ff->bad[t].first_bad, m64c_supported_types());
+    add_problem(problems, msg);
   }
 
   m64_gguf_vtype elem;
@@ -108,27 +103,27 @@ static void gather(const m64_gguf *g, gguf_facts *f) {
   uint8_t *blob = NULL;
   size_t blob_size = 0;
   m64_err te = {{0}};
-  if (m64_tokblob_build(g, &blob, &blob_size, &te)) add_problem(f, te.msg);
+  if (m64_tokblob_build(g, &blob, &blob_size, &te)) add_problem(problems, te.msg);
   free(blob);
 
   f->has_template = m64_gguf_find_kv(g, "tokenizer.chat_template") >= 0;
   snprintf(f->chat, sizeof f->chat, "%s", m64c_chat_template_name(g));
+  uint32_t ftype;
+  if (m64_gguf_get_u32(g, "general.file_type", &ftype) == 0) {
+    const char *fname = m64c_ftype_name(ftype);
+    if (fname) snprintf(f->file_type, sizeof f->file_type, "%s", fname);
+    else snprintf(f->file_type, sizeof f->file_type, "file type %u", ftype);
+  }
+  m64c_summary_finish(f);
 
   /* Nothing named so far: the build's own checks have the last word (shapes, unknown
    * tensors, hyperparameters), with the message m64c build would give. */
-  if (!f->n_problems) {
+  if (!ff->n_problems) {
     m64c_plan plan;
     m64_err pe = {{0}};
-    if (m64c_plan_model(g, 0, &plan, &pe)) add_problem(f, pe.msg);
+    if (m64c_plan_model(g, 0, &plan, &pe)) add_problem(problems, pe.msg);
     else m64c_plan_free(&plan);
   }
-}
-
-static void count_text(uint64_t n, char *out, size_t cap) {
-  if (n >= 1000000000ull) snprintf(out, cap, "%.2fB", n / 1e9);
-  else if (n >= 1000000ull) snprintf(out, cap, "%.1fM", n / 1e6);
-  else if (n >= 1000ull) snprintf(out, cap, "%.1fK", n / 1e3);
-  else snprintf(out, cap, "%llu", (unsigned long long)n);
 }
 
 static void json_str(FILE *out, const char *s) {
@@ -148,38 +143,12 @@ static const char *base_name(const char *p) {
 }
 
 static void print_text(const char *path, const m64_gguf *g, const gguf_facts *f, FILE *out) {
-  char n[32];
-  count_text(f->params, n, sizeof n);
-  fprintf(out, "%s: GGUF v%u model, %llu bytes, %llu tensors, %llu metadata keys\n", path, m64_gguf_version(g),
-          (unsigned long long)m64_gguf_file_size(g), (unsigned long long)f->n_tensors,
+  char size[32];
+  m64c_size_text(m64_gguf_file_size(g), size, sizeof size);
+  fprintf(out, "%s: GGUF v%u model, %llu bytes (%s), %llu tensors, %llu metadata keys\n", path, m64_gguf_version(g),
+          (unsigned long long)m64_gguf_file_size(g), size, (unsigned long long)f->sum.n_tensors,
           (unsigned long long)m64_gguf_n_kv(g));
-  fprintf(out, "  name:           %s\n", f->name[0] ? f->name : "(unnamed)");
-  fprintf(out, "  architecture:   %s%s\n", f->arch, f->arch_ok ? "" : " (not supported)");
-  fprintf(out, "  parameters:     %s (%llu)\n", n, (unsigned long long)f->params);
-  if (f->have_blocks && f->have_dim)
-    fprintf(out, "  shape:          %u blocks, dim %u, %u heads (%u kv), ffn %u, vocab %llu\n", f->blocks, f->dim,
-            f->heads, f->have_kv_heads ? f->kv_heads : f->heads, f->ffn, (unsigned long long)f->vocab);
-  if (f->have_ctx) fprintf(out, "  context length: %u (%s.context_length)\n", f->ctx, f->arch);
-  else fprintf(out, "  context length: not given (%s.context_length); m64 assumes 2048\n", f->arch);
-  fprintf(out, "  tensor types (the quant mix):\n");
-  uint64_t total = 0;
-  for (uint32_t t = 0; t < M64_GGML_TYPE_COUNT; t++) total += f->types[t].bytes;
-  for (uint32_t t = 0; t < M64_GGML_TYPE_COUNT; t++) {
-    const type_row *r = &f->types[t];
-    if (!r->tensors) continue;
-    fprintf(out, "    %-7s %6llu tensors %14llu bytes (%5.1f%%)%s\n", m64_ggml_type_info(t).name,
-            (unsigned long long)r->tensors, (unsigned long long)r->bytes, total ? 100.0 * r->bytes / total : 0.0,
-            r->bad ? "  NOT SUPPORTED here" : "");
-  }
-  const int bpe = !strcmp(f->tok_model, "gpt2");
-  fprintf(out, "  tokenizer:      %s%s, %llu tokens\n", f->tok_model,
-          bpe ? " (byte-level BPE)" : !strcmp(f->tok_model, "llama") ? " (SentencePiece)" : "",
-          (unsigned long long)f->vocab);
-  fprintf(out, "  pre-tokenizer:  %s\n", f->pre[0] ? f->pre : bpe ? "(none given)" : "(none: not a BPE vocabulary)");
-  if (!f->has_template) fprintf(out, "  chat template:  none in the file (m64run -i needs --chat-template)\n");
-  else if (!strcmp(f->chat, "none"))
-    fprintf(out, "  chat template:  present, but not one m64 recognises (m64run -i needs --chat-template)\n");
-  else fprintf(out, "  chat template:  %s\n", f->chat);
+  m64c_summary_text(&f->sum, out);
   if (!f->n_problems) {
     fprintf(out, "verdict: supported: `m64run %s` runs it (compiled once into the bundle cache), "
                  "`m64c build %s -o %.*s.m64` makes a bundle to ship\n",
@@ -193,35 +162,11 @@ static void print_text(const char *path, const m64_gguf *g, const gguf_facts *f,
 static void print_json(const char *path, const m64_gguf *g, const gguf_facts *f, FILE *out) {
   fprintf(out, "{\"file\":");
   json_str(out, path);
-  fprintf(out, ",\"format\":\"gguf\",\"gguf_version\":%u,\"file_size\":%llu,\"name\":", m64_gguf_version(g),
+  fprintf(out, ",\"format\":\"gguf\",\"gguf_version\":%u,\"file_size\":%llu", m64_gguf_version(g),
           (unsigned long long)m64_gguf_file_size(g));
-  json_str(out, f->name);
-  fprintf(out, ",\"architecture\":");
-  json_str(out, f->arch);
-  fprintf(out, ",\"architecture_supported\":%s,\"parameters\":%llu,\"tensors\":%llu", f->arch_ok ? "true" : "false",
-          (unsigned long long)f->params, (unsigned long long)f->n_tensors);
-  if (f->have_blocks) fprintf(out, ",\"blocks\":%u", f->blocks);
-  if (f->have_dim) fprintf(out, ",\"dim\":%u", f->dim);
-  fprintf(out, ",\"context_length\":");
-  if (f->have_ctx) fprintf(out, "%u", f->ctx);
-  else fprintf(out, "null");
-  fprintf(out, ",\"types\":[");
-  int first = 1;
-  for (uint32_t t = 0; t < M64_GGML_TYPE_COUNT; t++) {
-    const type_row *r = &f->types[t];
-    if (!r->tensors) continue;
-    fprintf(out, "%s{\"type\":\"%s\",\"tensors\":%llu,\"bytes\":%llu,\"supported\":%s}", first ? "" : ",",
-            m64_ggml_type_info(t).name, (unsigned long long)r->tensors, (unsigned long long)r->bytes,
-            r->bad ? "false" : "true");
-    first = 0;
-  }
-  fprintf(out, "],\"tokenizer\":");
-  json_str(out, f->tok_model);
-  fprintf(out, ",\"pre_tokenizer\":");
-  if (f->pre[0]) json_str(out, f->pre);
-  else fprintf(out, "null");
-  fprintf(out, ",\"vocab\":%llu,\"chat_template\":\"%s\",\"chat_template_in_file\":%s,\"supported\":%s,\"problems\":[",
-          (unsigned long long)f->vocab, f->chat, f->has_template ? "true" : "false", f->n_problems ? "false" : "true");
+  fputc(',', out);
+  m64c_summary_json(&f->sum, out);
+  fprintf(out, ",\"supported\":%s,\"problems\":[", f->n_problems ? "false" : "true");
   for (int i = 0; i < f->n_problems; i++) {
     if (i) fputc(',', out);
     json_str(out, f->problems[i]);

@@ -33,8 +33,6 @@ int m64c_copy_layers(const m64_bundle *b, m64_bundle_writer *bw, int progress, m
   }
   for (uint32_t i = 0; i < nt && !rc; i++) tensors[i] = *m64_bundle_tensor(b, i);
   if (!rc) rc = m64_bw_set_layout(bw, layers, nl, tensors, nt, e);
-  uint64_t total = 0, done = 0;
-  for (uint32_t i = 0; i < nl; i++) total += layers[i].size;
   for (uint32_t i = 0; i < nl && !rc; i++) {
     /* Checked against its hashes on the way, so corruption is not baked into new ones. */
     const uint8_t *data = m64_bundle_layer_data(b, i);
@@ -54,11 +52,8 @@ int m64c_copy_layers(const m64_bundle *b, m64_bundle_writer *bw, int progress, m
       const uint32_t ti = layers[i].first_tensor + t;
       rc = m64_bw_write_tensor(bw, ti, data + tensors[ti].offset, e);
     }
-    done += layers[i].size;
-    if (progress && total > (256u << 20))
-      fprintf(stderr, "\rm64c:       layers %u/%u (%.0f%%)", i + 1, nl, 100.0 * done / total);
   }
-  if (progress && total > (256u << 20)) fputc('\n', stderr);
+  (void)progress; /* the writer reports (m64_bw_set_progress): rewrite()'s bar */
   m64_layer_decoder_free(d);
   free(buf);
   free(layers);
@@ -97,6 +92,9 @@ static int rewrite(m64_bundle **b, const char *out, const rewrite_opts *r, m64_e
     else
       rc = m64c_add_native(bw, r->wd, r->native_target, s->data, s->size, e);
   }
+  m64c_bar bar;
+  m64c_bar_init(&bar, r->progress);
+  m64_bw_set_progress(bw, m64c_bar_cb, &bar); /* writing (decoding, compressing), then hashing */
   if (!rc) rc = m64c_copy_layers(*b, bw, r->progress, e);
   if (!rc) {
     m64_bundle_close(*b); /* the source may be the destination: unmap it before the rename */
@@ -104,6 +102,7 @@ static int rewrite(m64_bundle **b, const char *out, const rewrite_opts *r, m64_e
     rc = m64_bw_commit(bw, e);
     if (!rc) bw = NULL;
   }
+  m64c_bar_done(&bar);
   if (bw) m64_bw_abort(bw);
   m64c_track_temp(NULL, NULL);
   return rc;

@@ -7,7 +7,10 @@
 int m64c_sign(const char *bundle, const char *output, const char *keyfile, int progress, m64_err *e) {
   m64_pubkey k;
   const char *out = output ? output : bundle;
-  int rc = m64_sign_bundle(bundle, out, keyfile, &k, m64c_track_temp_file, e);
+  m64c_bar bar;
+  m64c_bar_init(&bar, progress); /* the check of every layer's hash before signing */
+  int rc = m64_sign_bundle_progress(bundle, out, keyfile, &k, m64c_track_temp_file, m64c_bar_cb, &bar, e);
+  m64c_bar_done(&bar);
   if (!rc && progress) {
     char fp[M64_SIGN_FINGERPRINT_CHARS];
     m64_sign_fingerprint(k.key, fp);

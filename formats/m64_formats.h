@@ -127,6 +127,10 @@ int m64_gguf_get_i32(const m64_gguf *g, const char *key, int32_t *out);
 int m64_gguf_get_f32(const m64_gguf *g, const char *key, float *out);
 int m64_gguf_get_bool(const m64_gguf *g, const char *key, int *out);
 int m64_gguf_get_str(const m64_gguf *g, const char *key, m64_str *out);
+/* The chat format (runtime/chat.c's: "llama3", "chatml", "llama2", "mistral", "zephyr")
+ * whose markers a chat template's text (a GGUF's tokenizer.chat_template, Jinja) prints,
+ * or "none" (formats/common/chat_template.c). */
+const char *m64_chat_template_detect(const char *text, size_t len);
 /* Arrays: element type and count; then element access (index is bounds-checked). */
 int m64_gguf_get_arr(const m64_gguf *g, const char *key, m64_gguf_vtype *elem, uint64_t *n);
 int m64_gguf_arr_str(const m64_gguf *g, const char *key, uint64_t i, m64_str *out);
@@ -279,6 +283,11 @@ typedef struct m64_compress_options {
 int m64_bw_set_compression(m64_bundle_writer *w, const m64_compress_options *o, m64_err *e);
 /* Finalizes hashes, section table and header, fsyncs, renames into place. */
 int m64_bw_commit(m64_bundle_writer *w, m64_err *e);
+/* Progress of long work, for a bar: what ("writing", "hashing", "verifying") and the bytes
+ * done of total so far; called often (per tensor, per hashed chunk), cheap to ignore. */
+typedef void (*m64_progress_fn)(void *ctx, const char *what, uint64_t done, uint64_t total);
+/* The writer reports the tensor bytes written and, at commit, the layer bytes hashed. */
+void m64_bw_set_progress(m64_bundle_writer *w, m64_progress_fn fn, void *ctx);
 /* (On success commit frees w. On failure the temp file is already removed and w must still
  * be freed with m64_bw_abort. Sections may also be added after set_layout: they go after
  * the segments.) */
@@ -329,6 +338,8 @@ int m64_layer_decode(const m64_layer_entry *l, const m64_tensor_entry *tensors,
 int m64_bundle_verify_layer(const m64_bundle *b, uint32_t i, m64_err *e);
 /* Added: checks the hash of every section and every layer (M64_EHASH names the first bad). */
 int m64_bundle_verify_all(const m64_bundle *b, m64_err *e);
+/* The same, reporting the layer bytes checked ("verifying") to fn (NULL: none). */
+int m64_bundle_verify_all_progress(const m64_bundle *b, m64_progress_fn fn, void *ctx, m64_err *e);
 /* The header and section table as they are in the file (96 + 128 * n_sections bytes at
  * the start of the mapping), for the signature check (formats/sign): a view of the file,
  * so copy it before relying on it. */

@@ -38,7 +38,9 @@
 
 /* 3: the module imports kq_mat, has_kq_mat, f16_round, f16_widen_lo/hi and has_f16 too
  * (below; a host without them answers has_* 0). Hosts still run version 2 modules, which
- * import none of them (module/native_abi.h: M64_MODULE_ABI_OLDEST). */
+ * import none of them (module/native_abi.h: M64_MODULE_ABI_OLDEST).
+ * 4: the module exports m64_sample_ex (penalties, min-p, banned end tokens) and the chat
+ * formats (m64_chat_*); a host runs older modules with m64_sample alone and no chat. */
 #define M64_ABI_VERSION 4
 
 #if defined(__wasm__)
@@ -151,6 +153,17 @@ M64_EXPORT("m64_tok_is_eog") int32_t m64_tok_is_eog(int32_t id);
 M64_EXPORT("m64_sampler_seed") void m64_sampler_seed(uint32_t lo, uint32_t hi);
 M64_EXPORT("m64_sample") int32_t m64_sample(const float *logits, float temp, int32_t top_k,
                                             float top_p);
+/* (ABI 4) The same with llama.cpp's other steps, in its order (module/sampler.h):
+ * penalties over the n_last ids at last (the context's last N tokens; repeat 1, presence 0,
+ * frequency 0 = off), then top-k, top-p, min-p (0 = off), temperature. flags bit 0
+ * (M64_SAMPLE_NO_EOG): end-of-generation tokens (m64_tok_is_eog) are never chosen.
+ * Returns the id, or -1 (nothing can be chosen) / -2 (out of workspace). */
+#define M64_SAMPLE_NO_EOG 1u
+M64_EXPORT("m64_sample_ex") int32_t m64_sample_ex(const float *logits, float temp, int32_t top_k,
+                                                  float top_p, float min_p, float repeat_penalty,
+                                                  float presence_penalty, float frequency_penalty,
+                                                  const int32_t *last, uint32_t n_last,
+                                                  uint32_t flags);
 
 /* Chat formats (version 4; module/chat.h): the kind named by the bundle's chat.template
  * (0: unknown); a user turn (text = the system message's sys_len bytes, then the user's

@@ -38,3 +38,11 @@ void m64_sampler_seed(uint32_t lo, uint32_t hi) { sampler_seed(((uint64_t)hi << 
 int32_t m64_sample(const float *logits, float temp, int32_t top_k, float top_p) {
   return sampler_sample(logits, m64_n_vocab(), temp, top_k, top_p);
 }
+int32_t m64_sample_ex(const float *logits, float temp, int32_t top_k, float top_p, float min_p,
+                      float repeat_penalty, float presence_penalty, float frequency_penalty,
+                      const int32_t *last, uint32_t n_last, uint32_t flags) {
+  const sampler_params p = {temp, top_k, top_p, min_p, repeat_penalty, presence_penalty,
+                            frequency_penalty, last, n_last,
+                            (flags & M64_SAMPLE_NO_EOG) ? tok_is_eog : 0};
+  return sampler_sample_ex(logits, m64_n_vocab(), &p);
+}

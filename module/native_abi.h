@@ -34,7 +34,7 @@
 extern "C" {
 #endif
 
-/* 3 appended m64_tok_find and m64_tok_is_eog, 4 the chat exports; a host may still run
+/* 3 appended m64_tok_find and m64_tok_is_eog, 4 m64_sample_ex and the chat exports; a host may still run
  * version 2 and 3 code (without them). */
 #define M64_NATIVE_ABI_VERSION 4u
 /* The module ABI versions (m64_module.h's M64_ABI_VERSION) this host runs: 2 lacks only
@@ -83,6 +83,9 @@ typedef struct m64_native_abi {
   uint32_t (*m64_tok_find)(void *inst, uint32_t text, uint32_t len);
   uint32_t (*m64_tok_is_eog)(void *inst, uint32_t id);
   /* version 4 */
+  uint32_t (*m64_sample_ex)(void *inst, uint32_t logits, float temp, uint32_t top_k, float top_p,
+                            float min_p, float repeat_penalty, float presence_penalty,
+                            float frequency_penalty, uint32_t last, uint32_t n_last, uint32_t flags);
   uint32_t (*m64_chat_kind)(void *inst, uint32_t name, uint32_t len);
   uint32_t (*m64_chat_turn)(void *inst, uint32_t kind, uint32_t flags, uint32_t text, uint32_t sys_len,
                             uint32_t user_len, uint32_t scratch, uint32_t scratch_cap, uint32_t out, uint32_t max);

@@ -217,6 +217,13 @@ static uint32_t glue_sample(void *i, uint32_t logits, float temp, uint32_t top_k
   return w2c_m64mod_m64_sample(INST(i), logits, temp, top_k, top_p);
 }
 
+static uint32_t glue_sample_ex(void *i, uint32_t logits, float temp, uint32_t top_k, float top_p,
+                               float min_p, float repeat_penalty, float presence_penalty,
+                               float frequency_penalty, uint32_t last, uint32_t n_last, uint32_t flags) {
+  return w2c_m64mod_m64_sample_ex(INST(i), logits, temp, top_k, top_p, min_p, repeat_penalty,
+                                  presence_penalty, frequency_penalty, last, n_last, flags);
+}
+
 __attribute__((visibility("default"))) const m64_native_abi M64_NATIVE_ABI = {
     .abi_version = M64_NATIVE_ABI_VERSION,
     .module_abi_version = M64_ABI_VERSION,
@@ -250,4 +257,5 @@ __attribute__((visibility("default"))) const m64_native_abi M64_NATIVE_ABI = {
     .m64_chat_kind = glue_chat_kind,
     .m64_chat_turn = glue_chat_turn,
     .m64_chat_end = glue_chat_end,
+    .m64_sample_ex = glue_sample_ex,
 };

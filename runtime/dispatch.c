@@ -40,6 +40,10 @@ static void call_thunk(void *p) {
     case OP_CHAT_END: c->ret = abi->m64_chat_end(i, c->a[0], c->a[1], c->a[2], c->a[3], c->a[4], c->a[5]); break;
     case OP_SEED: abi->m64_sampler_seed(i, c->a[0], c->a[1]); break;
     case OP_SAMPLE: c->ret = abi->m64_sample(i, c->a[0], c->f[0], c->a[1], c->f[1]); break;
+    case OP_SAMPLE_EX:
+      c->ret = abi->m64_sample_ex(i, c->a[0], c->f[0], c->a[1], c->f[1], c->f[2], c->f[3], c->f[4], c->f[5], c->a[2],
+                                  c->a[3], c->a[4]);
+      break;
   }
 }
 

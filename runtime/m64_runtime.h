@@ -116,6 +116,26 @@ int m64_session_eval_batch(m64_session *s, const int32_t *tokens, uint32_t n, ui
 int m64_session_sample(m64_session *s, float temp, int32_t top_k, float top_p, int32_t *id,
                        m64_err *e);
 void m64_session_seed(m64_session *s, uint64_t seed);
+/* llama.cpp's sampler chain (module/sampler.h): penalties over the caller's last
+ * tokens, then top-k, top-p, min-p, temperature. */
+typedef struct m64_sampling {
+  float temp;              /* 0 = greedy (after penalties) */
+  int32_t top_k;           /* 0 = off */
+  float top_p;             /* 1 = off */
+  float min_p;             /* 0 = off */
+  float repeat_penalty;    /* 1 = off */
+  float presence_penalty;  /* 0 = off */
+  float frequency_penalty; /* 0 = off */
+  int no_eog;              /* end-of-generation tokens are never chosen (--ignore-eos) */
+} m64_sampling;
+/* llama-cli's defaults: temp 0.8, top-k 40, top-p 0.95, min-p 0.05, penalties off. */
+void m64_sampling_init(m64_sampling *p);
+/* Samples from the last eval's logits with p; last[0..n_last) are the ids the penalties
+ * count (the context's last N tokens, oldest first; at most the last 16K are used).
+ * A bundle built before module ABI 4 samples only with temp/top-k/top-p: asking it for
+ * more is M64_EUNSUPPORTED (rebuild the bundle). */
+int m64_session_sample_ex(m64_session *s, const m64_sampling *p, const int32_t *last,
+                          uint32_t n_last, int32_t *id, m64_err *e);
 /* The bytes of token id following prev; *n bytes written to buf (at most cap). */
 int m64_session_piece(m64_session *s, int32_t prev, int32_t id, char *buf, size_t cap,
                       size_t *n, m64_err *e);

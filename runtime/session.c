@@ -266,6 +266,40 @@ int m64_session_sample(m64_session *s, float temp, int32_t top_k, float top_p, i
   return 0;
 }
 
+void m64_sampling_init(m64_sampling *p) {
+  *p = (m64_sampling){.temp = 0.8f, .top_k = 40, .top_p = 0.95f, .min_p = 0.05f, .repeat_penalty = 1.0f};
+}
+
+int m64_session_sample_ex(m64_session *s, const m64_sampling *p, const int32_t *last, uint32_t n_last, int32_t *id,
+                          m64_err *e) {
+  if (!s->logits) return m64_fail(e, M64_EFORMAT, "sample before any eval");
+  const int penal = n_last && (p->repeat_penalty != 1.0f || p->presence_penalty != 0 || p->frequency_penalty != 0);
+  if (s->abi->abi_version < 4) { /* older code: only what m64_sample does */
+    if (penal || p->min_p > 0 || p->no_eog)
+      return m64_fail(e, M64_EUNSUPPORTED, "this bundle's module predates the penalties, min-p and ignore-eos "
+                                           "(module ABI %u): rebuild it with m64c build",
+                      s->abi->module_abi_version);
+    return m64_session_sample(s, p->temp, p->top_k, p->top_p, id, e);
+  }
+  /* the ids go through the I/O buffer: the most recent ones when more are given than fit */
+  if (!penal) n_last = 0;
+  if (n_last > IO_BYTES / 4) {
+    last += n_last - IO_BYTES / 4;
+    n_last = IO_BYTES / 4;
+  }
+  if (n_last) memcpy(m64_session_ws(s, s->io, (uint64_t)n_last * 4), last, (size_t)n_last * 4);
+  call c = {.op = OP_SAMPLE_EX,
+            .a = {s->logits, (uint32_t)p->top_k, s->io, n_last, p->no_eog ? M64_SAMPLE_NO_EOG_FLAG : 0u},
+            .f = {p->temp, p->top_p, p->min_p, p->repeat_penalty, p->presence_penalty, p->frequency_penalty}};
+  int rc = m64_session_invoke(s, &c, e);
+  if (rc) return rc;
+  if ((int32_t)c.ret == -1) return m64_fail(e, M64_EFORMAT, "the sampler has no token left to choose");
+  if ((int32_t)c.ret < 0 || c.ret >= s->n_vocab)
+    return m64_fail(e, M64_EFORMAT, "sampler returned %d", (int32_t)c.ret);
+  *id = (int32_t)c.ret;
+  return 0;
+}
+
 /* verify_stamps: once every layer has been hashed (a pass placed them all), the file as
  * it was at open is recorded, so that the next session need not hash it again. Best
  * effort, like the cache directory it writes to. */

@@ -22,6 +22,7 @@
 
 #define WASM_PAGE 65536ull
 #define IO_BYTES (64u * 1024) /* text in, ids out, pieces */
+#define M64_SAMPLE_NO_EOG_FLAG 1u /* m64_module.h's M64_SAMPLE_NO_EOG */
 /* Room left outside the layer cache for the tokenizer's scratch, which grows with the
  * longest text encoded (about 85 bytes per byte of text; BPE up to about 130). */
 #define HEADROOM (2u << 20)
@@ -67,14 +68,14 @@ struct m64_session {
 /* ---- dispatch.c: every export the host calls, by name */
 enum op { OP_ALLOCATE_MEMORY, OP_INSTANTIATE, OP_WORKER, OP_THREADS, OP_ABI, OP_ALLOC, OP_STATE_BYTES, OP_INIT,
           OP_N_VOCAB, OP_N_LAYERS, OP_N_CTX_TRAIN, OP_FORWARD_BATCH, OP_MAX_BATCH, OP_TOK_LOAD, OP_TOK_ENCODE,
-          OP_TOK_PIECE, OP_BOS, OP_EOS, OP_SEED, OP_SAMPLE, OP_TOK_FIND, OP_TOK_IS_EOG, OP_CHAT_KIND, OP_CHAT_TURN,
-          OP_CHAT_END };
+          OP_TOK_PIECE, OP_BOS, OP_EOS, OP_SEED, OP_SAMPLE, OP_TOK_FIND, OP_TOK_IS_EOG, OP_SAMPLE_EX, OP_CHAT_KIND,
+          OP_CHAT_TURN, OP_CHAT_END };
 
 typedef struct call {
   m64_session *s;
   enum op op;
   uint32_t a[9];
-  float f[2];
+  float f[6];
   uint32_t ret;
   void *inst; /* NULL: the session's instance */
 } call;

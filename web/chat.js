@@ -52,8 +52,8 @@ export class Chat {
     if (this.downloadError) throw this.downloadError;
     const name = o.template || this.meta['chat.template'] || 'none', kind = this.chatKind(name);
     if (kind <= 0) fail(`this model's chat template (${name}) is not one m64 knows (known: ${KNOWN})`);
-    const c = this.chatState || (this.chatState = { started: false, pos: 0 });
-    const n = o.n ?? -1, temp = o.temp ?? 0.8, topK = o.topK ?? 40, topP = o.topP ?? 0.95;
+    const c = this.chatState || (this.chatState = { started: false, pos: 0, hist: [] });
+    const n = o.n ?? -1;
     if (!c.started) {
       const seed = BigInt.asUintN(64, BigInt(o.seed ?? Date.now()));
       this.x.m64_sampler_seed(Number(seed & 0xffffffffn), Number(seed >> 32n));
@@ -64,16 +64,17 @@ export class Chat {
     if (c.pos + ids.length >= this.nCtx) fail(`the conversation filled the context of ${this.nCtx} tokens`);
     let logits = await this.evalBatch(ids, c.pos);
     c.pos += ids.length;
+    c.hist.push(...ids);
     c.started = true;
     const tPrefill = performance.now() - t0, t1 = performance.now(), out = [], dec = new TextDecoder('utf-8');
     let text = '', prev = -1, last = -1, firstTokenMs = 0, passes = 0, stopped = false; // decode rate: forward passes / time
     while ((n < 0 || out.length < n) && c.pos < this.nCtx) {
       if (passes && await this.stopAsked()) { stopped = true; break; } // the turn is closed below all the same
-      const id = this.x.m64_sample(logits, temp, topK, topP);
-      if (id < 0 || id >= this.nVocab) fail(`sampler returned ${id}`);
+      const id = this.sample(logits, o, c.hist);
       if (!firstTokenMs) firstTokenMs = performance.now() - t0;
       logits = await this.evalBatch([id], c.pos); // the reply becomes part of the history
       c.pos++;
+      c.hist.push(id);
       passes++;
       last = id;
       if (this.isEog(id)) break;
@@ -87,7 +88,7 @@ export class Chat {
     if (tail) { text += tail; this.post({ type: 'token', text: tail }); }
     const tDecode = performance.now() - t1;
     const end = this.chatEnd(kind, last); // less the closing marker if the model ran it itself
-    if (end.length && c.pos + end.length <= this.nCtx) { await this.evalBatch(end, c.pos); c.pos += end.length; }
+    if (end.length && c.pos + end.length <= this.nCtx) { await this.evalBatch(end, c.pos); c.pos += end.length; c.hist.push(...end); }
     this.progress();
     return {
       text, tokens: out, turnTokens: ids, stopped, pos: pos0, endTokens: end, template: name,

@@ -62,9 +62,11 @@ export class M64 {
   }
 
   // Generates from prompt. Options: n (tokens, default 128), temp (default 0.8; 0 = greedy),
-  // topK (40), topP (0.95), seed; onToken(text) receives the text as it is produced.
-  // Resolves with {text, tokens, promptTokens, stopped (by stop()), prefillTokS, decodeTokS,
-  // firstTokenMs, firstTokenSinceOpenMs, stats}.
+  // topK (40), topP (0.95), minP (0.05), repeatPenalty (1 = off), repeatLastN (64; -1 = the
+  // context), presencePenalty (0), frequencyPenalty (0), ignoreEos (false): llama.cpp's
+  // sampler chain as m64run's; seed; onToken(text) receives the text as it is produced.
+  // Resolves with {text, tokens, promptTokens, stopped (by stop()), prefillTokS, decodeTokS, firstTokenMs,
+  // firstTokenSinceOpenMs, stats}.
   generate(prompt, options = {}) {
     const { onToken, ...rest } = options;
     return this.#request({ type: 'generate', prompt, options: rest }, onToken);

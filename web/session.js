@@ -16,7 +16,7 @@ const IO_BYTES = 64 * 1024; // text in, ids out, pieces (as runtime/session.c)
 const HEADROOM = 2 << 20;   // the tokenizer's scratch outside the layer cache
 const MAX_WS_PAGES = 65536; // 4 GiB: the whole wasm32 address space
 // The module ABI versions (m64_module.h) this page runs; 3 adds imports it answers with has_* 0,
-// 4 the chat exports (chat.js).
+// 4 m64_sample_ex (penalties, min-p, ignoreEos) and the chat exports (chat.js).
 const ABI_OLDEST = 2, ABI_NEWEST = 4;
 const YIELD_MS = 50; // how often generation looks for a Stop: a few % of a 1 ms token at most
 
@@ -227,6 +227,26 @@ export class Host {
   // End of generation: EOS, <|eot_id|>, <|im_end|> ... (modules before m64_tok_is_eog: EOS).
   isEog(id) { return this.x.m64_tok_is_eog ? this.x.m64_tok_is_eog(id) !== 0 : id === this.eos; }
 
+  // The next id from logits with the options' sampling (m64run's flags), the penalties over
+  // the last repeatLastN ids of hist (the context so far).
+  sample(logits, o, hist) {
+    const temp = o.temp ?? 0.8, topK = o.topK ?? 40, topP = o.topP ?? 0.95, minP = o.minP ?? 0.05;
+    const rep = o.repeatPenalty ?? 1, pres = o.presencePenalty ?? 0, freq = o.frequencyPenalty ?? 0;
+    const lastN = o.repeatLastN ?? 64, noEog = o.ignoreEos ? 1 : 0;
+    const penal = lastN !== 0 && (rep !== 1 || pres !== 0 || freq !== 0);
+    let id;
+    if (this.x.m64_sample_ex) {
+      const n = !penal ? 0 : Math.min(hist.length, lastN < 0 ? hist.length : lastN, IO_BYTES / 4);
+      if (n) new Int32Array(this.memory.buffer, this.io, n).set(hist.slice(hist.length - n));
+      id = this.x.m64_sample_ex(logits, temp, topK, topP, minP, rep, pres, freq, this.io, n, noEog);
+    } else {
+      if (penal || minP > 0 || noEog) fail('this bundle\'s module predates penalties, min-p and ignoreEos: rebuild it with m64c build');
+      id = this.x.m64_sample(logits, temp, topK, topP);
+    }
+    if (id < 0 || id >= this.nVocab) fail(`sampler returned ${id}`);
+    return id;
+  }
+
   // The bytes of token id after prev (a copy).
   piece(prev, id) {
     const len = this.x.m64_tok_piece(prev, id, this.io, 1024);
@@ -275,7 +295,7 @@ export class Host {
 
   async generate(prompt, o) {
     if (this.downloadError) throw this.downloadError;
-    const n = o.n ?? 128, temp = o.temp ?? 0.8, topK = o.topK ?? 40, topP = o.topP ?? 0.95;
+    const n = o.n ?? 128;
     const seed = BigInt.asUintN(64, BigInt(o.seed ?? Date.now()));
     this.x.m64_sampler_seed(Number(seed & 0xffffffffn), Number(seed >> 32n));
     this.startStoppable();
@@ -290,8 +310,7 @@ export class Host {
     // decode rate: forward passes / time (n tokens take n - 1: the first comes from the prefill)
     let text = '', prev = ids[ids.length - 1], firstTokenMs = 0, firstTokenSinceOpenMs = 0, passes = 0, stopped = false;
     for (let pos = ids.length; out.length < nPredict; pos++) {
-      const id = this.x.m64_sample(logits, temp, topK, topP);
-      if (id < 0 || id >= this.nVocab) fail(`sampler returned ${id}`);
+      const id = this.sample(logits, o, out.length ? ids.concat(out) : ids);
       if (out.length === 0) { firstTokenMs = performance.now() - t0; firstTokenSinceOpenMs = performance.now() - this.openedAt; }
       if (this.isEog(id)) break;
       out.push(id);

@@ -3,6 +3,10 @@
 // `m64run -p TEXT -n N --temp 0 --json`.
 //
 //   node greedy.mjs --model M.gguf --prompt TEXT [-n N] [--threads T] [--ctx C]
+//        [--repeat-penalty F] [--repeat-last-n N] [--presence-penalty F] [--frequency-penalty F]
+//
+// The penalties are llama.cpp's own sampler (llama_sampler_init_penalties, before greedy),
+// fed the last N tokens of the context (prompt and output) as llama-cli feeds it.
 //
 // Prints one JSON line on stdout:
 //   {"prompt_tokens":[...],"tokens":[...],"text":"...","prefill_tok_s":..,"decode_tok_s":..,
@@ -23,13 +27,17 @@ function usage(msg) {
   process.exit(2);
 }
 
-const args = {model: null, prompt: "", n: 64, threads: 1, ctx: 0};
+const args = {model: null, prompt: "", n: 64, threads: 1, ctx: 0, repeat: 1, lastN: 64, presence: 0, frequency: 0};
 const argv = process.argv.slice(2);
 for (let i = 0; i < argv.length; i++) {
   const a = argv[i];
   const val = () => {
     if (i + 1 >= argv.length) usage(`${a} needs a value`);
     return argv[++i];
+  };
+  const num = (v) => {
+    if (!/^-?\d+(\.\d+)?$/.test(v)) usage(`${a}: not a number: ${v}`);
+    return Number(v);
   };
   const int = (v) => {
     if (!/^\d+$/.test(v)) usage(`${a}: not a non-negative integer: ${v}`);
@@ -41,6 +49,10 @@ for (let i = 0; i < argv.length; i++) {
     case "-n": case "--n-predict": args.n = int(val()); break;
     case "--threads": case "-t": args.threads = int(val()); break;
     case "--ctx": case "-c": args.ctx = int(val()); break;
+    case "--repeat-penalty": args.repeat = num(val()); break;
+    case "--repeat-last-n": args.lastN = int(val()); break;
+    case "--presence-penalty": args.presence = num(val()); break;
+    case "--frequency-penalty": args.frequency = num(val()); break;
     case "-h": case "--help": usage(); break;
     default: usage(`unknown argument: ${a}`);
   }
@@ -72,7 +84,13 @@ const tokens = [];
 let tFirst = 0, tLast = 0;
 const t0 = performance.now();
 if (nPredict > 0) {
-  for await (const tok of sequence.evaluate(promptTokens, {temperature: 0})) {
+  const penal = args.lastN > 0 && (args.repeat !== 1 || args.presence !== 0 || args.frequency !== 0);
+  const repeatPenalty = !penal ? undefined : {
+    punishTokens: () => promptTokens.concat(tokens).slice(-args.lastN),
+    maxPunishTokens: args.lastN, penalty: args.repeat,
+    presencePenalty: args.presence, frequencyPenalty: args.frequency,
+  };
+  for await (const tok of sequence.evaluate(promptTokens, {temperature: 0, repeatPenalty})) {
     const t = performance.now();
     if (tokens.length === 0) tFirst = t;
     tLast = t;

@@ -619,7 +619,13 @@ int m64_bundle_verify_layer(const m64_bundle *b, uint32_t i, m64_err *e) {
 }
 
 int m64_bundle_verify_all(const m64_bundle *b, m64_err *e) {
+  return m64_bundle_verify_all_progress(b, NULL, NULL, e);
+}
+
+int m64_bundle_verify_all_progress(const m64_bundle *b, m64_progress_fn fn, void *ctx, m64_err *e) {
   uint8_t digest[32];
+  uint64_t total = 0, done = 0;
+  for (uint32_t i = 0; i < b->n_layers; i++) total += b->layers[i].size;
   for (uint32_t i = 0; i < b->n_sections; i++) {
     const m64_section *s = &b->sections[i];
     if (s->kind == M64_SEC_SEGMENT) continue;
@@ -633,6 +639,8 @@ int m64_bundle_verify_all(const m64_bundle *b, m64_err *e) {
   for (uint32_t i = 0; i < b->n_layers; i++) {
     int rc = m64_bundle_verify_layer(b, i, e);
     if (rc) return rc;
+    done += b->layers[i].size;
+    if (fn) fn(ctx, "verifying", done, total);
   }
   return 0;
 }

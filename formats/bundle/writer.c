@@ -34,7 +34,25 @@ struct m64_bundle_writer {
   uint32_t *missing;      /* per layer: tensors not written yet */
   uint32_t next_flush;    /* layers before it are compressed and written */
   int32_t seg_sec[M64_MAX_SECTIONS]; /* section of segment i, -1 until its first layer */
+  m64_progress_fn progress; /* m64_bw_set_progress */
+  void *progress_ctx;
+  uint64_t written_bytes, tensor_bytes, hashed_bytes, layer_bytes;
 };
+
+void m64_bw_set_progress(m64_bundle_writer *w, m64_progress_fn fn, void *ctx) {
+  if (!w) return;
+  w->progress = fn;
+  w->progress_ctx = ctx;
+}
+
+/* after tensor ti's bytes went in: the running total for the progress callback */
+static void report_written(m64_bundle_writer *w, uint32_t ti) {
+  if (!w->progress) return;
+  if (!w->tensor_bytes)
+    for (uint32_t t = 0; t < w->n_tensors; t++) w->tensor_bytes += w->tensors[t].nbytes;
+  w->written_bytes += w->tensors[ti].nbytes;
+  w->progress(w->progress_ctx, "writing", w->written_bytes, w->tensor_bytes);
+}
 
 static void close_and_unlink(m64_bundle_writer *w) {
   if (w->fd >= 0) {
@@ -334,7 +352,11 @@ int m64_bw_write_tensor(m64_bundle_writer *w, uint32_t tensor_index, const void 
     return m64_fail(e, M64_ENOTFOUND, "tensor index %u out of range (%u tensors)", tensor_index,
                     w->n_tensors);
   const m64_tensor_entry *t = &w->tensors[tensor_index];
-  if (w->z) return write_tensor_z(w, tensor_index, data, e);
+  if (w->z) {
+    rc = write_tensor_z(w, tensor_index, data, e);
+    if (!rc) report_written(w, tensor_index);
+    return rc;
+  }
   const m64_layer_entry *l = &w->layers[w->tensor_layer[tensor_index]];
   const m64_section *seg = &w->sec[w->first_seg_sec + l->segment];
   if (t->nbytes > SIZE_MAX) return m64_fail(e, M64_ELIMIT, "tensor '%s' too large", t->name);
@@ -344,6 +366,7 @@ int m64_bw_write_tensor(m64_bundle_writer *w, uint32_t tensor_index, const void 
     return rc;
   }
   w->written[tensor_index] = 1;
+  report_written(w, tensor_index);
   return 0;
 }
 
@@ -358,6 +381,12 @@ static int hash_layer(m64_bundle_writer *w, m64_layer_entry *l, uint64_t file_of
     if (rc) return rc;
     m64_sha256_update(&h, buf, n);
     done += n;
+    if (w->progress) {
+      if (!w->layer_bytes)
+        for (uint32_t i = 0; i < w->n_layers; i++) w->layer_bytes += w->layers[i].size;
+      w->hashed_bytes += n;
+      w->progress(w->progress_ctx, "hashing", w->hashed_bytes, w->layer_bytes);
+    }
   }
   m64_sha256_final(&h, l->sha256);
   return 0;

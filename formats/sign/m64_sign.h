@@ -109,6 +109,10 @@ const char *m64_sig_status_name(m64_sig_status s);
  * exists (NULL after), for a signal handler. signer receives the key used. */
 int m64_sign_bundle(const char *in, const char *out, const char *keyfile, m64_pubkey *signer,
                     void (*on_temp)(const char *tmp), m64_err *e);
+/* The same, reporting the hashing of every layer before signing to progress (a bar). */
+int m64_sign_bundle_progress(const char *in, const char *out, const char *keyfile, m64_pubkey *signer,
+                             void (*on_temp)(const char *tmp), m64_progress_fn progress, void *ctx,
+                             m64_err *e);
 
 #ifdef __cplusplus
 }

@@ -295,13 +295,18 @@ static int sign_into(const char *in, const char *out, const m64_bundle *b, const
 
 int m64_sign_bundle(const char *in, const char *out, const char *keyfile, m64_pubkey *signer,
                     void (*on_temp)(const char *), m64_err *e) {
+  return m64_sign_bundle_progress(in, out, keyfile, signer, on_temp, NULL, NULL, e);
+}
+
+int m64_sign_bundle_progress(const char *in, const char *out, const char *keyfile, m64_pubkey *signer,
+                             void (*on_temp)(const char *), m64_progress_fn progress, void *ctx, m64_err *e) {
   uint8_t sk[64];
   m64_pubkey pub;
   int rc = m64__read_secret(keyfile, sk, &pub, e);
   if (rc) return rc;
   m64_bundle *b = NULL;
   /* every hash checked first: a signature over a damaged layer would vouch for it */
-  if (!(rc = m64_bundle_open(in, &b, e)) && !(rc = m64_bundle_verify_all(b, e)))
+  if (!(rc = m64_bundle_open(in, &b, e)) && !(rc = m64_bundle_verify_all_progress(b, progress, ctx, e)))
     rc = sign_into(in, out, b, sk, &pub, on_temp, e);
   sodium_memzero(sk, sizeof sk);
   m64_bundle_close(b);

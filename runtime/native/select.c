@@ -173,7 +173,8 @@ int m64_session_load_native(m64_session *s, m64_err *e) {
   if (rc) return rc;
   if ((rc = m64_native_abi_table(s->native, &s->abi, e))) return rc;
   /* older code lacks only what later versions append: the token lookups of 3
-   * (m64_session_is_eog), the chat exports of 4 (m64_chat_open) */
+   * (m64_session_is_eog), the full sampler (m64_session_sample_ex) and the chat exports
+   * (m64_chat_open) of 4 */
   if (s->abi->abi_version < 2 || s->abi->abi_version > M64_NATIVE_ABI_VERSION ||
       s->abi->module_abi_version < M64_MODULE_ABI_OLDEST || s->abi->module_abi_version > M64_MODULE_ABI_NEWEST)
     return m64_fail(e, M64_EUNSUPPORTED, "native code has ABI %u/%u, this m64run speaks %u/%u..%u (rebuild the bundle)",

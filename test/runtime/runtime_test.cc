@@ -789,6 +789,17 @@ TEST(NativeGlue, AbiTable) {
   EXPECT_EQ(turn[4], (int32_t)'h');
   EXPECT_EQ(end[0], 7);
   EXPECT_EQ(end[1], 9);
+  // ABI 4: the full sampler gets every argument, the penalised ids through memory
+  const int32_t last[2] = {3, 4};
+  memcpy(mem->data + buf + 192, last, sizeof last);
+  ASSERT_EQ(m64_wasm_call([](void *p) {
+              auto c = static_cast<Ctx *>(p);
+              c->r[12] = c->abi->m64_sample_ex(c->inst, c->r[11] + 128, 0.0f, 2, 1.0f, 0.5f, 1.0f, 0.002f, 0.0003f,
+                                               c->r[11] + 192, 2, 1);
+            },
+                          &c),
+            WASM_RT_TRAP_NONE);
+  EXPECT_EQ((int32_t)c.r[12], 2 + 5 + 100 + 2 + 3 + 700000 + 1000000);
 
   // A layer the host cannot page: the import traps, the call reports it.
   ASSERT_EQ(m64_wasm_call([](void *p) {

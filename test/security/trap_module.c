@@ -138,3 +138,10 @@ int32_t m64_sample(const float *logits, float temp, int32_t top_k, float top_p) 
   for (int32_t i = 1; i < 256; i++) if (logits[i] > logits[best]) best = i;
   return best;
 }
+int32_t m64_sample_ex(const float *logits, float temp, int32_t top_k, float top_p, float min_p, float repeat_penalty,
+                      float presence_penalty, float frequency_penalty, const int32_t *last, uint32_t n_last,
+                      uint32_t flags) {
+  (void)min_p, (void)repeat_penalty, (void)presence_penalty, (void)frequency_penalty, (void)last, (void)n_last,
+      (void)flags;
+  return m64_sample(logits, temp, top_k, top_p);
+}

@@ -1388,4 +1388,122 @@ TEST(ChatFormat, TypedMarkersStayTextAndSmallBuffersFail) {
 
 }  // namespace chat
 
+// ---- sampler: llama.cpp's chain (penalties, top-k, top-p, min-p, temperature)
+
+sampler_params Params(float temp, const std::vector<int32_t> &last = {}, float repeat = 1.0f,
+                      float presence = 0.0f, float frequency = 0.0f) {
+  sampler_params p{};
+  p.temp = temp;
+  p.top_p = 1.0f;
+  p.repeat_penalty = repeat;
+  p.presence_penalty = presence;
+  p.frequency_penalty = frequency;
+  p.last = last.empty() ? nullptr : last.data();
+  p.n_last = (uint32_t)last.size();
+  return p;
+}
+
+int32_t Greedy(const std::vector<float> &l, const std::vector<int32_t> &last, float repeat, float presence = 0,
+               float frequency = 0) {
+  sampler_params p = Params(0.0f, last, repeat, presence, frequency);
+  return sampler_sample_ex(l.data(), (uint32_t)l.size(), &p);
+}
+
+TEST(SamplerPenalties, RepeatDividesPositiveAndMultipliesNegativeLogits) {
+  // 2.0 / 1.1 = 1.82 < 1.9: the repeated id loses its lead
+  EXPECT_EQ(Greedy({2.0f, 1.9f, -0.5f, 0.1f}, {0}, 1.1f), 1);
+  EXPECT_EQ(Greedy({2.0f, 1.9f, -0.5f, 0.1f}, {0}, 1.0f), 0);
+  EXPECT_EQ(Greedy({2.0f, 1.9f, -0.5f, 0.1f}, {}, 1.1f), 0);
+  // -1.0 * 1.1 = -1.1 < -1.05 (dividing would have raised it to -0.91)
+  EXPECT_EQ(Greedy({-1.0f, -1.05f}, {0}, 1.1f), 1);
+  // a repeat count does not matter to the repeat penalty: once is enough
+  EXPECT_EQ(Greedy({2.0f, 1.9f}, {0, 0, 0, 0}, 1.1f), 1);
+}
+
+TEST(SamplerPenalties, FrequencyCountsAndPresenceDoesNot) {
+  // 1.0 - 3 * 0.2 = 0.4 < 0.5; with two occurrences 1.0 - 0.4 = 0.6 > 0.5
+  EXPECT_EQ(Greedy({1.0f, 0.5f}, {0, 0, 0}, 1.0f, 0.0f, 0.2f), 1);
+  EXPECT_EQ(Greedy({1.0f, 0.5f}, {0, 0}, 1.0f, 0.0f, 0.2f), 0);
+  // presence: 1.0 - 0.4 = 0.6 whatever the count; 1.0 - 0.6 = 0.4
+  EXPECT_EQ(Greedy({1.0f, 0.5f}, {0, 0, 0}, 1.0f, 0.4f), 0);
+  EXPECT_EQ(Greedy({1.0f, 0.5f}, {0}, 1.0f, 0.6f), 1);
+  // ids interleaved and unsorted in last[] are counted per id
+  EXPECT_EQ(Greedy({1.0f, 0.95f, 0.0f}, {1, 0, 2, 0, 1, 0}, 1.0f, 0.0f, 0.1f), 1);  // 1 - 0.3 < 0.95 - 0.2
+}
+
+TEST(SamplerPenalties, RepeatThenFrequencyAndPresence) {
+  // llama.cpp: (2.0 / 2) - 2 * 0.05 = 0.9 < 0.92; subtracting first would give (2.0 - 0.1) / 2 = 0.95
+  EXPECT_EQ(Greedy({2.0f, 0.92f}, {0, 0}, 2.0f, 0.0f, 0.05f), 1);
+  EXPECT_EQ(Greedy({2.0f, 0.88f}, {0, 0}, 2.0f, 0.0f, 0.05f), 0);
+  // ids outside the vocabulary are ignored; the logits themselves are not changed
+  std::vector<float> l = {1.0f, 0.5f};
+  EXPECT_EQ(Greedy(l, {-1, 7, 1000000}, 5.0f, 1.0f, 1.0f), 0);
+  EXPECT_EQ(Greedy(l, {0}, 5.0f), 1);
+  EXPECT_EQ(l[0], 1.0f);
+}
+
+int32_t g_banned_below = 0;
+int32_t BannedBelow(int32_t id) { return id < g_banned_below; }
+
+TEST(SamplerPenalties, BannedIdsAreNeverChosen) {
+  const std::vector<float> l = {5.0f, 1.0f, 2.0f};
+  sampler_params p = Params(0.0f);
+  p.banned = BannedBelow;
+  g_banned_below = 1;
+  EXPECT_EQ(sampler_sample_ex(l.data(), 3, &p), 2);
+  p.temp = 1.0f;
+  sampler_seed(3);
+  for (int i = 0; i < 200; i++) ASSERT_NE(sampler_sample_ex(l.data(), 3, &p), 0);
+  g_banned_below = 3;
+  EXPECT_EQ(sampler_sample_ex(l.data(), 3, &p), -1);
+  p.temp = 0.0f;
+  EXPECT_EQ(sampler_sample_ex(l.data(), 3, &p), -1);
+}
+
+void ExpectFrequenciesEx(const std::vector<float> &logits, const sampler_params &p, const std::vector<double> &want) {
+  const int draws = 200000;
+  std::vector<int> count(logits.size());
+  sampler_seed(77);
+  for (int i = 0; i < draws; i++) {
+    int32_t id = sampler_sample_ex(logits.data(), (uint32_t)logits.size(), &p);
+    ASSERT_GE(id, 0);
+    ASSERT_LT((size_t)id, logits.size());
+    count[(size_t)id]++;
+  }
+  for (size_t i = 0; i < logits.size(); i++) {
+    double sd = std::sqrt(draws * want[i] * (1 - want[i]));
+    if (want[i] == 0) EXPECT_EQ(count[i], 0) << "id " << i << " is outside the kept set";
+    else EXPECT_NEAR(count[i], want[i] * draws, 5 * sd + 1) << "id " << i;
+  }
+}
+
+TEST(SamplerChain, MinPAndTopPComeBeforeTemperature) {
+  const std::vector<float> l = {2.0f, 1.5f, 1.0f, 0.0f, -1.0f, -3.0f};
+  // min-p 0.3 against p / p_max at temperature 1: 1, .61, .37, .14 ... keeps three.
+  // (At temperature 0.5 the ratios are 1, .37, .14: it would keep two.)
+  sampler_params p = Params(0.5f);
+  p.min_p = 0.3f;
+  ExpectFrequenciesEx(l, p, Softmax(l, 0.5f, 3));
+  p.temp = 1.0f;
+  ExpectFrequenciesEx(l, p, Softmax(l, 1.0f, 3));
+  // the same through the ranking path (top-k on)
+  p.top_k = 5;
+  ExpectFrequenciesEx(l, p, Softmax(l, 1.0f, 3));
+  // top-p 0.8 at temperature 1: .43 .26 .16 -> three; at 0.5 (.66 .24) it would be two
+  p = Params(0.5f);
+  p.top_p = 0.8f;
+  ExpectFrequenciesEx(l, p, Softmax(l, 0.5f, 3));
+  // top-p then min-p: top-p keeps three, min-p 0.5 (ratios 1, .61, .37) two of them
+  p.min_p = 0.5f;
+  ExpectFrequenciesEx(l, p, Softmax(l, 0.5f, 2));
+}
+
+TEST(SamplerChain, PenaltiesShapeTheDistribution) {
+  // {1, 1}, id 0 repeated with penalty 2: logits {0.5, 1} -> p0 = 1 / (1 + e^0.5) = 0.3775
+  const std::vector<int32_t> last = {0};
+  sampler_params p = Params(1.0f, last, 2.0f);
+  const double p0 = 1.0 / (1.0 + std::exp(0.5));
+  ExpectFrequenciesEx({1.0f, 1.0f}, p, {p0, 1 - p0});
+}
+
 }  // namespace

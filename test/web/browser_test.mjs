@@ -2,6 +2,7 @@
 // browser_test.mjs — the browser host (web/m64.js) in Debian's headless Chromium, driven
 // through playwright-core (never a downloaded browser). It serves a stories260K bundle with
 // web/serve.mjs and checks, against m64run on the same bundle:
+//   0. greedy with repetition and frequency penalties gives m64run's tokens (m64_sample_ex);
 //   1. greedy generation of 32 tokens in the page gives m64run's text, on one thread and on
 //      two (two thread Workers' instances sharing the workspace: the page says so);
 //   2. with a workspace small enough to force paging, on two threads, the same text and the
@@ -89,6 +90,7 @@ function m64run(extra) {
 // The page ignores prefetch hints, so its paging is m64run's without prefetch; with a few
 // block slots, a policy other than the pager's would page differently, and a workspace
 // laid out otherwise (threads' stacks and scratch) would have another number of slots.
+const penalised = m64run(['-t', '1', '--repeat-penalty', '1.5', '--frequency-penalty', '0.2', '--repeat-last-n', '16']);
 const native = m64run(['-t', '1']), nativePaged = m64run(['-t', '2', '--workspace', PAGING_WORKSPACE, '--no-prefetch']);
 
 // The server, on a free port.
@@ -164,6 +166,13 @@ function expectDone(r) {
 
 try {
   const greedy = { bundle: 'files/stories260K.m64', prompt: PROMPT, n: String(N), temp: '0', threads: '1' };
+  await check('greedy with penalties in the page equals m64run (module ABI 4: m64_sample_ex)', async () => {
+    const r = await runPage({ ...greedy, repeat: '1.5', frequency: '0.2', lastn: '16' });
+    expectDone(r);
+    expect(JSON.stringify(r.result.tokens) === JSON.stringify(penalised.tokens),
+      `page: ${JSON.stringify(r.result.tokens)}\nm64run: ${JSON.stringify(penalised.tokens)}`);
+    expect(JSON.stringify(penalised.tokens) !== JSON.stringify(native.tokens), 'the penalties changed nothing');
+  });
   await check('greedy generation in the page equals m64run', async () => {
     const r = await runPage(greedy);
     expectDone(r);

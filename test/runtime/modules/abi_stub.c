@@ -66,6 +66,16 @@ int32_t m64_sample(const float *logits, float temp, int32_t top_k, float top_p) 
   for (int32_t i = 1; i < top_k; i++) if (logits[i] > logits[best]) best = i;
   return best + (temp > 0.0f ? (int32_t)(g_seed & 1) : 0);
 }
+/* the full sampler's arguments reach the module: a value made of them (checked by runtime_test) */
+int32_t m64_sample_ex(const float *logits, float temp, int32_t top_k, float top_p, float min_p, float repeat_penalty,
+                      float presence_penalty, float frequency_penalty, const int32_t *last, uint32_t n_last,
+                      uint32_t flags) {
+  (void)logits, (void)temp, (void)top_p;
+  int32_t sum = 0;
+  for (uint32_t i = 0; i < n_last; i++) sum += last[i];
+  return top_k + (int32_t)(min_p * 10) + (int32_t)(repeat_penalty * 100) + (int32_t)(presence_penalty * 1000) +
+         (int32_t)(frequency_penalty * 10000) + sum * 100000 + (int32_t)flags * 1000000;
+}
 
 /* threads: m64_threads records n; m64_worker asks the host to run the shares (once). */
 static uint32_t g_threads;
