@@ -35,6 +35,9 @@ for t in F32 Q4_K; do
   "$synth" --shape small --dim 512 --ffn 1536 --type "$t" --seed 14 -o "$out/synth-mid-$t.gguf"
   "$m64c" build -q "$out/synth-mid-$t.gguf" -o "$out/synth-mid-$t.m64"
 done
+# A SentencePiece vocabulary without the bare "▁" token: a space is then 3 byte tokens.
+"$synth" --shape tiny --type F32 --seed 19 --vocab-kind spm-nospace -o "$out/synth-nospace.gguf"
+"$m64c" build -q "$out/synth-nospace.gguf" -o "$out/synth-nospace.m64"
 # A byte-level BPE vocabulary (gpt2 model, llama-bpe pre-tokenizer).
 "$synth" --shape tiny --type F32 --seed 15 --vocab-kind bpe -o "$out/synth-bpe.gguf"
 "$m64c" build -q "$out/synth-bpe.gguf" -o "$out/synth-bpe.m64"

@@ -491,6 +491,28 @@ TEST(Pager, BuildAndVerifyRecordTheBundleTheyHashed) {
   sh("rm -rf " + d);
 }
 
+// A SentencePiece vocabulary without "▁" spells a space as its 3 UTF-8 byte tokens, so a
+// prompt can have more ids than bytes (issue 22: ' a' failed with "tokenizer failed (-1)"
+// when the id buffer was capped at the text length + 2). Ids: <0xE2> 229, <0x96> 153,
+// <0x81> 132, "▁a" 311; llama.cpp gives the same shape ([1, 229, 153, 132, "▁a"]).
+TEST(SpmNoSpace, SpacesFitTheIdBuffer) {
+  const std::string bundle = kOut + "/synth-nospace.m64";
+  NEED_FILE(bundle);
+  Session s(bundle);
+  ASSERT_TRUE(s.s) << s.e.msg;
+  EXPECT_EQ(s.tokenize(" a"), (std::vector<int32_t>{1, 229, 153, 132, 311}));
+  // the worst case: every byte a space (and the leading space the vocabulary adds)
+  for (size_t n : {1, 2, 3, 17, 1000}) {
+    std::vector<int32_t> ids = s.tokenize(std::string(n, ' '));
+    ASSERT_EQ(ids.size(), 1 + 3 * (n + 1)) << n << " spaces";
+    const int32_t space[3] = {229, 153, 132};
+    for (size_t i = 1; i < ids.size(); i++) ASSERT_EQ(ids[i], space[(i - 1) % 3]) << i;
+  }
+  CmdResult r = sh_stdout(kBin + "/cmd/m64run " + bundle + " -p ' a' -n 1 --temp 0 --json");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("\"prompt_tokens\":[1,229,153,132,311]"), std::string::npos) << r.out;
+}
+
 // ---------------------------------------------------------------- llama-2-tiny-random
 // ---------------------------------------------------------------- llama3-bpe-tiny (BPE)
 // The reference lines: {"text": s, "ids": [...], "detok": s} (JSON strings with escapes).

@@ -19,7 +19,7 @@ static void usage(FILE *f) {
           "                 [--eps F] [--type T | --mix q2_k|q3_k_m|q4_k_m|q5_k_m]\n"
           "                 [--type-embd T] [--type-output T] [--type-ffn-down T]\n"
           "                 [--type-attn-v T] [--seed N] [--tied] [--name S]\n"
-          "                 [--arch llama|qwen2] [--rope-freqs] [--vocab-kind spm|bpe]\n"
+          "                 [--arch llama|qwen2] [--rope-freqs] [--vocab-kind spm|spm-nospace|bpe]\n"
           "                 -o out.gguf\n"
           "--shape sets every dimension first; later flags override it. tiny has dim 64, so\n"
           "only 32-element block types fit it; small (dim 256, ffn 512) takes every type.\n"
@@ -112,8 +112,9 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--vocab-kind")) {
       if (!strcmp(v, "spm")) spec.vocab_kind = M64_SYNTH_VOCAB_SPM;
       else if (!strcmp(v, "bpe")) spec.vocab_kind = M64_SYNTH_VOCAB_BPE;
+      else if (!strcmp(v, "spm-nospace")) spec.vocab_kind = M64_SYNTH_VOCAB_SPM_NO_SPACE;
       else {
-        fprintf(stderr, "m64-synth: --vocab-kind %s: unknown (spm, bpe)\n", v);
+        fprintf(stderr, "m64-synth: --vocab-kind %s: unknown (spm, spm-nospace, bpe)\n", v);
         return 2;
       }
     }

@@ -511,7 +511,9 @@ static int vocab_begin(vocab_builder *b, uint32_t n_vocab, m64_synth_vocab *v, i
   return !b->slots || !v->tokens || !v->scores || !v->types;
 }
 
-int m64_synth_vocab_build(uint32_t n_vocab, m64_synth_vocab *v, m64_err *e) {
+/* The SentencePiece vocabulary; with_space = 0 leaves out the bare "▁" token, so that
+ * a lone space can only be spelled as its three byte tokens (issue 22). */
+static int spm_vocab_build(uint32_t n_vocab, int with_space, m64_synth_vocab *v, m64_err *e) {
   vocab_builder b;
   int rc, bad = vocab_begin(&b, n_vocab, v, &rc, e);
   if (rc) return rc;
@@ -522,7 +524,7 @@ int m64_synth_vocab_build(uint32_t n_vocab, m64_synth_vocab *v, m64_err *e) {
     snprintf(buf, sizeof buf, "<0x%02X>", byte);
     bad = vocab_add(&b, buf, 6);
   }
-  bad = bad || vocab_add(&b, SP, 1);
+  if (with_space) bad = bad || vocab_add(&b, SP, 1);
   for (int c = 0; c < 52 && !bad; c++) { /* letters, then word-initial letters */
     snprintf(buf, sizeof buf, "%c", c < 26 ? 'a' + c : 'A' + c - 26);
     bad = vocab_add(&b, buf, 1);
@@ -559,6 +561,13 @@ int m64_synth_vocab_build(uint32_t n_vocab, m64_synth_vocab *v, m64_err *e) {
     return m64_fail(e, M64_ENOMEM, "out of memory building a %u-token vocabulary", n_vocab);
   }
   return M64_OK;
+}
+
+int m64_synth_vocab_build(uint32_t n_vocab, m64_synth_vocab *v, m64_err *e) {
+  return spm_vocab_build(n_vocab, 1, v, e);
+}
+int m64_synth_spm_nospace_vocab_build(uint32_t n_vocab, m64_synth_vocab *v, m64_err *e) {
+  return spm_vocab_build(n_vocab, 0, v, e);
 }
 
 void m64_synth_vocab_free(m64_synth_vocab *v) {
@@ -704,8 +713,9 @@ int m64_synth_write(const m64_synth_spec *s, const char *path, m64_err *e) {
   int rc = m64_synth_validate(s, e);
   if (rc) return rc;
   m64_synth_vocab vocab;
-  rc = s->vocab_kind == M64_SYNTH_VOCAB_BPE ? m64_synth_bpe_vocab_build(s->n_vocab, &vocab, e)
-                                            : m64_synth_vocab_build(s->n_vocab, &vocab, e);
+  rc = s->vocab_kind == M64_SYNTH_VOCAB_BPE           ? m64_synth_bpe_vocab_build(s->n_vocab, &vocab, e)
+       : s->vocab_kind == M64_SYNTH_VOCAB_SPM_NO_SPACE ? m64_synth_spm_nospace_vocab_build(s->n_vocab, &vocab, e)
+                                                       : m64_synth_vocab_build(s->n_vocab, &vocab, e);
   if (rc) return rc;
   uint32_t n_tensors = m64_synth_n_tensors(s);
   tensor_filler *fillers = calloc(n_tensors, sizeof *fillers);

@@ -65,7 +65,7 @@ typedef struct m64_synth_spec {
  * llama-bpe): the 256 GPT-2 byte characters, three control tokens (<|begin_of_text|> BOS,
  * <|end_of_text|> EOS, <|eot_id|>), then merges that spell common words, with and without
  * a leading space, and fill the rest with letter pairs. */
-enum { M64_SYNTH_VOCAB_SPM = 0, M64_SYNTH_VOCAB_BPE = 1 };
+enum { M64_SYNTH_VOCAB_SPM = 0, M64_SYNTH_VOCAB_BPE = 1, M64_SYNTH_VOCAB_SPM_NO_SPACE = 2 };
 
 /* Tiny: vocab 512, dim 64, 2 layers, 4 heads, 2 kv heads, ffn 160, ctx 256, F32, seed 1. */
 void m64_synth_default(m64_synth_spec *s);
@@ -110,6 +110,9 @@ typedef struct m64_synth_vocab {
   uint32_t n_merges;
 } m64_synth_vocab;
 int m64_synth_vocab_build(uint32_t n_vocab, m64_synth_vocab *v, m64_err *e);
+/* The SentencePiece vocabulary without the bare "▁" token (M64_SYNTH_VOCAB_SPM_NO_SPACE):
+ * ids 0..258 as above, then "a".. "Z", "▁a".. "▁Z", ... */
+int m64_synth_spm_nospace_vocab_build(uint32_t n_vocab, m64_synth_vocab *v, m64_err *e);
 /* The BPE vocabulary (M64_SYNTH_VOCAB_BPE), n_vocab >= 259 tokens. */
 int m64_synth_bpe_vocab_build(uint32_t n_vocab, m64_synth_vocab *v, m64_err *e);
 void m64_synth_vocab_free(m64_synth_vocab *v);

@@ -17,6 +17,8 @@
 //      lengths, and a page on a non-secure origin (no WebCrypto, not cross-origin
 //      isolated) checks every layer with it, runs one thread, says both, and gives the
 //      same text;
+//   8. on a SentencePiece vocabulary without "▁" (a space is 3 byte tokens), the prompt ' a'
+//      tokenizes in the page to m64run's ids (issue 22: the id buffer was too small);
 //   7. a two-turn chat with llama3-bpe-tiny (Llama 3 template) runs, turn by turn, the same
 //      token ids at the same positions as `m64run -i` on the same bundle.
 // Usage: node browser_test.mjs --bin BUILD_DIR --models SHARED_MODELS [--trap TRAP_M64] [--screenshot PNG]
@@ -60,6 +62,10 @@ const bundle = path.join(work, 'stories260K.m64');
 execFileSync(path.join(bin, 'cmd/m64c'), ['build', '-q', gguf, '-o', bundle], { stdio: 'inherit' });
 const l3gguf = path.join(models, 'llama3-bpe-tiny.gguf'), l3 = path.join(work, 'llama3.m64');
 if (fs.existsSync(l3gguf)) execFileSync(path.join(bin, 'cmd/m64c'), ['build', '-q', l3gguf, '-o', l3], { stdio: 'inherit' });
+const nospace = path.join(work, 'nospace.m64');
+execFileSync(path.join(bin, 'test/support/m64-synth'), ['--shape', 'tiny', '--type', 'F32', '--seed', '19', '--vocab-kind', 'spm-nospace',
+  '-o', path.join(work, 'nospace.gguf')], { stdio: 'ignore' });
+execFileSync(path.join(bin, 'cmd/m64c'), ['build', '-q', path.join(work, 'nospace.gguf'), '-o', nospace], { stdio: 'inherit' });
 const whole = fs.readFileSync(bundle);
 fs.writeFileSync(path.join(work, 'truncated.m64'), whole.subarray(0, Math.floor(whole.length / 2)));
 if (args.trap) fs.copyFileSync(args.trap, path.join(work, 'trap.m64'));
@@ -206,6 +212,15 @@ try {
     expect(!r.info.crossOriginIsolated && r.info.threads === 1 && /not cross-origin isolated, so memory cannot be shared/.test(r.threads), `threads: ${JSON.stringify(r.threads)}`);
     expect(r.result.text === native.text, `page: ${JSON.stringify(r.result.text)}`);
     console.log(`     ${lengths.length} lengths; page: ${r.threads}`);
+  });
+  await check('spaces on a vocabulary without "▁" tokenize as in m64run', async () => {
+    const want = JSON.parse(String(execFileSync(path.join(bin, 'cmd/m64run'), [nospace, '-p', ' a', '-n', '1', '--temp', '0', '--json'],
+      { stdio: ['ignore', 'pipe', 'ignore'] })).trim().split('\n').pop());
+    expect(want.prompt_tokens.length === 5, `m64run: ${JSON.stringify(want.prompt_tokens)}`);
+    const r = await runPage({ bundle: 'files/nospace.m64', prompt: ' a', n: '1', temp: '0', threads: '1' });
+    expectDone(r);
+    expect(JSON.stringify(r.result.promptTokens) === JSON.stringify(want.prompt_tokens),
+      `page: ${JSON.stringify(r.result.promptTokens)}, m64run: ${JSON.stringify(want.prompt_tokens)}`);
   });
   await check('a two-turn chat runs the same ids as m64run -i', async () => {
     if (!fs.existsSync(l3)) { console.log('     skipped: llama3-bpe-tiny.gguf absent'); return; }
