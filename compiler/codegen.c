@@ -121,17 +121,21 @@ int m64c_emit_model_c(const m64c_plan *p, const char *gguf_name, FILE *out, m64_
           " * %s: %s, %u blocks, dim %u, %u heads (%u kv), ffn %u, vocab %u.\n */\n",
           gguf_name, p->name[0] ? p->name : "(unnamed)", p->arch, p->n_blocks, p->dim, p->n_heads,
           p->n_kv_heads, p->ffn, p->n_vocab);
+  uint32_t max_cols = p->dim > p->ffn ? p->dim : p->ffn; /* the widest matrix row */
+  if (p->q_dim > max_cols) max_cols = p->q_dim;
   fprintf(out,
           "#define DIM %uu\n#define N_LAYERS %uu\n#define N_HEADS %uu\n#define N_KV_HEADS %uu\n"
-          "#define HEAD_DIM %uu\n#define KV_DIM %uu\n#define FFN %uu\n#define VOCAB %u\n"
+          "#define HEAD_DIM %uu\n#define Q_DIM %uu\n#define KV_DIM %uu\n#define FFN %uu\n#define VOCAB %u\n"
           "#define MAX_COLS %uu\n#define N_CTX_TRAIN %uu\n"
           "#define RMS_EPS %af /* %g, exact as a hex float */\n"
           "#define ROPE_BASE %af /* %g */\n"
           "#define QKV_BIAS %d  /* q, k, v projections add F32 biases */\n"
-          "#define ROPE_NEOX %d /* RoPE rotates (i, i + HEAD_DIM/2), not (2i, 2i + 1) */\n",
-          p->dim, p->n_blocks, p->n_heads, p->n_kv_heads, p->head_dim, p->kv_dim, p->ffn,
-          p->n_vocab, p->dim > p->ffn ? p->dim : p->ffn, p->n_ctx_train, (double)p->rms_eps,
-          (double)p->rms_eps, (double)p->rope_base, (double)p->rope_base, p->qkv_bias, p->rope_neox);
+          "#define ROPE_NEOX %d /* RoPE rotates (i, i + HEAD_DIM/2), not (2i, 2i + 1) */\n"
+          "#define QK_NORM %d   /* each q and k head is RMS-normed before RoPE */\n",
+          p->dim, p->n_blocks, p->n_heads, p->n_kv_heads, p->head_dim, p->q_dim, p->kv_dim, p->ffn,
+          p->n_vocab, max_cols, p->n_ctx_train, (double)p->rms_eps,
+          (double)p->rms_eps, (double)p->rope_base, (double)p->rope_base, p->qkv_bias, p->rope_neox,
+          p->qk_norm);
   if (p->rope_freqs) { /* Llama 3.1+ frequency scaling: theta_i / factor_i */
     fprintf(out, "#define ROPE_FREQ_FACTORS 1\nstatic const float ROPE_FACTOR[HEAD_DIM / 2] = {");
     for (uint32_t i = 0; i < p->head_dim / 2; i++)
@@ -161,18 +165,21 @@ int m64c_emit_model_c(const m64c_plan *p, const char *gguf_name, FILE *out, m64_
   emit_matrix(p, out, "output", output);
   fprintf(out, "};\n\nstatic const BlockWeights BLOCKS[N_LAYERS] = {\n");
 
-  static const struct { const char *field, *tensor; int matrix; } fields[] = {
-      {"attn_norm", "attn_norm.weight", 0}, {"wq", "attn_q.weight", 1},
-      {"wk", "attn_k.weight", 1},           {"wv", "attn_v.weight", 1},
-      {"wo", "attn_output.weight", 1},      {"ffn_norm", "ffn_norm.weight", 0},
-      {"w_gate", "ffn_gate.weight", 1},     {"w_up", "ffn_up.weight", 1},
-      {"w_down", "ffn_down.weight", 1},     {"bq", "attn_q.bias", 0},
-      {"bk", "attn_k.bias", 0},             {"bv", "attn_v.bias", 0},
+  /* need: 0 every architecture, 1 with q/k/v biases, 2 with q/k norms */
+  static const struct { const char *field, *tensor; int matrix, need; } fields[] = {
+      {"attn_norm", "attn_norm.weight", 0, 0}, {"wq", "attn_q.weight", 1, 0},
+      {"wk", "attn_k.weight", 1, 0},           {"wv", "attn_v.weight", 1, 0},
+      {"wo", "attn_output.weight", 1, 0},      {"ffn_norm", "ffn_norm.weight", 0, 0},
+      {"w_gate", "ffn_gate.weight", 1, 0},     {"w_up", "ffn_up.weight", 1, 0},
+      {"w_down", "ffn_down.weight", 1, 0},     {"bq", "attn_q.bias", 0, 1},
+      {"bk", "attn_k.bias", 0, 1},             {"bv", "attn_v.bias", 0, 1},
+      {"q_norm", "attn_q_norm.weight", 0, 2},  {"k_norm", "attn_k_norm.weight", 0, 2},
   };
-  const size_t n_fields = p->qkv_bias ? 12 : 9;
+  const size_t n_fields = sizeof fields / sizeof fields[0];
   for (uint32_t l = 0; l < p->n_blocks; l++) {
     fprintf(out, "  { /* blk.%u */\n", l);
     for (size_t f = 0; f < n_fields; f++) {
+      if ((fields[f].need == 1 && !p->qkv_bias) || (fields[f].need == 2 && !p->qk_norm)) continue;
       char name[M64_MAX_NAME + 1];
       snprintf(name, sizeof name, "blk.%u.%s", l, fields[f].tensor);
       int idx = m64c_plan_find(p, 1 + l, name);

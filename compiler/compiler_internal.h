@@ -10,10 +10,12 @@ typedef struct m64c_plan {
   char arch[32];
   char name[128];
   uint32_t n_vocab, dim, n_blocks, n_heads, n_kv_heads, head_dim, kv_dim, ffn, n_ctx_train;
+  uint32_t q_dim;                     /* n_heads * head_dim: dim, unless the GGUF gives a head size */
   float rms_eps, rope_base;
   int tied_output;                    /* no output.weight: logits use token_embd */
   int qkv_bias;                       /* blocks carry attn_q/k/v biases (qwen2) */
   int rope_neox;                      /* RoPE pairs (i, i + head_dim/2) (qwen2) */
+  int qk_norm;                        /* per-head RMSNorm of q and k before RoPE (qwen3) */
   float *rope_freqs;                  /* head_dim/2 divisors of rope_freqs.weight, or NULL */
   const m64_gguf_tensor *rope_freqs_source;
 

@@ -20,9 +20,10 @@ typedef struct arch_desc {
   const char *name;
   int qkv_bias;  /* attn_q/k/v carry F32 biases (qwen2) */
   int rope_neox; /* RoPE rotates (i, i + head_dim/2) pairs, not adjacent ones */
+  int qk_norm;   /* attn_q_norm/attn_k_norm: RMSNorm of each q and k head before RoPE (qwen3) */
 } arch_desc;
-static const arch_desc ARCHS[] = {{"llama", 0, 0}, {"qwen2", 1, 1}};
-static const char *const SUPPORTED_ARCHS = "llama, qwen2";
+static const arch_desc ARCHS[] = {{"llama", 0, 0, 0}, {"qwen2", 1, 1, 0}, {"qwen3", 0, 1, 1}};
+static const char *const SUPPORTED_ARCHS = "llama, qwen2, qwen3";
 /* Matrix types are those the module has kernels for (module/kernel_types.h). */
 int m64c_type_supported(uint32_t t) {
 #define X(id, sfx, name, act) if (t == id) return 1;
@@ -158,6 +159,7 @@ static int read_hparams(const m64_gguf *g, m64c_plan *p, m64_err *e) {
   snprintf(p->arch, sizeof p->arch, "%s", ad->name);
   p->qkv_bias = ad->qkv_bias;
   p->rope_neox = ad->rope_neox;
+  p->qk_norm = ad->qk_norm;
   const char *a = p->arch; /* every hyperparameter is "<arch>.<key>" */
   m64_str name;
   if (m64_gguf_get_str(g, "general.name", &name) == 0) {
@@ -179,12 +181,24 @@ static int read_hparams(const m64_gguf *g, m64c_plan *p, m64_err *e) {
       p->ffn > 262144 || p->n_blocks == 0 || p->n_blocks > M64_MAX_LAYERS - 1)
     return m64_fail(e, M64_ELIMIT, "implausible hyperparameters: dim %u, heads %u, ffn %u, blocks %u",
                     p->dim, p->n_heads, p->ffn, p->n_blocks);
-  if (p->dim % p->n_heads || p->n_kv_heads == 0 || p->n_heads % p->n_kv_heads)
+  /* The head size is dim / heads unless the file says (qwen3: 128 with dim 1024 and 16
+   * heads, so q is wider than the residual stream). */
+  uint32_t key_len, value_len;
+  const int has_key = arch_u32_or(g, a, "attention.key_length", &key_len) == 0;
+  const int has_value = arch_u32_or(g, a, "attention.value_length", &value_len) == 0;
+  if (p->n_kv_heads == 0 || p->n_heads % p->n_kv_heads || (!has_key && p->dim % p->n_heads))
     return m64_fail(e, M64_EFORMAT, "dim %u, heads %u, kv heads %u do not divide evenly", p->dim,
                     p->n_heads, p->n_kv_heads);
-  p->head_dim = p->dim / p->n_heads;
-  if (p->head_dim % 2) return m64_fail(e, M64_EFORMAT, "head size %u is odd", p->head_dim);
+  p->head_dim = has_key ? key_len : p->dim / p->n_heads;
+  if (has_value && value_len != p->head_dim)
+    return m64_fail(e, M64_EUNSUPPORTED, "key head size %u and value head size %u differ", p->head_dim,
+                    value_len);
+  if (p->head_dim == 0 || p->head_dim > 1024 || p->head_dim % 2)
+    return m64_fail(e, M64_EFORMAT, "head size %u is not an even number up to 1024", p->head_dim);
+  p->q_dim = p->head_dim * p->n_heads;
   p->kv_dim = p->head_dim * p->n_kv_heads;
+  if (p->q_dim > 262144)
+    return m64_fail(e, M64_ELIMIT, "implausible attention width %u", p->q_dim);
   uint32_t rope_dim;
   if (arch_u32_or(g, a, "rope.dimension_count", &rope_dim) == 0 && rope_dim != p->head_dim)
     return m64_fail(e, M64_EUNSUPPORTED, "partial rotary embeddings (rope dims %u of head size %u) are not supported",
@@ -231,7 +245,7 @@ int m64c_plan_model(const m64_gguf *g, uint64_t segment_max, m64c_plan *p, m64_e
   if (rc) return rc;
 
   p->n_layers = p->n_blocks + 1;
-  const uint32_t per_block = p->qkv_bias ? 12 : 9, max_tensors = 3 + per_block * p->n_blocks;
+  const uint32_t max_tensors = 3 + 14 * p->n_blocks;
   p->layers = calloc(p->n_layers, sizeof *p->layers);
   p->tensors = calloc(max_tensors, sizeof *p->tensors);
   p->sources = calloc(max_tensors, sizeof *p->sources);
@@ -251,15 +265,23 @@ int m64c_plan_model(const m64_gguf *g, uint64_t segment_max, m64c_plan *p, m64_e
   if (rc == 0) rc = read_rope_freqs(g, p, e);
 
   /* Layers 1..N: transformer blocks (the biases only where the architecture has them). */
-  const expected_tensor block[12] = {
-      {"attn_norm.weight", p->dim, 0, 0},       {"attn_q.weight", p->dim, p->dim, 0},
+  expected_tensor block[14] = {
+      {"attn_norm.weight", p->dim, 0, 0},       {"attn_q.weight", p->dim, p->q_dim, 0},
       {"attn_k.weight", p->dim, p->kv_dim, 0},  {"attn_v.weight", p->dim, p->kv_dim, 0},
-      {"attn_output.weight", p->dim, p->dim, 0}, {"ffn_norm.weight", p->dim, 0, 0},
+      {"attn_output.weight", p->q_dim, p->dim, 0}, {"ffn_norm.weight", p->dim, 0, 0},
       {"ffn_gate.weight", p->dim, p->ffn, 0},   {"ffn_up.weight", p->dim, p->ffn, 0},
       {"ffn_down.weight", p->ffn, p->dim, 0},
-      {"attn_q.bias", p->dim, 0, 0},            {"attn_k.bias", p->kv_dim, 0, 0},
-      {"attn_v.bias", p->kv_dim, 0, 0},
   };
+  uint32_t per_block = 9;
+  if (p->qkv_bias) {
+    block[per_block++] = (expected_tensor){"attn_q.bias", p->q_dim, 0, 0};
+    block[per_block++] = (expected_tensor){"attn_k.bias", p->kv_dim, 0, 0};
+    block[per_block++] = (expected_tensor){"attn_v.bias", p->kv_dim, 0, 0};
+  }
+  if (p->qk_norm) { /* one weight per head dimension, shared by every head */
+    block[per_block++] = (expected_tensor){"attn_q_norm.weight", p->head_dim, 0, 0};
+    block[per_block++] = (expected_tensor){"attn_k_norm.weight", p->head_dim, 0, 0};
+  }
   for (uint32_t l = 0; l < p->n_blocks && rc == 0; l++) {
     m64_layer_entry *L = &p->layers[1 + l];
     snprintf(L->name, sizeof L->name, "blk.%u", l);

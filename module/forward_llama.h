@@ -1,9 +1,10 @@
 /*
- * forward_llama.h — the LLaMA forward pass (LLaMA 1/2/3, Mistral, TinyLlama, and Qwen2,
- * which adds q/k/v biases and neox RoPE; grouped-query attention). Included once by a
+ * forward_llama.h — the LLaMA forward pass (LLaMA 1/2/3, Mistral, TinyLlama, Qwen2,
+ * which adds q/k/v biases and neox RoPE, and Qwen3, which has neox RoPE, its own head size
+ * and a per-head RMSNorm of q and k; grouped-query attention). Included once by a
  * generated model.c, after it has defined the shapes (DIM, N_LAYERS, N_HEADS, N_KV_HEADS,
- * HEAD_DIM, KV_DIM, FFN, VOCAB, MAX_COLS, RMS_EPS, ROPE_BASE, N_CTX_TRAIN), the
- * architecture's switches (QKV_BIAS, ROPE_NEOX, optional ROPE_FREQ_FACTORS) and the
+ * HEAD_DIM, Q_DIM, KV_DIM, FFN, VOCAB, MAX_COLS, RMS_EPS, ROPE_BASE, N_CTX_TRAIN), the
+ * architecture's switches (QKV_BIAS, ROPE_NEOX, QK_NORM, optional ROPE_FREQ_FACTORS) and the
  * weight tables GLOBALS and BLOCKS[N_LAYERS].
  * Every shape is a compile-time constant, so each loop below is specialized to the model.
  *
@@ -20,10 +21,11 @@ typedef struct RunState {
   uint32_t n_ctx;
   float *x;       /* (batch, dim) the residual stream */
   float *xb;      /* (batch, dim) normed input of a sub-block */
-  float *xb2;     /* (batch, dim) attention output before wo */
+  float *xb2;     /* (batch, q_dim) attention output before wo */
   float *hb;      /* (batch, ffn) gate, then silu(gate) * up */
   float *hb2;     /* (batch, ffn) up */
-  float *q;       /* (batch, dim) */
+  float *q;       /* (batch, q_dim): n_heads heads of HEAD_DIM (Q_DIM = DIM unless the
+                     GGUF gives the head size: qwen3) */
   float *k, *v;   /* (batch, kv_dim) these positions' keys and values */
   float *logits;  /* (vocab) of the last token */
   uint16_t *key_cache, *value_cache; /* (layer, n_ctx, kv_dim) */
@@ -40,7 +42,7 @@ static RunState state;
                                                                     : M64_SCRATCH_BYTES(MAX_COLS))
 
 static uint64_t state_bytes_for(uint64_t n_ctx) {
-  uint64_t f = MAX_BATCH * (4 * (uint64_t)DIM + 2 * (uint64_t)FFN + 2 * (uint64_t)KV_DIM) + VOCAB;
+  uint64_t f = MAX_BATCH * (2 * (uint64_t)DIM + 2 * (uint64_t)Q_DIM + 2 * (uint64_t)FFN + 2 * (uint64_t)KV_DIM) + VOCAB;
   uint64_t kv = 2 * (uint64_t)N_LAYERS * n_ctx * KV_DIM * sizeof(uint16_t);
   /* + thread 0's scratch (m64_threads adds one per further thread) + alignment slack */
   return f * sizeof(float) + kv + THREAD_SCRATCH_BYTES + 16 * 64;
@@ -57,10 +59,10 @@ int32_t m64_init(uint32_t n_ctx) {
   s->n_ctx = n_ctx;
   s->x = mm_alloc(MAX_BATCH * DIM * 4);
   s->xb = mm_alloc(MAX_BATCH * DIM * 4);
-  s->xb2 = mm_alloc(MAX_BATCH * DIM * 4);
+  s->xb2 = mm_alloc(MAX_BATCH * Q_DIM * 4);
   s->hb = mm_alloc(MAX_BATCH * FFN * 4);
   s->hb2 = mm_alloc(MAX_BATCH * FFN * 4);
-  s->q = mm_alloc(MAX_BATCH * DIM * 4);
+  s->q = mm_alloc(MAX_BATCH * Q_DIM * 4);
   s->k = mm_alloc(MAX_BATCH * KV_DIM * 4);
   s->v = mm_alloc(MAX_BATCH * KV_DIM * 4);
   s->logits = mm_alloc(VOCAB * 4);
@@ -191,7 +193,7 @@ static void attention_items(uint32_t i0, uint32_t i1) {
   const uint16_t *vc = s->value_cache + (uint64_t)g_attn.l * s->n_ctx * KV_DIM;
   for (uint32_t k = i0; k < i1; k++) {
     const uint32_t h = k / n, t = k % n, kv = (h / group) * HEAD_DIM;
-    attend_head(s->q + t * DIM + h * HEAD_DIM, s->xb2 + t * DIM + h * HEAD_DIM, kc + kv, vc + kv,
+    attend_head(s->q + t * Q_DIM + h * HEAD_DIM, s->xb2 + t * Q_DIM + h * HEAD_DIM, kc + kv, vc + kv,
                 g_attn.pos0 + (int32_t)t);
   }
 }
@@ -236,13 +238,24 @@ static uint32_t forward(const int32_t *tokens, uint32_t n, int32_t pos0) {
     w->wv.matmul(s->v, b + w->wv.offset, s->xb, n);
     if (QKV_BIAS)
       for (uint32_t t = 0; t < n; t++) {
-        add_vector(s->q + t * DIM, AT(b, w->bq.offset, const float *), DIM);
+        add_vector(s->q + t * Q_DIM, AT(b, w->bq.offset, const float *), Q_DIM);
         add_vector(s->k + t * KV_DIM, AT(b, w->bk.offset, const float *), KV_DIM);
         add_vector(s->v + t * KV_DIM, AT(b, w->bv.offset, const float *), KV_DIM);
       }
+    if (QK_NORM) /* qwen3: every head of q and k RMS-normed on its own, before RoPE */
+      for (uint32_t t = 0; t < n; t++) {
+        for (uint32_t h = 0; h < N_HEADS; h++) {
+          float *x = s->q + t * Q_DIM + h * HEAD_DIM;
+          rmsnorm(x, x, AT(b, w->q_norm.offset, const float *), HEAD_DIM, RMS_EPS);
+        }
+        for (uint32_t h = 0; h < N_KV_HEADS; h++) {
+          float *x = s->k + t * KV_DIM + h * HEAD_DIM;
+          rmsnorm(x, x, AT(b, w->k_norm.offset, const float *), HEAD_DIM, RMS_EPS);
+        }
+      }
     for (uint32_t t = 0; t < n; t++) {
       const int32_t pos = pos0 + (int32_t)t;
-      rope(s->q + t * DIM, N_HEADS, pos, ROPE_BASE);
+      rope(s->q + t * Q_DIM, N_HEADS, pos, ROPE_BASE);
       rope(s->k + t * KV_DIM, N_KV_HEADS, pos, ROPE_BASE);
       uint16_t *kc = s->key_cache + ((uint64_t)l * s->n_ctx + pos) * KV_DIM;
       uint16_t *vc = s->value_cache + ((uint64_t)l * s->n_ctx + pos) * KV_DIM;

@@ -128,12 +128,19 @@ M64_EXPORT("m64_forward_batch") uint32_t m64_forward_batch(const int32_t *tokens
                                                            int32_t pos0);
 M64_EXPORT("m64_max_batch") uint32_t m64_max_batch(void);
 
+/* The most ids m64_tok_encode can write for len bytes of text, whatever the vocabulary:
+ * a SentencePiece vocabulary without U+2581 ("▁") spells each space as that character's 3
+ * byte tokens, and every stretch of text between special tokens (each at least a byte
+ * long, one id) gets a leading space: 3 * text + 4 * specials + 3 + BOS <= 4 * len + 4.
+ * Hosts size their id buffers with it (a cap of len + 2 failed on ' a': issue 22). */
+#define M64_TOK_MAX_IDS(len) (4 * (uint64_t)(len) + 4)
+
 /* Tokenizer: the host copies the bundle's TOKENIZER section into m64_alloc'ed memory. */
 M64_EXPORT("m64_tok_load") int32_t m64_tok_load(const uint8_t *blob, uint32_t size);
 /* Encodes text (UTF-8, len bytes) into out (max ids). add_bos holds flags: bit 0 puts BOS
  * first when the vocabulary asks for it (tokenizer.ggml.add_bos_token); bit 1 parses
  * special-token text such as "<|eot_id|>" into its id (else it is plain text). Returns
- * the number of ids, or -1 if out is too small. */
+ * the number of ids, or -1 if out is too small. M64_TOK_MAX_IDS(len) ids always fit. */
 M64_EXPORT("m64_tok_encode") int32_t m64_tok_encode(const char *text, uint32_t len,
                                                     int32_t add_bos, int32_t *out, uint32_t max);
 /* Writes the bytes token id stands for (after prev) into out; returns their count. */

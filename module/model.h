@@ -43,10 +43,11 @@ typedef struct GlobalWeights {
 /* Layers 1..N: one transformer block each. */
 typedef struct BlockWeights {
   Vector attn_norm;                 /* (dim) */
-  Matrix wq, wk, wv, wo;            /* (dim, dim), (kv_dim, dim) x2, (dim, dim) */
+  Matrix wq, wk, wv, wo;            /* (q_dim, dim), (kv_dim, dim) x2, (dim, q_dim) */
   Vector ffn_norm;                  /* (dim) */
   Matrix w_gate, w_up, w_down;      /* (ffn, dim) x2, (dim, ffn) */
-  Vector bq, bk, bv;                /* (dim), (kv_dim) x2: only where QKV_BIAS (qwen2) */
+  Vector bq, bk, bv;                /* (q_dim), (kv_dim) x2: only where QKV_BIAS (qwen2) */
+  Vector q_norm, k_norm;            /* (head_dim) x2: only where QK_NORM (qwen3) */
 } BlockWeights;
 
 /* ---- products split across the host's threads ----

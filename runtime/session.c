@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "m64_module.h" /* M64_TOK_MAX_IDS */
 #include "session_internal.h"
 
 /* ------------------------------------------------------------ opening */
@@ -219,8 +220,9 @@ int m64_session_tokenize(m64_session *s, const char *text, size_t len, int flags
                          int32_t **ids, uint32_t *n_ids, m64_err *e) {
   *ids = NULL;
   *n_ids = 0;
-  /* text and ids share one buffer: up to one id per byte, plus BOS */
-  uint64_t need = len + 4 * ((uint64_t)len + 2);
+  /* text and ids share one buffer: as many ids as the worst case (m64_module.h) */
+  const uint64_t max_ids = M64_TOK_MAX_IDS(len);
+  uint64_t need = len + 4 + 4 * max_ids;
   uint32_t buf = s->io;
   if (need > IO_BYTES && need <= s->tok_cap) {
     buf = s->tok_buf;
@@ -235,7 +237,7 @@ int m64_session_tokenize(m64_session *s, const char *text, size_t len, int flags
     if (!buf) return m64_fail(e, M64_ELIMIT, "workspace too small for a prompt of %zu bytes", len);
     s->tok_buf = buf, s->tok_cap = (uint32_t)want;
   }
-  const uint32_t out = (uint32_t)((buf + len + 3) & ~3u), max = (uint32_t)len + 2;
+  const uint32_t out = (uint32_t)((buf + len + 3) & ~3u), max = (uint32_t)max_ids;
   memcpy(m64_session_ws(s, buf, len), text, len);
   call c = {.op = OP_TOK_ENCODE, .a = {buf, (uint32_t)len, (uint32_t)flags & (M64_TOKENIZE_ADD_BOS | M64_TOKENIZE_SPECIAL), out, max}};
   int rc = m64_session_invoke(s, &c, e);

@@ -210,14 +210,15 @@ export class Host {
   /* ---- generation, as cmd/m64run.c does it ---- */
   tokenize(text, flags = 1) {
     const enc = new TextEncoder().encode(text);
-    const len = enc.length, need = len + 4 * (len + 2);
+    // ids: M64_TOK_MAX_IDS of m64_module.h (a space can be 3 byte tokens, issue 22)
+    const len = enc.length, maxIds = 4 * len + 4, need = len + 4 + 4 * maxIds;
     let buf = this.io;
     if (need > IO_BYTES) {
       if (need > 0x40000000) fail(`prompt of ${len} bytes is too long`);
       buf = this.alloc(need);
       if (!buf) fail(`workspace too small for a prompt of ${len} bytes`);
     }
-    const out = (buf + len + 3) & ~3, max = len + 2;
+    const out = (buf + len + 3) & ~3, max = maxIds;
     this.bytes(buf, len).set(enc);
     const n = this.x.m64_tok_encode(buf, len, flags, out, max);
     if (n < 0 || n > max) fail(`tokenizer failed (${n})`);

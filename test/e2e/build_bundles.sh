@@ -35,6 +35,9 @@ for t in F32 Q4_K; do
   "$synth" --shape small --dim 512 --ffn 1536 --type "$t" --seed 14 -o "$out/synth-mid-$t.gguf"
   "$m64c" build -q "$out/synth-mid-$t.gguf" -o "$out/synth-mid-$t.m64"
 done
+# A SentencePiece vocabulary without the bare "▁" token: a space is then 3 byte tokens.
+"$synth" --shape tiny --type F32 --seed 19 --vocab-kind spm-nospace -o "$out/synth-nospace.gguf"
+"$m64c" build -q "$out/synth-nospace.gguf" -o "$out/synth-nospace.m64"
 # A byte-level BPE vocabulary (gpt2 model, llama-bpe pre-tokenizer).
 "$synth" --shape tiny --type F32 --seed 15 --vocab-kind bpe -o "$out/synth-bpe.gguf"
 "$m64c" build -q "$out/synth-bpe.gguf" -o "$out/synth-bpe.m64"
@@ -53,6 +56,12 @@ done
 "$m64c" build -q "$out/synth-qwen2-tied.gguf" -o "$out/synth-qwen2-tied.m64"
 "$synth" --shape tiny --type F32 --rope-freqs --seed 17 -o "$out/synth-ropefreqs.gguf"
 "$m64c" build -q "$out/synth-ropefreqs.gguf" -o "$out/synth-ropefreqs.m64"
+# qwen3: per-head q/k RMSNorm, neox RoPE, and a head size of its own (q is 2x dim wide
+# here, as in Qwen3-0.6B); in F32 and in K-quants (the small shape, 128-wide heads).
+"$synth" --shape tiny --arch qwen3 --head-dim 32 --type F32 --seed 21 -o "$out/synth-qwen3.gguf"
+"$m64c" build -q "$out/synth-qwen3.gguf" -o "$out/synth-qwen3.m64"
+"$synth" --shape small --arch qwen3 --head-dim 128 --tied --mix q4_k_m --seed 22 -o "$out/synth-qwen3-q4_k_m.gguf"
+"$m64c" build -q "$out/synth-qwen3-q4_k_m.gguf" -o "$out/synth-qwen3-q4_k_m.m64"
 # Compressed bundles (zstd): from the real model when present, and from a K-quant mix.
 if [ -f "$out/stories260K.m64" ]; then
   "$m64c" compress -q "$out/stories260K.m64" -o "$out/stories260K-z.m64"

@@ -491,6 +491,28 @@ TEST(Pager, BuildAndVerifyRecordTheBundleTheyHashed) {
   sh("rm -rf " + d);
 }
 
+// A SentencePiece vocabulary without "▁" spells a space as its 3 UTF-8 byte tokens, so a
+// prompt can have more ids than bytes (issue 22: ' a' failed with "tokenizer failed (-1)"
+// when the id buffer was capped at the text length + 2). Ids: <0xE2> 229, <0x96> 153,
+// <0x81> 132, "▁a" 311; llama.cpp gives the same shape ([1, 229, 153, 132, "▁a"]).
+TEST(SpmNoSpace, SpacesFitTheIdBuffer) {
+  const std::string bundle = kOut + "/synth-nospace.m64";
+  NEED_FILE(bundle);
+  Session s(bundle);
+  ASSERT_TRUE(s.s) << s.e.msg;
+  EXPECT_EQ(s.tokenize(" a"), (std::vector<int32_t>{1, 229, 153, 132, 311}));
+  // the worst case: every byte a space (and the leading space the vocabulary adds)
+  for (size_t n : {1, 2, 3, 17, 1000}) {
+    std::vector<int32_t> ids = s.tokenize(std::string(n, ' '));
+    ASSERT_EQ(ids.size(), 1 + 3 * (n + 1)) << n << " spaces";
+    const int32_t space[3] = {229, 153, 132};
+    for (size_t i = 1; i < ids.size(); i++) ASSERT_EQ(ids[i], space[(i - 1) % 3]) << i;
+  }
+  CmdResult r = sh_stdout(kBin + "/cmd/m64run " + bundle + " -p ' a' -n 1 --temp 0 --json");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("\"prompt_tokens\":[1,229,153,132,311]"), std::string::npos) << r.out;
+}
+
 // ---------------------------------------------------------------- llama-2-tiny-random
 // ---------------------------------------------------------------- llama3-bpe-tiny (BPE)
 // The reference lines: {"text": s, "ids": [...], "detok": s} (JSON strings with escapes).
@@ -857,7 +879,7 @@ TEST_P(Synthetic, LogitsMatchTheF32Oracle) {
   const bool q8k = name.find("_K") != std::string::npos || name.find("_k") != std::string::npos ||
                    name == "IQ4_XS";
   const bool f32 = name == "F32" || name == "F16" || name == "qwen2" || name == "qwen2-tied" ||
-                   name == "ropefreqs" || name == "bpe";
+                   name == "ropefreqs" || name == "bpe" || name == "qwen3";
   const double tol = f32 ? 3e-3 : name == "BF16" ? 1.5e-2 : q8k ? 6e-2 : 3e-2;
   std::vector<int32_t> ids = s.tokenize("one two three");
   double worst = 0;
@@ -881,7 +903,7 @@ INSTANTIATE_TEST_SUITE_P(Types, Synthetic,
                          ::testing::Values("F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1",
                                            "IQ4_NL", "tied", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K",
                                            "IQ4_XS", "q4_k_m", "q2_k", "tied-Q4_K", "qwen2", "qwen2-tied",
-                                           "ropefreqs", "bpe"));
+                                           "ropefreqs", "bpe", "qwen3", "qwen3-q4_k_m"));
 
 // K-quant matrices are written as row pairs (docs/FORMAT.md), token_embd in rows: it is read
 // a row at a time, and as the tied output through the row kernels (Synthetic/tied-Q4_K).
@@ -945,8 +967,37 @@ TEST(Errors, BuildRejectsUnsupportedModelsByName) {
   m64_gguf_writer_free(w);
   CmdResult r = sh(kBin + "/cmd/m64c build -q " + d + "/gpt2.gguf -o " + d + "/out.m64");
   EXPECT_EQ(r.code, 1);
-  EXPECT_NE(r.out.find("architecture 'gpt2' is not supported (supported: llama, qwen2)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("architecture 'gpt2' is not supported (supported: llama, qwen2, qwen3)"), std::string::npos) << r.out;
   EXPECT_FALSE(exists(d + "/out.m64"));
+
+  // qwen3 with value heads of another size than key heads: refused by name, not run wrong
+  NEED_FILE(kOut + "/synth-qwen3.gguf");
+  {
+    std::ifstream in(kOut + "/synth-qwen3.gguf", std::ios::binary);
+    std::string g((std::istreambuf_iterator<char>(in)), {});
+    const std::string key = "qwen3.attention.value_length";
+    size_t at = g.find(key);
+    ASSERT_NE(at, std::string::npos);
+    const uint32_t v = 16;  // key_length is 32
+    std::memcpy(&g[at + key.size() + 4], &v, 4);
+    std::ofstream(d + "/kv.gguf", std::ios::binary).write(g.data(), (std::streamsize)g.size());
+  }
+  r = sh(kBin + "/cmd/m64c build -q " + d + "/kv.gguf -o " + d + "/out.m64");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find("key head size 32 and value head size 16 differ"), std::string::npos) << r.out;
+  // and without its q/k norms it is not the qwen3 m64 computes
+  {
+    std::ifstream in(kOut + "/synth-qwen3.gguf", std::ios::binary);
+    std::string g((std::istreambuf_iterator<char>(in)), {});
+    const std::string name = "blk.1.attn_k_norm.weight";
+    size_t at = g.find(name);
+    ASSERT_NE(at, std::string::npos);
+    g[at + 10] = 'X';  // blk.1.attn_X_norm.weight
+    std::ofstream(d + "/nonorm.gguf", std::ios::binary).write(g.data(), (std::streamsize)g.size());
+  }
+  r = sh(kBin + "/cmd/m64c build -q " + d + "/nonorm.gguf -o " + d + "/out.m64");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find("tensor 'blk.1.attn_k_norm.weight' is missing"), std::string::npos) << r.out;
 
   // A tensor type without a kernel (Q8_1 is a valid ggml type, never a weight type m64
   // computes with): patch blk.0.attn_q.weight's type in a copy of the F32 model. Q8_1

@@ -19,7 +19,7 @@ static void usage(FILE *f) {
           "                 [--eps F] [--type T | --mix q2_k|q3_k_m|q4_k_m|q5_k_m]\n"
           "                 [--type-embd T] [--type-output T] [--type-ffn-down T]\n"
           "                 [--type-attn-v T] [--seed N] [--tied] [--name S]\n"
-          "                 [--arch llama|qwen2] [--rope-freqs] [--vocab-kind spm|bpe]\n"
+          "                 [--arch llama|qwen2|qwen3] [--head-dim N] [--rope-freqs] [--vocab-kind spm|spm-nospace|bpe]\n"
           "                 -o out.gguf\n"
           "--shape sets every dimension first; later flags override it. tiny has dim 64, so\n"
           "only 32-element block types fit it; small (dim 256, ffn 512) takes every type.\n"
@@ -103,8 +103,9 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--arch")) {
       if (!strcmp(v, "llama")) spec.arch = M64_SYNTH_ARCH_LLAMA;
       else if (!strcmp(v, "qwen2")) spec.arch = M64_SYNTH_ARCH_QWEN2;
+      else if (!strcmp(v, "qwen3")) spec.arch = M64_SYNTH_ARCH_QWEN3;
       else {
-        fprintf(stderr, "m64-synth: --arch %s: unknown (llama, qwen2)\n", v);
+        fprintf(stderr, "m64-synth: --arch %s: unknown (llama, qwen2, qwen3)\n", v);
         return 2;
       }
     }
@@ -112,8 +113,9 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--vocab-kind")) {
       if (!strcmp(v, "spm")) spec.vocab_kind = M64_SYNTH_VOCAB_SPM;
       else if (!strcmp(v, "bpe")) spec.vocab_kind = M64_SYNTH_VOCAB_BPE;
+      else if (!strcmp(v, "spm-nospace")) spec.vocab_kind = M64_SYNTH_VOCAB_SPM_NO_SPACE;
       else {
-        fprintf(stderr, "m64-synth: --vocab-kind %s: unknown (spm, bpe)\n", v);
+        fprintf(stderr, "m64-synth: --vocab-kind %s: unknown (spm, spm-nospace, bpe)\n", v);
         return 2;
       }
     }
@@ -122,6 +124,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--heads")) bad = parse_u32(a, v, &spec.n_heads);
     else if (!strcmp(a, "--kv-heads")) bad = parse_u32(a, v, &spec.n_kv_heads);
     else if (!strcmp(a, "--ffn")) bad = parse_u32(a, v, &spec.ffn);
+    else if (!strcmp(a, "--head-dim")) bad = parse_u32(a, v, &spec.head_dim);
     else if (!strcmp(a, "--ctx")) bad = parse_u32(a, v, &spec.n_ctx);
     else if (!strcmp(a, "--seed")) bad = parse_u32(a, v, &spec.seed);
     else if (!strcmp(a, "--rope-base")) bad = parse_f32(a, v, &spec.rope_base);

@@ -12,11 +12,13 @@
 
 typedef struct hyperparams {
   uint32_t n_vocab, dim, n_layers, n_heads, n_kv_heads, head_dim, kv_dim, ffn, n_ctx;
+  uint32_t q_dim;   /* n_heads * head_dim (qwen3's head size need not be dim / n_heads) */
   uint32_t n_rot;   /* leading dimensions of each head that RoPE rotates */
   float rope_base, norm_eps;
   int qkv_bias;     /* qwen2: q, k, v projections add biases */
-  int rope_neox;    /* qwen2: RoPE rotates (i, i + n_rot/2) instead of (2i, 2i+1) */
-  char arch[16];    /* "llama" or "qwen2": the prefix of every hyperparameter key */
+  int rope_neox;    /* qwen2, qwen3: RoPE rotates (i, i + n_rot/2) instead of (2i, 2i+1) */
+  int qk_norm;      /* qwen3: each q and k head RMS-normed (its own weights) before RoPE */
+  char arch[16];    /* "llama", "qwen2" or "qwen3": the prefix of every hyperparameter key */
 } hyperparams;
 
 /* Matrices are row-major [out][in]: GGUF's ne[0] = in (the row), ne[1] = out. */
@@ -34,7 +36,8 @@ typedef struct layer_weights {
   matrix wq, wk, wv, wo;          /* [dim][dim], [kv_dim][dim], [kv_dim][dim], [dim][dim] */
   float *ffn_norm;                /* [dim] */
   matrix w_gate, w_up, w_down;    /* [ffn][dim], [ffn][dim], [dim][ffn] */
-  float *bq, *bk, *bv;            /* [dim], [kv_dim], [kv_dim]; NULL without biases */
+  float *bq, *bk, *bv;            /* [q_dim], [kv_dim], [kv_dim]; NULL without biases */
+  float *q_norm, *k_norm;         /* [head_dim] each; NULL without q/k norms */
 } layer_weights;
 
 typedef struct weights {
@@ -97,8 +100,11 @@ static int read_hyperparams(const m64_gguf *g, uint32_t n_ctx, hyperparams *hp, 
   } else if (arch.len == 5 && !memcmp(arch.ptr, "qwen2", 5)) {
     snprintf(hp->arch, sizeof hp->arch, "qwen2");
     hp->qkv_bias = hp->rope_neox = 1;
+  } else if (arch.len == 5 && !memcmp(arch.ptr, "qwen3", 5)) {
+    snprintf(hp->arch, sizeof hp->arch, "qwen3");
+    hp->qk_norm = hp->rope_neox = 1;
   } else {
-    return m64_fail(e, M64_EUNSUPPORTED, "general.architecture is not \"llama\" or \"qwen2\"");
+    return m64_fail(e, M64_EUNSUPPORTED, "general.architecture is not \"llama\", \"qwen2\" or \"qwen3\"");
   }
   int rc = 0;
   rc = rc ? rc : get_u32_or(g, arch_key(hp, "embedding_length"), 0, &hp->dim, e);
@@ -111,11 +117,21 @@ static int read_hyperparams(const m64_gguf *g, uint32_t n_ctx, hyperparams *hp, 
   rc = rc ? rc : get_f32_or(g, arch_key(hp, "attention.layer_norm_rms_epsilon"), 1e-5f, &hp->norm_eps, e);
   if (rc) return rc;
   if (!hp->dim || !hp->n_layers || !hp->ffn || !hp->n_heads || !hp->n_kv_heads ||
-      hp->dim % hp->n_heads || hp->n_heads % hp->n_kv_heads || hp->n_layers > M64_MAX_LAYERS)
+      hp->n_heads % hp->n_kv_heads || hp->n_layers > M64_MAX_LAYERS)
     return m64_fail(e, M64_EFORMAT,
                     "bad hyperparameters: dim %u, layers %u, ffn %u, heads %u, kv heads %u",
                     hp->dim, hp->n_layers, hp->ffn, hp->n_heads, hp->n_kv_heads);
-  hp->head_dim = hp->dim / hp->n_heads;
+  /* the head size: attention.key_length where given, else dim / heads */
+  rc = get_u32_or(g, arch_key(hp, "attention.key_length"), hp->dim % hp->n_heads ? 0 : hp->dim / hp->n_heads,
+                  &hp->head_dim, e);
+  if (rc) return rc;
+  uint32_t value_len;
+  rc = get_u32_or(g, arch_key(hp, "attention.value_length"), hp->head_dim, &value_len, e);
+  if (rc) return rc;
+  if (!hp->head_dim || hp->head_dim > 4096 || value_len != hp->head_dim)
+    return m64_fail(e, M64_EFORMAT, "head size: keys %u, values %u (dim %u, heads %u)", hp->head_dim,
+                    value_len, hp->dim, hp->n_heads);
+  hp->q_dim = hp->head_dim * hp->n_heads;
   hp->kv_dim = hp->head_dim * hp->n_kv_heads;
   rc = get_u32_or(g, arch_key(hp, "rope.dimension_count"), hp->head_dim, &hp->n_rot, e);
   if (rc) return rc;
@@ -198,10 +214,10 @@ static int load_weights(const m64_gguf *g, const hyperparams *hp, m64_oracle *o,
     snprintf(name, sizeof name, "blk.%u.ffn_norm.weight", l);
     rc = rc ? rc : load_vector(g, name, hp->dim, &lw->ffn_norm, e);
     struct { const char *name; uint64_t ne0, ne1; matrix *dst; } parts[] = {
-        {"attn_q", hp->dim, hp->dim, &lw->wq},
+        {"attn_q", hp->dim, hp->q_dim, &lw->wq},
         {"attn_k", hp->dim, hp->kv_dim, &lw->wk},
         {"attn_v", hp->dim, hp->kv_dim, &lw->wv},
-        {"attn_output", hp->dim, hp->dim, &lw->wo},
+        {"attn_output", hp->q_dim, hp->dim, &lw->wo},
         {"ffn_gate", hp->dim, hp->ffn, &lw->w_gate},
         {"ffn_up", hp->dim, hp->ffn, &lw->w_up},
         {"ffn_down", hp->ffn, hp->dim, &lw->w_down},
@@ -211,10 +227,16 @@ static int load_weights(const m64_gguf *g, const hyperparams *hp, m64_oracle *o,
       rc = load_matrix(g, name, parts[p].ne0, parts[p].ne1, parts[p].dst, e);
     }
     struct { const char *name; uint64_t n; float **dst; } biases[] = {
-        {"attn_q", hp->dim, &lw->bq}, {"attn_k", hp->kv_dim, &lw->bk}, {"attn_v", hp->kv_dim, &lw->bv}};
+        {"attn_q", hp->q_dim, &lw->bq}, {"attn_k", hp->kv_dim, &lw->bk}, {"attn_v", hp->kv_dim, &lw->bv}};
     for (size_t b = 0; hp->qkv_bias && b < 3 && !rc; b++) {
       snprintf(name, sizeof name, "blk.%u.%s.bias", l, biases[b].name);
       rc = load_vector(g, name, biases[b].n, biases[b].dst, e);
+    }
+    if (hp->qk_norm && !rc) {
+      snprintf(name, sizeof name, "blk.%u.attn_q_norm.weight", l);
+      rc = load_vector(g, name, hp->head_dim, &lw->q_norm, e);
+      snprintf(name, sizeof name, "blk.%u.attn_k_norm.weight", l);
+      rc = rc ? rc : load_vector(g, name, hp->head_dim, &lw->k_norm, e);
     }
   }
   return rc;
@@ -224,8 +246,8 @@ static int alloc_state(const hyperparams *hp, run_state *s, m64_err *e) {
   uint64_t cache = (uint64_t)hp->n_layers * hp->n_ctx * hp->kv_dim;
   s->x = calloc(hp->dim, sizeof(float));
   s->xb = calloc(hp->dim, sizeof(float));
-  s->xb2 = calloc(hp->dim, sizeof(float));
-  s->q = calloc(hp->dim, sizeof(float));
+  s->xb2 = calloc(hp->q_dim, sizeof(float));
+  s->q = calloc(hp->q_dim, sizeof(float));
   s->k = calloc(hp->kv_dim, sizeof(float));
   s->v = calloc(hp->kv_dim, sizeof(float));
   s->att = calloc(hp->n_ctx, sizeof(float));
@@ -255,7 +277,8 @@ int m64_oracle_open(const char *gguf_path, uint32_t n_ctx, m64_oracle **out, m64
   o->g = g;
   if (!rc) rc = load_weights(g, &o->hp, o, e);
   if (!rc) rc = alloc_state(&o->hp, &o->s, e);
-  if (!rc && !(o->row = malloc((o->hp.dim > o->hp.ffn ? o->hp.dim : o->hp.ffn) * sizeof(float))))
+  const uint32_t widest = o->hp.dim > o->hp.ffn ? o->hp.dim : o->hp.ffn;
+  if (!rc && !(o->row = malloc((widest > o->hp.q_dim ? widest : o->hp.q_dim) * sizeof(float))))
     rc = m64_fail(e, M64_ENOMEM, "out of memory");
   if (rc) {
     m64_oracle_close(o);
@@ -273,6 +296,7 @@ void m64_oracle_close(m64_oracle *o) {
       free(w->layers[l].attn_norm);
       free(w->layers[l].ffn_norm);
       free(w->layers[l].bq), free(w->layers[l].bk), free(w->layers[l].bv);
+      free(w->layers[l].q_norm), free(w->layers[l].k_norm);
     }
   free(w->rope_freqs);
   free(w->layers);
@@ -384,12 +408,18 @@ const float *m64_oracle_forward(m64_oracle *o, int token, int pos) {
 
     /* attention block */
     rmsnorm(s->xb, s->x, lw->attn_norm, hp->dim, hp->norm_eps);
-    matvec(s->q, &lw->wq, s->xb, hp->dim, hp->dim, o->row);
+    matvec(s->q, &lw->wq, s->xb, hp->dim, hp->q_dim, o->row);
     matvec(s->k, &lw->wk, s->xb, hp->dim, hp->kv_dim, o->row);
     matvec(s->v, &lw->wv, s->xb, hp->dim, hp->kv_dim, o->row);
     if (hp->qkv_bias) {
-      for (uint32_t i = 0; i < hp->dim; i++) s->q[i] += lw->bq[i];
+      for (uint32_t i = 0; i < hp->q_dim; i++) s->q[i] += lw->bq[i];
       for (uint32_t i = 0; i < hp->kv_dim; i++) s->k[i] += lw->bk[i], s->v[i] += lw->bv[i];
+    }
+    if (hp->qk_norm) { /* per head, in place: each head's own mean square */
+      for (uint32_t h = 0; h < hp->n_heads; h++)
+        rmsnorm(s->q + h * hp->head_dim, s->q + h * hp->head_dim, lw->q_norm, hp->head_dim, hp->norm_eps);
+      for (uint32_t h = 0; h < hp->n_kv_heads; h++)
+        rmsnorm(s->k + h * hp->head_dim, s->k + h * hp->head_dim, lw->k_norm, hp->head_dim, hp->norm_eps);
     }
     rope(s->q, hp->n_heads, hp, w->rope_freqs, pos);
     rope(s->k, hp->n_kv_heads, hp, w->rope_freqs, pos);
@@ -397,7 +427,7 @@ const float *m64_oracle_forward(m64_oracle *o, int token, int pos) {
     memcpy(s->key_cache + slot, s->k, hp->kv_dim * sizeof(float));
     memcpy(s->value_cache + slot, s->v, hp->kv_dim * sizeof(float));
     attention(o, l, pos);
-    matvec(s->xb, &lw->wo, s->xb2, hp->dim, hp->dim, o->row);
+    matvec(s->xb, &lw->wo, s->xb2, hp->q_dim, hp->dim, o->row);
     for (uint32_t i = 0; i < hp->dim; i++) s->x[i] += s->xb[i];
 
     /* feed-forward block: x += W_down (silu(W_gate xb) * W_up xb) */

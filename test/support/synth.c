@@ -78,21 +78,29 @@ int m64_synth_mix_parse(const char *name, uint32_t *mix, m64_err *e) {
 
 /* Tensor kinds, in file order: globals first, then 9 per layer. */
 enum { T_EMBD, T_OUT_NORM, T_OUTPUT, T_ROPE_FREQS };
-/* Per layer: 9 tensors, then qwen2's three biases. */
-enum { L_ATTN_NORM, L_Q, L_K, L_V, L_O, L_FFN_NORM, L_GATE, L_UP, L_DOWN, L_BQ, L_BK, L_BV };
+/* Per layer: 9 tensors, then qwen2's three biases, or qwen3's two q/k norms. */
+enum { L_ATTN_NORM, L_Q, L_K, L_V, L_O, L_FFN_NORM, L_GATE, L_UP, L_DOWN, L_BQ, L_BK, L_BV, L_QN, L_KN };
 static const char *const layer_tensor_names[] = {
     "attn_norm.weight", "attn_q.weight",   "attn_k.weight", "attn_v.weight",
     "attn_output.weight", "ffn_norm.weight", "ffn_gate.weight", "ffn_up.weight",
-    "ffn_down.weight",  "attn_q.bias",     "attn_k.bias",   "attn_v.bias"};
+    "ffn_down.weight",  "attn_q.bias",     "attn_k.bias",   "attn_v.bias",
+    "attn_q_norm.weight", "attn_k_norm.weight"};
 
 static uint32_t n_globals(const m64_synth_spec *s) {
   return 2 + !s->tied_output + !!s->rope_freqs;
 }
 static uint32_t per_layer(const m64_synth_spec *s) {
-  return s->arch == M64_SYNTH_ARCH_QWEN2 ? 12 : 9;
+  return s->arch == M64_SYNTH_ARCH_QWEN2 ? 12 : s->arch == M64_SYNTH_ARCH_QWEN3 ? 11 : 9;
 }
 const char *m64_synth_arch_name(uint32_t arch) {
-  return arch == M64_SYNTH_ARCH_QWEN2 ? "qwen2" : arch == M64_SYNTH_ARCH_LLAMA ? "llama" : NULL;
+  return arch == M64_SYNTH_ARCH_QWEN2   ? "qwen2"
+         : arch == M64_SYNTH_ARCH_QWEN3 ? "qwen3"
+         : arch == M64_SYNTH_ARCH_LLAMA ? "llama"
+                                        : NULL;
+}
+/* The head size: head_dim when set (qwen3's explicit key_length), else dim / heads. */
+static uint64_t head_size(const m64_synth_spec *s) {
+  return s->head_dim ? s->head_dim : s->n_heads ? s->dim / s->n_heads : 0;
 }
 
 /* The quantizable matrices, by role. */
@@ -146,7 +154,7 @@ static uint32_t weight_type(const m64_synth_spec *s, int role, uint32_t layer) {
 /* Describes tensor i without validating the spec; is_norm tells the value distribution
  * (0: weights and biases, 1: norms near 1, 2: rope frequency divisors). */
 static void describe(const m64_synth_spec *s, uint32_t i, m64_synth_tensor *t, int *is_norm) {
-  uint64_t hd = s->n_heads ? s->dim / s->n_heads : 0, kv_dim = hd * s->n_kv_heads;
+  uint64_t hd = head_size(s), kv_dim = hd * s->n_kv_heads, q_dim = hd * s->n_heads;
   memset(t, 0, sizeof *t);
   t->n_dims = 2;
   *is_norm = 0;
@@ -176,21 +184,26 @@ static void describe(const m64_synth_spec *s, uint32_t i, m64_synth_tensor *t, i
     }
   } else {
     uint32_t layer = (i - n_globals(s)) / per_layer(s), kind = (i - n_globals(s)) % per_layer(s);
+    if (s->arch == M64_SYNTH_ARCH_QWEN3 && kind >= L_BQ) kind += L_QN - L_BQ; /* no biases */
     snprintf(t->name, sizeof t->name, "blk.%u.%s", layer, layer_tensor_names[kind]);
     switch (kind) {
       case L_BQ: case L_BK: case L_BV: /* biases: F32 vectors, drawn like weights */
         t->type = M64_GGML_F32, t->n_dims = 1, t->ne[1] = 1;
-        t->ne[0] = kind == L_BQ ? s->dim : kv_dim;
+        t->ne[0] = kind == L_BQ ? q_dim : kv_dim;
+        break;
+      case L_QN: case L_KN: /* one weight per head dimension */
+        t->type = M64_GGML_F32, t->n_dims = 1, t->ne[0] = hd, t->ne[1] = 1;
+        *is_norm = 1;
         break;
       case L_ATTN_NORM: case L_FFN_NORM:
         t->type = M64_GGML_F32, t->n_dims = 1, t->ne[0] = s->dim, t->ne[1] = 1;
         *is_norm = 1;
         break;
       case L_Q:
-        t->type = weight_type(s, R_Q, layer), t->ne[0] = s->dim, t->ne[1] = s->dim;
+        t->type = weight_type(s, R_Q, layer), t->ne[0] = s->dim, t->ne[1] = q_dim;
         break;
       case L_O:
-        t->type = weight_type(s, R_O, layer), t->ne[0] = s->dim, t->ne[1] = s->dim;
+        t->type = weight_type(s, R_O, layer), t->ne[0] = q_dim, t->ne[1] = s->dim;
         break;
       case L_K:
         t->type = weight_type(s, R_K, layer), t->ne[0] = s->dim, t->ne[1] = kv_dim;
@@ -229,9 +242,11 @@ int m64_synth_validate(const m64_synth_spec *s, m64_err *e) {
     return m64_fail(e, M64_EFORMAT, "dim, layers, heads, kv heads, ffn and ctx must be > 0");
   if (s->n_layers > M64_MAX_LAYERS)
     return m64_fail(e, M64_ELIMIT, "%u layers > %u", s->n_layers, M64_MAX_LAYERS);
-  if (s->dim % s->n_heads || (s->dim / s->n_heads) % 2)
+  if ((!s->head_dim && s->dim % s->n_heads) || head_size(s) % 2)
     return m64_fail(e, M64_EFORMAT, "dim %u must split into %u heads of even size", s->dim,
                     s->n_heads);
+  if (s->head_dim && s->arch != M64_SYNTH_ARCH_QWEN3)
+    return m64_fail(e, M64_EUNSUPPORTED, "an explicit head size is for --arch qwen3");
   if (s->n_heads % s->n_kv_heads)
     return m64_fail(e, M64_EFORMAT, "heads %u not a multiple of kv heads %u", s->n_heads,
                     s->n_kv_heads);
@@ -511,7 +526,9 @@ static int vocab_begin(vocab_builder *b, uint32_t n_vocab, m64_synth_vocab *v, i
   return !b->slots || !v->tokens || !v->scores || !v->types;
 }
 
-int m64_synth_vocab_build(uint32_t n_vocab, m64_synth_vocab *v, m64_err *e) {
+/* The SentencePiece vocabulary; with_space = 0 leaves out the bare "▁" token, so that
+ * a lone space can only be spelled as its three byte tokens (issue 22). */
+static int spm_vocab_build(uint32_t n_vocab, int with_space, m64_synth_vocab *v, m64_err *e) {
   vocab_builder b;
   int rc, bad = vocab_begin(&b, n_vocab, v, &rc, e);
   if (rc) return rc;
@@ -522,7 +539,7 @@ int m64_synth_vocab_build(uint32_t n_vocab, m64_synth_vocab *v, m64_err *e) {
     snprintf(buf, sizeof buf, "<0x%02X>", byte);
     bad = vocab_add(&b, buf, 6);
   }
-  bad = bad || vocab_add(&b, SP, 1);
+  if (with_space) bad = bad || vocab_add(&b, SP, 1);
   for (int c = 0; c < 52 && !bad; c++) { /* letters, then word-initial letters */
     snprintf(buf, sizeof buf, "%c", c < 26 ? 'a' + c : 'A' + c - 26);
     bad = vocab_add(&b, buf, 1);
@@ -559,6 +576,13 @@ int m64_synth_vocab_build(uint32_t n_vocab, m64_synth_vocab *v, m64_err *e) {
     return m64_fail(e, M64_ENOMEM, "out of memory building a %u-token vocabulary", n_vocab);
   }
   return M64_OK;
+}
+
+int m64_synth_vocab_build(uint32_t n_vocab, m64_synth_vocab *v, m64_err *e) {
+  return spm_vocab_build(n_vocab, 1, v, e);
+}
+int m64_synth_spm_nospace_vocab_build(uint32_t n_vocab, m64_synth_vocab *v, m64_err *e) {
+  return spm_vocab_build(n_vocab, 0, v, e);
 }
 
 void m64_synth_vocab_free(m64_synth_vocab *v) {
@@ -668,7 +692,7 @@ static int write_bpe_tokenizer(m64_gguf_writer *w, const m64_synth_vocab *v) {
 /* ---------------------------------------------------------------- writing */
 
 static int write_metadata(m64_gguf_writer *w, const m64_synth_spec *s, const m64_synth_vocab *v) {
-  uint32_t head_dim = s->dim / s->n_heads;
+  uint32_t head_dim = (uint32_t)head_size(s);
   const char *arch = m64_synth_arch_name(s->arch);
   char key[96];
 #define ARCH_KEY(k) (snprintf(key, sizeof key, "%s.%s", arch, k), key)
@@ -685,6 +709,10 @@ static int write_metadata(m64_gguf_writer *w, const m64_synth_spec *s, const m64
   rc = rc ? rc : m64_gguf_w_f32(w, ARCH_KEY("rope.freq_base"), s->rope_base);
   rc = rc ? rc : m64_gguf_w_f32(w, ARCH_KEY("attention.layer_norm_rms_epsilon"), s->norm_eps);
   rc = rc ? rc : m64_gguf_w_u32(w, ARCH_KEY("rope.dimension_count"), head_dim);
+  if (s->arch == M64_SYNTH_ARCH_QWEN3) { /* as llama.cpp's converter writes qwen3 */
+    rc = rc ? rc : m64_gguf_w_u32(w, ARCH_KEY("attention.key_length"), head_dim);
+    rc = rc ? rc : m64_gguf_w_u32(w, ARCH_KEY("attention.value_length"), head_dim);
+  }
 #undef ARCH_KEY
   rc = rc ? rc : m64_gguf_w_u32(w, "m64.synth.seed", s->seed);
   if (s->vocab_kind == M64_SYNTH_VOCAB_BPE) return rc ? rc : write_bpe_tokenizer(w, v);
@@ -704,8 +732,9 @@ int m64_synth_write(const m64_synth_spec *s, const char *path, m64_err *e) {
   int rc = m64_synth_validate(s, e);
   if (rc) return rc;
   m64_synth_vocab vocab;
-  rc = s->vocab_kind == M64_SYNTH_VOCAB_BPE ? m64_synth_bpe_vocab_build(s->n_vocab, &vocab, e)
-                                            : m64_synth_vocab_build(s->n_vocab, &vocab, e);
+  rc = s->vocab_kind == M64_SYNTH_VOCAB_BPE           ? m64_synth_bpe_vocab_build(s->n_vocab, &vocab, e)
+       : s->vocab_kind == M64_SYNTH_VOCAB_SPM_NO_SPACE ? m64_synth_spm_nospace_vocab_build(s->n_vocab, &vocab, e)
+                                                       : m64_synth_vocab_build(s->n_vocab, &vocab, e);
   if (rc) return rc;
   uint32_t n_tensors = m64_synth_n_tensors(s);
   tensor_filler *fillers = calloc(n_tensors, sizeof *fillers);

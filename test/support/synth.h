@@ -42,9 +42,11 @@ typedef enum m64_synth_mix {
   M64_SYNTH_MIX_COUNT
 } m64_synth_mix;
 
-/* Architectures: llama, or qwen2 (llama + q/k/v biases + neox RoPE; keys "qwen2.*"). */
-enum { M64_SYNTH_ARCH_LLAMA = 0, M64_SYNTH_ARCH_QWEN2 = 1 };
-const char *m64_synth_arch_name(uint32_t arch); /* "llama", "qwen2"; NULL if unknown */
+/* Architectures: llama, qwen2 (llama + q/k/v biases + neox RoPE; keys "qwen2.*"), or
+ * qwen3 (llama + neox RoPE + per-head q/k RMSNorm weights attn_q_norm/attn_k_norm, and
+ * attention.key_length/value_length: head_dim, which may differ from dim / heads). */
+enum { M64_SYNTH_ARCH_LLAMA = 0, M64_SYNTH_ARCH_QWEN2 = 1, M64_SYNTH_ARCH_QWEN3 = 2 };
+const char *m64_synth_arch_name(uint32_t arch); /* "llama", "qwen2", "qwen3"; NULL if unknown */
 
 typedef struct m64_synth_spec {
   uint32_t n_vocab, dim, n_layers, n_heads, n_kv_heads, ffn, n_ctx;
@@ -59,13 +61,14 @@ typedef struct m64_synth_spec {
   uint32_t arch;          /* M64_SYNTH_ARCH_*; llama by default */
   int rope_freqs;         /* write rope_freqs.weight (Llama 3.1-style frequency divisors) */
   uint32_t vocab_kind;    /* M64_SYNTH_VOCAB_*; SentencePiece by default */
+  uint32_t head_dim;      /* qwen3 only: the head size; 0 = dim / heads */
 } m64_synth_spec;
 
 /* Vocabularies: SentencePiece ("llama"), or byte-level BPE ("gpt2", pre-tokenizer
  * llama-bpe): the 256 GPT-2 byte characters, three control tokens (<|begin_of_text|> BOS,
  * <|end_of_text|> EOS, <|eot_id|>), then merges that spell common words, with and without
  * a leading space, and fill the rest with letter pairs. */
-enum { M64_SYNTH_VOCAB_SPM = 0, M64_SYNTH_VOCAB_BPE = 1 };
+enum { M64_SYNTH_VOCAB_SPM = 0, M64_SYNTH_VOCAB_BPE = 1, M64_SYNTH_VOCAB_SPM_NO_SPACE = 2 };
 
 /* Tiny: vocab 512, dim 64, 2 layers, 4 heads, 2 kv heads, ffn 160, ctx 256, F32, seed 1. */
 void m64_synth_default(m64_synth_spec *s);
@@ -110,6 +113,9 @@ typedef struct m64_synth_vocab {
   uint32_t n_merges;
 } m64_synth_vocab;
 int m64_synth_vocab_build(uint32_t n_vocab, m64_synth_vocab *v, m64_err *e);
+/* The SentencePiece vocabulary without the bare "▁" token (M64_SYNTH_VOCAB_SPM_NO_SPACE):
+ * ids 0..258 as above, then "a".. "Z", "▁a".. "▁Z", ... */
+int m64_synth_spm_nospace_vocab_build(uint32_t n_vocab, m64_synth_vocab *v, m64_err *e);
 /* The BPE vocabulary (M64_SYNTH_VOCAB_BPE), n_vocab >= 259 tokens. */
 int m64_synth_bpe_vocab_build(uint32_t n_vocab, m64_synth_vocab *v, m64_err *e);
 void m64_synth_vocab_free(m64_synth_vocab *v);

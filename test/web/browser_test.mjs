@@ -18,6 +18,9 @@
 //      lengths, and a page on a non-secure origin (no WebCrypto, not cross-origin
 //      isolated) checks every layer with it, runs one thread, says both, and gives the
 //      same text;
+//   8. on a SentencePiece vocabulary without "▁" (a space is 3 byte tokens), the prompt ' a'
+//      tokenizes in the page to m64run's ids (issue 22: the id buffer was too small);
+//   9. a qwen3 bundle (q/k norms, its own head size) generates m64run's greedy ids;
 //   7. a two-turn chat with llama3-bpe-tiny (Llama 3 template) runs, turn by turn, the same
 //      token ids at the same positions as `m64run -i` on the same bundle;
 //   8. a server that accepts and never answers, and one that stalls in the middle of a
@@ -72,6 +75,14 @@ const bundle = path.join(work, 'stories260K.m64');
 execFileSync(path.join(bin, 'cmd/m64c'), ['build', '-q', gguf, '-o', bundle], { stdio: 'inherit' });
 const l3gguf = path.join(models, 'llama3-bpe-tiny.gguf'), l3 = path.join(work, 'llama3.m64');
 if (fs.existsSync(l3gguf)) execFileSync(path.join(bin, 'cmd/m64c'), ['build', '-q', l3gguf, '-o', l3], { stdio: 'inherit' });
+const nospace = path.join(work, 'nospace.m64');
+execFileSync(path.join(bin, 'test/support/m64-synth'), ['--shape', 'tiny', '--type', 'F32', '--seed', '19', '--vocab-kind', 'spm-nospace',
+  '-o', path.join(work, 'nospace.gguf')], { stdio: 'ignore' });
+execFileSync(path.join(bin, 'cmd/m64c'), ['build', '-q', path.join(work, 'nospace.gguf'), '-o', nospace], { stdio: 'inherit' });
+const qwen3 = path.join(work, 'qwen3.m64');
+execFileSync(path.join(bin, 'test/support/m64-synth'), ['--shape', 'tiny', '--arch', 'qwen3', '--head-dim', '32', '--type', 'Q8_0',
+  '--seed', '21', '-o', path.join(work, 'qwen3.gguf')], { stdio: 'ignore' });
+execFileSync(path.join(bin, 'cmd/m64c'), ['build', '-q', path.join(work, 'qwen3.gguf'), '-o', qwen3], { stdio: 'inherit' });
 const whole = fs.readFileSync(bundle);
 fs.writeFileSync(path.join(work, 'truncated.m64'), whole.subarray(0, Math.floor(whole.length / 2)));
 if (args.trap) fs.copyFileSync(args.trap, path.join(work, 'trap.m64'));
@@ -255,6 +266,24 @@ try {
     expect(!r.info.crossOriginIsolated && r.info.threads === 1 && /not cross-origin isolated, so memory cannot be shared/.test(r.threads), `threads: ${JSON.stringify(r.threads)}`);
     expect(r.result.text === native.text, `page: ${JSON.stringify(r.result.text)}`);
     console.log(`     ${lengths.length} lengths; page: ${r.threads}`);
+  });
+  await check('spaces on a vocabulary without "▁" tokenize as in m64run', async () => {
+    const want = JSON.parse(String(execFileSync(path.join(bin, 'cmd/m64run'), [nospace, '-p', ' a', '-n', '1', '--temp', '0', '--json'],
+      { stdio: ['ignore', 'pipe', 'ignore'] })).trim().split('\n').pop());
+    expect(want.prompt_tokens.length === 5, `m64run: ${JSON.stringify(want.prompt_tokens)}`);
+    const r = await runPage({ bundle: 'files/nospace.m64', prompt: ' a', n: '1', temp: '0', threads: '1' });
+    expectDone(r);
+    expect(JSON.stringify(r.result.promptTokens) === JSON.stringify(want.prompt_tokens),
+      `page: ${JSON.stringify(r.result.promptTokens)}, m64run: ${JSON.stringify(want.prompt_tokens)}`);
+  });
+  await check('a qwen3 bundle generates the same ids as m64run', async () => {
+    const want = JSON.parse(String(execFileSync(path.join(bin, 'cmd/m64run'), [qwen3, '-p', 'one two three', '-n', '16', '--temp', '0', '-t', '1', '--json'],
+      { stdio: ['ignore', 'pipe', 'ignore'] })).trim().split('\n').pop());
+    const r = await runPage({ bundle: 'files/qwen3.m64', prompt: 'one two three', n: '16', temp: '0', threads: '1' });
+    expectDone(r);
+    expect(JSON.stringify(r.result.promptTokens) === JSON.stringify(want.prompt_tokens), `prompt: page ${JSON.stringify(r.result.promptTokens)}`);
+    expect(want.tokens.length > 0 && JSON.stringify(r.result.tokens) === JSON.stringify(want.tokens),
+      `page: ${JSON.stringify(r.result.tokens)}, m64run: ${JSON.stringify(want.tokens)}`);
   });
   await check('a two-turn chat runs the same ids as m64run -i', async () => {
     if (!fs.existsSync(l3)) { console.log('     skipped: llama3-bpe-tiny.gguf absent'); return; }
