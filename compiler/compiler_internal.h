@@ -125,6 +125,7 @@ void m64c_summary_finish(m64c_summary *s);
 void m64c_summary_text(const m64c_summary *s, FILE *out);
 /* "\"name\":...,\"architecture\":..." : the facts as JSON members, no braces. */
 void m64c_summary_json(const m64c_summary *s, FILE *out);
+void m64c_json_str(FILE *out, const char *s); /* s as a JSON string, quoted and escaped */
 void m64c_count_text(uint64_t n, char *out, size_t cap); /* 1.2K, 3.4M, 7.24B */
 void m64c_size_text(uint64_t bytes, char *out, size_t cap); /* 512 bytes, 3.2 KiB, 1.5 MiB, 3.82 GiB */
 

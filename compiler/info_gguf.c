@@ -126,17 +126,6 @@ static void gather(const m64_gguf *g, gguf_facts *ff) {
   }
 }
 
-static void json_str(FILE *out, const char *s) {
-  fputc('"', out);
-  for (; *s; s++) {
-    const unsigned char c = (unsigned char)*s;
-    if (c == '"' || c == '\\') fprintf(out, "\\%c", c);
-    else if (c < 0x20) fprintf(out, "\\u%04x", c);
-    else fputc(c, out);
-  }
-  fputc('"', out);
-}
-
 static const char *base_name(const char *p) {
   const char *b = strrchr(p, '/');
   return b ? b + 1 : p;
@@ -161,7 +150,7 @@ static void print_text(const char *path, const m64_gguf *g, const gguf_facts *f,
 
 static void print_json(const char *path, const m64_gguf *g, const gguf_facts *f, FILE *out) {
   fprintf(out, "{\"file\":");
-  json_str(out, path);
+  m64c_json_str(out, path);
   fprintf(out, ",\"format\":\"gguf\",\"gguf_version\":%u,\"file_size\":%llu", m64_gguf_version(g),
           (unsigned long long)m64_gguf_file_size(g));
   fputc(',', out);
@@ -169,7 +158,7 @@ static void print_json(const char *path, const m64_gguf *g, const gguf_facts *f,
   fprintf(out, ",\"supported\":%s,\"problems\":[", f->n_problems ? "false" : "true");
   for (int i = 0; i < f->n_problems; i++) {
     if (i) fputc(',', out);
-    json_str(out, f->problems[i]);
+    m64c_json_str(out, f->problems[i]);
   }
   fprintf(out, "]}\n");
 }

@@ -78,7 +78,7 @@ void m64c_summary_text(const m64c_summary *s, FILE *out) {
   else fprintf(out, "  chat template:  %s\n", s->chat);
 }
 
-static void json_str(FILE *out, const char *s) {
+void m64c_json_str(FILE *out, const char *s) {
   fputc('"', out);
   for (; *s; s++) {
     const unsigned char c = (unsigned char)*s;
@@ -91,9 +91,9 @@ static void json_str(FILE *out, const char *s) {
 
 void m64c_summary_json(const m64c_summary *s, FILE *out) {
   fprintf(out, "\"name\":");
-  json_str(out, s->name);
+  m64c_json_str(out, s->name);
   fprintf(out, ",\"architecture\":");
-  json_str(out, s->arch);
+  m64c_json_str(out, s->arch);
   fprintf(out, ",\"architecture_supported\":%s,\"parameters\":%llu,\"tensors\":%llu", s->arch_ok ? "true" : "false",
           (unsigned long long)s->params, (unsigned long long)s->n_tensors);
   if (s->have_blocks) fprintf(out, ",\"blocks\":%u", s->blocks);
@@ -102,7 +102,7 @@ void m64c_summary_json(const m64c_summary *s, FILE *out) {
   if (s->have_ctx) fprintf(out, "%u", s->ctx);
   else fprintf(out, "null");
   fprintf(out, ",\"file_type\":");
-  json_str(out, s->file_type);
+  m64c_json_str(out, s->file_type);
   fprintf(out, ",\"types\":[");
   int first = 1;
   for (uint32_t t = 0; t < M64_GGML_TYPE_COUNT; t++) {
@@ -114,11 +114,11 @@ void m64c_summary_json(const m64c_summary *s, FILE *out) {
     first = 0;
   }
   fprintf(out, "],\"tokenizer\":");
-  json_str(out, s->tok_model);
+  m64c_json_str(out, s->tok_model);
   fprintf(out, ",\"pre_tokenizer\":");
-  if (s->pre[0]) json_str(out, s->pre);
+  if (s->pre[0]) m64c_json_str(out, s->pre);
   else fprintf(out, "null");
   fprintf(out, ",\"vocab\":%llu,\"chat_template\":", (unsigned long long)s->vocab);
-  json_str(out, s->chat);
+  m64c_json_str(out, s->chat);
   if (s->has_template >= 0) fprintf(out, ",\"chat_template_in_file\":%s", s->has_template ? "true" : "false");
 }

@@ -14,20 +14,13 @@ namespace {
 
 using m64test::CmdResult;
 using m64test::exists;
+using m64test::has;
 using m64test::sh;
 
 const std::string kBin = M64_BINARY_DIR;
 const std::string kOut = kBin + "/test/e2e/bundles";
 const std::string kM64run = kBin + "/cmd/m64run";
 const std::string kLlama3 = kOut + "/llama3-bpe-tiny.m64";  // chat template llama3
-
-#define NEED_FILE(p)                                                                        \
-  do {                                                                                      \
-    if (!exists(p)) GTEST_SKIP() << (p) << " not found (shared models absent, or the "      \
-                                    "e2e_bundles fixture did not run: use ctest)";          \
-  } while (0)
-
-bool has(const std::string &s, const std::string &what) { return s.find(what) != std::string::npos; }
 
 // The -v lines "m64run: turn N: prompt: ..." in order.
 std::vector<std::string> prompts(const std::string &out) {

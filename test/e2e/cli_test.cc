@@ -23,18 +23,13 @@ namespace {
 using m64test::CmdResult;
 using m64test::sh;
 using m64test::exists;
+using m64test::has;
 
 const std::string kBin = M64_BINARY_DIR;
 const std::string kShared = M64_SHARED_MODELS;
 const std::string kOut = std::string(M64_BINARY_DIR) + "/test/e2e/bundles";
 const std::string kM64c = kBin + "/cmd/m64c";
 const std::string kM64run = kBin + "/cmd/m64run";
-
-#define NEED_FILE(p)                                                                        \
-  do {                                                                                      \
-    if (!exists(p)) GTEST_SKIP() << (p) << " not found (shared models absent, or the "      \
-                                    "e2e_bundles fixture did not run: use ctest)";          \
-  } while (0)
 
 std::string slurp(const std::string &path) {
   std::ifstream f(path, std::ios::binary);
@@ -56,8 +51,6 @@ struct TempDir {
   }
   ~TempDir() { sh("rm -rf " + path); }
 };
-
-bool has(const std::string &s, const std::string &what) { return s.find(what) != std::string::npos; }
 
 // ---------------------------------------------------------------- outputs
 TEST(CliOutput, BuildRefusesAnOutputThatIsItsInput) {

@@ -32,12 +32,6 @@ const std::string kBin = M64_BINARY_DIR;
 const std::string kShared = M64_SHARED_MODELS;
 const std::string kOut = std::string(M64_BINARY_DIR) + "/test/e2e/bundles";
 
-#define NEED_FILE(p)                                                                        \
-  do {                                                                                      \
-    if (!exists(p)) GTEST_SKIP() << (p) << " not found (shared models absent, or the "      \
-                                    "e2e_bundles fixture did not run: use ctest)";          \
-  } while (0)
-
 // Runs a shell command; stdout only (stderr discarded).
 CmdResult sh_stdout(const std::string &cmd) { return sh("(" + cmd + " 2>/dev/null)"); }
 

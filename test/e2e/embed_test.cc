@@ -25,12 +25,6 @@ using m64test::exists;
 
 const std::string kOut = std::string(M64_BINARY_DIR) + "/test/e2e/bundles";
 
-#define NEED_FILE(p)                                                                        \
-  do {                                                                                      \
-    if (!exists(p)) GTEST_SKIP() << (p) << " not found (the e2e_bundles fixture did not "   \
-                                    "run: use ctest)";                                      \
-  } while (0)
-
 struct Session {
   m64_session *s = nullptr;
   m64_err e{};

@@ -11,20 +11,13 @@ namespace {
 
 using m64test::CmdResult;
 using m64test::exists;
+using m64test::has;
 using m64test::sh;
 
 const std::string kBin = M64_BINARY_DIR;
 const std::string kShared = M64_SHARED_MODELS;
 const std::string kOut = kBin + "/test/e2e/bundles";
 const std::string kM64c = kBin + "/cmd/m64c";
-
-#define NEED_FILE(p)                                                                        \
-  do {                                                                                      \
-    if (!exists(p)) GTEST_SKIP() << (p) << " not found (shared models absent, or the "      \
-                                    "e2e_bundles fixture did not run: use ctest)";          \
-  } while (0)
-
-bool has(const std::string &s, const std::string &what) { return s.find(what) != std::string::npos; }
 
 // The line of text that starts with prefix (without its newline).
 std::string line_of(const std::string &s, const std::string &prefix) {

@@ -14,19 +14,12 @@ namespace {
 
 using m64test::CmdResult;
 using m64test::exists;
+using m64test::has;
 using m64test::sh;
 
 const std::string kOut = std::string(M64_BINARY_DIR) + "/test/e2e/bundles";
 const std::string kM64run = std::string(M64_BINARY_DIR) + "/cmd/m64run";
 const std::string kStories = kOut + "/stories260K.m64";
-
-#define NEED_FILE(p)                                                                        \
-  do {                                                                                      \
-    if (!exists(p)) GTEST_SKIP() << (p) << " not found (shared models absent, or the "      \
-                                    "e2e_bundles fixture did not run: use ctest)";          \
-  } while (0)
-
-bool has(const std::string &s, const std::string &what) { return s.find(what) != std::string::npos; }
 
 // The value of "key":[...] or "key":"..." in m64run's --json line, as text.
 std::string field(const std::string &out, const std::string &key) {

@@ -1,5 +1,6 @@
 // run_cmd.h — what the tests that drive m64c and m64run as programs share: run a shell
-// command and keep its output and exit code, and ask whether a file is there.
+// command and keep its output and exit code, ask whether a file is there (NEED_FILE skips
+// a test without it) and whether output has a piece of text.
 #ifndef M64_TEST_RUN_CMD_H
 #define M64_TEST_RUN_CMD_H
 
@@ -33,6 +34,21 @@ inline bool exists(const std::string &p) {
   struct stat st;
   return stat(p.c_str(), &st) == 0;
 }
+
+inline bool has(const std::string &s, const std::string &what) { return s.find(what) != std::string::npos; }
+
+}  // namespace m64test
+
+// Skips a test whose input file is missing: the shared models are absent, or the e2e_bundles
+// fixture (which ctest runs first) did not run.
+#define NEED_FILE(p)                                                                        \
+  do {                                                                                      \
+    if (!m64test::exists(p))                                                                \
+      GTEST_SKIP() << (p) << " not found (shared models absent, or the e2e_bundles fixture " \
+                   << "did not run: use ctest)";                                            \
+  } while (0)
+
+namespace m64test {
 
 }  // namespace m64test
 

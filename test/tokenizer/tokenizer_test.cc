@@ -437,11 +437,10 @@ Built BuildFrom(const GgufBuilder &b) {
 }
 
 // A toy SentencePiece vocabulary: unk, control, a few bytes, merges with chosen scores.
-GgufBuilder ToyVocab(bool with_bytes = true) {
-  std::vector<std::string> tokens = {"<unk>", "<s>", "</s>", "\xE2\x96\x81", "a", "b", "c",
-                                     "ab", "bc", "abc", "\xE2\x96\x81" "a", "<x>"};
-  std::vector<float> scores = {0, 0, 0, -1, -2, -2, -2, -5, -3, -4, -6, 0};
-  std::vector<int32_t> types = {2, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 4};
+// A SentencePiece ("llama") vocabulary of these tokens, then the 256 byte tokens if asked;
+// <unk> 0, <s> 1, </s> 2.
+GgufBuilder SpmVocab(std::vector<std::string> tokens, std::vector<float> scores, std::vector<int32_t> types,
+                     bool with_bytes) {
   if (with_bytes) {
     for (int b = 0; b < 256; b++) {
       char name[8];
@@ -461,6 +460,11 @@ GgufBuilder ToyVocab(bool with_bytes = true) {
   g.U32("tokenizer.ggml.eos_token_id", 2);
   g.U32("tokenizer.ggml.unknown_token_id", 0);
   return g;
+}
+
+GgufBuilder ToyVocab(bool with_bytes = true) {
+  return SpmVocab({"<unk>", "<s>", "</s>", "\xE2\x96\x81", "a", "b", "c", "ab", "bc", "abc", "\xE2\x96\x81" "a", "<x>"},
+                  {0, 0, 0, -1, -2, -2, -2, -5, -3, -4, -6, 0}, {2, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 4}, with_bytes);
 }
 
 std::vector<uint8_t> &Keep(std::vector<uint8_t> blob) {
@@ -1273,23 +1277,7 @@ void LoadMarkerVocab() {
     std::vector<float> scores(tokens.size(), 0.0f);
     std::vector<int32_t> types(tokens.size(), 3);
     types[0] = 2, types[3] = 1;
-    for (int b = 0; b < 256; b++) {
-      char name[8];
-      snprintf(name, sizeof name, "<0x%02X>", b);
-      tokens.push_back(name);
-      scores.push_back(0);
-      types.push_back(6);
-    }
-    GgufBuilder g;
-    g.Str("general.architecture", "llama");
-    g.Str("tokenizer.ggml.model", "llama");
-    g.Strs("tokenizer.ggml.tokens", tokens);
-    g.F32s("tokenizer.ggml.scores", scores);
-    g.I32s("tokenizer.ggml.token_type", types);
-    g.U32("tokenizer.ggml.bos_token_id", 1);
-    g.U32("tokenizer.ggml.eos_token_id", 2);
-    g.U32("tokenizer.ggml.unknown_token_id", 0);
-    Built b = BuildFrom(g);
+    Built b = BuildFrom(SpmVocab(tokens, scores, types, true));
     ASSERT_EQ(b.rc, M64_OK) << b.msg;
     blob = &Keep(b.blob);
     loaded = true;
