@@ -53,8 +53,11 @@ static void usage(FILE *f) {
           "                      kernel's entropy source (shown with -v)\n"
           "  --workspace SIZE    bound on the wasm32 workspace, e.g. 512M, 4G (default: the whole\n"
           "                      model if it fits in 4 GiB); smaller models page layers in and out\n"
-          "  --paging MODE       copy: copy layers into the workspace; map (default): map the\n"
-          "                      bundle's pages there (no copy; weights read-only to the module)\n"
+          "  --paging MODE       how layers reach the workspace: map: the bundle's pages mapped\n"
+          "                      there (no copy; weights read-only to the module); read: read\n"
+          "                      from the file (a copy, but no mapping changes per token); copy:\n"
+          "                      copied from the bundle's mapping; auto (default): map, or read\n"
+          "                      where layers page every token and a fresh mapping is slow here\n"
           "  --no-prefetch       page layers on demand only (no background thread)\n"
           "  --no-verify         skip the SHA-256 check of each layer at its first page-in\n"
           "                      (also skipped when an earlier run checked every layer of\n"
@@ -184,7 +187,7 @@ int main(int argc, char **argv) {
   uint64_t max_body = 0;
   const char *system_msg = NULL, *chat_template = NULL, *chat_template_file = NULL;
   char chat_template_named[16];
-  m64_session_options opt = {.verify_layers = 1, .page_mode = 1};
+  m64_session_options opt = {.verify_layers = 1, .page_mode = 3};
   long cores = sysconf(_SC_NPROCESSORS_ONLN);
   opt.n_threads = cores > 0 && cores <= 64 ? (uint32_t)cores : 1; /* -t: all cores */
 
@@ -240,8 +243,10 @@ int main(int argc, char **argv) {
     } else if (ARG("--paging", "--paging")) {
       if (!strcmp(v, "copy")) opt.page_mode = 0;
       else if (!strcmp(v, "map")) opt.page_mode = 1;
+      else if (!strcmp(v, "read")) opt.page_mode = 2;
+      else if (!strcmp(v, "auto")) opt.page_mode = 3;
       else {
-        fprintf(stderr, "m64run: --paging takes copy or map, not '%s'\n", v);
+        fprintf(stderr, "m64run: --paging takes auto, map, read or copy, not '%s'\n", v);
         return 1;
       }
     } else if (!strcmp(a, "--no-prefetch")) opt.no_prefetch = 1;

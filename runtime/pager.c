@@ -188,6 +188,22 @@ static int recache_whole(m64_pager *p, uint32_t l, uint8_t *to, size_t len) {
   return map_layer(p, l, to, len);
 }
 
+/* Reads layer l's bytes from the file into the slot: the kernel copies them from the
+ * page cache through its own mapping, so no page table of this process changes. */
+static int read_layer(const m64_pager *p, uint32_t l, uint8_t *to, uint64_t size) {
+  uint64_t done = 0;
+  while (done < size) {
+    const ssize_t n = pread(p->fd, to + done, size - done, (off_t)(p->file_off[l] + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      if (n == 0) errno = 0;
+      return -1;
+    }
+    done += (uint64_t)n;
+  }
+  return 0;
+}
+
 /* Places layer l into slot s (no lock held; s is LOADING and owned by the caller). `who`
  * picks the decoder of the calling thread. */
 static int place(m64_pager *p, uint32_t l, const slot *s, int who, char *err, size_t errlen) {
@@ -211,7 +227,13 @@ static int place(m64_pager *p, uint32_t l, const slot *s, int who, char *err, si
       }
       p->verified[l] = 1;
     }
-    if (p->o.mode == M64_PAGE_MAP) {
+    if (p->o.mode == M64_PAGE_READ) {
+      if (read_layer(p, l, p->base + s->at, size)) {
+        snprintf(err, errlen, "reading layer %s: %s", m64_bundle_layer(p->b, l)->name,
+                 errno ? strerror(errno) : "the file ended early");
+        return -1;
+      }
+    } else if (p->o.mode == M64_PAGE_MAP) {
       uint8_t *const to = p->base + s->at;
       const size_t len = (size + 4095) & ~(size_t)4095;
       if (map_layer(p, l, to, len) || recache_whole(p, l, to, len)) {
@@ -233,7 +255,7 @@ static int place(m64_pager *p, uint32_t l, const slot *s, int who, char *err, si
   pthread_mutex_unlock(&p->mu);
   if (p->o.verbose)
     fprintf(stderr, "m64run: %s %s (%llu bytes) at %u in %.2f ms\n",
-            p->compressed ? "decompress" : p->o.mode == M64_PAGE_MAP ? "map" : "copy", m64_bundle_layer(p->b, l)->name,
+            p->compressed ? "decompress" : p->o.mode == M64_PAGE_MAP ? "map" : p->o.mode == M64_PAGE_READ ? "read" : "copy", m64_bundle_layer(p->b, l)->name,
             (unsigned long long)size, s->at, dt * 1e3);
   return 0;
 }
@@ -286,12 +308,68 @@ static void finish(m64_pager *p, int32_t s, int ok, const char *err) {
   pthread_mutex_unlock(&p->mu);
 }
 
+/* When blocks share slots, the thread does not wait to be asked for the next block only:
+ * it places the LOOK_AHEAD blocks after it, in the order the module will use them, where
+ * a slot is free or holds a block needed later (lock held). Returns whether it gave itself
+ * a job. Not further: each block placed ahead keeps a slot streaming that could have held
+ * a block for good (with K slots for N blocks in a cycle, N - K + 1 + LOOK_AHEAD page-ins
+ * per token, not N - K + 1), and one block of slack is what a page-in slower than a
+ * block's compute needs. */
+#define LOOK_AHEAD 2
+static int look_ahead(m64_pager *p) {
+  if (!p->shared) return 0;
+  const uint32_t n = p->n_layers - 1;
+  for (uint32_t d = 1; d <= LOOK_AHEAD && d < n; d++) {
+    const uint32_t layer = 1 + (p->cursor + d) % n;
+    if (p->slot_of[layer] >= 0) continue;
+    const int32_t s = choose_slot(p, layer, 0);
+    if (s < 0) return 0;
+    assign(p, s, layer);
+    p->job = s;
+    return 1;
+  }
+  return 0;
+}
+
+/* Extra nanoseconds per 4 KiB page that the first read of freshly mapped file pages costs
+ * over a second read, page tables filled (populate) both times. On bare metal or under
+ * nested paging that is about nothing; under a hypervisor's shadow page tables (a PVM
+ * guest) each page's first touch traps to the host: measured 0.3-0.9 us per page on an
+ * AMD EPYC guest, ~100 ms per token for a 3B model paging 970 MiB, on the compute threads,
+ * where a pread() of the same bytes on the pager's thread costs ~70 ms of that thread. The
+ * best of two tries, 32 MiB of the first block each, mapped into its slot and then given
+ * back as plain memory. Returns -1 if the probe could not map. */
+#define PROBE_BYTES (32ull << 20)
+static double first_touch_ns(m64_pager *p) {
+  const slot *s = &p->slots[1];
+  uint8_t *const to = p->base + s->addr + (p->huge ? huge_shift((uintptr_t)p->base + s->addr, p->file_off[1]) : 0);
+  const uint64_t len = (layer_size(p->b, 1) < PROBE_BYTES ? layer_size(p->b, 1) : PROBE_BYTES) & ~4095ull;
+  if (len < (1u << 20)) return -1;
+  double best = -1;
+  for (int rep = 0; rep < 2; rep++) {
+    if (map_layer(p, 1, to, len)) break;
+    volatile uint8_t sink = 0;
+    uint64_t t[3];
+    for (int pass = 0; pass < 2; pass++) {
+      t[pass] = m64_os_now_ns();
+      for (uint64_t off = 0; off < len; off += 4096) sink ^= to[off];
+    }
+    t[2] = m64_os_now_ns();
+    (void)sink;
+    const double extra = ((double)(t[1] - t[0]) - (double)(t[2] - t[1])) / (double)(len / 4096);
+    if (best < 0 || extra < best) best = extra;
+  }
+  if (m64_os_anon_at(to, len)) return -2;
+  return best < 0 ? -1 : best;
+}
+#define FIRST_TOUCH_READ_NS 100.0 /* above it, AUTO reads layers instead of mapping them */
+
 static void *prefetch_thread(void *arg) {
   m64_pager *p = arg;
   char err[512];
   pthread_mutex_lock(&p->mu);
   for (;;) {
-    while (!p->stop && p->job < 0) pthread_cond_wait(&p->cv, &p->mu);
+    while (!p->stop && p->job < 0 && !look_ahead(p)) pthread_cond_wait(&p->cv, &p->mu);
     if (p->stop) break;
     const int32_t s = p->job;
     const uint32_t layer = (uint32_t)p->slots[s].layer;
@@ -335,7 +413,7 @@ int m64_pager_open(m64_pager **out, const m64_bundle *b, const char *path, uint8
   p->compressed = m64_bundle_compressed(b);
   if (p->compressed) p->o.mode = M64_PAGE_COPY;
   for (int i = 0; i < 2 && !rc && p->compressed; i++) rc = m64_layer_decoder_new(&p->dec[i], e);
-  if (!rc && p->o.mode == M64_PAGE_MAP && (p->fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+  if (!rc && p->o.mode != M64_PAGE_COPY && (p->fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
     rc = m64_fail(e, M64_EIO, "cannot open %s: %s", path, strerror(errno));
   if (rc) {
     m64_pager_close(p);
@@ -369,6 +447,22 @@ int m64_pager_open(m64_pager **out, const m64_bundle *b, const char *path, uint8
     at += (uint32_t)g;
     for (uint32_t s = 1; s < p->n_slots; s++, at += (uint32_t)blk) p->slots[s] = (slot){at, at, blk, -1, SLOT_EMPTY, 0};
   }
+  if (p->o.mode == M64_PAGE_AUTO) {
+    p->o.mode = M64_PAGE_MAP;
+    if (p->shared) {
+      const double ns = first_touch_ns(p);
+      if (ns == -2) {
+        m64_pager_close(p);
+        return m64_fail(e, M64_ENOMEM, "cannot give the workspace back its memory after the paging probe: %s", strerror(errno));
+      }
+      if (ns >= FIRST_TOUCH_READ_NS) p->o.mode = M64_PAGE_READ;
+      if (o->verbose)
+        fprintf(stderr, "m64run: pager: the first read of a freshly mapped page costs %.0f ns more than the next here: %s\n",
+                ns, p->o.mode == M64_PAGE_READ ? "reading layers into the workspace (--paging read)" : "mapping them (--paging map)");
+    }
+  }
+  /* read: the slots are the workspace's own memory, mapped once: in 2 MiB pages if it can */
+  if (p->o.mode == M64_PAGE_READ) m64_os_prefer_huge(base + cache_off, cache_size);
   p->st.slots = p->n_slots;
   p->st.layers = p->n_layers;
   p->cursor = p->n_layers - 2; /* as if the last block had just run: block 0 comes next */
@@ -378,7 +472,7 @@ int m64_pager_open(m64_pager **out, const m64_bundle *b, const char *path, uint8
   if (o->verbose)
     fprintf(stderr, "m64run: pager: %u slots (%s), %s, prefetch %s\n", p->n_slots,
             p->shared ? "blocks share slots" : "every layer resident",
-            p->compressed ? "decompressing" : p->o.mode == M64_PAGE_MAP ? "mapping file pages" : "copying",
+            p->compressed ? "decompressing" : p->o.mode == M64_PAGE_MAP ? "mapping file pages" : p->o.mode == M64_PAGE_READ ? "reading the file" : "copying",
             p->thread_running ? "on" : "off");
   *out = p;
   return 0;
@@ -454,7 +548,8 @@ void m64_pager_release(m64_pager *p, uint32_t layer) {
   if (layer >= p->n_layers) return;
   pthread_mutex_lock(&p->mu);
   int32_t s = p->slot_of[layer];
-  if (s >= 0 && p->slots[s].in_use) p->slots[s].in_use--;
+  if (s >= 0 && p->slots[s].in_use && --p->slots[s].in_use == 0 && p->shared && p->thread_running)
+    pthread_cond_broadcast(&p->cv); /* its slot may now take a block placed ahead (look_ahead) */
   pthread_mutex_unlock(&p->mu);
 }
 
@@ -471,6 +566,9 @@ void m64_pager_prefetch(m64_pager *p, uint32_t layer) {
   }
   pthread_mutex_unlock(&p->mu);
 }
+
+int m64_pager_streams(const m64_pager *p) { return p->shared && p->thread_running; }
+m64_page_mode m64_pager_mode(const m64_pager *p) { return p->o.mode; }
 
 void m64_pager_stats_get(m64_pager *p, m64_pager_stats *st) {
   pthread_mutex_lock(&p->mu);

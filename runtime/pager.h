@@ -32,7 +32,11 @@
 
 #include "m64_formats.h"
 
-typedef enum m64_page_mode { M64_PAGE_COPY = 0, M64_PAGE_MAP = 1 } m64_page_mode;
+/* COPY: memcpy from the bundle's mapping; MAP: the file's pages mapped into the slot; READ:
+ * pread() from the file into the slot (anonymous memory that stays mapped); AUTO: MAP, but
+ * READ where blocks stream through shared slots and a fresh mapping costs per page (see
+ * m64_pager_open). */
+typedef enum m64_page_mode { M64_PAGE_COPY = 0, M64_PAGE_MAP = 1, M64_PAGE_READ = 2, M64_PAGE_AUTO = 3 } m64_page_mode;
 
 typedef struct m64_pager_options {
   m64_page_mode mode;
@@ -68,5 +72,10 @@ uint32_t m64_pager_acquire(m64_pager *p, uint32_t layer);
 void m64_pager_release(m64_pager *p, uint32_t layer);
 void m64_pager_prefetch(m64_pager *p, uint32_t layer);
 void m64_pager_stats_get(m64_pager *p, m64_pager_stats *st);
+/* Whether a background thread streams blocks through shared slots (it takes a core's time
+ * on every token). */
+int m64_pager_streams(const m64_pager *p);
+/* The mode in use (AUTO resolved). */
+m64_page_mode m64_pager_mode(const m64_pager *p);
 
 #endif

@@ -85,10 +85,13 @@ static int setup_state(m64_session *s, m64_err *e) {
                              (unsigned long long)s->cache_size);
   const uint32_t cache_off = (uint32_t)(((uint64_t)base + WASM_PAGE - 1) & ~(WASM_PAGE - 1));
   s->st.cache_bytes = s->cache_size;
-  m64_pager_options po = {.mode = s->opt.page_mode == 1 ? M64_PAGE_MAP : M64_PAGE_COPY,
+  static const m64_page_mode modes[] = {M64_PAGE_COPY, M64_PAGE_MAP, M64_PAGE_READ, M64_PAGE_AUTO};
+  m64_pager_options po = {.mode = s->opt.page_mode >= 0 && s->opt.page_mode <= 3 ? modes[s->opt.page_mode] : M64_PAGE_COPY,
                           .verify = s->opt.verify_layers, .verbose = s->opt.verbose,
                           .prefetch = !s->opt.no_prefetch};
-  return m64_pager_open(&s->pager, s->bundle, s->path, s->mem->data, cache_off, s->cache_size, &po, e);
+  const int rc2 = m64_pager_open(&s->pager, s->bundle, s->path, s->mem->data, cache_off, s->cache_size, &po, e);
+  if (!rc2 && m64_pager_streams(s->pager)) m64_pool_add_company(s->pool, 1);
+  return rc2;
 }
 
 static int load_tokenizer(m64_session *s, m64_err *e) {

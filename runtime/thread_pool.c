@@ -133,14 +133,22 @@ int m64_pool_run(m64_pool *p, char *err, size_t err_cap) {
   return 0;
 }
 
+static uint64_t spin_for(uint32_t threads) {
+  const uint32_t cores = m64_os_cores();
+  return cores && threads > cores ? SPIN_NS_SHARED : SPIN_NS;
+}
+
+void m64_pool_add_company(m64_pool *p, uint32_t n) {
+  if (p) p->spin_ns = spin_for(p->n_threads + n);
+}
+
 int m64_pool_start(m64_pool **out, uint32_t n_threads, uint32_t n_shares, m64_pool_share_fn fn, void *ctx,
                    m64_err *e) {
   *out = NULL;
   m64_pool *p = calloc(1, sizeof *p);
   if (!p) return m64_fail(e, M64_ENOMEM, "out of memory");
   p->fn = fn, p->ctx = ctx, p->n_threads = n_threads ? n_threads : 1, p->n_shares = n_shares ? n_shares : 1;
-  const uint32_t cores = m64_os_cores();
-  p->spin_ns = cores && p->n_threads > cores ? SPIN_NS_SHARED : SPIN_NS;
+  p->spin_ns = spin_for(p->n_threads);
   pthread_mutex_init(&p->mu, NULL);
   pthread_cond_init(&p->go, NULL);
   pthread_cond_init(&p->done, NULL);

@@ -33,6 +33,10 @@ int m64_pool_start(m64_pool **out, uint32_t n_threads, uint32_t n_shares, m64_po
  * lost anyway); every thread is waited for before it returns. Returns 0, or non-zero with
  * the first failure's text in err. */
 int m64_pool_run(m64_pool *p, char *err, size_t err_cap);
+/* Tells the pool that `n` threads outside it keep a core busy while jobs run (the pager's
+ * streaming thread): with more threads than cores, waiting threads poll briefly, then sleep,
+ * so that they do not take the core the others need. Call before the first job. */
+void m64_pool_add_company(m64_pool *p, uint32_t n);
 /* Stops and joins the threads; NULL is fine. */
 void m64_pool_stop(m64_pool *p);
 
