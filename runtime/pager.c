@@ -204,6 +204,22 @@ static int read_layer(const m64_pager *p, uint32_t l, uint8_t *to, uint64_t size
   return 0;
 }
 
+/* Whether the layer's bytes at `at` have the SHA-256 the bundle's index records. */
+static int check_slot_hash(const m64_pager *p, uint32_t l, const uint8_t *at, char *err, size_t errlen) {
+  const m64_layer_entry *L = m64_bundle_layer(p->b, l);
+  uint8_t digest[32];
+  m64_sha256 h;
+  m64_sha256_init(&h);
+  m64_sha256_update(&h, at, (size_t)L->size);
+  m64_sha256_final(&h, digest);
+  if (memcmp(digest, L->sha256, 32) == 0) return 0;
+  char want[65], got[65];
+  m64_sha256_hex(L->sha256, want);
+  m64_sha256_hex(digest, got);
+  snprintf(err, errlen, "layer %u '%s': SHA-256 mismatch (expected %s, got %s)", l, L->name, want, got);
+  return -1;
+}
+
 /* Places layer l into slot s (no lock held; s is LOADING and owned by the caller). `who`
  * picks the decoder of the calling thread. */
 static int place(m64_pager *p, uint32_t l, const slot *s, int who, char *err, size_t errlen) {
@@ -219,6 +235,17 @@ static int place(m64_pager *p, uint32_t l, const slot *s, int who, char *err, si
     }
     if (verify) p->verified[l] = 1;
     drop_pages(m64_bundle_layer_stored(p->b, l), m64_bundle_layer(p->b, l)->stored_size);
+  } else if (p->o.mode == M64_PAGE_READ) {
+    /* Hashed where it now lies: the bytes the module will use, not an earlier read. */
+    if (read_layer(p, l, p->base + s->at, size)) {
+      snprintf(err, errlen, "reading layer %s: %s", m64_bundle_layer(p->b, l)->name,
+               errno ? strerror(errno) : "the file ended early");
+      return -1;
+    }
+    if (verify) {
+      if (check_slot_hash(p, l, p->base + s->at, err, errlen)) return -1;
+      p->verified[l] = 1;
+    }
   } else {
     if (verify) {
       if (m64_bundle_verify_layer(p->b, l, &e)) {
@@ -227,13 +254,7 @@ static int place(m64_pager *p, uint32_t l, const slot *s, int who, char *err, si
       }
       p->verified[l] = 1;
     }
-    if (p->o.mode == M64_PAGE_READ) {
-      if (read_layer(p, l, p->base + s->at, size)) {
-        snprintf(err, errlen, "reading layer %s: %s", m64_bundle_layer(p->b, l)->name,
-                 errno ? strerror(errno) : "the file ended early");
-        return -1;
-      }
-    } else if (p->o.mode == M64_PAGE_MAP) {
+    if (p->o.mode == M64_PAGE_MAP) {
       uint8_t *const to = p->base + s->at;
       const size_t len = (size + 4095) & ~(size_t)4095;
       if (map_layer(p, l, to, len) || recache_whole(p, l, to, len)) {
