@@ -355,35 +355,51 @@ static int look_ahead(m64_pager *p) {
 /* Extra nanoseconds per 4 KiB page that the first read of freshly mapped file pages costs
  * over a second read, page tables filled (populate) both times. On bare metal or under
  * nested paging that is about nothing; under a hypervisor's shadow page tables (a PVM
- * guest) each page's first touch traps to the host: measured 0.3-0.9 us per page on an
- * AMD EPYC guest, ~100 ms per token for a 3B model paging 970 MiB, on the compute threads,
- * where a pread() of the same bytes on the pager's thread costs ~70 ms of that thread. The
- * best of two tries, 32 MiB of the first block each, mapped into its slot and then given
- * back as plain memory. Returns -1 if the probe could not map. */
-#define PROBE_BYTES (32ull << 20)
+ * guest) each page's first touch traps to the host: measured 360-1100 ns per page on an
+ * AMD EPYC guest where the bundle sat in 4 KiB page-cache pages (~100 ms per token for a
+ * 3B model paging 970 MiB, on the compute threads), 17-95 ns where in 2 MiB folios; a
+ * pread() of the same bytes costs the pager's thread ~70 ms instead. The page cache mixes
+ * folio sizes along a file, so the probe maps PROBE_CHUNKS pieces spread over the blocks,
+ * each into slot 1 (where that block would sit), best of two tries per piece, and gives
+ * the slot back as plain memory. Returns -1 if nothing could be probed, -2 if the slot
+ * could not be given back. */
+#define PROBE_CHUNKS 8
+#define PROBE_BYTES (4ull << 20)
 static double first_touch_ns(m64_pager *p) {
-  const slot *s = &p->slots[1];
-  uint8_t *const to = p->base + s->addr + (p->huge ? huge_shift((uintptr_t)p->base + s->addr, p->file_off[1]) : 0);
-  const uint64_t len = (layer_size(p->b, 1) < PROBE_BYTES ? layer_size(p->b, 1) : PROBE_BYTES) & ~4095ull;
-  if (len < (1u << 20)) return -1;
-  double best = -1;
-  for (int rep = 0; rep < 2; rep++) {
-    if (map_layer(p, 1, to, len)) break;
-    volatile uint8_t sink = 0;
-    uint64_t t[3];
-    for (int pass = 0; pass < 2; pass++) {
-      t[pass] = m64_os_now_ns();
-      for (uint64_t off = 0; off < len; off += 4096) sink ^= to[off];
+  const uint32_t n_blocks = p->n_layers - 1;
+  uint64_t first = 0, second = 0, pages = 0;
+  for (uint32_t c = 0; c < PROBE_CHUNKS; c++) {
+    const uint32_t l = 1 + (uint32_t)((uint64_t)c * n_blocks / PROBE_CHUNKS);
+    if (c > 0 && l == 1 + (uint32_t)((uint64_t)(c - 1) * n_blocks / PROBE_CHUNKS)) continue; /* few blocks */
+    const uint64_t size = layer_size(p->b, l);
+    if (size < 2 * PROBE_BYTES) continue;
+    /* from the middle of the block, 2 MiB-aligned within it (as placed, the file offset and
+     * the address agree modulo 2 MiB, so the pieces map as whole layers do) */
+    const uint64_t in = (size / 2) & ~(HUGE - 1);
+    const slot *s = &p->slots[1];
+    uint8_t *const to = p->base + s->addr + (p->huge ? huge_shift((uintptr_t)p->base + s->addr, p->file_off[l]) : 0) + in;
+    uint64_t best1 = UINT64_MAX, best2 = UINT64_MAX;
+    for (int rep = 0; rep < 2; rep++) {
+      if (m64_os_map_file_at(to, PROBE_BYTES, p->fd, p->file_off[l] + in, p->huge)) break;
+      volatile uint8_t sink = 0;
+      uint64_t t[3];
+      for (int pass = 0; pass < 2; pass++) {
+        t[pass] = m64_os_now_ns();
+        for (uint64_t off = 0; off < PROBE_BYTES; off += 4096) sink ^= to[off];
+      }
+      t[2] = m64_os_now_ns();
+      (void)sink;
+      if (t[1] - t[0] < best1) best1 = t[1] - t[0];
+      if (t[2] - t[1] < best2) best2 = t[2] - t[1];
     }
-    t[2] = m64_os_now_ns();
-    (void)sink;
-    const double extra = ((double)(t[1] - t[0]) - (double)(t[2] - t[1])) / (double)(len / 4096);
-    if (best < 0 || extra < best) best = extra;
+    if (m64_os_anon_at(to, PROBE_BYTES)) return -2;
+    if (best1 == UINT64_MAX) continue;
+    first += best1, second += best2, pages += PROBE_BYTES / 4096;
   }
-  if (m64_os_anon_at(to, len)) return -2;
-  return best < 0 ? -1 : best;
+  if (!pages) return -1;
+  return first > second ? (double)(first - second) / (double)pages : 0.0;
 }
-#define FIRST_TOUCH_READ_NS 100.0 /* above it, AUTO reads layers instead of mapping them */
+#define FIRST_TOUCH_READ_NS 40.0 /* above it, AUTO reads layers instead of mapping them */
 
 static void *prefetch_thread(void *arg) {
   m64_pager *p = arg;
