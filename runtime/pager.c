@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,6 +68,19 @@ struct m64_pager {
   int compressed;
   m64_layer_decoder *dec[2];
   int folios_checked; /* see recache_whole() */
+  /* The read the pager's thread is doing (READ mode), in CHUNK pieces that a thread waiting
+   * for that layer claims too (see help_read): on a machine with as many compute threads
+   * as cores the pager's thread gets a core only now and then, while the waiting thread's
+   * core would idle. */
+  struct {
+    int active;                 /* under mu */
+    uint32_t layer;
+    uint8_t *to;
+    uint64_t size;
+    _Atomic uint64_t next;      /* first byte not yet claimed */
+    _Atomic uint32_t busy;      /* threads in help_read's loop */
+    _Atomic int failed;         /* errno of a failed piece, or -1 for a short file */
+  } rd;
 };
 
 static double now(void) { return m64_os_now_ns() * 1e-9; }
@@ -188,20 +203,56 @@ static int recache_whole(m64_pager *p, uint32_t l, uint8_t *to, size_t len) {
   return map_layer(p, l, to, len);
 }
 
-/* Reads layer l's bytes from the file into the slot: the kernel copies them from the
- * page cache through its own mapping, so no page table of this process changes. */
-static int read_layer(const m64_pager *p, uint32_t l, uint8_t *to, uint64_t size) {
-  uint64_t done = 0;
-  while (done < size) {
-    const ssize_t n = pread(p->fd, to + done, size - done, (off_t)(p->file_off[l] + done));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      if (n == 0) errno = 0;
-      return -1;
-    }
-    done += (uint64_t)n;
+/* Reads bytes [from, from + n) of layer l from the file to `to` + from. Returns 0, or an
+ * errno (-1: the file ended early). The kernel copies from the page cache through its own
+ * mapping, so no page table of this process changes. */
+static int read_piece(const m64_pager *p, uint32_t l, uint8_t *to, uint64_t from, uint64_t n) {
+  for (uint64_t done = 0; done < n;) {
+    const ssize_t k = pread(p->fd, to + from + done, n - done, (off_t)(p->file_off[l] + from + done));
+    if (k < 0 && errno == EINTR) continue;
+    if (k <= 0) return k == 0 ? -1 : errno;
+    done += (uint64_t)k;
   }
   return 0;
+}
+
+#define CHUNK (2ull << 20)
+
+/* Claims and reads pieces of the pager's current read until none is left. A helper counts
+ * itself in rd.busy under mu, while rd.active holds, so the owner waits for its pieces. */
+static void read_pieces(m64_pager *p) {
+  for (;;) {
+    const uint64_t from = atomic_fetch_add(&p->rd.next, CHUNK);
+    if (from >= p->rd.size) break;
+    const uint64_t n = p->rd.size - from < CHUNK ? p->rd.size - from : CHUNK;
+    const int rc = read_piece(p, p->rd.layer, p->rd.to, from, n);
+    if (rc) atomic_store(&p->rd.failed, rc);
+  }
+}
+
+/* Reads layer l into `to`: on the pager's thread (who 0) with help from a thread that waits
+ * for it; on a miss (who 1) alone. Returns 0 or -1 with errno set (0: the file ended). */
+static int read_layer(m64_pager *p, uint32_t l, uint8_t *to, uint64_t size, int who) {
+  int rc;
+  if (who != 0) {
+    rc = read_piece(p, l, to, 0, size);
+  } else {
+    pthread_mutex_lock(&p->mu);
+    p->rd.layer = l, p->rd.to = to, p->rd.size = size;
+    atomic_store(&p->rd.next, 0);
+    atomic_store(&p->rd.failed, 0);
+    p->rd.active = 1;
+    pthread_cond_broadcast(&p->cv); /* a thread already waiting for l may help */
+    pthread_mutex_unlock(&p->mu);
+    read_pieces(p);
+    pthread_mutex_lock(&p->mu);
+    p->rd.active = 0; /* no new helper; those counted finish their pieces */
+    pthread_mutex_unlock(&p->mu);
+    while (atomic_load(&p->rd.busy)) sched_yield();
+    rc = atomic_load(&p->rd.failed);
+  }
+  if (rc) errno = rc < 0 ? 0 : rc;
+  return rc ? -1 : 0;
 }
 
 /* Whether the layer's bytes at `at` have the SHA-256 the bundle's index records. */
@@ -237,7 +288,7 @@ static int place(m64_pager *p, uint32_t l, const slot *s, int who, char *err, si
     drop_pages(m64_bundle_layer_stored(p->b, l), m64_bundle_layer(p->b, l)->stored_size);
   } else if (p->o.mode == M64_PAGE_READ) {
     /* Hashed where it now lies: the bytes the module will use, not an earlier read. */
-    if (read_layer(p, l, p->base + s->at, size)) {
+    if (read_layer(p, l, p->base + s->at, size, who)) {
       snprintf(err, errlen, "reading layer %s: %s", m64_bundle_layer(p->b, l)->name,
                errno ? strerror(errno) : "the file ended early");
       return -1;
@@ -546,7 +597,18 @@ uint32_t m64_pager_acquire(m64_pager *p, uint32_t layer) {
   if (s >= 0) {
     if (p->slots[s].state == SLOT_LOADING) {
       const double t0 = now();
-      while (p->slots[s].state == SLOT_LOADING) pthread_cond_wait(&p->cv, &p->mu);
+      while (p->slots[s].state == SLOT_LOADING) {
+        if (p->rd.active && p->rd.layer == layer && atomic_load(&p->rd.next) < p->rd.size) {
+          atomic_fetch_add(&p->rd.busy, 1); /* help the pager's thread read it */
+          pthread_mutex_unlock(&p->mu);
+          read_pieces(p);
+          atomic_fetch_sub(&p->rd.busy, 1);
+          pthread_mutex_lock(&p->mu);
+          p->st.helped++;
+          continue;
+        }
+        pthread_cond_wait(&p->cv, &p->mu);
+      }
       p->st.stall_seconds += now() - t0;
     } else if (p->slots[s].state == SLOT_READY) {
       p->st.hits++;

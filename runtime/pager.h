@@ -49,6 +49,7 @@ typedef struct m64_pager_stats {
   uint64_t acquires, hits;  /* hits: resident (or prefetched in time) when acquired */
   uint64_t page_ins, bytes_paged, evictions;
   double stall_seconds;     /* time acquire waited for a layer */
+  uint64_t helped;          /* waits spent reading pieces of the layer beside the pager's thread */
   double page_seconds;      /* time spent placing layers (either thread) */
   uint32_t slots, resident;
   uint32_t layers, verified; /* the bundle's layers; how many of them have been hashed */
