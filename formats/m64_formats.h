@@ -336,6 +336,9 @@ int m64_layer_decode(const m64_layer_entry *l, const m64_tensor_entry *tensors,
 /* Recomputes a layer's SHA-256 (compressed: of the stored bytes, then of the decoded raw
  * bytes, streamed); M64_EHASH naming the layer on mismatch. */
 int m64_bundle_verify_layer(const m64_bundle *b, uint32_t i, m64_err *e);
+/* Checks that `data` (the layer's raw size bytes, wherever they were put: a copy read from
+ * the file) has layer i's raw SHA-256; M64_EHASH naming the layer on mismatch. */
+int m64_bundle_check_layer_bytes(const m64_bundle *b, uint32_t i, const uint8_t *data, m64_err *e);
 /* Added: checks the hash of every section and every layer (M64_EHASH names the first bad). */
 int m64_bundle_verify_all(const m64_bundle *b, m64_err *e);
 /* The same, reporting the layer bytes checked ("verifying") to fn (NULL: none). */

@@ -69,7 +69,7 @@ struct m64_pager {
   m64_layer_decoder *dec[2];
   int folios_checked; /* see recache_whole() */
   /* The read the pager's thread is doing (READ mode), in CHUNK pieces that a thread waiting
-   * for that layer claims too (see help_read): on a machine with as many compute threads
+   * for that layer claims too (see read_pieces): on a machine with as many compute threads
    * as cores the pager's thread gets a core only now and then, while the waiting thread's
    * core would idle. */
   struct {
@@ -78,12 +78,18 @@ struct m64_pager {
     uint8_t *to;
     uint64_t size;
     _Atomic uint64_t next;      /* first byte not yet claimed */
-    _Atomic uint32_t busy;      /* threads in help_read's loop */
+    _Atomic uint32_t busy;      /* helpers inside read_pieces */
     _Atomic int failed;         /* errno of a failed piece, or -1 for a short file */
   } rd;
 };
 
 static double now(void) { return m64_os_now_ns() * 1e-9; }
+
+/* What placing a layer does, for -v lines. */
+static const char *placing(const m64_pager *p) {
+  if (p->compressed) return "decompress";
+  return p->o.mode == M64_PAGE_MAP ? "map" : p->o.mode == M64_PAGE_READ ? "read" : "copy";
+}
 
 static uint64_t layer_size(const m64_bundle *b, uint32_t l) { return m64_bundle_layer(b, l)->size; }
 
@@ -255,22 +261,6 @@ static int read_layer(m64_pager *p, uint32_t l, uint8_t *to, uint64_t size, int 
   return rc ? -1 : 0;
 }
 
-/* Whether the layer's bytes at `at` have the SHA-256 the bundle's index records. */
-static int check_slot_hash(const m64_pager *p, uint32_t l, const uint8_t *at, char *err, size_t errlen) {
-  const m64_layer_entry *L = m64_bundle_layer(p->b, l);
-  uint8_t digest[32];
-  m64_sha256 h;
-  m64_sha256_init(&h);
-  m64_sha256_update(&h, at, (size_t)L->size);
-  m64_sha256_final(&h, digest);
-  if (memcmp(digest, L->sha256, 32) == 0) return 0;
-  char want[65], got[65];
-  m64_sha256_hex(L->sha256, want);
-  m64_sha256_hex(digest, got);
-  snprintf(err, errlen, "layer %u '%s': SHA-256 mismatch (expected %s, got %s)", l, L->name, want, got);
-  return -1;
-}
-
 /* Places layer l into slot s (no lock held; s is LOADING and owned by the caller). `who`
  * picks the decoder of the calling thread. */
 static int place(m64_pager *p, uint32_t l, const slot *s, int who, char *err, size_t errlen) {
@@ -294,7 +284,10 @@ static int place(m64_pager *p, uint32_t l, const slot *s, int who, char *err, si
       return -1;
     }
     if (verify) {
-      if (check_slot_hash(p, l, p->base + s->at, err, errlen)) return -1;
+      if (m64_bundle_check_layer_bytes(p->b, l, p->base + s->at, &e)) {
+        snprintf(err, errlen, "%s", e.msg);
+        return -1;
+      }
       p->verified[l] = 1;
     }
   } else {
@@ -327,7 +320,7 @@ static int place(m64_pager *p, uint32_t l, const slot *s, int who, char *err, si
   pthread_mutex_unlock(&p->mu);
   if (p->o.verbose)
     fprintf(stderr, "m64run: %s %s (%llu bytes) at %u in %.2f ms\n",
-            p->compressed ? "decompress" : p->o.mode == M64_PAGE_MAP ? "map" : p->o.mode == M64_PAGE_READ ? "read" : "copy", m64_bundle_layer(p->b, l)->name,
+            placing(p), m64_bundle_layer(p->b, l)->name,
             (unsigned long long)size, s->at, dt * 1e3);
   return 0;
 }
@@ -558,9 +551,8 @@ int m64_pager_open(m64_pager **out, const m64_bundle *b, const char *path, uint8
     if (m64_os_thread_start(&p->thread, prefetch_thread, p) == 0) p->thread_running = 1;
   }
   if (o->verbose)
-    fprintf(stderr, "m64run: pager: %u slots (%s), %s, prefetch %s\n", p->n_slots,
-            p->shared ? "blocks share slots" : "every layer resident",
-            p->compressed ? "decompressing" : p->o.mode == M64_PAGE_MAP ? "mapping file pages" : p->o.mode == M64_PAGE_READ ? "reading the file" : "copying",
+    fprintf(stderr, "m64run: pager: %u slots (%s), layers placed by %s, prefetch %s\n", p->n_slots,
+            p->shared ? "blocks share slots" : "every layer resident", placing(p),
             p->thread_running ? "on" : "off");
   *out = p;
   return 0;

@@ -85,8 +85,9 @@ static int setup_state(m64_session *s, m64_err *e) {
                              (unsigned long long)s->cache_size);
   const uint32_t cache_off = (uint32_t)(((uint64_t)base + WASM_PAGE - 1) & ~(WASM_PAGE - 1));
   s->st.cache_bytes = s->cache_size;
-  static const m64_page_mode modes[] = {M64_PAGE_COPY, M64_PAGE_MAP, M64_PAGE_READ, M64_PAGE_AUTO};
-  m64_pager_options po = {.mode = s->opt.page_mode >= 0 && s->opt.page_mode <= 3 ? modes[s->opt.page_mode] : M64_PAGE_COPY,
+  /* page_mode's numbers are m64_page_mode's (m64_runtime.h documents them) */
+  m64_pager_options po = {.mode = s->opt.page_mode >= M64_PAGE_COPY && s->opt.page_mode <= M64_PAGE_AUTO
+                                      ? (m64_page_mode)s->opt.page_mode : M64_PAGE_COPY,
                           .verify = s->opt.verify_layers, .verbose = s->opt.verbose,
                           .prefetch = !s->opt.no_prefetch};
   const int rc2 = m64_pager_open(&s->pager, s->bundle, s->path, s->mem->data, cache_off, s->cache_size, &po, e);

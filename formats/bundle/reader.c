@@ -611,9 +611,17 @@ int m64_bundle_verify_layer(const m64_bundle *b, uint32_t i, m64_err *e) {
     m64_layer_decoder_free(d);
     return rc ? rc : check_raw_hash(l, i, digest, e);
   }
+  return m64_bundle_check_layer_bytes(b, i, m64_bundle_layer_data(b, i), e);
+}
+
+int m64_bundle_check_layer_bytes(const m64_bundle *b, uint32_t i, const uint8_t *data, m64_err *e) {
+  if (i >= b->n_layers)
+    return m64_fail(e, M64_ENOTFOUND, "layer %u out of range (%u layers)", i, b->n_layers);
+  const m64_layer_entry *l = &b->layers[i];
+  uint8_t digest[32];
   m64_sha256 h;
   m64_sha256_init(&h);
-  m64_sha256_update(&h, m64_bundle_layer_data(b, i), (size_t)l->size);
+  m64_sha256_update(&h, data, (size_t)l->size);
   m64_sha256_final(&h, digest);
   return check_raw_hash(l, i, digest, e);
 }
