@@ -104,8 +104,11 @@ TEST(Chat, TemplateFileNamesOrHoldsATemplate) {
 }
 
 // Keys typed on a terminal: script(1) runs m64run on a pseudo-terminal fed from a pipe.
+// script runs the command through $SHELL -c; exec makes m64run that process, or a shell
+// that does not exec by itself (dash, CI's /bin/sh) gets the Ctrl-C too, dies of it, and
+// script reports 130 while m64run still runs.
 CmdResult on_tty(const std::string &keys, const std::string &flags) {
-  return sh("(" + keys + ") | script -qefc '" + kM64run + " " + flags + "' /dev/null");
+  return sh("(" + keys + ") | script -qefc 'exec " + kM64run + " " + flags + "' /dev/null");
 }
 
 TEST(Chat, LineEditingHistoryAndCtrlCOnATerminal) {
@@ -131,9 +134,8 @@ TEST(Chat, LineEditingHistoryAndCtrlCOnATerminal) {
 TEST(Chat, CtrlCStopsAReplyOnATerminal) {
   NEED_FILE(kLlama3);
   if (sh("command -v script").code != 0) GTEST_SKIP() << "script(1) (bsdutils) not installed";
-  // --ignore-eos and no -n: only Ctrl-C (or the end of the context) ends the reply. A context
-  // of 4096 filled in under 3 s on a fast CI machine, so the Ctrl-C came at the prompt (exit
-  // 130); 32768 positions take minutes (attention grows with the position), far beyond the 3 s.
+  // --ignore-eos and no -n: only Ctrl-C (or the end of the context) ends the reply; 32768
+  // positions take minutes (attention grows with the position), far beyond the test's 3 s.
   CmdResult r = on_tty("sleep 2; printf 'hello\\r'; sleep 3; printf '\\003'; sleep 2; printf '/exit\\r'; sleep 2",
                        kLlama3 + " -i --ignore-eos -c 32768 --temp 0 -t 1 -v");
   EXPECT_EQ(r.code, 0) << r.out;  // /exit after the stopped reply
