@@ -95,6 +95,14 @@ int m64_os_catch_faults(void (*handler)(int, siginfo_t *, void *)) {
   return sigaction(SIGSEGV, &sa, &g_old_segv) != 0 || sigaction(SIGBUS, &sa, &g_old_bus) != 0 ? -1 : 0;
 }
 
+void m64_os_unblock_faults(void) {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGSEGV);
+  sigaddset(&set, SIGBUS);
+  pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+}
+
 void m64_os_pass_fault(int sig, siginfo_t *si, void *uctx) {
   struct sigaction *old = sig == SIGSEGV ? &g_old_segv : &g_old_bus;
   if ((old->sa_flags & SA_SIGINFO) && old->sa_sigaction != NULL) {

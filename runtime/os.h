@@ -53,6 +53,8 @@ int m64_os_anon_at(void *to, size_t len);
 /* Installs handler for SIGSEGV and SIGBUS on the alternate stack, keeping the previous
  * actions for m64_os_pass_fault; 0 or -1. */
 int m64_os_catch_faults(void (*handler)(int, siginfo_t *, void *));
+/* Unblocks SIGSEGV and SIGBUS for the calling thread: after a jump out of the handler. */
+void m64_os_unblock_faults(void);
 /* Inside the handler: a fault that is not ours goes to whoever was installed before,
  * or gets the default action (a real crash stays a crash). Async-signal-safe. */
 void m64_os_pass_fault(int sig, siginfo_t *si, void *uctx);

@@ -33,6 +33,7 @@
 
 _Thread_local uint32_t wasm_rt_call_stack_depth __attribute__((tls_model("initial-exec")));
 static M64_TLS sigjmp_buf *t_jmp;        /* innermost active m64_wasm_call, or NULL */
+static M64_TLS int t_trap_from_fault;    /* the trap jumped out of the fault handler */
 static M64_TLS char t_host_msg[512];     /* last m64_wasm_host_trap message */
 static M64_TLS int t_altstack_ready;     /* this thread has a sigaltstack */
 
@@ -112,8 +113,10 @@ static pthread_key_t g_altstack_key;
 
 static void fault_handler(int sig, siginfo_t *si, void *uctx) {
   /* si_code > 0: raised by the kernel for a real access (not kill/raise). */
-  if (t_jmp != NULL && si->si_code > 0 && res_contains((uintptr_t)si->si_addr))
+  if (t_jmp != NULL && si->si_code > 0 && res_contains((uintptr_t)si->si_addr)) {
+    t_trap_from_fault = 1; /* the landing unblocks the signal (see m64_wasm_call) */
     siglongjmp(*t_jmp, (int)WASM_RT_TRAP_OOB);
+  }
 
   m64_os_pass_fault(sig, si, uctx); /* not ours */
 }
@@ -155,9 +158,10 @@ wasm_rt_trap_t m64_wasm_call(m64_wasm_thunk fn, void *ctx) {
    * on top of the outer wasm frames, which are really on the C stack). */
   if (prev == NULL) wasm_rt_call_stack_depth = 0;
   const uint32_t depth = wasm_rt_call_stack_depth;
-  /* savemask=1: a trap raised from the fault handler leaves SIGSEGV blocked; restoring
-   * the mask at the jump target unblocks it. */
-  int code = sigsetjmp(jb, 1);
+  /* savemask=0: saving the mask is a syscall, and a decode step makes thousands of calls
+   * (one per share of every product). The one thing a trap can leave changed is the
+   * faulting signal, blocked while the fault handler ran: the landing unblocks it. */
+  int code = sigsetjmp(jb, 0);
   if (code == 0) {
     t_jmp = &jb;
     fn(ctx);
@@ -167,6 +171,10 @@ wasm_rt_trap_t m64_wasm_call(m64_wasm_thunk fn, void *ctx) {
   }
   t_jmp = prev;
   wasm_rt_call_stack_depth = depth; /* the trapped frames never ran their epilogues */
+  if (t_trap_from_fault) {
+    t_trap_from_fault = 0;
+    m64_os_unblock_faults();
+  }
   return (wasm_rt_trap_t)code;
 }
 
