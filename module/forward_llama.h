@@ -210,6 +210,14 @@ static void attention(uint32_t l, uint32_t n, int32_t pos0) {
   run_items(attention_items, n * N_HEADS, products >= ATTN_PARALLEL_MIN);
 }
 
+/* hb = silu(hb) * hb2 on rows [r0, r1) of each of the n tokens: the epilogue of the
+ * gate and up products, on the thread that computed those rows. */
+static void swiglu_rows(uint32_t r0, uint32_t r1, uint32_t n) {
+  RunState *s = &state;
+  for (uint32_t t = 0; t < n; t++)
+    for (uint32_t r = t * FFN + r0; r < t * FFN + r1; r++) s->hb[r] = silu(s->hb[r]) * s->hb2[r];
+}
+
 /* n tokens at positions pos0..pos0+n-1; returns the last token's logits. */
 static uint32_t forward(const int32_t *tokens, uint32_t n, int32_t pos0) {
   RunState *s = &state;
@@ -233,9 +241,11 @@ static uint32_t forward(const int32_t *tokens, uint32_t n, int32_t pos0) {
     /* attention: q, k, v projections, rope, cache k/v, attend, project back */
     for (uint32_t t = 0; t < n; t++)
       rmsnorm(s->xb + t * DIM, s->x + t * DIM, AT(b, w->attn_norm.offset, const float *), DIM, RMS_EPS);
+    products_begin(); /* q, k and v: one parallel job */
     w->wq.matmul(s->q, b + w->wq.offset, s->xb, n);
     w->wk.matmul(s->k, b + w->wk.offset, s->xb, n);
     w->wv.matmul(s->v, b + w->wv.offset, s->xb, n);
+    products_run(0);
     if (QKV_BIAS)
       for (uint32_t t = 0; t < n; t++) {
         add_vector(s->q + t * Q_DIM, AT(b, w->bq.offset, const float *), Q_DIM);
@@ -271,9 +281,10 @@ static uint32_t forward(const int32_t *tokens, uint32_t n, int32_t pos0) {
     /* feed-forward: w_down(silu(w_gate x) * w_up x) */
     for (uint32_t t = 0; t < n; t++)
       rmsnorm(s->xb + t * DIM, s->x + t * DIM, AT(b, w->ffn_norm.offset, const float *), DIM, RMS_EPS);
+    products_begin(); /* gate and up, then silu(gate) * up, as one parallel job */
     w->w_gate.matmul(s->hb, b + w->w_gate.offset, s->xb, n);
     w->w_up.matmul(s->hb2, b + w->w_up.offset, s->xb, n);
-    for (uint32_t i = 0; i < n * FFN; i++) s->hb[i] = silu(s->hb[i]) * s->hb2[i];
+    products_run(swiglu_rows);
     w->w_down.matmul(s->xb, b + w->w_down.offset, s->hb, n);
     for (uint32_t i = 0; i < n * DIM; i++) s->x[i] += s->xb[i];
 

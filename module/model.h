@@ -75,28 +75,53 @@ typedef struct MatmulJob {
 
 #define MAX_THREADS 64u
 #define MAX_BATCH M64_MAX_BATCH
-static MatmulJob g_job;
+#define MAX_GROUP 3u /* q, k and v */
+/* The products of one parallel job: one, or a group (products_begin .. products_run). */
+static MatmulJob g_jobs[MAX_GROUP];
+static uint32_t g_n_jobs, g_grouping;
+/* Run by each share on its rows [r0, r1) once the group's products have them (swiglu). */
+static void (*g_epilogue)(uint32_t r0, uint32_t r1, uint32_t n);
 static uint8_t *g_scratch[MAX_THREADS];
 static uint32_t g_threads = 1;
-/* Below this many weight bytes a product runs on the calling thread: waking the others
+/* Below this many weight bytes a job runs on the calling thread: waking the others
  * costs more than it saves. */
 #define PARALLEL_MIN_BYTES (256u * 1024u)
 #define CHUNK_BYTES (256u * 1024u)
 
-/* Rows [r0, r1) of the job for every input, chunk by chunk. */
-static void matmul_rows(const MatmulJob *j, uint32_t r0, uint32_t r1, uint8_t *scratch) {
+/* Rows [r0, r1) of the job for every input, chunk by chunk; `prepared`: scratch already
+ * holds the inputs' activations in this slice's form (the group's previous product read
+ * the same x through the same act). */
+static void matmul_rows(const MatmulJob *j, uint32_t r0, uint32_t r1, uint8_t *scratch, int prepared) {
   if (j->n == 1) {
     j->slice->vec(j->out + r0, j->w + (uint64_t)r0 * j->row_bytes, j->x, scratch, r1 - r0);
     return;
   }
-  for (uint32_t t = 0; t < j->n; t++)
-    j->slice->act(scratch + (uint64_t)t * M64_ACT_STRIDE(j->cols), j->x + (uint64_t)t * j->cols);
+  if (!prepared)
+    for (uint32_t t = 0; t < j->n; t++)
+      j->slice->act(scratch + (uint64_t)t * M64_ACT_STRIDE(j->cols), j->x + (uint64_t)t * j->cols);
   uint32_t chunk = (CHUNK_BYTES / j->row_bytes) & ~3u;
   if (chunk < 4) chunk = 4;
   for (uint32_t c0 = r0; c0 < r1; c0 += chunk) {
     const uint32_t c1 = c0 + chunk < r1 ? c0 + chunk : r1;
     j->slice->mat(j->out + c0, j->rows, j->w + (uint64_t)c0 * j->row_bytes, scratch, c1 - c0, j->n);
   }
+}
+
+/* Share i of n: its rows of every product of the job (shares of a multiple of 4 rows:
+ * kernels process rows in pairs), then the epilogue on the first product's rows. */
+static void job_share(uint32_t i, uint32_t n, uint8_t *scratch) {
+  uint32_t e0 = 0, e1 = 0;
+  const MatmulJob *in_scratch = 0; /* whose activations scratch holds */
+  for (uint32_t k = 0; k < g_n_jobs; k++) {
+    const MatmulJob *j = &g_jobs[k];
+    const uint32_t per = ((j->rows + n - 1) / n + 3u) & ~3u;
+    const uint32_t r0 = i * per, r1 = r0 + per < j->rows ? r0 + per : j->rows;
+    if (k == 0) e0 = r0, e1 = r1;
+    if (r0 >= r1) continue;
+    matmul_rows(j, r0, r1, scratch, in_scratch && j->x == in_scratch->x && j->slice->act == in_scratch->slice->act);
+    in_scratch = j;
+  }
+  if (g_epilogue && e0 < e1) g_epilogue(e0, e1, g_jobs[0].n);
 }
 
 /* The other kind of job: items [0, n_items) cut into the host's shares (attention's
@@ -106,28 +131,46 @@ static void (*g_items)(uint32_t i0, uint32_t i1);
 static uint32_t g_n_items;
 
 void m64_worker(uint32_t i, uint32_t n) {
-  const MatmulJob *j = &g_job;
   if (i >= n || i >= g_threads) return;
   if (g_items) {
     const uint32_t per = (g_n_items + n - 1) / n, i0 = i * per, i1 = i0 + per < g_n_items ? i0 + per : g_n_items;
     if (i0 < i1) g_items(i0, i1);
     return;
   }
-  /* shares of a multiple of 4 rows: kernels process rows in pairs */
-  const uint32_t per = ((j->rows + n - 1) / n + 3u) & ~3u;
-  const uint32_t r0 = i * per, r1 = r0 + per < j->rows ? r0 + per : j->rows;
-  if (r0 < r1) matmul_rows(j, r0, r1, g_scratch[i]);
+  job_share(i, n, g_scratch[i]);
 }
 
-static void run_matmul(const Slice *slice, float *out, const uint8_t *w, const float *x,
-                       uint32_t rows, uint32_t row_bytes, uint32_t cols, uint32_t n) {
-  g_job = (MatmulJob){slice, out, w, x, rows, row_bytes, cols, n};
-  if (g_threads == 1 || (uint64_t)rows * row_bytes < PARALLEL_MIN_BYTES) {
-    matmul_rows(&g_job, 0, rows, g_scratch[0]);
+/* Runs the products in g_jobs, then the epilogue, on the threads when they are worth it. */
+static void run_jobs(void (*epilogue)(uint32_t, uint32_t, uint32_t)) {
+  uint64_t bytes = 0;
+  for (uint32_t k = 0; k < g_n_jobs; k++) bytes += (uint64_t)g_jobs[k].rows * g_jobs[k].row_bytes;
+  g_epilogue = epilogue;
+  if (g_threads == 1 || bytes < PARALLEL_MIN_BYTES) {
+    job_share(0, 1, g_scratch[0]);
   } else {
     g_items = 0;
     m64_host_parallel();
   }
+  g_n_jobs = 0;
+  g_epilogue = 0;
+}
+
+static void run_matmul(const Slice *slice, float *out, const uint8_t *w, const float *x,
+                       uint32_t rows, uint32_t row_bytes, uint32_t cols, uint32_t n) {
+  if (g_n_jobs >= MAX_GROUP) __builtin_trap();
+  g_jobs[g_n_jobs++] = (MatmulJob){slice, out, w, x, rows, row_bytes, cols, n};
+  if (!g_grouping) run_jobs(0);
+}
+
+/* Products between products_begin() and products_run(epilogue) run as one parallel job
+ * (one wake-up and one wait of the threads instead of one per product); products of one
+ * group share each thread's activations when they read the same input. The epilogue
+ * (may be 0) gets each share's rows of the first product, all products of the group
+ * done for those rows (its products must have equal rows then). */
+static void products_begin(void) { g_grouping = 1; }
+static void products_run(void (*epilogue)(uint32_t r0, uint32_t r1, uint32_t n)) {
+  g_grouping = 0;
+  run_jobs(epilogue);
 }
 
 /* fn over items [0, n_items), split across the threads when `parallel` (and there are). */
