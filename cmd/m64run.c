@@ -56,8 +56,10 @@ static void usage(FILE *f) {
           "  --paging MODE       how layers reach the workspace: map: the bundle's pages mapped\n"
           "                      there (no copy; weights read-only to the module); read: read\n"
           "                      from the file (a copy, but no mapping changes per token); copy:\n"
-          "                      copied from the bundle's mapping; auto (default): map, or read\n"
-          "                      where layers page every token and a fresh mapping is slow here\n"
+          "                      copied from the bundle's mapping; map-read: map each slot's\n"
+          "                      first layer, read where blocks stream through; auto (default):\n"
+          "                      map, or map-read where layers page every token and a fresh\n"
+          "                      mapping is slow here\n"
           "  --no-prefetch       page layers on demand only (no background thread)\n"
           "  --no-verify         skip the SHA-256 check of each layer at its first page-in\n"
           "                      (also skipped when an earlier run checked every layer of\n"
@@ -245,8 +247,9 @@ int main(int argc, char **argv) {
       else if (!strcmp(v, "map")) opt.page_mode = 1;
       else if (!strcmp(v, "read")) opt.page_mode = 2;
       else if (!strcmp(v, "auto")) opt.page_mode = 3;
+      else if (!strcmp(v, "map-read")) opt.page_mode = 4;
       else {
-        fprintf(stderr, "m64run: --paging takes auto, map, read or copy, not '%s'\n", v);
+        fprintf(stderr, "m64run: --paging takes auto, map, read, map-read or copy, not '%s'\n", v);
         return 1;
       }
     } else if (!strcmp(a, "--no-prefetch")) opt.no_prefetch = 1;

@@ -40,9 +40,10 @@ typedef struct m64_session_options {
                                verify_layers says, and record nothing */
   int verbose;              /* page-ins and cache decisions on stderr */
   int page_mode;            /* 0: copy layers into the workspace; 1: map the file's pages there;
-                               2: read them in (pread); 3: map, or read where blocks stream
+                               2: read them in (pread); 3: map, or 4 where blocks stream
                                through the workspace and a fresh mapping costs per page (a
-                               probe at open: a VM's shadow page tables) */
+                               probe at open: a VM's shadow page tables); 4: map each slot's
+                               first layer, read in the slots blocks stream through */
   int no_prefetch;          /* page on demand only (no background thread) */
   uint32_t n_threads;       /* threads that share each matvec; 0 = 1 */
   int trust_bundle_native;  /* 0 (the default): load only native code compiled here by this

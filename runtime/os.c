@@ -78,11 +78,6 @@ int m64_os_anon_at(void *to, size_t len) {
   return at == MAP_FAILED ? -1 : 0;
 }
 
-void m64_os_prefer_huge(void *p, size_t len) {
-  const uintptr_t lo = ((uintptr_t)p + 4095) & ~(uintptr_t)4095, hi = ((uintptr_t)p + len) & ~(uintptr_t)4095;
-  if (hi > lo) (void)madvise((void *)lo, hi - lo, MADV_HUGEPAGE);
-}
-
 /* ---- signals */
 static struct sigaction g_old_segv, g_old_bus;
 

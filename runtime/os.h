@@ -44,8 +44,6 @@ int m64_os_guard_at(void *to, size_t len);
 /* Drops this process's pages from the one holding p up to the last whole page before
  * p+len; pages of a file stay in the page cache. */
 void m64_os_discard(const void *p, size_t len);
-/* Asks for 2 MiB pages under [p, p + len) (a hint; without THP it changes nothing). */
-void m64_os_prefer_huge(void *p, size_t len);
 /* Replaces [to, to + len) with fresh zeroed read-write memory. */
 int m64_os_anon_at(void *to, size_t len);
 

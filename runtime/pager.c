@@ -38,6 +38,10 @@ typedef struct slot {
   int32_t layer;   /* -1: none */
   slot_state state;
   int in_use;      /* acquires not yet released */
+  int used;        /* has held a layer */
+  int mapped;      /* holds a file mapping (MAP_READ: the slot's first layer) */
+  int via_map;     /* this placement maps (set by assign) */
+  int remap;       /* this placement first makes the slot plain memory again (set by assign) */
 } slot;
 
 struct m64_pager {
@@ -88,7 +92,8 @@ static double now(void) { return m64_os_now_ns() * 1e-9; }
 /* What placing a layer does, for -v lines. */
 static const char *placing(const m64_pager *p) {
   if (p->compressed) return "decompress";
-  return p->o.mode == M64_PAGE_MAP ? "map" : p->o.mode == M64_PAGE_READ ? "read" : "copy";
+  static const char *const names[] = {"copy", "map", "read", "auto", "map, then read in the slots blocks stream through"};
+  return names[p->o.mode];
 }
 
 static uint64_t layer_size(const m64_bundle *b, uint32_t l) { return m64_bundle_layer(b, l)->size; }
@@ -268,6 +273,11 @@ static int place(m64_pager *p, uint32_t l, const slot *s, int who, char *err, si
   const uint64_t size = layer_size(p->b, l);
   m64_err e;
   const int verify = p->o.verify && !p->verified[l];
+  const m64_page_mode how = s->via_map ? M64_PAGE_MAP : p->o.mode == M64_PAGE_MAP_READ ? M64_PAGE_READ : p->o.mode;
+  if (s->remap && m64_os_anon_at(p->base + s->addr, s->size)) { /* plain memory again, once */
+    snprintf(err, errlen, "reading layer %s: cannot remap its slot: %s", m64_bundle_layer(p->b, l)->name, strerror(errno));
+    return -1;
+  }
   if (p->compressed) {
     /* Straight from the frames into the slot; hashes (stored, then raw) at first use. */
     if (m64_bundle_read_layer(p->b, l, p->dec[who], p->base + s->at, verify, &e)) {
@@ -276,7 +286,7 @@ static int place(m64_pager *p, uint32_t l, const slot *s, int who, char *err, si
     }
     if (verify) p->verified[l] = 1;
     drop_pages(m64_bundle_layer_stored(p->b, l), m64_bundle_layer(p->b, l)->stored_size);
-  } else if (p->o.mode == M64_PAGE_READ) {
+  } else if (how == M64_PAGE_READ) {
     /* Hashed where it now lies: the bytes the module will use, not an earlier read. */
     if (read_layer(p, l, p->base + s->at, size, who)) {
       snprintf(err, errlen, "reading layer %s: %s", m64_bundle_layer(p->b, l)->name,
@@ -298,10 +308,10 @@ static int place(m64_pager *p, uint32_t l, const slot *s, int who, char *err, si
       }
       p->verified[l] = 1;
     }
-    if (p->o.mode == M64_PAGE_MAP) {
+    if (how == M64_PAGE_MAP) {
       uint8_t *const to = p->base + s->at;
       const size_t len = (size + 4095) & ~(size_t)4095;
-      if (map_layer(p, l, to, len) || recache_whole(p, l, to, len)) {
+      if (map_layer(p, l, to, len) || (p->o.mode == M64_PAGE_MAP && recache_whole(p, l, to, len))) {
         snprintf(err, errlen, "mapping layer %s: %s", m64_bundle_layer(p->b, l)->name, strerror(errno));
         return -1;
       }
@@ -309,7 +319,7 @@ static int place(m64_pager *p, uint32_t l, const slot *s, int who, char *err, si
       memcpy(p->base + s->at, m64_bundle_layer_data(p->b, l), size);
     }
     /* The bundle's own mapping was read (hash, copy): drop those pages. */
-    if (verify || p->o.mode == M64_PAGE_COPY) drop_pages(m64_bundle_layer_data(p->b, l), size);
+    if (verify || how == M64_PAGE_COPY) drop_pages(m64_bundle_layer_data(p->b, l), size);
   }
   const double dt = now() - t0;
   pthread_mutex_lock(&p->mu);
@@ -320,7 +330,8 @@ static int place(m64_pager *p, uint32_t l, const slot *s, int who, char *err, si
   pthread_mutex_unlock(&p->mu);
   if (p->o.verbose)
     fprintf(stderr, "m64run: %s %s (%llu bytes) at %u in %.2f ms\n",
-            placing(p), m64_bundle_layer(p->b, l)->name,
+            p->compressed ? "decompress" : how == M64_PAGE_MAP ? "map" : how == M64_PAGE_READ ? "read" : "copy",
+            m64_bundle_layer(p->b, l)->name,
             (unsigned long long)size, s->at, dt * 1e3);
   return 0;
 }
@@ -337,15 +348,21 @@ static uint32_t distance(const m64_pager *p, uint32_t layer) {
 static int32_t choose_slot(m64_pager *p, uint32_t layer, int must) {
   if (!p->shared) return (int32_t)layer;
   if (layer == 0) return 0;
-  int32_t best = -1;
-  uint32_t best_d = 0;
+  int32_t best = -1, best_read = -1;
+  uint32_t best_d = 0, best_read_d = 0;
   for (uint32_t s = 1; s < p->n_slots; s++) {
     const slot *x = &p->slots[s];
     if (x->in_use || x->state == SLOT_LOADING) continue;
     if (x->layer < 0) return (int32_t)s;
     uint32_t d = distance(p, (uint32_t)x->layer);
     if (best < 0 || d > best_d) best = (int32_t)s, best_d = d;
+    if (!x->mapped && (best_read < 0 || d > best_read_d)) best_read = (int32_t)s, best_read_d = d;
   }
+  /* MAP_READ: a slot blocks already stream through before a mapped one, which would
+   * become plain memory (~15 us a page to fault in on a PVM guest): the other slots keep
+   * their blocks for good, and the same few slots take the rest each token */
+  if (p->o.mode == M64_PAGE_MAP_READ && best_read >= 0 && (must || best_read_d >= distance(p, layer)))
+    best = best_read, best_d = best_read_d;
   if (best >= 0 && !must && best_d < distance(p, layer)) return -1;
   return best;
 }
@@ -360,6 +377,13 @@ static void assign(m64_pager *p, int32_t s, uint32_t layer) {
   }
   x->layer = (int32_t)layer;
   x->state = SLOT_LOADING;
+  /* MAP_READ: a slot's first layer is mapped; one that gets another layer after that
+   * is a slot blocks stream through, and becomes plain memory to read into (place) */
+  x->via_map = p->o.mode == M64_PAGE_MAP_READ && !x->used;
+  x->remap = p->o.mode == M64_PAGE_MAP_READ && x->used && x->mapped;
+  p->st.remaps += (uint64_t)x->remap;
+  x->used = 1;
+  x->mapped = x->via_map || (x->mapped && !x->remap);
   x->at = x->addr + (p->huge ? (uint32_t)huge_shift((uintptr_t)p->base + x->addr, p->file_off[layer]) : 0);
   p->slot_of[layer] = s;
   p->st.resident++;
@@ -510,7 +534,7 @@ int m64_pager_open(m64_pager **out, const m64_bundle *b, const char *path, uint8
     for (uint32_t l = 0; l < p->n_layers; l++) {
       /* each layer where it is congruent to its file offset: no shift where it follows */
       if (p->huge) at += (uint32_t)huge_shift((uintptr_t)base + at, p->file_off[l]);
-      p->slots[l] = (slot){at, at, ALIGN64K(layer_size(b, l)), -1, SLOT_EMPTY, 0};
+      p->slots[l] = (slot){.addr = at, .at = at, .size = ALIGN64K(layer_size(b, l)), .layer = -1};
       at += (uint32_t)ALIGN64K(layer_size(b, l));
     }
   } else {
@@ -524,9 +548,9 @@ int m64_pager_open(m64_pager **out, const m64_bundle *b, const char *path, uint8
     uint64_t k = (cache_size - g) / blk;
     if (k > p->n_layers - 1) k = p->n_layers - 1;
     p->n_slots = (uint32_t)(1 + k);
-    p->slots[0] = (slot){at, at, g, -1, SLOT_EMPTY, 0};
+    p->slots[0] = (slot){.addr = at, .at = at, .size = g, .layer = -1};
     at += (uint32_t)g;
-    for (uint32_t s = 1; s < p->n_slots; s++, at += (uint32_t)blk) p->slots[s] = (slot){at, at, blk, -1, SLOT_EMPTY, 0};
+    for (uint32_t s = 1; s < p->n_slots; s++, at += (uint32_t)blk) p->slots[s] = (slot){.addr = at, .at = at, .size = blk, .layer = -1};
   }
   if (p->o.mode == M64_PAGE_AUTO) {
     p->o.mode = M64_PAGE_MAP;
@@ -536,14 +560,12 @@ int m64_pager_open(m64_pager **out, const m64_bundle *b, const char *path, uint8
         m64_pager_close(p);
         return m64_fail(e, M64_ENOMEM, "cannot give the workspace back its memory after the paging probe: %s", strerror(errno));
       }
-      if (ns >= FIRST_TOUCH_READ_NS) p->o.mode = M64_PAGE_READ;
+      if (ns >= FIRST_TOUCH_READ_NS) p->o.mode = M64_PAGE_MAP_READ;
       if (o->verbose)
         fprintf(stderr, "m64run: pager: the first read of a freshly mapped page costs %.0f ns more than the next here: %s\n",
-                ns, p->o.mode == M64_PAGE_READ ? "reading layers into the workspace (--paging read)" : "mapping them (--paging map)");
+                ns, p->o.mode == M64_PAGE_MAP_READ ? "reading layers into the slots they stream through (--paging map-read)" : "mapping them (--paging map)");
     }
   }
-  /* read: the slots are the workspace's own memory, mapped once: in 2 MiB pages if it can */
-  if (p->o.mode == M64_PAGE_READ) m64_os_prefer_huge(base + cache_off, cache_size);
   p->st.slots = p->n_slots;
   p->st.layers = p->n_layers;
   p->cursor = p->n_layers - 2; /* as if the last block had just run: block 0 comes next */

@@ -33,10 +33,20 @@
 #include "m64_formats.h"
 
 /* COPY: memcpy from the bundle's mapping; MAP: the file's pages mapped into the slot; READ:
- * pread() from the file into the slot (anonymous memory that stays mapped); AUTO: MAP, but
- * READ where blocks stream through shared slots and a fresh mapping costs per page (see
- * m64_pager_open). */
-typedef enum m64_page_mode { M64_PAGE_COPY = 0, M64_PAGE_MAP = 1, M64_PAGE_READ = 2, M64_PAGE_AUTO = 3 } m64_page_mode;
+ * pread() from the file into the slot (anonymous memory that stays mapped); MAP_READ: a
+ * slot's first layer mapped, READ in the slots blocks stream through, which become plain
+ * memory at their first reuse: the first pass touches the file's pages as MAP does instead
+ * of faulting in a fresh workspace (on a PVM guest ~15 us a 4 KiB page: seconds for a 7B
+ * model), and most slots keep their first block for good (choose_slot streams the others
+ * through the same few slots); AUTO: MAP, but MAP_READ where blocks stream through shared
+ * slots and a fresh mapping costs per page (see m64_pager_open). */
+typedef enum m64_page_mode {
+  M64_PAGE_COPY = 0,
+  M64_PAGE_MAP = 1,
+  M64_PAGE_READ = 2,
+  M64_PAGE_AUTO = 3,
+  M64_PAGE_MAP_READ = 4
+} m64_page_mode;
 
 typedef struct m64_pager_options {
   m64_page_mode mode;
@@ -50,6 +60,7 @@ typedef struct m64_pager_stats {
   uint64_t page_ins, bytes_paged, evictions;
   double stall_seconds;     /* time acquire waited for a layer */
   uint64_t helped;          /* waits spent reading pieces of the layer beside the pager's thread */
+  uint64_t remaps;          /* MAP_READ: mapped slots made plain memory to stream blocks through */
   double page_seconds;      /* time spent placing layers (either thread) */
   uint32_t slots, resident;
   uint32_t layers, verified; /* the bundle's layers; how many of them have been hashed */

@@ -86,7 +86,7 @@ static int setup_state(m64_session *s, m64_err *e) {
   const uint32_t cache_off = (uint32_t)(((uint64_t)base + WASM_PAGE - 1) & ~(WASM_PAGE - 1));
   s->st.cache_bytes = s->cache_size;
   /* page_mode's numbers are m64_page_mode's (m64_runtime.h documents them) */
-  m64_pager_options po = {.mode = s->opt.page_mode >= M64_PAGE_COPY && s->opt.page_mode <= M64_PAGE_AUTO
+  m64_pager_options po = {.mode = s->opt.page_mode >= M64_PAGE_COPY && s->opt.page_mode <= M64_PAGE_MAP_READ
                                       ? (m64_page_mode)s->opt.page_mode : M64_PAGE_COPY,
                           .verify = s->opt.verify_layers, .verbose = s->opt.verbose,
                           .prefetch = !s->opt.no_prefetch};

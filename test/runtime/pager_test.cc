@@ -126,9 +126,11 @@ TEST(PagerPlacement, LargeBlocksSitWhereTheirFilePagesMapWhole) {
   EXPECT_LE(full, plain + kHuge) << "contiguous layers need one shift at most";
   const uint32_t cache_off = 3 * 65536;
   for (uint64_t skew : {0ull, 4096ull, 65536ull, 1077248ull}) {
-    for (m64_page_mode mode : {M64_PAGE_MAP, M64_PAGE_COPY, M64_PAGE_READ, M64_PAGE_AUTO}) {
-      // read and auto do not place by skew: two skews are enough (the test's time)
-      if ((mode == M64_PAGE_READ || mode == M64_PAGE_AUTO) && skew != 0 && skew != 1077248ull) continue;
+    for (m64_page_mode mode : {M64_PAGE_MAP, M64_PAGE_COPY, M64_PAGE_READ, M64_PAGE_AUTO, M64_PAGE_MAP_READ}) {
+      // read, auto and map-read do not place by skew: two skews are enough (the test's time)
+      if ((mode == M64_PAGE_READ || mode == M64_PAGE_AUTO || mode == M64_PAGE_MAP_READ) && skew != 0 &&
+          skew != 1077248ull)
+        continue;
       for (int prefetch : {0, 1}) {
         // whole model resident, then globals + one block slot (every block paged each token)
         for (uint64_t cache : {full, min}) {
@@ -140,14 +142,14 @@ TEST(PagerPlacement, LargeBlocksSitWhereTheirFilePagesMapWhole) {
           o.prefetch = prefetch;
           m64_pager *p = nullptr;
           ASSERT_EQ(m64_pager_open(&p, b, tb.path.c_str(), ws.base, cache_off, cache, &o, &e), 0) << e.msg;
-          static const char *const names[] = {"copy", "map", "read", "auto"};
+          static const char *const names[] = {"copy", "map", "read", "auto", "map-read"};
           const std::string what = std::string(names[mode]) + (prefetch ? " prefetch" : "") +
                                    (cache == full ? " whole" : " paged") + " skew " + std::to_string(skew);
           // auto: decided at open, map where nothing streams (the probe runs only then)
           const m64_page_mode used = m64_pager_mode(p);
           if (mode != M64_PAGE_AUTO) EXPECT_EQ(used, mode) << what;
           else if (cache == full) EXPECT_EQ(used, M64_PAGE_MAP) << what;
-          else EXPECT_TRUE(used == M64_PAGE_MAP || used == M64_PAGE_READ) << what << ": " << used;
+          else EXPECT_TRUE(used == M64_PAGE_MAP || used == M64_PAGE_MAP_READ) << what << ": " << used;
           EXPECT_EQ(m64_pager_streams(p), prefetch && cache != full) << what;
           walk(p, b, ws.base, cache_off, cache, true, 3, what.c_str());
           m64_pager_stats st{};
@@ -196,6 +198,43 @@ TEST(PagerPolicy, LookAheadKeepsTheBlocksThatStay) {
   EXPECT_LE(page_ins, cycles * (stay_out + 1)) << "the look-ahead evicted blocks that would have stayed";
   EXPECT_GE(page_ins, cycles * (n_blocks - k)) << "fewer page-ins than blocks that cannot stay";
   m64_pager_close(p);
+}
+
+// map-read: each slot's first block is mapped (no fresh memory to fault in for the first
+// pass); blocks that cannot stay stream through slots made plain memory, and through the
+// same few of them every cycle (choose_slot), so the other slots keep their mapped block.
+// Without that preference the farthest-next-use policy moves the streaming slots down by
+// one or two each cycle, and over 6 cycles turns most of the 8 slots into fresh memory.
+TEST(PagerPolicy, MapReadStreamsThroughAFewSlotsOnly) {
+  TestBundle tb("--shape small --layers 16 --type Q8_0");
+  ASSERT_NE(tb.b, nullptr) << tb.e.msg;
+  const m64_bundle *b = tb.b;
+  const uint32_t n_blocks = m64_bundle_n_layers(b) - 1, k = 8;
+  const uint64_t globals = align64k(m64_bundle_layer(b, 0)->size), blk = m64_pager_min_cache(b) - globals;
+  const uint64_t cache = globals + k * blk;
+  const uint32_t cache_off = 65536;
+  m64_err e{};
+  for (int prefetch : {0, 1}) {
+    Space ws(cache_off + cache, 0);
+    ASSERT_NE(ws.base, nullptr);
+    m64_pager_options o{};
+    o.mode = M64_PAGE_MAP_READ;
+    o.prefetch = prefetch;
+    m64_pager *p = nullptr;
+    ASSERT_EQ(m64_pager_open(&p, b, tb.path.c_str(), ws.base, cache_off, cache, &o, &e), 0) << e.msg;
+    EXPECT_EQ(m64_pager_mode(p), M64_PAGE_MAP_READ);
+    const int cycles = 6;
+    for (int c = 0; c < cycles; c++) {
+      walk(p, b, ws.base, cache_off, cache, false, 1, prefetch ? "map-read prefetch" : "map-read");
+      if (prefetch) usleep(2000);
+    }
+    m64_pager_stats st{};
+    m64_pager_stats_get(p, &st);
+    EXPECT_GE(st.page_ins, (uint64_t)cycles * (n_blocks - k)) << "blocks that cannot stay were not paged";
+    EXPECT_GE(st.remaps, 1u) << "no slot became plain memory, yet blocks stream";
+    EXPECT_LE(st.remaps, 3u) << "the streaming moved across the slots (prefetch " << prefetch << ")";
+    m64_pager_close(p);
+  }
 }
 
 TEST(PagerPlacement, SmallBlocksKeepThePlainLayout) {
