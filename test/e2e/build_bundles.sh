@@ -70,6 +70,9 @@ done
 "$m64c" build -q "$out/synth-phi3-tied-Q8_0.gguf" -o "$out/synth-phi3-tied-Q8_0.m64"
 "$synth" --shape small --arch phi3 --type Q4_K --seed 25 -o "$out/synth-phi3-Q4_K.gguf"
 "$m64c" build -q "$out/synth-phi3-Q4_K.gguf" -o "$out/synth-phi3-Q4_K.m64"
+# and with q, k, v as separate tensors, which llama.cpp also takes for phi3
+"$synth" --shape tiny --arch phi3 --qkv-apart --type F32 --seed 27 -o "$out/synth-phi3-apart.gguf"
+"$m64c" build -q "$out/synth-phi3-apart.gguf" -o "$out/synth-phi3-apart.m64"
 # Compressed bundles (zstd): from the real model when present, and from a K-quant mix.
 if [ -f "$out/stories260K.m64" ]; then
   "$m64c" compress -q "$out/stories260K.m64" -o "$out/stories260K-z.m64"

@@ -874,7 +874,8 @@ TEST_P(Synthetic, LogitsMatchTheF32Oracle) {
   const bool q8k = name.find("_K") != std::string::npos || name.find("_k") != std::string::npos ||
                    name == "IQ4_XS";
   const bool f32 = name == "F32" || name == "F16" || name == "qwen2" || name == "qwen2-tied" ||
-                   name == "ropefreqs" || name == "bpe" || name == "qwen3" || name == "phi3";
+                   name == "ropefreqs" || name == "bpe" || name == "qwen3" || name == "phi3" ||
+                   name == "phi3-apart";
   const double tol = f32 ? 3e-3 : name == "BF16" ? 1.5e-2 : q8k ? 6e-2 : 3e-2;
   std::vector<int32_t> ids = s.tokenize("one two three");
   double worst = 0;
@@ -899,7 +900,7 @@ INSTANTIATE_TEST_SUITE_P(Types, Synthetic,
                                            "IQ4_NL", "tied", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K",
                                            "IQ4_XS", "q4_k_m", "q2_k", "tied-Q4_K", "qwen2", "qwen2-tied",
                                            "ropefreqs", "bpe", "qwen3", "qwen3-q4_k_m", "phi3",
-                                           "phi3-tied-Q8_0", "phi3-Q4_K"));
+                                           "phi3-tied-Q8_0", "phi3-Q4_K", "phi3-apart"));
 
 // phi3's fused attn_qkv and ffn_up are stored as llama's q, k, v, gate and up: runs of
 // their rows, each a matrix (K-quants in row pairs, as any other); and its sliding window

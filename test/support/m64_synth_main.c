@@ -19,7 +19,7 @@ static void usage(FILE *f) {
           "                 [--eps F] [--type T | --mix q2_k|q3_k_m|q4_k_m|q5_k_m]\n"
           "                 [--type-embd T] [--type-output T] [--type-ffn-down T]\n"
           "                 [--type-attn-v T] [--seed N] [--tied] [--name S]\n"
-          "                 [--arch llama|qwen2|qwen3|phi3] [--head-dim N] [--rope-freqs] [--vocab-kind spm|spm-nospace|bpe]\n"
+          "                 [--arch llama|qwen2|qwen3|phi3 [--qkv-apart]] [--head-dim N] [--rope-freqs] [--vocab-kind spm|spm-nospace|bpe]\n"
           "                 -o out.gguf\n"
           "--shape sets every dimension first; later flags override it. tiny has dim 64, so\n"
           "only 32-element block types fit it; small (dim 256, ffn 512) takes every type.\n"
@@ -90,6 +90,10 @@ int main(int argc, char **argv) {
     }
     if (!strcmp(a, "--rope-freqs")) {
       spec.rope_freqs = 1;
+      continue;
+    }
+    if (!strcmp(a, "--qkv-apart")) {
+      spec.qkv_apart = 1;
       continue;
     }
     if (i + 1 >= argc) {

@@ -88,6 +88,7 @@ static const char *const layer_tensor_names[] = {
     "ffn_down.weight",  "attn_q.bias",     "attn_k.bias",   "attn_v.bias",
     "attn_q_norm.weight", "attn_k_norm.weight", "attn_qkv.weight", "ffn_up.weight"};
 static const uint32_t phi3_layer[] = {L_ATTN_NORM, L_QKV, L_O, L_FFN_NORM, L_GATE_UP, L_DOWN};
+static const uint32_t phi3_apart_layer[] = {L_ATTN_NORM, L_Q, L_K, L_V, L_O, L_FFN_NORM, L_GATE_UP, L_DOWN};
 
 static uint32_t n_globals(const m64_synth_spec *s) {
   return 2 + !s->tied_output + !!s->rope_freqs;
@@ -95,7 +96,7 @@ static uint32_t n_globals(const m64_synth_spec *s) {
 static uint32_t per_layer(const m64_synth_spec *s) {
   return s->arch == M64_SYNTH_ARCH_QWEN2   ? 12
          : s->arch == M64_SYNTH_ARCH_QWEN3 ? 11
-         : s->arch == M64_SYNTH_ARCH_PHI3  ? 6
+         : s->arch == M64_SYNTH_ARCH_PHI3  ? (s->qkv_apart ? 8 : 6)
                                            : 9;
 }
 const char *m64_synth_arch_name(uint32_t arch) {
@@ -192,7 +193,7 @@ static void describe(const m64_synth_spec *s, uint32_t i, m64_synth_tensor *t, i
   } else {
     uint32_t layer = (i - n_globals(s)) / per_layer(s), kind = (i - n_globals(s)) % per_layer(s);
     if (s->arch == M64_SYNTH_ARCH_QWEN3 && kind >= L_BQ) kind += L_QN - L_BQ; /* no biases */
-    if (s->arch == M64_SYNTH_ARCH_PHI3) kind = phi3_layer[kind];
+    if (s->arch == M64_SYNTH_ARCH_PHI3) kind = s->qkv_apart ? phi3_apart_layer[kind] : phi3_layer[kind];
     snprintf(t->name, sizeof t->name, "blk.%u.%s", layer, layer_tensor_names[kind]);
     switch (kind) {
       case L_BQ: case L_BK: case L_BV: /* biases: F32 vectors, drawn like weights */
@@ -261,6 +262,8 @@ int m64_synth_validate(const m64_synth_spec *s, m64_err *e) {
                     s->n_heads);
   if (s->head_dim && s->arch != M64_SYNTH_ARCH_QWEN3)
     return m64_fail(e, M64_EUNSUPPORTED, "an explicit head size is for --arch qwen3");
+  if (s->qkv_apart && s->arch != M64_SYNTH_ARCH_PHI3)
+    return m64_fail(e, M64_EUNSUPPORTED, "--qkv-apart is for --arch phi3");
   if (s->n_heads % s->n_kv_heads)
     return m64_fail(e, M64_EFORMAT, "heads %u not a multiple of kv heads %u", s->n_heads,
                     s->n_kv_heads);

@@ -64,6 +64,7 @@ typedef struct m64_synth_spec {
   int rope_freqs;         /* write rope_freqs.weight (Llama 3.1-style frequency divisors) */
   uint32_t vocab_kind;    /* M64_SYNTH_VOCAB_*; SentencePiece by default */
   uint32_t head_dim;      /* qwen3 only: the head size; 0 = dim / heads */
+  int qkv_apart;          /* phi3 only: attn_q/k/v as separate tensors, not one attn_qkv */
 } m64_synth_spec;
 
 /* Vocabularies: SentencePiece ("llama"), or byte-level BPE ("gpt2", pre-tokenizer
