@@ -16,6 +16,7 @@ typedef struct m64c_plan {
   int qkv_bias;                       /* blocks carry attn_q/k/v biases (qwen2) */
   int rope_neox;                      /* RoPE pairs (i, i + head_dim/2) (qwen2) */
   int qk_norm;                        /* per-head RMSNorm of q and k before RoPE (qwen3) */
+  int fused;                          /* q/k/v and gate/up may come fused in one tensor (phi3) */
   float *rope_freqs;                  /* head_dim/2 divisors of rope_freqs.weight, or NULL */
   const m64_gguf_tensor *rope_freqs_source;
 
@@ -23,6 +24,9 @@ typedef struct m64c_plan {
   uint32_t n_layers;
   m64_tensor_entry *tensors;
   const m64_gguf_tensor **sources;    /* per tensor */
+  m64_gguf_tensor *parts;             /* row runs of fused tensors that sources point at */
+  const m64_gguf_tensor **part_of;    /* per part: the fused GGUF tensor it is rows of */
+  uint32_t n_parts;
   uint32_t n_tensors;
   uint32_t n_segments;
   uint64_t segment_sizes[M64_MAX_SECTIONS];

@@ -21,9 +21,11 @@ typedef struct arch_desc {
   int qkv_bias;  /* attn_q/k/v carry F32 biases (qwen2) */
   int rope_neox; /* RoPE rotates (i, i + head_dim/2) pairs, not adjacent ones */
   int qk_norm;   /* attn_q_norm/attn_k_norm: RMSNorm of each q and k head before RoPE (qwen3) */
+  int fused;     /* gate and up in one ffn_up of 2*ffn rows, q/k/v in attn_qkv or apart (phi3) */
 } arch_desc;
-static const arch_desc ARCHS[] = {{"llama", 0, 0, 0}, {"qwen2", 1, 1, 0}, {"qwen3", 0, 1, 1}};
-static const char *const SUPPORTED_ARCHS = "llama, qwen2, qwen3";
+static const arch_desc ARCHS[] = {
+    {"llama", 0, 0, 0, 0}, {"qwen2", 1, 1, 0, 0}, {"qwen3", 0, 1, 1, 0}, {"phi3", 0, 1, 0, 1}};
+static const char *const SUPPORTED_ARCHS = "llama, qwen2, qwen3, phi3";
 /* Matrix types are those the module has kernels for (module/kernel_types.h). */
 int m64c_type_supported(uint32_t t) {
 #define X(id, sfx, name, act) if (t == id) return 1;
@@ -92,13 +94,10 @@ typedef struct expected_tensor {
   int optional;
 } expected_tensor;
 
-static int add_tensor(m64c_plan *p, const m64_gguf *g, uint32_t layer, const char *name,
-                      const expected_tensor *x, m64_err *e) {
-  const m64_gguf_tensor *t = m64_gguf_find_tensor(g, name);
-  if (!t) {
-    if (x->optional) return 0;
-    return m64_fail(e, M64_EFORMAT, "tensor '%s' is missing", name);
-  }
+/* Checks tensor t (named name) against x and, layer != NO_LAYER, adds it to the layer. */
+#define NO_LAYER UINT32_MAX
+static int add_found(m64c_plan *p, uint32_t layer, const char *name, const m64_gguf_tensor *t,
+                     const expected_tensor *x, m64_err *e) {
   const int is_matrix = x->ne1 != 0;
   const uint64_t want1 = is_matrix ? x->ne1 : 1;
   if (t->ne[0] != x->ne0 || t->ne[1] != want1 || t->ne[2] != 1 || t->ne[3] != 1 ||
@@ -117,6 +116,7 @@ static int add_tensor(m64c_plan *p, const m64_gguf *g, uint32_t layer, const cha
     return m64_fail(e, M64_EUNSUPPORTED,
                     "tensor '%s' has type %s, which m64 does not support yet (supported: %s)",
                     name, ti.name ? ti.name : "unknown", supported_type_list());
+  if (layer == NO_LAYER) return 0;
 
   m64_tensor_entry *te = &p->tensors[p->n_tensors];
   memset(te, 0, sizeof *te);
@@ -130,6 +130,75 @@ static int add_tensor(m64c_plan *p, const m64_gguf *g, uint32_t layer, const cha
   p->layers[layer].n_tensors++;
   p->n_tensors++;
   return 0;
+}
+
+static int add_tensor(m64c_plan *p, const m64_gguf *g, uint32_t layer, const char *name,
+                      const expected_tensor *x, m64_err *e) {
+  const m64_gguf_tensor *t = m64_gguf_find_tensor(g, name);
+  if (!t) {
+    if (x->optional) return 0;
+    return m64_fail(e, M64_EFORMAT, "tensor '%s' is missing", name);
+  }
+  return add_found(p, layer, name, t, x, e);
+}
+
+/* Rows [row0, row0 + x->ne1) of a fused matrix (phi3's attn_qkv, ffn_up), as the tensor
+ * x->name of block l. Rows are stored one after another, each of whole quant blocks, so a
+ * run of rows is a matrix of its own: the forward pass sees separate q, k, v, gate, up. */
+static int add_rows(m64c_plan *p, uint32_t l, const m64_gguf_tensor *whole, uint64_t row0,
+                    const expected_tensor *x, m64_err *e) {
+  const uint64_t row_bytes = whole->nbytes / whole->ne[1];
+  m64_gguf_tensor *part = &p->parts[p->n_parts];
+  *part = *whole;
+  snprintf(part->name, sizeof part->name, "blk.%u.%s", l, x->name);
+  part->ne[1] = x->ne1;
+  part->n_elems = x->ne0 * x->ne1;
+  part->offset += row0 * row_bytes;
+  part->nbytes = x->ne1 * row_bytes;
+  part->data += row0 * row_bytes;
+  p->part_of[p->n_parts++] = whole;
+  return add_found(p, 1 + l, part->name, part, x, e);
+}
+
+/* phi3: a block's q, k, v from attn_qkv (q rows, then k, then v), or from their own
+ * tensors where the file has them apart (llama.cpp takes either). */
+static int add_qkv(m64c_plan *p, const m64_gguf *g, uint32_t l, m64_err *e) {
+  const expected_tensor q = {"attn_q.weight", p->dim, p->q_dim, 0},
+                        k = {"attn_k.weight", p->dim, p->kv_dim, 0},
+                        v = {"attn_v.weight", p->dim, p->kv_dim, 0};
+  char name[M64_MAX_NAME + 1];
+  snprintf(name, sizeof name, "blk.%u.attn_qkv.weight", l);
+  const m64_gguf_tensor *qkv = m64_gguf_find_tensor(g, name);
+  int rc = 0;
+  if (!qkv) {
+    const expected_tensor *apart[3] = {&q, &k, &v};
+    for (int i = 0; i < 3 && rc == 0; i++) {
+      snprintf(name, sizeof name, "blk.%u.%s", l, apart[i]->name);
+      rc = add_tensor(p, g, 1 + l, name, apart[i], e);
+    }
+    return rc;
+  }
+  const expected_tensor whole = {name, p->dim, p->q_dim + 2 * (uint64_t)p->kv_dim, 0};
+  rc = add_found(p, NO_LAYER, name, qkv, &whole, e);
+  if (rc == 0) rc = add_rows(p, l, qkv, 0, &q, e);
+  if (rc == 0) rc = add_rows(p, l, qkv, p->q_dim, &k, e);
+  if (rc == 0) rc = add_rows(p, l, qkv, p->q_dim + (uint64_t)p->kv_dim, &v, e);
+  return rc;
+}
+
+/* phi3: gate and up are the two halves of ffn_up (2*ffn rows, no ffn_gate): the gate is
+ * the first half, as llama.cpp's swiglu takes silu(first half) * second half. */
+static int add_gate_up(m64c_plan *p, const m64_gguf *g, uint32_t l, m64_err *e) {
+  const expected_tensor gate = {"ffn_gate.weight", p->dim, p->ffn, 0}, up = {"ffn_up.weight", p->dim, p->ffn, 0};
+  char name[M64_MAX_NAME + 1];
+  snprintf(name, sizeof name, "blk.%u.ffn_up.weight", l);
+  const m64_gguf_tensor *t = m64_gguf_find_tensor(g, name);
+  if (!t) return m64_fail(e, M64_EFORMAT, "tensor '%s' is missing", name);
+  const expected_tensor whole = {name, p->dim, 2 * (uint64_t)p->ffn, 0};
+  int rc = add_found(p, NO_LAYER, name, t, &whole, e);
+  if (rc == 0) rc = add_rows(p, l, t, 0, &gate, e);
+  if (rc == 0) rc = add_rows(p, l, t, p->ffn, &up, e);
+  return rc;
 }
 
 int m64c_plan_find(const m64c_plan *p, uint32_t layer, const char *name) {
@@ -160,6 +229,7 @@ static int read_hparams(const m64_gguf *g, m64c_plan *p, m64_err *e) {
   p->qkv_bias = ad->qkv_bias;
   p->rope_neox = ad->rope_neox;
   p->qk_norm = ad->qk_norm;
+  p->fused = ad->fused;
   const char *a = p->arch; /* every hyperparameter is "<arch>.<key>" */
   m64_str name;
   if (m64_gguf_get_str(g, "general.name", &name) == 0) {
@@ -207,6 +277,24 @@ static int read_hparams(const m64_gguf *g, m64c_plan *p, m64_err *e) {
   if (scale != 1.0f && scale != 0.0f)
     return m64_fail(e, M64_EUNSUPPORTED, "rope scaling (factor %g) is not supported", (double)scale);
 
+  /* Phi-3's 128k models (and Phi-4-mini) scale RoPE per dimension with LongRoPE: long or
+   * short factors chosen by context, and an attention factor. Not implemented. */
+  if (m64_gguf_find_tensor(g, "rope_factors_long.weight") || m64_gguf_find_tensor(g, "rope_factors_short.weight"))
+    return m64_fail(e, M64_EUNSUPPORTED,
+                    "%s with LongRoPE factors (rope_factors_long/short.weight: a 128k context model) is not supported yet",
+                    a);
+  const float attn_factor = arch_f32_or(g, a, "rope.scaling.attn_factor", 1.0f);
+  if (attn_factor != 1.0f)
+    return m64_fail(e, M64_EUNSUPPORTED, "rope scaling with an attention factor (%g) is not supported",
+                    (double)attn_factor);
+  /* A sliding window (Phi-3-mini-4k: 2047 of 4096; Phi-4 writes 0) attends to the last
+   * `window` positions only. Up to that many positions it changes nothing, so the context
+   * the model declares is capped there (m64run's default context, and its warning past
+   * it). llama.cpp ignores phi3's window altogether. */
+  uint32_t window;
+  if (arch_u32_or(g, a, "attention.sliding_window", &window) == 0 && window > 0 && window < p->n_ctx_train)
+    p->n_ctx_train = window;
+
   const m64_gguf_tensor *embd = m64_gguf_find_tensor(g, "token_embd.weight");
   if (!embd) return m64_fail(e, M64_EFORMAT, "tensor 'token_embd.weight' is missing");
   if (embd->ne[1] == 0 || embd->ne[1] > (1u << 20))
@@ -249,7 +337,9 @@ int m64c_plan_model(const m64_gguf *g, uint64_t segment_max, m64c_plan *p, m64_e
   p->layers = calloc(p->n_layers, sizeof *p->layers);
   p->tensors = calloc(max_tensors, sizeof *p->tensors);
   p->sources = calloc(max_tensors, sizeof *p->sources);
-  if (!p->layers || !p->tensors || !p->sources) {
+  p->parts = calloc(5 * (size_t)p->n_blocks, sizeof *p->parts);
+  p->part_of = calloc(5 * (size_t)p->n_blocks, sizeof *p->part_of);
+  if (!p->layers || !p->tensors || !p->sources || !p->parts || !p->part_of) {
     m64c_plan_free(p);
     return m64_fail(e, M64_ENOMEM, "out of memory planning %u layers", p->n_layers);
   }
@@ -289,7 +379,9 @@ int m64c_plan_model(const m64_gguf *g, uint64_t segment_max, m64c_plan *p, m64_e
     for (uint32_t i = 0; i < per_block && rc == 0; i++) {
       char name[M64_MAX_NAME + 1];
       snprintf(name, sizeof name, "blk.%u.%s", l, block[i].name);
-      rc = add_tensor(p, g, 1 + l, name, &block[i], e);
+      if (p->fused && i == 1) rc = add_qkv(p, g, l, e);          /* in place of attn_q/k/v */
+      else if (p->fused && i == 6) rc = add_gate_up(p, g, l, e); /* of ffn_gate/up */
+      else if (!p->fused || (i != 2 && i != 3 && i != 7)) rc = add_tensor(p, g, 1 + l, name, &block[i], e);
     }
   }
   /* Every tensor in the file must be one the forward pass uses: an unknown tensor
@@ -298,6 +390,7 @@ int m64c_plan_model(const m64_gguf *g, uint64_t segment_max, m64c_plan *p, m64_e
     const m64_gguf_tensor *t = m64_gguf_tensor_at(g, i);
     int used = 0;
     for (uint32_t j = 0; j < p->n_tensors && !used; j++) used = p->sources[j] == t;
+    for (uint32_t j = 0; j < p->n_parts && !used; j++) used = p->part_of[j] == t;
     used = used || t == p->rope_freqs_source;
     if (!used)
       rc = m64_fail(e, M64_EUNSUPPORTED,
@@ -320,6 +413,10 @@ void m64c_plan_free(m64c_plan *p) {
   free(p->layers);
   free(p->tensors);
   free(p->sources);
+  free(p->parts);
+  free(p->part_of);
+  p->parts = NULL;
+  p->part_of = NULL;
   p->layers = NULL;
   p->tensors = NULL;
   p->sources = NULL;

@@ -1,7 +1,8 @@
 /*
  * forward_llama.h — the LLaMA forward pass (LLaMA 1/2/3, Mistral, TinyLlama, Qwen2,
  * which adds q/k/v biases and neox RoPE, and Qwen3, which has neox RoPE, its own head size
- * and a per-head RMSNorm of q and k; grouped-query attention). Included once by a
+ * and a per-head RMSNorm of q and k, and Phi-3/Phi-4, whose fused q/k/v and gate/up
+ * tensors the compiler splits into these matrices; grouped-query attention). Included once by a
  * generated model.c, after it has defined the shapes (DIM, N_LAYERS, N_HEADS, N_KV_HEADS,
  * HEAD_DIM, Q_DIM, KV_DIM, FFN, VOCAB, MAX_COLS, RMS_EPS, ROPE_BASE, N_CTX_TRAIN), the
  * architecture's switches (QKV_BIAS, ROPE_NEOX, QK_NORM, optional ROPE_FREQ_FACTORS) and the

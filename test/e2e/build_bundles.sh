@@ -62,6 +62,17 @@ done
 "$m64c" build -q "$out/synth-qwen3.gguf" -o "$out/synth-qwen3.m64"
 "$synth" --shape small --arch qwen3 --head-dim 128 --tied --mix q4_k_m --seed 22 -o "$out/synth-qwen3-q4_k_m.gguf"
 "$m64c" build -q "$out/synth-qwen3-q4_k_m.gguf" -o "$out/synth-qwen3-q4_k_m.m64"
+# phi3: q, k, v rows fused in attn_qkv and gate, up rows in ffn_up (the planner splits
+# them into row runs), neox RoPE; F32, Q8_0 tied, and K-quants (row pairs of each run).
+"$synth" --shape tiny --arch phi3 --type F32 --seed 23 -o "$out/synth-phi3.gguf"
+"$m64c" build -q "$out/synth-phi3.gguf" -o "$out/synth-phi3.m64"
+"$synth" --shape tiny --arch phi3 --type Q8_0 --tied --seed 26 -o "$out/synth-phi3-tied-Q8_0.gguf"
+"$m64c" build -q "$out/synth-phi3-tied-Q8_0.gguf" -o "$out/synth-phi3-tied-Q8_0.m64"
+"$synth" --shape small --arch phi3 --type Q4_K --seed 25 -o "$out/synth-phi3-Q4_K.gguf"
+"$m64c" build -q "$out/synth-phi3-Q4_K.gguf" -o "$out/synth-phi3-Q4_K.m64"
+# and with q, k, v as separate tensors, which llama.cpp also takes for phi3
+"$synth" --shape tiny --arch phi3 --qkv-apart --type F32 --seed 27 -o "$out/synth-phi3-apart.gguf"
+"$m64c" build -q "$out/synth-phi3-apart.gguf" -o "$out/synth-phi3-apart.m64"
 # Compressed bundles (zstd): from the real model when present, and from a K-quant mix.
 if [ -f "$out/stories260K.m64" ]; then
   "$m64c" compress -q "$out/stories260K.m64" -o "$out/stories260K-z.m64"

@@ -874,7 +874,8 @@ TEST_P(Synthetic, LogitsMatchTheF32Oracle) {
   const bool q8k = name.find("_K") != std::string::npos || name.find("_k") != std::string::npos ||
                    name == "IQ4_XS";
   const bool f32 = name == "F32" || name == "F16" || name == "qwen2" || name == "qwen2-tied" ||
-                   name == "ropefreqs" || name == "bpe" || name == "qwen3";
+                   name == "ropefreqs" || name == "bpe" || name == "qwen3" || name == "phi3" ||
+                   name == "phi3-apart";
   const double tol = f32 ? 3e-3 : name == "BF16" ? 1.5e-2 : q8k ? 6e-2 : 3e-2;
   std::vector<int32_t> ids = s.tokenize("one two three");
   double worst = 0;
@@ -898,7 +899,31 @@ INSTANTIATE_TEST_SUITE_P(Types, Synthetic,
                          ::testing::Values("F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1",
                                            "IQ4_NL", "tied", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K",
                                            "IQ4_XS", "q4_k_m", "q2_k", "tied-Q4_K", "qwen2", "qwen2-tied",
-                                           "ropefreqs", "bpe", "qwen3", "qwen3-q4_k_m"));
+                                           "ropefreqs", "bpe", "qwen3", "qwen3-q4_k_m", "phi3",
+                                           "phi3-tied-Q8_0", "phi3-Q4_K", "phi3-apart"));
+
+// phi3's fused attn_qkv and ffn_up are stored as llama's q, k, v, gate and up: runs of
+// their rows, each a matrix (K-quants in row pairs, as any other); and its sliding window
+// (synth: one short of the context) caps the context the bundle declares.
+TEST(Phi3, FusedTensorsBecomeRowRunsAndTheWindowCapsTheContext) {
+  NEED_FILE(kOut + "/synth-phi3-Q4_K.m64");
+  CmdResult r = sh(kBin + "/cmd/m64c info " + kOut + "/synth-phi3-Q4_K.m64");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("model.n_ctx_train = 255\n"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("attn_qkv"), std::string::npos) << r.out;
+  const struct { const char *name, *shape; } runs[] = {{"blk.1.attn_q.weight", "[256 x 256]"},
+                                                      {"blk.1.attn_k.weight", "[256 x 128]"},
+                                                      {"blk.1.attn_v.weight", "[256 x 128]"},
+                                                      {"blk.1.ffn_gate.weight", "[256 x 512]"},
+                                                      {"blk.1.ffn_up.weight", "[256 x 512]"}};
+  for (const auto &run : runs) {
+    size_t at = r.out.find(std::string(run.name) + " ");
+    ASSERT_NE(at, std::string::npos) << run.name << "\n" << r.out;
+    const std::string line = r.out.substr(at, r.out.find('\n', at) - at);
+    EXPECT_NE(line.find(run.shape), std::string::npos) << line;
+    EXPECT_NE(line.find("row pairs"), std::string::npos) << line;
+  }
+}
 
 // K-quant matrices are written as row pairs (docs/FORMAT.md), token_embd in rows: it is read
 // a row at a time, and as the tied output through the row kernels (Synthetic/tied-Q4_K).
@@ -962,7 +987,7 @@ TEST(Errors, BuildRejectsUnsupportedModelsByName) {
   m64_gguf_writer_free(w);
   CmdResult r = sh(kBin + "/cmd/m64c build -q " + d + "/gpt2.gguf -o " + d + "/out.m64");
   EXPECT_EQ(r.code, 1);
-  EXPECT_NE(r.out.find("architecture 'gpt2' is not supported (supported: llama, qwen2, qwen3)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("architecture 'gpt2' is not supported (supported: llama, qwen2, qwen3, phi3)"), std::string::npos) << r.out;
   EXPECT_FALSE(exists(d + "/out.m64"));
 
   // qwen3 with value heads of another size than key heads: refused by name, not run wrong
@@ -993,6 +1018,38 @@ TEST(Errors, BuildRejectsUnsupportedModelsByName) {
   r = sh(kBin + "/cmd/m64c build -q " + d + "/nonorm.gguf -o " + d + "/out.m64");
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.out.find("tensor 'blk.1.attn_k_norm.weight' is missing"), std::string::npos) << r.out;
+
+  // phi3 with LongRoPE factors (its 128k models): refused by name. blk.0.attn_output.weight
+  // becomes rope_factors_long.weight (the same length) in a copy.
+  NEED_FILE(kOut + "/synth-phi3.gguf");
+  {
+    std::ifstream in(kOut + "/synth-phi3.gguf", std::ios::binary);
+    std::string g((std::istreambuf_iterator<char>(in)), {});
+    const std::string name = "blk.0.attn_output.weight", long_name = "rope_factors_long.weight";
+    size_t at = g.find(name);
+    ASSERT_NE(at, std::string::npos);
+    g.replace(at, name.size(), long_name);
+    std::ofstream(d + "/longrope.gguf", std::ios::binary).write(g.data(), (std::streamsize)g.size());
+  }
+  r = sh(kBin + "/cmd/m64c build -q " + d + "/longrope.gguf -o " + d + "/out.m64");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find("phi3 with LongRoPE factors (rope_factors_long/short.weight: a 128k context model) is not "
+                       "supported yet"), std::string::npos) << r.out;
+  // and a fused ffn_up of the wrong height (not 2 * ffn rows) is named with its shape
+  {
+    std::ifstream in(kOut + "/synth-phi3.gguf", std::ios::binary);
+    std::string g((std::istreambuf_iterator<char>(in)), {});
+    const std::string key = "phi3.feed_forward_length";
+    size_t at = g.find(key);
+    ASSERT_NE(at, std::string::npos);
+    const uint32_t ffn = 80;  // the file's ffn_up has 2 * 160 rows
+    std::memcpy(&g[at + key.size() + 4], &ffn, 4);
+    std::ofstream(d + "/ffn.gguf", std::ios::binary).write(g.data(), (std::streamsize)g.size());
+  }
+  r = sh(kBin + "/cmd/m64c build -q " + d + "/ffn.gguf -o " + d + "/out.m64");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find("tensor 'blk.0.ffn_up.weight' has shape [64, 320, 1, 1], expected [64, 160]"),
+            std::string::npos) << r.out;
 
   // A tensor type without a kernel (Q8_1 is a valid ggml type, never a weight type m64
   // computes with): patch blk.0.attn_q.weight's type in a copy of the F32 model. Q8_1

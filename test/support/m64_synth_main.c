@@ -19,7 +19,7 @@ static void usage(FILE *f) {
           "                 [--eps F] [--type T | --mix q2_k|q3_k_m|q4_k_m|q5_k_m]\n"
           "                 [--type-embd T] [--type-output T] [--type-ffn-down T]\n"
           "                 [--type-attn-v T] [--seed N] [--tied] [--name S]\n"
-          "                 [--arch llama|qwen2|qwen3] [--head-dim N] [--rope-freqs] [--vocab-kind spm|spm-nospace|bpe]\n"
+          "                 [--arch llama|qwen2|qwen3|phi3 [--qkv-apart]] [--head-dim N] [--rope-freqs] [--vocab-kind spm|spm-nospace|bpe]\n"
           "                 -o out.gguf\n"
           "--shape sets every dimension first; later flags override it. tiny has dim 64, so\n"
           "only 32-element block types fit it; small (dim 256, ffn 512) takes every type.\n"
@@ -92,6 +92,10 @@ int main(int argc, char **argv) {
       spec.rope_freqs = 1;
       continue;
     }
+    if (!strcmp(a, "--qkv-apart")) {
+      spec.qkv_apart = 1;
+      continue;
+    }
     if (i + 1 >= argc) {
       fprintf(stderr, "m64-synth: %s: missing value or unknown flag\n", a);
       usage(stderr);
@@ -104,8 +108,9 @@ int main(int argc, char **argv) {
       if (!strcmp(v, "llama")) spec.arch = M64_SYNTH_ARCH_LLAMA;
       else if (!strcmp(v, "qwen2")) spec.arch = M64_SYNTH_ARCH_QWEN2;
       else if (!strcmp(v, "qwen3")) spec.arch = M64_SYNTH_ARCH_QWEN3;
+      else if (!strcmp(v, "phi3")) spec.arch = M64_SYNTH_ARCH_PHI3;
       else {
-        fprintf(stderr, "m64-synth: --arch %s: unknown (llama, qwen2, qwen3)\n", v);
+        fprintf(stderr, "m64-synth: --arch %s: unknown (llama, qwen2, qwen3, phi3)\n", v);
         return 2;
       }
     }

@@ -16,9 +16,11 @@ typedef struct hyperparams {
   uint32_t n_rot;   /* leading dimensions of each head that RoPE rotates */
   float rope_base, norm_eps;
   int qkv_bias;     /* qwen2: q, k, v projections add biases */
-  int rope_neox;    /* qwen2, qwen3: RoPE rotates (i, i + n_rot/2) instead of (2i, 2i+1) */
+  int rope_neox;    /* qwen2, qwen3, phi3: RoPE rotates (i, i + n_rot/2) instead of (2i, 2i+1) */
   int qk_norm;      /* qwen3: each q and k head RMS-normed (its own weights) before RoPE */
-  char arch[16];    /* "llama", "qwen2" or "qwen3": the prefix of every hyperparameter key */
+  int fused;        /* phi3: one product for q, k, v (attn_qkv), one for gate and up (ffn_up) */
+  uint32_t window;  /* phi3: each position attends to the last `window` positions; 0 = all */
+  char arch[16];    /* "llama", "qwen2", "qwen3" or "phi3": the prefix of every hyperparameter key */
 } hyperparams;
 
 /* Matrices are row-major [out][in]: GGUF's ne[0] = in (the row), ne[1] = out. */
@@ -38,6 +40,9 @@ typedef struct layer_weights {
   matrix w_gate, w_up, w_down;    /* [ffn][dim], [ffn][dim], [dim][ffn] */
   float *bq, *bk, *bv;            /* [q_dim], [kv_dim], [kv_dim]; NULL without biases */
   float *q_norm, *k_norm;         /* [head_dim] each; NULL without q/k norms */
+  matrix wqkv;                    /* phi3: [q_dim + 2 kv_dim][dim], q rows then k then v; data
+                                     NULL where the file has attn_q/k/v apart */
+  matrix w_gate_up;               /* phi3: [2 ffn][dim], gate rows then up (no ffn_gate) */
 } layer_weights;
 
 typedef struct weights {
@@ -55,6 +60,8 @@ typedef struct run_state {
   float *q, *k, *v;   /* [dim], [kv_dim], [kv_dim] */
   float *att;         /* [n_ctx] scores of one head */
   float *gate, *up;   /* [ffn] */
+  float *qkv;         /* phi3: [q_dim + 2 kv_dim] the fused product, before it is split */
+  float *gate_up;     /* phi3: [2 ffn] likewise */
   float *logits;      /* [n_vocab] */
   float *key_cache, *value_cache; /* [n_layers][n_ctx][kv_dim] */
 } run_state;
@@ -103,8 +110,11 @@ static int read_hyperparams(const m64_gguf *g, uint32_t n_ctx, hyperparams *hp, 
   } else if (arch.len == 5 && !memcmp(arch.ptr, "qwen3", 5)) {
     snprintf(hp->arch, sizeof hp->arch, "qwen3");
     hp->qk_norm = hp->rope_neox = 1;
+  } else if (arch.len == 4 && !memcmp(arch.ptr, "phi3", 4)) {
+    snprintf(hp->arch, sizeof hp->arch, "phi3");
+    hp->fused = hp->rope_neox = 1;
   } else {
-    return m64_fail(e, M64_EUNSUPPORTED, "general.architecture is not \"llama\", \"qwen2\" or \"qwen3\"");
+    return m64_fail(e, M64_EUNSUPPORTED, "general.architecture is not \"llama\", \"qwen2\", \"qwen3\" or \"phi3\"");
   }
   int rc = 0;
   rc = rc ? rc : get_u32_or(g, arch_key(hp, "embedding_length"), 0, &hp->dim, e);
@@ -115,7 +125,10 @@ static int read_hyperparams(const m64_gguf *g, uint32_t n_ctx, hyperparams *hp, 
   rc = rc ? rc : get_u32_or(g, arch_key(hp, "context_length"), 2048, &hp->n_ctx, e);
   rc = rc ? rc : get_f32_or(g, arch_key(hp, "rope.freq_base"), 10000.0f, &hp->rope_base, e);
   rc = rc ? rc : get_f32_or(g, arch_key(hp, "attention.layer_norm_rms_epsilon"), 1e-5f, &hp->norm_eps, e);
+  rc = rc ? rc : get_u32_or(g, arch_key(hp, "attention.sliding_window"), 0, &hp->window, e);
   if (rc) return rc;
+  if (m64_gguf_find_tensor(g, "rope_factors_long.weight"))
+    return m64_fail(e, M64_EUNSUPPORTED, "LongRoPE factors are not implemented");
   if (!hp->dim || !hp->n_layers || !hp->ffn || !hp->n_heads || !hp->n_kv_heads ||
       hp->n_heads % hp->n_kv_heads || hp->n_layers > M64_MAX_LAYERS)
     return m64_fail(e, M64_EFORMAT,
@@ -222,7 +235,18 @@ static int load_weights(const m64_gguf *g, const hyperparams *hp, m64_oracle *o,
         {"ffn_up", hp->dim, hp->ffn, &lw->w_up},
         {"ffn_down", hp->ffn, hp->dim, &lw->w_down},
     };
+    if (hp->fused && !rc) { /* phi3: ffn_up holds gate and up; attn_qkv, if there, q, k, v */
+      snprintf(name, sizeof name, "blk.%u.ffn_up.weight", l);
+      rc = load_matrix(g, name, hp->dim, 2 * (uint64_t)hp->ffn, &lw->w_gate_up, e);
+      parts[4].name = parts[5].name = NULL;
+      snprintf(name, sizeof name, "blk.%u.attn_qkv.weight", l);
+      if (!rc && m64_gguf_find_tensor(g, name)) {
+        rc = load_matrix(g, name, hp->dim, hp->q_dim + 2 * (uint64_t)hp->kv_dim, &lw->wqkv, e);
+        parts[0].name = parts[1].name = parts[2].name = NULL;
+      }
+    }
     for (size_t p = 0; p < sizeof parts / sizeof parts[0] && !rc; p++) {
+      if (!parts[p].name) continue;
       snprintf(name, sizeof name, "blk.%u.%s.weight", l, parts[p].name);
       rc = load_matrix(g, name, parts[p].ne0, parts[p].ne1, parts[p].dst, e);
     }
@@ -253,11 +277,13 @@ static int alloc_state(const hyperparams *hp, run_state *s, m64_err *e) {
   s->att = calloc(hp->n_ctx, sizeof(float));
   s->gate = calloc(hp->ffn, sizeof(float));
   s->up = calloc(hp->ffn, sizeof(float));
+  s->qkv = calloc(hp->q_dim + 2 * (uint64_t)hp->kv_dim, sizeof(float));
+  s->gate_up = calloc(2 * (uint64_t)hp->ffn, sizeof(float));
   s->logits = calloc(hp->n_vocab, sizeof(float));
   s->key_cache = calloc(cache, sizeof(float));
   s->value_cache = calloc(cache, sizeof(float));
   if (!s->x || !s->xb || !s->xb2 || !s->q || !s->k || !s->v || !s->att || !s->gate ||
-      !s->up || !s->logits || !s->key_cache || !s->value_cache)
+      !s->up || !s->qkv || !s->gate_up || !s->logits || !s->key_cache || !s->value_cache)
     return m64_fail(e, M64_ENOMEM, "out of memory for activations and a %u-position cache",
                     hp->n_ctx);
   return M64_OK;
@@ -305,7 +331,7 @@ void m64_oracle_close(m64_oracle *o) {
   m64_gguf_close(o->g);
   run_state *s = &o->s;
   free(s->x), free(s->xb), free(s->xb2), free(s->q), free(s->k), free(s->v), free(s->att);
-  free(s->gate), free(s->up), free(s->logits), free(s->key_cache), free(s->value_cache);
+  free(s->gate), free(s->up), free(s->qkv), free(s->gate_up), free(s->logits), free(s->key_cache), free(s->value_cache);
   free(o);
 }
 
@@ -372,20 +398,21 @@ static void attention(m64_oracle *o, uint32_t layer, int pos) {
   uint64_t layer_base = (uint64_t)layer * hp->n_ctx * hp->kv_dim;
   uint32_t heads_per_kv = hp->n_heads / hp->n_kv_heads;
   float inv_sqrt_hd = 1.0f / sqrtf((float)hp->head_dim);
+  const int t0 = hp->window && (uint32_t)pos >= hp->window ? pos - (int)hp->window + 1 : 0; /* sliding window */
   for (uint32_t h = 0; h < hp->n_heads; h++) {
     const float *q = s->q + h * hp->head_dim;
     uint32_t kv_head_offset = (h / heads_per_kv) * hp->head_dim;
-    for (int t = 0; t <= pos; t++) {
+    for (int t = t0; t <= pos; t++) {
       const float *k = s->key_cache + layer_base + (uint64_t)t * hp->kv_dim + kv_head_offset;
       double dot = 0;
       for (uint32_t i = 0; i < hp->head_dim; i++) dot += (double)q[i] * k[i];
       s->att[t] = (float)dot * inv_sqrt_hd;
     }
-    softmax(s->att, (uint32_t)pos + 1);
+    softmax(s->att + t0, (uint32_t)(pos - t0) + 1);
     float *out = s->xb2 + h * hp->head_dim;
     for (uint32_t i = 0; i < hp->head_dim; i++) {
       double sum = 0;
-      for (int t = 0; t <= pos; t++)
+      for (int t = t0; t <= pos; t++)
         sum += (double)s->att[t] *
                s->value_cache[layer_base + (uint64_t)t * hp->kv_dim + kv_head_offset + i];
       out[i] = (float)sum;
@@ -408,9 +435,16 @@ const float *m64_oracle_forward(m64_oracle *o, int token, int pos) {
 
     /* attention block */
     rmsnorm(s->xb, s->x, lw->attn_norm, hp->dim, hp->norm_eps);
-    matvec(s->q, &lw->wq, s->xb, hp->dim, hp->q_dim, o->row);
-    matvec(s->k, &lw->wk, s->xb, hp->dim, hp->kv_dim, o->row);
-    matvec(s->v, &lw->wv, s->xb, hp->dim, hp->kv_dim, o->row);
+    if (lw->wqkv.data) { /* phi3: one product, then its q, k and v parts */
+      matvec(s->qkv, &lw->wqkv, s->xb, hp->dim, hp->q_dim + 2 * hp->kv_dim, o->row);
+      memcpy(s->q, s->qkv, hp->q_dim * sizeof(float));
+      memcpy(s->k, s->qkv + hp->q_dim, hp->kv_dim * sizeof(float));
+      memcpy(s->v, s->qkv + hp->q_dim + hp->kv_dim, hp->kv_dim * sizeof(float));
+    } else {
+      matvec(s->q, &lw->wq, s->xb, hp->dim, hp->q_dim, o->row);
+      matvec(s->k, &lw->wk, s->xb, hp->dim, hp->kv_dim, o->row);
+      matvec(s->v, &lw->wv, s->xb, hp->dim, hp->kv_dim, o->row);
+    }
     if (hp->qkv_bias) {
       for (uint32_t i = 0; i < hp->q_dim; i++) s->q[i] += lw->bq[i];
       for (uint32_t i = 0; i < hp->kv_dim; i++) s->k[i] += lw->bk[i], s->v[i] += lw->bv[i];
@@ -432,8 +466,14 @@ const float *m64_oracle_forward(m64_oracle *o, int token, int pos) {
 
     /* feed-forward block: x += W_down (silu(W_gate xb) * W_up xb) */
     rmsnorm(s->xb, s->x, lw->ffn_norm, hp->dim, hp->norm_eps);
-    matvec(s->gate, &lw->w_gate, s->xb, hp->dim, hp->ffn, o->row);
-    matvec(s->up, &lw->w_up, s->xb, hp->dim, hp->ffn, o->row);
+    if (hp->fused) { /* phi3: one product of 2 ffn rows, the gate's first */
+      matvec(s->gate_up, &lw->w_gate_up, s->xb, hp->dim, 2 * hp->ffn, o->row);
+      memcpy(s->gate, s->gate_up, hp->ffn * sizeof(float));
+      memcpy(s->up, s->gate_up + hp->ffn, hp->ffn * sizeof(float));
+    } else {
+      matvec(s->gate, &lw->w_gate, s->xb, hp->dim, hp->ffn, o->row);
+      matvec(s->up, &lw->w_up, s->xb, hp->dim, hp->ffn, o->row);
+    }
     for (uint32_t i = 0; i < hp->ffn; i++) s->gate[i] = silu(s->gate[i]) * s->up[i];
     matvec(s->xb, &lw->w_down, s->gate, hp->ffn, hp->dim, o->row);
     for (uint32_t i = 0; i < hp->dim; i++) s->x[i] += s->xb[i];

@@ -4,6 +4,9 @@
  * F32 at load, the math follows llama.cpp (RMSNorm, RoPE — "normal" interleaved pairs for
  * llama, "neox" half-split pairs and q/k/v biases for qwen2, rope_freqs divisors where
  * present —, grouped-query attention, SwiGLU feed-forward), dot products in double.
+ * qwen3 adds per-head q/k norms; phi3 computes q, k, v as one product of attn_qkv and
+ * gate, up as one product of ffn_up (gate first), each then split, and attends within
+ * its sliding window.
  * It is the yardstick the compiled runtime is compared against; speed is no goal.
  */
 #ifndef M64_SUPPORT_ORACLE_H

@@ -78,23 +78,31 @@ int m64_synth_mix_parse(const char *name, uint32_t *mix, m64_err *e) {
 
 /* Tensor kinds, in file order: globals first, then 9 per layer. */
 enum { T_EMBD, T_OUT_NORM, T_OUTPUT, T_ROPE_FREQS };
-/* Per layer: 9 tensors, then qwen2's three biases, or qwen3's two q/k norms. */
-enum { L_ATTN_NORM, L_Q, L_K, L_V, L_O, L_FFN_NORM, L_GATE, L_UP, L_DOWN, L_BQ, L_BK, L_BV, L_QN, L_KN };
+/* Per layer: 9 tensors, then qwen2's three biases, or qwen3's two q/k norms; phi3 has 6:
+ * its q, k, v rows in one attn_qkv and its gate and up rows in one ffn_up (gate first). */
+enum { L_ATTN_NORM, L_Q, L_K, L_V, L_O, L_FFN_NORM, L_GATE, L_UP, L_DOWN, L_BQ, L_BK, L_BV, L_QN, L_KN,
+       L_QKV, L_GATE_UP };
 static const char *const layer_tensor_names[] = {
     "attn_norm.weight", "attn_q.weight",   "attn_k.weight", "attn_v.weight",
     "attn_output.weight", "ffn_norm.weight", "ffn_gate.weight", "ffn_up.weight",
     "ffn_down.weight",  "attn_q.bias",     "attn_k.bias",   "attn_v.bias",
-    "attn_q_norm.weight", "attn_k_norm.weight"};
+    "attn_q_norm.weight", "attn_k_norm.weight", "attn_qkv.weight", "ffn_up.weight"};
+static const uint32_t phi3_layer[] = {L_ATTN_NORM, L_QKV, L_O, L_FFN_NORM, L_GATE_UP, L_DOWN};
+static const uint32_t phi3_apart_layer[] = {L_ATTN_NORM, L_Q, L_K, L_V, L_O, L_FFN_NORM, L_GATE_UP, L_DOWN};
 
 static uint32_t n_globals(const m64_synth_spec *s) {
   return 2 + !s->tied_output + !!s->rope_freqs;
 }
 static uint32_t per_layer(const m64_synth_spec *s) {
-  return s->arch == M64_SYNTH_ARCH_QWEN2 ? 12 : s->arch == M64_SYNTH_ARCH_QWEN3 ? 11 : 9;
+  return s->arch == M64_SYNTH_ARCH_QWEN2   ? 12
+         : s->arch == M64_SYNTH_ARCH_QWEN3 ? 11
+         : s->arch == M64_SYNTH_ARCH_PHI3  ? (s->qkv_apart ? 8 : 6)
+                                           : 9;
 }
 const char *m64_synth_arch_name(uint32_t arch) {
   return arch == M64_SYNTH_ARCH_QWEN2   ? "qwen2"
          : arch == M64_SYNTH_ARCH_QWEN3 ? "qwen3"
+         : arch == M64_SYNTH_ARCH_PHI3  ? "phi3"
          : arch == M64_SYNTH_ARCH_LLAMA ? "llama"
                                         : NULL;
 }
@@ -185,6 +193,7 @@ static void describe(const m64_synth_spec *s, uint32_t i, m64_synth_tensor *t, i
   } else {
     uint32_t layer = (i - n_globals(s)) / per_layer(s), kind = (i - n_globals(s)) % per_layer(s);
     if (s->arch == M64_SYNTH_ARCH_QWEN3 && kind >= L_BQ) kind += L_QN - L_BQ; /* no biases */
+    if (s->arch == M64_SYNTH_ARCH_PHI3) kind = s->qkv_apart ? phi3_apart_layer[kind] : phi3_layer[kind];
     snprintf(t->name, sizeof t->name, "blk.%u.%s", layer, layer_tensor_names[kind]);
     switch (kind) {
       case L_BQ: case L_BK: case L_BV: /* biases: F32 vectors, drawn like weights */
@@ -210,6 +219,12 @@ static void describe(const m64_synth_spec *s, uint32_t i, m64_synth_tensor *t, i
         break;
       case L_V:
         t->type = weight_type(s, R_V, layer), t->ne[0] = s->dim, t->ne[1] = kv_dim;
+        break;
+      case L_QKV: /* q rows, then k rows, then v rows */
+        t->type = weight_type(s, R_Q, layer), t->ne[0] = s->dim, t->ne[1] = q_dim + 2 * kv_dim;
+        break;
+      case L_GATE_UP: /* gate rows, then up rows */
+        t->type = weight_type(s, R_UP, layer), t->ne[0] = s->dim, t->ne[1] = 2 * (uint64_t)s->ffn;
         break;
       case L_GATE:
         t->type = weight_type(s, R_GATE, layer), t->ne[0] = s->dim, t->ne[1] = s->ffn;
@@ -247,6 +262,8 @@ int m64_synth_validate(const m64_synth_spec *s, m64_err *e) {
                     s->n_heads);
   if (s->head_dim && s->arch != M64_SYNTH_ARCH_QWEN3)
     return m64_fail(e, M64_EUNSUPPORTED, "an explicit head size is for --arch qwen3");
+  if (s->qkv_apart && s->arch != M64_SYNTH_ARCH_PHI3)
+    return m64_fail(e, M64_EUNSUPPORTED, "--qkv-apart is for --arch phi3");
   if (s->n_heads % s->n_kv_heads)
     return m64_fail(e, M64_EFORMAT, "heads %u not a multiple of kv heads %u", s->n_heads,
                     s->n_kv_heads);
@@ -713,6 +730,9 @@ static int write_metadata(m64_gguf_writer *w, const m64_synth_spec *s, const m64
     rc = rc ? rc : m64_gguf_w_u32(w, ARCH_KEY("attention.key_length"), head_dim);
     rc = rc ? rc : m64_gguf_w_u32(w, ARCH_KEY("attention.value_length"), head_dim);
   }
+  if (s->arch == M64_SYNTH_ARCH_PHI3) /* a window one short of the context, as Phi-3-mini-4k's
+                                         2047 (llama.cpp ignores it; m64 caps the context) */
+    rc = rc ? rc : m64_gguf_w_u32(w, ARCH_KEY("attention.sliding_window"), s->n_ctx - 1);
 #undef ARCH_KEY
   rc = rc ? rc : m64_gguf_w_u32(w, "m64.synth.seed", s->seed);
   if (s->vocab_kind == M64_SYNTH_VOCAB_BPE) return rc ? rc : write_bpe_tokenizer(w, v);

@@ -42,11 +42,13 @@ typedef enum m64_synth_mix {
   M64_SYNTH_MIX_COUNT
 } m64_synth_mix;
 
-/* Architectures: llama, qwen2 (llama + q/k/v biases + neox RoPE; keys "qwen2.*"), or
+/* Architectures: llama, qwen2 (llama + q/k/v biases + neox RoPE; keys "qwen2.*"),
  * qwen3 (llama + neox RoPE + per-head q/k RMSNorm weights attn_q_norm/attn_k_norm, and
- * attention.key_length/value_length: head_dim, which may differ from dim / heads). */
-enum { M64_SYNTH_ARCH_LLAMA = 0, M64_SYNTH_ARCH_QWEN2 = 1, M64_SYNTH_ARCH_QWEN3 = 2 };
-const char *m64_synth_arch_name(uint32_t arch); /* "llama", "qwen2", "qwen3"; NULL if unknown */
+ * attention.key_length/value_length: head_dim, which may differ from dim / heads), or
+ * phi3 (llama + neox RoPE, with q/k/v fused in attn_qkv.weight and gate/up fused in
+ * ffn_up.weight, gate rows first; attention.sliding_window = context - 1). */
+enum { M64_SYNTH_ARCH_LLAMA = 0, M64_SYNTH_ARCH_QWEN2 = 1, M64_SYNTH_ARCH_QWEN3 = 2, M64_SYNTH_ARCH_PHI3 = 3 };
+const char *m64_synth_arch_name(uint32_t arch); /* "llama", "qwen2", "qwen3", "phi3"; NULL if unknown */
 
 typedef struct m64_synth_spec {
   uint32_t n_vocab, dim, n_layers, n_heads, n_kv_heads, ffn, n_ctx;
@@ -62,6 +64,7 @@ typedef struct m64_synth_spec {
   int rope_freqs;         /* write rope_freqs.weight (Llama 3.1-style frequency divisors) */
   uint32_t vocab_kind;    /* M64_SYNTH_VOCAB_*; SentencePiece by default */
   uint32_t head_dim;      /* qwen3 only: the head size; 0 = dim / heads */
+  int qkv_apart;          /* phi3 only: attn_q/k/v as separate tensors, not one attn_qkv */
 } m64_synth_spec;
 
 /* Vocabularies: SentencePiece ("llama"), or byte-level BPE ("gpt2", pre-tokenizer
