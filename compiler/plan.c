@@ -7,6 +7,7 @@
  * Anything m64 cannot run exactly (another architecture, a quant type without a kernel,
  * an unexpected tensor or shape) stops here with a message naming it.
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,9 +22,11 @@ typedef struct arch_desc {
   int qkv_bias;  /* attn_q/k/v carry F32 biases (qwen2) */
   int rope_neox; /* RoPE rotates (i, i + head_dim/2) pairs, not adjacent ones */
   int qk_norm;   /* attn_q_norm/attn_k_norm: RMSNorm of each q and k head before RoPE (qwen3) */
+  int gemma;     /* 3: Gemma 3 (read_gemma3 below) */
 } arch_desc;
-static const arch_desc ARCHS[] = {{"llama", 0, 0, 0}, {"qwen2", 1, 1, 0}, {"qwen3", 0, 1, 1}};
-static const char *const SUPPORTED_ARCHS = "llama, qwen2, qwen3";
+static const arch_desc ARCHS[] = {
+    {"llama", 0, 0, 0, 0}, {"qwen2", 1, 1, 0, 0}, {"qwen3", 0, 1, 1, 0}, {"gemma3", 0, 1, 1, 3}};
+static const char *const SUPPORTED_ARCHS = "llama, qwen2, qwen3, gemma3";
 /* Matrix types are those the module has kernels for (module/kernel_types.h). */
 int m64c_type_supported(uint32_t t) {
 #define X(id, sfx, name, act) if (t == id) return 1;
@@ -144,6 +147,34 @@ void m64c_plain_text(char *s) {
     if ((unsigned char)*c < 0x20 || *c == 0x7f || (*c == '/' && c > s && c[-1] == '*')) *c = '?';
 }
 
+/* Gemma 3, as llama.cpp reads it: sliding-window layers (every swa_period-th layer, counted
+ * from 1, attends to all positions; the others to the last sliding_window positions) with
+ * their own RoPE base (rope.freq_base_swa, 10000 when absent), q scaled by 1/sqrt(head
+ * size) before attention (by 1/sqrt(dim / heads) in the 62-block 27B, as llama.cpp picks
+ * it by block count), and linear RoPE scaling on the global layers only. */
+static int read_gemma3(const m64_gguf *g, m64c_plan *p, m64_err *e) {
+  const char *a = p->arch;
+  char key[128];
+  snprintf(key, sizeof key, "%s.attention.sliding_window", a);
+  int rc = m64_gguf_get_u32(g, key, &p->sliding_window);
+  if (rc || p->sliding_window == 0) /* llama.cpp then soft-caps the logits instead */
+    return m64_fail(e, M64_EUNSUPPORTED,
+                    "gemma3 without a sliding window ('%s' %s) is not supported (its final-logit "
+                    "soft-capping is not implemented)", key, rc ? "missing" : "is 0");
+  snprintf(key, sizeof key, "%s.attention.sliding_window_pattern", a);
+  rc = m64_gguf_get_u32(g, key, &p->swa_period);
+  if (rc == M64_ENOTFOUND) p->swa_period = 6, rc = 0;
+  if (rc)
+    return m64_fail(e, M64_EUNSUPPORTED,
+                    "'%s' is not one unsigned integer (a per-layer pattern is not supported)", key);
+  if (p->swa_period == 0) p->swa_period = 1; /* llama.cpp: 0 means every layer slides */
+  p->rope_base_swa = arch_f32_or(g, a, "rope.freq_base_swa", 10000.0f);
+  p->embed_scale = sqrtf((float)p->dim);
+  p->q_scale = p->n_blocks == 62 ? 1.0f / sqrtf((float)(p->dim / p->n_heads))
+                                 : 1.0f / sqrtf((float)p->head_dim);
+  return 0;
+}
+
 static int read_hparams(const m64_gguf *g, m64c_plan *p, m64_err *e) {
   m64_str arch;
   if (m64_gguf_get_str(g, "general.architecture", &arch))
@@ -160,6 +191,7 @@ static int read_hparams(const m64_gguf *g, m64c_plan *p, m64_err *e) {
   p->qkv_bias = ad->qkv_bias;
   p->rope_neox = ad->rope_neox;
   p->qk_norm = ad->qk_norm;
+  p->gemma = ad->gemma;
   const char *a = p->arch; /* every hyperparameter is "<arch>.<key>" */
   m64_str name;
   if (m64_gguf_get_str(g, "general.name", &name) == 0) {
@@ -204,8 +236,22 @@ static int read_hparams(const m64_gguf *g, m64c_plan *p, m64_err *e) {
     return m64_fail(e, M64_EUNSUPPORTED, "partial rotary embeddings (rope dims %u of head size %u) are not supported",
                     rope_dim, p->head_dim);
   const float scale = arch_f32_or(g, a, "rope.scaling.factor", 1.0f); /* 0 also means none */
-  if (scale != 1.0f && scale != 0.0f)
-    return m64_fail(e, M64_EUNSUPPORTED, "rope scaling (factor %g) is not supported", (double)scale);
+  p->rope_scale = 1.0f;
+  if (scale != 1.0f && scale != 0.0f) {
+    /* gemma3's global layers: linear scaling (the type llama.cpp assumes when absent) */
+    char key[128];
+    m64_str type = {"linear", 6};
+    snprintf(key, sizeof key, "%s.rope.scaling.type", a);
+    if (m64_gguf_get_str(g, key, &type) == M64_ENOTFOUND) type = (m64_str){"linear", 6};
+    const int linear = type.len == 6 && memcmp(type.ptr, "linear", 6) == 0;
+    if (!ad->gemma || !linear)
+      return m64_fail(e, M64_EUNSUPPORTED, "rope scaling '%.*s' (factor %g) is not supported for %s",
+                      (int)(type.len > 32 ? 32 : type.len), type.ptr, (double)scale, a);
+    if (!(scale > 0.0f) || scale > 1e6f)
+      return m64_fail(e, M64_EFORMAT, "rope scaling factor %g", (double)scale);
+    p->rope_scale = 1.0f / scale;
+  }
+  if (ad->gemma == 3 && (rc = read_gemma3(g, p, e))) return rc;
 
   const m64_gguf_tensor *embd = m64_gguf_find_tensor(g, "token_embd.weight");
   if (!embd) return m64_fail(e, M64_EFORMAT, "tensor 'token_embd.weight' is missing");
@@ -245,7 +291,7 @@ int m64c_plan_model(const m64_gguf *g, uint64_t segment_max, m64c_plan *p, m64_e
   if (rc) return rc;
 
   p->n_layers = p->n_blocks + 1;
-  const uint32_t max_tensors = 3 + 14 * p->n_blocks;
+  const uint32_t max_tensors = 3 + 16 * p->n_blocks;
   p->layers = calloc(p->n_layers, sizeof *p->layers);
   p->tensors = calloc(max_tensors, sizeof *p->tensors);
   p->sources = calloc(max_tensors, sizeof *p->sources);
@@ -265,7 +311,7 @@ int m64c_plan_model(const m64_gguf *g, uint64_t segment_max, m64c_plan *p, m64_e
   if (rc == 0) rc = read_rope_freqs(g, p, e);
 
   /* Layers 1..N: transformer blocks (the biases only where the architecture has them). */
-  expected_tensor block[14] = {
+  expected_tensor block[16] = {
       {"attn_norm.weight", p->dim, 0, 0},       {"attn_q.weight", p->dim, p->q_dim, 0},
       {"attn_k.weight", p->dim, p->kv_dim, 0},  {"attn_v.weight", p->dim, p->kv_dim, 0},
       {"attn_output.weight", p->q_dim, p->dim, 0}, {"ffn_norm.weight", p->dim, 0, 0},
@@ -281,6 +327,10 @@ int m64c_plan_model(const m64_gguf *g, uint64_t segment_max, m64c_plan *p, m64_e
   if (p->qk_norm) { /* one weight per head dimension, shared by every head */
     block[per_block++] = (expected_tensor){"attn_q_norm.weight", p->head_dim, 0, 0};
     block[per_block++] = (expected_tensor){"attn_k_norm.weight", p->head_dim, 0, 0};
+  }
+  if (p->gemma) { /* RMSNorms of the attention and feed-forward outputs */
+    block[per_block++] = (expected_tensor){"post_attention_norm.weight", p->dim, 0, 0};
+    block[per_block++] = (expected_tensor){"post_ffw_norm.weight", p->dim, 0, 0};
   }
   for (uint32_t l = 0; l < p->n_blocks && rc == 0; l++) {
     m64_layer_entry *L = &p->layers[1 + l];

@@ -62,6 +62,16 @@ done
 "$m64c" build -q "$out/synth-qwen3.gguf" -o "$out/synth-qwen3.m64"
 "$synth" --shape small --arch qwen3 --head-dim 128 --tied --mix q4_k_m --seed 22 -o "$out/synth-qwen3-q4_k_m.gguf"
 "$m64c" build -q "$out/synth-qwen3-q4_k_m.gguf" -o "$out/synth-qwen3-q4_k_m.m64"
+# gemma3: embedding scale, q/k and post norms, GELU, q scale, and sliding-window layers
+# (window 8, every 2nd layer global here, so 3 layers hold both kinds and the window
+# matters from position 8 on) with RoPE base 10000 against the global layers' 1e6; in F32
+# and in a K-quant mix with a tied output (4 layers, 128-wide heads).
+"$synth" --shape tiny --arch gemma3 --head-dim 32 --layers 3 --sliding-window 8 --swa-period 2 \
+  --rope-base 1000000 --type F32 --seed 23 -o "$out/synth-gemma3.gguf"
+"$m64c" build -q "$out/synth-gemma3.gguf" -o "$out/synth-gemma3.m64"
+"$synth" --shape small --arch gemma3 --head-dim 128 --layers 4 --sliding-window 8 --swa-period 2 \
+  --rope-base 1000000 --tied --mix q4_k_m --seed 24 -o "$out/synth-gemma3-q4_k_m.gguf"
+"$m64c" build -q "$out/synth-gemma3-q4_k_m.gguf" -o "$out/synth-gemma3-q4_k_m.m64"
 # Compressed bundles (zstd): from the real model when present, and from a K-quant mix.
 if [ -f "$out/stories260K.m64" ]; then
   "$m64c" compress -q "$out/stories260K.m64" -o "$out/stories260K-z.m64"

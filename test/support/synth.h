@@ -42,11 +42,14 @@ typedef enum m64_synth_mix {
   M64_SYNTH_MIX_COUNT
 } m64_synth_mix;
 
-/* Architectures: llama, qwen2 (llama + q/k/v biases + neox RoPE; keys "qwen2.*"), or
+/* Architectures: llama, qwen2 (llama + q/k/v biases + neox RoPE; keys "qwen2.*"),
  * qwen3 (llama + neox RoPE + per-head q/k RMSNorm weights attn_q_norm/attn_k_norm, and
- * attention.key_length/value_length: head_dim, which may differ from dim / heads). */
-enum { M64_SYNTH_ARCH_LLAMA = 0, M64_SYNTH_ARCH_QWEN2 = 1, M64_SYNTH_ARCH_QWEN3 = 2 };
-const char *m64_synth_arch_name(uint32_t arch); /* "llama", "qwen2", "qwen3"; NULL if unknown */
+ * attention.key_length/value_length: head_dim, which may differ from dim / heads), or
+ * gemma3 (qwen3's tensors + post_attention_norm/post_ffw_norm per block, and
+ * attention.sliding_window, with attention.sliding_window_pattern where swa_period is set). */
+enum { M64_SYNTH_ARCH_LLAMA = 0, M64_SYNTH_ARCH_QWEN2 = 1, M64_SYNTH_ARCH_QWEN3 = 2, M64_SYNTH_ARCH_GEMMA3 = 3 };
+/* "llama", "qwen2", "qwen3", "gemma3"; NULL if unknown */
+const char *m64_synth_arch_name(uint32_t arch);
 
 typedef struct m64_synth_spec {
   uint32_t n_vocab, dim, n_layers, n_heads, n_kv_heads, ffn, n_ctx;
@@ -61,7 +64,9 @@ typedef struct m64_synth_spec {
   uint32_t arch;          /* M64_SYNTH_ARCH_*; llama by default */
   int rope_freqs;         /* write rope_freqs.weight (Llama 3.1-style frequency divisors) */
   uint32_t vocab_kind;    /* M64_SYNTH_VOCAB_*; SentencePiece by default */
-  uint32_t head_dim;      /* qwen3 only: the head size; 0 = dim / heads */
+  uint32_t head_dim;      /* qwen3, gemma3: the head size; 0 = dim / heads */
+  uint32_t sliding_window; /* gemma3: attention.sliding_window (0: 4096) */
+  uint32_t swa_period;    /* gemma3: attention.sliding_window_pattern; 0 = not written */
 } m64_synth_spec;
 
 /* Vocabularies: SentencePiece ("llama"), or byte-level BPE ("gpt2", pre-tokenizer
