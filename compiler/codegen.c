@@ -143,6 +143,10 @@ int m64c_emit_model_c(const m64c_plan *p, const char *gguf_name, FILE *out, m64_
             "#define POST_NORMS 1 /* attention and FFN outputs RMS-normed before the residual add */\n"
             "#define FFN_GELU 1   /* gelu(gate) * up (tanh approximation), not silu */\n",
             (double)p->embed_scale, (double)p->embed_scale, (double)p->q_scale, (double)p->q_scale);
+  if (p->attn_softcap > 0.0f)
+    fprintf(out, "#define ATTN_SOFTCAP %af /* %g: scores c tanh(s / c) */\n"
+                 "#define FINAL_SOFTCAP %af /* %g: logits likewise */\n",
+            (double)p->attn_softcap, (double)p->attn_softcap, (double)p->final_softcap, (double)p->final_softcap);
   if (p->rope_freqs) { /* Llama 3.1+ frequency scaling: theta_i / factor_i */
     fprintf(out, "#define ROPE_FREQ_FACTORS 1\nstatic const float ROPE_FACTOR[HEAD_DIM / 2] = {");
     for (uint32_t i = 0; i < p->head_dim / 2; i++)
@@ -156,7 +160,7 @@ int m64c_emit_model_c(const m64c_plan *p, const char *gguf_name, FILE *out, m64_
     for (uint32_t l = 0; l < p->n_blocks; l++) {
       const int slides = l % p->swa_period < p->swa_period - 1;
       fprintf(out, "    {%uu, %af, %af}, /* blk.%u: %s */\n", slides ? p->sliding_window : 0,
-              (double)(slides ? p->rope_base_swa : p->rope_base), (double)(slides ? 1.0f : p->rope_scale),
+              (double)(slides ? p->rope_base_swa : p->rope_base), (double)(slides ? p->rope_scale_swa : p->rope_scale),
               l, slides ? "sliding" : "global");
     }
     fprintf(out, "};\n");

@@ -22,11 +22,12 @@ typedef struct arch_desc {
   int qkv_bias;  /* attn_q/k/v carry F32 biases (qwen2) */
   int rope_neox; /* RoPE rotates (i, i + head_dim/2) pairs, not adjacent ones */
   int qk_norm;   /* attn_q_norm/attn_k_norm: RMSNorm of each q and k head before RoPE (qwen3) */
-  int gemma;     /* 3: Gemma 3 (read_gemma3 below) */
+  int gemma;     /* 2, 3: Gemma 2 or 3 (read_gemma below) */
 } arch_desc;
 static const arch_desc ARCHS[] = {
-    {"llama", 0, 0, 0, 0}, {"qwen2", 1, 1, 0, 0}, {"qwen3", 0, 1, 1, 0}, {"gemma3", 0, 1, 1, 3}};
-static const char *const SUPPORTED_ARCHS = "llama, qwen2, qwen3, gemma3";
+    {"llama", 0, 0, 0, 0},  {"qwen2", 1, 1, 0, 0},  {"qwen3", 0, 1, 1, 0},
+    {"gemma2", 0, 1, 0, 2}, {"gemma3", 0, 1, 1, 3}};
+static const char *const SUPPORTED_ARCHS = "llama, qwen2, qwen3, gemma2, gemma3";
 /* Matrix types are those the module has kernels for (module/kernel_types.h). */
 int m64c_type_supported(uint32_t t) {
 #define X(id, sfx, name, act) if (t == id) return 1;
@@ -147,14 +148,35 @@ void m64c_plain_text(char *s) {
     if ((unsigned char)*c < 0x20 || *c == 0x7f || (*c == '/' && c > s && c[-1] == '*')) *c = '?';
 }
 
-/* Gemma 3, as llama.cpp reads it: sliding-window layers (every swa_period-th layer, counted
- * from 1, attends to all positions; the others to the last sliding_window positions) with
- * their own RoPE base (rope.freq_base_swa, 10000 when absent), q scaled by 1/sqrt(head
- * size) before attention (by 1/sqrt(dim / heads) in the 62-block 27B, as llama.cpp picks
- * it by block count), and linear RoPE scaling on the global layers only. */
-static int read_gemma3(const m64_gguf *g, m64c_plan *p, m64_err *e) {
+/* Gemma 2 and 3, as llama.cpp reads them: sliding-window layers (every swa_period-th layer,
+ * counted from 1, attends to all positions; the others to the last sliding_window
+ * positions), q scaled by 1/sqrt(head size) before attention (by 1/sqrt(dim / heads) in
+ * the 27Bs, which llama.cpp tells by block count: 46 in Gemma 2, 62 in Gemma 3).
+ * Gemma 3: every 6th layer global unless attention.sliding_window_pattern says, the
+ * sliding ones with their own RoPE base (rope.freq_base_swa, 10000 when absent) and no
+ * rope scaling. Gemma 2: every 2nd layer global (the window 4096 when absent), one RoPE
+ * for all, and attention scores and logits soft-capped (c tanh(x / c); c 50 and 30 when
+ * absent). */
+static int read_gemma(const m64_gguf *g, m64c_plan *p, m64_err *e) {
   const char *a = p->arch;
   char key[128];
+  p->embed_scale = sqrtf((float)p->dim);
+  p->q_scale = p->n_blocks == (p->gemma == 2 ? 46u : 62u) ? 1.0f / sqrtf((float)(p->dim / p->n_heads))
+                                                           : 1.0f / sqrtf((float)p->head_dim);
+  if (p->gemma == 2) {
+    uint32_t window = 4096;
+    arch_u32_or(g, a, "attention.sliding_window", &window);
+    p->sliding_window = window ? window : 4096;
+    p->swa_period = 2;
+    p->rope_base_swa = p->rope_base;
+    p->rope_scale_swa = p->rope_scale;
+    p->attn_softcap = arch_f32_or(g, a, "attn_logit_softcapping", 50.0f);
+    p->final_softcap = arch_f32_or(g, a, "final_logit_softcapping", 30.0f);
+    if (!(p->attn_softcap > 0.0f) || !(p->final_softcap > 0.0f))
+      return m64_fail(e, M64_EUNSUPPORTED, "gemma2 soft-capping of %g (attention) and %g (logits): must be > 0",
+                      (double)p->attn_softcap, (double)p->final_softcap);
+    return 0;
+  }
   snprintf(key, sizeof key, "%s.attention.sliding_window", a);
   int rc = m64_gguf_get_u32(g, key, &p->sliding_window);
   if (rc || p->sliding_window == 0) /* llama.cpp then soft-caps the logits instead */
@@ -169,9 +191,7 @@ static int read_gemma3(const m64_gguf *g, m64c_plan *p, m64_err *e) {
                     "'%s' is not one unsigned integer (a per-layer pattern is not supported)", key);
   if (p->swa_period == 0) p->swa_period = 1; /* llama.cpp: 0 means every layer slides */
   p->rope_base_swa = arch_f32_or(g, a, "rope.freq_base_swa", 10000.0f);
-  p->embed_scale = sqrtf((float)p->dim);
-  p->q_scale = p->n_blocks == 62 ? 1.0f / sqrtf((float)(p->dim / p->n_heads))
-                                 : 1.0f / sqrtf((float)p->head_dim);
+  p->rope_scale_swa = 1.0f;
   return 0;
 }
 
@@ -251,7 +271,7 @@ static int read_hparams(const m64_gguf *g, m64c_plan *p, m64_err *e) {
       return m64_fail(e, M64_EFORMAT, "rope scaling factor %g", (double)scale);
     p->rope_scale = 1.0f / scale;
   }
-  if (ad->gemma == 3 && (rc = read_gemma3(g, p, e))) return rc;
+  if (ad->gemma && (rc = read_gemma(g, p, e))) return rc;
 
   const m64_gguf_tensor *embd = m64_gguf_find_tensor(g, "token_embd.weight");
   if (!embd) return m64_fail(e, M64_EFORMAT, "tensor 'token_embd.weight' is missing");
@@ -259,6 +279,8 @@ static int read_hparams(const m64_gguf *g, m64c_plan *p, m64_err *e) {
     return m64_fail(e, M64_ELIMIT, "vocabulary of %llu tokens", (unsigned long long)embd->ne[1]);
   p->n_vocab = (uint32_t)embd->ne[1];
   p->tied_output = m64_gguf_find_tensor(g, "output.weight") == NULL;
+  if (ad->gemma == 2 && !p->tied_output) /* llama.cpp then refuses the file's tensor count */
+    return m64_fail(e, M64_EUNSUPPORTED, "gemma2 with its own output.weight is not supported (its output is token_embd)");
   return 0;
 }
 

@@ -3,12 +3,13 @@
  * which adds q/k/v biases and neox RoPE, and Qwen3, which has neox RoPE, its own head size
  * and a per-head RMSNorm of q and k, and Gemma 3, which adds to Qwen3's an embedding scale,
  * RMSNorms of the attention and FFN outputs, a GELU FFN, a query scale and sliding-window
- * layers; grouped-query attention). Included once by a
+ * layers, and Gemma 2: Gemma 3 without Q/K norms, with soft-capped attention scores and
+ * logits; grouped-query attention). Included once by a
  * generated model.c, after it has defined the shapes (DIM, N_LAYERS, N_HEADS, N_KV_HEADS,
  * HEAD_DIM, Q_DIM, KV_DIM, FFN, VOCAB, MAX_COLS, RMS_EPS, ROPE_BASE, N_CTX_TRAIN), the
  * architecture's switches (QKV_BIAS, ROPE_NEOX, QK_NORM, optional ROPE_FREQ_FACTORS, and
  * Gemma's EMBED_SCALE, Q_SCALE, POST_NORMS, FFN_GELU, SLIDING_WINDOW with its LAYER_ATTN
- * table) and the weight tables GLOBALS and BLOCKS[N_LAYERS].
+ * table, ATTN_SOFTCAP, FINAL_SOFTCAP) and the weight tables GLOBALS and BLOCKS[N_LAYERS].
  * Every shape is a compile-time constant, so each loop below is specialized to the model.
  *
  * Layers are paged: m64_host_layer_acquire(L) returns where layer L's weights are in the
@@ -24,7 +25,9 @@
 #ifndef FFN_GELU
 #define FFN_GELU 0
 #endif
-#ifdef Q_SCALE /* q arrives scaled (gemma): the scores are not scaled again */
+#ifdef ATTN_SOFTCAP /* gemma2: q arrives scaled; the score s becomes c tanh(s / c) */
+#define ATTN_SCALE (1.0f / ATTN_SOFTCAP)
+#elif defined Q_SCALE /* q arrives scaled (gemma): the scores are not scaled again */
 #define ATTN_SCALE 1.0f
 #else
 #define ATTN_SCALE (1.0f / mm_sqrtf((float)HEAD_DIM))
@@ -185,7 +188,11 @@ static void attend_head(const float *q, float *out, const uint16_t *kc, const ui
     const int four = (t & ~3) >= t0 && (t & ~3) + 3 <= pos; /* t's group of four is all in view */
     if ((t & 3) == 0 && four) /* the next four keys' products together */
       dot4_f16_in_order(qh, k, k + KV_DIM, k + 2 * KV_DIM, k + 3 * KV_DIM, dots);
+#ifdef ATTN_SOFTCAP
+    const float score = ATTN_SOFTCAP * mm_tanhf(four ? dots[t & 3] * scale : dot_f16_in_order(qh, k) * scale);
+#else
     const float score = four ? dots[t & 3] * scale : dot_f16_in_order(qh, k) * scale;
+#endif
     v128_t lo, hi;
     float ms = 1.0f, vs = 1.0f;
     if (score > max) { /* new maximum: rescale what was summed so far */
@@ -328,6 +335,9 @@ static uint32_t forward(const int32_t *tokens, uint32_t n, int32_t pos0) {
   m64_host_layer_prefetch(BLOCK_LAYER(0)); /* the next token starts there */
   rmsnorm(last, last, AT(g, GLOBALS.output_norm.offset, const float *), DIM, RMS_EPS);
   GLOBALS.output.matmul(s->logits, g + GLOBALS.output.offset, last, 1);
+#ifdef FINAL_SOFTCAP /* gemma2: logits c tanh(x / c) */
+  for (uint32_t i = 0; i < VOCAB; i++) s->logits[i] = mm_tanhf(s->logits[i] * (1.0f / FINAL_SOFTCAP)) * FINAL_SOFTCAP;
+#endif
   m64_host_layer_release(GLOBALS_LAYER);
   return (uint32_t)(uintptr_t)s->logits;
 }

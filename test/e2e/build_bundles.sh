@@ -72,6 +72,12 @@ done
 "$synth" --shape small --arch gemma3 --head-dim 128 --layers 4 --sliding-window 8 --swa-period 2 \
   --rope-base 1000000 --tied --mix q4_k_m --seed 24 -o "$out/synth-gemma3-q4_k_m.gguf"
 "$m64c" build -q "$out/synth-gemma3-q4_k_m.gguf" -o "$out/synth-gemma3-q4_k_m.m64"
+# gemma2: as gemma3 without q/k norms, every 2nd layer global, the output tied to the
+# embeddings (llama.cpp loads no output.weight), and soft-capped attention
+# scores and logits (caps 2 and 3 here, so that they bend these small models' values).
+"$synth" --shape tiny --arch gemma2 --head-dim 32 --layers 3 --sliding-window 8 --attn-softcap 2 \
+  --final-softcap 3 --tied --type F32 --seed 25 -o "$out/synth-gemma2.gguf"
+"$m64c" build -q "$out/synth-gemma2.gguf" -o "$out/synth-gemma2.m64"
 # Compressed bundles (zstd): from the real model when present, and from a K-quant mix.
 if [ -f "$out/stories260K.m64" ]; then
   "$m64c" compress -q "$out/stories260K.m64" -o "$out/stories260K-z.m64"

@@ -874,7 +874,8 @@ TEST_P(Synthetic, LogitsMatchTheF32Oracle) {
   const bool q8k = name.find("_K") != std::string::npos || name.find("_k") != std::string::npos ||
                    name == "IQ4_XS";
   const bool f32 = name == "F32" || name == "F16" || name == "qwen2" || name == "qwen2-tied" ||
-                   name == "ropefreqs" || name == "bpe" || name == "qwen3" || name == "gemma3";
+                   name == "ropefreqs" || name == "bpe" || name == "qwen3" || name == "gemma3" ||
+                   name == "gemma2";
   const double tol = f32 ? 3e-3 : name == "BF16" ? 1.5e-2 : q8k ? 6e-2 : 3e-2;
   std::vector<int32_t> ids = s.tokenize("one two three");
   double worst = 0;
@@ -899,7 +900,7 @@ INSTANTIATE_TEST_SUITE_P(Types, Synthetic,
                                            "IQ4_NL", "tied", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K",
                                            "IQ4_XS", "q4_k_m", "q2_k", "tied-Q4_K", "qwen2", "qwen2-tied",
                                            "ropefreqs", "bpe", "qwen3", "qwen3-q4_k_m", "gemma3",
-                                           "gemma3-q4_k_m"));
+                                           "gemma3-q4_k_m", "gemma2"));
 
 // K-quant matrices are written as row pairs (docs/FORMAT.md), token_embd in rows: it is read
 // a row at a time, and as the tied output through the row kernels (Synthetic/tied-Q4_K).
@@ -963,7 +964,7 @@ TEST(Errors, BuildRejectsUnsupportedModelsByName) {
   m64_gguf_writer_free(w);
   CmdResult r = sh(kBin + "/cmd/m64c build -q " + d + "/gpt2.gguf -o " + d + "/out.m64");
   EXPECT_EQ(r.code, 1);
-  EXPECT_NE(r.out.find("architecture 'gpt2' is not supported (supported: llama, qwen2, qwen3, gemma3)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("architecture 'gpt2' is not supported (supported: llama, qwen2, qwen3, gemma2, gemma3)"), std::string::npos) << r.out;
   EXPECT_FALSE(exists(d + "/out.m64"));
 
   // qwen3 with value heads of another size than key heads: refused by name, not run wrong

@@ -24,9 +24,13 @@ typedef struct hyperparams {
    * the window - 1 before it, under RoPE base rope_base_swa, the others under rope_base
    * with the angles times rope_scale (1 / a linear scaling factor). */
   int gemma3;
+  /* gemma2: as gemma3 without q/k norms, every 2nd layer global, one RoPE for all, and
+   * attention scores and logits soft-capped: c tanh(x / c) */
+  int gemma2;
+  float attn_softcap, final_softcap;
   uint32_t window, period;
   float rope_base_swa, rope_scale, q_scale;
-  char arch[16];    /* "llama", "qwen2", "qwen3" or "gemma3": the prefix of every hyperparameter key */
+  char arch[16];    /* "llama", "qwen2", "qwen3", "gemma2" or "gemma3": the prefix of every hyperparameter key */
 } hyperparams;
 
 /* Matrices are row-major [out][in]: GGUF's ne[0] = in (the row), ne[1] = out. */
@@ -115,8 +119,11 @@ static int read_hyperparams(const m64_gguf *g, uint32_t n_ctx, hyperparams *hp, 
   } else if (arch.len == 6 && !memcmp(arch.ptr, "gemma3", 6)) {
     snprintf(hp->arch, sizeof hp->arch, "gemma3");
     hp->qk_norm = hp->rope_neox = hp->gemma3 = 1;
+  } else if (arch.len == 6 && !memcmp(arch.ptr, "gemma2", 6)) {
+    snprintf(hp->arch, sizeof hp->arch, "gemma2");
+    hp->rope_neox = hp->gemma2 = 1;
   } else {
-    return m64_fail(e, M64_EUNSUPPORTED, "general.architecture is not llama, qwen2, qwen3 or gemma3");
+    return m64_fail(e, M64_EUNSUPPORTED, "general.architecture is not llama, qwen2, qwen3, gemma2 or gemma3");
   }
   int rc = 0;
   rc = rc ? rc : get_u32_or(g, arch_key(hp, "embedding_length"), 0, &hp->dim, e);
@@ -163,6 +170,19 @@ static int read_hyperparams(const m64_gguf *g, uint32_t n_ctx, hyperparams *hp, 
     if (factor != 0.0f) hp->rope_scale = 1.0f / factor;
     /* 1/sqrt(head size); 1/sqrt(dim / heads) in Gemma 3 27B (62 blocks) */
     hp->q_scale = (float)(1.0 / sqrt(hp->n_layers == 62 ? (double)(hp->dim / hp->n_heads) : (double)hp->head_dim));
+  }
+  if (hp->gemma2) {
+    float factor;
+    rc = get_u32_or(g, arch_key(hp, "attention.sliding_window"), 4096, &hp->window, e);
+    rc = rc ? rc : get_f32_or(g, arch_key(hp, "attn_logit_softcapping"), 50.0f, &hp->attn_softcap, e);
+    rc = rc ? rc : get_f32_or(g, arch_key(hp, "final_logit_softcapping"), 30.0f, &hp->final_softcap, e);
+    rc = rc ? rc : get_f32_or(g, arch_key(hp, "rope.scaling.factor"), 1.0f, &factor, e);
+    if (rc) return rc;
+    hp->period = 2;
+    if (factor != 0.0f) hp->rope_scale = 1.0f / factor;
+    /* 1/sqrt(head size); 1/sqrt(dim / heads) in Gemma 2 27B (46 blocks) */
+    hp->q_scale = (float)(1.0 / sqrt(hp->n_layers == 46 ? (double)(hp->dim / hp->n_heads) : (double)hp->head_dim));
+    hp->gemma3 = 1; /* everything else as gemma3 */
   }
   if (n_ctx) hp->n_ctx = n_ctx;
   const m64_gguf_tensor *embd = m64_gguf_find_tensor(g, "token_embd.weight");
@@ -406,7 +426,7 @@ static float gelu(float x) {
   return (float)(0.5 * d * (1.0 + tanh(sqrt(2.0 / 3.14159265358979323846) * (d + 0.044715 * d * d * d))));
 }
 
-/* gemma3: does layer l attend through the sliding window? */
+/* gemma2/3: does layer l attend through the sliding window? */
 static int sliding(const hyperparams *hp, uint32_t l) {
   return hp->gemma3 && (l + 1) % hp->period != 0;
 }
@@ -428,6 +448,7 @@ static void attention(m64_oracle *o, uint32_t layer, int pos, uint32_t window) {
       double dot = 0;
       for (uint32_t i = 0; i < hp->head_dim; i++) dot += (double)q[i] * k[i];
       s->att[t - first] = (float)dot * inv_sqrt_hd;
+      if (hp->gemma2) s->att[t - first] = (float)(hp->attn_softcap * tanh(s->att[t - first] / hp->attn_softcap));
     }
     softmax(s->att, (uint32_t)(pos - first) + 1);
     float *out = s->xb2 + h * hp->head_dim;
@@ -472,7 +493,8 @@ const float *m64_oracle_forward(m64_oracle *o, int token, int pos) {
         rmsnorm(s->k + h * hp->head_dim, s->k + h * hp->head_dim, lw->k_norm, hp->head_dim, hp->norm_eps);
     }
     const int slides = sliding(hp, l);
-    const double base = slides ? hp->rope_base_swa : hp->rope_base, scale = slides ? 1.0 : hp->rope_scale;
+    const double base = slides && !hp->gemma2 ? hp->rope_base_swa : hp->rope_base;
+    const double scale = slides && !hp->gemma2 ? 1.0 : hp->rope_scale;
     rope(s->q, hp->n_heads, hp, w->rope_freqs, pos, base, scale);
     rope(s->k, hp->n_kv_heads, hp, w->rope_freqs, pos, base, scale);
     if (hp->gemma3)
@@ -498,5 +520,8 @@ const float *m64_oracle_forward(m64_oracle *o, int token, int pos) {
 
   rmsnorm(s->xb, s->x, w->output_norm, hp->dim, hp->norm_eps);
   matvec(s->logits, &w->output, s->xb, hp->dim, hp->n_vocab, o->row);
+  if (hp->gemma2)
+    for (uint32_t i = 0; i < hp->n_vocab; i++)
+      s->logits[i] = (float)(hp->final_softcap * tanh(s->logits[i] / hp->final_softcap));
   return s->logits;
 }

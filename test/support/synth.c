@@ -95,12 +95,14 @@ static uint32_t per_layer(const m64_synth_spec *s) {
   return s->arch == M64_SYNTH_ARCH_QWEN2    ? 12
          : s->arch == M64_SYNTH_ARCH_QWEN3  ? 11
          : s->arch == M64_SYNTH_ARCH_GEMMA3 ? 13
+         : s->arch == M64_SYNTH_ARCH_GEMMA2 ? 11
                                             : 9;
 }
 const char *m64_synth_arch_name(uint32_t arch) {
   return arch == M64_SYNTH_ARCH_QWEN2    ? "qwen2"
          : arch == M64_SYNTH_ARCH_QWEN3  ? "qwen3"
          : arch == M64_SYNTH_ARCH_GEMMA3 ? "gemma3"
+         : arch == M64_SYNTH_ARCH_GEMMA2 ? "gemma2"
          : arch == M64_SYNTH_ARCH_LLAMA ? "llama"
                                         : NULL;
 }
@@ -192,6 +194,8 @@ static void describe(const m64_synth_spec *s, uint32_t i, m64_synth_tensor *t, i
     uint32_t layer = (i - n_globals(s)) / per_layer(s), kind = (i - n_globals(s)) % per_layer(s);
     if ((s->arch == M64_SYNTH_ARCH_QWEN3 || s->arch == M64_SYNTH_ARCH_GEMMA3) && kind >= L_BQ)
       kind += L_QN - L_BQ; /* no biases */
+    else if (s->arch == M64_SYNTH_ARCH_GEMMA2 && kind >= L_BQ)
+      kind += L_PAN - L_BQ; /* no biases, no q/k norms */
     snprintf(t->name, sizeof t->name, "blk.%u.%s", layer, layer_tensor_names[kind]);
     switch (kind) {
       case L_BQ: case L_BK: case L_BV: /* biases: F32 vectors, drawn like weights */
@@ -252,10 +256,13 @@ int m64_synth_validate(const m64_synth_spec *s, m64_err *e) {
   if ((!s->head_dim && s->dim % s->n_heads) || head_size(s) % 2)
     return m64_fail(e, M64_EFORMAT, "dim %u must split into %u heads of even size", s->dim,
                     s->n_heads);
-  if (s->head_dim && s->arch != M64_SYNTH_ARCH_QWEN3 && s->arch != M64_SYNTH_ARCH_GEMMA3)
-    return m64_fail(e, M64_EUNSUPPORTED, "an explicit head size is for --arch qwen3 or gemma3");
-  if ((s->sliding_window || s->swa_period) && s->arch != M64_SYNTH_ARCH_GEMMA3)
-    return m64_fail(e, M64_EUNSUPPORTED, "a sliding window is for --arch gemma3");
+  const int gemma = s->arch == M64_SYNTH_ARCH_GEMMA3 || s->arch == M64_SYNTH_ARCH_GEMMA2;
+  if (s->head_dim && s->arch != M64_SYNTH_ARCH_QWEN3 && !gemma)
+    return m64_fail(e, M64_EUNSUPPORTED, "an explicit head size is for --arch qwen3, gemma2 or gemma3");
+  if ((s->sliding_window && !gemma) || (s->swa_period && s->arch != M64_SYNTH_ARCH_GEMMA3))
+    return m64_fail(e, M64_EUNSUPPORTED, "a sliding window is for --arch gemma2 or gemma3 (a period for gemma3)");
+  if ((s->attn_softcap || s->final_softcap) && s->arch != M64_SYNTH_ARCH_GEMMA2)
+    return m64_fail(e, M64_EUNSUPPORTED, "soft-capping is for --arch gemma2");
   if (s->n_heads % s->n_kv_heads)
     return m64_fail(e, M64_EFORMAT, "heads %u not a multiple of kv heads %u", s->n_heads,
                     s->n_kv_heads);
@@ -718,13 +725,19 @@ static int write_metadata(m64_gguf_writer *w, const m64_synth_spec *s, const m64
   rc = rc ? rc : m64_gguf_w_f32(w, ARCH_KEY("rope.freq_base"), s->rope_base);
   rc = rc ? rc : m64_gguf_w_f32(w, ARCH_KEY("attention.layer_norm_rms_epsilon"), s->norm_eps);
   rc = rc ? rc : m64_gguf_w_u32(w, ARCH_KEY("rope.dimension_count"), head_dim);
-  if (s->arch == M64_SYNTH_ARCH_QWEN3 || s->arch == M64_SYNTH_ARCH_GEMMA3) { /* as llama.cpp's converter writes them */
+  if (s->arch == M64_SYNTH_ARCH_QWEN3 || s->arch == M64_SYNTH_ARCH_GEMMA3 ||
+      s->arch == M64_SYNTH_ARCH_GEMMA2) { /* as llama.cpp's converter writes them */
     rc = rc ? rc : m64_gguf_w_u32(w, ARCH_KEY("attention.key_length"), head_dim);
     rc = rc ? rc : m64_gguf_w_u32(w, ARCH_KEY("attention.value_length"), head_dim);
   }
   if (s->arch == M64_SYNTH_ARCH_GEMMA3) {
     rc = rc ? rc : m64_gguf_w_u32(w, ARCH_KEY("attention.sliding_window"), s->sliding_window ? s->sliding_window : 4096);
     if (s->swa_period) rc = rc ? rc : m64_gguf_w_u32(w, ARCH_KEY("attention.sliding_window_pattern"), s->swa_period);
+  }
+  if (s->arch == M64_SYNTH_ARCH_GEMMA2) {
+    rc = rc ? rc : m64_gguf_w_u32(w, ARCH_KEY("attention.sliding_window"), s->sliding_window ? s->sliding_window : 4096);
+    rc = rc ? rc : m64_gguf_w_f32(w, ARCH_KEY("attn_logit_softcapping"), s->attn_softcap ? s->attn_softcap : 50.0f);
+    rc = rc ? rc : m64_gguf_w_f32(w, ARCH_KEY("final_logit_softcapping"), s->final_softcap ? s->final_softcap : 30.0f);
   }
 #undef ARCH_KEY
   rc = rc ? rc : m64_gguf_w_u32(w, "m64.synth.seed", s->seed);
