@@ -163,7 +163,7 @@ int m64c_emit_model_c(const m64c_plan *p, const char *gguf_name, FILE *out, m64_
               (double)(slides ? p->rope_base_swa : p->rope_base), (double)(slides ? p->rope_scale_swa : p->rope_scale),
               l, slides ? "sliding" : "global");
     }
-    fprintf(out, "};\n");
+    fprintf(out, "};\n\n");
   }
 
   emit_kernels(p, out);

@@ -72,6 +72,10 @@ done
 "$synth" --shape small --arch gemma3 --head-dim 128 --layers 4 --sliding-window 8 --swa-period 2 \
   --rope-base 1000000 --tied --mix q4_k_m --seed 24 -o "$out/synth-gemma3-q4_k_m.gguf"
 "$m64c" build -q "$out/synth-gemma3-q4_k_m.gguf" -o "$out/synth-gemma3-q4_k_m.m64"
+# and with linear rope scaling (factor 8, as Gemma 3 4B and larger), on the global layer only
+"$synth" --shape tiny --arch gemma3 --head-dim 32 --layers 3 --sliding-window 8 --swa-period 2 \
+  --rope-base 1000000 --rope-scaling 8 --type F32 --seed 23 -o "$out/synth-gemma3-ropescale.gguf"
+"$m64c" build -q "$out/synth-gemma3-ropescale.gguf" -o "$out/synth-gemma3-ropescale.m64"
 # gemma2: as gemma3 without q/k norms, every 2nd layer global, the output tied to the
 # embeddings (llama.cpp loads no output.weight), and soft-capped attention
 # scores and logits (caps 2 and 3 here, so that they bend these small models' values).

@@ -875,7 +875,7 @@ TEST_P(Synthetic, LogitsMatchTheF32Oracle) {
                    name == "IQ4_XS";
   const bool f32 = name == "F32" || name == "F16" || name == "qwen2" || name == "qwen2-tied" ||
                    name == "ropefreqs" || name == "bpe" || name == "qwen3" || name == "gemma3" ||
-                   name == "gemma2";
+                   name == "gemma3-ropescale" || name == "gemma2";
   const double tol = f32 ? 3e-3 : name == "BF16" ? 1.5e-2 : q8k ? 6e-2 : 3e-2;
   std::vector<int32_t> ids = s.tokenize("one two three");
   double worst = 0;
@@ -900,7 +900,7 @@ INSTANTIATE_TEST_SUITE_P(Types, Synthetic,
                                            "IQ4_NL", "tied", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K",
                                            "IQ4_XS", "q4_k_m", "q2_k", "tied-Q4_K", "qwen2", "qwen2-tied",
                                            "ropefreqs", "bpe", "qwen3", "qwen3-q4_k_m", "gemma3",
-                                           "gemma3-q4_k_m", "gemma2"));
+                                           "gemma3-q4_k_m", "gemma3-ropescale", "gemma2"));
 
 // K-quant matrices are written as row pairs (docs/FORMAT.md), token_embd in rows: it is read
 // a row at a time, and as the tied output through the row kernels (Synthetic/tied-Q4_K).

@@ -20,7 +20,8 @@ static void usage(FILE *f) {
           "                 [--type-embd T] [--type-output T] [--type-ffn-down T]\n"
           "                 [--type-attn-v T] [--seed N] [--tied] [--name S]\n"
           "                 [--arch llama|qwen2|qwen3|gemma2|gemma3] [--head-dim N]\n"
-          "                 [--sliding-window N] [--swa-period N] [--attn-softcap F] [--final-softcap F] [--rope-freqs] [--vocab-kind spm|spm-nospace|bpe]\n"
+          "                 [--sliding-window N] [--swa-period N] [--attn-softcap F] [--final-softcap F]\n"
+          "                 [--rope-scaling F] [--rope-freqs] [--vocab-kind spm|spm-nospace|bpe]\n"
           "                 -o out.gguf\n"
           "--shape sets every dimension first; later flags override it. tiny has dim 64, so\n"
           "only 32-element block types fit it; small (dim 256, ffn 512) takes every type.\n"
@@ -132,6 +133,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--swa-period")) bad = parse_u32(a, v, &spec.swa_period);
     else if (!strcmp(a, "--attn-softcap")) bad = parse_f32(a, v, &spec.attn_softcap);
     else if (!strcmp(a, "--final-softcap")) bad = parse_f32(a, v, &spec.final_softcap);
+    else if (!strcmp(a, "--rope-scaling")) bad = parse_f32(a, v, &spec.rope_scaling);
     else if (!strcmp(a, "--ctx")) bad = parse_u32(a, v, &spec.n_ctx);
     else if (!strcmp(a, "--seed")) bad = parse_u32(a, v, &spec.seed);
     else if (!strcmp(a, "--rope-base")) bad = parse_f32(a, v, &spec.rope_base);

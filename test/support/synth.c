@@ -261,6 +261,8 @@ int m64_synth_validate(const m64_synth_spec *s, m64_err *e) {
     return m64_fail(e, M64_EUNSUPPORTED, "an explicit head size is for --arch qwen3, gemma2 or gemma3");
   if ((s->sliding_window && !gemma) || (s->swa_period && s->arch != M64_SYNTH_ARCH_GEMMA3))
     return m64_fail(e, M64_EUNSUPPORTED, "a sliding window is for --arch gemma2 or gemma3 (a period for gemma3)");
+  if (s->rope_scaling && !gemma)
+    return m64_fail(e, M64_EUNSUPPORTED, "linear rope scaling is for --arch gemma2 or gemma3");
   if ((s->attn_softcap || s->final_softcap) && s->arch != M64_SYNTH_ARCH_GEMMA2)
     return m64_fail(e, M64_EUNSUPPORTED, "soft-capping is for --arch gemma2");
   if (s->n_heads % s->n_kv_heads)
@@ -733,6 +735,10 @@ static int write_metadata(m64_gguf_writer *w, const m64_synth_spec *s, const m64
   if (s->arch == M64_SYNTH_ARCH_GEMMA3) {
     rc = rc ? rc : m64_gguf_w_u32(w, ARCH_KEY("attention.sliding_window"), s->sliding_window ? s->sliding_window : 4096);
     if (s->swa_period) rc = rc ? rc : m64_gguf_w_u32(w, ARCH_KEY("attention.sliding_window_pattern"), s->swa_period);
+  }
+  if (s->rope_scaling) { /* as llama.cpp's converter writes Gemma 3 4B and larger */
+    rc = rc ? rc : m64_gguf_w_str(w, ARCH_KEY("rope.scaling.type"), "linear");
+    rc = rc ? rc : m64_gguf_w_f32(w, ARCH_KEY("rope.scaling.factor"), s->rope_scaling);
   }
   if (s->arch == M64_SYNTH_ARCH_GEMMA2) {
     rc = rc ? rc : m64_gguf_w_u32(w, ARCH_KEY("attention.sliding_window"), s->sliding_window ? s->sliding_window : 4096);

@@ -71,6 +71,7 @@ typedef struct m64_synth_spec {
   uint32_t sliding_window; /* gemma3: attention.sliding_window (0: 4096) */
   uint32_t swa_period;    /* gemma3: attention.sliding_window_pattern; 0 = not written */
   float attn_softcap, final_softcap; /* gemma2: the soft-capping keys (0: 50 and 30) */
+  float rope_scaling;     /* gemma2/3: rope.scaling.type "linear" with this factor; 0 = none */
 } m64_synth_spec;
 
 /* Vocabularies: SentencePiece ("llama"), or byte-level BPE ("gpt2", pre-tokenizer
