@@ -1014,6 +1014,19 @@ TEST(Errors, BuildRejectsUnsupportedModelsByName) {
                        "supported (its final-logit soft-capping is not implemented)"),
             std::string::npos)
       << r.out;
+  // rope scaling other than linear (yarn, ...) is not the one m64 computes
+  NEED_FILE(kOut + "/synth-gemma3-ropescale.gguf");
+  {
+    std::ifstream in(kOut + "/synth-gemma3-ropescale.gguf", std::ios::binary);
+    std::string g((std::istreambuf_iterator<char>(in)), {});
+    size_t at = g.find("linear");
+    ASSERT_NE(at, std::string::npos);
+    g.replace(at, 6, "yarn__");
+    std::ofstream(d + "/yarn.gguf", std::ios::binary).write(g.data(), (std::streamsize)g.size());
+  }
+  r = sh(kBin + "/cmd/m64c build -q " + d + "/yarn.gguf -o " + d + "/out.m64");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find("rope scaling 'yarn__' (factor 8) is not supported for gemma3"), std::string::npos) << r.out;
   patched_gemma3("blk.2.post_ffw_norm.weight", 13, 'X', "nopost.gguf");  // blk.2.post_ffX_norm
   r = sh(kBin + "/cmd/m64c build -q " + d + "/nopost.gguf -o " + d + "/out.m64");
   EXPECT_EQ(r.code, 1);
