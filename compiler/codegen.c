@@ -136,6 +136,17 @@ int m64c_emit_model_c(const m64c_plan *p, const char *gguf_name, FILE *out, m64_
           p->n_vocab, max_cols, p->n_ctx_train, (double)p->rms_eps,
           (double)p->rms_eps, (double)p->rope_base, (double)p->rope_base, p->qkv_bias, p->rope_neox,
           p->qk_norm);
+  if (p->gemma) /* Gemma: switches read by forward_llama.h only where defined */
+    fprintf(out,
+            "#define EMBED_SCALE %af /* %g: token embeddings times sqrt(DIM) */\n"
+            "#define Q_SCALE %af /* %g: q times this, attention scores unscaled */\n"
+            "#define POST_NORMS 1 /* attention and FFN outputs RMS-normed before the residual add */\n"
+            "#define FFN_GELU 1   /* gelu(gate) * up (tanh approximation), not silu */\n",
+            (double)p->embed_scale, (double)p->embed_scale, (double)p->q_scale, (double)p->q_scale);
+  if (p->attn_softcap > 0.0f)
+    fprintf(out, "#define ATTN_SOFTCAP %af /* %g: scores c tanh(s / c) */\n"
+                 "#define FINAL_SOFTCAP %af /* %g: logits likewise */\n",
+            (double)p->attn_softcap, (double)p->attn_softcap, (double)p->final_softcap, (double)p->final_softcap);
   if (p->rope_freqs) { /* Llama 3.1+ frequency scaling: theta_i / factor_i */
     fprintf(out, "#define ROPE_FREQ_FACTORS 1\nstatic const float ROPE_FACTOR[HEAD_DIM / 2] = {");
     for (uint32_t i = 0; i < p->head_dim / 2; i++)
@@ -143,6 +154,17 @@ int m64c_emit_model_c(const m64c_plan *p, const char *gguf_name, FILE *out, m64_
     fprintf(out, "};\n");
   }
   fprintf(out, "\n#include \"model.h\"\n\n");
+  if (p->sliding_window) { /* per layer: window (0 = all positions), RoPE base and angle factor */
+    fprintf(out, "#define SLIDING_WINDOW %uu\n", p->sliding_window);
+    fprintf(out, "static const LayerAttention LAYER_ATTN[N_LAYERS] = {\n");
+    for (uint32_t l = 0; l < p->n_blocks; l++) {
+      const int slides = l % p->swa_period < p->swa_period - 1;
+      fprintf(out, "    {%uu, %af, %af}, /* blk.%u: %s */\n", slides ? p->sliding_window : 0,
+              (double)(slides ? p->rope_base_swa : p->rope_base), (double)(slides ? p->rope_scale_swa : p->rope_scale),
+              l, slides ? "sliding" : "global");
+    }
+    fprintf(out, "};\n\n");
+  }
 
   emit_kernels(p, out);
 
@@ -165,7 +187,7 @@ int m64c_emit_model_c(const m64c_plan *p, const char *gguf_name, FILE *out, m64_
   emit_matrix(p, out, "output", output);
   fprintf(out, "};\n\nstatic const BlockWeights BLOCKS[N_LAYERS] = {\n");
 
-  /* need: 0 every architecture, 1 with q/k/v biases, 2 with q/k norms */
+  /* need: 0 every architecture, 1 with q/k/v biases, 2 with q/k norms, 3 gemma's post-norms */
   static const struct { const char *field, *tensor; int matrix, need; } fields[] = {
       {"attn_norm", "attn_norm.weight", 0, 0}, {"wq", "attn_q.weight", 1, 0},
       {"wk", "attn_k.weight", 1, 0},           {"wv", "attn_v.weight", 1, 0},
@@ -174,12 +196,16 @@ int m64c_emit_model_c(const m64c_plan *p, const char *gguf_name, FILE *out, m64_
       {"w_down", "ffn_down.weight", 1, 0},     {"bq", "attn_q.bias", 0, 1},
       {"bk", "attn_k.bias", 0, 1},             {"bv", "attn_v.bias", 0, 1},
       {"q_norm", "attn_q_norm.weight", 0, 2},  {"k_norm", "attn_k_norm.weight", 0, 2},
+      {"post_attn_norm", "post_attention_norm.weight", 0, 3},
+      {"post_ffw_norm", "post_ffw_norm.weight", 0, 3},
   };
   const size_t n_fields = sizeof fields / sizeof fields[0];
   for (uint32_t l = 0; l < p->n_blocks; l++) {
     fprintf(out, "  { /* blk.%u */\n", l);
     for (size_t f = 0; f < n_fields; f++) {
-      if ((fields[f].need == 1 && !p->qkv_bias) || (fields[f].need == 2 && !p->qk_norm)) continue;
+      if ((fields[f].need == 1 && !p->qkv_bias) || (fields[f].need == 2 && !p->qk_norm) ||
+          (fields[f].need == 3 && !p->gemma))
+        continue;
       char name[M64_MAX_NAME + 1];
       snprintf(name, sizeof name, "blk.%u.%s", l, fields[f].tensor);
       int idx = m64c_plan_find(p, 1 + l, name);

@@ -17,6 +17,20 @@ typedef struct m64c_plan {
   int rope_neox;                      /* RoPE pairs (i, i + head_dim/2) (qwen2) */
   int qk_norm;                        /* per-head RMSNorm of q and k before RoPE (qwen3) */
   int fused;                          /* q/k/v and gate/up may come fused in one tensor (phi3) */
+  int gemma;                          /* 2, 3: Gemma 2/3's embedding scale, post-norms, GELU
+                                         FFN, query scale and sliding-window layers; else 0 */
+  float embed_scale;                  /* gemma: sqrtf(dim), times every token embedding */
+  float q_scale;                      /* gemma: q is multiplied by it (attention then
+                                         scales by 1) */
+  uint32_t sliding_window;            /* gemma3: a sliding layer's token sees this many
+                                         positions, its own included; 0 = none */
+  uint32_t swa_period;                /* layer l slides unless l % period == period - 1 */
+  float rope_base_swa;                /* RoPE base of the sliding layers */
+  float rope_scale;                   /* RoPE angle factor of the other layers: 1 / linear
+                                         rope scaling factor (1 = none) */
+  float rope_scale_swa;               /* and of the sliding layers (gemma3: 1) */
+  float attn_softcap, final_softcap;  /* gemma2: score = c tanh(score / c), and the logits
+                                         likewise; 0 = none */
   float *rope_freqs;                  /* head_dim/2 divisors of rope_freqs.weight, or NULL */
   const m64_gguf_tensor *rope_freqs_source;
 

@@ -7,6 +7,7 @@
  * Anything m64 cannot run exactly (another architecture, a quant type without a kernel,
  * an unexpected tensor or shape) stops here with a message naming it.
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,10 +23,12 @@ typedef struct arch_desc {
   int rope_neox; /* RoPE rotates (i, i + head_dim/2) pairs, not adjacent ones */
   int qk_norm;   /* attn_q_norm/attn_k_norm: RMSNorm of each q and k head before RoPE (qwen3) */
   int fused;     /* gate and up in one ffn_up of 2*ffn rows, q/k/v in attn_qkv or apart (phi3) */
+  int gemma;     /* 2, 3: Gemma 2 or 3 (read_gemma below) */
 } arch_desc;
 static const arch_desc ARCHS[] = {
-    {"llama", 0, 0, 0, 0}, {"qwen2", 1, 1, 0, 0}, {"qwen3", 0, 1, 1, 0}, {"phi3", 0, 1, 0, 1}};
-static const char *const SUPPORTED_ARCHS = "llama, qwen2, qwen3, phi3";
+    {"llama", 0, 0, 0, 0, 0},  {"qwen2", 1, 1, 0, 0, 0},  {"qwen3", 0, 1, 1, 0, 0}, {"phi3", 0, 1, 0, 1, 0},
+    {"gemma2", 0, 1, 0, 0, 2}, {"gemma3", 0, 1, 1, 0, 3}};
+static const char *const SUPPORTED_ARCHS = "llama, qwen2, qwen3, phi3, gemma2, gemma3";
 /* Matrix types are those the module has kernels for (module/kernel_types.h). */
 int m64c_type_supported(uint32_t t) {
 #define X(id, sfx, name, act) if (t == id) return 1;
@@ -213,6 +216,53 @@ void m64c_plain_text(char *s) {
     if ((unsigned char)*c < 0x20 || *c == 0x7f || (*c == '/' && c > s && c[-1] == '*')) *c = '?';
 }
 
+/* Gemma 2 and 3, as llama.cpp reads them: sliding-window layers (every swa_period-th layer,
+ * counted from 1, attends to all positions; the others to the last sliding_window
+ * positions), q scaled by 1/sqrt(head size) before attention (by 1/sqrt(dim / heads) in
+ * the 27Bs, which llama.cpp tells by block count: 46 in Gemma 2, 62 in Gemma 3).
+ * Gemma 3: every 6th layer global unless attention.sliding_window_pattern says, the
+ * sliding ones with their own RoPE base (rope.freq_base_swa, 10000 when absent) and no
+ * rope scaling. Gemma 2: every 2nd layer global (the window 4096 when absent), one RoPE
+ * for all, and attention scores and logits soft-capped (c tanh(x / c); c 50 and 30 when
+ * absent). */
+static int read_gemma(const m64_gguf *g, m64c_plan *p, m64_err *e) {
+  const char *a = p->arch;
+  char key[128];
+  p->embed_scale = sqrtf((float)p->dim);
+  p->q_scale = p->n_blocks == (p->gemma == 2 ? 46u : 62u) ? 1.0f / sqrtf((float)(p->dim / p->n_heads))
+                                                           : 1.0f / sqrtf((float)p->head_dim);
+  if (p->gemma == 2) {
+    uint32_t window = 4096;
+    arch_u32_or(g, a, "attention.sliding_window", &window);
+    p->sliding_window = window ? window : 4096;
+    p->swa_period = 2;
+    p->rope_base_swa = p->rope_base;
+    p->rope_scale_swa = p->rope_scale;
+    p->attn_softcap = arch_f32_or(g, a, "attn_logit_softcapping", 50.0f);
+    p->final_softcap = arch_f32_or(g, a, "final_logit_softcapping", 30.0f);
+    if (!(p->attn_softcap > 0.0f) || !(p->final_softcap > 0.0f))
+      return m64_fail(e, M64_EUNSUPPORTED, "gemma2 soft-capping of %g (attention) and %g (logits): must be > 0",
+                      (double)p->attn_softcap, (double)p->final_softcap);
+    return 0;
+  }
+  snprintf(key, sizeof key, "%s.attention.sliding_window", a);
+  int rc = m64_gguf_get_u32(g, key, &p->sliding_window);
+  if (rc || p->sliding_window == 0) /* llama.cpp then soft-caps the logits instead */
+    return m64_fail(e, M64_EUNSUPPORTED,
+                    "gemma3 without a sliding window ('%s' %s) is not supported (its final-logit "
+                    "soft-capping is not implemented)", key, rc ? "missing" : "is 0");
+  snprintf(key, sizeof key, "%s.attention.sliding_window_pattern", a);
+  rc = m64_gguf_get_u32(g, key, &p->swa_period);
+  if (rc == M64_ENOTFOUND) p->swa_period = 6, rc = 0;
+  if (rc)
+    return m64_fail(e, M64_EUNSUPPORTED,
+                    "'%s' is not one unsigned integer (a per-layer pattern is not supported)", key);
+  if (p->swa_period == 0) p->swa_period = 1; /* llama.cpp: 0 means every layer slides */
+  p->rope_base_swa = arch_f32_or(g, a, "rope.freq_base_swa", 10000.0f);
+  p->rope_scale_swa = 1.0f;
+  return 0;
+}
+
 static int read_hparams(const m64_gguf *g, m64c_plan *p, m64_err *e) {
   m64_str arch;
   if (m64_gguf_get_str(g, "general.architecture", &arch))
@@ -230,6 +280,7 @@ static int read_hparams(const m64_gguf *g, m64c_plan *p, m64_err *e) {
   p->rope_neox = ad->rope_neox;
   p->qk_norm = ad->qk_norm;
   p->fused = ad->fused;
+  p->gemma = ad->gemma;
   const char *a = p->arch; /* every hyperparameter is "<arch>.<key>" */
   m64_str name;
   if (m64_gguf_get_str(g, "general.name", &name) == 0) {
@@ -274,8 +325,22 @@ static int read_hparams(const m64_gguf *g, m64c_plan *p, m64_err *e) {
     return m64_fail(e, M64_EUNSUPPORTED, "partial rotary embeddings (rope dims %u of head size %u) are not supported",
                     rope_dim, p->head_dim);
   const float scale = arch_f32_or(g, a, "rope.scaling.factor", 1.0f); /* 0 also means none */
-  if (scale != 1.0f && scale != 0.0f)
-    return m64_fail(e, M64_EUNSUPPORTED, "rope scaling (factor %g) is not supported", (double)scale);
+  p->rope_scale = 1.0f;
+  if (scale != 1.0f && scale != 0.0f) {
+    /* gemma3's global layers: linear scaling (the type llama.cpp assumes when absent) */
+    char key[128];
+    m64_str type = {"linear", 6};
+    snprintf(key, sizeof key, "%s.rope.scaling.type", a);
+    if (m64_gguf_get_str(g, key, &type) == M64_ENOTFOUND) type = (m64_str){"linear", 6};
+    const int linear = type.len == 6 && memcmp(type.ptr, "linear", 6) == 0;
+    if (!ad->gemma || !linear)
+      return m64_fail(e, M64_EUNSUPPORTED, "rope scaling '%.*s' (factor %g) is not supported for %s",
+                      (int)(type.len > 32 ? 32 : type.len), type.ptr, (double)scale, a);
+    if (!(scale > 0.0f) || scale > 1e6f)
+      return m64_fail(e, M64_EFORMAT, "rope scaling factor %g", (double)scale);
+    p->rope_scale = 1.0f / scale;
+  }
+  if (ad->gemma && (rc = read_gemma(g, p, e))) return rc;
 
   /* Phi-3's 128k models (and Phi-4-mini) scale RoPE per dimension with LongRoPE: long or
    * short factors chosen by context, and an attention factor. Not implemented. */
@@ -301,6 +366,8 @@ static int read_hparams(const m64_gguf *g, m64c_plan *p, m64_err *e) {
     return m64_fail(e, M64_ELIMIT, "vocabulary of %llu tokens", (unsigned long long)embd->ne[1]);
   p->n_vocab = (uint32_t)embd->ne[1];
   p->tied_output = m64_gguf_find_tensor(g, "output.weight") == NULL;
+  if (ad->gemma == 2 && !p->tied_output) /* llama.cpp then refuses the file's tensor count */
+    return m64_fail(e, M64_EUNSUPPORTED, "gemma2 with its own output.weight is not supported (its output is token_embd)");
   return 0;
 }
 
@@ -333,7 +400,7 @@ int m64c_plan_model(const m64_gguf *g, uint64_t segment_max, m64c_plan *p, m64_e
   if (rc) return rc;
 
   p->n_layers = p->n_blocks + 1;
-  const uint32_t max_tensors = 3 + 14 * p->n_blocks;
+  const uint32_t max_tensors = 3 + 16 * p->n_blocks;
   p->layers = calloc(p->n_layers, sizeof *p->layers);
   p->tensors = calloc(max_tensors, sizeof *p->tensors);
   p->sources = calloc(max_tensors, sizeof *p->sources);
@@ -355,7 +422,7 @@ int m64c_plan_model(const m64_gguf *g, uint64_t segment_max, m64c_plan *p, m64_e
   if (rc == 0) rc = read_rope_freqs(g, p, e);
 
   /* Layers 1..N: transformer blocks (the biases only where the architecture has them). */
-  expected_tensor block[14] = {
+  expected_tensor block[16] = {
       {"attn_norm.weight", p->dim, 0, 0},       {"attn_q.weight", p->dim, p->q_dim, 0},
       {"attn_k.weight", p->dim, p->kv_dim, 0},  {"attn_v.weight", p->dim, p->kv_dim, 0},
       {"attn_output.weight", p->q_dim, p->dim, 0}, {"ffn_norm.weight", p->dim, 0, 0},
@@ -371,6 +438,10 @@ int m64c_plan_model(const m64_gguf *g, uint64_t segment_max, m64c_plan *p, m64_e
   if (p->qk_norm) { /* one weight per head dimension, shared by every head */
     block[per_block++] = (expected_tensor){"attn_q_norm.weight", p->head_dim, 0, 0};
     block[per_block++] = (expected_tensor){"attn_k_norm.weight", p->head_dim, 0, 0};
+  }
+  if (p->gemma) { /* RMSNorms of the attention and feed-forward outputs */
+    block[per_block++] = (expected_tensor){"post_attention_norm.weight", p->dim, 0, 0};
+    block[per_block++] = (expected_tensor){"post_ffw_norm.weight", p->dim, 0, 0};
   }
   for (uint32_t l = 0; l < p->n_blocks && rc == 0; l++) {
     m64_layer_entry *L = &p->layers[1 + l];

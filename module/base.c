@@ -67,6 +67,15 @@ double mm_exp(double x) {
   return p * s1.d * s2.d;
 }
 float mm_expf(float x) { return (float)mm_exp((double)x); }
+/* tanh in double from exp, rounded once to float (near 0, its series: e^2x - 1 cancels). */
+float mm_tanhf(float x) {
+  const double d = x;
+  if (d > 20.0) return 1.0f;
+  if (d < -20.0) return -1.0f;
+  if (__builtin_fabs(d) < 1e-3) return (float)(d - d * d * d / 3.0);
+  const double e = mm_exp(2.0 * d);
+  return (float)((e - 1.0) / (e + 1.0));
+}
 
 double mm_log(double x) {
   if (x < 0 || x != x) return __builtin_nan("");

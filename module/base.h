@@ -35,6 +35,7 @@ static inline size_t mm_strlen(const char *s) {
 #define mm_sqrtf(x) __builtin_sqrtf(x)
 #define mm_fabsf(x) __builtin_fabsf(x)
 float mm_expf(float x);
+float mm_tanhf(float x);
 double mm_exp(double x);
 double mm_log(double x);
 double mm_pow(double x, double y);

@@ -1,12 +1,16 @@
 /*
  * forward_llama.h — the LLaMA forward pass (LLaMA 1/2/3, Mistral, TinyLlama, Qwen2,
  * which adds q/k/v biases and neox RoPE, and Qwen3, which has neox RoPE, its own head size
- * and a per-head RMSNorm of q and k, and Phi-3/Phi-4, whose fused q/k/v and gate/up
- * tensors the compiler splits into these matrices; grouped-query attention). Included once by a
+ * and a per-head RMSNorm of q and k; Phi-3/Phi-4, whose fused q/k/v and gate/up tensors the
+ * compiler splits into these matrices; Gemma 3, which adds to Qwen3's an embedding scale,
+ * RMSNorms of the attention and FFN outputs, a GELU FFN, a query scale and sliding-window
+ * layers, and Gemma 2: Gemma 3 without Q/K norms, with soft-capped attention scores and
+ * logits; grouped-query attention). Included once by a
  * generated model.c, after it has defined the shapes (DIM, N_LAYERS, N_HEADS, N_KV_HEADS,
  * HEAD_DIM, Q_DIM, KV_DIM, FFN, VOCAB, MAX_COLS, RMS_EPS, ROPE_BASE, N_CTX_TRAIN), the
- * architecture's switches (QKV_BIAS, ROPE_NEOX, QK_NORM, optional ROPE_FREQ_FACTORS) and the
- * weight tables GLOBALS and BLOCKS[N_LAYERS].
+ * architecture's switches (QKV_BIAS, ROPE_NEOX, QK_NORM, optional ROPE_FREQ_FACTORS, and
+ * Gemma's EMBED_SCALE, Q_SCALE, POST_NORMS, FFN_GELU, SLIDING_WINDOW with its LAYER_ATTN
+ * table, ATTN_SOFTCAP, FINAL_SOFTCAP) and the weight tables GLOBALS and BLOCKS[N_LAYERS].
  * Every shape is a compile-time constant, so each loop below is specialized to the model.
  *
  * Layers are paged: m64_host_layer_acquire(L) returns where layer L's weights are in the
@@ -15,6 +19,31 @@
  * The pass runs n tokens at consecutive positions at once (n = 1 when decoding; up to
  * MAX_BATCH for a prompt), so that each weight matrix is read once for all n tokens.
  */
+
+#ifndef POST_NORMS
+#define POST_NORMS 0
+#endif
+#ifndef FFN_GELU
+#define FFN_GELU 0
+#endif
+#ifdef ATTN_SOFTCAP /* gemma2: q arrives scaled; the score s becomes c tanh(s / c) */
+#define ATTN_SCALE (1.0f / ATTN_SOFTCAP)
+#elif defined Q_SCALE /* q arrives scaled (gemma): the scores are not scaled again */
+#define ATTN_SCALE 1.0f
+#else
+#define ATTN_SCALE (1.0f / mm_sqrtf((float)HEAD_DIM))
+#endif
+/* Per block: the positions a token attends to (0: all up to its own), RoPE base and
+ * angle factor; the same for every block unless the model has sliding-window layers. */
+#ifdef SLIDING_WINDOW
+#define LAYER_WINDOW(l) LAYER_ATTN[l].window
+#define LAYER_ROPE_BASE(l) LAYER_ATTN[l].rope_base
+#define LAYER_ROPE_SCALE(l) LAYER_ATTN[l].rope_scale
+#else
+#define LAYER_WINDOW(l) 0u
+#define LAYER_ROPE_BASE(l) ROPE_BASE
+#define LAYER_ROPE_SCALE(l) 1.0f
+#endif
 
 /* The mutable state: activations of up to MAX_BATCH tokens (one row each) and the KV
  * cache (f16, as llama.cpp's default). */
@@ -140,23 +169,31 @@ static void dot4_f16_in_order(const float *q, const uint16_t *k0, const uint16_t
 }
 
 /* One query head's attention: q (HEAD_DIM) at position pos over the cached keys and
- * values kc, vc (its kv head's slice at position 0, rows KV_DIM apart), into out. As
+ * values kc, vc (its kv head's slice at position 0, rows KV_DIM apart), into out; with a
+ * window w > 0, over positions pos - w + 1 .. pos only (llama.cpp's sliding-window mask). As
  * llama.cpp's CPU flash attention does with an f16 cache: q rounded to f16, an online
  * softmax, and the value sum kept in f16, here as f32 lanes that hold f16 values (every
  * update rounded through f16: f32x4_round_f16), SIMD over the head's dimensions (HD_VEC). */
-static void attend_head(const float *q, float *out, const uint16_t *kc, const uint16_t *vc, int32_t pos) {
-  const float scale = 1.0f / mm_sqrtf((float)HEAD_DIM);
+static void attend_head(const float *q, float *out, const uint16_t *kc, const uint16_t *vc, int32_t pos,
+                        uint32_t window) {
+  const float scale = ATTN_SCALE;
+  const int32_t t0 = window && (uint32_t)pos >= window ? pos - (int32_t)window + 1 : 0;
   float qh[HEAD_DIM] __attribute__((aligned(16))), acc[HEAD_DIM] __attribute__((aligned(16)));
   round_f16_n(qh, q, HEAD_DIM);
   mm_memset(acc, 0, sizeof acc);
   uint32_t i;
   float max = -__builtin_inff(), sum = 0.0f;
   float dots[4];
-  for (int32_t t = 0; t <= pos; t++) {
+  for (int32_t t = t0; t <= pos; t++) {
     const uint16_t *k = kc + (uint64_t)t * KV_DIM, *v = vc + (uint64_t)t * KV_DIM;
-    if ((t & 3) == 0 && t + 3 <= pos) /* the next four keys' products together */
+    const int four = (t & ~3) >= t0 && (t & ~3) + 3 <= pos; /* t's group of four is all in view */
+    if ((t & 3) == 0 && four) /* the next four keys' products together */
       dot4_f16_in_order(qh, k, k + KV_DIM, k + 2 * KV_DIM, k + 3 * KV_DIM, dots);
-    const float score = (t & ~3) + 3 <= pos ? dots[t & 3] * scale : dot_f16_in_order(qh, k) * scale;
+#ifdef ATTN_SOFTCAP
+    const float score = ATTN_SOFTCAP * mm_tanhf(four ? dots[t & 3] * scale : dot_f16_in_order(qh, k) * scale);
+#else
+    const float score = four ? dots[t & 3] * scale : dot_f16_in_order(qh, k) * scale;
+#endif
     v128_t lo, hi;
     float ms = 1.0f, vs = 1.0f;
     if (score > max) { /* new maximum: rescale what was summed so far */
@@ -183,7 +220,7 @@ static void attend_head(const float *q, float *out, const uint16_t *kc, const ui
 }
 
 /* The attention job of a forward pass: n tokens from position pos0 in layer l. */
-static struct { uint32_t l, n; int32_t pos0; } g_attn;
+static struct { uint32_t l, n, window; int32_t pos0; } g_attn;
 
 /* Items [i0, i1) of it: item k is head k / n of token k % n (causal: token t sees the
  * positions up to its own), so a share holds whole heads over all the tokens alike. */
@@ -195,7 +232,7 @@ static void attention_items(uint32_t i0, uint32_t i1) {
   for (uint32_t k = i0; k < i1; k++) {
     const uint32_t h = k / n, t = k % n, kv = (h / group) * HEAD_DIM;
     attend_head(s->q + t * Q_DIM + h * HEAD_DIM, s->xb2 + t * Q_DIM + h * HEAD_DIM, kc + kv, vc + kv,
-                g_attn.pos0 + (int32_t)t);
+                g_attn.pos0 + (int32_t)t, g_attn.window);
   }
 }
 
@@ -206,17 +243,18 @@ static void attention_items(uint32_t i0, uint32_t i1) {
 /* Attention of the n tokens at pos0.. in layer l: s->q into s->xb2. Each (head, token) is
  * computed alike on whichever thread, so results do not depend on the thread count. */
 static void attention(uint32_t l, uint32_t n, int32_t pos0) {
-  g_attn.l = l, g_attn.n = n, g_attn.pos0 = pos0;
+  g_attn.l = l, g_attn.n = n, g_attn.pos0 = pos0, g_attn.window = LAYER_WINDOW(l);
   const uint64_t products = (uint64_t)n * N_HEADS * HEAD_DIM * ((uint64_t)pos0 + n);
   run_items(attention_items, n * N_HEADS, products >= ATTN_PARALLEL_MIN);
 }
 
-/* hb = silu(hb) * hb2 on rows [r0, r1) of each of the n tokens: the epilogue of the
- * gate and up products, on the thread that computed those rows. */
+/* hb = silu(hb) * hb2 (gelu in gemma) on rows [r0, r1) of each of the n tokens: the
+ * epilogue of the gate and up products, on the thread that computed those rows. */
 static void swiglu_rows(uint32_t r0, uint32_t r1, uint32_t n) {
   RunState *s = &state;
   for (uint32_t t = 0; t < n; t++)
-    for (uint32_t r = t * FFN + r0; r < t * FFN + r1; r++) s->hb[r] = silu(s->hb[r]) * s->hb2[r];
+    for (uint32_t r = t * FFN + r0; r < t * FFN + r1; r++)
+      s->hb[r] = (FFN_GELU ? gelu(s->hb[r]) : silu(s->hb[r])) * s->hb2[r];
 }
 
 /* n tokens at positions pos0..pos0+n-1; returns the last token's logits. */
@@ -232,6 +270,9 @@ static uint32_t forward(const int32_t *tokens, uint32_t n, int32_t pos0) {
   for (uint32_t t = 0; t < n; t++)
     GLOBALS.embed_row(s->x + t * DIM, g + GLOBALS.token_embd + (uint64_t)tokens[t] * GLOBALS.token_row_bytes);
   m64_host_layer_release(GLOBALS_LAYER);
+#ifdef EMBED_SCALE
+  for (uint32_t i = 0; i < n * DIM; i++) s->x[i] *= EMBED_SCALE;
+#endif
 
   for (uint32_t l = 0; l < N_LAYERS; l++) {
     const BlockWeights *w = &BLOCKS[l];
@@ -266,8 +307,11 @@ static uint32_t forward(const int32_t *tokens, uint32_t n, int32_t pos0) {
       }
     for (uint32_t t = 0; t < n; t++) {
       const int32_t pos = pos0 + (int32_t)t;
-      rope(s->q + t * Q_DIM, N_HEADS, pos, ROPE_BASE);
-      rope(s->k + t * KV_DIM, N_KV_HEADS, pos, ROPE_BASE);
+      rope(s->q + t * Q_DIM, N_HEADS, pos, LAYER_ROPE_BASE(l), LAYER_ROPE_SCALE(l));
+      rope(s->k + t * KV_DIM, N_KV_HEADS, pos, LAYER_ROPE_BASE(l), LAYER_ROPE_SCALE(l));
+#ifdef Q_SCALE
+      for (uint32_t i = 0; i < Q_DIM; i++) s->q[t * Q_DIM + i] *= Q_SCALE;
+#endif
       uint16_t *kc = s->key_cache + ((uint64_t)l * s->n_ctx + pos) * KV_DIM;
       uint16_t *vc = s->value_cache + ((uint64_t)l * s->n_ctx + pos) * KV_DIM;
       for (uint32_t i = 0; i < KV_DIM; i++) {
@@ -277,16 +321,22 @@ static uint32_t forward(const int32_t *tokens, uint32_t n, int32_t pos0) {
     }
     attention(l, n, pos0);
     w->wo.matmul(s->xb, b + w->wo.offset, s->xb2, n);
+    if (POST_NORMS) /* gemma: the sub-block's output RMS-normed before it is added */
+      for (uint32_t t = 0; t < n; t++)
+        rmsnorm(s->xb + t * DIM, s->xb + t * DIM, AT(b, w->post_attn_norm.offset, const float *), DIM, RMS_EPS);
     for (uint32_t i = 0; i < n * DIM; i++) s->x[i] += s->xb[i];
 
-    /* feed-forward: w_down(silu(w_gate x) * w_up x) */
+    /* feed-forward: w_down(silu(w_gate x) * w_up x), gelu in place of silu in gemma */
     for (uint32_t t = 0; t < n; t++)
       rmsnorm(s->xb + t * DIM, s->x + t * DIM, AT(b, w->ffn_norm.offset, const float *), DIM, RMS_EPS);
-    products_begin(); /* gate and up, then silu(gate) * up, as one parallel job */
+    products_begin(); /* gate and up, then silu(gate) * up (gelu in gemma), as one job */
     w->w_gate.matmul(s->hb, b + w->w_gate.offset, s->xb, n);
     w->w_up.matmul(s->hb2, b + w->w_up.offset, s->xb, n);
     products_run(swiglu_rows);
     w->w_down.matmul(s->xb, b + w->w_down.offset, s->hb, n);
+    if (POST_NORMS)
+      for (uint32_t t = 0; t < n; t++)
+        rmsnorm(s->xb + t * DIM, s->xb + t * DIM, AT(b, w->post_ffw_norm.offset, const float *), DIM, RMS_EPS);
     for (uint32_t i = 0; i < n * DIM; i++) s->x[i] += s->xb[i];
 
     m64_host_layer_release(BLOCK_LAYER(l));
@@ -298,6 +348,9 @@ static uint32_t forward(const int32_t *tokens, uint32_t n, int32_t pos0) {
   m64_host_layer_prefetch(BLOCK_LAYER(0)); /* the next token starts there */
   rmsnorm(last, last, AT(g, GLOBALS.output_norm.offset, const float *), DIM, RMS_EPS);
   GLOBALS.output.matmul(s->logits, g + GLOBALS.output.offset, last, 1);
+#ifdef FINAL_SOFTCAP /* gemma2: logits c tanh(x / c) */
+  for (uint32_t i = 0; i < VOCAB; i++) s->logits[i] = mm_tanhf(s->logits[i] * (1.0f / FINAL_SOFTCAP)) * FINAL_SOFTCAP;
+#endif
   m64_host_layer_release(GLOBALS_LAYER);
   return (uint32_t)(uintptr_t)s->logits;
 }

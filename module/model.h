@@ -40,6 +40,11 @@ typedef struct GlobalWeights {
   Matrix output;             /* (vocab, dim); token_embd itself when the output is tied */
 } GlobalWeights;
 
+/* A block's attention where it differs between blocks (gemma3's LAYER_ATTN table): the
+ * positions a token sees (its own and the window - 1 before it; 0 = all), the RoPE base,
+ * and a factor on the RoPE angles (linear rope scaling). */
+typedef struct LayerAttention { uint32_t window; float rope_base, rope_scale; } LayerAttention;
+
 /* Layers 1..N: one transformer block each. */
 typedef struct BlockWeights {
   Vector attn_norm;                 /* (dim) */
@@ -48,6 +53,7 @@ typedef struct BlockWeights {
   Matrix w_gate, w_up, w_down;      /* (ffn, dim) x2, (dim, ffn) */
   Vector bq, bk, bv;                /* (q_dim), (kv_dim) x2: only where QKV_BIAS (qwen2) */
   Vector q_norm, k_norm;            /* (head_dim) x2: only where QK_NORM (qwen3) */
+  Vector post_attn_norm, post_ffw_norm; /* (dim) x2: only where POST_NORMS (gemma) */
 } BlockWeights;
 
 /* ---- products split across the host's threads ----
@@ -212,11 +218,12 @@ static inline void softmax(float *x, uint32_t n) {
 /* RoPE over n_heads heads of HEAD_DIM: rotates pairs of each head by theta_i = pos *
  * base^(-2i/HEAD_DIM) (divided by ROPE_FACTOR[i] where the model has frequency factors).
  * The pairs are adjacent (2i, 2i+1) in LLaMA's "normal" mode and (i, i + HEAD_DIM/2) in
- * "neox" mode (ROPE_NEOX: Qwen2). theta advances by repeated multiplication in float, as
+ * "neox" mode (ROPE_NEOX: Qwen2). The angles are times scale (1 / a linear rope scaling
+ * factor; 1, which changes nothing, without one). theta advances by repeated multiplication in float, as
  * ggml computes it. The angles are the same for every head: their sines and cosines are
  * computed once per call (the double sincos per head cost ~1% of a 7B decode, on the
  * thread that the others wait for). */
-static inline void rope(float *v, uint32_t n_heads, int32_t pos, float base) {
+static inline void rope(float *v, uint32_t n_heads, int32_t pos, float base, float scale) {
   const float theta_scale = (float)mm_pow(base, -2.0 / HEAD_DIM);
   const uint32_t half = HEAD_DIM / 2;
   float cs[HEAD_DIM / 2], sn[HEAD_DIM / 2];
@@ -226,6 +233,7 @@ static inline void rope(float *v, uint32_t n_heads, int32_t pos, float base) {
 #ifdef ROPE_FREQ_FACTORS
     th = theta / ROPE_FACTOR[i];
 #endif
+    th *= scale; /* linear rope scaling (gemma3's global layers); 1 exactly elsewhere */
     double s, c;
     mm_sincos(th, &s, &c);
     cs[i] = (float)c, sn[i] = (float)s;
@@ -248,5 +256,16 @@ static inline void add_vector(float *x, const float *bias, uint32_t n) {
 }
 
 static inline float silu(float x) { return x / (1.0f + mm_expf(-x)); }
+
+/* GELU with the tanh approximation, as ggml's CPU op computes it: x rounded to f16 and
+ * the result too (ggml looks it up in a table of f16 values made by this formula in
+ * float), 0 at or below -10 and x at or above 10. */
+static inline float gelu(float x) {
+  if (x <= -10.0f) return 0.0f;
+  if (x >= 10.0f) return x;
+  const float h = f16_to_f32(f32_to_f16(x));
+  const float t = mm_tanhf(0.79788456080286535587989211986876f * h * (1.0f + 0.044715f * h * h));
+  return f16_to_f32(f32_to_f16(0.5f * h * (1.0f + t)));
+}
 
 #endif

@@ -73,6 +73,26 @@ done
 # and with q, k, v as separate tensors, which llama.cpp also takes for phi3
 "$synth" --shape tiny --arch phi3 --qkv-apart --type F32 --seed 27 -o "$out/synth-phi3-apart.gguf"
 "$m64c" build -q "$out/synth-phi3-apart.gguf" -o "$out/synth-phi3-apart.m64"
+# gemma3: embedding scale, q/k and post norms, GELU, q scale, and sliding-window layers
+# (window 8, every 2nd layer global here, so 3 layers hold both kinds and the window
+# matters from position 8 on) with RoPE base 10000 against the global layers' 1e6; in F32
+# and in a K-quant mix with a tied output (4 layers, 128-wide heads).
+"$synth" --shape tiny --arch gemma3 --head-dim 32 --layers 3 --sliding-window 8 --swa-period 2 \
+  --rope-base 1000000 --type F32 --seed 23 -o "$out/synth-gemma3.gguf"
+"$m64c" build -q "$out/synth-gemma3.gguf" -o "$out/synth-gemma3.m64"
+"$synth" --shape small --arch gemma3 --head-dim 128 --layers 4 --sliding-window 8 --swa-period 2 \
+  --rope-base 1000000 --tied --mix q4_k_m --seed 24 -o "$out/synth-gemma3-q4_k_m.gguf"
+"$m64c" build -q "$out/synth-gemma3-q4_k_m.gguf" -o "$out/synth-gemma3-q4_k_m.m64"
+# and with linear rope scaling (factor 8, as Gemma 3 4B and larger), on the global layer only
+"$synth" --shape tiny --arch gemma3 --head-dim 32 --layers 3 --sliding-window 8 --swa-period 2 \
+  --rope-base 1000000 --rope-scaling 8 --type F32 --seed 23 -o "$out/synth-gemma3-ropescale.gguf"
+"$m64c" build -q "$out/synth-gemma3-ropescale.gguf" -o "$out/synth-gemma3-ropescale.m64"
+# gemma2: as gemma3 without q/k norms, every 2nd layer global, the output tied to the
+# embeddings (llama.cpp loads no output.weight), and soft-capped attention
+# scores and logits (caps 2 and 3 here, so that they bend these small models' values).
+"$synth" --shape tiny --arch gemma2 --head-dim 32 --layers 3 --sliding-window 8 --attn-softcap 2 \
+  --final-softcap 3 --tied --type F32 --seed 25 -o "$out/synth-gemma2.gguf"
+"$m64c" build -q "$out/synth-gemma2.gguf" -o "$out/synth-gemma2.m64"
 # Compressed bundles (zstd): from the real model when present, and from a K-quant mix.
 if [ -f "$out/stories260K.m64" ]; then
   "$m64c" compress -q "$out/stories260K.m64" -o "$out/stories260K-z.m64"

@@ -875,7 +875,7 @@ TEST_P(Synthetic, LogitsMatchTheF32Oracle) {
                    name == "IQ4_XS";
   const bool f32 = name == "F32" || name == "F16" || name == "qwen2" || name == "qwen2-tied" ||
                    name == "ropefreqs" || name == "bpe" || name == "qwen3" || name == "phi3" ||
-                   name == "phi3-apart";
+                   name == "phi3-apart" || name == "gemma3" || name == "gemma3-ropescale" || name == "gemma2";
   const double tol = f32 ? 3e-3 : name == "BF16" ? 1.5e-2 : q8k ? 6e-2 : 3e-2;
   std::vector<int32_t> ids = s.tokenize("one two three");
   double worst = 0;
@@ -900,7 +900,8 @@ INSTANTIATE_TEST_SUITE_P(Types, Synthetic,
                                            "IQ4_NL", "tied", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K",
                                            "IQ4_XS", "q4_k_m", "q2_k", "tied-Q4_K", "qwen2", "qwen2-tied",
                                            "ropefreqs", "bpe", "qwen3", "qwen3-q4_k_m", "phi3",
-                                           "phi3-tied-Q8_0", "phi3-Q4_K", "phi3-apart"));
+                                           "phi3-tied-Q8_0", "phi3-Q4_K", "phi3-apart", "gemma3",
+                                           "gemma3-q4_k_m", "gemma3-ropescale", "gemma2"));
 
 // phi3's fused attn_qkv and ffn_up are stored as llama's q, k, v, gate and up: runs of
 // their rows, each a matrix (K-quants in row pairs, as any other); and its sliding window
@@ -987,7 +988,7 @@ TEST(Errors, BuildRejectsUnsupportedModelsByName) {
   m64_gguf_writer_free(w);
   CmdResult r = sh(kBin + "/cmd/m64c build -q " + d + "/gpt2.gguf -o " + d + "/out.m64");
   EXPECT_EQ(r.code, 1);
-  EXPECT_NE(r.out.find("architecture 'gpt2' is not supported (supported: llama, qwen2, qwen3, phi3)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("architecture 'gpt2' is not supported (supported: llama, qwen2, qwen3, phi3, gemma2, gemma3)"), std::string::npos) << r.out;
   EXPECT_FALSE(exists(d + "/out.m64"));
 
   // qwen3 with value heads of another size than key heads: refused by name, not run wrong
@@ -1050,6 +1051,41 @@ TEST(Errors, BuildRejectsUnsupportedModelsByName) {
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.out.find("tensor 'blk.0.ffn_up.weight' has shape [64, 320, 1, 1], expected [64, 160]"),
             std::string::npos) << r.out;
+  // gemma3 without its sliding window is the variant llama.cpp soft-caps the logits of,
+  // which m64 does not: refused by name; and a missing post-norm is missing by name
+  NEED_FILE(kOut + "/synth-gemma3.gguf");
+  const auto patched_gemma3 = [&](const std::string &find, size_t at_char, char c, const std::string &to) {
+    std::ifstream in(kOut + "/synth-gemma3.gguf", std::ios::binary);
+    std::string g((std::istreambuf_iterator<char>(in)), {});
+    size_t at = g.find(find);
+    ASSERT_NE(at, std::string::npos) << find;
+    g[at + at_char] = c;
+    std::ofstream(d + "/" + to, std::ios::binary).write(g.data(), (std::streamsize)g.size());
+  };
+  patched_gemma3("gemma3.attention.sliding_window", 30, 'X', "noswa.gguf");  // ..._windoX
+  r = sh(kBin + "/cmd/m64c build -q " + d + "/noswa.gguf -o " + d + "/out.m64");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find("gemma3 without a sliding window ('gemma3.attention.sliding_window' missing) is not "
+                       "supported (its final-logit soft-capping is not implemented)"),
+            std::string::npos)
+      << r.out;
+  // rope scaling other than linear (yarn, ...) is not the one m64 computes
+  NEED_FILE(kOut + "/synth-gemma3-ropescale.gguf");
+  {
+    std::ifstream in(kOut + "/synth-gemma3-ropescale.gguf", std::ios::binary);
+    std::string g((std::istreambuf_iterator<char>(in)), {});
+    size_t at = g.find("linear");
+    ASSERT_NE(at, std::string::npos);
+    g.replace(at, 6, "yarn__");
+    std::ofstream(d + "/yarn.gguf", std::ios::binary).write(g.data(), (std::streamsize)g.size());
+  }
+  r = sh(kBin + "/cmd/m64c build -q " + d + "/yarn.gguf -o " + d + "/out.m64");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find("rope scaling 'yarn__' (factor 8) is not supported for gemma3"), std::string::npos) << r.out;
+  patched_gemma3("blk.2.post_ffw_norm.weight", 13, 'X', "nopost.gguf");  // blk.2.post_ffX_norm
+  r = sh(kBin + "/cmd/m64c build -q " + d + "/nopost.gguf -o " + d + "/out.m64");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find("tensor 'blk.2.post_ffw_norm.weight' is missing"), std::string::npos) << r.out;
 
   // A tensor type without a kernel (Q8_1 is a valid ggml type, never a weight type m64
   // computes with): patch blk.0.attn_q.weight's type in a copy of the F32 model. Q8_1

@@ -19,7 +19,9 @@ static void usage(FILE *f) {
           "                 [--eps F] [--type T | --mix q2_k|q3_k_m|q4_k_m|q5_k_m]\n"
           "                 [--type-embd T] [--type-output T] [--type-ffn-down T]\n"
           "                 [--type-attn-v T] [--seed N] [--tied] [--name S]\n"
-          "                 [--arch llama|qwen2|qwen3|phi3 [--qkv-apart]] [--head-dim N] [--rope-freqs] [--vocab-kind spm|spm-nospace|bpe]\n"
+          "                 [--arch llama|qwen2|qwen3|phi3|gemma2|gemma3] [--qkv-apart] [--head-dim N]\n"
+          "                 [--sliding-window N] [--swa-period N] [--attn-softcap F] [--final-softcap F]\n"
+          "                 [--rope-scaling F] [--rope-freqs] [--vocab-kind spm|spm-nospace|bpe]\n"
           "                 -o out.gguf\n"
           "--shape sets every dimension first; later flags override it. tiny has dim 64, so\n"
           "only 32-element block types fit it; small (dim 256, ffn 512) takes every type.\n"
@@ -109,8 +111,10 @@ int main(int argc, char **argv) {
       else if (!strcmp(v, "qwen2")) spec.arch = M64_SYNTH_ARCH_QWEN2;
       else if (!strcmp(v, "qwen3")) spec.arch = M64_SYNTH_ARCH_QWEN3;
       else if (!strcmp(v, "phi3")) spec.arch = M64_SYNTH_ARCH_PHI3;
+      else if (!strcmp(v, "gemma3")) spec.arch = M64_SYNTH_ARCH_GEMMA3;
+      else if (!strcmp(v, "gemma2")) spec.arch = M64_SYNTH_ARCH_GEMMA2;
       else {
-        fprintf(stderr, "m64-synth: --arch %s: unknown (llama, qwen2, qwen3, phi3)\n", v);
+        fprintf(stderr, "m64-synth: --arch %s: unknown (llama, qwen2, qwen3, phi3, gemma2, gemma3)\n", v);
         return 2;
       }
     }
@@ -130,6 +134,11 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--kv-heads")) bad = parse_u32(a, v, &spec.n_kv_heads);
     else if (!strcmp(a, "--ffn")) bad = parse_u32(a, v, &spec.ffn);
     else if (!strcmp(a, "--head-dim")) bad = parse_u32(a, v, &spec.head_dim);
+    else if (!strcmp(a, "--sliding-window")) bad = parse_u32(a, v, &spec.sliding_window);
+    else if (!strcmp(a, "--swa-period")) bad = parse_u32(a, v, &spec.swa_period);
+    else if (!strcmp(a, "--attn-softcap")) bad = parse_f32(a, v, &spec.attn_softcap);
+    else if (!strcmp(a, "--final-softcap")) bad = parse_f32(a, v, &spec.final_softcap);
+    else if (!strcmp(a, "--rope-scaling")) bad = parse_f32(a, v, &spec.rope_scaling);
     else if (!strcmp(a, "--ctx")) bad = parse_u32(a, v, &spec.n_ctx);
     else if (!strcmp(a, "--seed")) bad = parse_u32(a, v, &spec.seed);
     else if (!strcmp(a, "--rope-base")) bad = parse_f32(a, v, &spec.rope_base);

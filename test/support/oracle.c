@@ -17,10 +17,22 @@ typedef struct hyperparams {
   float rope_base, norm_eps;
   int qkv_bias;     /* qwen2: q, k, v projections add biases */
   int rope_neox;    /* qwen2, qwen3, phi3: RoPE rotates (i, i + n_rot/2) instead of (2i, 2i+1) */
-  int qk_norm;      /* qwen3: each q and k head RMS-normed (its own weights) before RoPE */
+  int qk_norm;      /* qwen3, gemma3: each q and k head RMS-normed (its own weights) before RoPE */
   int fused;        /* phi3: one product for q, k, v (attn_qkv), one for gate and up (ffn_up) */
-  uint32_t window;  /* phi3: each position attends to the last `window` positions; 0 = all */
-  char arch[16];    /* "llama", "qwen2", "qwen3" or "phi3": the prefix of every hyperparameter key */
+  /* gemma3: embeddings times sqrt(dim); q times q_scale (and scores not scaled); the
+   * attention and FFN outputs RMS-normed before the residual adds; FFN gelu(gate) * up;
+   * in every layer but each period-th (counting from 1) a position sees only itself and
+   * the window - 1 before it, under RoPE base rope_base_swa, the others under rope_base
+   * with the angles times rope_scale (1 / a linear scaling factor). */
+  int gemma3;
+  /* gemma2: as gemma3 without q/k norms, every 2nd layer global, one RoPE for all, and
+   * attention scores and logits soft-capped: c tanh(x / c) */
+  int gemma2;
+  float attn_softcap, final_softcap;
+  uint32_t window;  /* phi3: every layer's, gemma: the sliding layers' window; 0 = all */
+  uint32_t period;
+  float rope_base_swa, rope_scale, q_scale;
+  char arch[16];    /* "llama", "qwen2", "qwen3", "phi3", "gemma2" or "gemma3": the prefix of every hyperparameter key */
 } hyperparams;
 
 /* Matrices are row-major [out][in]: GGUF's ne[0] = in (the row), ne[1] = out. */
@@ -43,6 +55,7 @@ typedef struct layer_weights {
   matrix wqkv;                    /* phi3: [q_dim + 2 kv_dim][dim], q rows then k then v; data
                                      NULL where the file has attn_q/k/v apart */
   matrix w_gate_up;               /* phi3: [2 ffn][dim], gate rows then up (no ffn_gate) */
+  float *post_attn_norm, *post_ffw_norm; /* [dim] each; gemma3 only */
 } layer_weights;
 
 typedef struct weights {
@@ -113,8 +126,14 @@ static int read_hyperparams(const m64_gguf *g, uint32_t n_ctx, hyperparams *hp, 
   } else if (arch.len == 4 && !memcmp(arch.ptr, "phi3", 4)) {
     snprintf(hp->arch, sizeof hp->arch, "phi3");
     hp->fused = hp->rope_neox = 1;
+  } else if (arch.len == 6 && !memcmp(arch.ptr, "gemma3", 6)) {
+    snprintf(hp->arch, sizeof hp->arch, "gemma3");
+    hp->qk_norm = hp->rope_neox = hp->gemma3 = 1;
+  } else if (arch.len == 6 && !memcmp(arch.ptr, "gemma2", 6)) {
+    snprintf(hp->arch, sizeof hp->arch, "gemma2");
+    hp->rope_neox = hp->gemma2 = 1;
   } else {
-    return m64_fail(e, M64_EUNSUPPORTED, "general.architecture is not \"llama\", \"qwen2\", \"qwen3\" or \"phi3\"");
+    return m64_fail(e, M64_EUNSUPPORTED, "general.architecture is not llama, qwen2, qwen3, phi3, gemma2 or gemma3");
   }
   int rc = 0;
   rc = rc ? rc : get_u32_or(g, arch_key(hp, "embedding_length"), 0, &hp->dim, e);
@@ -151,6 +170,33 @@ static int read_hyperparams(const m64_gguf *g, uint32_t n_ctx, hyperparams *hp, 
   if (hp->n_rot > hp->head_dim || hp->n_rot % 2)
     return m64_fail(e, M64_EFORMAT, "rope dimension count %u with head size %u", hp->n_rot,
                     hp->head_dim);
+  hp->rope_scale = 1.0f;
+  if (hp->gemma3) {
+    float factor;
+    rc = get_u32_or(g, arch_key(hp, "attention.sliding_window"), 0, &hp->window, e);
+    rc = rc ? rc : get_u32_or(g, arch_key(hp, "attention.sliding_window_pattern"), 6, &hp->period, e);
+    rc = rc ? rc : get_f32_or(g, arch_key(hp, "rope.freq_base_swa"), 10000.0f, &hp->rope_base_swa, e);
+    rc = rc ? rc : get_f32_or(g, arch_key(hp, "rope.scaling.factor"), 1.0f, &factor, e);
+    if (rc) return rc;
+    if (!hp->window) return m64_fail(e, M64_EUNSUPPORTED, "gemma3 without a sliding window");
+    if (!hp->period) hp->period = 1;
+    if (factor != 0.0f) hp->rope_scale = 1.0f / factor;
+    /* 1/sqrt(head size); 1/sqrt(dim / heads) in Gemma 3 27B (62 blocks) */
+    hp->q_scale = (float)(1.0 / sqrt(hp->n_layers == 62 ? (double)(hp->dim / hp->n_heads) : (double)hp->head_dim));
+  }
+  if (hp->gemma2) {
+    float factor;
+    rc = get_u32_or(g, arch_key(hp, "attention.sliding_window"), 4096, &hp->window, e);
+    rc = rc ? rc : get_f32_or(g, arch_key(hp, "attn_logit_softcapping"), 50.0f, &hp->attn_softcap, e);
+    rc = rc ? rc : get_f32_or(g, arch_key(hp, "final_logit_softcapping"), 30.0f, &hp->final_softcap, e);
+    rc = rc ? rc : get_f32_or(g, arch_key(hp, "rope.scaling.factor"), 1.0f, &factor, e);
+    if (rc) return rc;
+    hp->period = 2;
+    if (factor != 0.0f) hp->rope_scale = 1.0f / factor;
+    /* 1/sqrt(head size); 1/sqrt(dim / heads) in Gemma 2 27B (46 blocks) */
+    hp->q_scale = (float)(1.0 / sqrt(hp->n_layers == 46 ? (double)(hp->dim / hp->n_heads) : (double)hp->head_dim));
+    hp->gemma3 = 1; /* everything else as gemma3 */
+  }
   if (n_ctx) hp->n_ctx = n_ctx;
   const m64_gguf_tensor *embd = m64_gguf_find_tensor(g, "token_embd.weight");
   if (!embd) return m64_fail(e, M64_ENOTFOUND, "tensor token_embd.weight is missing");
@@ -262,6 +308,12 @@ static int load_weights(const m64_gguf *g, const hyperparams *hp, m64_oracle *o,
       snprintf(name, sizeof name, "blk.%u.attn_k_norm.weight", l);
       rc = rc ? rc : load_vector(g, name, hp->head_dim, &lw->k_norm, e);
     }
+    if (hp->gemma3 && !rc) {
+      snprintf(name, sizeof name, "blk.%u.post_attention_norm.weight", l);
+      rc = load_vector(g, name, hp->dim, &lw->post_attn_norm, e);
+      snprintf(name, sizeof name, "blk.%u.post_ffw_norm.weight", l);
+      rc = rc ? rc : load_vector(g, name, hp->dim, &lw->post_ffw_norm, e);
+    }
   }
   return rc;
 }
@@ -323,6 +375,7 @@ void m64_oracle_close(m64_oracle *o) {
       free(w->layers[l].ffn_norm);
       free(w->layers[l].bq), free(w->layers[l].bk), free(w->layers[l].bv);
       free(w->layers[l].q_norm), free(w->layers[l].k_norm);
+      free(w->layers[l].post_attn_norm), free(w->layers[l].post_ffw_norm);
     }
   free(w->rope_freqs);
   free(w->layers);
@@ -361,14 +414,16 @@ static void matvec(float *out, const matrix *W, const float *x, uint32_t n_in, u
 }
 
 /* Rotates pair i of each head by pos * base^(-2i/n_rot) (divided by rope_freqs[i] where
- * the model has them): pairs (2i, 2i+1) in "normal" RoPE, (i, i + n_rot/2) in "neox". */
-static void rope(float *vec, uint32_t n_heads, const hyperparams *hp, const float *freqs, int pos) {
+ * the model has them, times scale): pairs (2i, 2i+1) in "normal" RoPE, (i, i + n_rot/2) in "neox". */
+static void rope(float *vec, uint32_t n_heads, const hyperparams *hp, const float *freqs, int pos,
+                 double base, double scale) {
   const uint32_t half = hp->n_rot / 2;
   for (uint32_t h = 0; h < n_heads; h++) {
     float *head = vec + h * hp->head_dim;
     for (uint32_t i = 0; i < half; i++) {
-      double theta = pos * pow(hp->rope_base, -2.0 * i / hp->n_rot);
+      double theta = pos * pow(base, -2.0 * i / hp->n_rot);
       if (freqs) theta /= freqs[i];
+      theta *= scale;
       double c = cos(theta), s = sin(theta);
       uint32_t a = hp->rope_neox ? i : 2 * i, b = hp->rope_neox ? i + half : 2 * i + 1;
       float x0 = head[a], x1 = head[b];
@@ -391,29 +446,42 @@ static void softmax(float *x, uint32_t n) {
 
 static float silu(float x) { return x / (1.0f + expf(-x)); }
 
-/* xb2 = multi-head attention of q over the cached keys/values of positions 0..pos. */
-static void attention(m64_oracle *o, uint32_t layer, int pos) {
+/* GELU, tanh approximation: x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) */
+static float gelu(float x) {
+  const double d = x;
+  return (float)(0.5 * d * (1.0 + tanh(sqrt(2.0 / 3.14159265358979323846) * (d + 0.044715 * d * d * d))));
+}
+
+/* gemma2/3: does layer l attend through the sliding window? */
+static int sliding(const hyperparams *hp, uint32_t l) {
+  return hp->gemma3 && (l + 1) % hp->period != 0;
+}
+
+/* xb2 = multi-head attention of q over the cached keys/values of positions 0..pos (the
+ * last `window` of them where window > 0). */
+static void attention(m64_oracle *o, uint32_t layer, int pos, uint32_t window) {
   const hyperparams *hp = &o->hp;
   run_state *s = &o->s;
   uint64_t layer_base = (uint64_t)layer * hp->n_ctx * hp->kv_dim;
   uint32_t heads_per_kv = hp->n_heads / hp->n_kv_heads;
-  float inv_sqrt_hd = 1.0f / sqrtf((float)hp->head_dim);
-  const int t0 = hp->window && (uint32_t)pos >= hp->window ? pos - (int)hp->window + 1 : 0; /* sliding window */
+  float inv_sqrt_hd = hp->gemma3 ? 1.0f : 1.0f / sqrtf((float)hp->head_dim); /* gemma3: q is scaled */
+  const int first = window && (uint32_t)pos >= window ? pos - (int)window + 1 : 0;
   for (uint32_t h = 0; h < hp->n_heads; h++) {
     const float *q = s->q + h * hp->head_dim;
     uint32_t kv_head_offset = (h / heads_per_kv) * hp->head_dim;
-    for (int t = t0; t <= pos; t++) {
+    for (int t = first; t <= pos; t++) {
       const float *k = s->key_cache + layer_base + (uint64_t)t * hp->kv_dim + kv_head_offset;
       double dot = 0;
       for (uint32_t i = 0; i < hp->head_dim; i++) dot += (double)q[i] * k[i];
-      s->att[t] = (float)dot * inv_sqrt_hd;
+      s->att[t - first] = (float)dot * inv_sqrt_hd;
+      if (hp->gemma2) s->att[t - first] = (float)(hp->attn_softcap * tanh(s->att[t - first] / hp->attn_softcap));
     }
-    softmax(s->att + t0, (uint32_t)(pos - t0) + 1);
+    softmax(s->att, (uint32_t)(pos - first) + 1);
     float *out = s->xb2 + h * hp->head_dim;
     for (uint32_t i = 0; i < hp->head_dim; i++) {
       double sum = 0;
-      for (int t = t0; t <= pos; t++)
-        sum += (double)s->att[t] *
+      for (int t = first; t <= pos; t++)
+        sum += (double)s->att[t - first] *
                s->value_cache[layer_base + (uint64_t)t * hp->kv_dim + kv_head_offset + i];
       out[i] = (float)sum;
     }
@@ -429,6 +497,8 @@ const float *m64_oracle_forward(m64_oracle *o, int token, int pos) {
 
   m64_ref_dequantize_row(w->token_embd.type, w->token_embd.data + (uint64_t)token * w->token_embd.row_bytes,
                          s->x, hp->dim);
+  if (hp->gemma3)
+    for (uint32_t i = 0; i < hp->dim; i++) s->x[i] *= sqrtf((float)hp->dim);
 
   for (uint32_t l = 0; l < hp->n_layers; l++) {
     const layer_weights *lw = &w->layers[l];
@@ -455,13 +525,19 @@ const float *m64_oracle_forward(m64_oracle *o, int token, int pos) {
       for (uint32_t h = 0; h < hp->n_kv_heads; h++)
         rmsnorm(s->k + h * hp->head_dim, s->k + h * hp->head_dim, lw->k_norm, hp->head_dim, hp->norm_eps);
     }
-    rope(s->q, hp->n_heads, hp, w->rope_freqs, pos);
-    rope(s->k, hp->n_kv_heads, hp, w->rope_freqs, pos);
+    const int slides = sliding(hp, l);
+    const double base = slides && !hp->gemma2 ? hp->rope_base_swa : hp->rope_base;
+    const double scale = slides && !hp->gemma2 ? 1.0 : hp->rope_scale;
+    rope(s->q, hp->n_heads, hp, w->rope_freqs, pos, base, scale);
+    rope(s->k, hp->n_kv_heads, hp, w->rope_freqs, pos, base, scale);
+    if (hp->gemma3)
+      for (uint32_t i = 0; i < hp->q_dim; i++) s->q[i] *= hp->q_scale;
     uint64_t slot = ((uint64_t)l * hp->n_ctx + (uint64_t)pos) * hp->kv_dim;
     memcpy(s->key_cache + slot, s->k, hp->kv_dim * sizeof(float));
     memcpy(s->value_cache + slot, s->v, hp->kv_dim * sizeof(float));
-    attention(o, l, pos);
+    attention(o, l, pos, hp->gemma2 || hp->gemma3 ? (slides ? hp->window : 0) : hp->window);
     matvec(s->xb, &lw->wo, s->xb2, hp->q_dim, hp->dim, o->row);
+    if (hp->gemma3) rmsnorm(s->xb, s->xb, lw->post_attn_norm, hp->dim, hp->norm_eps);
     for (uint32_t i = 0; i < hp->dim; i++) s->x[i] += s->xb[i];
 
     /* feed-forward block: x += W_down (silu(W_gate xb) * W_up xb) */
@@ -474,12 +550,17 @@ const float *m64_oracle_forward(m64_oracle *o, int token, int pos) {
       matvec(s->gate, &lw->w_gate, s->xb, hp->dim, hp->ffn, o->row);
       matvec(s->up, &lw->w_up, s->xb, hp->dim, hp->ffn, o->row);
     }
-    for (uint32_t i = 0; i < hp->ffn; i++) s->gate[i] = silu(s->gate[i]) * s->up[i];
+    for (uint32_t i = 0; i < hp->ffn; i++)
+      s->gate[i] = (hp->gemma3 ? gelu(s->gate[i]) : silu(s->gate[i])) * s->up[i];
     matvec(s->xb, &lw->w_down, s->gate, hp->ffn, hp->dim, o->row);
+    if (hp->gemma3) rmsnorm(s->xb, s->xb, lw->post_ffw_norm, hp->dim, hp->norm_eps);
     for (uint32_t i = 0; i < hp->dim; i++) s->x[i] += s->xb[i];
   }
 
   rmsnorm(s->xb, s->x, w->output_norm, hp->dim, hp->norm_eps);
   matvec(s->logits, &w->output, s->xb, hp->dim, hp->n_vocab, o->row);
+  if (hp->gemma2)
+    for (uint32_t i = 0; i < hp->n_vocab; i++)
+      s->logits[i] = (float)(hp->final_softcap * tanh(s->logits[i] / hp->final_softcap));
   return s->logits;
 }

@@ -78,15 +78,17 @@ int m64_synth_mix_parse(const char *name, uint32_t *mix, m64_err *e) {
 
 /* Tensor kinds, in file order: globals first, then 9 per layer. */
 enum { T_EMBD, T_OUT_NORM, T_OUTPUT, T_ROPE_FREQS };
-/* Per layer: 9 tensors, then qwen2's three biases, or qwen3's two q/k norms; phi3 has 6:
- * its q, k, v rows in one attn_qkv and its gate and up rows in one ffn_up (gate first). */
+/* Per layer: 9 tensors, then qwen2's three biases, or qwen3's two q/k norms (and gemma3's
+ * two post-norms after them); phi3 has 6: its q, k, v rows in one attn_qkv and its gate
+ * and up rows in one ffn_up (gate first). */
 enum { L_ATTN_NORM, L_Q, L_K, L_V, L_O, L_FFN_NORM, L_GATE, L_UP, L_DOWN, L_BQ, L_BK, L_BV, L_QN, L_KN,
-       L_QKV, L_GATE_UP };
+       L_PAN, L_PFN, L_QKV, L_GATE_UP };
 static const char *const layer_tensor_names[] = {
     "attn_norm.weight", "attn_q.weight",   "attn_k.weight", "attn_v.weight",
     "attn_output.weight", "ffn_norm.weight", "ffn_gate.weight", "ffn_up.weight",
     "ffn_down.weight",  "attn_q.bias",     "attn_k.bias",   "attn_v.bias",
-    "attn_q_norm.weight", "attn_k_norm.weight", "attn_qkv.weight", "ffn_up.weight"};
+    "attn_q_norm.weight", "attn_k_norm.weight", "post_attention_norm.weight", "post_ffw_norm.weight",
+    "attn_qkv.weight", "ffn_up.weight"};
 static const uint32_t phi3_layer[] = {L_ATTN_NORM, L_QKV, L_O, L_FFN_NORM, L_GATE_UP, L_DOWN};
 static const uint32_t phi3_apart_layer[] = {L_ATTN_NORM, L_Q, L_K, L_V, L_O, L_FFN_NORM, L_GATE_UP, L_DOWN};
 
@@ -94,15 +96,19 @@ static uint32_t n_globals(const m64_synth_spec *s) {
   return 2 + !s->tied_output + !!s->rope_freqs;
 }
 static uint32_t per_layer(const m64_synth_spec *s) {
-  return s->arch == M64_SYNTH_ARCH_QWEN2   ? 12
-         : s->arch == M64_SYNTH_ARCH_QWEN3 ? 11
-         : s->arch == M64_SYNTH_ARCH_PHI3  ? (s->qkv_apart ? 8 : 6)
-                                           : 9;
+  return s->arch == M64_SYNTH_ARCH_QWEN2    ? 12
+         : s->arch == M64_SYNTH_ARCH_QWEN3  ? 11
+         : s->arch == M64_SYNTH_ARCH_PHI3   ? (s->qkv_apart ? 8 : 6)
+         : s->arch == M64_SYNTH_ARCH_GEMMA3 ? 13
+         : s->arch == M64_SYNTH_ARCH_GEMMA2 ? 11
+                                            : 9;
 }
 const char *m64_synth_arch_name(uint32_t arch) {
-  return arch == M64_SYNTH_ARCH_QWEN2   ? "qwen2"
-         : arch == M64_SYNTH_ARCH_QWEN3 ? "qwen3"
-         : arch == M64_SYNTH_ARCH_PHI3  ? "phi3"
+  return arch == M64_SYNTH_ARCH_QWEN2    ? "qwen2"
+         : arch == M64_SYNTH_ARCH_QWEN3  ? "qwen3"
+         : arch == M64_SYNTH_ARCH_PHI3   ? "phi3"
+         : arch == M64_SYNTH_ARCH_GEMMA3 ? "gemma3"
+         : arch == M64_SYNTH_ARCH_GEMMA2 ? "gemma2"
          : arch == M64_SYNTH_ARCH_LLAMA ? "llama"
                                         : NULL;
 }
@@ -192,7 +198,10 @@ static void describe(const m64_synth_spec *s, uint32_t i, m64_synth_tensor *t, i
     }
   } else {
     uint32_t layer = (i - n_globals(s)) / per_layer(s), kind = (i - n_globals(s)) % per_layer(s);
-    if (s->arch == M64_SYNTH_ARCH_QWEN3 && kind >= L_BQ) kind += L_QN - L_BQ; /* no biases */
+    if ((s->arch == M64_SYNTH_ARCH_QWEN3 || s->arch == M64_SYNTH_ARCH_GEMMA3) && kind >= L_BQ)
+      kind += L_QN - L_BQ; /* no biases */
+    else if (s->arch == M64_SYNTH_ARCH_GEMMA2 && kind >= L_BQ)
+      kind += L_PAN - L_BQ; /* no biases, no q/k norms */
     if (s->arch == M64_SYNTH_ARCH_PHI3) kind = s->qkv_apart ? phi3_apart_layer[kind] : phi3_layer[kind];
     snprintf(t->name, sizeof t->name, "blk.%u.%s", layer, layer_tensor_names[kind]);
     switch (kind) {
@@ -204,7 +213,7 @@ static void describe(const m64_synth_spec *s, uint32_t i, m64_synth_tensor *t, i
         t->type = M64_GGML_F32, t->n_dims = 1, t->ne[0] = hd, t->ne[1] = 1;
         *is_norm = 1;
         break;
-      case L_ATTN_NORM: case L_FFN_NORM:
+      case L_ATTN_NORM: case L_FFN_NORM: case L_PAN: case L_PFN:
         t->type = M64_GGML_F32, t->n_dims = 1, t->ne[0] = s->dim, t->ne[1] = 1;
         *is_norm = 1;
         break;
@@ -260,8 +269,15 @@ int m64_synth_validate(const m64_synth_spec *s, m64_err *e) {
   if ((!s->head_dim && s->dim % s->n_heads) || head_size(s) % 2)
     return m64_fail(e, M64_EFORMAT, "dim %u must split into %u heads of even size", s->dim,
                     s->n_heads);
-  if (s->head_dim && s->arch != M64_SYNTH_ARCH_QWEN3)
-    return m64_fail(e, M64_EUNSUPPORTED, "an explicit head size is for --arch qwen3");
+  const int gemma = s->arch == M64_SYNTH_ARCH_GEMMA3 || s->arch == M64_SYNTH_ARCH_GEMMA2;
+  if (s->head_dim && s->arch != M64_SYNTH_ARCH_QWEN3 && !gemma)
+    return m64_fail(e, M64_EUNSUPPORTED, "an explicit head size is for --arch qwen3, gemma2 or gemma3");
+  if ((s->sliding_window && !gemma) || (s->swa_period && s->arch != M64_SYNTH_ARCH_GEMMA3))
+    return m64_fail(e, M64_EUNSUPPORTED, "a sliding window is for --arch gemma2 or gemma3 (a period for gemma3)");
+  if (s->rope_scaling && !gemma)
+    return m64_fail(e, M64_EUNSUPPORTED, "linear rope scaling is for --arch gemma2 or gemma3");
+  if ((s->attn_softcap || s->final_softcap) && s->arch != M64_SYNTH_ARCH_GEMMA2)
+    return m64_fail(e, M64_EUNSUPPORTED, "soft-capping is for --arch gemma2");
   if (s->qkv_apart && s->arch != M64_SYNTH_ARCH_PHI3)
     return m64_fail(e, M64_EUNSUPPORTED, "--qkv-apart is for --arch phi3");
   if (s->n_heads % s->n_kv_heads)
@@ -726,13 +742,27 @@ static int write_metadata(m64_gguf_writer *w, const m64_synth_spec *s, const m64
   rc = rc ? rc : m64_gguf_w_f32(w, ARCH_KEY("rope.freq_base"), s->rope_base);
   rc = rc ? rc : m64_gguf_w_f32(w, ARCH_KEY("attention.layer_norm_rms_epsilon"), s->norm_eps);
   rc = rc ? rc : m64_gguf_w_u32(w, ARCH_KEY("rope.dimension_count"), head_dim);
-  if (s->arch == M64_SYNTH_ARCH_QWEN3) { /* as llama.cpp's converter writes qwen3 */
+  if (s->arch == M64_SYNTH_ARCH_QWEN3 || s->arch == M64_SYNTH_ARCH_GEMMA3 ||
+      s->arch == M64_SYNTH_ARCH_GEMMA2) { /* as llama.cpp's converter writes them */
     rc = rc ? rc : m64_gguf_w_u32(w, ARCH_KEY("attention.key_length"), head_dim);
     rc = rc ? rc : m64_gguf_w_u32(w, ARCH_KEY("attention.value_length"), head_dim);
   }
   if (s->arch == M64_SYNTH_ARCH_PHI3) /* a window one short of the context, as Phi-3-mini-4k's
                                          2047 (llama.cpp ignores it; m64 caps the context) */
     rc = rc ? rc : m64_gguf_w_u32(w, ARCH_KEY("attention.sliding_window"), s->n_ctx - 1);
+  if (s->arch == M64_SYNTH_ARCH_GEMMA3) {
+    rc = rc ? rc : m64_gguf_w_u32(w, ARCH_KEY("attention.sliding_window"), s->sliding_window ? s->sliding_window : 4096);
+    if (s->swa_period) rc = rc ? rc : m64_gguf_w_u32(w, ARCH_KEY("attention.sliding_window_pattern"), s->swa_period);
+  }
+  if (s->rope_scaling) { /* as llama.cpp's converter writes Gemma 3 4B and larger */
+    rc = rc ? rc : m64_gguf_w_str(w, ARCH_KEY("rope.scaling.type"), "linear");
+    rc = rc ? rc : m64_gguf_w_f32(w, ARCH_KEY("rope.scaling.factor"), s->rope_scaling);
+  }
+  if (s->arch == M64_SYNTH_ARCH_GEMMA2) {
+    rc = rc ? rc : m64_gguf_w_u32(w, ARCH_KEY("attention.sliding_window"), s->sliding_window ? s->sliding_window : 4096);
+    rc = rc ? rc : m64_gguf_w_f32(w, ARCH_KEY("attn_logit_softcapping"), s->attn_softcap ? s->attn_softcap : 50.0f);
+    rc = rc ? rc : m64_gguf_w_f32(w, ARCH_KEY("final_logit_softcapping"), s->final_softcap ? s->final_softcap : 30.0f);
+  }
 #undef ARCH_KEY
   rc = rc ? rc : m64_gguf_w_u32(w, "m64.synth.seed", s->seed);
   if (s->vocab_kind == M64_SYNTH_VOCAB_BPE) return rc ? rc : write_bpe_tokenizer(w, v);

@@ -46,9 +46,15 @@ typedef enum m64_synth_mix {
  * qwen3 (llama + neox RoPE + per-head q/k RMSNorm weights attn_q_norm/attn_k_norm, and
  * attention.key_length/value_length: head_dim, which may differ from dim / heads), or
  * phi3 (llama + neox RoPE, with q/k/v fused in attn_qkv.weight and gate/up fused in
- * ffn_up.weight, gate rows first; attention.sliding_window = context - 1). */
-enum { M64_SYNTH_ARCH_LLAMA = 0, M64_SYNTH_ARCH_QWEN2 = 1, M64_SYNTH_ARCH_QWEN3 = 2, M64_SYNTH_ARCH_PHI3 = 3 };
-const char *m64_synth_arch_name(uint32_t arch); /* "llama", "qwen2", "qwen3", "phi3"; NULL if unknown */
+ * ffn_up.weight, gate rows first; attention.sliding_window = context - 1),
+ * gemma3 (qwen3's tensors + post_attention_norm/post_ffw_norm per block, and
+ * attention.sliding_window, with attention.sliding_window_pattern where swa_period is set),
+ * or gemma2 (gemma3 without the q/k norms and the pattern key, plus attn_logit_softcapping
+ * and final_logit_softcapping). */
+enum { M64_SYNTH_ARCH_LLAMA = 0, M64_SYNTH_ARCH_QWEN2 = 1, M64_SYNTH_ARCH_QWEN3 = 2, M64_SYNTH_ARCH_PHI3 = 3,
+       M64_SYNTH_ARCH_GEMMA3 = 4, M64_SYNTH_ARCH_GEMMA2 = 5 };
+/* "llama", "qwen2", "qwen3", "phi3", "gemma3", "gemma2"; NULL if unknown */
+const char *m64_synth_arch_name(uint32_t arch);
 
 typedef struct m64_synth_spec {
   uint32_t n_vocab, dim, n_layers, n_heads, n_kv_heads, ffn, n_ctx;
@@ -63,8 +69,12 @@ typedef struct m64_synth_spec {
   uint32_t arch;          /* M64_SYNTH_ARCH_*; llama by default */
   int rope_freqs;         /* write rope_freqs.weight (Llama 3.1-style frequency divisors) */
   uint32_t vocab_kind;    /* M64_SYNTH_VOCAB_*; SentencePiece by default */
-  uint32_t head_dim;      /* qwen3 only: the head size; 0 = dim / heads */
+  uint32_t head_dim;      /* qwen3, gemma3: the head size; 0 = dim / heads */
   int qkv_apart;          /* phi3 only: attn_q/k/v as separate tensors, not one attn_qkv */
+  uint32_t sliding_window; /* gemma3: attention.sliding_window (0: 4096) */
+  uint32_t swa_period;    /* gemma3: attention.sliding_window_pattern; 0 = not written */
+  float attn_softcap, final_softcap; /* gemma2: the soft-capping keys (0: 50 and 30) */
+  float rope_scaling;     /* gemma2/3: rope.scaling.type "linear" with this factor; 0 = none */
 } m64_synth_spec;
 
 /* Vocabularies: SentencePiece ("llama"), or byte-level BPE ("gpt2", pre-tokenizer
