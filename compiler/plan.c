@@ -355,9 +355,11 @@ static int read_hparams(const m64_gguf *g, m64c_plan *p, m64_err *e) {
   /* A sliding window (Phi-3-mini-4k: 2047 of 4096; Phi-4 writes 0) attends to the last
    * `window` positions only. Up to that many positions it changes nothing, so the context
    * the model declares is capped there (m64run's default context, and its warning past
-   * it). llama.cpp ignores phi3's window altogether. */
+   * it). llama.cpp ignores phi3's window altogether. Gemma's windows are computed (a
+   * layer table), not a cap. */
   uint32_t window;
-  if (arch_u32_or(g, a, "attention.sliding_window", &window) == 0 && window > 0 && window < p->n_ctx_train)
+  if (p->fused && arch_u32_or(g, a, "attention.sliding_window", &window) == 0 && window > 0 &&
+      window < p->n_ctx_train)
     p->n_ctx_train = window;
 
   const m64_gguf_tensor *embd = m64_gguf_find_tensor(g, "token_embd.weight");

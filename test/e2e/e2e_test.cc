@@ -926,6 +926,20 @@ TEST(Phi3, FusedTensorsBecomeRowRunsAndTheWindowCapsTheContext) {
   }
 }
 
+// Gemma's window is computed per layer, not a cap on the context: the phi3 cap once applied
+// to every architecture with a window, so m64run stopped a gemma3 run at 8 positions (the
+// synthetic window), 4 tokens after a 4-token prompt.
+TEST(Gemma3, TheSlidingWindowDoesNotCapTheContext) {
+  NEED_FILE(kOut + "/synth-gemma3.m64");
+  CmdResult r = sh(kBin + "/cmd/m64c info " + kOut + "/synth-gemma3.m64");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(r.out.find("model.n_ctx_train = 8\n"), std::string::npos) << r.out;
+  r = sh_stdout(kBin + "/cmd/m64run " + kOut + "/synth-gemma3.m64 -p 'one two three' -n 20 --temp 0 --json");
+  ASSERT_EQ(r.code, 0) << r.out;
+  const std::string all = json_tokens(r.out), ids = all.substr(0, all.find(']'));
+  EXPECT_EQ(std::count(ids.begin(), ids.end(), ','), 19) << "20 tokens, past the window of 8: " << all;
+}
+
 // K-quant matrices are written as row pairs (docs/FORMAT.md), token_embd in rows: it is read
 // a row at a time, and as the tied output through the row kernels (Synthetic/tied-Q4_K).
 TEST(Layout, KQuantMatricesAreRowPairsAndTokenEmbdStaysInRows) {
