@@ -14,19 +14,24 @@ static void print_types(FILE *f) {
 
 static void usage(FILE *f) {
   fprintf(f,
-          "usage: m64-synth [--shape tiny|small|3b|7b|13b] [--vocab N] [--dim N] [--layers N]\n"
-          "                 [--heads N] [--kv-heads N] [--ffn N] [--ctx N] [--rope-base F]\n"
+          "usage: m64-synth [--shape tiny|small|small-moe|3b|7b|13b|30b-a3b] [--vocab N] [--dim N]\n"
+          "                 [--layers N] [--heads N] [--kv-heads N] [--ffn N] [--ctx N] [--rope-base F]\n"
           "                 [--eps F] [--type T | --mix q2_k|q3_k_m|q4_k_m|q5_k_m]\n"
           "                 [--type-embd T] [--type-output T] [--type-ffn-down T]\n"
           "                 [--type-attn-v T] [--seed N] [--tied] [--name S]\n"
-          "                 [--arch llama|qwen2|qwen3|phi3|gemma2|gemma3] [--qkv-apart] [--head-dim N]\n"
+          "                 [--arch llama|qwen2|qwen3|qwen3moe|phi3|gemma2|gemma3] [--qkv-apart] [--head-dim N]\n"
+          "                 [--experts E] [--experts-used K] [--expert-ffn F]\n"
           "                 [--sliding-window N] [--swa-period N] [--attn-softcap F] [--final-softcap F]\n"
           "                 [--rope-scaling F] [--rope-freqs] [--vocab-kind spm|spm-nospace|bpe]\n"
           "                 -o out.gguf\n"
           "--shape sets every dimension first; later flags override it. tiny has dim 64, so\n"
           "only 32-element block types fit it; small (dim 256, ffn 512) takes every type.\n"
           "--mix picks per-tensor types as llama.cpp's file types of that name do (see\n"
-          "synth.h); --type-* flags still override single tensors.\nTypes T: ");
+          "synth.h); --type-* flags still override single tensors.\n"
+          "--experts E (llama: Mixtral-style; qwen3moe: 8 when not given) replaces each block's\n"
+          "FFN by E experts of which K (default 2) are used, each F wide (default and, for\n"
+          "llama, necessarily --ffn). small-moe is small as qwen3moe with 8 experts of 256;\n"
+          "30b-a3b is Qwen3-30B-A3B's shape (write it with --mix q4_k_m: ~18 GB).\nTypes T: ");
   print_types(f);
   fprintf(f, " (any case)\n");
 }
@@ -113,8 +118,9 @@ int main(int argc, char **argv) {
       else if (!strcmp(v, "phi3")) spec.arch = M64_SYNTH_ARCH_PHI3;
       else if (!strcmp(v, "gemma3")) spec.arch = M64_SYNTH_ARCH_GEMMA3;
       else if (!strcmp(v, "gemma2")) spec.arch = M64_SYNTH_ARCH_GEMMA2;
+      else if (!strcmp(v, "qwen3moe")) spec.arch = M64_SYNTH_ARCH_QWEN3MOE;
       else {
-        fprintf(stderr, "m64-synth: --arch %s: unknown (llama, qwen2, qwen3, phi3, gemma2, gemma3)\n", v);
+        fprintf(stderr, "m64-synth: --arch %s: unknown (llama, qwen2, qwen3, qwen3moe, phi3, gemma2, gemma3)\n", v);
         return 2;
       }
     }
@@ -134,6 +140,9 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--kv-heads")) bad = parse_u32(a, v, &spec.n_kv_heads);
     else if (!strcmp(a, "--ffn")) bad = parse_u32(a, v, &spec.ffn);
     else if (!strcmp(a, "--head-dim")) bad = parse_u32(a, v, &spec.head_dim);
+    else if (!strcmp(a, "--experts")) bad = parse_u32(a, v, &spec.n_expert);
+    else if (!strcmp(a, "--experts-used")) bad = parse_u32(a, v, &spec.n_expert_used);
+    else if (!strcmp(a, "--expert-ffn")) bad = parse_u32(a, v, &spec.expert_ffn);
     else if (!strcmp(a, "--sliding-window")) bad = parse_u32(a, v, &spec.sliding_window);
     else if (!strcmp(a, "--swa-period")) bad = parse_u32(a, v, &spec.swa_period);
     else if (!strcmp(a, "--attn-softcap")) bad = parse_f32(a, v, &spec.attn_softcap);
@@ -177,7 +186,11 @@ int main(int argc, char **argv) {
     fprintf(stderr, "m64-synth: %s\n", err.msg);
     return 1;
   }
-  printf("%s: %u layers, dim %u, vocab %u, %llu bytes of tensor data\n", out, spec.n_layers,
-         spec.dim, spec.n_vocab, (unsigned long long)m64_synth_data_bytes(&spec));
+  uint32_t n_expert, n_used, expert_ffn;
+  m64_synth_experts(&spec, &n_expert, &n_used, &expert_ffn);
+  char experts[64] = "";
+  if (n_expert) snprintf(experts, sizeof experts, ", %u of %u experts of %u", n_used, n_expert, expert_ffn);
+  printf("%s: %u layers, dim %u, vocab %u%s, %llu bytes of tensor data\n", out, spec.n_layers,
+         spec.dim, spec.n_vocab, experts, (unsigned long long)m64_synth_data_bytes(&spec));
   return 0;
 }

@@ -37,6 +37,12 @@ int m64_synth_preset(m64_synth_spec *s, const char *shape, m64_err *e) {
     s->dim = 256, s->ffn = 512;
     return M64_OK;
   }
+  if (!strcmp(shape, "small-moe")) { /* small with experts, for tests of every type */
+    s->dim = 256, s->ffn = 512;
+    s->arch = M64_SYNTH_ARCH_QWEN3MOE;
+    s->n_expert = 8, s->n_expert_used = 2, s->expert_ffn = 256;
+    return M64_OK;
+  }
   s->n_vocab = 32000;
   s->n_ctx = 4096;
   if (!strcmp(shape, "3b")) { /* open_llama_3b */
@@ -46,10 +52,16 @@ int m64_synth_preset(m64_synth_spec *s, const char *shape, m64_err *e) {
     s->dim = 4096, s->n_layers = 32, s->n_heads = s->n_kv_heads = 32, s->ffn = 11008;
   } else if (!strcmp(shape, "13b")) {
     s->dim = 5120, s->n_layers = 40, s->n_heads = s->n_kv_heads = 40, s->ffn = 13824;
+  } else if (!strcmp(shape, "30b-a3b")) { /* Qwen3-30B-A3B, the MoE model we benchmark */
+    s->arch = M64_SYNTH_ARCH_QWEN3MOE;
+    s->n_vocab = 151936, s->dim = 2048, s->n_layers = 48, s->n_heads = 32, s->n_kv_heads = 4;
+    s->head_dim = 128, s->ffn = 6144;
+    s->n_expert = 128, s->n_expert_used = 8, s->expert_ffn = 768;
+    s->rope_base = 1000000.0f, s->norm_eps = 1e-6f;
   } else {
     m64_synth_default(s);
-    return m64_fail(e, M64_ENOTFOUND, "unknown shape '%s' (tiny, small, 3b, 7b, 13b)",
-                    shape);
+    return m64_fail(e, M64_ENOTFOUND,
+                    "unknown shape '%s' (tiny, small, small-moe, 3b, 7b, 13b, 30b-a3b)", shape);
   }
   return M64_OK;
 }
@@ -82,21 +94,38 @@ enum { T_EMBD, T_OUT_NORM, T_OUTPUT, T_ROPE_FREQS };
  * two post-norms after them); phi3 has 6: its q, k, v rows in one attn_qkv and its gate
  * and up rows in one ffn_up (gate first). */
 enum { L_ATTN_NORM, L_Q, L_K, L_V, L_O, L_FFN_NORM, L_GATE, L_UP, L_DOWN, L_BQ, L_BK, L_BV, L_QN, L_KN,
-       L_PAN, L_PFN, L_QKV, L_GATE_UP };
+       L_PAN, L_PFN, L_QKV, L_GATE_UP, L_GATE_INP, L_GATE_EXPS, L_UP_EXPS, L_DOWN_EXPS };
 static const char *const layer_tensor_names[] = {
     "attn_norm.weight", "attn_q.weight",   "attn_k.weight", "attn_v.weight",
     "attn_output.weight", "ffn_norm.weight", "ffn_gate.weight", "ffn_up.weight",
     "ffn_down.weight",  "attn_q.bias",     "attn_k.bias",   "attn_v.bias",
     "attn_q_norm.weight", "attn_k_norm.weight", "post_attention_norm.weight", "post_ffw_norm.weight",
-    "attn_qkv.weight", "ffn_up.weight"};
+    "attn_qkv.weight", "ffn_up.weight", "ffn_gate_inp.weight", "ffn_gate_exps.weight",
+    "ffn_up_exps.weight", "ffn_down_exps.weight"};
 static const uint32_t phi3_layer[] = {L_ATTN_NORM, L_QKV, L_O, L_FFN_NORM, L_GATE_UP, L_DOWN};
 static const uint32_t phi3_apart_layer[] = {L_ATTN_NORM, L_Q, L_K, L_V, L_O, L_FFN_NORM, L_GATE_UP, L_DOWN};
+/* Experts: the router and the three expert tensors where the dense FFN's three were;
+ * qwen3moe then has qwen3's q/k norms. */
+static const uint32_t moe_layer[] = {L_ATTN_NORM, L_Q,        L_K,         L_V,         L_O,  L_FFN_NORM,
+                                     L_GATE_INP,  L_GATE_EXPS, L_UP_EXPS, L_DOWN_EXPS, L_QN, L_KN};
+
+void m64_synth_experts(const m64_synth_spec *s, uint32_t *n_expert, uint32_t *n_used, uint32_t *ffn) {
+  uint32_t e = s->n_expert ? s->n_expert : s->arch == M64_SYNTH_ARCH_QWEN3MOE ? 8 : 0;
+  *n_expert = e;
+  *n_used = !e ? 0 : s->n_expert_used ? s->n_expert_used : e < 2 ? e : 2;
+  *ffn = !e ? 0 : s->expert_ffn ? s->expert_ffn : s->ffn;
+}
+static int has_experts(const m64_synth_spec *s) {
+  return s->arch == M64_SYNTH_ARCH_QWEN3MOE || s->n_expert;
+}
 
 static uint32_t n_globals(const m64_synth_spec *s) {
   return 2 + !s->tied_output + !!s->rope_freqs;
 }
 static uint32_t per_layer(const m64_synth_spec *s) {
-  return s->arch == M64_SYNTH_ARCH_QWEN2    ? 12
+  return s->arch == M64_SYNTH_ARCH_QWEN3MOE ? 12
+         : has_experts(s)                   ? 10 /* llama */
+         : s->arch == M64_SYNTH_ARCH_QWEN2  ? 12
          : s->arch == M64_SYNTH_ARCH_QWEN3  ? 11
          : s->arch == M64_SYNTH_ARCH_PHI3   ? (s->qkv_apart ? 8 : 6)
          : s->arch == M64_SYNTH_ARCH_GEMMA3 ? 13
@@ -109,6 +138,7 @@ const char *m64_synth_arch_name(uint32_t arch) {
          : arch == M64_SYNTH_ARCH_PHI3   ? "phi3"
          : arch == M64_SYNTH_ARCH_GEMMA3 ? "gemma3"
          : arch == M64_SYNTH_ARCH_GEMMA2 ? "gemma2"
+         : arch == M64_SYNTH_ARCH_QWEN3MOE ? "qwen3moe"
          : arch == M64_SYNTH_ARCH_LLAMA ? "llama"
                                         : NULL;
 }
@@ -169,8 +199,11 @@ static uint32_t weight_type(const m64_synth_spec *s, int role, uint32_t layer) {
  * (0: weights and biases, 1: norms near 1, 2: rope frequency divisors). */
 static void describe(const m64_synth_spec *s, uint32_t i, m64_synth_tensor *t, int *is_norm) {
   uint64_t hd = head_size(s), kv_dim = hd * s->n_kv_heads, q_dim = hd * s->n_heads;
+  uint32_t n_expert, n_used, expert_ffn;
+  m64_synth_experts(s, &n_expert, &n_used, &expert_ffn);
   memset(t, 0, sizeof *t);
   t->n_dims = 2;
+  t->ne[2] = 1;
   *is_norm = 0;
   if (i < n_globals(s)) {
     const uint32_t kind = s->tied_output && i >= T_OUTPUT ? i + 1 : i; /* no T_OUTPUT when tied */
@@ -203,6 +236,7 @@ static void describe(const m64_synth_spec *s, uint32_t i, m64_synth_tensor *t, i
     else if (s->arch == M64_SYNTH_ARCH_GEMMA2 && kind >= L_BQ)
       kind += L_PAN - L_BQ; /* no biases, no q/k norms */
     if (s->arch == M64_SYNTH_ARCH_PHI3) kind = s->qkv_apart ? phi3_apart_layer[kind] : phi3_layer[kind];
+    if (has_experts(s)) kind = moe_layer[kind];
     snprintf(t->name, sizeof t->name, "blk.%u.%s", layer, layer_tensor_names[kind]);
     switch (kind) {
       case L_BQ: case L_BK: case L_BV: /* biases: F32 vectors, drawn like weights */
@@ -241,12 +275,23 @@ static void describe(const m64_synth_spec *s, uint32_t i, m64_synth_tensor *t, i
       case L_UP:
         t->type = weight_type(s, R_UP, layer), t->ne[0] = s->dim, t->ne[1] = s->ffn;
         break;
+      case L_GATE_INP: /* the router: one row of logits per expert */
+        t->type = M64_GGML_F32, t->ne[0] = s->dim, t->ne[1] = n_expert;
+        break;
+      case L_GATE_EXPS: case L_UP_EXPS:
+        t->type = weight_type(s, kind == L_GATE_EXPS ? R_GATE : R_UP, layer), t->n_dims = 3;
+        t->ne[0] = s->dim, t->ne[1] = expert_ffn, t->ne[2] = n_expert;
+        break;
+      case L_DOWN_EXPS:
+        t->type = weight_type(s, R_DOWN, layer), t->n_dims = 3;
+        t->ne[0] = expert_ffn, t->ne[1] = s->dim, t->ne[2] = n_expert;
+        break;
       default: /* L_DOWN */
         t->type = weight_type(s, R_DOWN, layer), t->ne[0] = s->ffn, t->ne[1] = s->dim;
         break;
     }
   }
-  t->nbytes = m64_ref_row_bytes(t->type, t->ne[0]) * t->ne[1];
+  t->nbytes = m64_ref_row_bytes(t->type, t->ne[0]) * t->ne[1] * t->ne[2];
 }
 
 uint32_t m64_synth_n_tensors(const m64_synth_spec *s) {
@@ -270,8 +315,24 @@ int m64_synth_validate(const m64_synth_spec *s, m64_err *e) {
     return m64_fail(e, M64_EFORMAT, "dim %u must split into %u heads of even size", s->dim,
                     s->n_heads);
   const int gemma = s->arch == M64_SYNTH_ARCH_GEMMA3 || s->arch == M64_SYNTH_ARCH_GEMMA2;
-  if (s->head_dim && s->arch != M64_SYNTH_ARCH_QWEN3 && !gemma)
-    return m64_fail(e, M64_EUNSUPPORTED, "an explicit head size is for --arch qwen3, gemma2 or gemma3");
+  if (s->head_dim && s->arch != M64_SYNTH_ARCH_QWEN3 && s->arch != M64_SYNTH_ARCH_QWEN3MOE && !gemma)
+    return m64_fail(e, M64_EUNSUPPORTED, "an explicit head size is for --arch qwen3, qwen3moe, gemma2 or gemma3");
+  if ((s->n_expert || s->n_expert_used || s->expert_ffn) && s->arch != M64_SYNTH_ARCH_LLAMA &&
+      s->arch != M64_SYNTH_ARCH_QWEN3MOE)
+    return m64_fail(e, M64_EUNSUPPORTED, "experts are for --arch llama or qwen3moe");
+  if ((s->n_expert_used || s->expert_ffn) && !has_experts(s))
+    return m64_fail(e, M64_EFORMAT, "--experts-used and --expert-ffn need --experts");
+  if (has_experts(s)) {
+    uint32_t n_expert, n_used, expert_ffn;
+    m64_synth_experts(s, &n_expert, &n_used, &expert_ffn);
+    if (n_expert > 256) /* llama.cpp's limit (LLAMA_MAX_EXPERTS) */
+      return m64_fail(e, M64_ELIMIT, "%u experts > 256", n_expert);
+    if (!n_used || n_used > n_expert)
+      return m64_fail(e, M64_EFORMAT, "%u experts used of %u: need 1 .. %u", n_used, n_expert, n_expert);
+    if (s->arch == M64_SYNTH_ARCH_LLAMA && expert_ffn != s->ffn) /* no key holds it apart */
+      return m64_fail(e, M64_EFORMAT, "llama experts are ffn wide (feed_forward_length): "
+                      "expert ffn %u != ffn %u", expert_ffn, s->ffn);
+  }
   if ((s->sliding_window && !gemma) || (s->swa_period && s->arch != M64_SYNTH_ARCH_GEMMA3))
     return m64_fail(e, M64_EUNSUPPORTED, "a sliding window is for --arch gemma2 or gemma3 (a period for gemma3)");
   if (s->rope_scaling && !gemma)
@@ -379,7 +440,7 @@ int m64_synth_tensor_values(const m64_synth_spec *s, uint32_t i, float *out, m64
   if (rc) return rc;
   value_stream v;
   value_stream_init(&v, s, i);
-  value_stream_next(&v, out, t.ne[0] * t.ne[1]);
+  value_stream_next(&v, out, t.ne[0] * t.ne[1] * t.ne[2]);
   return M64_OK;
 }
 
@@ -411,7 +472,7 @@ static int filler_restart(tensor_filler *f) {
   uint64_t ne0 = f->info.ne[0];
   f->row_bytes = m64_ref_row_bytes(f->info.type, ne0);
   f->rows_per_chunk = ne0 >= CHUNK_ELEMS ? 1 : CHUNK_ELEMS / ne0;
-  if (f->rows_per_chunk > f->info.ne[1]) f->rows_per_chunk = f->info.ne[1];
+  if (f->rows_per_chunk > f->info.ne[1] * f->info.ne[2]) f->rows_per_chunk = f->info.ne[1] * f->info.ne[2];
   f->vals = malloc(f->rows_per_chunk * ne0 * sizeof *f->vals);
   f->bytes = malloc(f->rows_per_chunk * f->row_bytes);
   if (!f->vals || !f->bytes) {
@@ -425,7 +486,7 @@ static int filler_restart(tensor_filler *f) {
 
 /* Quantizes the next rows into f->bytes. */
 static void filler_next_rows(tensor_filler *f) {
-  uint64_t ne0 = f->info.ne[0], left = f->info.ne[1] - f->rows_done;
+  uint64_t ne0 = f->info.ne[0], left = f->info.ne[1] * f->info.ne[2] - f->rows_done;
   uint64_t rows = left < f->rows_per_chunk ? left : f->rows_per_chunk;
   value_stream_next(&f->values, f->vals, rows * ne0);
   for (uint64_t r = 0; r < rows; r++)
@@ -743,9 +804,17 @@ static int write_metadata(m64_gguf_writer *w, const m64_synth_spec *s, const m64
   rc = rc ? rc : m64_gguf_w_f32(w, ARCH_KEY("attention.layer_norm_rms_epsilon"), s->norm_eps);
   rc = rc ? rc : m64_gguf_w_u32(w, ARCH_KEY("rope.dimension_count"), head_dim);
   if (s->arch == M64_SYNTH_ARCH_QWEN3 || s->arch == M64_SYNTH_ARCH_GEMMA3 ||
-      s->arch == M64_SYNTH_ARCH_GEMMA2) { /* as llama.cpp's converter writes them */
+      s->arch == M64_SYNTH_ARCH_GEMMA2 || s->arch == M64_SYNTH_ARCH_QWEN3MOE) { /* as llama.cpp's converter writes them */
     rc = rc ? rc : m64_gguf_w_u32(w, ARCH_KEY("attention.key_length"), head_dim);
     rc = rc ? rc : m64_gguf_w_u32(w, ARCH_KEY("attention.value_length"), head_dim);
+  }
+  if (has_experts(s)) {
+    uint32_t n_expert, n_used, expert_ffn;
+    m64_synth_experts(s, &n_expert, &n_used, &expert_ffn);
+    rc = rc ? rc : m64_gguf_w_u32(w, ARCH_KEY("expert_count"), n_expert);
+    rc = rc ? rc : m64_gguf_w_u32(w, ARCH_KEY("expert_used_count"), n_used);
+    if (s->arch == M64_SYNTH_ARCH_QWEN3MOE) /* llama.cpp reads the expert size from it */
+      rc = rc ? rc : m64_gguf_w_u32(w, ARCH_KEY("expert_feed_forward_length"), expert_ffn);
   }
   if (s->arch == M64_SYNTH_ARCH_PHI3) /* a window one short of the context, as Phi-3-mini-4k's
                                          2047 (llama.cpp ignores it; m64 caps the context) */

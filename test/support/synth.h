@@ -49,11 +49,24 @@ typedef enum m64_synth_mix {
  * ffn_up.weight, gate rows first; attention.sliding_window = context - 1),
  * gemma3 (qwen3's tensors + post_attention_norm/post_ffw_norm per block, and
  * attention.sliding_window, with attention.sliding_window_pattern where swa_period is set),
- * or gemma2 (gemma3 without the q/k norms and the pattern key, plus attn_logit_softcapping
- * and final_logit_softcapping). */
+ * gemma2 (gemma3 without the q/k norms and the pattern key, plus attn_logit_softcapping
+ * and final_logit_softcapping), or qwen3moe (qwen3's attention with a Mixture-of-Experts
+ * FFN in every block).
+ *
+ * Mixture of Experts (qwen3moe always, llama when n_expert > 0: Mixtral-style), as
+ * llama.cpp's GGUFs have it: instead of ffn_gate/ffn_up/ffn_down each block has the router
+ * ffn_gate_inp.weight (F32 in every mix and override, as llama.cpp never quantizes it),
+ * ne [dim, E], and the 3-D ffn_gate_exps, ffn_up_exps [dim, F, E] and ffn_down_exps
+ * [F, dim, E] (expert e = rows e*ne[1] .. (e+1)*ne[1]-1 of the [ne[0], ne[1]*E] view),
+ * typed by the roles of ffn_gate, ffn_up and ffn_down (so type_ffn_down and the mixes'
+ * ffn_down rule apply to ffn_down_exps; llama.cpp's extra rules for 8-expert models are
+ * not modelled). Keys <arch>.expert_count = E and <arch>.expert_used_count = K; qwen3moe
+ * also writes expert_feed_forward_length = F (its feed_forward_length, ffn, is unused),
+ * while llama.cpp reads a llama model's expert size from feed_forward_length, so there F
+ * must equal ffn. */
 enum { M64_SYNTH_ARCH_LLAMA = 0, M64_SYNTH_ARCH_QWEN2 = 1, M64_SYNTH_ARCH_QWEN3 = 2, M64_SYNTH_ARCH_PHI3 = 3,
-       M64_SYNTH_ARCH_GEMMA3 = 4, M64_SYNTH_ARCH_GEMMA2 = 5 };
-/* "llama", "qwen2", "qwen3", "phi3", "gemma3", "gemma2"; NULL if unknown */
+       M64_SYNTH_ARCH_GEMMA3 = 4, M64_SYNTH_ARCH_GEMMA2 = 5, M64_SYNTH_ARCH_QWEN3MOE = 6 };
+/* "llama", "qwen2", "qwen3", "phi3", "gemma3", "gemma2", "qwen3moe"; NULL if unknown */
 const char *m64_synth_arch_name(uint32_t arch);
 
 typedef struct m64_synth_spec {
@@ -75,7 +88,13 @@ typedef struct m64_synth_spec {
   uint32_t swa_period;    /* gemma3: attention.sliding_window_pattern; 0 = not written */
   float attn_softcap, final_softcap; /* gemma2: the soft-capping keys (0: 50 and 30) */
   float rope_scaling;     /* gemma2/3: rope.scaling.type "linear" with this factor; 0 = none */
+  /* Experts (llama, qwen3moe; see above): E, K and F. 0 = the default: E 8 for qwen3moe
+   * (none for llama), K 2 (E if smaller), F = ffn. */
+  uint32_t n_expert, n_expert_used, expert_ffn;
 } m64_synth_spec;
+
+/* The expert counts and size a spec stands for, defaults applied; all 0 without experts. */
+void m64_synth_experts(const m64_synth_spec *s, uint32_t *n_expert, uint32_t *n_used, uint32_t *ffn);
 
 /* Vocabularies: SentencePiece ("llama"), or byte-level BPE ("gpt2", pre-tokenizer
  * llama-bpe): the 256 GPT-2 byte characters, three control tokens (<|begin_of_text|> BOS,
@@ -87,7 +106,10 @@ enum { M64_SYNTH_VOCAB_SPM = 0, M64_SYNTH_VOCAB_BPE = 1, M64_SYNTH_VOCAB_SPM_NO_
 void m64_synth_default(m64_synth_spec *s);
 /* Presets "tiny", "small" (as tiny but dim 256 and ffn 512, so every row is whole
  * 256-element blocks and every type, K-quants included, can be generated), "3b", "7b",
- * "13b" (LLaMA shapes, vocab 32000); other fields as default.
+ * "13b" (LLaMA shapes, vocab 32000), "small-moe" (small as qwen3moe: 8 experts of 256,
+ * 2 used) and "30b-a3b" (Qwen3-30B-A3B: qwen3moe, dim 2048, 48 blocks, 32 heads of 128,
+ * 4 kv heads, 128 experts of 768, 8 used, ffn 6144, vocab 151936, context 4096, RoPE base
+ * 1e6, eps 1e-6; ~18 GB as --mix q4_k_m); other fields as default.
  * Returns M64_ENOTFOUND for an unknown name. */
 int m64_synth_preset(m64_synth_spec *s, const char *shape, m64_err *e);
 /* Mix names "q2_k", "q3_k_m", "q4_k_m", "q5_k_m" (any case) and "none".
@@ -101,8 +123,8 @@ int m64_synth_validate(const m64_synth_spec *s, m64_err *e);
 typedef struct m64_synth_tensor {
   char name[64];
   uint32_t type;      /* resolved ggml type */
-  uint32_t n_dims;    /* 1 or 2 */
-  uint64_t ne[2];     /* ne[0] = row length = input size */
+  uint32_t n_dims;    /* 1, 2, or 3 (experts) */
+  uint64_t ne[3];     /* ne[0] = row length = input size; ne[1] * ne[2] rows; unused dims 1 */
   uint64_t nbytes;
 } m64_synth_tensor;
 
@@ -110,7 +132,7 @@ uint32_t m64_synth_n_tensors(const m64_synth_spec *s);
 /* Fills *out for tensor i (0 <= i < n_tensors). Spec must be valid. */
 int m64_synth_tensor_info(const m64_synth_spec *s, uint32_t i, m64_synth_tensor *out,
                           m64_err *e);
-/* The tensor's F32 values before quantization (ne[0] * ne[1] floats). */
+/* The tensor's F32 values before quantization (ne[0] * ne[1] * ne[2] floats). */
 int m64_synth_tensor_values(const m64_synth_spec *s, uint32_t i, float *out, m64_err *e);
 /* Sum of all tensor bytes (the data section without padding). */
 uint64_t m64_synth_data_bytes(const m64_synth_spec *s);

@@ -148,6 +148,8 @@ std::string GetStr(const m64_gguf *g, const char *key) {
   return std::string(s.ptr ? s.ptr : "", s.len);
 }
 
+void CheckTensors(const m64_synth_spec &s, const m64_gguf *g);
+
 void CheckFile(const m64_synth_spec &s, const std::string &path) {
   m64_err e;
   m64_gguf *g = nullptr;
@@ -189,7 +191,13 @@ void CheckFile(const m64_synth_spec &s, const std::string &path) {
   int32_t type = 0;
   ASSERT_EQ(m64_gguf_arr_i32(g, "tokenizer.ggml.token_type", 3, &type), 0);
   EXPECT_EQ(type, 6);
+  CheckTensors(s, g);
+  m64_gguf_close(g);
+}
 
+// Every tensor as the spec describes it, its bytes the quantized originals.
+void CheckTensors(const m64_synth_spec &s, const m64_gguf *g) {
+  m64_err e;
   ASSERT_EQ(m64_gguf_n_tensors(g), m64_synth_n_tensors(&s));
   for (uint32_t i = 0; i < m64_synth_n_tensors(&s); i++) {
     m64_synth_tensor want;
@@ -200,13 +208,14 @@ void CheckFile(const m64_synth_spec &s, const std::string &path) {
     EXPECT_EQ(t->n_dims, want.n_dims) << want.name;
     EXPECT_EQ(t->ne[0], want.ne[0]) << want.name;
     EXPECT_EQ(t->ne[1], want.ne[1]) << want.name;
+    EXPECT_EQ(t->ne[2], want.ne[2]) << want.name;
     EXPECT_EQ(t->nbytes, want.nbytes) << want.name;
     if (strstr(want.name, "norm")) {
       EXPECT_EQ(t->type, (uint32_t)M64_GGML_F32);
     }
 
     // Dequantized values stay within the type's error of the regenerated originals.
-    uint64_t count = want.ne[0] * want.ne[1];
+    uint64_t count = want.ne[0] * want.ne[1] * want.ne[2];
     std::vector<float> orig(count), got(count);
     ASSERT_EQ(m64_synth_tensor_values(&s, i, orig.data(), &e), 0);
     ASSERT_EQ(m64_ref_dequantize_row(t->type, t->data, got.data(), count), 0);
@@ -229,7 +238,6 @@ void CheckFile(const m64_synth_spec &s, const std::string &path) {
       EXPECT_LE(std::sqrt(sq_err / sq_val), RmsBound(t->type)) << want.name;
     }
   }
-  m64_gguf_close(g);
 }
 
 class SynthTypes : public ::testing::TestWithParam<uint32_t> {};
@@ -484,6 +492,235 @@ TEST(Synth, WriteFailsCleanlyOnBadPath) {
   std::string path = TempPath("invalid.gguf");
   EXPECT_EQ(m64_synth_write(&s, path.c_str(), &e), M64_EFORMAT);
   EXPECT_NE(access(path.c_str(), F_OK), 0);
+}
+
+// ------------------------------------------------------------------ experts
+
+// qwen3moe in the Q4_K_M mix: the router F32, gate/up experts the base type, down experts
+// ffn_down's more-bits rule; no dense FFN tensors; qwen3's q/k norms.
+TEST(SynthMoe, Qwen3MoeTensorsAndTypes) {
+  m64_synth_spec s;
+  m64_err e;
+  ASSERT_EQ(m64_synth_preset(&s, "small-moe", &e), 0);
+  EXPECT_EQ(s.arch, (uint32_t)M64_SYNTH_ARCH_QWEN3MOE);
+  EXPECT_STREQ(m64_synth_arch_name(M64_SYNTH_ARCH_QWEN3MOE), "qwen3moe");
+  s.mix = M64_SYNTH_MIX_Q4_K_M;
+  s.n_layers = 8;
+  ASSERT_EQ(m64_synth_validate(&s, &e), 0) << e.msg;
+  ASSERT_EQ(m64_synth_n_tensors(&s), 3u + 8 * 12);
+  std::set<std::string> names;
+  for (uint32_t i = 0; i < m64_synth_n_tensors(&s); i++) {
+    m64_synth_tensor t;
+    ASSERT_EQ(m64_synth_tensor_info(&s, i, &t, &e), 0);
+    names.insert(t.name);
+    EXPECT_EQ(strstr(t.name, "ffn_gate.weight"), nullptr) << t.name;
+    EXPECT_EQ(strstr(t.name, "ffn_up.weight"), nullptr) << t.name;
+    EXPECT_EQ(strstr(t.name, "ffn_down.weight"), nullptr) << t.name;
+  }
+  for (uint32_t l = 0; l < 8; l++) {
+    for (const char *what : {"attn_q_norm", "attn_k_norm", "ffn_norm", "ffn_gate_inp", "ffn_gate_exps",
+                             "ffn_up_exps", "ffn_down_exps"})
+      EXPECT_TRUE(names.count(Blk(l, what))) << l << " " << what;
+    EXPECT_EQ(TypeOf(s, Blk(l, "ffn_gate_inp")), (uint32_t)M64_GGML_F32) << l;
+    EXPECT_EQ(TypeOf(s, Blk(l, "ffn_gate_exps")), (uint32_t)M64_GGML_Q4_K) << l;
+    EXPECT_EQ(TypeOf(s, Blk(l, "ffn_up_exps")), (uint32_t)M64_GGML_Q4_K) << l;
+    EXPECT_EQ(TypeOf(s, Blk(l, "ffn_down_exps")), kMoreBits8[l] ? (uint32_t)M64_GGML_Q6_K : (uint32_t)M64_GGML_Q4_K)
+        << l;
+  }
+  // Shapes: router [dim, E]; gate/up [dim, F, E]; down [F, dim, E].
+  for (uint32_t i = 0; i < m64_synth_n_tensors(&s); i++) {
+    m64_synth_tensor t;
+    ASSERT_EQ(m64_synth_tensor_info(&s, i, &t, &e), 0);
+    const std::string n = t.name;
+    if (n == Blk(3, "ffn_gate_inp")) {
+      EXPECT_EQ(t.n_dims, 2u);
+      EXPECT_EQ(t.ne[0], 256u); EXPECT_EQ(t.ne[1], 8u); EXPECT_EQ(t.ne[2], 1u);
+      EXPECT_EQ(t.nbytes, 256u * 8 * 4);
+    } else if (n == Blk(3, "ffn_up_exps") || n == Blk(3, "ffn_gate_exps")) {
+      EXPECT_EQ(t.n_dims, 3u);
+      EXPECT_EQ(t.ne[0], 256u); EXPECT_EQ(t.ne[1], 256u); EXPECT_EQ(t.ne[2], 8u);
+      EXPECT_EQ(t.nbytes, 256u / 256 * 144 * 256 * 8);
+    } else if (n == Blk(3, "ffn_down_exps")) {  // layer 3 uses more bits: Q6_K
+      EXPECT_EQ(t.n_dims, 3u);
+      EXPECT_EQ(t.ne[0], 256u); EXPECT_EQ(t.ne[1], 256u); EXPECT_EQ(t.ne[2], 8u);
+      EXPECT_EQ(t.nbytes, 210u * 256 * 8);
+    }
+  }
+  // The down experts take the ffn_down override; the router stays F32 whatever the types.
+  s.type_ffn_down = M64_GGML_Q8_0;
+  s.mix = M64_SYNTH_MIX_NONE;
+  s.type_default = M64_GGML_Q5_0;
+  EXPECT_EQ(TypeOf(s, Blk(1, "ffn_down_exps")), (uint32_t)M64_GGML_Q8_0);
+  EXPECT_EQ(TypeOf(s, Blk(1, "ffn_up_exps")), (uint32_t)M64_GGML_Q5_0);
+  EXPECT_EQ(TypeOf(s, Blk(1, "ffn_gate_inp")), (uint32_t)M64_GGML_F32);
+}
+
+// Written and read back by the formats reader: keys, 3-D tensors, their bytes.
+TEST(SynthMoe, Qwen3MoeWritesReadableFile) {
+  m64_synth_spec s;
+  m64_err e;
+  ASSERT_EQ(m64_synth_preset(&s, "small-moe", &e), 0);
+  s.mix = M64_SYNTH_MIX_Q4_K_M;
+  s.n_layers = 3;
+  s.head_dim = 128;  // qwen3's explicit head size: q is 512 wide
+  s.seed = 9;
+  std::string path = TempPath("qwen3moe.gguf");
+  ASSERT_EQ(m64_synth_write(&s, path.c_str(), &e), 0) << e.msg;
+  m64_gguf *g = nullptr;
+  ASSERT_EQ(m64_gguf_open(path.c_str(), &g, &e), 0) << e.msg;
+  EXPECT_EQ(GetStr(g, "general.architecture"), "qwen3moe");
+  EXPECT_EQ(GetU32(g, "qwen3moe.expert_count"), 8u);
+  EXPECT_EQ(GetU32(g, "qwen3moe.expert_used_count"), 2u);
+  EXPECT_EQ(GetU32(g, "qwen3moe.expert_feed_forward_length"), 256u);
+  EXPECT_EQ(GetU32(g, "qwen3moe.feed_forward_length"), 512u);
+  EXPECT_EQ(GetU32(g, "qwen3moe.attention.key_length"), 128u);
+  EXPECT_EQ(GetU32(g, "qwen3moe.attention.value_length"), 128u);
+  EXPECT_EQ(GetU32(g, "qwen3moe.block_count"), 3u);
+  const m64_gguf_tensor *down = m64_gguf_find_tensor(g, "blk.2.ffn_down_exps.weight");
+  ASSERT_NE(down, nullptr);
+  EXPECT_EQ(down->n_dims, 3u);
+  EXPECT_EQ(down->ne[0], 256u); EXPECT_EQ(down->ne[1], 256u); EXPECT_EQ(down->ne[2], 8u);
+  EXPECT_EQ(down->n_elems, 256u * 256 * 8);
+  const m64_gguf_tensor *q = m64_gguf_find_tensor(g, "blk.0.attn_q.weight");
+  ASSERT_NE(q, nullptr);
+  EXPECT_EQ(q->ne[1], 512u);
+  CheckTensors(s, g);
+  m64_gguf_close(g);
+  unlink(path.c_str());
+}
+
+// Mixtral-style llama: expert_count and expert_used_count, no expert_feed_forward_length
+// (llama.cpp takes the expert size from feed_forward_length).
+TEST(SynthMoe, LlamaWithExperts) {
+  m64_synth_spec s;
+  m64_err e;
+  m64_synth_default(&s);
+  s.type_default = M64_GGML_Q8_0;
+  s.n_expert = 4;
+  s.n_layers = 3;
+  uint32_t n_expert, n_used, expert_ffn;
+  m64_synth_experts(&s, &n_expert, &n_used, &expert_ffn);
+  EXPECT_EQ(n_expert, 4u);
+  EXPECT_EQ(n_used, 2u);
+  EXPECT_EQ(expert_ffn, s.ffn);
+  ASSERT_EQ(m64_synth_n_tensors(&s), 3u + 3 * 10);
+  std::string path = TempPath("llama_moe.gguf");
+  ASSERT_EQ(m64_synth_write(&s, path.c_str(), &e), 0) << e.msg;
+  CheckFile(s, path);
+  m64_gguf *g = nullptr;
+  ASSERT_EQ(m64_gguf_open(path.c_str(), &g, &e), 0) << e.msg;
+  EXPECT_EQ(GetU32(g, "llama.expert_count"), 4u);
+  EXPECT_EQ(GetU32(g, "llama.expert_used_count"), 2u);
+  EXPECT_EQ(m64_gguf_find_kv(g, "llama.expert_feed_forward_length"), -1);
+  EXPECT_EQ(m64_gguf_find_tensor(g, "blk.0.ffn_gate.weight"), nullptr);
+  const m64_gguf_tensor *router = m64_gguf_find_tensor(g, "blk.1.ffn_gate_inp.weight");
+  ASSERT_NE(router, nullptr);
+  EXPECT_EQ(router->type, (uint32_t)M64_GGML_F32);  // not Q8_0: llama.cpp keeps it F32
+  EXPECT_EQ(router->ne[0], 64u); EXPECT_EQ(router->ne[1], 4u);
+  const m64_gguf_tensor *gate = m64_gguf_find_tensor(g, "blk.1.ffn_gate_exps.weight");
+  ASSERT_NE(gate, nullptr);
+  EXPECT_EQ(gate->type, (uint32_t)M64_GGML_Q8_0);
+  EXPECT_EQ(gate->n_dims, 3u);
+  EXPECT_EQ(gate->ne[0], 64u); EXPECT_EQ(gate->ne[1], 160u); EXPECT_EQ(gate->ne[2], 4u);
+  // Routing is not degenerate: router rows differ, no two logits tie on a random input.
+  std::vector<float> r(64 * 4);
+  for (uint32_t i = 0; i < m64_synth_n_tensors(&s); i++) {
+    m64_synth_tensor t;
+    ASSERT_EQ(m64_synth_tensor_info(&s, i, &t, &e), 0);
+    if (!strcmp(t.name, "blk.1.ffn_gate_inp.weight")) {
+      ASSERT_EQ(m64_synth_tensor_values(&s, i, r.data(), &e), 0);
+    }
+  }
+  std::set<float> logits;
+  for (int x = 0; x < 4; x++) {
+    double sum = 0;
+    for (int j = 0; j < 64; j++) sum += r[x * 64 + j] * (j % 3 - 1.0);
+    logits.insert((float)sum);
+  }
+  EXPECT_EQ(logits.size(), 4u);
+  m64_gguf_close(g);
+  unlink(path.c_str());
+}
+
+TEST(SynthMoe, ValidateRejectsBadExperts) {
+  m64_synth_spec s;
+  m64_err e;
+  m64_synth_default(&s);
+  s.n_expert = 4;
+  EXPECT_EQ(m64_synth_validate(&s, &e), 0) << e.msg;
+  s.n_expert_used = 5;  // K > E
+  EXPECT_EQ(m64_synth_validate(&s, &e), M64_EFORMAT);
+  s.n_expert_used = 4;  // K = E is fine
+  EXPECT_EQ(m64_synth_validate(&s, &e), 0) << e.msg;
+  s.n_expert = 257, s.n_expert_used = 2;
+  EXPECT_EQ(m64_synth_validate(&s, &e), M64_ELIMIT);
+  s.n_expert = 4, s.expert_ffn = 96;  // llama's experts are ffn wide
+  EXPECT_EQ(m64_synth_validate(&s, &e), M64_EFORMAT);
+  EXPECT_NE(std::string(e.msg).find("feed_forward_length"), std::string::npos) << e.msg;
+  m64_synth_default(&s);
+  s.n_expert_used = 2;  // without experts
+  EXPECT_NE(m64_synth_validate(&s, &e), 0);
+  m64_synth_default(&s);
+  s.arch = M64_SYNTH_ARCH_QWEN2;
+  s.n_expert = 4;
+  EXPECT_EQ(m64_synth_validate(&s, &e), M64_EUNSUPPORTED);
+  // qwen3moe without experts given: 8 of them, 2 used, ffn wide.
+  m64_synth_default(&s);
+  s.arch = M64_SYNTH_ARCH_QWEN3MOE;
+  EXPECT_EQ(m64_synth_validate(&s, &e), 0) << e.msg;
+  uint32_t n_expert, n_used, expert_ffn;
+  m64_synth_experts(&s, &n_expert, &n_used, &expert_ffn);
+  EXPECT_EQ(n_expert, 8u); EXPECT_EQ(n_used, 2u); EXPECT_EQ(expert_ffn, s.ffn);
+  // Expert rows must be whole blocks too: down experts of 320 in Q4_K.
+  ASSERT_EQ(m64_synth_preset(&s, "small-moe", &e), 0);
+  s.type_default = M64_GGML_Q4_K;
+  EXPECT_EQ(m64_synth_validate(&s, &e), 0) << e.msg;
+  s.expert_ffn = 320;
+  EXPECT_EQ(m64_synth_validate(&s, &e), M64_EFORMAT);
+  EXPECT_NE(std::string(e.msg).find("blk.0.ffn_down_exps.weight"), std::string::npos) << e.msg;
+}
+
+TEST(SynthMoe, Qwen3_30B_A3B_Shape) {
+  m64_synth_spec s;
+  m64_err e;
+  ASSERT_EQ(m64_synth_preset(&s, "30b-a3b", &e), 0);
+  s.mix = M64_SYNTH_MIX_Q4_K_M;
+  ASSERT_EQ(m64_synth_validate(&s, &e), 0) << e.msg;
+  ASSERT_EQ(m64_synth_n_tensors(&s), 3u + 48 * 12);
+  EXPECT_EQ(TypeOf(s, Blk(0, "ffn_down_exps")), (uint32_t)M64_GGML_Q6_K);  // 0 < 48/8
+  EXPECT_EQ(TypeOf(s, Blk(6, "ffn_down_exps")), (uint32_t)M64_GGML_Q4_K);
+  EXPECT_EQ(TypeOf(s, Blk(8, "ffn_down_exps")), (uint32_t)M64_GGML_Q6_K);  // (8 - 6) % 3 == 2
+  m64_synth_tensor t;
+  ASSERT_EQ(m64_synth_tensor_info(&s, 3 + 47 * 12 + 9, &t, &e), 0);
+  EXPECT_STREQ(t.name, "blk.47.ffn_down_exps.weight");
+  EXPECT_EQ(t.ne[0], 768u); EXPECT_EQ(t.ne[1], 2048u); EXPECT_EQ(t.ne[2], 128u);
+  EXPECT_EQ(t.type, (uint32_t)M64_GGML_Q6_K);
+  ASSERT_EQ(m64_synth_tensor_info(&s, 3 + 5 * 12 + 1, &t, &e), 0);
+  EXPECT_STREQ(t.name, "blk.5.attn_q.weight");
+  EXPECT_EQ(t.ne[0], 2048u); EXPECT_EQ(t.ne[1], 32u * 128);
+  // 30.5e9 parameters, ~18 GB as Q4_K_M (llama.cpp's file: 18.6 GB).
+  double gb = (double)m64_synth_data_bytes(&s) / 1e9;
+  EXPECT_GT(gb, 17.0);
+  EXPECT_LT(gb, 18.7);
+}
+
+TEST(SynthMoe, DeterministicFromSeed) {
+  m64_synth_spec s;
+  m64_err e;
+  ASSERT_EQ(m64_synth_preset(&s, "small-moe", &e), 0);
+  s.type_default = M64_GGML_Q8_0;
+  std::string a = TempPath("moe_a.gguf"), b = TempPath("moe_b.gguf"), c = TempPath("moe_c.gguf");
+  ASSERT_EQ(m64_synth_write(&s, a.c_str(), &e), 0) << e.msg;
+  ASSERT_EQ(m64_synth_write(&s, b.c_str(), &e), 0) << e.msg;
+  s.seed = 2;
+  ASSERT_EQ(m64_synth_write(&s, c.c_str(), &e), 0) << e.msg;
+  std::vector<uint8_t> ba = ReadAll(a), bb = ReadAll(b), bc = ReadAll(c);
+  EXPECT_FALSE(ba.empty());
+  EXPECT_EQ(ba, bb);
+  EXPECT_NE(ba, bc);
+  unlink(a.c_str());
+  unlink(b.c_str());
+  unlink(c.c_str());
 }
 
 }  // namespace
