@@ -32,6 +32,9 @@ typedef struct hyperparams {
   uint32_t window;  /* phi3: every layer's, gemma: the sliding layers' window; 0 = all */
   uint32_t period;
   float rope_base_swa, rope_scale, q_scale;
+  /* Mixture of Experts (qwen3moe; llama with expert_count): n_expert experts of expert_ffn,
+   * n_expert_used of them run per token; 0 = a dense FFN */
+  uint32_t n_expert, n_expert_used, expert_ffn;
   char arch[16];    /* "llama", "qwen2", "qwen3", "phi3", "gemma2" or "gemma3": the prefix of every hyperparameter key */
 } hyperparams;
 
@@ -56,6 +59,10 @@ typedef struct layer_weights {
                                      NULL where the file has attn_q/k/v apart */
   matrix w_gate_up;               /* phi3: [2 ffn][dim], gate rows then up (no ffn_gate) */
   float *post_attn_norm, *post_ffw_norm; /* [dim] each; gemma3 only */
+  matrix router;                  /* experts: [n_expert][dim] (ffn_gate_inp) */
+  /* experts: all of them, each a block of rows: [E][expert_ffn][dim], [E][expert_ffn][dim],
+   * [E][dim][expert_ffn] (the 3-D ffn_{gate,up,down}_exps) */
+  matrix gate_exps, up_exps, down_exps;
 } layer_weights;
 
 typedef struct weights {
@@ -75,6 +82,8 @@ typedef struct run_state {
   float *gate, *up;   /* [ffn] */
   float *qkv;         /* phi3: [q_dim + 2 kv_dim] the fused product, before it is split */
   float *gate_up;     /* phi3: [2 ffn] likewise */
+  float *probs;       /* experts: [n_expert] the router's softmax */
+  float *moe_out, *expert_out; /* experts: [dim] the weighted sum, one expert's output */
   float *logits;      /* [n_vocab] */
   float *key_cache, *value_cache; /* [n_layers][n_ctx][kv_dim] */
 } run_state;
@@ -132,8 +141,12 @@ static int read_hyperparams(const m64_gguf *g, uint32_t n_ctx, hyperparams *hp, 
   } else if (arch.len == 6 && !memcmp(arch.ptr, "gemma2", 6)) {
     snprintf(hp->arch, sizeof hp->arch, "gemma2");
     hp->rope_neox = hp->gemma2 = 1;
+  } else if (arch.len == 8 && !memcmp(arch.ptr, "qwen3moe", 8)) {
+    snprintf(hp->arch, sizeof hp->arch, "qwen3moe");
+    hp->qk_norm = hp->rope_neox = 1;
   } else {
-    return m64_fail(e, M64_EUNSUPPORTED, "general.architecture is not llama, qwen2, qwen3, phi3, gemma2 or gemma3");
+    return m64_fail(e, M64_EUNSUPPORTED,
+                    "general.architecture is not llama, qwen2, qwen3, qwen3moe, phi3, gemma2 or gemma3");
   }
   int rc = 0;
   rc = rc ? rc : get_u32_or(g, arch_key(hp, "embedding_length"), 0, &hp->dim, e);
@@ -197,6 +210,22 @@ static int read_hyperparams(const m64_gguf *g, uint32_t n_ctx, hyperparams *hp, 
     hp->q_scale = (float)(1.0 / sqrt(hp->n_layers == 46 ? (double)(hp->dim / hp->n_heads) : (double)hp->head_dim));
     hp->gemma3 = 1; /* everything else as gemma3 */
   }
+  const int qwen3moe = !strcmp(hp->arch, "qwen3moe");
+  if (qwen3moe || !strcmp(hp->arch, "llama")) {
+    rc = get_u32_or(g, arch_key(hp, "expert_count"), 0, &hp->n_expert, e);
+    rc = rc ? rc : get_u32_or(g, arch_key(hp, "expert_used_count"), 0, &hp->n_expert_used, e);
+    /* llama.cpp reads qwen3moe's expert size from its own key, a llama model's from
+     * feed_forward_length */
+    rc = rc ? rc : get_u32_or(g, arch_key(hp, "expert_feed_forward_length"), 0, &hp->expert_ffn, e);
+    if (rc) return rc;
+    if (!qwen3moe) hp->expert_ffn = hp->ffn;
+    if (qwen3moe && (!hp->n_expert || !hp->expert_ffn))
+      return m64_fail(e, M64_EFORMAT, "qwen3moe without expert_count or expert_feed_forward_length");
+    if (hp->n_expert && (hp->n_expert > 256 || !hp->n_expert_used || hp->n_expert_used > hp->n_expert))
+      return m64_fail(e, M64_EFORMAT, "%u experts used of %u (need 1 .. experts, at most 256)",
+                      hp->n_expert_used, hp->n_expert);
+    if (!hp->n_expert) hp->n_expert_used = hp->expert_ffn = 0;
+  }
   if (n_ctx) hp->n_ctx = n_ctx;
   const m64_gguf_tensor *embd = m64_gguf_find_tensor(g, "token_embd.weight");
   if (!embd) return m64_fail(e, M64_ENOTFOUND, "tensor token_embd.weight is missing");
@@ -236,6 +265,25 @@ static int load_matrix(const m64_gguf *g, const char *name, uint64_t ne0, uint64
   if (rc) return rc;
   *out = (matrix){t->data, t->type, row_bytes};
   return M64_OK;
+}
+
+/* The experts of a 3-D tensor [cols, rows, n_expert]: one matrix of n_expert * rows rows,
+ * expert e's the rows e * rows .. (e + 1) * rows - 1. */
+static int load_experts(const m64_gguf *g, const char *name, uint64_t cols, uint64_t rows,
+                        uint64_t n_expert, matrix *out, m64_err *e) {
+  int rc = load_matrix(g, name, cols, rows * n_expert, out, e);
+  if (rc) return rc;
+  const m64_gguf_tensor *t = m64_gguf_find_tensor(g, name);
+  if (t->ne[1] != rows || t->ne[2] != n_expert)
+    return m64_fail(e, M64_EFORMAT, "tensor %s: shape [%llu, %llu, %llu], expected [%llu, %llu, %llu]", name,
+                    (unsigned long long)t->ne[0], (unsigned long long)t->ne[1], (unsigned long long)t->ne[2],
+                    (unsigned long long)cols, (unsigned long long)rows, (unsigned long long)n_expert);
+  return M64_OK;
+}
+
+/* Expert e of a load_experts matrix of `rows` rows per expert. */
+static matrix expert(const matrix *m, uint32_t e, uint32_t rows) {
+  return (matrix){m->data + (uint64_t)e * rows * m->row_bytes, m->type, m->row_bytes};
 }
 
 /* A vector (norm weights), dequantized to F32. */
@@ -291,6 +339,17 @@ static int load_weights(const m64_gguf *g, const hyperparams *hp, m64_oracle *o,
         parts[0].name = parts[1].name = parts[2].name = NULL;
       }
     }
+    if (hp->n_expert && !rc) { /* the router and the experts in place of the dense FFN */
+      parts[4].name = parts[5].name = parts[6].name = NULL;
+      snprintf(name, sizeof name, "blk.%u.ffn_gate_inp.weight", l);
+      rc = load_matrix(g, name, hp->dim, hp->n_expert, &lw->router, e);
+      snprintf(name, sizeof name, "blk.%u.ffn_gate_exps.weight", l);
+      rc = rc ? rc : load_experts(g, name, hp->dim, hp->expert_ffn, hp->n_expert, &lw->gate_exps, e);
+      snprintf(name, sizeof name, "blk.%u.ffn_up_exps.weight", l);
+      rc = rc ? rc : load_experts(g, name, hp->dim, hp->expert_ffn, hp->n_expert, &lw->up_exps, e);
+      snprintf(name, sizeof name, "blk.%u.ffn_down_exps.weight", l);
+      rc = rc ? rc : load_experts(g, name, hp->expert_ffn, hp->dim, hp->n_expert, &lw->down_exps, e);
+    }
     for (size_t p = 0; p < sizeof parts / sizeof parts[0] && !rc; p++) {
       if (!parts[p].name) continue;
       snprintf(name, sizeof name, "blk.%u.%s.weight", l, parts[p].name);
@@ -320,6 +379,7 @@ static int load_weights(const m64_gguf *g, const hyperparams *hp, m64_oracle *o,
 
 static int alloc_state(const hyperparams *hp, run_state *s, m64_err *e) {
   uint64_t cache = (uint64_t)hp->n_layers * hp->n_ctx * hp->kv_dim;
+  const uint32_t ffn = hp->ffn > hp->expert_ffn ? hp->ffn : hp->expert_ffn;
   s->x = calloc(hp->dim, sizeof(float));
   s->xb = calloc(hp->dim, sizeof(float));
   s->xb2 = calloc(hp->q_dim, sizeof(float));
@@ -327,15 +387,19 @@ static int alloc_state(const hyperparams *hp, run_state *s, m64_err *e) {
   s->k = calloc(hp->kv_dim, sizeof(float));
   s->v = calloc(hp->kv_dim, sizeof(float));
   s->att = calloc(hp->n_ctx, sizeof(float));
-  s->gate = calloc(hp->ffn, sizeof(float));
-  s->up = calloc(hp->ffn, sizeof(float));
+  s->gate = calloc(ffn, sizeof(float));
+  s->up = calloc(ffn, sizeof(float));
+  s->probs = calloc(hp->n_expert + 1, sizeof(float));
+  s->moe_out = calloc(hp->dim, sizeof(float));
+  s->expert_out = calloc(hp->dim, sizeof(float));
   s->qkv = calloc(hp->q_dim + 2 * (uint64_t)hp->kv_dim, sizeof(float));
   s->gate_up = calloc(2 * (uint64_t)hp->ffn, sizeof(float));
   s->logits = calloc(hp->n_vocab, sizeof(float));
   s->key_cache = calloc(cache, sizeof(float));
   s->value_cache = calloc(cache, sizeof(float));
   if (!s->x || !s->xb || !s->xb2 || !s->q || !s->k || !s->v || !s->att || !s->gate ||
-      !s->up || !s->qkv || !s->gate_up || !s->logits || !s->key_cache || !s->value_cache)
+      !s->up || !s->qkv || !s->gate_up || !s->logits || !s->key_cache || !s->value_cache ||
+      !s->probs || !s->moe_out || !s->expert_out)
     return m64_fail(e, M64_ENOMEM, "out of memory for activations and a %u-position cache",
                     hp->n_ctx);
   return M64_OK;
@@ -355,7 +419,8 @@ int m64_oracle_open(const char *gguf_path, uint32_t n_ctx, m64_oracle **out, m64
   o->g = g;
   if (!rc) rc = load_weights(g, &o->hp, o, e);
   if (!rc) rc = alloc_state(&o->hp, &o->s, e);
-  const uint32_t widest = o->hp.dim > o->hp.ffn ? o->hp.dim : o->hp.ffn;
+  uint32_t widest = o->hp.dim > o->hp.ffn ? o->hp.dim : o->hp.ffn;
+  if (widest < o->hp.expert_ffn) widest = o->hp.expert_ffn;
   if (!rc && !(o->row = malloc((widest > o->hp.q_dim ? widest : o->hp.q_dim) * sizeof(float))))
     rc = m64_fail(e, M64_ENOMEM, "out of memory");
   if (rc) {
@@ -385,6 +450,7 @@ void m64_oracle_close(m64_oracle *o) {
   run_state *s = &o->s;
   free(s->x), free(s->xb), free(s->xb2), free(s->q), free(s->k), free(s->v), free(s->att);
   free(s->gate), free(s->up), free(s->qkv), free(s->gate_up), free(s->logits), free(s->key_cache), free(s->value_cache);
+  free(s->probs), free(s->moe_out), free(s->expert_out);
   free(o);
 }
 
@@ -488,6 +554,45 @@ static void attention(m64_oracle *o, uint32_t layer, int pos, uint32_t window) {
   }
 }
 
+/* xb = the Mixture-of-Experts FFN of xb, as llama.cpp's build_moe_ffn computes it for
+ * llama and qwen3moe (softmax gating, weights normalized, silu): the router's softmax over
+ * the experts, the n_expert_used most probable (ties to the lower index) in descending
+ * order, their probabilities divided by their sum (at least 2^-14), and the sum, in that
+ * order, of each one's SwiGLU FFN output times its weight. */
+static void moe_ffn(m64_oracle *o, const layer_weights *lw) {
+  const hyperparams *hp = &o->hp;
+  run_state *s = &o->s;
+  const uint32_t n_exp = hp->n_expert, k_used = hp->n_expert_used, f = hp->expert_ffn;
+  matvec(s->probs, &lw->router, s->xb, hp->dim, n_exp, o->row);
+  softmax(s->probs, n_exp);
+  uint32_t chosen[256];
+  float weight[256], sum = 0;
+  for (uint32_t k = 0; k < k_used; k++) { /* selection: the best of those not yet taken */
+    uint32_t best = n_exp;
+    for (uint32_t x = 0; x < n_exp; x++) {
+      int taken = 0;
+      for (uint32_t j = 0; j < k; j++) taken |= chosen[j] == x;
+      if (!taken && (best == n_exp || s->probs[x] > s->probs[best])) best = x;
+    }
+    chosen[k] = best;
+    weight[k] = s->probs[best];
+    sum += weight[k];
+  }
+  if (sum < 6.103515625e-5f) sum = 6.103515625e-5f; /* llama.cpp's clamp: no division by ~0 */
+  memset(s->moe_out, 0, hp->dim * sizeof(float));
+  for (uint32_t k = 0; k < k_used; k++) {
+    const matrix gate = expert(&lw->gate_exps, chosen[k], f), up = expert(&lw->up_exps, chosen[k], f),
+                 down = expert(&lw->down_exps, chosen[k], hp->dim);
+    matvec(s->gate, &gate, s->xb, hp->dim, f, o->row);
+    matvec(s->up, &up, s->xb, hp->dim, f, o->row);
+    for (uint32_t i = 0; i < f; i++) s->gate[i] = silu(s->gate[i]) * s->up[i];
+    matvec(s->expert_out, &down, s->gate, f, hp->dim, o->row);
+    const float w = weight[k] / sum;
+    for (uint32_t i = 0; i < hp->dim; i++) s->moe_out[i] += s->expert_out[i] * w;
+  }
+  memcpy(s->xb, s->moe_out, hp->dim * sizeof(float));
+}
+
 const float *m64_oracle_forward(m64_oracle *o, int token, int pos) {
   const hyperparams *hp = &o->hp;
   const weights *w = &o->w;
@@ -542,6 +647,11 @@ const float *m64_oracle_forward(m64_oracle *o, int token, int pos) {
 
     /* feed-forward block: x += W_down (silu(W_gate xb) * W_up xb) */
     rmsnorm(s->xb, s->x, lw->ffn_norm, hp->dim, hp->norm_eps);
+    if (hp->n_expert) {
+      moe_ffn(o, lw);
+      for (uint32_t i = 0; i < hp->dim; i++) s->x[i] += s->xb[i];
+      continue;
+    }
     if (hp->fused) { /* phi3: one product of 2 ffn rows, the gate's first */
       matvec(s->gate_up, &lw->w_gate_up, s->xb, hp->dim, 2 * hp->ffn, o->row);
       memcpy(s->gate, s->gate_up, hp->ffn * sizeof(float));

@@ -7,6 +7,12 @@
  * qwen3 adds per-head q/k norms; phi3 computes q, k, v as one product of attn_qkv and
  * gate, up as one product of ffn_up (gate first), each then split, and attends within
  * its sliding window.
+ * Mixture of Experts (qwen3moe: qwen3's attention; llama with expert_count: Mixtral) as
+ * llama.cpp's build_moe_ffn: router logits (ffn_gate_inp), softmax, the expert_used_count
+ * most probable experts (ties to the lower index), their probabilities normalized to sum
+ * 1, and the weighted sum, in selection order, of each one's SwiGLU FFN (expert e = the
+ * e-th block of rows of ffn_{gate,up,down}_exps); the expert size is qwen3moe's
+ * expert_feed_forward_length or llama's feed_forward_length.
  * It is the yardstick the compiled runtime is compared against; speed is no goal.
  */
 #ifndef M64_SUPPORT_ORACLE_H

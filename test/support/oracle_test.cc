@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <set>
 #include <string>
 #include <unistd.h>
 #include <vector>
@@ -390,6 +391,327 @@ TEST(Oracle, RejectsUnsupportedTypeNamingTheTensor) {
   EXPECT_EQ(o, nullptr);
   EXPECT_NE(std::string(e.msg).find("blk.0.ffn_up.weight"), std::string::npos) << e.msg;
   EXPECT_NE(std::string(e.msg).find("IQ2_XXS"), std::string::npos) << e.msg;
+  unlink(path.c_str());
+}
+
+// ------------------------------------------------------------------ experts
+
+// A synthetic model's tensors as F32 originals, to be edited and written back by hand.
+struct Tensor {
+  std::string name;
+  uint32_t n_dims = 1;
+  uint64_t ne[3] = {1, 1, 1};
+  std::vector<float> v;
+};
+
+std::vector<Tensor> SynthTensors(const m64_synth_spec &s) {
+  std::vector<Tensor> out;
+  m64_err e;
+  for (uint32_t i = 0; i < m64_synth_n_tensors(&s); i++) {
+    m64_synth_tensor t;
+    EXPECT_EQ(m64_synth_tensor_info(&s, i, &t, &e), 0);
+    Tensor x;
+    x.name = t.name, x.n_dims = t.n_dims;
+    for (int d = 0; d < 3; d++) x.ne[d] = t.ne[d];
+    x.v.resize(t.ne[0] * t.ne[1] * t.ne[2]);
+    EXPECT_EQ(m64_synth_tensor_values(&s, i, x.v.data(), &e), 0);
+    out.push_back(x);
+  }
+  return out;
+}
+
+Tensor *Find(std::vector<Tensor> &ts, const std::string &name) {
+  for (Tensor &t : ts)
+    if (t.name == name) return &t;
+  ADD_FAILURE() << "no tensor " << name;
+  static Tensor none;
+  return &none;
+}
+
+std::string BlkName(uint32_t l, const char *what) { return "blk." + std::to_string(l) + "." + what + ".weight"; }
+
+// The hyperparameters the oracle reads, for an architecture and a dense or expert FFN.
+struct Shape {
+  std::string arch;
+  uint32_t dim, layers, heads, kv_heads, head_dim, ffn, n_expert, n_used, expert_ffn;
+};
+
+Shape ShapeOf(const m64_synth_spec &s, const char *arch) {
+  Shape h{arch, s.dim, s.n_layers, s.n_heads, s.n_kv_heads, s.head_dim ? s.head_dim : s.dim / s.n_heads, s.ffn, 0, 0, 0};
+  m64_synth_experts(&s, &h.n_expert, &h.n_used, &h.expert_ffn);
+  return h;
+}
+
+// Writes the tensors as F32 with the keys the oracle needs.
+void WriteF32(const std::string &path, const Shape &h, const std::vector<Tensor> &ts) {
+  m64_gguf_writer *w = m64_gguf_writer_new(0);
+  ASSERT_NE(w, nullptr);
+  auto key = [&](const char *k) { return h.arch + "." + k; };
+  m64_gguf_w_str(w, "general.architecture", h.arch.c_str());
+  m64_gguf_w_u32(w, key("embedding_length").c_str(), h.dim);
+  m64_gguf_w_u32(w, key("block_count").c_str(), h.layers);
+  m64_gguf_w_u32(w, key("feed_forward_length").c_str(), h.ffn);
+  m64_gguf_w_u32(w, key("attention.head_count").c_str(), h.heads);
+  m64_gguf_w_u32(w, key("attention.head_count_kv").c_str(), h.kv_heads);
+  m64_gguf_w_u32(w, key("attention.key_length").c_str(), h.head_dim);
+  m64_gguf_w_u32(w, key("attention.value_length").c_str(), h.head_dim);
+  m64_gguf_w_u32(w, key("context_length").c_str(), 64);
+  if (h.n_expert) {
+    m64_gguf_w_u32(w, key("expert_count").c_str(), h.n_expert);
+    m64_gguf_w_u32(w, key("expert_used_count").c_str(), h.n_used);
+    if (h.arch == "qwen3moe") m64_gguf_w_u32(w, key("expert_feed_forward_length").c_str(), h.expert_ffn);
+  }
+  for (const Tensor &t : ts) ASSERT_EQ(m64_gguf_w_tensor(w, t.name.c_str(), M64_GGML_F32, t.n_dims, t.ne, t.v.data()), 0) << t.name;
+  m64_err e;
+  ASSERT_EQ(m64_gguf_writer_save(w, path.c_str(), &e), 0) << e.msg;
+  m64_gguf_writer_free(w);
+}
+
+std::vector<std::vector<float>> RunFile(const std::string &path, int n_pos) {
+  std::vector<std::vector<float>> out;
+  m64_oracle *o = nullptr;
+  m64_err e;
+  EXPECT_EQ(m64_oracle_open(path.c_str(), 0, &o, &e), 0) << e.msg;
+  if (!o) return out;
+  const int tokens[] = {1, 300, 301, 302, 400, 450, 500, 2, 17, 260};
+  for (int pos = 0; pos < n_pos; pos++) {
+    const float *logits = m64_oracle_forward(o, tokens[pos % 10], pos);
+    EXPECT_NE(logits, nullptr);
+    if (!logits) break;
+    out.emplace_back(logits, logits + m64_oracle_n_vocab(o));
+  }
+  m64_oracle_close(o);
+  return out;
+}
+
+// Expert e's block of a 3-D tensor, as a 2-D tensor of its own.
+Tensor ExpertOf(const Tensor &t, uint32_t e, const char *name) {
+  Tensor x;
+  x.name = name, x.n_dims = 2, x.ne[0] = t.ne[0], x.ne[1] = t.ne[1];
+  const uint64_t n = t.ne[0] * t.ne[1];
+  x.v.assign(t.v.begin() + e * n, t.v.begin() + (e + 1) * n);
+  return x;
+}
+
+// The dense model whose FFN in each layer is made by `ffn` from the expert tensors.
+template <typename F>
+std::vector<Tensor> Densify(const std::vector<Tensor> &moe, uint32_t layers, F ffn) {
+  std::vector<Tensor> dense;
+  for (const Tensor &t : moe)
+    if (t.name.find("_exps.") == std::string::npos && t.name.find("ffn_gate_inp") == std::string::npos)
+      dense.push_back(t);
+  for (uint32_t l = 0; l < layers; l++) {
+    std::vector<Tensor> m(moe);
+    auto add = ffn(*Find(m, BlkName(l, "ffn_gate_exps")), *Find(m, BlkName(l, "ffn_up_exps")),
+                   *Find(m, BlkName(l, "ffn_down_exps")), l);
+    dense.insert(dense.end(), add.begin(), add.end());
+  }
+  return dense;
+}
+
+// With K = E and identical experts the routing weights sum to 1 whatever the router says:
+// the model is the dense one whose FFN is that expert. qwen3moe's experts are narrower
+// than its feed_forward_length, so the expert size must come from its own key.
+TEST(OracleMoe, AllExpertsAlikeIsTheDenseModel) {
+  for (const char *arch : {"llama", "qwen3moe"}) {
+    m64_synth_spec s;
+    m64_synth_default(&s);
+    s.arch = !strcmp(arch, "llama") ? M64_SYNTH_ARCH_LLAMA : M64_SYNTH_ARCH_QWEN3MOE;
+    s.n_expert = 4, s.n_expert_used = 4, s.seed = 3;
+    if (s.arch == M64_SYNTH_ARCH_QWEN3MOE) s.expert_ffn = 96;
+    std::vector<Tensor> ts = SynthTensors(s);
+    for (uint32_t l = 0; l < s.n_layers; l++)
+      for (const char *what : {"ffn_gate_exps", "ffn_up_exps", "ffn_down_exps"}) {
+        Tensor *t = Find(ts, BlkName(l, what));
+        const uint64_t n = t->ne[0] * t->ne[1];
+        for (uint64_t e = 1; e < t->ne[2]; e++) std::copy(t->v.begin(), t->v.begin() + n, t->v.begin() + e * n);
+      }
+    Shape moe = ShapeOf(s, arch);
+    std::string moe_path = TempPath(std::string(arch) + "_moe_alike.gguf");
+    WriteF32(moe_path, moe, ts);
+    Shape dense = moe;
+    dense.arch = s.arch == M64_SYNTH_ARCH_LLAMA ? "llama" : "qwen3";
+    dense.n_expert = dense.n_used = dense.expert_ffn = 0;
+    dense.ffn = moe.expert_ffn;
+    std::string dense_path = TempPath(std::string(arch) + "_dense.gguf");
+    WriteF32(dense_path, dense, Densify(ts, s.n_layers, [](const Tensor &g, const Tensor &u, const Tensor &d, uint32_t l) {
+               return std::vector<Tensor>{ExpertOf(g, 0, BlkName(l, "ffn_gate").c_str()),
+                                          ExpertOf(u, 0, BlkName(l, "ffn_up").c_str()),
+                                          ExpertOf(d, 0, BlkName(l, "ffn_down").c_str())};
+             }));
+    auto a = RunFile(moe_path, 6), b = RunFile(dense_path, 6);
+    ASSERT_EQ(a.size(), 6u) << arch;
+    ASSERT_EQ(b.size(), 6u) << arch;
+    ExpectFiniteAndSpread(a, arch);
+    double d = RelRmsDiff(b, a);
+    printf("%s, 4 of 4 identical experts vs the dense model: relative RMS logit difference %.2e\n", arch, d);
+    EXPECT_LT(d, 1e-5) << arch;
+    unlink(moe_path.c_str());
+    unlink(dense_path.c_str());
+  }
+}
+
+// A router of zeros ties every expert: the first K by index are taken, each weighing 1/K
+// after normalization (1/E before), so 2 of 6 experts are the dense FFN that holds both
+// side by side with their down projections halved.
+TEST(OracleMoe, TiedRouterTakesTheLowestIndices) {
+  m64_synth_spec s;
+  m64_synth_default(&s);
+  s.n_expert = 6, s.n_expert_used = 2, s.seed = 4;
+  std::vector<Tensor> ts = SynthTensors(s);
+  for (uint32_t l = 0; l < s.n_layers; l++) {
+    std::vector<float> &router = Find(ts, BlkName(l, "ffn_gate_inp"))->v;
+    std::fill(router.begin(), router.end(), 0.0f);
+  }
+  Shape moe = ShapeOf(s, "llama");
+  std::string moe_path = TempPath("llama_moe_tied.gguf");
+  WriteF32(moe_path, moe, ts);
+  Shape dense = moe;
+  dense.n_expert = dense.n_used = dense.expert_ffn = 0;
+  dense.ffn = 2 * s.ffn;
+  const uint64_t dim = s.dim, f = s.ffn;
+  auto both = [&](const Tensor &g, const Tensor &u, const Tensor &d, uint32_t l) {
+    Tensor gate = ExpertOf(g, 0, BlkName(l, "ffn_gate").c_str()), up = ExpertOf(u, 0, BlkName(l, "ffn_up").c_str());
+    Tensor g1 = ExpertOf(g, 1, ""), u1 = ExpertOf(u, 1, "");
+    gate.v.insert(gate.v.end(), g1.v.begin(), g1.v.end()), gate.ne[1] = 2 * f;
+    up.v.insert(up.v.end(), u1.v.begin(), u1.v.end()), up.ne[1] = 2 * f;
+    Tensor down;
+    down.name = BlkName(l, "ffn_down"), down.n_dims = 2, down.ne[0] = 2 * f, down.ne[1] = dim;
+    for (uint64_t r = 0; r < dim; r++)
+      for (uint64_t e = 0; e < 2; e++)
+        for (uint64_t c = 0; c < f; c++) down.v.push_back(0.5f * d.v[(e * dim + r) * f + c]);
+    return std::vector<Tensor>{gate, up, down};
+  };
+  std::string dense_path = TempPath("llama_dense_first2.gguf");
+  WriteF32(dense_path, dense, Densify(ts, s.n_layers, both));
+  auto a = RunFile(moe_path, 6), b = RunFile(dense_path, 6);
+  ASSERT_EQ(a.size(), 6u);
+  ASSERT_EQ(b.size(), 6u);
+  double d = RelRmsDiff(b, a);
+  printf("zero router, experts 0 and 1 at 1/2 each vs their dense sum: relative RMS logit difference %.2e\n", d);
+  EXPECT_LT(d, 1e-5);
+  unlink(moe_path.c_str());
+  unlink(dense_path.c_str());
+}
+
+// One Q8_0 layer at position 0, computed here step by step from the synthetic originals
+// (quantized and dequantized as the file holds them): attention is v through the output
+// projection, then the router's top 2 of 8. Different tokens must pick different experts.
+TEST(OracleMoe, MatchesHandComputedFirstPosition) {
+  m64_synth_spec s;
+  m64_synth_default(&s);
+  s.n_layers = 1, s.n_expert = 8, s.n_expert_used = 2, s.seed = 6;
+  s.type_default = M64_GGML_Q8_0;
+  m64_err e;
+  std::string path = TempPath("llama_moe_q8.gguf");
+  ASSERT_EQ(m64_synth_write(&s, path.c_str(), &e), 0) << e.msg;
+  std::vector<Tensor> ts = SynthTensors(s);
+  for (uint32_t i = 0; i < m64_synth_n_tensors(&s); i++) {  // as the file holds them
+    m64_synth_tensor t;
+    ASSERT_EQ(m64_synth_tensor_info(&s, i, &t, &e), 0);
+    std::vector<uint8_t> q(t.nbytes);
+    ASSERT_EQ(m64_ref_quantize_row(t.type, ts[i].v.data(), q.data(), ts[i].v.size()), 0);
+    ASSERT_EQ(m64_ref_dequantize_row(t.type, q.data(), ts[i].v.data(), ts[i].v.size()), 0);
+  }
+  const uint32_t dim = s.dim, f = s.ffn, hd = dim / s.n_heads, kv = hd * s.n_kv_heads, E = 8, K = 2;
+  auto matvec = [](const std::vector<float> &W, const std::vector<float> &x, uint64_t off, uint32_t rows) {
+    std::vector<float> y(rows);
+    for (uint32_t r = 0; r < rows; r++) {
+      double sum = 0;
+      for (size_t c = 0; c < x.size(); c++) sum += (double)W[off + r * x.size() + c] * x[c];
+      y[r] = (float)sum;
+    }
+    return y;
+  };
+  auto rmsnorm = [&](const std::vector<float> &x, const std::vector<float> &w) {
+    double ss = 0;
+    for (float v : x) ss += (double)v * v;
+    std::vector<float> y(x.size());
+    for (size_t i = 0; i < x.size(); i++) y[i] = (float)(x[i] / std::sqrt(ss / x.size() + s.norm_eps) * w[i]);
+    return y;
+  };
+  m64_oracle *o = nullptr;
+  ASSERT_EQ(m64_oracle_open(path.c_str(), 0, &o, &e), 0) << e.msg;
+  std::set<std::vector<uint32_t>> picks;
+  for (int token : {1, 5, 77, 260, 300, 333, 401, 450, 499, 511}) {
+    const Tensor &embd = *Find(ts, "token_embd.weight");
+    std::vector<float> x(embd.v.begin() + token * dim, embd.v.begin() + (token + 1) * dim);
+    std::vector<float> v = matvec(Find(ts, BlkName(0, "attn_v"))->v, rmsnorm(x, Find(ts, BlkName(0, "attn_norm"))->v), 0, kv);
+    std::vector<float> heads(dim);  // one position: each head's output is its kv head's v
+    for (uint32_t h = 0; h < s.n_heads; h++)
+      for (uint32_t i = 0; i < hd; i++) heads[h * hd + i] = v[(h / (s.n_heads / s.n_kv_heads)) * hd + i];
+    std::vector<float> att = matvec(Find(ts, BlkName(0, "attn_output"))->v, heads, 0, dim);
+    for (uint32_t i = 0; i < dim; i++) x[i] += att[i];
+    std::vector<float> xb = rmsnorm(x, Find(ts, BlkName(0, "ffn_norm"))->v);
+    std::vector<float> logit = matvec(Find(ts, BlkName(0, "ffn_gate_inp"))->v, xb, 0, E);
+    double mx = *std::max_element(logit.begin(), logit.end()), z = 0;
+    std::vector<double> p(E);
+    for (uint32_t i = 0; i < E; i++) z += p[i] = std::exp(logit[i] - mx);
+    std::vector<uint32_t> order(E);
+    for (uint32_t i = 0; i < E; i++) order[i] = i, p[i] /= z;
+    std::stable_sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) { return p[a] > p[b]; });
+    std::vector<uint32_t> chosen(order.begin(), order.begin() + K);
+    picks.insert(chosen);
+    const double wsum = p[chosen[0]] + p[chosen[1]];
+    for (uint32_t k = 0; k < K; k++) {
+      const uint32_t ex = chosen[k];
+      std::vector<float> g = matvec(Find(ts, BlkName(0, "ffn_gate_exps"))->v, xb, (uint64_t)ex * f * dim, f);
+      std::vector<float> u = matvec(Find(ts, BlkName(0, "ffn_up_exps"))->v, xb, (uint64_t)ex * f * dim, f);
+      for (uint32_t i = 0; i < f; i++) g[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+      std::vector<float> y = matvec(Find(ts, BlkName(0, "ffn_down_exps"))->v, g, (uint64_t)ex * dim * f, dim);
+      for (uint32_t i = 0; i < dim; i++) x[i] += (float)(y[i] * (p[ex] / wsum));
+    }
+    std::vector<float> want = matvec(Find(ts, "output.weight")->v, rmsnorm(x, Find(ts, "output_norm.weight")->v), 0, s.n_vocab);
+    const float *got = m64_oracle_forward(o, token, 0);
+    ASSERT_NE(got, nullptr);
+    double diff = 0, scale = 0;
+    for (uint32_t i = 0; i < s.n_vocab; i++) diff += (got[i] - want[i]) * (got[i] - want[i]), scale += want[i] * want[i];
+    EXPECT_LT(std::sqrt(diff / scale), 1e-5) << "token " << token << ": experts " << chosen[0] << ", " << chosen[1];
+  }
+  m64_oracle_close(o);
+  printf("10 tokens chose %zu different pairs of the 8 experts\n", picks.size());
+  EXPECT_GE(picks.size(), 4u) << "routing should depend on the token";
+  unlink(path.c_str());
+}
+
+// qwen3moe in a K-quant mix stays near its F32 model, like the dense architectures.
+TEST(OracleMoe, SmallMoeMixNearF32) {
+  m64_synth_spec s;
+  m64_err e;
+  ASSERT_EQ(m64_synth_preset(&s, "small-moe", &e), 0);
+  s.seed = 8;
+  std::string f32 = TempPath("small_moe_f32.gguf"), mix = TempPath("small_moe_q4km.gguf");
+  ASSERT_EQ(m64_synth_write(&s, f32.c_str(), &e), 0) << e.msg;
+  s.mix = M64_SYNTH_MIX_Q4_K_M;
+  ASSERT_EQ(m64_synth_write(&s, mix.c_str(), &e), 0) << e.msg;
+  auto a = RunFile(f32, 6), b = RunFile(mix, 6);
+  ASSERT_EQ(a.size(), 6u);
+  ASSERT_EQ(b.size(), 6u);
+  ExpectFiniteAndSpread(a, "small-moe F32");
+  double d = RelRmsDiff(a, b);
+  printf("small-moe q4_k_m relative RMS logit difference vs F32 %.3e\n", d);
+  EXPECT_LT(d, LogitTolerance(M64_GGML_Q4_K));
+  unlink(f32.c_str());
+  unlink(mix.c_str());
+}
+
+TEST(OracleMoe, RejectsBadExpertCounts) {
+  m64_synth_spec s;
+  m64_synth_default(&s);
+  s.n_expert = 4, s.n_expert_used = 2;
+  std::vector<Tensor> ts = SynthTensors(s);
+  Shape h = ShapeOf(s, "llama");
+  h.n_used = 5;
+  std::string path = TempPath("llama_moe_bad.gguf");
+  WriteF32(path, h, ts);
+  m64_oracle *o = nullptr;
+  m64_err e;
+  EXPECT_EQ(m64_oracle_open(path.c_str(), 16, &o, &e), M64_EFORMAT);
+  EXPECT_EQ(o, nullptr);
+  h.n_used = 2, h.n_expert = 3;  // the tensors hold 4
+  WriteF32(path, h, ts);
+  EXPECT_EQ(m64_oracle_open(path.c_str(), 16, &o, &e), M64_EFORMAT);
+  EXPECT_NE(std::string(e.msg).find("ffn_gate_inp"), std::string::npos) << e.msg;
   unlink(path.c_str());
 }
 
