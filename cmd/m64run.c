@@ -565,6 +565,11 @@ int main(int argc, char **argv) {
           n_tokens ? st.bytes_paged / 1048576.0 / n_tokens : 0.0, (unsigned long long)st.evictions,
           st.page_seconds, st.stall_seconds, st.workspace_bytes / 1048576.0, st.cache_bytes / 1048576.0,
           st.cache_slots, st.cache_slots == 1 ? "" : "s", now() - t_start);
+  if (st.expert_acquires)
+    fprintf(stderr, "m64run: experts: %llu of %llu expert requests served from the cache (%.1f%%), %.1f per token\n",
+            (unsigned long long)st.expert_hits, (unsigned long long)st.expert_acquires,
+            100.0 * (double)st.expert_hits / (double)st.expert_acquires,
+            n_tokens ? (double)st.expert_acquires / n_tokens : 0.0);
   if (json) {
     printf("{\"prompt_tokens\":");
     json_ids(stdout, prompt_ids, n_prompt);
@@ -574,11 +579,13 @@ int main(int argc, char **argv) {
     json_string(stdout, text ? text : "", text_len);
     printf(",\"prefill_tok_s\":%.3f,\"decode_tok_s\":%.3f,\"layer_requests\":%llu,"
            "\"layer_hits\":%llu,\"layer_page_ins\":%llu,\"bytes_paged\":%llu,\"evictions\":%llu,"
-           "\"stall_s\":%.4f,\"workspace_bytes\":%llu,\"cache_slots\":%u}\n",
+           "\"stall_s\":%.4f,\"workspace_bytes\":%llu,\"cache_slots\":%u,\"expert_requests\":%llu,"
+           "\"expert_hits\":%llu}\n",
            prefill_tps, decode_tps, (unsigned long long)st.layer_acquires,
            (unsigned long long)st.layer_hits, (unsigned long long)st.layer_page_ins,
            (unsigned long long)st.bytes_paged, (unsigned long long)st.evictions, st.stall_seconds,
-           (unsigned long long)st.workspace_bytes, st.cache_slots);
+           (unsigned long long)st.workspace_bytes, st.cache_slots, (unsigned long long)st.expert_acquires,
+           (unsigned long long)st.expert_hits);
   }
   m64_session_close(s);
   free(prompt_ids);

@@ -46,6 +46,9 @@ static char *metadata_text(const m64c_plan *p, const char *source, const m64_ggu
   const char *fname = m64_gguf_get_u32(g, "general.file_type", &ftype) == 0 ? m64c_ftype_name(ftype) : NULL;
   used = strlen(s);
   if (fname) snprintf(s + used, cap - used, "general.file_type = %s\n", fname);
+  used = strlen(s);
+  if (p->n_expert) /* the layer index's expert layers (m64_formats.h) */
+    snprintf(s + used, cap - used, "model.n_experts = %u\nmodel.n_experts_used = %u\n", p->n_expert, p->n_expert_used);
   return s;
 }
 

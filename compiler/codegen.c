@@ -147,6 +147,11 @@ int m64c_emit_model_c(const m64c_plan *p, const char *gguf_name, FILE *out, m64_
     fprintf(out, "#define ATTN_SOFTCAP %af /* %g: scores c tanh(s / c) */\n"
                  "#define FINAL_SOFTCAP %af /* %g: logits likewise */\n",
             (double)p->attn_softcap, (double)p->attn_softcap, (double)p->final_softcap, (double)p->final_softcap);
+  if (p->n_expert) /* Mixture of Experts: FFN is each expert's size */
+    fprintf(out,
+            "#define N_EXPERT %uu      /* experts per block, each a layer of its own */\n"
+            "#define N_EXPERT_USED %uu /* experts the router picks per token */\n",
+            p->n_expert, p->n_expert_used);
   if (p->rope_freqs) { /* Llama 3.1+ frequency scaling: theta_i / factor_i */
     fprintf(out, "#define ROPE_FREQ_FACTORS 1\nstatic const float ROPE_FACTOR[HEAD_DIM / 2] = {");
     for (uint32_t i = 0; i < p->head_dim / 2; i++)
@@ -187,7 +192,8 @@ int m64c_emit_model_c(const m64c_plan *p, const char *gguf_name, FILE *out, m64_
   emit_matrix(p, out, "output", output);
   fprintf(out, "};\n\nstatic const BlockWeights BLOCKS[N_LAYERS] = {\n");
 
-  /* need: 0 every architecture, 1 with q/k/v biases, 2 with q/k norms, 3 gemma's post-norms */
+  /* need: 0 every architecture, 1 with q/k/v biases, 2 with q/k norms, 3 gemma's post-norms,
+   * 4 an MoE block's router */
   static const struct { const char *field, *tensor; int matrix, need; } fields[] = {
       {"attn_norm", "attn_norm.weight", 0, 0}, {"wq", "attn_q.weight", 1, 0},
       {"wk", "attn_k.weight", 1, 0},           {"wv", "attn_v.weight", 1, 0},
@@ -198,13 +204,15 @@ int m64c_emit_model_c(const m64c_plan *p, const char *gguf_name, FILE *out, m64_
       {"q_norm", "attn_q_norm.weight", 0, 2},  {"k_norm", "attn_k_norm.weight", 0, 2},
       {"post_attn_norm", "post_attention_norm.weight", 0, 3},
       {"post_ffw_norm", "post_ffw_norm.weight", 0, 3},
+      {"router", "ffn_gate_inp.weight", 1, 4},
   };
   const size_t n_fields = sizeof fields / sizeof fields[0];
   for (uint32_t l = 0; l < p->n_blocks; l++) {
     fprintf(out, "  { /* blk.%u */\n", l);
     for (size_t f = 0; f < n_fields; f++) {
       if ((fields[f].need == 1 && !p->qkv_bias) || (fields[f].need == 2 && !p->qk_norm) ||
-          (fields[f].need == 3 && !p->gemma))
+          (fields[f].need == 3 && !p->gemma) || (fields[f].need == 4 && !p->n_expert) ||
+          (p->n_expert && fields[f].field[0] == 'w' && fields[f].field[1] == '_')) /* w_gate/up/down: experts */
         continue;
       char name[M64_MAX_NAME + 1];
       snprintf(name, sizeof name, "blk.%u.%s", l, fields[f].tensor);
@@ -218,8 +226,31 @@ int m64c_emit_model_c(const m64c_plan *p, const char *gguf_name, FILE *out, m64_
     }
     fprintf(out, "  },\n");
   }
+  fprintf(out, "};\n\n");
+  if (p->n_expert) { /* a block's experts share types and offsets: one entry per block */
+    fprintf(out, "/* offsets inside each of a block's expert layers (blk.N.exp.X) */\n"
+                 "static const ExpertWeights EXPERTS[N_LAYERS] = {\n");
+    static const char *const kinds[3] = {"gate", "up", "down"};
+    for (uint32_t l = 0; l < p->n_blocks; l++) {
+      fprintf(out, "  { /* blk.%u.exp.* */\n", l);
+      for (int k = 0; k < 3; k++) {
+        char name[M64_MAX_NAME + 1];
+        snprintf(name, sizeof name, "blk.%u.ffn_%s.0.weight", l, kinds[k]);
+        const int idx = m64c_plan_find(p, 1 + p->n_blocks + l * p->n_expert, name);
+        if (idx < 0) return m64_fail(e, M64_EFORMAT, "internal: %s missing from the plan", name);
+        for (uint32_t x = 1; x < p->n_expert; x++) { /* the layout gives every expert the same */
+          const m64_layer_entry *L = &p->layers[1 + p->n_blocks + l * p->n_expert + x];
+          if (p->tensors[L->first_tensor + k].offset != p->tensors[idx].offset)
+            return m64_fail(e, M64_EFORMAT, "internal: blk.%u's experts are laid out differently", l);
+        }
+        emit_matrix(p, out, kinds[k], idx);
+      }
+      fprintf(out, "  },\n");
+    }
+    fprintf(out, "};\n\n");
+  }
   /* every supported architecture is LLaMA with the switches above */
-  fprintf(out, "};\n\n/* ---- the forward pass ---- */\n#include \"forward_llama.h\"\n");
+  fprintf(out, "/* ---- the forward pass ---- */\n#include \"forward_llama.h\"\n");
   if (ferror(out)) return m64_fail(e, M64_EIO, "writing model.c failed");
   return 0;
 }

@@ -31,10 +31,13 @@ typedef struct m64c_plan {
   float rope_scale_swa;               /* and of the sliding layers (gemma3: 1) */
   float attn_softcap, final_softcap;  /* gemma2: score = c tanh(score / c), and the logits
                                          likewise; 0 = none */
+  uint32_t n_expert, n_expert_used;   /* Mixture of Experts: each block's FFN is K = n_expert_used
+                                         of n_expert experts, each of ffn rows (0: dense FFN);
+                                         expert x of block l is layer 1 + n_blocks + l * E + x */
   float *rope_freqs;                  /* head_dim/2 divisors of rope_freqs.weight, or NULL */
   const m64_gguf_tensor *rope_freqs_source;
 
-  m64_layer_entry *layers;            /* n_blocks + 1 */
+  m64_layer_entry *layers;            /* n_blocks * (1 + n_expert) + 1 */
   uint32_t n_layers;
   m64_tensor_entry *tensors;
   const m64_gguf_tensor **sources;    /* per tensor */

@@ -27,8 +27,8 @@ typedef struct arch_desc {
 } arch_desc;
 static const arch_desc ARCHS[] = {
     {"llama", 0, 0, 0, 0, 0},  {"qwen2", 1, 1, 0, 0, 0},  {"qwen3", 0, 1, 1, 0, 0}, {"phi3", 0, 1, 0, 1, 0},
-    {"gemma2", 0, 1, 0, 0, 2}, {"gemma3", 0, 1, 1, 0, 3}};
-static const char *const SUPPORTED_ARCHS = "llama, qwen2, qwen3, phi3, gemma2, gemma3";
+    {"gemma2", 0, 1, 0, 0, 2}, {"gemma3", 0, 1, 1, 0, 3},  {"qwen3moe", 0, 1, 1, 0, 0}};
+static const char *const SUPPORTED_ARCHS = "llama (with or without experts), qwen2, qwen3, qwen3moe, phi3, gemma2, gemma3";
 /* Matrix types are those the module has kernels for (module/kernel_types.h). */
 int m64c_type_supported(uint32_t t) {
 #define X(id, sfx, name, act) if (t == id) return 1;
@@ -148,19 +148,27 @@ static int add_tensor(m64c_plan *p, const m64_gguf *g, uint32_t layer, const cha
 /* Rows [row0, row0 + x->ne1) of a fused matrix (phi3's attn_qkv, ffn_up), as the tensor
  * x->name of block l. Rows are stored one after another, each of whole quant blocks, so a
  * run of rows is a matrix of its own: the forward pass sees separate q, k, v, gate, up. */
-static int add_rows(m64c_plan *p, uint32_t l, const m64_gguf_tensor *whole, uint64_t row0,
+static int add_rows(m64c_plan *p, uint32_t layer, const char *name, const m64_gguf_tensor *whole, uint64_t row0,
                     const expected_tensor *x, m64_err *e) {
-  const uint64_t row_bytes = whole->nbytes / whole->ne[1];
+  const uint64_t row_bytes = whole->nbytes / (whole->ne[1] * whole->ne[2]); /* ne[2]: experts */
   m64_gguf_tensor *part = &p->parts[p->n_parts];
   *part = *whole;
-  snprintf(part->name, sizeof part->name, "blk.%u.%s", l, x->name);
+  snprintf(part->name, sizeof part->name, "%s", name);
+  part->n_dims = 2;
   part->ne[1] = x->ne1;
+  part->ne[2] = 1;
   part->n_elems = x->ne0 * x->ne1;
   part->offset += row0 * row_bytes;
   part->nbytes = x->ne1 * row_bytes;
   part->data += row0 * row_bytes;
   p->part_of[p->n_parts++] = whole;
-  return add_found(p, 1 + l, part->name, part, x, e);
+  return add_found(p, layer, part->name, part, x, e);
+}
+static int add_block_rows(m64c_plan *p, uint32_t l, const m64_gguf_tensor *whole, uint64_t row0,
+                          const expected_tensor *x, m64_err *e) {
+  char name[M64_MAX_NAME + 1];
+  snprintf(name, sizeof name, "blk.%u.%s", l, x->name);
+  return add_rows(p, 1 + l, name, whole, row0, x, e);
 }
 
 /* phi3: a block's q, k, v from attn_qkv (q rows, then k, then v), or from their own
@@ -183,9 +191,9 @@ static int add_qkv(m64c_plan *p, const m64_gguf *g, uint32_t l, m64_err *e) {
   }
   const expected_tensor whole = {name, p->dim, p->q_dim + 2 * (uint64_t)p->kv_dim, 0};
   rc = add_found(p, NO_LAYER, name, qkv, &whole, e);
-  if (rc == 0) rc = add_rows(p, l, qkv, 0, &q, e);
-  if (rc == 0) rc = add_rows(p, l, qkv, p->q_dim, &k, e);
-  if (rc == 0) rc = add_rows(p, l, qkv, p->q_dim + (uint64_t)p->kv_dim, &v, e);
+  if (rc == 0) rc = add_block_rows(p, l, qkv, 0, &q, e);
+  if (rc == 0) rc = add_block_rows(p, l, qkv, p->q_dim, &k, e);
+  if (rc == 0) rc = add_block_rows(p, l, qkv, p->q_dim + (uint64_t)p->kv_dim, &v, e);
   return rc;
 }
 
@@ -199,9 +207,50 @@ static int add_gate_up(m64c_plan *p, const m64_gguf *g, uint32_t l, m64_err *e) 
   if (!t) return m64_fail(e, M64_EFORMAT, "tensor '%s' is missing", name);
   const expected_tensor whole = {name, p->dim, 2 * (uint64_t)p->ffn, 0};
   int rc = add_found(p, NO_LAYER, name, t, &whole, e);
-  if (rc == 0) rc = add_rows(p, l, t, 0, &gate, e);
-  if (rc == 0) rc = add_rows(p, l, t, p->ffn, &up, e);
+  if (rc == 0) rc = add_block_rows(p, l, t, 0, &gate, e);
+  if (rc == 0) rc = add_block_rows(p, l, t, p->ffn, &up, e);
   return rc;
+}
+
+/* Block l's experts: expert x of each 3-D ffn_{gate,up,down}_exps tensor ([cols, rows, E]:
+ * x's rows follow x - 1's) becomes blk.l.ffn_{gate,up,down}.x.weight in layer
+ * blk.l.exp.x, so that each expert pages in and out on its own. */
+static int add_experts(m64c_plan *p, const m64_gguf *g, uint32_t l, m64_err *e) {
+  static const char *const kinds[3] = {"gate", "up", "down"};
+  const m64_gguf_tensor *whole[3];
+  for (int k = 0; k < 3; k++) {
+    const uint64_t cols = k < 2 ? p->dim : p->ffn, rows = k < 2 ? p->ffn : p->dim;
+    char name[M64_MAX_NAME + 1];
+    snprintf(name, sizeof name, "blk.%u.ffn_%s_exps.weight", l, kinds[k]);
+    const m64_gguf_tensor *t = whole[k] = m64_gguf_find_tensor(g, name);
+    if (!t) {
+      char one[M64_MAX_NAME + 1];
+      snprintf(one, sizeof one, "blk.%u.ffn_%s.0.weight", l, kinds[k]);
+      if (m64_gguf_find_tensor(g, one))
+        return m64_fail(e, M64_EUNSUPPORTED,
+                        "tensor '%s': experts stored one tensor each (an older GGUF layout) are not supported; "
+                        "convert the model again with a current llama.cpp", one);
+      return m64_fail(e, M64_EFORMAT, "tensor '%s' is missing", name);
+    }
+    if (t->n_dims != 3 || t->ne[0] != cols || t->ne[1] != rows || t->ne[2] != p->n_expert || t->ne[3] != 1)
+      return m64_fail(e, M64_EFORMAT, "tensor '%s' has shape [%llu, %llu, %llu, %llu], expected [%llu, %llu, %u]", name,
+                      (unsigned long long)t->ne[0], (unsigned long long)t->ne[1], (unsigned long long)t->ne[2],
+                      (unsigned long long)t->ne[3], (unsigned long long)cols, (unsigned long long)rows, p->n_expert);
+  }
+  for (uint32_t x = 0; x < p->n_expert; x++) {
+    m64_layer_entry *L = &p->layers[1 + p->n_blocks + l * p->n_expert + x];
+    snprintf(L->name, sizeof L->name, "blk.%u.exp.%u", l, x);
+    L->first_tensor = p->n_tensors;
+    for (int k = 0; k < 3; k++) {
+      const uint64_t rows = k < 2 ? p->ffn : p->dim;
+      const expected_tensor want = {"", k < 2 ? p->dim : p->ffn, rows, 0};
+      char name[M64_MAX_NAME + 1];
+      snprintf(name, sizeof name, "blk.%u.ffn_%s.%u.weight", l, kinds[k], x);
+      int rc = add_rows(p, 1 + p->n_blocks + l * p->n_expert + x, name, whole[k], x * rows, &want, e);
+      if (rc) return rc;
+    }
+  }
+  return 0;
 }
 
 int m64c_plan_find(const m64c_plan *p, uint32_t layer, const char *name) {
@@ -260,6 +309,40 @@ static int read_gemma(const m64_gguf *g, m64c_plan *p, m64_err *e) {
   if (p->swa_period == 0) p->swa_period = 1; /* llama.cpp: 0 means every layer slides */
   p->rope_base_swa = arch_f32_or(g, a, "rope.freq_base_swa", 10000.0f);
   p->rope_scale_swa = 1.0f;
+  return 0;
+}
+
+/* Mixture of Experts (qwen3moe; llama with experts: Mixtral), as llama.cpp reads it:
+ * expert_count experts per block, expert_used_count of them per token, each an FFN of
+ * expert_feed_forward_length rows (qwen3moe) or feed_forward_length (llama). The expert
+ * size becomes the plan's ffn: the blocks have no dense FFN. */
+static int read_experts(const m64_gguf *g, m64c_plan *p, int required, m64_err *e) {
+  const char *a = p->arch;
+  uint32_t n = 0, used = 0, ffn;
+  if (arch_u32_or(g, a, "expert_count", &n) || n == 0) {
+    if (required) return m64_fail(e, M64_EFORMAT, "%s without experts ('%s.expert_count' missing or 0)", a, a);
+    return 0;
+  }
+  if (strcmp(a, "llama") && !required)
+    return m64_fail(e, M64_EUNSUPPORTED, "%s with experts is not supported (experts: llama, qwen3moe)", a);
+  int rc = arch_u32(g, a, "expert_used_count", &used, e);
+  if (rc) return rc;
+  if (n > M64_MAX_EXPERTS || used == 0 || used > n)
+    return m64_fail(e, M64_ELIMIT, "%u experts, %u used per token: m64 takes 1 <= used <= experts <= %u", n, used,
+                    M64_MAX_EXPERTS);
+  if ((uint64_t)p->n_blocks * (1 + n) + 1 > M64_MAX_LAYERS)
+    return m64_fail(e, M64_ELIMIT, "%u blocks of %u experts: %llu paging units exceed the limit of %u", p->n_blocks, n,
+                    (unsigned long long)p->n_blocks * (1 + n) + 1, M64_MAX_LAYERS);
+  if (required) {
+    if ((rc = arch_u32(g, a, "expert_feed_forward_length", &ffn, e))) return rc;
+    if (ffn == 0 || ffn > 262144) return m64_fail(e, M64_ELIMIT, "implausible expert size %u", ffn);
+    p->ffn = ffn;
+  }
+  uint32_t shared = 0; /* qwen2moe-style shared experts: another graph */
+  if (arch_u32_or(g, a, "expert_shared_count", &shared) == 0 && shared)
+    return m64_fail(e, M64_EUNSUPPORTED, "%s with %u shared experts is not supported", a, shared);
+  p->n_expert = n;
+  p->n_expert_used = used;
   return 0;
 }
 
@@ -341,6 +424,7 @@ static int read_hparams(const m64_gguf *g, m64c_plan *p, m64_err *e) {
     p->rope_scale = 1.0f / scale;
   }
   if (ad->gemma && (rc = read_gemma(g, p, e))) return rc;
+  if ((rc = read_experts(g, p, strcmp(a, "qwen3moe") == 0, e))) return rc;
 
   /* Phi-3's 128k models (and Phi-4-mini) scale RoPE per dimension with LongRoPE: long or
    * short factors chosen by context, and an attention factor. Not implemented. */
@@ -401,13 +485,14 @@ int m64c_plan_model(const m64_gguf *g, uint64_t segment_max, m64c_plan *p, m64_e
   int rc = read_hparams(g, p, e);
   if (rc) return rc;
 
-  p->n_layers = p->n_blocks + 1;
-  const uint32_t max_tensors = 3 + 16 * p->n_blocks;
+  p->n_layers = p->n_blocks * (1 + p->n_expert) + 1;
+  const uint32_t max_tensors = 3 + 16 * p->n_blocks + 3 * p->n_expert * p->n_blocks;
+  const size_t max_parts = (5 + 3 * (size_t)p->n_expert) * p->n_blocks;
   p->layers = calloc(p->n_layers, sizeof *p->layers);
   p->tensors = calloc(max_tensors, sizeof *p->tensors);
   p->sources = calloc(max_tensors, sizeof *p->sources);
-  p->parts = calloc(5 * (size_t)p->n_blocks, sizeof *p->parts);
-  p->part_of = calloc(5 * (size_t)p->n_blocks, sizeof *p->part_of);
+  p->parts = calloc(max_parts, sizeof *p->parts);
+  p->part_of = calloc(max_parts, sizeof *p->part_of);
   if (!p->layers || !p->tensors || !p->sources || !p->parts || !p->part_of) {
     m64c_plan_free(p);
     return m64_fail(e, M64_ENOMEM, "out of memory planning %u layers", p->n_layers);
@@ -445,6 +530,8 @@ int m64c_plan_model(const m64_gguf *g, uint64_t segment_max, m64c_plan *p, m64_e
     block[per_block++] = (expected_tensor){"post_attention_norm.weight", p->dim, 0, 0};
     block[per_block++] = (expected_tensor){"post_ffw_norm.weight", p->dim, 0, 0};
   }
+  if (p->n_expert) /* the router in place of the dense FFN: its experts are layers of their own */
+    block[6] = (expected_tensor){"ffn_gate_inp.weight", p->dim, p->n_expert, 0};
   for (uint32_t l = 0; l < p->n_blocks && rc == 0; l++) {
     m64_layer_entry *L = &p->layers[1 + l];
     snprintf(L->name, sizeof L->name, "blk.%u", l);
@@ -454,9 +541,11 @@ int m64c_plan_model(const m64_gguf *g, uint64_t segment_max, m64c_plan *p, m64_e
       snprintf(name, sizeof name, "blk.%u.%s", l, block[i].name);
       if (p->fused && i == 1) rc = add_qkv(p, g, l, e);          /* in place of attn_q/k/v */
       else if (p->fused && i == 6) rc = add_gate_up(p, g, l, e); /* of ffn_gate/up */
+      else if (p->n_expert && (i == 7 || i == 8)) continue;
       else if (!p->fused || (i != 2 && i != 3 && i != 7)) rc = add_tensor(p, g, 1 + l, name, &block[i], e);
     }
   }
+  for (uint32_t l = 0; l < p->n_blocks && p->n_expert && rc == 0; l++) rc = add_experts(p, g, l, e);
   /* Every tensor in the file must be one the forward pass uses: an unknown tensor
    * (rope_freqs, biases, ...) would change the math if silently ignored. */
   for (uint64_t i = 0; i < m64_gguf_n_tensors(g) && rc == 0; i++) {

@@ -55,7 +55,8 @@ int m64_fail(m64_err *e, int code, const char *fmt, ...)
 #define M64_MAX_ARRAY        (1u << 24)     /* elements in one GGUF array */
 #define M64_MAX_ALIGNMENT    (1u << 16)     /* general.alignment: power of two <= 64 KiB */
 #define M64_MAX_SECTIONS     256u
-#define M64_MAX_LAYERS       4096u
+#define M64_MAX_LAYERS       16384u         /* MoE: globals + blocks + every block's experts */
+#define M64_MAX_EXPERTS      256u
 
 /* ---------------------------------------------------------------- 2. ggml types */
 typedef enum m64_ggml_type {
@@ -309,6 +310,11 @@ const m64_section *m64_bundle_section_at(const m64_bundle *b, uint32_t i);
 /* First section of that kind and name (name NULL = any). NULL when absent. */
 const m64_section *m64_bundle_find_section(const m64_bundle *b, uint32_t kind, const char *name);
 uint32_t m64_bundle_n_layers(const m64_bundle *b);
+/* Layer 0 is the globals, layers 1..n_blocks the transformer blocks; in a Mixture-of-Experts
+ * model, layer 1 + n_blocks + l * n_experts + x is block l's expert x (its gate, up and down
+ * matrices: a paging unit of its own). From the metadata; n_experts 0 for a dense model. */
+uint32_t m64_bundle_n_blocks(const m64_bundle *b);
+uint32_t m64_bundle_n_experts(const m64_bundle *b);
 const m64_layer_entry *m64_bundle_layer(const m64_bundle *b, uint32_t i);
 uint32_t m64_bundle_n_tensors(const m64_bundle *b);
 const m64_tensor_entry *m64_bundle_tensor(const m64_bundle *b, uint32_t i);

@@ -59,6 +59,13 @@ typedef struct RunState {
   float *k, *v;   /* (batch, kv_dim) these positions' keys and values */
   float *logits;  /* (vocab) of the last token */
   uint16_t *key_cache, *value_cache; /* (layer, n_ctx, kv_dim) */
+#ifdef N_EXPERT
+  float *router;  /* (batch, n_expert) the router's logits, then probabilities */
+  uint32_t *chosen; /* (batch, n_expert_used) the experts each token takes, best first */
+  float *weight;  /* (batch, n_expert_used) and their weights */
+  float *xe, *ye; /* (batch, dim) one expert's inputs (its tokens' xb rows) and outputs */
+  float *moe;     /* (batch, n_expert_used, dim) each token's weighted expert outputs */
+#endif
 } RunState;
 
 static RunState state;
@@ -71,8 +78,16 @@ static RunState state;
   (M64_BATCH_SCRATCH_BYTES(MAX_COLS) > M64_SCRATCH_BYTES(MAX_COLS) ? M64_BATCH_SCRATCH_BYTES(MAX_COLS) \
                                                                     : M64_SCRATCH_BYTES(MAX_COLS))
 
+#ifdef N_EXPERT
+#define EXPERT_LAYER(l, x) (1u + N_LAYERS + (uint32_t)(l) * N_EXPERT + (uint32_t)(x))
+#define MOE_FLOATS (MAX_BATCH * ((uint64_t)N_EXPERT + 2 * N_EXPERT_USED + 2 * (uint64_t)DIM + (uint64_t)N_EXPERT_USED * DIM))
+#else
+#define MOE_FLOATS 0
+#endif
+
 static uint64_t state_bytes_for(uint64_t n_ctx) {
-  uint64_t f = MAX_BATCH * (2 * (uint64_t)DIM + 2 * (uint64_t)Q_DIM + 2 * (uint64_t)FFN + 2 * (uint64_t)KV_DIM) + VOCAB;
+  uint64_t f = MAX_BATCH * (2 * (uint64_t)DIM + 2 * (uint64_t)Q_DIM + 2 * (uint64_t)FFN + 2 * (uint64_t)KV_DIM) + VOCAB +
+               MOE_FLOATS;
   uint64_t kv = 2 * (uint64_t)N_LAYERS * n_ctx * KV_DIM * sizeof(uint16_t);
   /* + thread 0's scratch (m64_threads adds one per further thread) + alignment slack */
   return f * sizeof(float) + kv + THREAD_SCRATCH_BYTES + 16 * 64;
@@ -103,6 +118,15 @@ int32_t m64_init(uint32_t n_ctx) {
   if (!s->x || !s->xb || !s->xb2 || !s->hb || !s->hb2 || !s->q || !s->k || !s->v ||
       !s->logits || !s->key_cache || !s->value_cache || !g_scratch[0])
     return -1;
+#ifdef N_EXPERT
+  s->router = mm_alloc(MAX_BATCH * N_EXPERT * 4);
+  s->chosen = mm_alloc(MAX_BATCH * N_EXPERT_USED * 4);
+  s->weight = mm_alloc(MAX_BATCH * N_EXPERT_USED * 4);
+  s->xe = mm_alloc(MAX_BATCH * DIM * 4);
+  s->ye = mm_alloc(MAX_BATCH * DIM * 4);
+  s->moe = mm_alloc((uint32_t)((uint64_t)MAX_BATCH * N_EXPERT_USED * DIM * 4));
+  if (!s->router || !s->chosen || !s->weight || !s->xe || !s->ye || !s->moe) return -1;
+#endif
   return 0;
 }
 
@@ -116,7 +140,11 @@ int32_t m64_threads(uint32_t n) {
 
 uint32_t m64_max_batch(void) { return MAX_BATCH; }
 uint32_t m64_n_vocab(void) { return VOCAB; }
+#ifdef N_EXPERT
+uint32_t m64_n_layers(void) { return 1 + N_LAYERS + N_LAYERS * N_EXPERT; }
+#else
 uint32_t m64_n_layers(void) { return 1 + N_LAYERS; }
+#endif
 uint32_t m64_n_ctx_train(void) { return N_CTX_TRAIN; }
 
 #define HD_VEC (HEAD_DIM & ~7u) /* head dimensions done 8 at a time; the rest one by one */
@@ -257,6 +285,78 @@ static void swiglu_rows(uint32_t r0, uint32_t r1, uint32_t n) {
       s->hb[r] = (FFN_GELU ? gelu(s->hb[r]) : silu(s->hb[r])) * s->hb2[r];
 }
 
+#ifdef N_EXPERT
+/* The Mixture-of-Experts FFN of block l (its layer at b) for the n tokens whose normed
+ * inputs are in s->xb, into s->xb; as llama.cpp's build_moe_ffn computes it: the router's
+ * softmax, each token's N_EXPERT_USED most probable experts, their probabilities
+ * normalized to sum 1, silu(gate) * up then down per expert, times its weight, and the
+ * weighted outputs added in the order of the choice. The experts run one at a time, in
+ * order, each on the tokens that chose it: each is paged in (m64.layer_acquire) only when
+ * some token chose it, and read once for all of them. */
+static void moe_ffn(uint32_t l, const uint8_t *b, uint32_t n) {
+  RunState *s = &state;
+  const BlockWeights *w = &BLOCKS[l];
+  const ExpertWeights *xw = &EXPERTS[l];
+  w->router.matmul(s->router, b + w->router.offset, s->xb, n);
+  for (uint32_t t = 0; t < n; t++) {
+    float *p = s->router + t * N_EXPERT;
+    softmax(p, N_EXPERT);
+    uint32_t *chosen = s->chosen + t * N_EXPERT_USED;
+    float *wt = s->weight + t * N_EXPERT_USED;
+    uint64_t taken[(N_EXPERT + 63) / 64] = {0};
+    double sum = 0;
+    for (uint32_t k = 0; k < N_EXPERT_USED; k++) { /* the most probable not yet taken; ties: lower id */
+      uint32_t best = 0;
+      float best_p = -1.0f;
+      for (uint32_t x = 0; x < N_EXPERT; x++)
+        if (!(taken[x / 64] >> (x % 64) & 1) && p[x] > best_p) best = x, best_p = p[x];
+      taken[best / 64] |= 1ull << (best % 64);
+      chosen[k] = best, wt[k] = best_p;
+      sum += best_p;
+    }
+    const float total = (float)sum < 6.103515625e-5f ? 6.103515625e-5f : (float)sum;
+    for (uint32_t k = 0; k < N_EXPERT_USED; k++) wt[k] /= total;
+  }
+  /* the experts chosen, in id order, and for each the (token, rank) pairs that chose it */
+  int32_t next_used[N_EXPERT];
+  int32_t last = -1;
+  for (int32_t x = N_EXPERT - 1; x >= 0; x--) {
+    next_used[x] = last;
+    for (uint32_t i = 0; i < n * N_EXPERT_USED && last != x; i++)
+      if (s->chosen[i] == (uint32_t)x) last = x;
+  }
+  for (int32_t x = last; x >= 0; x = next_used[x]) {
+    const uint8_t *eb = (const uint8_t *)(uintptr_t)m64_host_layer_acquire(EXPERT_LAYER(l, x));
+    if (next_used[x] >= 0) m64_host_layer_prefetch(EXPERT_LAYER(l, next_used[x]));
+    uint32_t m = 0, picks[MAX_BATCH];
+    for (uint32_t i = 0; i < n * N_EXPERT_USED; i++)
+      if (s->chosen[i] == (uint32_t)x) {
+        picks[m] = i;
+        mm_memcpy(s->xe + m * DIM, s->xb + (i / N_EXPERT_USED) * DIM, DIM * 4);
+        m++;
+      }
+    products_begin(); /* gate and up, then silu(gate) * up, as one job */
+    xw->gate.matmul(s->hb, eb + xw->gate.offset, s->xe, m);
+    xw->up.matmul(s->hb2, eb + xw->up.offset, s->xe, m);
+    products_run(swiglu_rows);
+    xw->down.matmul(s->ye, eb + xw->down.offset, s->hb, m);
+    m64_host_layer_release(EXPERT_LAYER(l, x));
+    for (uint32_t j = 0; j < m; j++) {
+      float *out = s->moe + (uint64_t)picks[j] * DIM;
+      const float wj = s->weight[picks[j]];
+      for (uint32_t i = 0; i < DIM; i++) out[i] = s->ye[j * DIM + i] * wj;
+    }
+  }
+  for (uint32_t t = 0; t < n; t++) {
+    float *y = s->xb + t * DIM;
+    const float *e = s->moe + (uint64_t)t * N_EXPERT_USED * DIM;
+    mm_memcpy(y, e, DIM * 4);
+    for (uint32_t k = 1; k < N_EXPERT_USED; k++)
+      for (uint32_t i = 0; i < DIM; i++) y[i] += e[k * DIM + i];
+  }
+}
+#endif
+
 /* n tokens at positions pos0..pos0+n-1; returns the last token's logits. */
 static uint32_t forward(const int32_t *tokens, uint32_t n, int32_t pos0) {
   RunState *s = &state;
@@ -329,11 +429,15 @@ static uint32_t forward(const int32_t *tokens, uint32_t n, int32_t pos0) {
     /* feed-forward: w_down(silu(w_gate x) * w_up x), gelu in place of silu in gemma */
     for (uint32_t t = 0; t < n; t++)
       rmsnorm(s->xb + t * DIM, s->x + t * DIM, AT(b, w->ffn_norm.offset, const float *), DIM, RMS_EPS);
+#ifdef N_EXPERT
+    moe_ffn(l, b, n);
+#else
     products_begin(); /* gate and up, then silu(gate) * up (gelu in gemma), as one job */
     w->w_gate.matmul(s->hb, b + w->w_gate.offset, s->xb, n);
     w->w_up.matmul(s->hb2, b + w->w_up.offset, s->xb, n);
     products_run(swiglu_rows);
     w->w_down.matmul(s->xb, b + w->w_down.offset, s->hb, n);
+#endif
     if (POST_NORMS)
       for (uint32_t t = 0; t < n; t++)
         rmsnorm(s->xb + t * DIM, s->xb + t * DIM, AT(b, w->post_ffw_norm.offset, const float *), DIM, RMS_EPS);

@@ -54,7 +54,14 @@ typedef struct BlockWeights {
   Vector bq, bk, bv;                /* (q_dim), (kv_dim) x2: only where QKV_BIAS (qwen2) */
   Vector q_norm, k_norm;            /* (head_dim) x2: only where QK_NORM (qwen3) */
   Vector post_attn_norm, post_ffw_norm; /* (dim) x2: only where POST_NORMS (gemma) */
+  Matrix router;                    /* (n_expert, dim): only where N_EXPERT (in place of w_*) */
 } BlockWeights;
+
+/* Mixture of Experts: one expert's FFN, offsets inside its own layer (every expert of a
+ * block alike). */
+typedef struct ExpertWeights {
+  Matrix gate, up, down;            /* (ffn, dim) x2, (dim, ffn) */
+} ExpertWeights;
 
 /* ---- products split across the host's threads ----
  * A slice runs one kernel family on `rows` consecutive rows: `vec` for one input vector,

@@ -55,7 +55,13 @@ struct m64_pager {
   int32_t *slot_of;  /* per layer */
   slot *slots;
   uint32_t n_slots;
-  int shared;        /* blocks share slots 1..n_slots-1 (slot 0 = globals) */
+  uint32_t n_blocks; /* layers 1..n_blocks are blocks; after them, experts (MoE) */
+  int shared;        /* blocks share slots [1, blk_end) (slot 0 = globals) */
+  uint32_t blk_end;
+  int experts_shared; /* experts share slots [exp_lo, n_slots) (see choose_expert_slot) */
+  uint32_t exp_lo;
+  uint32_t *uses;    /* per expert layer: acquires, halved every AGE_EVERY expert acquires */
+  uint64_t *last_use; /* per expert layer: the expert acquire count at its last acquire */
   int huge;          /* huge-page placement (see HUGE) */
   uint32_t cursor;   /* block index last acquired */
 
@@ -98,11 +104,18 @@ static const char *placing(const m64_pager *p) {
 
 static uint64_t layer_size(const m64_bundle *b, uint32_t l) { return m64_bundle_layer(b, l)->size; }
 
-static uint64_t max_block(const m64_bundle *b) {
+/* The largest of layers [lo, hi), 64 KiB-aligned. */
+static uint64_t max_layer(const m64_bundle *b, uint32_t lo, uint32_t hi) {
   uint64_t m = 0;
-  for (uint32_t l = 1; l < m64_bundle_n_layers(b); l++)
+  for (uint32_t l = lo; l < hi; l++)
     if (ALIGN64K(layer_size(b, l)) > m) m = ALIGN64K(layer_size(b, l));
   return m;
+}
+static uint64_t max_block(const m64_bundle *b) { return max_layer(b, 1, 1 + m64_bundle_n_blocks(b)); }
+/* An MoE model's experts (0 without): a slot of their own size, no huge-page room (they are
+ * a few MiB, and many). */
+static uint64_t max_expert(const m64_bundle *b) {
+  return max_layer(b, 1 + m64_bundle_n_blocks(b), m64_bundle_n_layers(b));
 }
 
 /* The segment section holding layer l (its name in name), or NULL. */
@@ -132,7 +145,7 @@ static uint64_t slot_room(int huge, uint64_t size) { return ALIGN64K(size) + (hu
 
 uint64_t m64_pager_min_cache(const m64_bundle *b) {
   const int huge = use_huge(b);
-  return slot_room(huge, layer_size(b, 0)) + slot_room(huge, max_block(b));
+  return slot_room(huge, layer_size(b, 0)) + slot_room(huge, max_block(b)) + max_expert(b);
 }
 
 /* Every layer at once. With huge-page placement the layout below shifts a layer by less
@@ -338,19 +351,40 @@ static int place(m64_pager *p, uint32_t l, const slot *s, int who, char *err, si
 
 /* Steps until block j is next used, seen from the block at the cursor (cycle of N). */
 static uint32_t distance(const m64_pager *p, uint32_t layer) {
-  const uint32_t n = p->n_layers - 1, j = layer - 1;
+  const uint32_t n = p->n_blocks, j = layer - 1;
   return (j + n - p->cursor) % n;
+}
+
+static int is_expert(const m64_pager *p, uint32_t layer) { return layer > p->n_blocks; }
+
+/* An expert's slot (lock held): an empty one, else the one whose expert was used least
+ * often lately (ties: longest ago). Blocks come in a fixed cycle; experts come as routers
+ * choose, which in trained models favours some experts much more than others: counts
+ * keep those, where the blocks' policy would stream every expert through. Always gives
+ * a slot not in use: the module asks only for experts a router has just chosen. */
+static int32_t choose_expert_slot(m64_pager *p) {
+  int32_t best = -1;
+  for (uint32_t s = p->exp_lo; s < p->n_slots; s++) {
+    const slot *x = &p->slots[s];
+    if (x->in_use || x->state == SLOT_LOADING) continue;
+    if (x->layer < 0) return (int32_t)s;
+    const uint32_t e = (uint32_t)x->layer - 1 - p->n_blocks, b = best < 0 ? 0 : (uint32_t)p->slots[best].layer - 1 - p->n_blocks;
+    if (best < 0 || p->uses[e] < p->uses[b] || (p->uses[e] == p->uses[b] && p->last_use[e] < p->last_use[b]))
+      best = (int32_t)s;
+  }
+  return best;
 }
 
 /* Slot for `layer` (lock held): an empty one, else the one holding the block used
  * farthest in the future. With `must` clear, returns -1 when every candidate is needed
  * sooner than `layer` itself (placing it would make things worse). */
 static int32_t choose_slot(m64_pager *p, uint32_t layer, int must) {
+  if (is_expert(p, layer)) return p->experts_shared ? choose_expert_slot(p) : (int32_t)layer;
   if (!p->shared) return (int32_t)layer;
   if (layer == 0) return 0;
   int32_t best = -1, best_read = -1;
   uint32_t best_d = 0, best_read_d = 0;
-  for (uint32_t s = 1; s < p->n_slots; s++) {
+  for (uint32_t s = 1; s < p->blk_end; s++) {
     const slot *x = &p->slots[s];
     if (x->in_use || x->state == SLOT_LOADING) continue;
     if (x->layer < 0) return (int32_t)s;
@@ -384,7 +418,7 @@ static void assign(m64_pager *p, int32_t s, uint32_t layer) {
   p->st.remaps += (uint64_t)x->remap;
   x->used = 1;
   x->mapped = x->via_map || (x->mapped && !x->remap);
-  x->at = x->addr + (p->huge ? (uint32_t)huge_shift((uintptr_t)p->base + x->addr, p->file_off[layer]) : 0);
+  x->at = x->addr + (p->huge && !is_expert(p, layer) ? (uint32_t)huge_shift((uintptr_t)p->base + x->addr, p->file_off[layer]) : 0);
   p->slot_of[layer] = s;
   p->st.resident++;
 }
@@ -407,7 +441,7 @@ static void finish(m64_pager *p, int32_t s, int ok, const char *err) {
 #define LOOK_AHEAD 2
 static int look_ahead(m64_pager *p) {
   if (!p->shared) return 0;
-  const uint32_t n = p->n_layers - 1;
+  const uint32_t n = p->n_blocks;
   for (uint32_t d = 1; d <= LOOK_AHEAD && d < n; d++) {
     const uint32_t layer = 1 + (p->cursor + d) % n;
     if (p->slot_of[layer] >= 0) continue;
@@ -434,7 +468,7 @@ static int look_ahead(m64_pager *p) {
 #define PROBE_CHUNKS 8
 #define PROBE_BYTES (4ull << 20)
 static double first_touch_ns(m64_pager *p) {
-  const uint32_t n_blocks = p->n_layers - 1;
+  const uint32_t n_blocks = p->n_blocks;
   uint64_t first = 0, second = 0, pages = 0;
   for (uint32_t c = 0; c < PROBE_CHUNKS; c++) {
     const uint32_t l = 1 + (uint32_t)((uint64_t)c * n_blocks / PROBE_CHUNKS);
@@ -503,6 +537,7 @@ int m64_pager_open(m64_pager **out, const m64_bundle *b, const char *path, uint8
   p->base = base;
   p->job = -1;
   p->n_layers = m64_bundle_n_layers(b);
+  p->n_blocks = m64_bundle_n_blocks(b);
   pthread_mutex_init(&p->mu, NULL);
   pthread_cond_init(&p->cv, NULL);
   int rc = 0;
@@ -511,7 +546,9 @@ int m64_pager_open(m64_pager **out, const m64_bundle *b, const char *path, uint8
   p->verified = calloc(p->n_layers, 1);
   p->slot_of = malloc(p->n_layers * sizeof *p->slot_of);
   p->slots = calloc(p->n_layers, sizeof *p->slots);
-  if (!rc && (!p->file_off || !p->verified || !p->slot_of || !p->slots))
+  p->uses = calloc(p->n_layers, sizeof *p->uses);
+  p->last_use = calloc(p->n_layers, sizeof *p->last_use);
+  if (!rc && (!p->file_off || !p->verified || !p->slot_of || !p->slots || !p->uses || !p->last_use))
     rc = m64_fail(e, M64_ENOMEM, "out of memory");
   if (!rc) rc = layer_offsets(p, e);
   /* A compressed layer has no file pages to map: it is always decompressed into place. */
@@ -526,9 +563,11 @@ int m64_pager_open(m64_pager **out, const m64_bundle *b, const char *path, uint8
   }
   for (uint32_t l = 0; l < p->n_layers; l++) p->slot_of[l] = -1;
 
-  /* Lay out the slots: one per layer if all fit, else globals + K block slots. */
+  /* Lay out the slots: one per layer if all fit; else globals, blocks (each its own place
+   * if they fit beside a few experts' slots, else K shared slots), then the experts' slots. */
   uint32_t at = cache_off;
   p->huge = use_huge(b) && ((uintptr_t)base & 4095) == 0;
+  const uint32_t n_experts = p->n_layers - 1 - p->n_blocks; /* expert layers, all blocks' */
   if (m64_pager_full_cache(b) <= cache_size) {
     p->n_slots = p->n_layers;
     for (uint32_t l = 0; l < p->n_layers; l++) {
@@ -539,22 +578,47 @@ int m64_pager_open(m64_pager **out, const m64_bundle *b, const char *path, uint8
     }
   } else {
     const uint64_t g = slot_room(p->huge, layer_size(b, 0)), blk = slot_room(p->huge, max_block(b));
-    if (cache_size < g + blk) {
+    const uint64_t xs = max_expert(b); /* 0 without experts */
+    if (cache_size < g + blk + xs) {
       m64_pager_close(p);
-      return m64_fail(e, M64_ELIMIT, "layer cache of %llu bytes cannot hold the globals and one block (%llu)",
-                      (unsigned long long)cache_size, (unsigned long long)(g + blk));
+      return m64_fail(e, M64_ELIMIT, "layer cache of %llu bytes cannot hold the globals, one block%s (%llu)",
+                      (unsigned long long)cache_size, xs ? " and one expert" : "", (unsigned long long)(g + blk + xs));
     }
-    p->shared = 1;
-    uint64_t k = (cache_size - g) / blk;
-    if (k > p->n_layers - 1) k = p->n_layers - 1;
-    p->n_slots = (uint32_t)(1 + k);
     p->slots[0] = (slot){.addr = at, .at = at, .size = g, .layer = -1};
     at += (uint32_t)g;
-    for (uint32_t s = 1; s < p->n_slots; s++, at += (uint32_t)blk) p->slots[s] = (slot){.addr = at, .at = at, .size = blk, .layer = -1};
+    /* blocks: all of them, one place each, where that leaves room for 2 experts per block's
+     * worth of slots (a token's experts stream through them); else shared slots in at most
+     * half of what the experts leave */
+    uint64_t blocks_whole = 0;
+    for (uint32_t l = 1; l <= p->n_blocks; l++) blocks_whole += slot_room(p->huge, layer_size(b, l));
+    const uint64_t room = cache_size - g;
+    if (n_experts && blocks_whole + 2 * (uint64_t)p->n_blocks * xs <= room) {
+      for (uint32_t l = 1; l <= p->n_blocks; l++) {
+        if (p->huge) at += (uint32_t)huge_shift((uintptr_t)base + at, p->file_off[l]);
+        p->slots[l] = (slot){.addr = at, .at = at, .size = ALIGN64K(layer_size(b, l)), .layer = -1};
+        at += (uint32_t)ALIGN64K(layer_size(b, l));
+      }
+      p->blk_end = 1 + p->n_blocks;
+    } else {
+      p->shared = 1;
+      uint64_t k = n_experts ? (room / 2) / blk : room / blk;
+      if (k < 1) k = 1;
+      if (k > p->n_blocks) k = p->n_blocks;
+      p->blk_end = (uint32_t)(1 + k);
+      for (uint32_t s = 1; s < p->blk_end; s++, at += (uint32_t)blk) p->slots[s] = (slot){.addr = at, .at = at, .size = blk, .layer = -1};
+    }
+    p->n_slots = p->exp_lo = p->blk_end;
+    if (n_experts) {
+      uint64_t k = (cache_off + cache_size - at) / xs;
+      if (k > n_experts) k = n_experts;
+      p->experts_shared = 1;
+      p->n_slots += (uint32_t)k;
+      for (uint32_t s = p->exp_lo; s < p->n_slots; s++, at += (uint32_t)xs) p->slots[s] = (slot){.addr = at, .at = at, .size = xs, .layer = -1};
+    }
   }
   if (p->o.mode == M64_PAGE_AUTO) {
     p->o.mode = M64_PAGE_MAP;
-    if (p->shared) {
+    if (p->shared || p->experts_shared) {
       const double ns = first_touch_ns(p);
       if (ns == -2) {
         m64_pager_close(p);
@@ -568,14 +632,14 @@ int m64_pager_open(m64_pager **out, const m64_bundle *b, const char *path, uint8
   }
   p->st.slots = p->n_slots;
   p->st.layers = p->n_layers;
-  p->cursor = p->n_layers - 2; /* as if the last block had just run: block 0 comes next */
+  p->cursor = p->n_blocks - 1; /* as if the last block had just run: block 0 comes next */
   if (o->prefetch) {
     if (m64_os_thread_start(&p->thread, prefetch_thread, p) == 0) p->thread_running = 1;
   }
   if (o->verbose)
-    fprintf(stderr, "m64run: pager: %u slots (%s), layers placed by %s, prefetch %s\n", p->n_slots,
-            p->shared ? "blocks share slots" : "every layer resident", placing(p),
-            p->thread_running ? "on" : "off");
+    fprintf(stderr, "m64run: pager: %u slots (%s%s), layers placed by %s, prefetch %s\n", p->n_slots,
+            p->shared ? "blocks share slots" : p->experts_shared ? "blocks resident" : "every layer resident",
+            p->experts_shared ? ", experts share the rest" : "", placing(p), p->thread_running ? "on" : "off");
   *out = p;
   return 0;
 }
@@ -598,7 +662,20 @@ void m64_pager_close(m64_pager *p) {
   free(p->verified);
   free(p->slot_of);
   free(p->slots);
+  free(p->uses);
+  free(p->last_use);
   free(p);
+}
+
+/* Counts an acquire of expert layer l (lock held); every AGE_EVERY expert acquires all
+ * counts halve, so that experts a run stopped choosing lose their places. */
+#define AGE_EVERY 4096u
+static void expert_used(m64_pager *p, uint32_t l) {
+  const uint32_t e = l - 1 - p->n_blocks, n = p->n_layers - 1 - p->n_blocks;
+  p->uses[e]++;
+  p->last_use[e] = ++p->st.expert_acquires;
+  if (p->st.expert_acquires % AGE_EVERY == 0)
+    for (uint32_t i = 0; i < n; i++) p->uses[i] /= 2;
 }
 
 uint32_t m64_pager_acquire(m64_pager *p, uint32_t layer) {
@@ -606,7 +683,12 @@ uint32_t m64_pager_acquire(m64_pager *p, uint32_t layer) {
   if (layer >= p->n_layers) m64_wasm_host_trapf("module asked for layer %u of %u", layer, p->n_layers);
   pthread_mutex_lock(&p->mu);
   p->st.acquires++;
-  if (layer > 0) p->cursor = layer - 1;
+  const int expert = is_expert(p, layer);
+  if (expert) {
+    expert_used(p, layer);
+  } else if (layer > 0) {
+    p->cursor = layer - 1;
+  }
   int32_t s = p->slot_of[layer];
   if (s >= 0) {
     if (p->slots[s].state == SLOT_LOADING) {
@@ -627,6 +709,7 @@ uint32_t m64_pager_acquire(m64_pager *p, uint32_t layer) {
     } else if (p->slots[s].state == SLOT_READY) {
       p->st.hits++;
     }
+    p->st.expert_hits += (uint64_t)(expert && p->slots[s].state == SLOT_READY);
     if (p->slots[s].state != SLOT_READY) {
       snprintf(err, sizeof err, "%s", p->error[0] ? p->error : "layer could not be paged in");
       pthread_mutex_unlock(&p->mu);
@@ -661,7 +744,7 @@ void m64_pager_release(m64_pager *p, uint32_t layer) {
   if (layer >= p->n_layers) return;
   pthread_mutex_lock(&p->mu);
   int32_t s = p->slot_of[layer];
-  if (s >= 0 && p->slots[s].in_use && --p->slots[s].in_use == 0 && p->shared && p->thread_running)
+  if (s >= 0 && p->slots[s].in_use && --p->slots[s].in_use == 0 && (p->shared || p->experts_shared) && p->thread_running)
     pthread_cond_broadcast(&p->cv); /* its slot may now take a block placed ahead (look_ahead) */
   pthread_mutex_unlock(&p->mu);
 }
@@ -680,7 +763,7 @@ void m64_pager_prefetch(m64_pager *p, uint32_t layer) {
   pthread_mutex_unlock(&p->mu);
 }
 
-int m64_pager_streams(const m64_pager *p) { return p->shared && p->thread_running; }
+int m64_pager_streams(const m64_pager *p) { return (p->shared || p->experts_shared) && p->thread_running; }
 m64_page_mode m64_pager_mode(const m64_pager *p) { return p->o.mode; }
 
 void m64_pager_stats_get(m64_pager *p, m64_pager_stats *st) {

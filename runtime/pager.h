@@ -9,6 +9,13 @@
  * the block whose next use is farthest away in that cycle (Belady's choice, exact for a
  * known cycle), so K-1 blocks stay resident and the rest stream through.
  *
+ * A Mixture-of-Experts model's experts are layers of their own, acquired as routers choose
+ * them. When not everything fits, they get slots of their own size after the blocks' (the
+ * blocks then stay resident if they fit beside 2 expert slots per block), and a slot goes to
+ * the expert used least often lately (counts that halve now and then; ties: the least
+ * recently used): routers favour some experts, and the cycle the blocks' policy assumes
+ * does not exist for experts.
+ *
  * Prefetch: m64.layer_prefetch(L) hands L to a background thread that places it while
  * the module computes; acquire waits only if that thread is late (the wait is counted).
  *
@@ -62,6 +69,7 @@ typedef struct m64_pager_stats {
   uint64_t helped;          /* waits spent reading pieces of the layer beside the pager's thread */
   uint64_t remaps;          /* MAP_READ: mapped slots made plain memory to stream blocks through */
   double page_seconds;      /* time spent placing layers (either thread) */
+  uint64_t expert_acquires, expert_hits; /* MoE: of the acquires, those of experts */
   uint32_t slots, resident;
   uint32_t layers, verified; /* the bundle's layers; how many of them have been hashed */
 } m64_pager_stats;

@@ -383,6 +383,8 @@ void m64_session_stats_get(const m64_session *s, m64_session_stats *st) {
     st->cache_slots = p.slots;
     st->layers = p.layers;
     st->layers_verified = p.verified;
+    st->expert_acquires = p.expert_acquires;
+    st->expert_hits = p.expert_hits;
   }
 }
 

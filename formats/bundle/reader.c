@@ -13,6 +13,7 @@ struct m64_bundle {
   int mapped;
   uint32_t version;
   uint32_t n_sections, n_layers, n_tensors, n_segments;
+  uint32_t n_blocks, n_experts; /* from the metadata (check_metadata) */
   m64_section *sections;
   m64_layer_entry *layers;
   m64_tensor_entry *tensors;
@@ -338,13 +339,25 @@ static int meta_u64(const m64_bundle *b, const char *key, uint64_t *v, int *pres
   return m64_fail(e, M64_EFORMAT, "metadata '%s' = '%s' is not a number", key, rc ? "(too long)" : text);
 }
 
-static int check_metadata(const m64_bundle *b, m64_err *e) {
+static int check_metadata(m64_bundle *b, m64_err *e) {
   uint64_t v = 0, total = 0;
   int present = 0, rc;
+  uint64_t experts = 0;
+  int has_experts = 0;
+  if ((rc = meta_u64(b, "model.n_experts", &experts, &has_experts, e))) return rc;
+  if (experts > M64_MAX_EXPERTS)
+    return m64_fail(e, M64_EFORMAT, "metadata model.n_experts = %llu exceeds %u", (unsigned long long)experts,
+                    M64_MAX_EXPERTS);
   if ((rc = meta_u64(b, "model.n_blocks", &v, &present, e))) return rc;
-  if (present && (v >= M64_MAX_LAYERS || v + 1 != b->n_layers))
-    return m64_fail(e, M64_EFORMAT, "metadata model.n_blocks = %llu, but the layer index has %u layers (globals + blocks)",
-                    (unsigned long long)v, b->n_layers);
+  /* globals, the blocks, then each block's experts (an MoE model's paging units) */
+  if (present && (v >= M64_MAX_LAYERS || v * (1 + experts) + 1 != b->n_layers))
+    return m64_fail(e, M64_EFORMAT,
+                    "metadata model.n_blocks = %llu and model.n_experts = %llu, but the layer index has %u layers "
+                    "(globals + blocks + experts)",
+                    (unsigned long long)v, (unsigned long long)experts, b->n_layers);
+  if (!present && has_experts) return m64_fail(e, M64_EFORMAT, "metadata model.n_experts without model.n_blocks");
+  b->n_blocks = present ? (uint32_t)v : b->n_layers - 1;
+  b->n_experts = (uint32_t)experts;
   if ((rc = meta_u64(b, "model.weight_bytes", &v, &present, e))) return rc;
   /* no overflow: tensors lie in their layers, which do not overlap in their segments */
   for (uint32_t t = 0; t < b->n_tensors; t++) total += b->tensors[t].nbytes;
@@ -523,6 +536,8 @@ const m64_section *m64_bundle_find_section(const m64_bundle *b, uint32_t kind, c
   return NULL;
 }
 uint32_t m64_bundle_n_layers(const m64_bundle *b) { return b->n_layers; }
+uint32_t m64_bundle_n_blocks(const m64_bundle *b) { return b->n_blocks; }
+uint32_t m64_bundle_n_experts(const m64_bundle *b) { return b->n_experts; }
 const m64_layer_entry *m64_bundle_layer(const m64_bundle *b, uint32_t i) {
   return i < b->n_layers ? &b->layers[i] : NULL;
 }
