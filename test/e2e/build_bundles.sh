@@ -93,6 +93,18 @@ done
 "$synth" --shape tiny --arch gemma2 --head-dim 32 --layers 3 --sliding-window 8 --attn-softcap 2 \
   --final-softcap 3 --tied --type F32 --seed 25 -o "$out/synth-gemma2.gguf"
 "$m64c" build -q "$out/synth-gemma2.gguf" -o "$out/synth-gemma2.m64"
+# Mixture of Experts: qwen3moe (qwen3's attention, 2 of 8 experts per token) in F32 and in
+# a K-quant mix, and Mixtral-style llama with experts (2 of 4, tied output) in F32: in
+# Q8_0 the tiny model's router has a near-tie at position 1 that the 8-bit activations
+# (llama.cpp's and m64's alike: bench/peercheck) decide the other way than the F32 oracle.
+"$synth" --shape tiny --arch qwen3moe --head-dim 32 --experts 8 --experts-used 2 --expert-ffn 64 --type F32 \
+  --seed 28 -o "$out/synth-qwen3moe.gguf"
+"$m64c" build -q "$out/synth-qwen3moe.gguf" -o "$out/synth-qwen3moe.m64"
+"$synth" --shape small-moe --mix q4_k_m --seed 29 -o "$out/synth-qwen3moe-q4_k_m.gguf"
+"$m64c" build -q "$out/synth-qwen3moe-q4_k_m.gguf" -o "$out/synth-qwen3moe-q4_k_m.m64"
+"$synth" --shape tiny --arch llama --experts 4 --experts-used 2 --type F32 --tied --seed 30 \
+  -o "$out/synth-mixtral-tied.gguf"
+"$m64c" build -q "$out/synth-mixtral-tied.gguf" -o "$out/synth-mixtral-tied.m64"
 # Compressed bundles (zstd): from the real model when present, and from a K-quant mix.
 if [ -f "$out/stories260K.m64" ]; then
   "$m64c" compress -q "$out/stories260K.m64" -o "$out/stories260K-z.m64"

@@ -321,7 +321,8 @@ TEST(Pager, CopyMapPrefetchAndWorkspaceSizesAgree) {
 // split, so any thread count gives bit-identical logits, hence identical tokens.
 TEST(Threads, AnyThreadCountGivesIdenticalTokens) {
   NEED_FILE(kOut + "/synth-mid-Q4_K.m64");
-  for (const char *model : {"synth-mid-Q4_K.m64", "synth-mid-F32.m64", "synth-q4_k_m.m64"}) {
+  for (const char *model : {"synth-mid-Q4_K.m64", "synth-mid-F32.m64", "synth-q4_k_m.m64", "synth-qwen3moe-q4_k_m.m64",
+                            "synth-qwen3moe.m64"}) {
     const std::string b = kOut + "/" + model;
     Gen one = gen_json(b, "-t 1");
     ASSERT_FALSE(one.tokens.empty()) << model;
@@ -339,7 +340,8 @@ TEST(Threads, AnyThreadCountGivesIdenticalTokens) {
 // feeding the tokens one at a time.
 TEST(Batch, PrefillLogitsEqualTokenByToken) {
   NEED_FILE(kOut + "/synth-mid-Q4_K.m64");
-  for (const char *model : {"synth-mid-Q4_K.m64", "synth-mid-F32.m64", "synth-q4_k_m.m64"}) {
+  for (const char *model : {"synth-mid-Q4_K.m64", "synth-mid-F32.m64", "synth-q4_k_m.m64", "synth-qwen3moe-q4_k_m.m64",
+                            "synth-qwen3moe.m64"}) {
     std::vector<int32_t> ids;
     for (int i = 0; i < 45; i++) ids.push_back((int32_t)(1 + (i * 37) % 500));  // > one batch of 32
     std::vector<float> one, many;
@@ -875,7 +877,8 @@ TEST_P(Synthetic, LogitsMatchTheF32Oracle) {
                    name == "IQ4_XS";
   const bool f32 = name == "F32" || name == "F16" || name == "qwen2" || name == "qwen2-tied" ||
                    name == "ropefreqs" || name == "bpe" || name == "qwen3" || name == "phi3" ||
-                   name == "phi3-apart" || name == "gemma3" || name == "gemma3-ropescale" || name == "gemma2";
+                   name == "phi3-apart" || name == "gemma3" || name == "gemma3-ropescale" || name == "gemma2" ||
+                   name == "qwen3moe" || name == "mixtral-tied";
   const double tol = f32 ? 3e-3 : name == "BF16" ? 1.5e-2 : q8k ? 6e-2 : 3e-2;
   std::vector<int32_t> ids = s.tokenize("one two three");
   double worst = 0;
@@ -901,7 +904,59 @@ INSTANTIATE_TEST_SUITE_P(Types, Synthetic,
                                            "IQ4_XS", "q4_k_m", "q2_k", "tied-Q4_K", "qwen2", "qwen2-tied",
                                            "ropefreqs", "bpe", "qwen3", "qwen3-q4_k_m", "phi3",
                                            "phi3-tied-Q8_0", "phi3-Q4_K", "phi3-apart", "gemma3",
-                                           "gemma3-q4_k_m", "gemma3-ropescale", "gemma2"));
+                                           "gemma3-q4_k_m", "gemma3-ropescale", "gemma2", "qwen3moe",
+                                           "qwen3moe-q4_k_m", "mixtral-tied"));
+
+std::vector<int32_t> greedy_tokens(const std::string &bundle, uint64_t workspace, int n, m64_session_stats *st);
+
+// A Mixture-of-Experts model's experts are layers of their own (blk.L.exp.X, after the
+// blocks), each with its three matrices as rows of the GGUF's 3-D tensors.
+TEST(Moe, EachExpertIsAPagingUnit) {
+  NEED_FILE(kOut + "/synth-qwen3moe-q4_k_m.m64");
+  CmdResult r = sh(kBin + "/cmd/m64c info " + kOut + "/synth-qwen3moe-q4_k_m.m64");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("model.n_experts = 8\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("model.n_experts_used = 2\n"), std::string::npos) << r.out;
+  for (const char *name : {"blk.0.exp.0", "blk.1.exp.7", "blk.1.ffn_down.7.weight", "blk.0.ffn_gate_inp.weight"})
+    EXPECT_NE(r.out.find(name), std::string::npos) << name << "\n" << r.out;
+  EXPECT_EQ(r.out.find("ffn_gate_exps"), std::string::npos) << r.out;
+}
+
+// A workspace that holds the blocks and a few experts only: experts page in as the router
+// picks them, some from the cache, and the tokens are those of the whole model resident;
+// a prompt's batch (each expert read once for all the tokens that chose it) gives the
+// logits of token-by-token runs.
+TEST(Moe, PagedExpertsGiveTheSameTokens) {
+  const std::string bundle = kOut + "/synth-qwen3moe-q4_k_m.m64";
+  NEED_FILE(bundle);
+  m64_session_stats whole_st, paged_st;
+  std::vector<int32_t> whole = greedy_tokens(bundle, 0, 24, &whole_st);
+  EXPECT_EQ(whole_st.evictions, 0u);
+  EXPECT_GT(whole_st.expert_acquires, 0u);
+  uint64_t ws = 1u << 20;
+  for (; ws < (64u << 20); ws += 64 * 1024) {
+    Session probe(bundle, ws, 64);
+    if (probe.s) break;
+  }
+  // the smallest has one expert slot (every expert request misses): give it 6 (of 16 experts)
+  m64_session_stats min_st;
+  EXPECT_EQ(greedy_tokens(bundle, ws, 24, &min_st), whole);
+  EXPECT_EQ(min_st.expert_hits, 0u);
+  ws += 6 * 128 * 1024;  // an expert of this model: 3 Q4_K/Q6_K matrices of 256 x 256, < 128 KiB
+  std::vector<int32_t> paged = greedy_tokens(bundle, ws, 24, &paged_st);
+  EXPECT_EQ(whole, paged);
+  EXPECT_GT(paged_st.evictions, 0u) << "workspace " << ws << " did not force paging";
+  EXPECT_EQ(paged_st.expert_acquires, whole_st.expert_acquires);
+  EXPECT_LT(paged_st.expert_hits, paged_st.expert_acquires);
+  EXPECT_GT(paged_st.expert_hits, 0u);
+  std::printf("qwen3moe paging: workspace %llu vs %llu bytes, expert hits %llu of %llu, same 24 tokens\n",
+              (unsigned long long)paged_st.workspace_bytes, (unsigned long long)whole_st.workspace_bytes,
+              (unsigned long long)paged_st.expert_hits, (unsigned long long)paged_st.expert_acquires);
+  // the command line reports the experts
+  CmdResult r = sh(kBin + "/cmd/m64run " + bundle + " -p 'one two three' -n 4 --temp 0");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("expert requests served from the cache"), std::string::npos) << r.out;
+}
 
 // phi3's fused attn_qkv and ffn_up are stored as llama's q, k, v, gate and up: runs of
 // their rows, each a matrix (K-quants in row pairs, as any other); and its sliding window

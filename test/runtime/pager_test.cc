@@ -237,6 +237,59 @@ TEST(PagerPolicy, MapReadStreamsThroughAFewSlotsOnly) {
   }
 }
 
+// Experts come as routers choose, not in a cycle: the pager keeps the experts used most
+// often. Here two hot experts are used every other token and two cold ones a token, from a
+// pool of 14 (each used once in 7 tokens), through 4 expert slots. Least-recently-used would
+// evict a hot expert between two of its uses (4 other experts come in between); by use
+// counts the hot ones stay, and the cold ones stream through the other two slots.
+TEST(PagerExperts, FrequentlyUsedExpertsKeepTheirSlots) {
+  TestBundle tb("--shape small --arch qwen3moe --layers 1 --experts 16 --experts-used 2 --expert-ffn 256 --type Q8_0");
+  ASSERT_NE(tb.b, nullptr) << tb.e.msg;
+  const m64_bundle *b = tb.b;
+  ASSERT_EQ(m64_bundle_n_blocks(b), 1u);
+  ASSERT_EQ(m64_bundle_n_experts(b), 16u);
+  ASSERT_EQ(m64_bundle_n_layers(b), 18u);
+  const uint64_t globals = align64k(m64_bundle_layer(b, 0)->size), block = align64k(m64_bundle_layer(b, 1)->size);
+  const uint64_t expert = align64k(m64_bundle_layer(b, 2)->size);
+  EXPECT_EQ(m64_pager_min_cache(b), globals + block + expert);
+  const uint64_t cache = globals + block + 4 * expert;
+  const uint32_t cache_off = 65536;
+  m64_err e{};
+  for (int prefetch : {0, 1}) {
+    Space ws(cache_off + cache, 0);
+    ASSERT_NE(ws.base, nullptr);
+    m64_pager_options o{};
+    o.mode = M64_PAGE_COPY;
+    o.prefetch = prefetch;
+    m64_pager *p = nullptr;
+    ASSERT_EQ(m64_pager_open(&p, b, tb.path.c_str(), ws.base, cache_off, cache, &o, &e), 0) << e.msg;
+    EXPECT_TRUE(m64_pager_streams(p) || !prefetch);
+    std::vector<uint32_t> order;
+    const uint32_t hot[2] = {2, 3}; /* experts 0 and 1 */
+    uint32_t cold = 0;
+    for (int t = 0; t < 40; t++) {
+      order.insert(order.end(), {0u, 1u, hot[t % 2]});
+      for (int k = 0; k < 2; k++) order.push_back(4 + cold++ % 14);
+      order.push_back(0);
+    }
+    m64_pager_stats half{}, end{};
+    for (size_t i = 0; i < order.size(); i++) {
+      if (i == order.size() / 2) m64_pager_stats_get(p, &half);
+      const uint32_t l = order[i];
+      const uint32_t addr = m64_pager_acquire(p, l);
+      if (i + 1 < order.size() && order[i + 1] > 1) m64_pager_prefetch(p, order[i + 1]);
+      EXPECT_EQ(memcmp(ws.base + addr, m64_bundle_layer_data(b, l), m64_bundle_layer(b, l)->size), 0) << "layer " << l;
+      m64_pager_release(p, l);
+    }
+    m64_pager_stats_get(p, &end);
+    // the second half: 20 tokens, 20 hot and 40 cold expert requests; only the cold page in
+    EXPECT_EQ(end.expert_acquires - half.expert_acquires, 60u);
+    EXPECT_LE(end.page_ins - half.page_ins, 40u) << "a hot expert lost its slot (prefetch " << prefetch << ")";
+    EXPECT_GE(end.expert_hits - half.expert_hits, 20u) << "prefetch " << prefetch;
+    m64_pager_close(p);
+  }
+}
+
 TEST(PagerPlacement, SmallBlocksKeepThePlainLayout) {
   TestBundle tb("--shape small --layers 2 --type Q8_0");
   ASSERT_NE(tb.b, nullptr) << tb.e.msg;
