@@ -100,33 +100,11 @@ M64_IMPORT("kq_mat") void m64_host_kq_mat(uint32_t type, float *out, uint32_t ou
                                           uint32_t n, uint32_t pairs);
 M64_IMPORT("has_kq_mat") uint32_t m64_host_has_kq_mat(void);
 
-/* ---- exports ---- */
-/* ABI version implemented by this module (M64_ABI_VERSION). */
-M64_EXPORT("m64_abi_version") int32_t m64_abi_version(void);
-/* Allocates n bytes (64-byte aligned) from the workspace; 0 when the memory cannot grow. */
-M64_EXPORT("m64_alloc") uint32_t m64_alloc(uint32_t n);
-/* Bytes the forward pass needs for a context of n_ctx tokens (activations + KV cache). */
-M64_EXPORT("m64_state_bytes") uint32_t m64_state_bytes(uint32_t n_ctx);
-/* Allocates the run state for n_ctx tokens. 0 ok; -1 out of workspace; -2 bad n_ctx. */
-M64_EXPORT("m64_init") int32_t m64_init(uint32_t n_ctx);
-/* Model facts the host needs. */
-M64_EXPORT("m64_n_vocab") uint32_t m64_n_vocab(void);
-M64_EXPORT("m64_n_layers") uint32_t m64_n_layers(void);   /* layer-index entries, globals included */
-M64_EXPORT("m64_n_ctx_train") uint32_t m64_n_ctx_train(void);
-/* Prepares for the host's n threads (per-thread scratch); call after m64_init.
- * 0 ok, -1 out of workspace, -2 bad n. */
-M64_EXPORT("m64_threads") int32_t m64_threads(uint32_t n);
-/* Runs share i of n of the job the module published before calling m64.parallel(). */
-M64_EXPORT("m64_worker") void m64_worker(uint32_t i, uint32_t n);
-/* Runs one token at position pos through the model; returns the address of n_vocab f32
- * logits (owned by the module, valid until the next call). */
-M64_EXPORT("m64_forward") uint32_t m64_forward(int32_t token, int32_t pos);
-/* Runs n tokens (1..m64_max_batch()) at positions pos0.. pos0+n-1 in one pass: each
- * weight matrix is read once for all of them (prompt processing). Returns the address of
- * the last token's logits, as m64_forward does. */
-M64_EXPORT("m64_forward_batch") uint32_t m64_forward_batch(const int32_t *tokens, uint32_t n,
-                                                           int32_t pos0);
-M64_EXPORT("m64_max_batch") uint32_t m64_max_batch(void);
+/* ---- exports: module/exports.h's table, each with its export_name ---- */
+#include "exports.h"
+#define M64_DECLARE_(name, since, ret, wret, n, params) M64_EXPORT(#name) ret name M64_CPARAMS(n, params);
+M64_EXPORTS(M64_DECLARE_)
+#undef M64_DECLARE_
 
 /* The most ids m64_tok_encode can write for len bytes of text, whatever the vocabulary:
  * a SentencePiece vocabulary without U+2581 ("▁") spells each space as that character's 3
@@ -135,52 +113,7 @@ M64_EXPORT("m64_max_batch") uint32_t m64_max_batch(void);
  * Hosts size their id buffers with it (a cap of len + 2 failed on ' a': issue 22). */
 #define M64_TOK_MAX_IDS(len) (4 * (uint64_t)(len) + 4)
 
-/* Tokenizer: the host copies the bundle's TOKENIZER section into m64_alloc'ed memory. */
-M64_EXPORT("m64_tok_load") int32_t m64_tok_load(const uint8_t *blob, uint32_t size);
-/* Encodes text (UTF-8, len bytes) into out (max ids). add_bos holds flags: bit 0 puts BOS
- * first when the vocabulary asks for it (tokenizer.ggml.add_bos_token); bit 1 parses
- * special-token text such as "<|eot_id|>" into its id (else it is plain text). Returns
- * the number of ids, or -1 if out is too small. M64_TOK_MAX_IDS(len) ids always fit. */
-M64_EXPORT("m64_tok_encode") int32_t m64_tok_encode(const char *text, uint32_t len,
-                                                    int32_t add_bos, int32_t *out, uint32_t max);
-/* Writes the bytes token id stands for (after prev) into out; returns their count. */
-M64_EXPORT("m64_tok_piece") int32_t m64_tok_piece(int32_t prev, int32_t id, char *out,
-                                                  uint32_t max);
-M64_EXPORT("m64_tok_bos") int32_t m64_tok_bos(void);
-M64_EXPORT("m64_tok_eos") int32_t m64_tok_eos(void);
-/* The id of the token whose text is exactly these bytes (any type), -1 if none: chat
- * templates find "<|eot_id|>", "<|im_start|>" ... this way. */
-M64_EXPORT("m64_tok_find") int32_t m64_tok_find(const char *text, uint32_t len);
-/* 1 if id ends generation: EOS, EOT, EOM and the tokens llama.cpp treats so by their text
- * ("<|eot_id|>", "<|im_end|>", "<|end_of_text|>", ...), as m64c marked them; else 0. */
-M64_EXPORT("m64_tok_is_eog") int32_t m64_tok_is_eog(int32_t id);
-
-/* Sampler over the last logits: temperature (0 = greedy), top-k (0 = off), top-p (1 = off).
- * The RNG is xorshift64* seeded by m64_sampler_seed. */
-M64_EXPORT("m64_sampler_seed") void m64_sampler_seed(uint32_t lo, uint32_t hi);
-M64_EXPORT("m64_sample") int32_t m64_sample(const float *logits, float temp, int32_t top_k,
-                                            float top_p);
-/* (ABI 4) The same with llama.cpp's other steps, in its order (module/sampler.h):
- * penalties over the n_last ids at last (the context's last N tokens; repeat 1, presence 0,
- * frequency 0 = off), then top-k, top-p, min-p (0 = off), temperature. flags bit 0
- * (M64_SAMPLE_NO_EOG): end-of-generation tokens (m64_tok_is_eog) are never chosen.
- * Returns the id, or -1 (nothing can be chosen) / -2 (out of workspace). */
+/* m64_sample_ex's flags bit 0: end-of-generation tokens are never chosen. */
 #define M64_SAMPLE_NO_EOG 1u
-M64_EXPORT("m64_sample_ex") int32_t m64_sample_ex(const float *logits, float temp, int32_t top_k,
-                                                  float top_p, float min_p, float repeat_penalty,
-                                                  float presence_penalty, float frequency_penalty,
-                                                  const int32_t *last, uint32_t n_last,
-                                                  uint32_t flags);
-
-/* Chat formats (version 4; module/chat.h): the kind named by the bundle's chat.template
- * (0: unknown); a user turn (text = the system message's sys_len bytes, then the user's
- * user_len; flags bit 0: not the first turn) and the end of the assistant's reply, as ids
- * in out (max). scratch: sys_len + user_len + 256 bytes. -1: out or scratch too small. */
-M64_EXPORT("m64_chat_kind") int32_t m64_chat_kind(const char *name, uint32_t len);
-M64_EXPORT("m64_chat_turn") int32_t m64_chat_turn(int32_t kind, int32_t flags, const char *text, uint32_t sys_len,
-                                                  uint32_t user_len, char *scratch, uint32_t scratch_cap,
-                                                  int32_t *out, uint32_t max);
-M64_EXPORT("m64_chat_end") int32_t m64_chat_end(int32_t kind, int32_t last, char *scratch, uint32_t scratch_cap,
-                                                int32_t *out, uint32_t max);
 
 #endif /* M64_MODULE_H */

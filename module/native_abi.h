@@ -28,6 +28,7 @@
 
 #include <stdint.h>
 
+#include "exports.h"
 #include "wasm-rt.h"
 
 #ifdef __cplusplus
@@ -56,41 +57,11 @@ typedef struct m64_native_abi {
   wasm_rt_memory_t *(*memory)(void *inst);
   uint32_t *(*stack_pointer)(void *inst); /* the exported __stack_pointer global */
 
-  /* Exports, same names as module/m64_module.h (later versions append). */
-  uint32_t (*m64_abi_version)(void *inst);
-  uint32_t (*m64_alloc)(void *inst, uint32_t n);
-  uint32_t (*m64_state_bytes)(void *inst, uint32_t n_ctx);
-  uint32_t (*m64_init)(void *inst, uint32_t n_ctx);
-  uint32_t (*m64_n_vocab)(void *inst);
-  uint32_t (*m64_n_layers)(void *inst);
-  uint32_t (*m64_n_ctx_train)(void *inst);
-  uint32_t (*m64_threads)(void *inst, uint32_t n);
-  void (*m64_worker)(void *inst, uint32_t i, uint32_t n);
-  uint32_t (*m64_forward)(void *inst, uint32_t token, uint32_t pos);
-  uint32_t (*m64_forward_batch)(void *inst, uint32_t tokens, uint32_t n, uint32_t pos0);
-  uint32_t (*m64_max_batch)(void *inst);
-  uint32_t (*m64_tok_load)(void *inst, uint32_t blob, uint32_t size);
-  uint32_t (*m64_tok_encode)(void *inst, uint32_t text, uint32_t len, uint32_t add_bos,
-                             uint32_t out, uint32_t max);
-  uint32_t (*m64_tok_piece)(void *inst, uint32_t prev, uint32_t id, uint32_t out,
-                            uint32_t max);
-  uint32_t (*m64_tok_bos)(void *inst);
-  uint32_t (*m64_tok_eos)(void *inst);
-  void (*m64_sampler_seed)(void *inst, uint32_t lo, uint32_t hi);
-  uint32_t (*m64_sample)(void *inst, uint32_t logits, float temp, uint32_t top_k,
-                         float top_p);
-  /* version 3 */
-  uint32_t (*m64_tok_find)(void *inst, uint32_t text, uint32_t len);
-  uint32_t (*m64_tok_is_eog)(void *inst, uint32_t id);
-  /* version 4 */
-  uint32_t (*m64_sample_ex)(void *inst, uint32_t logits, float temp, uint32_t top_k, float top_p,
-                            float min_p, float repeat_penalty, float presence_penalty,
-                            float frequency_penalty, uint32_t last, uint32_t n_last, uint32_t flags);
-  uint32_t (*m64_chat_kind)(void *inst, uint32_t name, uint32_t len);
-  uint32_t (*m64_chat_turn)(void *inst, uint32_t kind, uint32_t flags, uint32_t text, uint32_t sys_len,
-                            uint32_t user_len, uint32_t scratch, uint32_t scratch_cap, uint32_t out, uint32_t max);
-  uint32_t (*m64_chat_end)(void *inst, uint32_t kind, uint32_t last, uint32_t scratch, uint32_t scratch_cap,
-                           uint32_t out, uint32_t max);
+  /* The exports, module/exports.h's table in its order (later versions append): each a
+   * wasm2c entry point with the instance first and the wasm types. */
+#define M64_ABI_MEMBER_(name, since, ret, wret, n, params) M64_WTYPE_##wret (*name)(void *inst M64_WPARAMS(n, params));
+  M64_EXPORTS(M64_ABI_MEMBER_)
+#undef M64_ABI_MEMBER_
 } m64_native_abi;
 
 #ifdef __cplusplus

@@ -162,67 +162,21 @@ static void glue_memory_limits(uint64_t *min_pages, uint64_t *max_pages) {
   *max_pages = wasm2c_m64mod_max_m64_memory;
 }
 static uint32_t *glue_stack_pointer(void *inst) { return w2c_m64mod_0x5F_stack_pointer(INST(inst)); }
-static uint32_t glue_threads(void *i, uint32_t n) { return w2c_m64mod_m64_threads(INST(i), n); }
-static void glue_worker(void *i, uint32_t k, uint32_t n) { w2c_m64mod_m64_worker(INST(i), k, n); }
-static uint32_t glue_forward_batch(void *i, uint32_t tokens, uint32_t n, uint32_t pos0) {
-  return w2c_m64mod_m64_forward_batch(INST(i), tokens, n, pos0);
-}
-static uint32_t glue_max_batch(void *i) { return w2c_m64mod_m64_max_batch(INST(i)); }
 
-static uint32_t glue_abi_version(void *i) { return w2c_m64mod_m64_abi_version(INST(i)); }
-static uint32_t glue_alloc(void *i, uint32_t n) { return w2c_m64mod_m64_alloc(INST(i), n); }
-static uint32_t glue_state_bytes(void *i, uint32_t n_ctx) {
-  return w2c_m64mod_m64_state_bytes(INST(i), n_ctx);
-}
-static uint32_t glue_init(void *i, uint32_t n_ctx) { return w2c_m64mod_m64_init(INST(i), n_ctx); }
-static uint32_t glue_n_vocab(void *i) { return w2c_m64mod_m64_n_vocab(INST(i)); }
-static uint32_t glue_n_layers(void *i) { return w2c_m64mod_m64_n_layers(INST(i)); }
-static uint32_t glue_n_ctx_train(void *i) { return w2c_m64mod_m64_n_ctx_train(INST(i)); }
-static uint32_t glue_forward(void *i, uint32_t token, uint32_t pos) {
-  return w2c_m64mod_m64_forward(INST(i), token, pos);
-}
-static uint32_t glue_tok_load(void *i, uint32_t blob, uint32_t size) {
-  return w2c_m64mod_m64_tok_load(INST(i), blob, size);
-}
-static uint32_t glue_tok_encode(void *i, uint32_t text, uint32_t len, uint32_t add_bos,
-                                uint32_t out, uint32_t max) {
-  return w2c_m64mod_m64_tok_encode(INST(i), text, len, add_bos, out, max);
-}
-static uint32_t glue_tok_piece(void *i, uint32_t prev, uint32_t id, uint32_t out,
-                               uint32_t max) {
-  return w2c_m64mod_m64_tok_piece(INST(i), prev, id, out, max);
-}
-static uint32_t glue_tok_bos(void *i) { return w2c_m64mod_m64_tok_bos(INST(i)); }
-static uint32_t glue_tok_eos(void *i) { return w2c_m64mod_m64_tok_eos(INST(i)); }
-static uint32_t glue_tok_find(void *i, uint32_t text, uint32_t len) {
-  return w2c_m64mod_m64_tok_find(INST(i), text, len);
-}
-static uint32_t glue_tok_is_eog(void *i, uint32_t id) { return w2c_m64mod_m64_tok_is_eog(INST(i), id); }
-static uint32_t glue_chat_kind(void *i, uint32_t name, uint32_t len) {
-  return w2c_m64mod_m64_chat_kind(INST(i), name, len);
-}
-static uint32_t glue_chat_turn(void *i, uint32_t kind, uint32_t flags, uint32_t text, uint32_t sys_len,
-                               uint32_t user_len, uint32_t scratch, uint32_t scratch_cap, uint32_t out, uint32_t max) {
-  return w2c_m64mod_m64_chat_turn(INST(i), kind, flags, text, sys_len, user_len, scratch, scratch_cap, out, max);
-}
-static uint32_t glue_chat_end(void *i, uint32_t kind, uint32_t last, uint32_t scratch, uint32_t scratch_cap,
-                              uint32_t out, uint32_t max) {
-  return w2c_m64mod_m64_chat_end(INST(i), kind, last, scratch, scratch_cap, out, max);
-}
-static void glue_sampler_seed(void *i, uint32_t lo, uint32_t hi) {
-  w2c_m64mod_m64_sampler_seed(INST(i), lo, hi);
-}
-static uint32_t glue_sample(void *i, uint32_t logits, float temp, uint32_t top_k,
-                            float top_p) {
-  return w2c_m64mod_m64_sample(INST(i), logits, temp, top_k, top_p);
-}
-
-static uint32_t glue_sample_ex(void *i, uint32_t logits, float temp, uint32_t top_k, float top_p,
-                               float min_p, float repeat_penalty, float presence_penalty,
-                               float frequency_penalty, uint32_t last, uint32_t n_last, uint32_t flags) {
-  return w2c_m64mod_m64_sample_ex(INST(i), logits, temp, top_k, top_p, min_p, repeat_penalty,
-                                  presence_penalty, frequency_penalty, last, n_last, flags);
-}
+/* One wrapper per export (module/exports.h): the void* instance made the typed one. The
+ * assert holds the table's wasm types to wasm2c's prototype, which the call alone would
+ * not (a float passed where the table says u32 converts silently). */
+#define M64_RETURN_u32 return
+#define M64_RETURN_void
+#define M64_GLUE_(name, since, ret, wret, n, params)                                                   \
+  _Static_assert(_Generic(&w2c_m64mod_##name, M64_WTYPE_##wret (*)(w2c_m64mod * M64_WPARAMS(n, params)): 1, \
+                          default: 0),                                                                 \
+                 #name ": module/exports.h's wasm types are not the module's");                         \
+  static M64_WTYPE_##wret glue_##name(void *inst M64_WPARAMS(n, params)) {                              \
+    M64_RETURN_##wret w2c_m64mod_##name(INST(inst) M64_ARGS(n, params));                                \
+  }
+M64_EXPORTS(M64_GLUE_)
+#undef M64_GLUE_
 
 __attribute__((visibility("default"))) const m64_native_abi M64_NATIVE_ABI = {
     .abi_version = M64_NATIVE_ABI_VERSION,
@@ -233,29 +187,7 @@ __attribute__((visibility("default"))) const m64_native_abi M64_NATIVE_ABI = {
     .free = glue_free,
     .memory = glue_memory,
     .stack_pointer = glue_stack_pointer,
-    .m64_threads = glue_threads,
-    .m64_worker = glue_worker,
-    .m64_abi_version = glue_abi_version,
-    .m64_alloc = glue_alloc,
-    .m64_state_bytes = glue_state_bytes,
-    .m64_init = glue_init,
-    .m64_n_vocab = glue_n_vocab,
-    .m64_n_layers = glue_n_layers,
-    .m64_n_ctx_train = glue_n_ctx_train,
-    .m64_forward = glue_forward,
-    .m64_forward_batch = glue_forward_batch,
-    .m64_max_batch = glue_max_batch,
-    .m64_tok_load = glue_tok_load,
-    .m64_tok_encode = glue_tok_encode,
-    .m64_tok_piece = glue_tok_piece,
-    .m64_tok_bos = glue_tok_bos,
-    .m64_tok_eos = glue_tok_eos,
-    .m64_sampler_seed = glue_sampler_seed,
-    .m64_sample = glue_sample,
-    .m64_tok_find = glue_tok_find,
-    .m64_tok_is_eog = glue_tok_is_eog,
-    .m64_chat_kind = glue_chat_kind,
-    .m64_chat_turn = glue_chat_turn,
-    .m64_chat_end = glue_chat_end,
-    .m64_sample_ex = glue_sample_ex,
+#define M64_GLUE_ENTRY_(name, since, ret, wret, n, params) .name = glue_##name,
+    M64_EXPORTS(M64_GLUE_ENTRY_)
+#undef M64_GLUE_ENTRY_
 };

@@ -32,7 +32,7 @@ static int reserve(m64_chat *c, uint64_t n, span *sp, m64_err *e) {
   uint32_t base = s->io;
   if (need > IO_BYTES) {
     if (need > 0x40000000ull) return m64_fail(e, M64_ELIMIT, "a chat message of %llu bytes is too long", (unsigned long long)n);
-    int rc = m64_session_invoke1(s, OP_ALLOC, (uint32_t)need, &base, e);
+    int rc = m64_session_invoke1(s, OP_m64_alloc, (uint32_t)need, &base, e);
     if (rc) return rc;
     if (!base) return m64_fail(e, M64_ELIMIT, "workspace too small for a chat message of %llu bytes", (unsigned long long)n);
   }
@@ -69,7 +69,7 @@ int m64_chat_open(m64_session *s, const char *template_name, const char *system,
   if (len > 64) return m64_fail(e, M64_EUNSUPPORTED, "chat template '%.64s...' is not one m64 knows (known: %s)", name,
                                 m64_chat_known_templates());
   memcpy(m64_session_ws(s, s->io, len), name, len);
-  call k = {.op = OP_CHAT_KIND, .a = {s->io, (uint32_t)len}};
+  call k = {.op = OP_m64_chat_kind, .a = {s->io, (uint32_t)len}};
   int rc = m64_session_invoke(s, &k, e);
   if (rc) return rc;
   if ((int32_t)k.ret <= 0)
@@ -102,7 +102,7 @@ int m64_chat_user(m64_chat *c, const char *t, size_t len, const int32_t **ids, u
   uint8_t *text = m64_session_ws(c->s, sp.text, sys_len + len);
   if (sys_len) memcpy(text, c->system, sys_len);
   if (len) memcpy(text + sys_len, t, len);
-  call k = {.op = OP_CHAT_TURN,
+  call k = {.op = OP_m64_chat_turn,
             .a = {(uint32_t)c->kind, c->started ? 1u : 0u, sp.text, (uint32_t)sys_len, (uint32_t)len, sp.scratch,
                   sp.scratch_cap, sp.out, sp.max}};
   if ((rc = m64_session_invoke(c->s, &k, e)) || (rc = take_ids(c, &sp, k.ret, ids, n, e))) return rc;
@@ -116,7 +116,7 @@ int m64_chat_end_reply(m64_chat *c, int32_t last, const int32_t **ids, uint32_t 
   span sp = {0};
   int rc = reserve(c, 0, &sp, e);
   if (rc) return rc;
-  call k = {.op = OP_CHAT_END, .a = {(uint32_t)c->kind, (uint32_t)last, sp.scratch, sp.scratch_cap, sp.out, sp.max}};
+  call k = {.op = OP_m64_chat_end, .a = {(uint32_t)c->kind, (uint32_t)last, sp.scratch, sp.scratch_cap, sp.out, sp.max}};
   if ((rc = m64_session_invoke(c->s, &k, e))) return rc;
   return take_ids(c, &sp, k.ret, ids, n, e);
 }

@@ -5,6 +5,20 @@
  */
 #include "session_internal.h"
 
+/* Export k's arguments from call.a, in the wasm types (module/exports.h's table). */
+static inline float f32_arg(uint32_t u) {
+  float f;
+  memcpy(&f, &u, sizeof f);
+  return f;
+}
+#define ARG_u32(k) c->a[k]
+#define ARG_f32(k) f32_arg(c->a[k])
+#define ARG_(k, p) , ARG_T_(M64_P_WTYPE p, k)
+#define ARG_T_(w, k) ARG_W_(w, k)
+#define ARG_W_(w, k) ARG_##w(k)
+#define RET_u32 c->ret =
+#define RET_void
+
 static void call_thunk(void *p) {
   call *c = p;
   const m64_native_abi *abi = c->s->abi;
@@ -15,35 +29,10 @@ static void call_thunk(void *p) {
       c->s->memory_ready = 1;
       break;
     case OP_INSTANTIATE: abi->instantiate(i, &c->s->host); break;
-    case OP_WORKER: abi->m64_worker(i, c->a[0], c->a[1]); break;
-    case OP_THREADS: c->ret = abi->m64_threads(i, c->a[0]); break;
-    case OP_ABI: c->ret = abi->m64_abi_version(i); break;
-    case OP_ALLOC: c->ret = abi->m64_alloc(i, c->a[0]); break;
-    case OP_STATE_BYTES: c->ret = abi->m64_state_bytes(i, c->a[0]); break;
-    case OP_INIT: c->ret = abi->m64_init(i, c->a[0]); break;
-    case OP_N_VOCAB: c->ret = abi->m64_n_vocab(i); break;
-    case OP_N_LAYERS: c->ret = abi->m64_n_layers(i); break;
-    case OP_N_CTX_TRAIN: c->ret = abi->m64_n_ctx_train(i); break;
-    case OP_FORWARD_BATCH: c->ret = abi->m64_forward_batch(i, c->a[0], c->a[1], c->a[2]); break;
-    case OP_MAX_BATCH: c->ret = abi->m64_max_batch(i); break;
-    case OP_TOK_LOAD: c->ret = abi->m64_tok_load(i, c->a[0], c->a[1]); break;
-    case OP_TOK_ENCODE: c->ret = abi->m64_tok_encode(i, c->a[0], c->a[1], c->a[2], c->a[3], c->a[4]); break;
-    case OP_TOK_PIECE: c->ret = abi->m64_tok_piece(i, c->a[0], c->a[1], c->a[2], c->a[3]); break;
-    case OP_BOS: c->ret = abi->m64_tok_bos(i); break;
-    case OP_EOS: c->ret = abi->m64_tok_eos(i); break;
-    case OP_TOK_FIND: c->ret = abi->m64_tok_find(i, c->a[0], c->a[1]); break;
-    case OP_TOK_IS_EOG: c->ret = abi->m64_tok_is_eog(i, c->a[0]); break;
-    case OP_CHAT_KIND: c->ret = abi->m64_chat_kind(i, c->a[0], c->a[1]); break;
-    case OP_CHAT_TURN:
-      c->ret = abi->m64_chat_turn(i, c->a[0], c->a[1], c->a[2], c->a[3], c->a[4], c->a[5], c->a[6], c->a[7], c->a[8]);
-      break;
-    case OP_CHAT_END: c->ret = abi->m64_chat_end(i, c->a[0], c->a[1], c->a[2], c->a[3], c->a[4], c->a[5]); break;
-    case OP_SEED: abi->m64_sampler_seed(i, c->a[0], c->a[1]); break;
-    case OP_SAMPLE: c->ret = abi->m64_sample(i, c->a[0], c->f[0], c->a[1], c->f[1]); break;
-    case OP_SAMPLE_EX:
-      c->ret = abi->m64_sample_ex(i, c->a[0], c->f[0], c->a[1], c->f[1], c->f[2], c->f[3], c->f[4], c->f[5], c->a[2],
-                                  c->a[3], c->a[4]);
-      break;
+#define CASE_(name, since, ret, wret, n, params) \
+  case OP_##name: RET_##wret abi->name(i M64_EACH(n, ARG_, params)); break;
+      M64_EXPORTS(CASE_)
+#undef CASE_
   }
 }
 

@@ -26,7 +26,7 @@ void w2c_m64_log(struct w2c_m64 *h, uint32_t msg, uint32_t len) {
  * (a failed page-in, say) keeps its text; a wasm trap is named as one. */
 static int run_share(void *ctx, uint32_t thread, uint32_t share, uint32_t n_shares, char *err, size_t cap) {
   m64_session *s = ctx;
-  call c = {.op = OP_WORKER, .a = {share, n_shares}, .inst = s->insts[thread]};
+  call c = {.op = OP_m64_worker, .a = {share, n_shares}, .inst = s->insts[thread]};
   const wasm_rt_trap_t t = m64_session_call(s, &c);
   if (t == WASM_RT_TRAP_NONE) return 0;
   if (t == WASM_RT_TRAP_HOST)
@@ -46,7 +46,7 @@ void w2c_m64_parallel(struct w2c_m64 *h) {
 int m64_session_start_threads(m64_session *s, m64_err *e) {
   for (uint32_t k = 1; k < s->n_threads; k++) {
     uint32_t stack;
-    int rc = m64_session_invoke1(s, OP_ALLOC, WORKER_STACK, &stack, e);
+    int rc = m64_session_invoke1(s, OP_m64_alloc, WORKER_STACK, &stack, e);
     if (rc) return rc;
     if (!stack) return m64_fail(e, M64_ELIMIT, "workspace too small for %u threads' stacks", s->n_threads);
     *s->abi->stack_pointer(s->insts[k]) = (stack + WORKER_STACK) & ~15u;

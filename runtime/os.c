@@ -2,11 +2,14 @@
  * os.c — see os.h. Linux/POSIX.
  */
 #ifndef _GNU_SOURCE
-#define _GNU_SOURCE /* mremap, MAP_NORESERVE, MADV_POPULATE_READ */
+#define _GNU_SOURCE /* mremap, MAP_NORESERVE, MADV_POPULATE_READ, memfd_create, mkostemp, dlinfo */
 #endif
 #include "os.h"
 
+#include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <link.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,6 +80,29 @@ int m64_os_anon_at(void *to, size_t len) {
   void *at = mmap(to, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
   return at == MAP_FAILED ? -1 : 0;
 }
+
+/* ---- loading code */
+int m64_os_memfd(const char *name) { return memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING); }
+void m64_os_seal(int fd) { (void)fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL); }
+int m64_os_tempfile(char *path_template) { return mkostemp(path_template, O_CLOEXEC); }
+void m64_os_fd_path(int fd, char *buf, size_t cap) { snprintf(buf, cap, "/proc/self/fd/%d", fd); }
+
+void *m64_os_lib_open(const char *path) { return dlopen(path, RTLD_NOW | RTLD_LOCAL); }
+int m64_os_lib_loaded(const char *path) {
+  void *old = dlopen(path, RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD);
+  if (old == NULL) return 0;
+  dlclose(old); /* drops the reference the probe took */
+  return 1;
+}
+const char *m64_os_lib_error(void) { return dlerror(); }
+void *m64_os_lib_sym(void *lib, const char *name) { return dlsym(lib, name); }
+int m64_os_lib_base(void *lib, uintptr_t *base) {
+  struct link_map *lm = NULL;
+  if (dlinfo(lib, RTLD_DI_LINKMAP, &lm) != 0 || lm == NULL) return -1;
+  *base = (uintptr_t)lm->l_addr;
+  return 0;
+}
+void m64_os_lib_close(void *lib) { dlclose(lib); }
 
 /* ---- signals */
 static struct sigaction g_old_segv, g_old_bus;

@@ -47,6 +47,28 @@ void m64_os_discard(const void *p, size_t len);
 /* Replaces [to, to + len) with fresh zeroed read-write memory. */
 int m64_os_anon_at(void *to, size_t len);
 
+/* ---- loading code (native/native.c: the module's shared object, from bytes) */
+/* An anonymous file in memory that can be sealed, so the code runs without touching disk;
+ * -1 where the system has none (the caller falls back to a temp file). */
+int m64_os_memfd(const char *name);
+/* Makes a memfd immutable (no write, grow or shrink, no more seals): best effort. */
+void m64_os_seal(int fd);
+/* Creates and opens (close-on-exec) a new file named by template, whose XXXXXX it
+ * replaces; -1 with errno. */
+int m64_os_tempfile(char *path_template);
+/* The path under which the loader, which opens objects by path, finds open file fd. */
+void m64_os_fd_path(int fd, char *buf, size_t cap);
+/* Loads the object at path, symbols bound now and kept local; NULL: m64_os_lib_error(). */
+void *m64_os_lib_open(const char *path);
+/* 1 if an object of this path is loaded already (the loader matches objects by path before
+ * anything else, so a new object under that path would be the old one). */
+int m64_os_lib_loaded(const char *path);
+const char *m64_os_lib_error(void); /* the last m64_os_lib_open's reason, or NULL */
+void *m64_os_lib_sym(void *lib, const char *name);
+/* The address its ELF virtual addresses are relative to; 0 or -1. */
+int m64_os_lib_base(void *lib, uintptr_t *base);
+void m64_os_lib_close(void *lib);
+
 /* ---- signals */
 /* Installs handler for SIGSEGV and SIGBUS on the alternate stack, keeping the previous
  * actions for m64_os_pass_fault; 0 or -1. */

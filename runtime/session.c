@@ -16,19 +16,19 @@
 static int setup_state(m64_session *s, m64_err *e) {
   uint32_t v;
   int rc;
-  if ((rc = m64_session_invoke0(s, OP_ABI, &v, e))) return rc;
+  if ((rc = m64_session_invoke0(s, OP_m64_abi_version, &v, e))) return rc;
   if (v < M64_MODULE_ABI_OLDEST || v > M64_MODULE_ABI_NEWEST)
     return m64_fail(e, M64_EUNSUPPORTED, "module ABI version %u (this m64run runs %u..%u)", v, M64_MODULE_ABI_OLDEST,
                     M64_MODULE_ABI_NEWEST);
-  if ((rc = m64_session_invoke0(s, OP_N_VOCAB, &s->n_vocab, e))) return rc;
-  if ((rc = m64_session_invoke0(s, OP_N_LAYERS, &s->n_layers, e))) return rc;
+  if ((rc = m64_session_invoke0(s, OP_m64_n_vocab, &s->n_vocab, e))) return rc;
+  if ((rc = m64_session_invoke0(s, OP_m64_n_layers, &s->n_layers, e))) return rc;
   if (s->n_layers != m64_bundle_n_layers(s->bundle))
     return m64_fail(e, M64_EFORMAT, "module expects %u layers, the image has %u", s->n_layers,
                     m64_bundle_n_layers(s->bundle));
   uint32_t ctx_train;
-  if ((rc = m64_session_invoke0(s, OP_N_CTX_TRAIN, &ctx_train, e))) return rc;
+  if ((rc = m64_session_invoke0(s, OP_m64_n_ctx_train, &ctx_train, e))) return rc;
   s->n_ctx_train = ctx_train;
-  if ((rc = m64_session_invoke0(s, OP_MAX_BATCH, &s->max_batch, e))) return rc;
+  if ((rc = m64_session_invoke0(s, OP_m64_max_batch, &s->max_batch, e))) return rc;
   if (s->max_batch == 0 || s->max_batch > 4096) return m64_fail(e, M64_EFORMAT, "module declares a batch of %u", s->max_batch);
   s->n_ctx = s->opt.n_ctx ? s->opt.n_ctx : (ctx_train < 4096 ? ctx_train : 4096);
   if (s->n_ctx == 0) s->n_ctx = 2048;
@@ -41,10 +41,10 @@ static int setup_state(m64_session *s, m64_err *e) {
   const uint64_t cap = s->opt.workspace_bytes && s->opt.workspace_bytes < max_ws ? s->opt.workspace_bytes : max_ws;
   m64_wasm_memory_set_cap(s->mem, cap / WASM_PAGE);
   uint32_t state_bytes;
-  if ((rc = m64_session_invoke1(s, OP_STATE_BYTES, s->n_ctx, &state_bytes, e))) return rc;
+  if ((rc = m64_session_invoke1(s, OP_m64_state_bytes, s->n_ctx, &state_bytes, e))) return rc;
 
   int32_t init;
-  if ((rc = m64_session_invoke1(s, OP_INIT, s->n_ctx, (uint32_t *)&init, e))) return rc;
+  if ((rc = m64_session_invoke1(s, OP_m64_init, s->n_ctx, (uint32_t *)&init, e))) return rc;
   char cap_h[32], need_h[32];
   if (init == -1)
     return m64_fail(e, M64_ELIMIT, "workspace of %s is too small for the run state of a context of %u (%s; try a smaller -c)",
@@ -57,10 +57,10 @@ static int setup_state(m64_session *s, m64_err *e) {
   int32_t threads_rc; /* the module keeps scratch per share */
   s->n_shares = s->n_threads > 1 ? s->n_threads * SHARES_PER_THREAD : 1;
   if (s->n_shares > 64) s->n_shares = 64; /* the module's MAX_THREADS */
-  if ((rc = m64_session_invoke1(s, OP_THREADS, s->n_shares, (uint32_t *)&threads_rc, e))) return rc;
+  if ((rc = m64_session_invoke1(s, OP_m64_threads, s->n_shares, (uint32_t *)&threads_rc, e))) return rc;
   if (threads_rc != 0) return m64_fail(e, M64_ELIMIT, "workspace too small for %u threads (%d)", s->n_threads, threads_rc);
   if ((rc = m64_session_start_threads(s, e))) return rc;
-  if ((rc = m64_session_invoke1(s, OP_ALLOC, IO_BYTES, &s->io, e))) return rc;
+  if ((rc = m64_session_invoke1(s, OP_m64_alloc, IO_BYTES, &s->io, e))) return rc;
   if (!s->io) return m64_fail(e, M64_ELIMIT, "workspace too small for I/O buffers");
 
   /* The layer cache takes the rest of the workspace, up to the whole image. */
@@ -80,7 +80,7 @@ static int setup_state(m64_session *s, m64_err *e) {
   }
   m64_wasm_memory_set_cap(s->mem, want / WASM_PAGE);
   uint32_t base;
-  if ((rc = m64_session_invoke1(s, OP_ALLOC, (uint32_t)(s->cache_size + WASM_PAGE), &base, e))) return rc;
+  if ((rc = m64_session_invoke1(s, OP_m64_alloc, (uint32_t)(s->cache_size + WASM_PAGE), &base, e))) return rc;
   if (!base) return m64_fail(e, M64_ELIMIT, "could not reserve a layer cache of %llu bytes",
                              (unsigned long long)s->cache_size);
   const uint32_t cache_off = (uint32_t)(((uint64_t)base + WASM_PAGE - 1) & ~(WASM_PAGE - 1));
@@ -100,19 +100,19 @@ static int load_tokenizer(m64_session *s, m64_err *e) {
   if (!t) return m64_fail(e, M64_EFORMAT, "bundle has no tokenizer section");
   if (t->size > 0x7fffffffu) return m64_fail(e, M64_ELIMIT, "tokenizer section too large");
   uint32_t addr;
-  int rc = m64_session_invoke1(s, OP_ALLOC, (uint32_t)t->size, &addr, e);
+  int rc = m64_session_invoke1(s, OP_m64_alloc, (uint32_t)t->size, &addr, e);
   if (rc) return rc;
   uint8_t *dst = addr ? m64_session_ws(s, addr, t->size) : NULL;
   if (!dst) return m64_fail(e, M64_ELIMIT, "workspace too small for the tokenizer (%llu bytes)",
                             (unsigned long long)t->size);
   memcpy(dst, t->data, t->size);
-  call c = {.op = OP_TOK_LOAD, .a = {addr, (uint32_t)t->size}};
+  call c = {.op = OP_m64_tok_load, .a = {addr, (uint32_t)t->size}};
   if ((rc = m64_session_invoke(s, &c, e))) return rc;
   if ((int32_t)c.ret != 0) return m64_fail(e, M64_EFORMAT, "the tokenizer section is invalid (%d)", (int32_t)c.ret);
   uint32_t v;
-  if ((rc = m64_session_invoke0(s, OP_BOS, &v, e))) return rc;
+  if ((rc = m64_session_invoke0(s, OP_m64_tok_bos, &v, e))) return rc;
   s->bos = (int32_t)v;
-  if ((rc = m64_session_invoke0(s, OP_EOS, &v, e))) return rc;
+  if ((rc = m64_session_invoke0(s, OP_m64_tok_eos, &v, e))) return rc;
   s->eos = (int32_t)v;
   return 0;
 }
@@ -235,15 +235,15 @@ int m64_session_tokenize(m64_session *s, const char *text, size_t len, int flags
     /* twice the last size at least, so that growing prompts leave little behind */
     uint64_t want = need > 2ull * s->tok_cap ? need : 2ull * s->tok_cap;
     if (want > 0x40000000ull) want = need;
-    int rc = m64_session_invoke1(s, OP_ALLOC, (uint32_t)want, &buf, e);
-    if (!rc && !buf && want > need) rc = m64_session_invoke1(s, OP_ALLOC, (uint32_t)(want = need), &buf, e);
+    int rc = m64_session_invoke1(s, OP_m64_alloc, (uint32_t)want, &buf, e);
+    if (!rc && !buf && want > need) rc = m64_session_invoke1(s, OP_m64_alloc, (uint32_t)(want = need), &buf, e);
     if (rc) return rc;
     if (!buf) return m64_fail(e, M64_ELIMIT, "workspace too small for a prompt of %zu bytes", len);
     s->tok_buf = buf, s->tok_cap = (uint32_t)want;
   }
   const uint32_t out = (uint32_t)((buf + len + 3) & ~3u), max = (uint32_t)max_ids;
   memcpy(m64_session_ws(s, buf, len), text, len);
-  call c = {.op = OP_TOK_ENCODE, .a = {buf, (uint32_t)len, (uint32_t)flags & (M64_TOKENIZE_ADD_BOS | M64_TOKENIZE_SPECIAL), out, max}};
+  call c = {.op = OP_m64_tok_encode, .a = {buf, (uint32_t)len, (uint32_t)flags & (M64_TOKENIZE_ADD_BOS | M64_TOKENIZE_SPECIAL), out, max}};
   int rc = m64_session_invoke(s, &c, e);
   if (rc) return rc;
   int32_t n = (int32_t)c.ret;
@@ -264,7 +264,7 @@ int m64_session_eval(m64_session *s, int32_t token, uint32_t pos, const float **
 
 int m64_session_sample(m64_session *s, float temp, int32_t top_k, float top_p, int32_t *id, m64_err *e) {
   if (!s->logits) return m64_fail(e, M64_EFORMAT, "sample before any eval");
-  call c = {.op = OP_SAMPLE, .a = {s->logits, (uint32_t)top_k}, .f = {temp, top_p}};
+  call c = {.op = OP_m64_sample, .a = {s->logits, m64_f32_arg(temp), (uint32_t)top_k, m64_f32_arg(top_p)}};
   int rc = m64_session_invoke(s, &c, e);
   if (rc) return rc;
   if ((int32_t)c.ret < 0 || c.ret >= s->n_vocab) return m64_fail(e, M64_EFORMAT, "sampler returned %d", (int32_t)c.ret);
@@ -294,9 +294,10 @@ int m64_session_sample_ex(m64_session *s, const m64_sampling *p, const int32_t *
     n_last = IO_BYTES / 4;
   }
   if (n_last) memcpy(m64_session_ws(s, s->io, (uint64_t)n_last * 4), last, (size_t)n_last * 4);
-  call c = {.op = OP_SAMPLE_EX,
-            .a = {s->logits, (uint32_t)p->top_k, s->io, n_last, p->no_eog ? M64_SAMPLE_NO_EOG_FLAG : 0u},
-            .f = {p->temp, p->top_p, p->min_p, p->repeat_penalty, p->presence_penalty, p->frequency_penalty}};
+  call c = {.op = OP_m64_sample_ex,
+            .a = {s->logits, m64_f32_arg(p->temp), (uint32_t)p->top_k, m64_f32_arg(p->top_p), m64_f32_arg(p->min_p),
+                  m64_f32_arg(p->repeat_penalty), m64_f32_arg(p->presence_penalty),
+                  m64_f32_arg(p->frequency_penalty), s->io, n_last, p->no_eog ? M64_SAMPLE_NO_EOG_FLAG : 0u}};
   int rc = m64_session_invoke(s, &c, e);
   if (rc) return rc;
   if ((int32_t)c.ret == -1) return m64_fail(e, M64_EFORMAT, "the sampler has no token left to choose");
@@ -332,7 +333,7 @@ int m64_session_eval_batch(m64_session *s, const int32_t *tokens, uint32_t n, ui
       return m64_fail(e, M64_ELIMIT, "positions up to %llu beyond the context of %u",
                       (unsigned long long)pos0 + done + k, s->n_ctx);
     memcpy(m64_session_ws(s, s->io, (uint64_t)k * 4), tokens + done, (size_t)k * 4);
-    call c = {.op = OP_FORWARD_BATCH, .a = {s->io, k, pos0 + done}};
+    call c = {.op = OP_m64_forward_batch, .a = {s->io, k, pos0 + done}};
     int rc = m64_session_invoke(s, &c, e);
     if (rc) return rc;
     const uint8_t *p = m64_session_ws(s, c.ret, (uint64_t)s->n_vocab * 4);
@@ -346,7 +347,7 @@ int m64_session_eval_batch(m64_session *s, const int32_t *tokens, uint32_t n, ui
 }
 
 void m64_session_seed(m64_session *s, uint64_t seed) {
-  call c = {.op = OP_SEED, .a = {(uint32_t)seed, (uint32_t)(seed >> 32)}};
+  call c = {.op = OP_m64_sampler_seed, .a = {(uint32_t)seed, (uint32_t)(seed >> 32)}};
   m64_err e;
   m64_session_invoke(s, &c, &e);
 }
@@ -354,7 +355,7 @@ void m64_session_seed(m64_session *s, uint64_t seed) {
 int m64_session_piece(m64_session *s, int32_t prev, int32_t id, char *buf, size_t cap, size_t *n,
                       m64_err *e) {
   const uint32_t max = 1024; /* the module's longest piece (TOK_MAX_TOKEN_LEN) */
-  call c = {.op = OP_TOK_PIECE, .a = {(uint32_t)prev, (uint32_t)id, s->io, max}};
+  call c = {.op = OP_m64_tok_piece, .a = {(uint32_t)prev, (uint32_t)id, s->io, max}};
   int rc = m64_session_invoke(s, &c, e);
   if (rc) return rc;
   int32_t len = (int32_t)c.ret;
@@ -391,7 +392,7 @@ void m64_session_stats_get(const m64_session *s, m64_session_stats *st) {
 int m64_session_is_eog(m64_session *s, int32_t id, int *eog, m64_err *e) {
   *eog = id >= 0 && id == s->eos;
   if (id < 0 || s->abi->abi_version < 3) return 0; /* older native code: EOS only */
-  call c = {.op = OP_TOK_IS_EOG, .a = {(uint32_t)id}};
+  call c = {.op = OP_m64_tok_is_eog, .a = {(uint32_t)id}};
   int rc = m64_session_invoke(s, &c, e);
   if (!rc) *eog = c.ret == 1;
   return rc;
@@ -404,7 +405,7 @@ int m64_session_find_token(m64_session *s, const char *text, size_t len, int32_t
     return m64_fail(e, M64_EUNSUPPORTED, "the bundle's native code predates token lookup; run `m64c aot` on it");
   if (len > IO_BYTES) return 0; /* longer than any token */
   if (len) memcpy(m64_session_ws(s, s->io, len), text, len);
-  call c = {.op = OP_TOK_FIND, .a = {s->io, (uint32_t)len}};
+  call c = {.op = OP_m64_tok_find, .a = {s->io, (uint32_t)len}};
   int rc = m64_session_invoke(s, &c, e);
   if (!rc) *id = (int32_t)c.ret;
   return rc;

@@ -10,6 +10,7 @@
 #define M64_SESSION_INTERNAL_H
 
 #include <stdint.h>
+#include <string.h>
 #include <sys/stat.h>
 
 #include "m64_runtime.h"
@@ -66,19 +67,26 @@ struct m64_session {
 };
 
 /* ---- dispatch.c: every export the host calls, by name */
-enum op { OP_ALLOCATE_MEMORY, OP_INSTANTIATE, OP_WORKER, OP_THREADS, OP_ABI, OP_ALLOC, OP_STATE_BYTES, OP_INIT,
-          OP_N_VOCAB, OP_N_LAYERS, OP_N_CTX_TRAIN, OP_FORWARD_BATCH, OP_MAX_BATCH, OP_TOK_LOAD, OP_TOK_ENCODE,
-          OP_TOK_PIECE, OP_BOS, OP_EOS, OP_SEED, OP_SAMPLE, OP_TOK_FIND, OP_TOK_IS_EOG, OP_SAMPLE_EX, OP_CHAT_KIND,
-          OP_CHAT_TURN, OP_CHAT_END };
+/* What a call does: the two host steps, then one op per export of module/exports.h,
+ * named after it (OP_m64_alloc ...). */
+#define M64_OP_(name, since, ret, wret, n, params) OP_##name,
+enum op { OP_ALLOCATE_MEMORY, OP_INSTANTIATE, M64_EXPORTS(M64_OP_) };
+#undef M64_OP_
 
 typedef struct call {
   m64_session *s;
   enum op op;
-  uint32_t a[9];
-  float f[6];
+  uint32_t a[11]; /* the export's arguments in order, as wasm sees them: floats as their bits */
   uint32_t ret;
   void *inst; /* NULL: the session's instance */
 } call;
+
+/* A float argument's bits, for call.a. */
+static inline uint32_t m64_f32_arg(float f) {
+  uint32_t u;
+  memcpy(&u, &f, sizeof u);
+  return u;
+}
 
 /* Runs c->op on c->inst (or the session's instance) inside trap recovery: the raw trap. */
 wasm_rt_trap_t m64_session_call(m64_session *s, call *c);

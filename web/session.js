@@ -3,6 +3,7 @@ import { WASM_PAGE, align64k, fail, mib, mixin, perSecond } from './common.js';
 import { SEC, parseLayerIndex, parseMetadata, readHeader, readSection } from './bundle_reader.js';
 import { Chat } from './chat.js';
 import { Downloading } from './download.js';
+import { REQUIRED_EXPORTS } from './exports.js';
 import { dotI8Unused, f16Unused, kqMatUnused, kqRowsUnused, logImport, memoryImport, noPrefetch, notHere } from './imports.js';
 import { Pager, Paging, fullCache, maxBlock } from './pager.js';
 import { DEFAULT_TIMEOUT_MS } from './http_range.js';
@@ -117,8 +118,7 @@ export class Host {
         this.threads = 1;
       }
     }
-    for (const f of ['m64_abi_version', 'm64_alloc', 'm64_init', 'm64_threads', 'm64_worker', 'm64_forward_batch',
-      'm64_max_batch', 'm64_tok_load', 'm64_tok_encode', 'm64_tok_piece', 'm64_sample', 'm64_sampler_seed'])
+    for (const f of REQUIRED_EXPORTS)
       if (typeof this.x[f] !== 'function') fail(`the module does not export ${f}`);
     this.forwardBatch = this.jspi ? WebAssembly.promising(this.x.m64_forward_batch) : this.x.m64_forward_batch;
 

@@ -14,26 +14,21 @@
  *
  * Environment: M64_NATIVE_NO_MEMFD=1 forces the temp-file path (for tests).
  */
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE /* memfd_create, mkostemp, F_ADD_SEALS */
-#endif
 #include "native.h"
 
 #include "elf_check.h"
 #include "native_abi.h"
+#include "os.h" /* memfd, temp file and the loader's calls */
 
-#include <dlfcn.h>
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <link.h>
 #include <stddef.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -72,10 +67,9 @@ static int write_all(int fd, const uint8_t *p, size_t n) {
 static void *open_by_fd(int *fd, m64_err *e, int *code) {
   char path[64];
   for (int tries = 0; tries < 64; tries++) {
-    snprintf(path, sizeof path, "/proc/self/fd/%d", *fd);
-    void *old = dlopen(path, RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD);
-    if (old == NULL) break;
-    dlclose(old); /* name taken by a still-resident object: use another fd number */
+    m64_os_fd_path(*fd, path, sizeof path);
+    if (!m64_os_lib_loaded(path)) break;
+    /* name taken by a still-resident object: use another fd number */
     int nfd = fcntl(*fd, F_DUPFD_CLOEXEC, *fd + 1);
     if (nfd < 0) {
       *code = fail(e, M64_EIO, "native code: fcntl(F_DUPFD): %s", strerror(errno));
@@ -84,16 +78,16 @@ static void *open_by_fd(int *fd, m64_err *e, int *code) {
     close(*fd);
     *fd = nfd;
   }
-  void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+  void *h = m64_os_lib_open(path);
   if (h == NULL) {
-    const char *err = dlerror();
+    const char *err = m64_os_lib_error();
     *code = fail(e, M64_EFORMAT, "native code: dlopen failed: %s", err ? err : "unknown error");
   }
   return h;
 }
 
 static int load_memfd(const uint8_t *b, size_t n, m64_native *nat, m64_err *e) {
-  int fd = memfd_create("m64-native", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  int fd = m64_os_memfd("m64-native");
   if (fd < 0) return 1; /* unavailable: caller falls back */
   if (write_all(fd, b, n) != 0) {
     int err = errno;
@@ -101,7 +95,7 @@ static int load_memfd(const uint8_t *b, size_t n, m64_native *nat, m64_err *e) {
     return fail(e, M64_EIO, "native code: writing memfd: %s", strerror(err));
   }
   /* The code is immutable from now on (best effort). */
-  (void)fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL);
+  m64_os_seal(fd);
   /* The checked sizes assume the file holds every byte: one shorter would fault when mapped. */
   struct stat st = {0};
   if (fstat(fd, &st) != 0 || (uint64_t)st.st_size != n) {
@@ -125,7 +119,7 @@ static int load_tempfile(const uint8_t *b, size_t n, m64_native *nat, m64_err *e
   char path[4096];
   if (snprintf(path, sizeof path, "%s/m64-native-XXXXXX", dir) >= (int)sizeof path)
     return fail(e, M64_EIO, "native code: TMPDIR path too long");
-  int fd = mkostemp(path, O_CLOEXEC);
+  int fd = m64_os_tempfile(path);
   if (fd < 0) return fail(e, M64_EIO, "native code: mkostemp in %s: %s", dir, strerror(errno));
   if (write_all(fd, b, n) != 0) {
     int err = errno;
@@ -140,14 +134,12 @@ static int load_tempfile(const uint8_t *b, size_t n, m64_native *nat, m64_err *e
     unlink(path);
     return fail(e, M64_EIO, "native code: %s does not hold the %zu bytes written", path, n);
   }
-  void *old = dlopen(path, RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD);
-  if (old != NULL) { /* a stale object under this reused name; practically impossible */
-    dlclose(old);
+  if (m64_os_lib_loaded(path)) { /* a stale object under this reused name; practically impossible */
     unlink(path);
     return fail(e, M64_EIO, "native code: temp name %s already loaded", path);
   }
-  void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-  const char *err = h ? NULL : dlerror();
+  void *h = m64_os_lib_open(path);
+  const char *err = h ? NULL : m64_os_lib_error();
   unlink(path);
   if (h == NULL)
     return fail(e, M64_EFORMAT, "native code: dlopen failed: %s", err ? err : "unknown error");
@@ -180,7 +172,7 @@ int m64_native_load(const void *so_bytes, size_t n, m64_native **out, m64_err *e
 
 void *m64_native_sym(m64_native *n, const char *name) {
   if (n == NULL || name == NULL) return NULL;
-  return dlsym(n->handle, name);
+  return m64_os_lib_sym(n->handle, name);
 }
 
 /* [p, p + len) inside one of the object's segments with all of flags. */
@@ -196,11 +188,9 @@ static int in_image(const m64_native *n, uintptr_t base, const void *p, size_t l
 
 int m64_native_abi_table(m64_native *n, const m64_native_abi **out, m64_err *e) {
   *out = NULL;
-  struct link_map *lm = NULL;
-  if (dlinfo(n->handle, RTLD_DI_LINKMAP, &lm) != 0 || lm == NULL)
-    return fail(e, M64_EFORMAT, "native code: dlinfo failed");
-  const uintptr_t base = (uintptr_t)lm->l_addr;
-  const m64_native_abi *abi = dlsym(n->handle, M64_NATIVE_ABI_SYMBOL);
+  uintptr_t base = 0;
+  if (m64_os_lib_base(n->handle, &base) != 0) return fail(e, M64_EFORMAT, "native code: dlinfo failed");
+  const m64_native_abi *abi = m64_os_lib_sym(n->handle, M64_NATIVE_ABI_SYMBOL);
   if (abi == NULL) return fail(e, M64_EFORMAT, "native code lacks the %s table", M64_NATIVE_ABI_SYMBOL);
   if (!in_image(n, base, abi, offsetof(m64_native_abi, memory_limits), PF_R))
     return fail(e, M64_EFORMAT, "native code: the %s table lies outside the object", M64_NATIVE_ABI_SYMBOL);
@@ -227,7 +217,7 @@ int m64_native_abi_table(m64_native *n, const m64_native_abi **out, m64_err *e) 
 
 void m64_native_unload(m64_native *n) {
   if (n == NULL) return;
-  dlclose(n->handle);
+  m64_os_lib_close(n->handle);
   if (n->fd >= 0) close(n->fd);
   free(n);
 }

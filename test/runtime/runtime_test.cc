@@ -136,6 +136,7 @@ std::vector<uint8_t> BuildModule(const BuildSpec &spec) {
   std::string key = ReadFile(mod_src) + ReadFile(glue_src) +
                     ReadFile(src_dir + "/module/wasm-rt.h") +
                     ReadFile(src_dir + "/module/native_abi.h") +
+                    ReadFile(src_dir + "/module/exports.h") +
                     ReadFile(src_dir + "/module/m64_module.h") + wasm_flags +
                     wasm2c_flags + kAotFlags + vis;
   char hash[32];
