@@ -73,8 +73,9 @@ static int setup_state(m64_session *s, m64_err *e) {
     char used_h[32];
     return m64_fail(e, M64_ELIMIT,
                     "workspace of %s is too small: the run state (context %u, %u thread%s) takes %s "
-                    "and the globals plus the largest block need %s (try --workspace %lluM or a smaller -c)",
+                    "and the globals plus the largest block%s need %s (try --workspace %lluM or a smaller -c)",
                     m64_format_size(want, cap_h, sizeof cap_h), s->n_ctx, s->n_threads, s->n_threads == 1 ? "" : "s",
+                    m64_bundle_n_experts(s->bundle) ? " and expert" : "",
                     m64_format_size(used, used_h, sizeof used_h), m64_format_size(largest, need_h, sizeof need_h),
                     (unsigned long long)((used + largest) / 1048576 + 1));
   }

@@ -5,7 +5,7 @@ import { Chat } from './chat.js';
 import { Downloading } from './download.js';
 import { REQUIRED_EXPORTS } from './exports.js';
 import { dotI8Unused, f16Unused, kqMatUnused, kqRowsUnused, logImport, memoryImport, noPrefetch, notHere } from './imports.js';
-import { Pager, Paging, fullCache, maxBlock } from './pager.js';
+import { Pager, Paging, fullCache, maxBlock, maxExpert } from './pager.js';
 import { DEFAULT_TIMEOUT_MS } from './http_range.js';
 import { hashInJs } from './sha256.js';
 import { checkSignature } from './signature.js';
@@ -171,7 +171,12 @@ export class Host {
     this.io = this.alloc(IO_BYTES);
     if (!this.io) fail('workspace too small for I/O buffers');
 
-    const layersTotal = fullCache(this.layers), largest = align64k(this.layers[0].size) + maxBlock(this.layers);
+    // as formats/bundle/reader.c checks: globals, the blocks, then each block's experts
+    const nBlocks = Number(this.meta['model.n_blocks'] || this.layers.length - 1), nExperts = Number(this.meta['model.n_experts'] || 0);
+    if (!Number.isInteger(nBlocks) || !Number.isInteger(nExperts) || nExperts > 256 || nBlocks * (1 + nExperts) + 1 !== this.layers.length)
+      fail(`metadata model.n_blocks = ${this.meta['model.n_blocks']} and model.n_experts = ${nExperts}, but the layer index has ${this.layers.length} layers`);
+    const largest = align64k(this.layers[0].size) + maxBlock(this.layers, nBlocks) + maxExpert(this.layers, nBlocks);
+    const layersTotal = fullCache(this.layers);
     const used = this.memory.buffer.byteLength + HEADROOM + WASM_PAGE;
     const want = Math.min(o.workspace ? cap : used + layersTotal, MAX_WS_PAGES * WASM_PAGE, cap);
     const room = Math.max(0, want - used);
@@ -182,7 +187,7 @@ export class Host {
     const base = this.alloc(cacheSize + WASM_PAGE);
     if (!base) fail(`could not reserve a layer cache of ${cacheSize} bytes`);
     this.cacheSize = cacheSize;
-    this.pager = new Pager(this.layers, align64k(base), cacheSize);
+    this.pager = new Pager(this.layers, align64k(base), cacheSize, nBlocks);
   }
 
   describe() {

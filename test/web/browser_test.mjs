@@ -20,7 +20,8 @@
 //      same text;
 //   8. on a SentencePiece vocabulary without "▁" (a space is 3 byte tokens), the prompt ' a'
 //      tokenizes in the page to m64run's ids (issue 22: the id buffer was too small);
-//   9. a qwen3 bundle (q/k norms, its own head size) generates m64run's greedy ids;
+//   9. a qwen3 bundle (q/k norms, its own head size) generates m64run's greedy ids, and an
+//      MoE bundle too, whole and with its experts paged through a few slots;
 //   7. a two-turn chat with llama3-bpe-tiny (Llama 3 template) runs, turn by turn, the same
 //      token ids at the same positions as `m64run -i` on the same bundle;
 //   8. a server that accepts and never answers, and one that stalls in the middle of a
@@ -83,6 +84,11 @@ const qwen3 = path.join(work, 'qwen3.m64');
 execFileSync(path.join(bin, 'test/support/m64-synth'), ['--shape', 'tiny', '--arch', 'qwen3', '--head-dim', '32', '--type', 'Q8_0',
   '--seed', '21', '-o', path.join(work, 'qwen3.gguf')], { stdio: 'ignore' });
 execFileSync(path.join(bin, 'cmd/m64c'), ['build', '-q', path.join(work, 'qwen3.gguf'), '-o', qwen3], { stdio: 'inherit' });
+// qwen3moe: 2 of 8 experts per token, each expert a layer the module asks for
+const moe = path.join(work, 'moe.m64');
+execFileSync(path.join(bin, 'test/support/m64-synth'), ['--shape', 'tiny', '--arch', 'qwen3moe', '--head-dim', '32', '--experts', '8',
+  '--experts-used', '2', '--expert-ffn', '64', '--type', 'Q8_0', '--seed', '28', '-o', path.join(work, 'moe.gguf')], { stdio: 'ignore' });
+execFileSync(path.join(bin, 'cmd/m64c'), ['build', '-q', path.join(work, 'moe.gguf'), '-o', moe], { stdio: 'inherit' });
 const whole = fs.readFileSync(bundle);
 fs.writeFileSync(path.join(work, 'truncated.m64'), whole.subarray(0, Math.floor(whole.length / 2)));
 if (args.trap) fs.copyFileSync(args.trap, path.join(work, 'trap.m64'));
@@ -285,6 +291,26 @@ try {
     expect(want.tokens.length > 0 && JSON.stringify(r.result.tokens) === JSON.stringify(want.tokens),
       `page: ${JSON.stringify(r.result.tokens)}, m64run: ${JSON.stringify(want.tokens)}`);
   });
+  // whole, and in a workspace where experts stream through a few slots (page and pager.c
+  // choose the same: the same page-ins, evictions and expert hits as m64run without prefetch)
+  for (const ws of ['', '4700K']) {
+    await check(`an MoE bundle generates the same ids as m64run${ws ? ` (workspace ${ws}: experts paged)` : ''}`, async () => {
+      const want = JSON.parse(String(execFileSync(path.join(bin, 'cmd/m64run'), [moe, '-p', 'one two three', '-n', '16', '--temp', '0',
+        '-t', '2', '--json', ...(ws ? ['--workspace', ws, '--no-prefetch'] : [])], { stdio: ['ignore', 'pipe', 'ignore'] })).trim().split('\n').pop());
+      const r = await runPage({ bundle: 'files/moe.m64', prompt: 'one two three', n: '16', temp: '0', threads: '2', ...(ws ? { workspace: ws } : {}) });
+      expectDone(r);
+      expect(want.tokens.length > 0 && JSON.stringify(r.result.tokens) === JSON.stringify(want.tokens),
+        `page: ${JSON.stringify(r.result.tokens)}, m64run: ${JSON.stringify(want.tokens)}`);
+      const s = r.result.stats;
+      expect(s.expertAcquires === want.expert_requests, `expert requests: page ${s.expertAcquires}, m64run ${want.expert_requests}`);
+      if (ws) { // (whole, m64run's prefetch thread turns first uses into hits; the page has none)
+        expect(s.expertHits === want.expert_hits, `expert hits: page ${s.expertHits}, m64run ${want.expert_hits}`);
+        expect(want.evictions > 0 && want.expert_hits < want.expert_requests, `m64run did not page experts with --workspace ${ws}`);
+        expect(s.pageIns === want.layer_page_ins && s.evictions === want.evictions && s.cacheSlots === want.cache_slots,
+          `page: ${s.pageIns} page-ins, ${s.evictions} evictions, ${s.cacheSlots} slots; m64run: ${want.layer_page_ins}, ${want.evictions}, ${want.cache_slots}`);
+      }
+    });
+  }
   await check('a two-turn chat runs the same ids as m64run -i', async () => {
     if (!fs.existsSync(l3)) { console.log('     skipped: llama3-bpe-tiny.gguf absent'); return; }
     const turns = ['Hello there', 'What is 2+2?'];
