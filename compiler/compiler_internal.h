@@ -138,6 +138,8 @@ typedef struct m64c_summary {
   uint64_t params, n_tensors, vocab;
   uint32_t ctx, blocks, dim, heads, kv_heads, ffn;
   int have_ctx, have_blocks, have_dim, have_heads, have_kv_heads, have_ffn;
+  uint32_t experts, experts_used; /* Mixture of Experts (0: dense) */
+  uint64_t expert_bytes;          /* every block's experts' weights */
   m64c_type_count types[M64_GGML_TYPE_COUNT];
 } m64c_summary;
 const char *m64c_ftype_name(uint32_t ftype); /* NULL if unknown */

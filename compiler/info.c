@@ -104,11 +104,15 @@ static void bundle_summary(const m64_bundle *b, m64c_summary *s, bundle_sizes *z
   s->kv_heads = meta_u32(b, "model.n_kv_heads", &s->have_kv_heads);
   s->ffn = meta_u32(b, "model.ffn", &s->have_ffn);
   s->ctx = meta_u32(b, "model.n_ctx_train", &s->have_ctx);
+  int have;
+  s->experts = meta_u32(b, "model.n_experts", &have);
+  s->experts_used = meta_u32(b, "model.n_experts_used", &have);
   int have_vocab;
   s->vocab = meta_u32(b, "model.n_vocab", &have_vocab);
   for (uint32_t l = 0; l < m64_bundle_n_layers(b); l++) {
     const m64_layer_entry *L = m64_bundle_layer(b, l);
     z->weights += L->size;
+    if (l > m64_bundle_n_blocks(b)) s->expert_bytes += L->size;
     z->weights_stored += L->stored_size;
     for (uint32_t t = 0; t < L->n_tensors; t++) {
       const m64_tensor_entry *T = m64_bundle_tensor(b, L->first_tensor + t);

@@ -64,6 +64,8 @@ static void gather(const m64_gguf *g, gguf_facts *ff) {
   f->have_heads = arch_key(g, f->arch, "attention.head_count", &f->heads);
   f->have_kv_heads = arch_key(g, f->arch, "attention.head_count_kv", &f->kv_heads);
   f->have_ffn = arch_key(g, f->arch, "feed_forward_length", &f->ffn);
+  if (!arch_key(g, f->arch, "expert_count", &f->experts) || !arch_key(g, f->arch, "expert_used_count", &f->experts_used))
+    f->experts = f->experts_used = 0;
 
   f->n_tensors = m64_gguf_n_tensors(g);
   for (uint64_t i = 0; i < f->n_tensors; i++) {
@@ -73,6 +75,7 @@ static void gather(const m64_gguf *g, gguf_facts *ff) {
     r->tensors++;
     r->bytes += t->nbytes;
     f->params += t->n_elems;
+    if (strstr(t->name, "_exps.")) f->expert_bytes += t->nbytes;
     if (!strcmp(t->name, "rope_freqs.weight")) continue; /* constants of model.c, checked by the plan */
     const int vector = t->n_dims == 1;
     if (vector ? t->type == M64_GGML_F32 : m64c_type_supported(t->type)) continue;

@@ -52,6 +52,13 @@ void m64c_summary_text(const m64c_summary *s, FILE *out) {
   if (s->have_blocks && s->have_dim)
     fprintf(out, "  shape:          %u blocks, dim %u, %u heads (%u kv), ffn %u, vocab %llu\n", s->blocks, s->dim,
             s->heads, s->have_kv_heads ? s->kv_heads : s->heads, s->ffn, (unsigned long long)s->vocab);
+  if (s->experts && s->experts_used <= s->experts) {
+    char each[32], token[32];
+    m64c_size_text(s->expert_bytes / s->experts / (s->have_blocks && s->blocks ? s->blocks : 1), each, sizeof each);
+    m64c_size_text(s->expert_bytes / s->experts * s->experts_used, token, sizeof token);
+    fprintf(out, "  experts:        %u per block, %u used per token (%s each: %s of experts a token)\n", s->experts,
+            s->experts_used, each, token);
+  }
   if (s->have_ctx) fprintf(out, "  context length: %u (%s.context_length)\n", s->ctx, s->arch);
   else fprintf(out, "  context length: not given (%s.context_length); m64 assumes 2048\n", s->arch);
   fprintf(out, "  file type:      %s\n", s->file_type[0] ? s->file_type : "(no tensors)");
@@ -98,6 +105,9 @@ void m64c_summary_json(const m64c_summary *s, FILE *out) {
           (unsigned long long)s->params, (unsigned long long)s->n_tensors);
   if (s->have_blocks) fprintf(out, ",\"blocks\":%u", s->blocks);
   if (s->have_dim) fprintf(out, ",\"dim\":%u", s->dim);
+  if (s->experts)
+    fprintf(out, ",\"experts\":%u,\"experts_used\":%u,\"expert_bytes\":%llu", s->experts, s->experts_used,
+            (unsigned long long)s->expert_bytes);
   fprintf(out, ",\"context_length\":");
   if (s->have_ctx) fprintf(out, "%u", s->ctx);
   else fprintf(out, "null");

@@ -917,6 +917,7 @@ TEST(Moe, EachExpertIsAPagingUnit) {
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_NE(r.out.find("model.n_experts = 8\n"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("model.n_experts_used = 2\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("experts:        8 per block, 2 used per token ("), std::string::npos) << r.out;
   for (const char *name : {"blk.0.exp.0", "blk.1.exp.7", "blk.1.ffn_down.7.weight", "blk.0.ffn_gate_inp.weight"})
     EXPECT_NE(r.out.find(name), std::string::npos) << name << "\n" << r.out;
   EXPECT_EQ(r.out.find("ffn_gate_exps"), std::string::npos) << r.out;
