@@ -565,11 +565,15 @@ int main(int argc, char **argv) {
           n_tokens ? st.bytes_paged / 1048576.0 / n_tokens : 0.0, (unsigned long long)st.evictions,
           st.page_seconds, st.stall_seconds, st.workspace_bytes / 1048576.0, st.cache_bytes / 1048576.0,
           st.cache_slots, st.cache_slots == 1 ? "" : "s", now() - t_start);
-  if (st.expert_acquires)
-    fprintf(stderr, "m64run: experts: %llu of %llu expert requests served from the cache (%.1f%%), %.1f per token\n",
-            (unsigned long long)st.expert_hits, (unsigned long long)st.expert_acquires,
-            100.0 * (double)st.expert_hits / (double)st.expert_acquires,
-            n_tokens ? (double)st.expert_acquires / n_tokens : 0.0);
+  if (st.expert_acquires) {
+    const uint64_t cached = st.expert_acquires - (st.expert_page_ins < st.expert_acquires ? st.expert_page_ins : st.expert_acquires);
+    fprintf(stderr,
+            "m64run: experts: %llu requests (%.1f per token), %llu found in the cache (%.1f%%), %llu paged in; "
+            "%llu served without waiting\n",
+            (unsigned long long)st.expert_acquires, n_tokens ? (double)st.expert_acquires / n_tokens : 0.0,
+            (unsigned long long)cached, 100.0 * (double)cached / (double)st.expert_acquires,
+            (unsigned long long)st.expert_page_ins, (unsigned long long)st.expert_hits);
+  }
   if (json) {
     printf("{\"prompt_tokens\":");
     json_ids(stdout, prompt_ids, n_prompt);
@@ -580,12 +584,12 @@ int main(int argc, char **argv) {
     printf(",\"prefill_tok_s\":%.3f,\"decode_tok_s\":%.3f,\"layer_requests\":%llu,"
            "\"layer_hits\":%llu,\"layer_page_ins\":%llu,\"bytes_paged\":%llu,\"evictions\":%llu,"
            "\"stall_s\":%.4f,\"workspace_bytes\":%llu,\"cache_slots\":%u,\"expert_requests\":%llu,"
-           "\"expert_hits\":%llu}\n",
+           "\"expert_hits\":%llu,\"expert_page_ins\":%llu}\n",
            prefill_tps, decode_tps, (unsigned long long)st.layer_acquires,
            (unsigned long long)st.layer_hits, (unsigned long long)st.layer_page_ins,
            (unsigned long long)st.bytes_paged, (unsigned long long)st.evictions, st.stall_seconds,
            (unsigned long long)st.workspace_bytes, st.cache_slots, (unsigned long long)st.expert_acquires,
-           (unsigned long long)st.expert_hits);
+           (unsigned long long)st.expert_hits, (unsigned long long)st.expert_page_ins);
   }
   m64_session_close(s);
   free(prompt_ids);

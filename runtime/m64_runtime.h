@@ -74,7 +74,8 @@ typedef struct m64_session_stats {
   uint32_t layers;          /* the bundle's layers */
   uint32_t layers_verified; /* how many have had their SHA-256 checked so far (verify_layers) */
   uint64_t expert_acquires; /* Mixture of Experts: requests for experts (part of layer_acquires) */
-  uint64_t expert_hits;     /* of those, served from the cache without waiting */
+  uint64_t expert_hits;     /* of those, served without waiting (resident, or prefetched in time) */
+  uint64_t expert_page_ins; /* experts placed: expert_acquires - expert_page_ins were cache hits */
 } m64_session_stats;
 
 typedef struct m64_session m64_session;

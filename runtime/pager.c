@@ -95,6 +95,8 @@ struct m64_pager {
 
 static double now(void) { return m64_os_now_ns() * 1e-9; }
 
+static int is_expert(const m64_pager *p, uint32_t layer) { return layer > p->n_blocks; }
+
 /* What placing a layer does, for -v lines. */
 static const char *placing(const m64_pager *p) {
   if (p->compressed) return "decompress";
@@ -338,6 +340,7 @@ static int place(m64_pager *p, uint32_t l, const slot *s, int who, char *err, si
   pthread_mutex_lock(&p->mu);
   p->st.page_seconds += dt;
   p->st.page_ins++;
+  p->st.expert_page_ins += (uint64_t)is_expert(p, l);
   if (verify) p->st.verified++; /* once per layer: verified[l] is set now */
   p->st.bytes_paged += size;
   pthread_mutex_unlock(&p->mu);
@@ -355,7 +358,6 @@ static uint32_t distance(const m64_pager *p, uint32_t layer) {
   return (j + n - p->cursor) % n;
 }
 
-static int is_expert(const m64_pager *p, uint32_t layer) { return layer > p->n_blocks; }
 
 /* An expert's slot (lock held): an empty one, else the one whose expert was used least
  * often lately (ties: longest ago). Blocks come in a fixed cycle; experts come as routers

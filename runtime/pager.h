@@ -69,7 +69,9 @@ typedef struct m64_pager_stats {
   uint64_t helped;          /* waits spent reading pieces of the layer beside the pager's thread */
   uint64_t remaps;          /* MAP_READ: mapped slots made plain memory to stream blocks through */
   double page_seconds;      /* time spent placing layers (either thread) */
-  uint64_t expert_acquires, expert_hits; /* MoE: of the acquires, those of experts */
+  uint64_t expert_acquires, expert_hits; /* MoE: of the acquires, those of experts (hits as above) */
+  uint64_t expert_page_ins;  /* of the page-ins, experts': the module hints only experts it will
+                                ask for, so acquires - page_ins found their expert in the cache */
   uint32_t slots, resident;
   uint32_t layers, verified; /* the bundle's layers; how many of them have been hashed */
 } m64_pager_stats;

@@ -387,6 +387,7 @@ void m64_session_stats_get(const m64_session *s, m64_session_stats *st) {
     st->layers_verified = p.verified;
     st->expert_acquires = p.expert_acquires;
     st->expert_hits = p.expert_hits;
+    st->expert_page_ins = p.expert_page_ins;
   }
 }
 

@@ -18,7 +18,7 @@ export class Pager {
     this.lastUse = new Float64Array(nExperts);
     this.slots = [];
     this.st = { acquires: 0, hits: 0, pageIns: 0, bytesPaged: 0, evictions: 0, pageSeconds: 0, stallSeconds: 0,
-      expertAcquires: 0, expertHits: 0 };
+      expertAcquires: 0, expertHits: 0, expertPageIns: 0 };
     this.shared = false;
     this.expertsShared = false;
     let at = cacheOff;
@@ -138,6 +138,7 @@ export class Paging {
     this.bytes(x.addr, L.size).set(this.storage.view(layer));
     x.inUse++;
     p.st.pageIns++;
+    if (p.isExpert(layer)) p.st.expertPageIns++;
     p.st.bytesPaged += L.size;
     p.st.pageSeconds += (performance.now() - t0) / 1e3;
     return x.addr;

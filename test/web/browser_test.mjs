@@ -304,7 +304,8 @@ try {
       const s = r.result.stats;
       expect(s.expertAcquires === want.expert_requests, `expert requests: page ${s.expertAcquires}, m64run ${want.expert_requests}`);
       if (ws) { // (whole, m64run's prefetch thread turns first uses into hits; the page has none)
-        expect(s.expertHits === want.expert_hits, `expert hits: page ${s.expertHits}, m64run ${want.expert_hits}`);
+        expect(s.expertHits === want.expert_hits && s.expertPageIns === want.expert_page_ins,
+          `expert hits, page-ins: page ${s.expertHits}, ${s.expertPageIns}; m64run ${want.expert_hits}, ${want.expert_page_ins}`);
         expect(want.evictions > 0 && want.expert_hits < want.expert_requests, `m64run did not page experts with --workspace ${ws}`);
         expect(s.pageIns === want.layer_page_ins && s.evictions === want.evictions && s.cacheSlots === want.cache_slots,
           `page: ${s.pageIns} page-ins, ${s.evictions} evictions, ${s.cacheSlots} slots; m64run: ${want.layer_page_ins}, ${want.evictions}, ${want.cache_slots}`);
