@@ -5,7 +5,8 @@
  * compiler splits into these matrices; Gemma 3, which adds to Qwen3's an embedding scale,
  * RMSNorms of the attention and FFN outputs, a GELU FFN, a query scale and sliding-window
  * layers, and Gemma 2: Gemma 3 without Q/K norms, with soft-capped attention scores and
- * logits; grouped-query attention). Included once by a
+ * logits; Mixture-of-Experts FFNs, where N_EXPERT is defined: Qwen3-MoE, Mixtral; grouped-query
+ * attention). Included once by a
  * generated model.c, after it has defined the shapes (DIM, N_LAYERS, N_HEADS, N_KV_HEADS,
  * HEAD_DIM, Q_DIM, KV_DIM, FFN, VOCAB, MAX_COLS, RMS_EPS, ROPE_BASE, N_CTX_TRAIN), the
  * architecture's switches (QKV_BIAS, ROPE_NEOX, QK_NORM, optional ROPE_FREQ_FACTORS, and
@@ -14,7 +15,8 @@
  * Every shape is a compile-time constant, so each loop below is specialized to the model.
  *
  * Layers are paged: m64_host_layer_acquire(L) returns where layer L's weights are in the
- * workspace right now; layer 0 is GLOBALS, layer 1 + l is block l.
+ * workspace right now; layer 0 is GLOBALS, layer 1 + l is block l, and in an MoE model
+ * layer 1 + N_LAYERS + l * N_EXPERT + x is block l's expert x (EXPERTS[l] gives its offsets).
  *
  * The pass runs n tokens at consecutive positions at once (n = 1 when decoding; up to
  * MAX_BATCH for a prompt), so that each weight matrix is read once for all n tokens.

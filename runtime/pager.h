@@ -45,7 +45,8 @@
  * memory at their first reuse: the first pass touches the file's pages as MAP does instead
  * of faulting in a fresh workspace (on a PVM guest ~15 us a 4 KiB page: seconds for a 7B
  * model), and most slots keep their first block for good (choose_slot streams the others
- * through the same few slots); AUTO: MAP, but MAP_READ where blocks stream through shared
+ * through the same few slots; an expert slot maps its first 4 experts, then reads: see
+ * assign); AUTO: MAP, but MAP_READ where blocks stream through shared
  * slots and a fresh mapping costs per page (see m64_pager_open). */
 typedef enum m64_page_mode {
   M64_PAGE_COPY = 0,

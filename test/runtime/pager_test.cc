@@ -290,6 +290,38 @@ TEST(PagerExperts, FrequentlyUsedExpertsKeepTheirSlots) {
   }
 }
 
+// map-read with experts: an expert slot maps its first 4 experts (no fresh memory to fault
+// in where experts mostly stay), and only a slot that keeps taking new experts becomes plain
+// memory to read them into (a mapping's teardown costs the compute threads each time).
+TEST(PagerExperts, MapReadMapsAnExpertSlotsFirstFourExperts) {
+  TestBundle tb("--shape small --arch qwen3moe --layers 1 --experts 16 --experts-used 2 --expert-ffn 256 --type Q8_0");
+  ASSERT_NE(tb.b, nullptr) << tb.e.msg;
+  const m64_bundle *b = tb.b;
+  const uint64_t globals = align64k(m64_bundle_layer(b, 0)->size), block = align64k(m64_bundle_layer(b, 1)->size);
+  const uint64_t cache = globals + block + 4 * align64k(m64_bundle_layer(b, 2)->size);
+  const uint32_t cache_off = 65536;
+  m64_err e{};
+  for (int rounds : {1, 3}) {  // 16 experts through 4 slots: 4 placements a slot, then 12
+    Space ws(cache_off + cache, 0);
+    ASSERT_NE(ws.base, nullptr);
+    m64_pager_options o{};
+    o.mode = M64_PAGE_MAP_READ;
+    m64_pager *p = nullptr;
+    ASSERT_EQ(m64_pager_open(&p, b, tb.path.c_str(), ws.base, cache_off, cache, &o, &e), 0) << e.msg;
+    for (int r = 0; r < rounds; r++)
+      for (uint32_t l = 2; l < 18; l++) {
+        const uint32_t addr = m64_pager_acquire(p, l);
+        EXPECT_EQ(memcmp(ws.base + addr, m64_bundle_layer_data(b, l), m64_bundle_layer(b, l)->size), 0) << "layer " << l;
+        m64_pager_release(p, l);
+      }
+    m64_pager_stats st{};
+    m64_pager_stats_get(p, &st);
+    EXPECT_EQ(st.expert_page_ins, 16u * rounds);
+    EXPECT_EQ(st.remaps, rounds == 1 ? 0u : 4u) << rounds << " rounds";
+    m64_pager_close(p);
+  }
+}
+
 TEST(PagerPlacement, SmallBlocksKeepThePlainLayout) {
   TestBundle tb("--shape small --layers 2 --type Q8_0");
   ASSERT_NE(tb.b, nullptr) << tb.e.msg;
