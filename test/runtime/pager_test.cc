@@ -86,6 +86,19 @@ struct Space {
   }
 };
 
+// A pager over tb's bundle with the cache [cache_off, cache_off + cache) of the workspace at
+// base; null (and a test failure saying why) if it does not open.
+m64_pager *open_pager(const TestBundle &tb, uint8_t *base, uint32_t cache_off, uint64_t cache, m64_page_mode mode,
+                      int prefetch) {
+  m64_pager_options o{};
+  o.mode = mode;
+  o.prefetch = prefetch;
+  m64_pager *p = nullptr;
+  m64_err e{};
+  EXPECT_EQ(m64_pager_open(&p, tb.b, tb.path.c_str(), base, cache_off, cache, &o, &e), 0) << e.msg;
+  return p;
+}
+
 // Acquires every layer `cycles` times in the module's order (globals, blocks, globals) and
 // checks each placement: inside the cache, the layer's bytes, and (when `congruent`)
 // address == file offset modulo 2 MiB.
@@ -178,12 +191,8 @@ TEST(PagerPolicy, LookAheadKeepsTheBlocksThatStay) {
   const uint32_t cache_off = 65536;
   Space ws(cache_off + cache, 0);
   ASSERT_NE(ws.base, nullptr);
-  m64_err e{};
-  m64_pager_options o{};
-  o.mode = M64_PAGE_READ;
-  o.prefetch = 1;
-  m64_pager *p = nullptr;
-  ASSERT_EQ(m64_pager_open(&p, b, tb.path.c_str(), ws.base, cache_off, cache, &o, &e), 0) << e.msg;
+  m64_pager *p = open_pager(tb, ws.base, cache_off, cache, M64_PAGE_READ, 1);
+  ASSERT_NE(p, nullptr);
   ASSERT_TRUE(m64_pager_streams(p));
   walk(p, b, ws.base, cache_off, cache, false, 2, "warm-up");
   m64_pager_stats before{}, after{};
@@ -213,15 +222,11 @@ TEST(PagerPolicy, MapReadStreamsThroughAFewSlotsOnly) {
   const uint64_t globals = align64k(m64_bundle_layer(b, 0)->size), blk = m64_pager_min_cache(b) - globals;
   const uint64_t cache = globals + k * blk;
   const uint32_t cache_off = 65536;
-  m64_err e{};
   for (int prefetch : {0, 1}) {
     Space ws(cache_off + cache, 0);
     ASSERT_NE(ws.base, nullptr);
-    m64_pager_options o{};
-    o.mode = M64_PAGE_MAP_READ;
-    o.prefetch = prefetch;
-    m64_pager *p = nullptr;
-    ASSERT_EQ(m64_pager_open(&p, b, tb.path.c_str(), ws.base, cache_off, cache, &o, &e), 0) << e.msg;
+    m64_pager *p = open_pager(tb, ws.base, cache_off, cache, M64_PAGE_MAP_READ, prefetch);
+    ASSERT_NE(p, nullptr);
     EXPECT_EQ(m64_pager_mode(p), M64_PAGE_MAP_READ);
     const int cycles = 6;
     for (int c = 0; c < cycles; c++) {
@@ -254,15 +259,11 @@ TEST(PagerExperts, FrequentlyUsedExpertsKeepTheirSlots) {
   EXPECT_EQ(m64_pager_min_cache(b), globals + block + expert);
   const uint64_t cache = globals + block + 4 * expert;
   const uint32_t cache_off = 65536;
-  m64_err e{};
   for (int prefetch : {0, 1}) {
     Space ws(cache_off + cache, 0);
     ASSERT_NE(ws.base, nullptr);
-    m64_pager_options o{};
-    o.mode = M64_PAGE_COPY;
-    o.prefetch = prefetch;
-    m64_pager *p = nullptr;
-    ASSERT_EQ(m64_pager_open(&p, b, tb.path.c_str(), ws.base, cache_off, cache, &o, &e), 0) << e.msg;
+    m64_pager *p = open_pager(tb, ws.base, cache_off, cache, M64_PAGE_COPY, prefetch);
+    ASSERT_NE(p, nullptr);
     EXPECT_TRUE(m64_pager_streams(p) || !prefetch);
     std::vector<uint32_t> order;
     const uint32_t hot[2] = {2, 3}; /* experts 0 and 1 */
@@ -300,14 +301,11 @@ TEST(PagerExperts, MapReadMapsAnExpertSlotsFirstFourExperts) {
   const uint64_t globals = align64k(m64_bundle_layer(b, 0)->size), block = align64k(m64_bundle_layer(b, 1)->size);
   const uint64_t cache = globals + block + 4 * align64k(m64_bundle_layer(b, 2)->size);
   const uint32_t cache_off = 65536;
-  m64_err e{};
   for (int rounds : {1, 3}) {  // 16 experts through 4 slots: 4 placements a slot, then 12
     Space ws(cache_off + cache, 0);
     ASSERT_NE(ws.base, nullptr);
-    m64_pager_options o{};
-    o.mode = M64_PAGE_MAP_READ;
-    m64_pager *p = nullptr;
-    ASSERT_EQ(m64_pager_open(&p, b, tb.path.c_str(), ws.base, cache_off, cache, &o, &e), 0) << e.msg;
+    m64_pager *p = open_pager(tb, ws.base, cache_off, cache, M64_PAGE_MAP_READ, 0);
+    ASSERT_NE(p, nullptr);
     for (int r = 0; r < rounds; r++)
       for (uint32_t l = 2; l < 18; l++) {
         const uint32_t addr = m64_pager_acquire(p, l);
@@ -393,16 +391,12 @@ TEST(PagerFolios, StreamedLayersOfAFreshlyWrittenBundleMapWhole) {
     GTEST_SKIP() << "this machine's page cache gives files no 2 MiB folios (transparent huge pages off, or a "
                     "file system without large folios): nothing to map whole";
   const m64_bundle *b = tb.b;
-  m64_err e{};
   const uint32_t cache_off = 65536;
   const uint64_t cache = m64_pager_min_cache(b);  // globals + one block slot: blocks stream
   Space ws(cache_off + cache, 4096);
   ASSERT_NE(ws.base, nullptr);
-  m64_pager_options o{};
-  o.mode = M64_PAGE_MAP;
-  o.prefetch = 1;
-  m64_pager *p = nullptr;
-  ASSERT_EQ(m64_pager_open(&p, b, tb.path.c_str(), ws.base, cache_off, cache, &o, &e), 0) << e.msg;
+  m64_pager *p = open_pager(tb, ws.base, cache_off, cache, M64_PAGE_MAP, 1);
+  ASSERT_NE(p, nullptr);
   walk(p, b, ws.base, cache_off, cache, true, 2, "fresh bundle");
   // every block has been paged in (twice) by now; each must sit in the slot mapped mostly
   // whole (a partial 2 MiB at either end cannot be)
