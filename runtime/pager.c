@@ -98,12 +98,10 @@ static double now(void) { return m64_os_now_ns() * 1e-9; }
 static int is_expert(const m64_pager *p, uint32_t layer) { return layer > p->n_blocks; }
 #define EXPERT_MAPS 4 /* MAP_READ: an expert slot's placements that map (see assign) */
 
-/* What placing a layer does, for -v lines. */
-static const char *placing(const m64_pager *p) {
-  if (p->compressed) return "decompress";
-  static const char *const names[] = {"copy", "map", "read", "auto", "map, then read in the slots blocks stream through"};
-  return names[p->o.mode];
-}
+/* What placing a layer does, for -v lines: by mode (how the pager was opened), and by how
+ * one placement went (copy, map or read). */
+static const char *const PLACES[] = {"copy", "map", "read", "auto", "map, then read in the slots layers stream through"};
+static const char *placing(const m64_pager *p) { return p->compressed ? "decompress" : PLACES[p->o.mode]; }
 
 static uint64_t layer_size(const m64_bundle *b, uint32_t l) { return m64_bundle_layer(b, l)->size; }
 
@@ -347,7 +345,7 @@ static int place(m64_pager *p, uint32_t l, const slot *s, int who, char *err, si
   pthread_mutex_unlock(&p->mu);
   if (p->o.verbose)
     fprintf(stderr, "m64run: %s %s (%llu bytes) at %u in %.2f ms\n",
-            p->compressed ? "decompress" : how == M64_PAGE_MAP ? "map" : how == M64_PAGE_READ ? "read" : "copy",
+            p->compressed ? "decompress" : PLACES[how],
             m64_bundle_layer(p->b, l)->name,
             (unsigned long long)size, s->at, dt * 1e3);
   return 0;
@@ -511,7 +509,7 @@ static double first_touch_ns(m64_pager *p) {
   if (!pages) return -1;
   return first > second ? (double)(first - second) / (double)pages : 0.0;
 }
-#define FIRST_TOUCH_READ_NS 40.0 /* above it, AUTO reads layers instead of mapping them */
+#define FIRST_TOUCH_READ_NS 40.0 /* above it, AUTO is MAP_READ (slots layers stream through read) */
 
 static void *prefetch_thread(void *arg) {
   m64_pager *p = arg;

@@ -1058,7 +1058,10 @@ TEST(Errors, BuildRejectsUnsupportedModelsByName) {
   m64_gguf_writer_free(w);
   CmdResult r = sh(kBin + "/cmd/m64c build -q " + d + "/gpt2.gguf -o " + d + "/out.m64");
   EXPECT_EQ(r.code, 1);
-  EXPECT_NE(r.out.find("architecture 'gpt2' is not supported (supported: llama, qwen2, qwen3, phi3, gemma2, gemma3)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("architecture 'gpt2' is not supported (supported: llama (with or without experts), qwen2, qwen3, "
+                       "qwen3moe, phi3, gemma2, gemma3)"),
+            std::string::npos)
+      << r.out;
   EXPECT_FALSE(exists(d + "/out.m64"));
 
   // qwen3 with value heads of another size than key heads: refused by name, not run wrong
@@ -1089,6 +1092,25 @@ TEST(Errors, BuildRejectsUnsupportedModelsByName) {
   r = sh(kBin + "/cmd/m64c build -q " + d + "/nonorm.gguf -o " + d + "/out.m64");
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.out.find("tensor 'blk.1.attn_k_norm.weight' is missing"), std::string::npos) << r.out;
+
+  // qwen3moe with more experts used than it has, or none: refused by name
+  NEED_FILE(kOut + "/synth-qwen3moe.gguf");
+  for (const auto &c : {std::pair<std::string, uint32_t>{"qwen3moe.expert_used_count", 9},
+                        std::pair<std::string, uint32_t>{"qwen3moe.expert_count", 0}}) {
+    std::ifstream in(kOut + "/synth-qwen3moe.gguf", std::ios::binary);
+    std::string g((std::istreambuf_iterator<char>(in)), {});
+    size_t at = g.find(c.first);
+    ASSERT_NE(at, std::string::npos) << c.first;
+    std::memcpy(&g[at + c.first.size() + 4], &c.second, 4);  // after the key, its u32 type, then the value
+    std::ofstream(d + "/moe.gguf", std::ios::binary).write(g.data(), (std::streamsize)g.size());
+    r = sh(kBin + "/cmd/m64c build -q " + d + "/moe.gguf -o " + d + "/out.m64");
+    EXPECT_EQ(r.code, 1) << c.first;
+    EXPECT_NE(r.out.find(c.second ? "8 experts, 9 used per token: m64 takes 1 <= used <= experts <= 256"
+                                  : "qwen3moe without experts ('qwen3moe.expert_count' missing or 0)"),
+              std::string::npos)
+        << r.out;
+    EXPECT_FALSE(exists(d + "/out.m64"));
+  }
 
   // phi3 with LongRoPE factors (its 128k models): refused by name. blk.0.attn_output.weight
   // becomes rope_factors_long.weight (the same length) in a copy.

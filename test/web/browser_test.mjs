@@ -20,7 +20,7 @@
 //      same text;
 //   8. on a SentencePiece vocabulary without "▁" (a space is 3 byte tokens), the prompt ' a'
 //      tokenizes in the page to m64run's ids (issue 22: the id buffer was too small);
-//   9. a qwen3 bundle (q/k norms, its own head size) generates m64run's greedy ids, and an
+//   9. qwen3, phi3 and gemma3 bundles generate m64run's greedy ids, and an
 //      MoE bundle too, whole and with its experts paged through a few slots;
 //   7. a two-turn chat with llama3-bpe-tiny (Llama 3 template) runs, turn by turn, the same
 //      token ids at the same positions as `m64run -i` on the same bundle;
@@ -80,10 +80,16 @@ const nospace = path.join(work, 'nospace.m64');
 execFileSync(path.join(bin, 'test/support/m64-synth'), ['--shape', 'tiny', '--type', 'F32', '--seed', '19', '--vocab-kind', 'spm-nospace',
   '-o', path.join(work, 'nospace.gguf')], { stdio: 'ignore' });
 execFileSync(path.join(bin, 'cmd/m64c'), ['build', '-q', path.join(work, 'nospace.gguf'), '-o', nospace], { stdio: 'inherit' });
-const qwen3 = path.join(work, 'qwen3.m64');
-execFileSync(path.join(bin, 'test/support/m64-synth'), ['--shape', 'tiny', '--arch', 'qwen3', '--head-dim', '32', '--type', 'Q8_0',
-  '--seed', '21', '-o', path.join(work, 'qwen3.gguf')], { stdio: 'ignore' });
-execFileSync(path.join(bin, 'cmd/m64c'), ['build', '-q', path.join(work, 'qwen3.gguf'), '-o', qwen3], { stdio: 'inherit' });
+// the architectures beside llama: qwen3 (q/k norms, its own head size), phi3 (fused q/k/v
+// and gate/up), gemma3 (sliding-window layers, post-norms, GELU); m64run gives the ids to match
+const archs = { qwen3: ['--arch', 'qwen3', '--head-dim', '32', '--type', 'Q8_0', '--seed', '21'],
+  phi3: ['--arch', 'phi3', '--type', 'Q8_0', '--seed', '23'],
+  gemma3: ['--arch', 'gemma3', '--head-dim', '32', '--layers', '3', '--sliding-window', '8', '--swa-period', '2',
+    '--rope-base', '1000000', '--type', 'F32', '--seed', '23'] };
+for (const [name, flags] of Object.entries(archs)) {
+  execFileSync(path.join(bin, 'test/support/m64-synth'), ['--shape', 'tiny', ...flags, '-o', path.join(work, `${name}.gguf`)], { stdio: 'ignore' });
+  execFileSync(path.join(bin, 'cmd/m64c'), ['build', '-q', path.join(work, `${name}.gguf`), '-o', path.join(work, `${name}.m64`)], { stdio: 'inherit' });
+}
 // qwen3moe: 2 of 8 experts per token, each expert a layer the module asks for
 const moe = path.join(work, 'moe.m64');
 execFileSync(path.join(bin, 'test/support/m64-synth'), ['--shape', 'tiny', '--arch', 'qwen3moe', '--head-dim', '32', '--experts', '8',
@@ -282,15 +288,16 @@ try {
     expect(JSON.stringify(r.result.promptTokens) === JSON.stringify(want.prompt_tokens),
       `page: ${JSON.stringify(r.result.promptTokens)}, m64run: ${JSON.stringify(want.prompt_tokens)}`);
   });
-  await check('a qwen3 bundle generates the same ids as m64run', async () => {
-    const want = JSON.parse(String(execFileSync(path.join(bin, 'cmd/m64run'), [qwen3, '-p', 'one two three', '-n', '16', '--temp', '0', '-t', '1', '--json'],
-      { stdio: ['ignore', 'pipe', 'ignore'] })).trim().split('\n').pop());
-    const r = await runPage({ bundle: 'files/qwen3.m64', prompt: 'one two three', n: '16', temp: '0', threads: '1' });
-    expectDone(r);
-    expect(JSON.stringify(r.result.promptTokens) === JSON.stringify(want.prompt_tokens), `prompt: page ${JSON.stringify(r.result.promptTokens)}`);
-    expect(want.tokens.length > 0 && JSON.stringify(r.result.tokens) === JSON.stringify(want.tokens),
-      `page: ${JSON.stringify(r.result.tokens)}, m64run: ${JSON.stringify(want.tokens)}`);
-  });
+  for (const name of Object.keys(archs))
+    await check(`a ${name} bundle generates the same ids as m64run`, async () => {
+      const want = JSON.parse(String(execFileSync(path.join(bin, 'cmd/m64run'), [path.join(work, `${name}.m64`), '-p', 'one two three', '-n', '16',
+        '--temp', '0', '-t', '1', '--json'], { stdio: ['ignore', 'pipe', 'ignore'] })).trim().split('\n').pop());
+      const r = await runPage({ bundle: `files/${name}.m64`, prompt: 'one two three', n: '16', temp: '0', threads: '1' });
+      expectDone(r);
+      expect(JSON.stringify(r.result.promptTokens) === JSON.stringify(want.prompt_tokens), `prompt: page ${JSON.stringify(r.result.promptTokens)}`);
+      expect(want.tokens.length > 0 && JSON.stringify(r.result.tokens) === JSON.stringify(want.tokens),
+        `page: ${JSON.stringify(r.result.tokens)}, m64run: ${JSON.stringify(want.tokens)}`);
+    });
   // whole, and in a workspace where experts stream through a few slots (page and pager.c
   // choose the same: the same page-ins, evictions and expert hits as m64run without prefetch)
   for (const ws of ['', '4700K']) {
