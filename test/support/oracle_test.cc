@@ -649,7 +649,9 @@ TEST(OracleMoe, MatchesHandComputedFirstPosition) {
     for (uint32_t i = 0; i < E; i++) z += p[i] = std::exp(logit[i] - mx);
     std::vector<uint32_t> order(E);
     for (uint32_t i = 0; i < E; i++) order[i] = i, p[i] /= z;
-    std::stable_sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) { return p[a] > p[b]; });
+    // most probable first, ties to the lower index (std::sort with the index as tie-break:
+    // libstdc++ 12's stable_sort uses an API clang's -Werror calls deprecated)
+    std::sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) { return p[a] > p[b] || (p[a] == p[b] && a < b); });
     std::vector<uint32_t> chosen(order.begin(), order.begin() + K);
     picks.insert(chosen);
     const double wsum = p[chosen[0]] + p[chosen[1]];
