@@ -200,11 +200,13 @@ TEST(PagerPolicy, LookAheadKeepsTheBlocksThatStay) {
   const int cycles = 6;
   for (int c = 0; c < cycles; c++) {
     walk(p, b, ws.base, cache_off, cache, false, 1, "look-ahead");
-    usleep(2000);  // time for the thread to place ahead what it may
+    usleep(5000);  // time for the thread to place ahead what it may
   }
   m64_pager_stats_get(p, &after);
   const uint64_t page_ins = after.page_ins - before.page_ins, stay_out = n_blocks - k + 1;
-  EXPECT_LE(page_ins, cycles * (stay_out + 1)) << "the look-ahead evicted blocks that would have stayed";
+  // (+ 2: a thread late under load, ASan's CI run beside other work, once placed 61 here;
+  // unbounded look-ahead places 11-12 a cycle, 66 or more)
+  EXPECT_LE(page_ins, cycles * (stay_out + 1) + 2) << "the look-ahead evicted blocks that would have stayed";
   EXPECT_GE(page_ins, cycles * (n_blocks - k)) << "fewer page-ins than blocks that cannot stay";
   m64_pager_close(p);
 }
