@@ -19,7 +19,7 @@ typedef struct command {
 } command;
 
 static const command COMMANDS[] = {
-    {"build", "build MODEL.gguf -o MODEL.m64 [--no-aot | --target T[,T...]] [--keep DIR] [--segment-max SIZE] "
+    {"build", "build MODEL.gguf -o MODEL.m64 [--no-aot | --target T[,T...]] [--no-relaxed] [--keep DIR] [--segment-max SIZE] "
               "[--compress[=LEVEL]] [--key KEY] [-v] [-q]",
      "compile a GGUF model into a bundle: layer-indexed image + wasm module + native code", C_BUILD},
     {"aot", "aot MODEL.m64 [-o OUT.m64] [--key KEY] [-v] [-q]",
@@ -58,6 +58,8 @@ static const option OPTIONS[] = {
      C_AOT | C_COMPRESS | C_DECOMPRESS | C_SIGN},
     {"-o", "NAME", "write NAME.key and NAME.pub", C_KEYGEN},
     {"--no-aot", NULL, "write a wasm-only bundle (add native code later with m64c aot)", C_BUILD},
+    {"--no-relaxed", NULL, "leave out the module's relaxed-SIMD variant (what browsers with\n"
+                           "                     relaxed SIMD run; m64run never does)", C_BUILD},
     {"--target", "LIST", "native code for each target in the comma-separated LIST instead of\n"
                          "                     this host's: x86_64-v4vnni-linux, x86_64-v3-linux (AVX2),\n"
                          "                     x86_64-v2-linux, x86_64-linux, aarch64-linux (cross-compiled);\n"
@@ -338,6 +340,7 @@ int main(int argc, char **argv) {
     }
     if (!strcmp(a, "-o")) o.output = argv[++i];
     else if (!strcmp(a, "--no-aot")) o.no_aot = 1;
+    else if (!strcmp(a, "--no-relaxed")) o.no_relaxed = 1;
     else if (!strcmp(a, "--target")) o.target = argv[++i];
     else if (!strcmp(a, "--keep")) o.keep_dir = argv[++i];
     else if (!strcmp(a, "--segment-max")) {

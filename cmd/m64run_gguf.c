@@ -47,7 +47,8 @@ static int build_temp(const char *model, int verbose, char *bundle, size_t cap, 
     return m64_fail(e, M64_ELIMIT, "temp path too long");
   }
   fprintf(stderr, "m64run: compiling %s into a temporary bundle (--no-cache)\n", model);
-  m64c_options o = {.input = model, .output = bundle, .progress = 1, .verbose = verbose};
+  /* a cached bundle only ever runs here: no browsers' module */
+  m64c_options o = {.input = model, .output = bundle, .progress = 1, .verbose = verbose, .no_relaxed = 1};
   const int rc = m64c_build(&o, e);
   if (rc) rmdir(dir);
   return rc;

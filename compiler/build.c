@@ -2,7 +2,8 @@
  * build.c — the m64c pipeline, written out as one function (m64c_build).
  *
  *   plan (plan.c) -> model.c (codegen.c) -> module.wasm -> module.so (toolchain.c)
- *   -> bundle: METADATA, TOKENIZER, MODULE_WASM, NATIVE (one per target), LAYER_INDEX, SEGMENTs
+ *   -> bundle: METADATA, TOKENIZER, MODULE_WASM ("module", and "module.relaxed" for browsers
+ *      with relaxed SIMD), NATIVE (one per target), LAYER_INDEX, SEGMENTs
  *
  * The bundle is written through m64_bundle_writer: a temp file renamed into place at
  * the end, so an error or a signal leaves nothing at the output path.
@@ -144,8 +145,8 @@ int m64c_build_with(const m64c_options *o, const m64c_tools *tools, m64_err *e) 
   m64c_plan plan = {0};
   m64c_workdir wd = {0};
   m64_bundle_writer *bw = NULL;
-  uint8_t *tok = NULL, *wasm = NULL;
-  size_t tok_size = 0, wasm_size = 0;
+  uint8_t *tok = NULL, *wasm = NULL, *relaxed = NULL;
+  size_t tok_size = 0, wasm_size = 0, relaxed_size = 0;
   char *meta = NULL;
   FILE *f = NULL;
   int rc;
@@ -184,10 +185,16 @@ int m64c_build_with(const m64c_options *o, const m64c_tools *tools, m64_err *e) 
   f = NULL;
   if (rc) goto done;
 
-  m64c_progress(o->progress, "[3/6] compiling the module (clang-19, wasm32 + SIMD128)");
-  if ((rc = tools->compile_wasm(&wd, o->verbose, e))) goto done;
+  m64c_progress(o->progress, "[3/6] compiling the module (clang-19, wasm32 + SIMD128%s)",
+                o->no_relaxed ? "" : "; again with relaxed SIMD for browsers");
+  if ((rc = tools->compile_wasm(&wd, 0, o->verbose, e))) goto done;
   snprintf(path, sizeof path, "%s/module.wasm", wd.path);
   if ((rc = m64c_read_file(path, &wasm, &wasm_size, e))) goto done;
+  if (!o->no_relaxed) {
+    if ((rc = tools->compile_wasm(&wd, 1, o->verbose, e))) goto done;
+    snprintf(path, sizeof path, "%s/module.relaxed.wasm", wd.path);
+    if ((rc = m64c_read_file(path, &relaxed, &relaxed_size, e))) goto done;
+  }
 
   if (!o->no_aot) {
     /* one object per target, each kept in memory as its marked section until the bundle is written */
@@ -212,6 +219,8 @@ int m64c_build_with(const m64c_options *o, const m64c_tools *tools, m64_err *e) 
   if ((rc = m64_bw_add_section(bw, M64_SEC_METADATA, "metadata", meta, strlen(meta), e))) goto done;
   if ((rc = m64_bw_add_section(bw, M64_SEC_TOKENIZER, "tokenizer", tok, tok_size, e))) goto done;
   if ((rc = m64_bw_add_section(bw, M64_SEC_MODULE_WASM, "module", wasm, wasm_size, e))) goto done;
+  if (relaxed && (rc = m64_bw_add_section(bw, M64_SEC_MODULE_WASM, M64_RELAXED_MODULE, relaxed, relaxed_size, e)))
+    goto done;
   for (int t = 0; t < n_targets; t++)
     if ((rc = m64_bw_add_section(bw, M64_SEC_NATIVE, targets[t], natives[t], native_sizes[t], e))) goto done;
   if ((rc = m64_bw_set_layout(bw, plan.layers, plan.n_layers, plan.tensors, plan.n_tensors, e)))
@@ -233,6 +242,7 @@ done:
   free(meta);
   free(tok);
   free(wasm);
+  free(relaxed);
   for (int t = 0; t < n_targets; t++) free(natives[t]);
   m64c_plan_free(&plan);
   m64_gguf_close(g);

@@ -310,7 +310,8 @@ int m64c_cache_get(const char *gguf, const m64c_cache_options *o, char *bundle, 
   }
   if (o->progress)
     fprintf(stderr, "m64run: compiling %s into the bundle cache (%s); later runs start from it\n", gguf, dir);
-  m64c_options bo = {.input = gguf, .output = bundle, .progress = o->progress, .verbose = o->verbose};
+  /* a cached bundle only ever runs in m64run: no browsers' relaxed-SIMD module */
+  m64c_options bo = {.input = gguf, .output = bundle, .progress = o->progress, .verbose = o->verbose, .no_relaxed = 1};
   if ((rc = m64c_build(&bo, e))) goto done;
   /* The build read the GGUF after it was hashed: a file changed meanwhile would leave an
    * entry under the wrong key. */

@@ -19,10 +19,9 @@ static void on_signal(int sig) {
   if (g_have_temp) {
     unlink(g_temp_bundle);
     if (g_temp_dir[0]) {
-      static const char *const files[] = {"model.c", "module.wasm", "m64mod.c", "m64mod.h",
-                                          "module.so", "build.log"};
+      const char *const *files = M64C_WORK_FILES;
       char p[700];
-      for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+      for (size_t i = 0; i < M64C_N_WORK_FILES; i++) {
         size_t n = 0;
         for (const char *s = g_temp_dir; *s && n < sizeof p - 32; s++) p[n++] = *s;
         p[n++] = '/';

@@ -243,6 +243,10 @@ int m64c_info(const char *path, FILE *out, m64_err *e) {
 
   const m64_section *wasm = m64_bundle_find_section(b, M64_SEC_MODULE_WASM, NULL);
   fprintf(out, "\nmodule: %llu bytes of wasm32 + SIMD128\n", wasm ? (unsigned long long)wasm->size : 0ull);
+  const m64_section *relaxed = m64_bundle_find_section(b, M64_SEC_MODULE_WASM, M64_RELAXED_MODULE);
+  if (relaxed)
+    fprintf(out, "  and module.relaxed: %llu bytes with relaxed SIMD (what browsers that have it run)\n",
+            (unsigned long long)relaxed->size);
   if (wasm) print_exports(wasm->data, wasm->size, out);
 
   fprintf(out, "\nnative targets:");
@@ -418,7 +422,9 @@ int m64c_info_json(const char *path, FILE *out, m64_err *e) {
     fprintf(out, "]}");
   }
   const m64_section *wasm = m64_bundle_find_section(b, M64_SEC_MODULE_WASM, NULL);
-  fprintf(out, "],\"module_bytes\":%llu,\"native\":[", wasm ? (unsigned long long)wasm->size : 0ull);
+  const m64_section *relaxed = m64_bundle_find_section(b, M64_SEC_MODULE_WASM, M64_RELAXED_MODULE);
+  fprintf(out, "],\"module_bytes\":%llu,\"relaxed_module_bytes\":%llu,\"native\":[",
+          wasm ? (unsigned long long)wasm->size : 0ull, relaxed ? (unsigned long long)relaxed->size : 0ull);
   int any = 0;
   for (uint32_t i = 0; i < m64_bundle_n_sections(b); i++) {
     const m64_section *s = m64_bundle_section_at(b, i);

@@ -26,6 +26,7 @@ typedef struct m64c_options {
   const char *input;       /* GGUF path */
   const char *output;      /* .m64 path */
   int no_aot;              /* write a wasm-only bundle */
+  int no_relaxed;          /* leave out "module.relaxed", the browsers' relaxed-SIMD module */
   const char *target;      /* native code targets, comma-separated, one NATIVE section each;
                               NULL = this host's (m64c_host_target). E.g.
                               "x86_64-v4vnni-linux,x86_64-v3-linux,aarch64-linux": m64run

@@ -80,13 +80,15 @@ static int rewrite(m64_bundle **b, const char *out, const rewrite_opts *r, m64_e
   if (r->z) rc = m64_bw_set_compression(bw, r->z, e);
   /* Sections keep their order; the writer places the index and the segments itself. A
    * signature covers the file as it was (m64c signs again with --key). */
+  const m64_section *wasm = m64_bundle_find_section(*b, M64_SEC_MODULE_WASM, NULL);
   for (uint32_t i = 0; i < m64_bundle_n_sections(*b) && !rc; i++) {
     const m64_section *s = m64_bundle_section_at(*b, i);
     if (s->kind == M64_SEC_SEGMENT || s->kind == M64_SEC_LAYER_INDEX || s->kind == M64_SEC_SIGNATURE ||
         (r->native_target && s->kind == M64_SEC_NATIVE))
       continue;
     rc = m64_bw_add_section(bw, s->kind, s->name, s->data, s->size, e);
-    if (rc || !r->native_target || s->kind != M64_SEC_MODULE_WASM) continue;
+    /* native code comes from the first module; a browsers' variant (module.relaxed) follows it */
+    if (rc || !r->native_target || s != wasm) continue;
     if (memcmp(s->sha256, r->wasm_sha256, 32) != 0)
       rc = m64_fail(e, M64_EIO, "the bundle's wasm module changed while it was compiled");
     else

@@ -3,6 +3,7 @@
  * code for this host.
  *
  *   model.c + the sources in module --clang-19 wasm32+SIMD128--> module.wasm
+ *                                   (and, + relaxed SIMD, module.relaxed.wasm for browsers)
  *   module.wasm --wasm2c--> m64mod.c --clang-19 -O3 -shared--> module.so
  *
  * Where the tools and the module sources are, first found wins:
@@ -136,15 +137,14 @@ int m64c_workdir_open(m64c_workdir *w, const char *keep_dir, m64_err *e) {
   return 0;
 }
 
-/* The only files a build creates in its work directory (removed when done). */
-static const char *const WORK_FILES[] = {"model.c", "module.wasm", "m64mod.c", "m64mod.h",
-                                         "module.so", "build.log"};
+const char *const M64C_WORK_FILES[M64C_N_WORK_FILES] = {"model.c",  "module.wasm", "module.relaxed.wasm",
+                                                         "m64mod.c", "m64mod.h",    "module.so", "build.log"};
 
 void m64c_workdir_close(m64c_workdir *w) {
   if (!w->path[0] || w->keep) return;
   char p[600];
-  for (size_t i = 0; i < sizeof WORK_FILES / sizeof WORK_FILES[0]; i++) {
-    snprintf(p, sizeof p, "%s/%s", w->path, WORK_FILES[i]);
+  for (size_t i = 0; i < M64C_N_WORK_FILES; i++) {
+    snprintf(p, sizeof p, "%s/%s", w->path, M64C_WORK_FILES[i]);
     unlink(p);
   }
   rmdir(w->path);
@@ -189,21 +189,24 @@ static int run(const m64c_workdir *w, char *const argv[], int verbose, m64_err *
                   WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status), out);
 }
 
-int m64c_compile_wasm(const m64c_workdir *w, int verbose, m64_err *e) {
+int m64c_compile_wasm(const m64c_workdir *w, int relaxed, int verbose, m64_err *e) {
   char inc_mod[600], inc_work[600], out[600], model[600], srcs[5][600];
   snprintf(inc_mod, sizeof inc_mod, "-I%s/module", source_dir());
   snprintf(inc_work, sizeof inc_work, "-I%s", w->path);
-  snprintf(out, sizeof out, "%s/module.wasm", w->path);
+  snprintf(out, sizeof out, "%s/%s", w->path, relaxed ? "module.relaxed.wasm" : "module.wasm");
   snprintf(model, sizeof model, "%s/model.c", w->path);
   const char *fixed[5] = {"module.c", "base.c", "tokenizer.c", "sampler.c", "chat.c"};
   for (int i = 0; i < 5; i++) snprintf(srcs[i], sizeof srcs[i], "%s/module/%s", source_dir(), fixed[i]);
+  /* The relaxed variant adds only the i8 dot (model.h); contraction stays off in both, so
+   * neither has an instruction whose rounding an engine may choose (relaxed_madd). */
   char *argv[] = {(char *)clang_path(), "--target=wasm32", "-msimd128", "-mbulk-memory",
-                  "-mnontrapping-fptoint", "-O3", "-ffreestanding", "-nostdlib", "-std=c11",
+                  "-mnontrapping-fptoint", "-ffp-contract=off", "-O3", "-ffreestanding", "-nostdlib", "-std=c11",
                   "-Wall", "-Wno-unused-function", inc_mod, inc_work,
                   "-Wl,--no-entry", "-Wl,-z,stack-size=1048576", "-Wl,--max-memory=4294967296",
                   /* ABI 2: the host owns the memory and gives each thread's instance a stack */
                   "-Xlinker", "--import-memory=m64,memory", "-Xlinker", "--export=__stack_pointer",
-                  "-Wl,--strip-debug", "-o", out, model, srcs[0], srcs[1], srcs[2], srcs[3], srcs[4], NULL};
+                  "-Wl,--strip-debug", "-o", out, model, srcs[0], srcs[1], srcs[2], srcs[3], srcs[4],
+                  relaxed ? "-mrelaxed-simd" : NULL, NULL};
   return run(w, argv, verbose, e);
 }
 

@@ -189,11 +189,15 @@ typedef enum m64_section_kind {
   M64_SEC_METADATA = 1,    /* UTF-8 text, one "key = value" per line */
   M64_SEC_TOKENIZER = 2,   /* the module's tokenizer blob (module/tokenizer.h) */
   M64_SEC_LAYER_INDEX = 3, /* layers + tensors, binary, see docs/FORMAT.md */
-  M64_SEC_MODULE_WASM = 4, /* the generated WebAssembly module */
+  M64_SEC_MODULE_WASM = 4, /* the generated WebAssembly module (the first one: native code is
+                              compiled from it), then optionally its relaxed-SIMD variant
+                              named M64_RELAXED_MODULE, for browsers that have relaxed SIMD */
   M64_SEC_NATIVE = 5,      /* AOT native code for one target (name = target triple) */
   M64_SEC_SEGMENT = 6,     /* one image segment; name = "segment.N"; hashed per layer */
   M64_SEC_SIGNATURE = 7,   /* a publisher's Ed25519 signature over the bundle (formats/sign) */
 } m64_section_kind;
+
+#define M64_RELAXED_MODULE "module.relaxed"
 
 typedef struct m64_section {
   uint32_t kind;

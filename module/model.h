@@ -10,8 +10,20 @@
 #include "base.h"
 #include "m64_module.h"
 #define M64_KERNELS_PREFETCH m64_host_prefetch /* the kernels' read-ahead hint (below) */
+#if defined(__wasm_relaxed_simd__)
+/* The browsers' variant (module.relaxed, built with -mrelaxed-simd; wasm2c cannot read it):
+ * the i8 dot is relaxed SIMD's own instruction. Its second operand is below 128 in every
+ * kernel that calls it, where the instruction's result is exact on every engine, so the
+ * sums are the other variants' to the bit. */
+static inline __attribute__((always_inline)) v128_t m64_relaxed_dot_i8(v128_t acc, v128_t a, v128_t b) {
+  return wasm_i32x4_relaxed_dot_i8x16_i7x16_add(a, b, acc);
+}
+#define M64_KERNELS_DOT_I8 m64_relaxed_dot_i8
+#define M64_KERNELS_HAS_DOT_I8() 1
+#else
 #define M64_KERNELS_DOT_I8 m64_host_dot_i8      /* the i8 dot and whether to use it */
 #define M64_KERNELS_HAS_DOT_I8 m64_host_has_dot_i8
+#endif
 #define M64_KERNELS_F16_ROUND m64_host_f16_round /* one-instruction f16 steps, where the host has them */
 #define M64_KERNELS_F16_WIDEN_LO m64_host_f16_widen_lo
 #define M64_KERNELS_F16_WIDEN_HI m64_host_f16_widen_hi

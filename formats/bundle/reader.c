@@ -71,8 +71,15 @@ static int check_kinds(const m64_bundle *b, m64_err *e) {
   for (size_t k = 0; k < sizeof once / sizeof once[0]; k++) {
     uint32_t n = 0;
     for (uint32_t i = 0; i < b->n_sections; i++) n += b->sections[i].kind == once[k].kind;
-    if (n > 1) return m64_fail(e, M64_EFORMAT, "%u %s sections; a bundle has one at most", n, once[k].what);
+    /* MODULE_WASM: the module, then optionally its relaxed-SIMD variant for browsers */
+    const int relaxed = once[k].kind == M64_SEC_MODULE_WASM && m64_bundle_find_section(b, M64_SEC_MODULE_WASM, M64_RELAXED_MODULE);
+    if (n > 1 + (uint32_t)relaxed)
+      return m64_fail(e, M64_EFORMAT, "%u %s sections; a bundle has one at most%s", n, once[k].what,
+                      relaxed ? " beside its " M64_RELAXED_MODULE : "");
   }
+  const m64_section *wasm = m64_bundle_find_section(b, M64_SEC_MODULE_WASM, NULL);
+  if (wasm && !strcmp(wasm->name, M64_RELAXED_MODULE)) /* what native code is compiled from comes first */
+    return m64_fail(e, M64_EFORMAT, "the " M64_RELAXED_MODULE " section comes before the module it is a variant of");
   return 0;
 }
 

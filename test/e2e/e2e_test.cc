@@ -1304,6 +1304,29 @@ TEST(Errors, WasmOnlyBundleNeedsAotThenRuns) {
   EXPECT_EQ(r.code, 0) << r.out;
   CmdResult ref = sh_stdout(kBin + "/cmd/m64run " + kOut + "/synth-F32.m64 -p 'one two' -n 4 --temp 0 --json");
   EXPECT_EQ(json_tokens(r.out), json_tokens(ref.out));
+  // the browsers' relaxed-SIMD module stays beside the module the native code came from
+  r = sh(kBin + "/cmd/m64c info " + d + "/w.m64");
+  EXPECT_NE(r.out.find("  and module.relaxed: "), std::string::npos) << r.out;
+  sh("rm -rf " + d);
+}
+
+// m64c build writes the module twice: plain SIMD128 (native code and browsers without
+// relaxed SIMD) and module.relaxed (relaxed SIMD's i8 dot; the browser test runs it);
+// --no-relaxed leaves the second out, as the bundles `m64run MODEL.gguf` caches do.
+TEST(Errors, TheRelaxedModuleIsBuiltUnlessLeftOut) {
+  NEED_FILE(kOut + "/synth-F32.gguf");
+  std::string d = tmpdir();
+  CmdResult r = sh(kBin + "/cmd/m64c build -q --no-aot " + kOut + "/synth-F32.gguf -o " + d + "/r.m64");
+  ASSERT_EQ(r.code, 0) << r.out;
+  r = sh(kBin + "/cmd/m64c build -q --no-aot --no-relaxed " + kOut + "/synth-F32.gguf -o " + d + "/p.m64");
+  ASSERT_EQ(r.code, 0) << r.out;
+  auto relaxed_bytes = [&](const std::string &bundle) {
+    CmdResult j = sh_stdout(kBin + "/cmd/m64c info --json " + bundle);
+    const size_t at = j.out.find("\"relaxed_module_bytes\":");
+    return at == std::string::npos ? -1L : std::atol(j.out.c_str() + at + 23);
+  };
+  EXPECT_GT(relaxed_bytes(d + "/r.m64"), 1000L);
+  EXPECT_EQ(relaxed_bytes(d + "/p.m64"), 0L);
   sh("rm -rf " + d);
 }
 

@@ -44,7 +44,7 @@ TEST(InfoSummary, ABundleOpensWithTheSummaryItsGgufHas) {
   for (const char *want : {"  parameters:     292.8K (292800)", "  file type:      mostly F32",
                            "    F32         48 tensors        1171200 bytes     1.1 MiB (100.0%)",
                            "  tokenizer:      llama (SentencePiece), 512 tokens", "  signer:         none (unsigned)",
-                           "  sizes:          file 1.5 MiB; weights 1.1 MiB; module "})
+                           "  sizes:          file 1.6 MiB; weights 1.1 MiB; module "})
     EXPECT_TRUE(has(b.out, want)) << want << " in\n" << b.out;
   EXPECT_LT(b.out.find("  sizes:"), sig);
 }

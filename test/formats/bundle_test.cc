@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <cstring>
 #include <string>
 #include <vector>
@@ -438,6 +440,44 @@ TEST(BundleWriter, SectionsAfterLayoutGoPastTheSegments) {
   EXPECT_EQ(m64_bundle_meta(b.get(), "k", v, sizeof v), 0);
   EXPECT_STREQ(v, "v");
   EXPECT_EQ(m64_bundle_verify_all(b.get(), &err), 0) << err.msg;
+}
+
+// A bundle has one module, and may carry its relaxed-SIMD variant (for browsers) after it:
+// any other second module would be run by one host and ignored by another.
+TEST(Bundle, TheRelaxedModuleMayFollowTheModuleAndNothingElse) {
+  TempDir dir;
+  Model m = make_model(200000);
+  auto write = [&](std::vector<const char *> names, std::string *msg) {
+    std::string path = dir.file("wasm.m64");
+    m64_bundle_writer *w = nullptr;
+    m64_err err;
+    EXPECT_EQ(m64_bw_open(path.c_str(), &w, &err), 0);
+    for (const char *name : names)
+      EXPECT_EQ(m64_bw_add_section(w, M64_SEC_MODULE_WASM, name, kWasm.data(), kWasm.size(), &err), 0) << err.msg;
+    EXPECT_EQ(m64_bw_set_layout(w, m.layers.data(), uint32_t(m.layers.size()), m.tensors.data(),
+                                uint32_t(m.tensors.size()), &err), 0) << err.msg;
+    for (size_t i = 0; i < m.tensors.size(); i++) EXPECT_EQ(m64_bw_write_tensor(w, uint32_t(i), m.data[i].data(), &err), 0);
+    EXPECT_EQ(m64_bw_commit(w, &err), 0) << err.msg;
+    m64_bundle *b = nullptr;
+    err.msg[0] = 0;
+    const int rc = m64_bundle_open(path.c_str(), &b, &err);
+    *msg = err.msg;
+    const m64_section *first = rc ? nullptr : m64_bundle_find_section(b, M64_SEC_MODULE_WASM, nullptr);
+    const std::string first_name = first ? first->name : "";
+    m64_bundle_close(b);
+    unlink(path.c_str());
+    return rc ? std::string("refused") : first_name;
+  };
+  std::string msg;
+  EXPECT_EQ(write({"module", M64_RELAXED_MODULE}, &msg), "module") << msg;
+  EXPECT_EQ(write({"module"}, &msg), "module") << msg;
+  EXPECT_EQ(write({"module", "module2"}, &msg), "refused");
+  EXPECT_NE(msg.find("2 MODULE_WASM sections; a bundle has one at most"), std::string::npos) << msg;
+  EXPECT_EQ(write({"module", M64_RELAXED_MODULE, "module2"}, &msg), "refused");
+  EXPECT_NE(msg.find("3 MODULE_WASM sections; a bundle has one at most beside its module.relaxed"), std::string::npos) << msg;
+  EXPECT_EQ(write({M64_RELAXED_MODULE, "module"}, &msg), "refused");
+  EXPECT_NE(msg.find("comes before the module"), std::string::npos) << msg;
+  EXPECT_EQ(write({M64_RELAXED_MODULE}, &msg), "refused");
 }
 
 // Mutations inside the header/table and inside LAYER_INDEX, with the hashes fixed up so the
