@@ -42,6 +42,9 @@ export class M64 {
   // Opens the bundle at url. Options: workspace (bytes bound on the wasm32 workspace,
   // 0 = what the model needs), nCtx (0 = the model's, at most 4096), verify (check each
   // layer's SHA-256, default true), forceArrayBuffers (storage without memory64, for tests),
+  // noRelaxed (run the SIMD128 module even where the relaxed-SIMD one would run), stream
+  // (hold no image: read each layer from the server when the module needs it and the
+  // workspace's cache lacks it; for models larger than the page may hold),
   // timeoutMs (how long a read waits for the server before the open fails, default 30000).
   // Resolves when generation can start (possibly before every layer has arrived).
   // onprogress, onlog and onerror (a failure outside a request, e.g. of the download)

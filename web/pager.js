@@ -114,6 +114,7 @@ export class Paging {
       p.slots[s].inUse++;
       return p.slots[s].addr;
     }
+    if (this.streaming) return this.streamIn(layer);
     if (!this.ready[layer]) {
       if (this.downloadError) throw this.downloadError;
       if (!this.jspi) fail(`layer ${this.layers[layer].name} has not been downloaded`);
@@ -126,7 +127,7 @@ export class Paging {
     return this.place(layer);
   }
 
-  place(layer) {
+  place(layer, bytes = this.storage.view(layer)) {
     const p = this.pager, t0 = performance.now();
     const s = p.chooseSlot(layer);
     if (s < 0) fail(`workspace too small: no free slot for layer ${this.layers[layer].name}`);
@@ -135,7 +136,7 @@ export class Paging {
     x.layer = layer;
     p.slotOf[layer] = s;
     const L = this.layers[layer];
-    this.bytes(x.addr, L.size).set(this.storage.view(layer));
+    this.bytes(x.addr, L.size).set(bytes);
     x.inUse++;
     p.st.pageIns++;
     if (p.isExpert(layer)) p.st.expertPageIns++;

@@ -10,6 +10,7 @@ import { DEFAULT_TIMEOUT_MS } from './http_range.js';
 import { hashInJs } from './sha256.js';
 import { checkSignature } from './signature.js';
 import { Storage } from './storage.js';
+import { Streaming, checkStreaming } from './stream.js';
 import { Zstd } from './zstd.js';
 import { MAX_SHARES, MAX_THREADS, SHARES_PER_THREAD, ThreadPool, WORKER_STACK, withSharedMemory } from './threads.js';
 
@@ -19,6 +20,11 @@ const MAX_WS_PAGES = 65536; // 4 GiB: the whole wasm32 address space
 // The module ABI versions (m64_module.h) this page runs; 3 adds imports it answers with has_* 0,
 // 4 m64_sample_ex (penalties, min-p, ignoreEos) and the chat exports (chat.js).
 const ABI_OLDEST = 2, ABI_NEWEST = 4;
+const RELAXED_MODULE = 'module.relaxed'; // m64_formats.h's M64_RELAXED_MODULE
+// A module whose one function is i32x4.relaxed_dot_i8x16_i7x16_add_s of three zero vectors:
+// it validates where the browser has relaxed SIMD.
+const RELAXED_SIMD_PROBE = new Uint8Array([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0, 1, 5, 1, 0x60, 0, 1, 0x7b, 3, 2, 1, 0,
+  10, 61, 1, 59, 0, ...[0, 1, 2].flatMap(() => [0xfd, 0x0c, ...new Array(16).fill(0)]), 0xfd, 0x93, 0x02, 0x0b]);
 const YIELD_MS = 50; // how often generation looks for a Stop: a few % of a 1 ms token at most
 
 export class Host {
@@ -32,8 +38,15 @@ export class Host {
     this.timeoutMs = o.timeoutMs > 0 ? o.timeoutMs : DEFAULT_TIMEOUT_MS;
     const hdr = await readHeader(url, this.timeoutMs);
     const find = (kind, name) => hdr.sections.find((s) => s.kind === kind && (name == null || s.name === name));
-    const wasmSec = find(SEC.MODULE_WASM), tokSec = find(SEC.TOKENIZER), idxSec = find(SEC.LAYER_INDEX, 'layers');
-    if (!wasmSec) fail('bundle has no wasm module');
+    const plainSec = find(SEC.MODULE_WASM), tokSec = find(SEC.TOKENIZER), idxSec = find(SEC.LAYER_INDEX, 'layers');
+    if (!plainSec) fail('bundle has no wasm module');
+    // The module's relaxed-SIMD variant (its i8 dot is one instruction: VNNI, SDOT) where
+    // this browser has relaxed SIMD and the bundle carries it; the SIMD128 module otherwise.
+    const relaxedSec = find(SEC.MODULE_WASM, RELAXED_MODULE);
+    const relaxedHere = WebAssembly.validate(RELAXED_SIMD_PROBE);
+    const wasmSec = relaxedSec && relaxedHere && !o.noRelaxed ? relaxedSec : plainSec;
+    this.moduleNote = wasmSec === relaxedSec ? 'relaxed SIMD (i8 dot product)'
+      : `SIMD128 (${o.noRelaxed ? 'relaxed SIMD turned off' : !relaxedSec ? 'the bundle has no relaxed-SIMD module' : 'this browser lacks relaxed SIMD'})`;
     if (!tokSec) fail('bundle has no tokenizer section');
     if (!idxSec) fail('bundle has no layer index');
     const segments = [];
@@ -56,7 +69,6 @@ export class Host {
     this.post({ type: 'log', text: this.signature.text });
     this.segments = segments;
     this.verify = o.verify !== false;
-    this.storage = new Storage(segments, this.layers, !!o.forceArrayBuffers);
     this.ready = new Uint8Array(this.layers.length); // 1 once downloaded and verified
     this.nReady = 0;
     this.imageCompleteMs = 0;
@@ -65,10 +77,21 @@ export class Host {
     this.received = 0;
     this.totalImage = segments.reduce((a, s) => a + s.size, 0);
     this.jspi = typeof WebAssembly.Suspending === 'function' && typeof WebAssembly.promising === 'function' && !o.noStreaming;
-
-    // The download runs alongside everything below; layer_acquire waits for a layer
-    // that has not arrived yet (JSPI), or generation waits for all of them.
-    this.downloaded = this.download().catch((e) => this.downloadFailed(e));
+    // stream: no image in the page; each layer is read from the server when the module asks
+    // for it and is not cached (stream.js). Otherwise the download runs alongside
+    // everything below; layer_acquire waits for a layer that has not arrived yet (JSPI), or
+    // generation waits for all of them.
+    this.streaming = !!o.stream;
+    this.layerReads = 0;
+    if (this.streaming) {
+      checkStreaming(this.jspi);
+      this.storage = null;
+      this.inFlight = new Map();
+      this.downloaded = Promise.resolve();
+    } else {
+      this.storage = new Storage(segments, this.layers, !!o.forceArrayBuffers);
+      this.downloaded = this.download().catch((e) => this.downloadFailed(e));
+    }
 
     const lim = memoryImport(wasm);
     if (lim.i64) fail('the module imports a memory64 workspace; this host expects wasm32');
@@ -194,8 +217,11 @@ export class Host {
     return {
       name: this.meta['general.name'] || '', architecture: this.meta['general.architecture'] || '',
       nLayers: this.layers.length, nVocab: this.nVocab, nCtx: this.nCtx, imageBytes: this.totalImage, rawImageBytes: this.segments.reduce((a, sg) => a + sg.rawSize, 0),
-      memory64: this.storage.memory64, storageNote: this.storage.memory64 ? `${this.segments.length} memory64 memor${this.segments.length > 1 ? 'ies' : 'y'}` : `ArrayBuffer per layer (${this.storage.reason})`,
+      memory64: !!this.storage?.memory64, streamed: this.streaming,
+      storageNote: this.streaming ? 'no image held; each layer is read from the server when the module needs it and the cache lacks it'
+        : this.storage.memory64 ? `${this.segments.length} memory64 memor${this.segments.length > 1 ? 'ies' : 'y'}` : `ArrayBuffer per layer (${this.storage.reason})`,
       threads: this.threads, threadNote: this.threadNote, crossOriginIsolated: !!globalThis.crossOriginIsolated,
+      relaxedSimd: this.moduleNote.startsWith('relaxed'), moduleNote: this.moduleNote,
       streaming: this.jspi, verify: this.verify, compressed: this.compressed, hashInJs: hashInJs(), cacheBytes: this.cacheSize, cacheSlots: this.pager.slots.length,
       signature: this.signature,
       openMs: performance.now() - this.openedAt,
@@ -210,7 +236,9 @@ export class Host {
 
   // The download reports progress from its first chunk, which may come before the
   // workspace exists (the module is still compiling).
-  memoryBytes() { return (this.memory ? this.memory.buffer.byteLength : 0) + this.storage.bytes; }
+  memoryBytes() {
+    return (this.memory ? this.memory.buffer.byteLength : 0) + (this.streaming ? this.streamedBytes() : this.storage.bytes);
+  }
 
   /* ---- generation, as cmd/m64run.c does it ---- */
   tokenize(text, flags = 1) {
@@ -338,10 +366,10 @@ export class Host {
       prefillTokS: perSecond(ids.length, tPrefill),
       decodeTokS: perSecond(passes, tDecode),
       firstTokenMs, firstTokenSinceOpenMs, imageCompleteMs: this.imageCompleteMs,
-      stats: { ...this.pager.st, cacheSlots: this.pager.slots.length, workspaceBytes: this.memory.buffer.byteLength,
+      stats: { ...this.pager.st, layerReads: this.layerReads, cacheSlots: this.pager.slots.length, workspaceBytes: this.memory.buffer.byteLength,
                memoryBytes: this.memoryBytes(), downloadedBytes: this.received },
     };
   }
 }
 
-mixin(Host, Downloading, Paging, Chat);
+mixin(Host, Downloading, Paging, Streaming, Chat);

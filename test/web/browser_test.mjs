@@ -21,7 +21,9 @@
 //   8. on a SentencePiece vocabulary without "▁" (a space is 3 byte tokens), the prompt ' a'
 //      tokenizes in the page to m64run's ids (issue 22: the id buffer was too small);
 //   9. qwen3, phi3 and gemma3 bundles generate m64run's greedy ids, and an
-//      MoE bundle too, whole and with its experts paged through a few slots;
+//      MoE bundle too, whole and with its experts paged through a few slots; a Q4_K_M
+//      bundle runs its relaxed-SIMD module (relaxed SIMD's i8 dot) and, asked to, the
+//      SIMD128 one, both with m64run's ids;
 //   7. a two-turn chat with llama3-bpe-tiny (Llama 3 template) runs, turn by turn, the same
 //      token ids at the same positions as `m64run -i` on the same bundle;
 //   8. a server that accepts and never answers, and one that stalls in the middle of a
@@ -31,7 +33,9 @@
 //  10. top-k and seed from the form sample the same ids as m64run --top-k --seed;
 //  11. a compressed bundle runs with m64run's ids (whole, and paged on 2 threads), and a
 //      bundle of 2 segments (--segment-max), plain and compressed, from 2 memory64 memories;
-//  12. a signed bundle shows its signer's fingerprint in the page's signature row.
+//  12. a signed bundle shows its signer's fingerprint in the page's signature row;
+//  13. with stream=1 (no image held: each page-in reads its layer from the server), plain
+//      and compressed 2-segment bundles give m64run's text and paging counters.
 // Usage: node browser_test.mjs --bin BUILD_DIR --models SHARED_MODELS [--trap TRAP_M64] [--signed SIGNED_M64]
 //        [--screenshot PNG] [--only REGEX]
 // Exits 77 (ctest: skipped) when the shared models are absent.
@@ -90,6 +94,11 @@ for (const [name, flags] of Object.entries(archs)) {
   execFileSync(path.join(bin, 'test/support/m64-synth'), ['--shape', 'tiny', ...flags, '-o', path.join(work, `${name}.gguf`)], { stdio: 'ignore' });
   execFileSync(path.join(bin, 'cmd/m64c'), ['build', '-q', path.join(work, `${name}.gguf`), '-o', path.join(work, `${name}.m64`)], { stdio: 'inherit' });
 }
+// K-quants (Q4_K, Q6_K): their decode kernels use the i8 dot, relaxed SIMD's in module.relaxed
+const kq = path.join(work, 'kq.m64');
+execFileSync(path.join(bin, 'test/support/m64-synth'), ['--shape', 'small', '--layers', '2', '--mix', 'q4_k_m', '--seed', '29',
+  '-o', path.join(work, 'kq.gguf')], { stdio: 'ignore' });
+execFileSync(path.join(bin, 'cmd/m64c'), ['build', '-q', path.join(work, 'kq.gguf'), '-o', kq], { stdio: 'inherit' });
 // qwen3moe: 2 of 8 experts per token, each expert a layer the module asks for
 const moe = path.join(work, 'moe.m64');
 execFileSync(path.join(bin, 'test/support/m64-synth'), ['--shape', 'tiny', '--arch', 'qwen3moe', '--head-dim', '32', '--experts', '8',
@@ -225,6 +234,20 @@ try {
     expect(s.pageIns === nativePaged.layer_page_ins && s.evictions === nativePaged.evictions && s.cacheSlots === nativePaged.cache_slots,
       `page: ${s.pageIns} page-ins, ${s.evictions} evictions, ${s.cacheSlots} slots; m64run: ${nativePaged.layer_page_ins}, ${nativePaged.evictions}, ${nativePaged.cache_slots}`);
   });
+  // stream=1: no image in the page; a page-in reads the layer from the server
+  for (const [file, what] of [['stories260K.m64', ''], ['seg2z.m64', ', compressed, 2 segments']])
+    await check(`layers streamed from the server (stream=1${what}, workspace ${PAGING_WORKSPACE}, 2 threads) give m64run's text and counters`, async () => {
+      const r = await runPage({ ...greedy, bundle: `files/${file}`, threads: '2', workspace: PAGING_WORKSPACE, stream: '1' });
+      expectDone(r);
+      expect(r.result.text === native.text, `page: ${JSON.stringify(r.result.text)}`);
+      expect(r.info.streamed && /^streamed: no image held; each layer is read from the server/.test(r.storage), `storage: ${r.storage}`);
+      const s = r.result.stats;
+      expect(s.pageIns === nativePaged.layer_page_ins && s.evictions === nativePaged.evictions,
+        `page: ${s.pageIns} page-ins, ${s.evictions} evictions; m64run: ${nativePaged.layer_page_ins}, ${nativePaged.evictions}`);
+      // each page-in read once, plus at most one read ahead per token that was not used
+      expect(s.layerReads >= s.pageIns && s.layerReads <= s.pageIns + N + 1, `${s.layerReads} layer reads for ${s.pageIns} page-ins`);
+      console.log(`     ${s.pageIns} page-ins, ${s.layerReads} layer reads, ${(s.stallSeconds * 1e3).toFixed(0)} ms waiting for them`);
+    });
   await check('ArrayBuffer storage (no memory64) gives the same text and says so', async () => {
     const r = await runPage({ ...greedy, workspace: PAGING_WORKSPACE, arraybuffers: '1' });
     expectDone(r);
@@ -298,6 +321,18 @@ try {
       expect(want.tokens.length > 0 && JSON.stringify(r.result.tokens) === JSON.stringify(want.tokens),
         `page: ${JSON.stringify(r.result.tokens)}, m64run: ${JSON.stringify(want.tokens)}`);
     });
+  await check('a Q4_K_M bundle runs the relaxed-SIMD module with m64run\'s ids, and the SIMD128 one with relaxed=0', async () => {
+    const want = JSON.parse(String(execFileSync(path.join(bin, 'cmd/m64run'), [kq, '-p', 'one two three', '-n', '16',
+      '--temp', '0', '-t', '2', '--json'], { stdio: ['ignore', 'pipe', 'ignore'] })).trim().split('\n').pop());
+    for (const relaxed of [true, false]) {
+      const r = await runPage({ bundle: 'files/kq.m64', prompt: 'one two three', n: '16', temp: '0', threads: '2', ...(relaxed ? {} : { relaxed: '0' }) });
+      expectDone(r);
+      expect(r.info.relaxedSimd === relaxed, `module: ${r.info.moduleNote}`);
+      expect(r.threads.endsWith(`module: ${r.info.moduleNote}`), `the page shows ${JSON.stringify(r.threads)}`);
+      expect(want.tokens.length > 0 && JSON.stringify(r.result.tokens) === JSON.stringify(want.tokens),
+        `${r.info.moduleNote}: page ${JSON.stringify(r.result.tokens)}, m64run ${JSON.stringify(want.tokens)}`);
+    }
+  });
   // whole, and in a workspace where experts stream through a few slots (page and pager.c
   // choose the same: the same page-ins, evictions and expert hits as m64run without prefetch)
   for (const ws of ['', '4700K']) {
