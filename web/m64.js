@@ -43,8 +43,10 @@ export class M64 {
   // 0 = what the model needs), nCtx (0 = the model's, at most 4096), verify (check each
   // layer's SHA-256, default true), forceArrayBuffers (storage without memory64, for tests),
   // noRelaxed (run the SIMD128 module even where the relaxed-SIMD one would run), stream
-  // (hold no image: read each layer from the server when the module needs it and the
-  // workspace's cache lacks it; for models larger than the page may hold),
+  // (true: hold no image, read each layer from the server when the module needs it and the
+  // workspace's cache lacks it, for models larger than the page may hold; false: hold the
+  // image; unset: stream when the image is more than half of navigator.deviceMemory, or of
+  // holdLimit bytes x 2 where given, and the browser has JSPI),
   // timeoutMs (how long a read waits for the server before the open fails, default 30000).
   // Resolves when generation can start (possibly before every layer has arrived).
   // onprogress, onlog and onerror (a failure outside a request, e.g. of the download)

@@ -80,8 +80,16 @@ export class Host {
     // stream: no image in the page; each layer is read from the server when the module asks
     // for it and is not cached (stream.js). Otherwise the download runs alongside
     // everything below; layer_acquire waits for a layer that has not arrived yet (JSPI), or
-    // generation waits for all of them.
-    this.streaming = !!o.stream;
+    // generation waits for all of them. Unless asked either way (stream true or false), the
+    // page streams when holding the image would take more than half of this device's memory
+    // (navigator.deviceMemory; o.holdLimit in bytes instead, for tests): a tab that commits
+    // that much is the one the system kills first (bench/web/limits.mjs: reserving is free,
+    // every byte written is resident).
+    const rawImage = segments.reduce((a, sg) => a + sg.rawSize, 0);
+    const holdLimit = o.holdLimit || (navigator.deviceMemory ? navigator.deviceMemory * 2 ** 30 / 2 : Infinity);
+    this.streaming = o.stream === true || (o.stream === undefined && this.jspi && rawImage > holdLimit);
+    this.streamReason = o.stream === true ? 'asked for' : this.streaming
+      ? `the image (${(rawImage / 2 ** 30).toFixed(2)} GiB) is more than half of this device's memory (${(holdLimit * 2 / 2 ** 30).toFixed(2)} GiB)` : '';
     this.layerReads = 0;
     if (this.streaming) {
       checkStreaming(this.jspi);
@@ -218,7 +226,7 @@ export class Host {
       name: this.meta['general.name'] || '', architecture: this.meta['general.architecture'] || '',
       nLayers: this.layers.length, nVocab: this.nVocab, nCtx: this.nCtx, imageBytes: this.totalImage, rawImageBytes: this.segments.reduce((a, sg) => a + sg.rawSize, 0),
       memory64: !!this.storage?.memory64, streamed: this.streaming,
-      storageNote: this.streaming ? 'no image held; each layer is read from the server when the module needs it and the cache lacks it'
+      storageNote: this.streaming ? `no image held (${this.streamReason}); each layer is read from the server when the module needs it and the cache lacks it`
         : this.storage.memory64 ? `${this.segments.length} memory64 memor${this.segments.length > 1 ? 'ies' : 'y'}` : `ArrayBuffer per layer (${this.storage.reason})`,
       threads: this.threads, threadNote: this.threadNote, crossOriginIsolated: !!globalThis.crossOriginIsolated,
       relaxedSimd: this.moduleNote.startsWith('relaxed'), moduleNote: this.moduleNote,

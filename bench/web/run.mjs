@@ -81,7 +81,7 @@ async function inPage(url, ready, read, timeoutMs) {
 const timeout = 30 * 60 * 1000;
 async function runM64(t, relaxed) {
   const q = new URLSearchParams({ bundle: `/m64/${name}.m64`, prompt: a.prompt, n: String(n), temp: '0', ctx: a.ctx, threads: String(t),
-                                  verify: a.verify ? '1' : '0', run: '1', workspace: a.workspace || '', ...(a.stream ? { stream: '1' } : {}), ...(relaxed ? {} : { relaxed: '0' }) });
+                                  verify: a.verify ? '1' : '0', run: '1', workspace: a.workspace || '', stream: a.stream ? '1' : '0', ...(relaxed ? {} : { relaxed: '0' }) });
   const r = await inPage(`${base}index.html?${q}`, () => ['done', 'error'].includes(window.m64page?.state),
     () => ({ state: m64page.state, error: m64page.error, info: m64page.info, result: m64page.result,
              ttft: m64page.firstTokenSinceOpenMs }), timeout);

@@ -240,7 +240,7 @@ try {
       const r = await runPage({ ...greedy, bundle: `files/${file}`, threads: '2', workspace: PAGING_WORKSPACE, stream: '1' });
       expectDone(r);
       expect(r.result.text === native.text, `page: ${JSON.stringify(r.result.text)}`);
-      expect(r.info.streamed && /^streamed: no image held; each layer is read from the server/.test(r.storage), `storage: ${r.storage}`);
+      expect(r.info.streamed && /^streamed: no image held \(asked for\); each layer is read from the server/.test(r.storage), `storage: ${r.storage}`);
       const s = r.result.stats;
       expect(s.pageIns === nativePaged.layer_page_ins && s.evictions === nativePaged.evictions,
         `page: ${s.pageIns} page-ins, ${s.evictions} evictions; m64run: ${nativePaged.layer_page_ins}, ${nativePaged.evictions}`);
@@ -248,6 +248,18 @@ try {
       expect(s.layerReads >= s.pageIns && s.layerReads <= s.pageIns + N + 1, `${s.layerReads} layer reads for ${s.pageIns} page-ins`);
       console.log(`     ${s.pageIns} page-ins, ${s.layerReads} layer reads, ${(s.stallSeconds * 1e3).toFixed(0)} ms waiting for them`);
     });
+  await check('an image larger than half the device\'s memory (hold=) streams by itself and says why; stream=0 holds it anyway', async () => {
+    const r = await runPage({ ...greedy, threads: '2', workspace: PAGING_WORKSPACE, hold: '65536' });
+    expectDone(r);
+    expect(r.result.text === native.text, `page: ${JSON.stringify(r.result.text)}`);
+    expect(r.info.streamed && /^streamed: no image held \(the image \([0-9.]+ GiB\) is more than half of this device's memory \(0\.00 GiB\)\)/.test(r.storage), `storage: ${r.storage}`);
+    expect(r.result.stats.pageIns === nativePaged.layer_page_ins && r.result.stats.layerReads >= r.result.stats.pageIns, `${r.result.stats.pageIns} page-ins, ${r.result.stats.layerReads} reads`);
+    const held = await runPage({ ...greedy, threads: '2', workspace: PAGING_WORKSPACE, hold: '65536', stream: '0' });
+    expectDone(held);
+    expect(held.result.text === native.text && !held.info.streamed && /memory64/.test(held.storage), `stream=0: ${held.storage}`);
+    const plain = await runPage({ ...greedy, threads: '2', workspace: PAGING_WORKSPACE });
+    expect(!plain.info.streamed, `a ${(plain.info.rawImageBytes / 2 ** 20).toFixed(1)} MiB image streamed by default: ${plain.storage}`);
+  });
   await check('ArrayBuffer storage (no memory64) gives the same text and says so', async () => {
     const r = await runPage({ ...greedy, workspace: PAGING_WORKSPACE, arraybuffers: '1' });
     expectDone(r);
