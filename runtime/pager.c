@@ -533,6 +533,19 @@ static void *prefetch_thread(void *arg) {
   return NULL;
 }
 
+/* Layers [lo, hi) each in a slot of its own from `at` on (returned: where they end), each
+ * where it is congruent to its file offset under huge-page placement (no shift where it
+ * follows its file neighbour). */
+static uint32_t place_own(m64_pager *p, const uint8_t *base, uint32_t at, uint32_t lo, uint32_t hi) {
+  for (uint32_t l = lo; l < hi; l++) {
+    if (p->huge) at += (uint32_t)huge_shift((uintptr_t)base + at, p->file_off[l]);
+    const uint32_t size = (uint32_t)ALIGN64K(layer_size(p->b, l));
+    p->slots[l] = (slot){.addr = at, .at = at, .size = size, .layer = -1};
+    at += size;
+  }
+  return at;
+}
+
 int m64_pager_open(m64_pager **out, const m64_bundle *b, const char *path, uint8_t *base,
                    uint32_t cache_off, uint64_t cache_size, const m64_pager_options *o,
                    m64_err *e) {
@@ -554,8 +567,9 @@ int m64_pager_open(m64_pager **out, const m64_bundle *b, const char *path, uint8
   p->verified = calloc(p->n_layers, 1);
   p->slot_of = malloc(p->n_layers * sizeof *p->slot_of);
   p->slots = calloc(p->n_layers, sizeof *p->slots);
-  p->uses = calloc(p->n_layers, sizeof *p->uses);
-  p->last_use = calloc(p->n_layers, sizeof *p->last_use);
+  const uint32_t n_experts = p->n_layers > p->n_blocks ? p->n_layers - 1 - p->n_blocks : 0; /* all blocks' */
+  p->uses = calloc(n_experts ? n_experts : 1, sizeof *p->uses); /* indexed by expert, not layer */
+  p->last_use = calloc(n_experts ? n_experts : 1, sizeof *p->last_use);
   if (!rc && (!p->file_off || !p->verified || !p->slot_of || !p->slots || !p->uses || !p->last_use))
     rc = m64_fail(e, M64_ENOMEM, "out of memory");
   if (!rc) rc = layer_offsets(p, e);
@@ -575,15 +589,9 @@ int m64_pager_open(m64_pager **out, const m64_bundle *b, const char *path, uint8
    * if they fit beside a few experts' slots, else K shared slots), then the experts' slots. */
   uint32_t at = cache_off;
   p->huge = use_huge(b) && ((uintptr_t)base & 4095) == 0;
-  const uint32_t n_experts = p->n_layers - 1 - p->n_blocks; /* expert layers, all blocks' */
   if (m64_pager_full_cache(b) <= cache_size) {
     p->n_slots = p->n_layers;
-    for (uint32_t l = 0; l < p->n_layers; l++) {
-      /* each layer where it is congruent to its file offset: no shift where it follows */
-      if (p->huge) at += (uint32_t)huge_shift((uintptr_t)base + at, p->file_off[l]);
-      p->slots[l] = (slot){.addr = at, .at = at, .size = ALIGN64K(layer_size(b, l)), .layer = -1};
-      at += (uint32_t)ALIGN64K(layer_size(b, l));
-    }
+    at = place_own(p, base, at, 0, p->n_layers);
   } else {
     const uint64_t g = slot_room(p->huge, layer_size(b, 0)), blk = slot_room(p->huge, max_block(b));
     const uint64_t xs = max_expert(b); /* 0 without experts */
@@ -601,11 +609,7 @@ int m64_pager_open(m64_pager **out, const m64_bundle *b, const char *path, uint8
     for (uint32_t l = 1; l <= p->n_blocks; l++) blocks_whole += slot_room(p->huge, layer_size(b, l));
     const uint64_t room = cache_size - g;
     if (n_experts && blocks_whole + 2 * (uint64_t)p->n_blocks * xs <= room) {
-      for (uint32_t l = 1; l <= p->n_blocks; l++) {
-        if (p->huge) at += (uint32_t)huge_shift((uintptr_t)base + at, p->file_off[l]);
-        p->slots[l] = (slot){.addr = at, .at = at, .size = ALIGN64K(layer_size(b, l)), .layer = -1};
-        at += (uint32_t)ALIGN64K(layer_size(b, l));
-      }
+      at = place_own(p, base, at, 1, 1 + p->n_blocks);
       p->blk_end = 1 + p->n_blocks;
     } else {
       p->shared = 1;
