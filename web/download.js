@@ -44,22 +44,34 @@ export class Downloading {
     this.progress();
   }
 
-  // A compressed layer's frames, all here: their hash checked (as m64run checks the stored
-  // hash before its first decode), then decoded into the layer's place in storage.
-  async layerStored(l, stored) {
+  // Layer l's bytes as the bundle stores them, checked, and for a compressed bundle decoded
+  // into `into`: the stored hash first (as m64run checks it before its first decode), then
+  // the layer's own. Returns the layer's bytes. The download's and streaming's (stream.js).
+  async checkedLayer(l, bytes, into) {
     const L = this.layers[l];
-    if (this.verify && !sameHash(await sha256(stored), L.storedSha256)) fail(`layer ${L.name}: stored SHA-256 mismatch (the bundle is corrupt)`);
-    decodeLayer(this.zstd, L, this.tensors, stored, this.storage.view(l));
-    this.storage.bytes += L.size;
-    await this.layerArrived(l);
+    let raw = bytes;
+    if (this.compressed) {
+      if (this.verify && !sameHash(await sha256(bytes), L.storedSha256)) fail(`layer ${L.name}: stored SHA-256 mismatch (the bundle is corrupt)`);
+      raw = into;
+      decodeLayer(this.zstd, L, this.tensors, bytes, raw);
+    }
+    if (this.verify && !sameHash(await sha256(raw), L.sha256)) fail(`layer ${L.name}: SHA-256 mismatch (the bundle is corrupt)`);
+    return raw;
+  }
+
+  // A compressed layer's frames, all here: checked and decoded into the layer's place.
+  async layerStored(l, stored) {
+    await this.checkedLayer(l, stored, this.storage.view(l));
+    this.storage.bytes += this.layers[l].size;
+    this.layerReady(l);
   }
 
   async layerArrived(l) {
-    const L = this.layers[l];
-    if (this.verify) {
-      const d = await sha256(this.storage.view(l));
-      if (!sameHash(d, L.sha256)) fail(`layer ${L.name}: SHA-256 mismatch (the bundle is corrupt)`);
-    }
+    await this.checkedLayer(l, this.storage.view(l));
+    this.layerReady(l);
+  }
+
+  layerReady(l) {
     this.ready[l] = 1;
     // Timed here: the end of the download loop may run seconds later, after a token.
     if (++this.nReady === this.layers.length) this.imageCompleteMs = performance.now() - this.openedAt;

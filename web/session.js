@@ -85,7 +85,7 @@ export class Host {
     // (navigator.deviceMemory; o.holdLimit in bytes instead, for tests): a tab that commits
     // that much is the one the system kills first (bench/web/limits.mjs: reserving is free,
     // every byte written is resident).
-    const rawImage = segments.reduce((a, sg) => a + sg.rawSize, 0);
+    const rawImage = (this.rawImage = segments.reduce((a, sg) => a + sg.rawSize, 0));
     const holdLimit = o.holdLimit || (navigator.deviceMemory ? navigator.deviceMemory * 2 ** 30 / 2 : Infinity);
     this.streaming = o.stream === true || (o.stream === undefined && this.jspi && rawImage > holdLimit);
     this.streamReason = o.stream === true ? 'asked for' : this.streaming
@@ -224,7 +224,7 @@ export class Host {
   describe() {
     return {
       name: this.meta['general.name'] || '', architecture: this.meta['general.architecture'] || '',
-      nLayers: this.layers.length, nVocab: this.nVocab, nCtx: this.nCtx, imageBytes: this.totalImage, rawImageBytes: this.segments.reduce((a, sg) => a + sg.rawSize, 0),
+      nLayers: this.layers.length, nVocab: this.nVocab, nCtx: this.nCtx, imageBytes: this.totalImage, rawImageBytes: this.rawImage,
       memory64: !!this.storage?.memory64, streamed: this.streaming,
       storageNote: this.streaming ? `no image held (${this.streamReason}); each layer is read from the server when the module needs it and the cache lacks it`
         : this.storage.memory64 ? `${this.segments.length} memory64 memor${this.segments.length > 1 ? 'ies' : 'y'}` : `ArrayBuffer per layer (${this.storage.reason})`,

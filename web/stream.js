@@ -4,8 +4,6 @@
 // and nothing like this is needed (formats/bundle/reader.c); this is the page's own.
 import { fail } from './common.js';
 import { fetchRange } from './http_range.js';
-import { decodeLayer } from './layer_decoder.js';
-import { sameHash, sha256 } from './sha256.js';
 
 // Layers the page holds outside the workspace at once: the one the module waits for and
 // the next block, read while the module computes.
@@ -13,9 +11,8 @@ const IN_FLIGHT = 2;
 
 // Installed on the Worker's Host (session.js) when it streams.
 export class Streaming {
-  // Layer l's bytes (a Promise): by one Range request, the stored hash checked and the
-  // layer decoded (compressed bundles), then its hash checked, as download.js does for the
-  // whole image.
+  // Layer l's bytes (a Promise): by one Range request, then checked (and decoded) as the
+  // download checks every layer.
   streamLayer(l) {
     let p = this.inFlight.get(l);
     if (!p) {
@@ -33,14 +30,7 @@ export class Streaming {
     const { bytes } = await fetchRange(this.url, seg.offset + at, len, `layer ${L.name}`, this.timeoutMs);
     this.received += len;
     this.layerReads++;
-    let raw = bytes;
-    if (this.compressed) {
-      if (this.verify && !sameHash(await sha256(bytes), L.storedSha256)) fail(`layer ${L.name}: stored SHA-256 mismatch (the bundle is corrupt)`);
-      raw = new Uint8Array(L.size);
-      decodeLayer(this.zstd, L, this.tensors, bytes, raw);
-    }
-    if (this.verify && !sameHash(await sha256(raw), L.sha256)) fail(`layer ${L.name}: SHA-256 mismatch (the bundle is corrupt)`);
-    return raw;
+    return this.checkedLayer(l, bytes, this.compressed ? new Uint8Array(L.size) : null); // download.js
   }
 
   // The module asked for layer l and it is not in the cache: read it (or take the read
