@@ -23,6 +23,9 @@
 #define NKQ_INLINE_EARLY static inline __attribute__((always_inline))
 enum { NKQ_Q4_K = 12, NKQ_Q6_K = 14 }; /* ggml type ids */
 #define NKQ_ACT_BYTES 320u            /* KQ8I_BYTES: f32 d | i16 bsums16[16] | i16 bsums32[8] | i8 q[256] */
+#ifndef NKQ_AHEAD
+#define NKQ_AHEAD 4096 /* bytes of weights read ahead */
+#endif
 
 static inline uint32_t nkq_u32(const uint8_t *p) {
   uint32_t v;
@@ -117,9 +120,9 @@ NKQ_INLINE void nkq_rows2_avx2(uint32_t type, float *out, const uint8_t *w0, con
                                uint32_t nb, size_t step, int one_stream) {
   float acc0 = 0, acc1 = 0;
   for (uint32_t b = 0; b < nb; b++, w0 += step, w1 += step) {
-    for (size_t o = 0; o < step; o += 64) _mm_prefetch((const char *)w0 + 4096 + o, _MM_HINT_T0);
+    for (size_t o = 0; o < step; o += 64) _mm_prefetch((const char *)w0 + NKQ_AHEAD + o, _MM_HINT_T0);
     if (!one_stream)
-      for (size_t o = 0; o < step; o += 64) _mm_prefetch((const char *)w1 + 4096 + o, _MM_HINT_T0);
+      for (size_t o = 0; o < step; o += 64) _mm_prefetch((const char *)w1 + NKQ_AHEAD + o, _MM_HINT_T0);
     const uint8_t *xb = xq + (size_t)b * NKQ_ACT_BYTES;
     if (type == NKQ_Q4_K) {
       acc0 += nkq_block_q4_K(w0, xb);
@@ -181,13 +184,9 @@ NKQ_INLINE __m128i nkq_q4_K_scales(const uint8_t *wb) {
                         (int)(((a2 >> 4) & k4) | (((a1 >> 6) & k2) << 4)));
 }
 
-/* One Q4_K block of two rows: their f32 terms into t[0], t[1], as nkq_block_q4_K's. */
-NKQ_INLINE void nkq_pair_q4_K(const uint8_t *w0, const uint8_t *w1, const uint8_t *xb, float t[2]) {
-  const __m128i s0 = nkq_q4_K_scales(w0), s1 = nkq_q4_K_scales(w1);
-  /* words 0..7 row 0's scales, 8..15 row 1's; the mins likewise in a 256-bit vector */
-  const __m512i sc = _mm512_cvtepu8_epi16(_mm256_zextsi128_si256(_mm_unpacklo_epi64(s0, s1)));
-  const __m256i mins = _mm256_cvtepu8_epi16(_mm_unpackhi_epi64(s0, s1));
-  const __m256i pm = _mm256_madd_epi16(mins, _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(xb + 48))));
+/* The quants' part of a Q4_K block of two rows: per i32 lane (0..7 row 0, 8..15 row 1) a
+ * share of sum(scale * q * x). sc holds the scales as words, row 1's from word `row1` on. */
+NKQ_INLINE __m512i nkq_qdot_q4_K(const uint8_t *w0, const uint8_t *w1, const uint8_t *xb, __m512i sc, int row1) {
   const __m512i m4 = _mm512_set1_epi8(0x0f);
   __m512i acc = _mm512_setzero_si512(), acc2 = _mm512_setzero_si512(); /* two chains */
   for (int c = 0; c < 4; c++) {
@@ -195,10 +194,20 @@ NKQ_INLINE void nkq_pair_q4_K(const uint8_t *w0, const uint8_t *w1, const uint8_
     const __m512i lo = _mm512_and_si512(q, m4), hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), m4);
     const __m512i plo = _mm512_maddubs_epi16(lo, nkq_bcast(xb + 64 + 64 * c));
     const __m512i phi = _mm512_maddubs_epi16(hi, nkq_bcast(xb + 96 + 64 * c));
-    acc = nkq_madd_add(acc, plo, _mm512_permutexvar_epi16(nkq_idx2(2 * c, 8 + 2 * c), sc));
-    acc2 = nkq_madd_add(acc2, phi, _mm512_permutexvar_epi16(nkq_idx2(2 * c + 1, 9 + 2 * c), sc));
+    acc = nkq_madd_add(acc, plo, _mm512_permutexvar_epi16(nkq_idx2(2 * c, row1 + 2 * c), sc));
+    acc2 = nkq_madd_add(acc2, phi, _mm512_permutexvar_epi16(nkq_idx2(2 * c + 1, row1 + 1 + 2 * c), sc));
   }
-  const __m128i r = nkq_halves_sums(_mm512_add_epi32(acc, acc2), pm);
+  return _mm512_add_epi32(acc, acc2);
+}
+
+/* One Q4_K block of two rows: their f32 terms into t[0], t[1], as nkq_block_q4_K's. */
+NKQ_INLINE void nkq_pair_q4_K(const uint8_t *w0, const uint8_t *w1, const uint8_t *xb, float t[2]) {
+  const __m128i s0 = nkq_q4_K_scales(w0), s1 = nkq_q4_K_scales(w1);
+  /* words 0..7 row 0's scales, 8..15 row 1's; the mins likewise in a 256-bit vector */
+  const __m512i sc = _mm512_cvtepu8_epi16(_mm256_zextsi128_si256(_mm_unpacklo_epi64(s0, s1)));
+  const __m256i mins = _mm256_cvtepu8_epi16(_mm_unpackhi_epi64(s0, s1));
+  const __m256i pm = _mm256_madd_epi16(mins, _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(xb + 48))));
+  const __m128i r = nkq_halves_sums(nkq_qdot_q4_K(w0, w1, xb, sc, 8), pm);
   float dx;
   memcpy(&dx, xb, 4);
   const float d0 = nkq_f16(w0) * dx, dmin0 = nkq_f16(w0 + 2) * dx;
@@ -209,15 +218,10 @@ NKQ_INLINE void nkq_pair_q4_K(const uint8_t *w0, const uint8_t *w1, const uint8_
   t[1] = a1 - m1;
 }
 
-/* One Q6_K block of two rows likewise (nkq_block_q6_K). */
-NKQ_INLINE void nkq_pair_q6_K(const uint8_t *w0, const uint8_t *w1, const uint8_t *xb, float t[2]) {
-  /* words 0..15 row 0's 16 scales, 16..31 row 1's */
-  const __m512i sc = _mm512_cvtepi8_epi16(_mm256_inserti128_si256(
-      _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(w0 + 192))), _mm_loadu_si128((const __m128i *)(w1 + 192)), 1));
-  const __m512i poff = _mm512_madd_epi16(sc, nkq_bcast(xb + 16)); /* lanes 0..7 row 0, 8..15 row 1 */
-  const __m256i offs = _mm256_hadd_epi32(_mm512_castsi512_si256(poff), _mm512_extracti64x4_epi64(poff, 1));
-  /* offs: [o0 o0 o1 o1 | o0 o0 o1 o1] -> 4 lanes per row as nkq_halves_sums wants */
-  const __m256i offs4 = _mm256_permutevar8x32_epi32(offs, _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7));
+/* The quants' part of a Q6_K block of two rows (q from 0 to 63, the -32 left to the caller):
+ * per i32 lane (0..7 row 0, 8..15 row 1) a share of sum(scale * q * x). sc: the scales as
+ * words, 0..15 row 0's, 16..31 row 1's. */
+NKQ_INLINE __m512i nkq_qdot_q6_K(const uint8_t *w0, const uint8_t *w1, const uint8_t *xb, __m512i sc) {
   const __m512i m4 = _mm512_set1_epi8(0x0f), m30 = _mm512_set1_epi8(0x30);
   __m512i acc[2] = {_mm512_setzero_si512(), _mm512_setzero_si512()}; /* two chains */
   for (int h = 0; h < 2; h++) {
@@ -236,7 +240,19 @@ NKQ_INLINE void nkq_pair_q6_K(const uint8_t *w0, const uint8_t *w1, const uint8_
       acc[k & 1] = nkq_madd_add(acc[k & 1], p, _mm512_permutexvar_epi16(nkq_idx4(j, j + 1, 16 + j, 17 + j), sc));
     }
   }
-  const __m128i r = nkq_halves_sums(_mm512_add_epi32(acc[0], acc[1]), offs4);
+  return _mm512_add_epi32(acc[0], acc[1]);
+}
+
+/* One Q6_K block of two rows likewise (nkq_block_q6_K). */
+NKQ_INLINE void nkq_pair_q6_K(const uint8_t *w0, const uint8_t *w1, const uint8_t *xb, float t[2]) {
+  /* words 0..15 row 0's 16 scales, 16..31 row 1's */
+  const __m512i sc = _mm512_cvtepi8_epi16(_mm256_inserti128_si256(
+      _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(w0 + 192))), _mm_loadu_si128((const __m128i *)(w1 + 192)), 1));
+  const __m512i poff = _mm512_madd_epi16(sc, nkq_bcast(xb + 16)); /* lanes 0..7 row 0, 8..15 row 1 */
+  const __m256i offs = _mm256_hadd_epi32(_mm512_castsi512_si256(poff), _mm512_extracti64x4_epi64(poff, 1));
+  /* offs: [o0 o0 o1 o1 | o0 o0 o1 o1] -> 4 lanes per row as nkq_halves_sums wants */
+  const __m256i offs4 = _mm256_permutevar8x32_epi32(offs, _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7));
+  const __m128i r = nkq_halves_sums(nkq_qdot_q6_K(w0, w1, xb, sc), offs4);
   float dx;
   memcpy(&dx, xb, 4);
   const float d0 = nkq_f16(w0 + 208) * dx, d1 = nkq_f16(w1 + 208) * dx;
@@ -248,9 +264,9 @@ NKQ_INLINE void nkq_rows2_avx512(uint32_t type, float *out, const uint8_t *w0, c
                                  uint32_t nb, size_t step, int one_stream) {
   float acc0 = 0, acc1 = 0, t[2];
   for (uint32_t b = 0; b < nb; b++, w0 += step, w1 += step) {
-    for (size_t o = 0; o < step; o += 64) _mm_prefetch((const char *)w0 + 4096 + o, _MM_HINT_T0);
+    for (size_t o = 0; o < step; o += 64) _mm_prefetch((const char *)w0 + NKQ_AHEAD + o, _MM_HINT_T0);
     if (!one_stream)
-      for (size_t o = 0; o < step; o += 64) _mm_prefetch((const char *)w1 + 4096 + o, _MM_HINT_T0);
+      for (size_t o = 0; o < step; o += 64) _mm_prefetch((const char *)w1 + NKQ_AHEAD + o, _MM_HINT_T0);
     const uint8_t *xb = xq + (size_t)b * NKQ_ACT_BYTES;
     if (type == NKQ_Q4_K) nkq_pair_q4_K(w0, w1, xb, t);
     else nkq_pair_q6_K(w0, w1, xb, t);
@@ -259,6 +275,101 @@ NKQ_INLINE void nkq_rows2_avx512(uint32_t type, float *out, const uint8_t *w0, c
   }
   out[0] = acc0;
   out[1] = acc1;
+}
+
+/* ---- four row pairs at a time (decode) ----
+ * A pair's integer sums are the same vectors as above; what four pairs share is what
+ * follows them. Their sums are reduced together (one transpose instead of four horizontal
+ * adds), the scales of eight rows unpacked in one vector, and the f32 terms computed in the
+ * eight lanes of one vector: per lane the operations, and their order, of nkq_pair_*, so
+ * each row's result is the same to the bit. Measured on an AVX-512 EPYC (1 thread, Q4_K
+ * 4096 columns): 19.3 GB/s -> 23.5 in cache, 19.2 -> 22 from memory with the read-ahead below. */
+
+/* 16 bytes of each of four rows, one per 128-bit lane. */
+NKQ_INLINE __m512i nkq_four(const uint8_t *p0, const uint8_t *p1, const uint8_t *p2, const uint8_t *p3) {
+  __m512i v = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)p0));
+  v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)p1), 1);
+  v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)p2), 2);
+  return _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)p3), 3);
+}
+
+/* Per 128-bit lane, a Q4_K block's first 16 bytes (d, dmin, the 12 packed bytes) -> its 8
+ * scales (bytes 0..7) and 8 mins (bytes 8..15): nkq_q4_K_scales on four rows at once. */
+NKQ_INLINE __m512i nkq_q4_K_scales4(__m512i h) {
+  const __m512i x = _mm512_shuffle_epi32(h, _MM_SHUFFLE(3, 2, 3, 1)); /* a0 a2 a1 a2 */
+  const __m512i lo = _mm512_and_si512(_mm512_srlv_epi32(x, _mm512_set4_epi32(4, 0, 0, 0)),
+                                      _mm512_set4_epi32(0x0f0f0f0f, 0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f));
+  const __m512i z = _mm512_shuffle_epi32(h, _MM_SHUFFLE(2, 2, 1, 1)); /* a0 a0 a1 a1 */
+  const __m512i hi = _mm512_maskz_slli_epi32(0xAAAA, _mm512_and_si512(_mm512_srli_epi32(z, 6), _mm512_set1_epi32(0x03030303)), 4);
+  return _mm512_or_si512(lo, hi);
+}
+
+/* Four pairs' i32 vectors (each: lanes 0..7 its first row, 8..15 its second) -> the eight
+ * row sums: lanes 0..3 the pairs' first rows, 4..7 their second rows. */
+NKQ_INLINE __m256i nkq_sums4(__m512i a, __m512i b, __m512i c, __m512i d) {
+  const __m512i ab = _mm512_add_epi32(_mm512_unpacklo_epi32(a, b), _mm512_unpackhi_epi32(a, b));
+  const __m512i cd = _mm512_add_epi32(_mm512_unpacklo_epi32(c, d), _mm512_unpackhi_epi32(c, d));
+  const __m512i s = _mm512_add_epi32(_mm512_unpacklo_epi64(ab, cd), _mm512_unpackhi_epi64(ab, cd));
+  return _mm512_castsi512_si256(_mm512_add_epi32(_mm512_shuffle_i64x2(s, s, 0x08), _mm512_shuffle_i64x2(s, s, 0x0D)));
+}
+
+/* Eight rows (pairs p, p + 1, p + 2, p + 3) in the row-pair layout from w, into out[0..7].
+ * The four pairs read four places of one stretch of memory at once, which the hardware's
+ * prefetcher follows poorly: the stretch two groups on is read ahead into L2 instead. */
+NKQ_INLINE void nkq_rows8(uint32_t type, float *out, const uint8_t *w, const uint8_t *xq, uint32_t nb, size_t row_bytes) {
+  const size_t bytes = nkq_block_bytes(type), step = 2 * bytes;
+  const uint8_t *p[8];
+  for (int k = 0; k < 4; k++) p[2 * k] = w + (size_t)(2 * k) * row_bytes, p[2 * k + 1] = p[2 * k] + bytes;
+  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7); /* lanes -> rows */
+  __m256 acc = _mm256_setzero_ps();
+  for (uint32_t b = 0; b < nb; b++) {
+    const size_t o = (size_t)b * step;
+    for (size_t f = 0; f < 4 * step; f += 64) _mm_prefetch((const char *)w + 16 * row_bytes + 4 * o + f, _MM_HINT_T1);
+    const uint8_t *xb = xq + (size_t)b * NKQ_ACT_BYTES;
+    const __m256 dx = _mm256_broadcast_ss((const float *)xb);
+    __m512i q[4], m[4];
+    __m256 t;
+    if (type == NKQ_Q4_K) {
+      const __m512i h01 = nkq_four(p[0] + o, p[1] + o, p[2] + o, p[3] + o);
+      const __m512i h23 = nkq_four(p[4] + o, p[5] + o, p[6] + o, p[7] + o);
+      const __m512i s01 = nkq_q4_K_scales4(h01), s23 = nkq_q4_K_scales4(h23);
+      /* per pair, words 0..7 row 0's scales, 8..15 its mins, 16..31 row 1's likewise */
+      const __m512i sc[4] = {_mm512_cvtepu8_epi16(_mm512_castsi512_si256(s01)),
+                             _mm512_cvtepu8_epi16(_mm512_extracti64x4_epi64(s01, 1)),
+                             _mm512_cvtepu8_epi16(_mm512_castsi512_si256(s23)),
+                             _mm512_cvtepu8_epi16(_mm512_extracti64x4_epi64(s23, 1))};
+      const __m512i xm = _mm512_maskz_broadcast_i32x4(0xF0F0, _mm_loadu_si128((const __m128i *)(xb + 48)));
+      for (int k = 0; k < 4; k++) {
+        q[k] = nkq_qdot_q4_K(p[2 * k] + o, p[2 * k + 1] + o, xb, sc[k], 16);
+        m[k] = _mm512_madd_epi16(sc[k], xm); /* the mins' words only */
+      }
+      /* d and dmin of the eight rows, in the sums' lane order */
+      const __m256i dd = _mm512_castsi512_si256(_mm512_permutex2var_epi32(
+          h01, _mm512_setr_epi32(0, 8, 16, 24, 4, 12, 20, 28, 0, 0, 0, 0, 0, 0, 0, 0), h23));
+      const __m256 d = _mm256_mul_ps(_mm256_cvtph_ps(_mm256_cvtepi32_epi16(dd)), dx);
+      const __m256 dmin = _mm256_mul_ps(_mm256_cvtph_ps(_mm256_cvtepi32_epi16(_mm256_srli_epi32(dd, 16))), dx);
+      const __m256 a = _mm256_mul_ps(_mm256_cvtepi32_ps(nkq_sums4(q[0], q[1], q[2], q[3])), d);
+      t = _mm256_sub_ps(a, _mm256_mul_ps(_mm256_cvtepi32_ps(nkq_sums4(m[0], m[1], m[2], m[3])), dmin));
+    } else {
+      const __m512i xs = nkq_bcast(xb + 16);
+      uint16_t dh[8];
+      for (int k = 0; k < 4; k++) {
+        const uint8_t *w0 = p[2 * k] + o, *w1 = p[2 * k + 1] + o;
+        const __m512i sc = _mm512_cvtepi8_epi16(_mm256_inserti128_si256(
+            _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(w0 + 192))), _mm_loadu_si128((const __m128i *)(w1 + 192)), 1));
+        q[k] = nkq_qdot_q6_K(w0, w1, xb, sc);
+        m[k] = _mm512_madd_epi16(sc, xs);
+        memcpy(&dh[k], w0 + 208, 2);
+        memcpy(&dh[4 + k], w1 + 208, 2);
+      }
+      const __m256 d = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)dh)), dx);
+      const __m256i is = _mm256_sub_epi32(nkq_sums4(q[0], q[1], q[2], q[3]),
+                                          _mm256_slli_epi32(nkq_sums4(m[0], m[1], m[2], m[3]), 5));
+      t = _mm256_mul_ps(_mm256_cvtepi32_ps(is), d);
+    }
+    acc = _mm256_add_ps(acc, t);
+  }
+  _mm256_storeu_ps(out, _mm256_permutevar8x32_ps(acc, order));
 }
 
 /* ---- m64.kq_mat: the same rows for n inputs (prefill) ----
@@ -357,9 +468,9 @@ NKQ_INLINE void nkq_mat_type(uint32_t type, float *out, uint32_t out_stride, con
       const uint8_t *w0 = w + r * row_bytes, *w1 = w0 + (pairs ? bytes : row_bytes);
       float acc[NKQ_MAT_T][2] = {{0}};
       for (uint32_t b = 0; b < nb; b++, w0 += step, w1 += step) {
-        for (size_t o = 0; o < step; o += 64) _mm_prefetch((const char *)w0 + 4096 + o, _MM_HINT_T0);
+        for (size_t o = 0; o < step; o += 64) _mm_prefetch((const char *)w0 + NKQ_AHEAD + o, _MM_HINT_T0);
         if (!pairs)
-          for (size_t o = 0; o < step; o += 64) _mm_prefetch((const char *)w1 + 4096 + o, _MM_HINT_T0);
+          for (size_t o = 0; o < step; o += 64) _mm_prefetch((const char *)w1 + NKQ_AHEAD + o, _MM_HINT_T0);
         nkq_dec k;
         if (type == NKQ_Q4_K) nkq_unpack_q4_K(w0, w1, &k);
         else nkq_unpack_q6_K(w0, w1, &k);
@@ -405,6 +516,10 @@ NKQ_INLINE void nkq_rows(uint32_t type, float *out, const uint8_t *w, const uint
                          int pairs, int wide) {
   const size_t bytes = nkq_block_bytes(type), row_bytes = nb * bytes, step = pairs ? 2 * bytes : bytes;
   uint32_t r = 0;
+#if defined(M64_NATIVE_KQ512)
+  if (wide == 1 && pairs)
+    for (; r + 8 <= rows; r += 8) nkq_rows8(type, out + r, w + r * row_bytes, xq, nb, row_bytes);
+#endif
   for (; r + 2 <= rows; r += 2) {
     const uint8_t *w0 = w + r * row_bytes, *w1 = w0 + (pairs ? bytes : row_bytes);
 #if defined(M64_NATIVE_KQ512)

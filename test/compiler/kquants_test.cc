@@ -318,7 +318,8 @@ TEST(KQuantDotI8, ThisCpuHasTheNativeRowsWhereItHasAvx2) {
 
 TEST(KQuantDotI8, I8PathsEqualTheI16PathBitForBit) {
   for (const KType &k : ktypes())
-    for (auto s : {std::pair<uint32_t, uint32_t>{1, 256}, {6, 768}, {7, 11008}}) {
+    // 19 and 16 rows: the native rows' groups of eight (AVX-512), then a pair and an odd row
+    for (auto s : {std::pair<uint32_t, uint32_t>{1, 256}, {6, 768}, {7, 11008}, {19, 768}, {16, 4096}}) {
       const uint32_t rows = s.first, cols = s.second, nb = cols / QK;
       std::mt19937 rng(k.id * 977 + rows);
       const std::vector<uint8_t> w = random_kblocks(k.id, (size_t)rows * nb, rng);
