@@ -49,64 +49,143 @@ static inline int32_t nkq_hsum128(__m128i s) {
   return _mm_cvtsi128_si32(s);
 }
 
-/* One Q4_K block against one i8 activation block: the f32 term its row adds. */
-NKQ_INLINE_EARLY float nkq_block_q4_K(const uint8_t *wb, const uint8_t *xb) {
-  const uint32_t a0 = nkq_u32(wb + 4), a1 = nkq_u32(wb + 8), a2 = nkq_u32(wb + 12);
-  const uint32_t k6 = 0x3f3f3f3fu, k4 = 0x0f0f0f0fu, k2 = 0x03030303u;
-  const uint32_t sm[4] = {a0 & k6, (a2 & k4) | (((a0 >> 6) & k2) << 4), a1 & k6,
-                          ((a2 >> 4) & k4) | (((a1 >> 6) & k2) << 4)};
-  uint8_t s[16];
-  memcpy(s, sm, 16); /* scales 0..7, mins 0..7 */
-  const __m128i mins = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)(s + 8)));
-  const int32_t imin = nkq_hsum128(_mm_madd_epi16(mins, _mm_loadu_si128((const __m128i *)(xb + 48))));
+/* A Q4_K block's first 16 bytes (d, dmin, the 12 packed bytes) -> its 8 scales (bytes
+ * 0..7) and 8 mins (bytes 8..15), in a 128-bit lane. */
+NKQ_INLINE_EARLY __m128i nkq_q4_K_scales1(__m128i h) {
+  const __m128i x = _mm_shuffle_epi32(h, _MM_SHUFFLE(3, 2, 3, 1)); /* a0 a2 a1 a2 */
+  const __m128i lo = _mm_and_si128(_mm_srlv_epi32(x, _mm_setr_epi32(0, 0, 0, 4)),
+                                   _mm_setr_epi32(0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f, 0x0f0f0f0f));
+  const __m128i z = _mm_shuffle_epi32(h, _MM_SHUFFLE(2, 2, 1, 1)); /* a0 a0 a1 a1 */
+  const __m128i hi = _mm_slli_epi32(_mm_and_si128(_mm_srli_epi32(z, 6), _mm_set1_epi32(0x03030303)), 4);
+  return _mm_or_si128(lo, _mm_and_si128(hi, _mm_setr_epi32(0, -1, 0, -1)));
+}
+
+/* The integer part of one Q4_K block against one i8 activation block: *q's lanes sum to
+ * sum(scale * q * x), *m's to sum(min * bsum). */
+NKQ_INLINE_EARLY void nkq_ints_q4_K(const uint8_t *wb, const uint8_t *xb, __m256i *q, __m256i *m) {
+  const __m128i s = nkq_q4_K_scales1(_mm_loadu_si128((const __m128i *)wb));
+  const __m128i mins = _mm_cvtepu8_epi16(_mm_unpackhi_epi64(s, s));
+  *m = _mm256_zextsi128_si256(_mm_madd_epi16(mins, _mm_loadu_si128((const __m128i *)(xb + 48))));
+  const __m256i sw = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(s)); /* the 8 scales as words */
   const __m256i m4 = _mm256_set1_epi8(0x0f);
   __m256i acc = _mm256_setzero_si256();
   for (int c = 0; c < 4; c++) { /* low nibbles: sub-block 2c, high: 2c + 1 */
-    const __m256i q = _mm256_loadu_si256((const __m256i *)(wb + 16 + 32 * c));
-    const __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+    const __m256i w = _mm256_loadu_si256((const __m256i *)(wb + 16 + 32 * c));
+    const __m256i lo = _mm256_and_si256(w, m4), hi = _mm256_and_si256(_mm256_srli_epi16(w, 4), m4);
     const __m256i plo = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(xb + 64 + 64 * c)));
     const __m256i phi = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(xb + 96 + 64 * c)));
-    acc = _mm256_add_epi32(acc, _mm256_madd_epi16(plo, _mm256_set1_epi16(s[2 * c])));
-    acc = _mm256_add_epi32(acc, _mm256_madd_epi16(phi, _mm256_set1_epi16(s[2 * c + 1])));
+    const __m256i slo = _mm256_shuffle_epi8(sw, _mm256_set1_epi16((short)(0x0100 + 0x0202 * (2 * c))));
+    const __m256i shi = _mm256_shuffle_epi8(sw, _mm256_set1_epi16((short)(0x0100 + 0x0202 * (2 * c + 1))));
+    acc = _mm256_add_epi32(acc, _mm256_madd_epi16(plo, slo));
+    acc = _mm256_add_epi32(acc, _mm256_madd_epi16(phi, shi));
   }
+  *q = acc;
+}
+
+/* One Q4_K block against one i8 activation block: the f32 term its row adds. */
+NKQ_INLINE_EARLY float nkq_block_q4_K(const uint8_t *wb, const uint8_t *xb) {
+  __m256i q, m;
+  nkq_ints_q4_K(wb, xb, &q, &m);
   float dx;
   memcpy(&dx, xb, 4);
   const float d = nkq_f16(wb) * dx, dmin = nkq_f16(wb + 2) * dx;
-  const float a = (float)nkq_hsum256(acc) * d; /* kq_block2's operations */
-  const float m = (float)imin * dmin;
-  return a - m;
+  const float a = (float)nkq_hsum256(q) * d; /* kq_block2's operations */
+  const float mm = (float)nkq_hsum256(m) * dmin;
+  return a - mm;
 }
 
-/* One Q6_K block likewise. */
-NKQ_INLINE_EARLY float nkq_block_q6_K(const uint8_t *wb, const uint8_t *xb) {
+/* The integer part of one Q6_K block: *q's lanes sum to sum(scale * q * x) with q from 0
+ * to 63, *o's to sum(scale * bsum16), which the caller takes 32 times off. */
+NKQ_INLINE_EARLY void nkq_ints_q6_K(const uint8_t *wb, const uint8_t *xb, __m256i *q, __m256i *o) {
   const int8_t *sc = (const int8_t *)(wb + 192);
-  const __m128i s16a = _mm_cvtepi8_epi16(_mm_loadl_epi64((const __m128i *)sc));
-  const __m128i s16b = _mm_cvtepi8_epi16(_mm_loadl_epi64((const __m128i *)(sc + 8)));
-  /* the quants are dotted unsigned (0..63): less 32 times the scaled bsums */
-  const int32_t off = nkq_hsum128(_mm_add_epi32(_mm_madd_epi16(s16a, _mm_loadu_si128((const __m128i *)(xb + 16))),
-                                                _mm_madd_epi16(s16b, _mm_loadu_si128((const __m128i *)(xb + 32)))));
+  const __m128i s8 = _mm_loadu_si128((const __m128i *)sc);
+  *o = _mm256_madd_epi16(_mm256_cvtepi8_epi16(s8), _mm256_loadu_si256((const __m256i *)(xb + 16)));
+  const __m256i sw0 = _mm256_broadcastsi128_si256(_mm_cvtepi8_epi16(s8));                   /* scales 0..7 */
+  const __m256i sw1 = _mm256_broadcastsi128_si256(_mm_cvtepi8_epi16(_mm_srli_si128(s8, 8))); /* 8..15 */
   const __m256i m4 = _mm256_set1_epi8(0x0f), m30 = _mm256_set1_epi8(0x30);
   __m256i acc = _mm256_setzero_si256();
   for (int h = 0; h < 2; h++) {
     const __m256i la = _mm256_loadu_si256((const __m256i *)(wb + 64 * h));
     const __m256i lb = _mm256_loadu_si256((const __m256i *)(wb + 64 * h + 32));
     const __m256i hb = _mm256_loadu_si256((const __m256i *)(wb + 128 + 32 * h));
-    const __m256i q[4] = {
+    const __m256i qs[4] = {
         _mm256_or_si256(_mm256_and_si256(la, m4), _mm256_and_si256(_mm256_slli_epi16(hb, 4), m30)),
         _mm256_or_si256(_mm256_and_si256(lb, m4), _mm256_and_si256(_mm256_slli_epi16(hb, 2), m30)),
         _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(la, 4), m4), _mm256_and_si256(hb, m30)),
         _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(lb, 4), m4),
                         _mm256_and_si256(_mm256_srli_epi16(hb, 2), m30))};
+    const __m256i sw = h ? sw1 : sw0;
     for (int k = 0; k < 4; k++) { /* elements 128h + 32k + (0..31), scales 8h + 2k, 8h + 2k + 1 */
-      const __m256i p = _mm256_maddubs_epi16(q[k], _mm256_loadu_si256((const __m256i *)(xb + 64 + 128 * h + 32 * k)));
-      const __m256i s = _mm256_setr_m128i(_mm_set1_epi16(sc[8 * h + 2 * k]), _mm_set1_epi16(sc[8 * h + 2 * k + 1]));
+      const __m256i p = _mm256_maddubs_epi16(qs[k], _mm256_loadu_si256((const __m256i *)(xb + 64 + 128 * h + 32 * k)));
+      /* words 0..7 scale 2k, 8..15 scale 2k + 1 (the halves of the 32 elements) */
+      const __m256i s = _mm256_shuffle_epi8(sw, _mm256_setr_epi8(
+          4 * k, 4 * k + 1, 4 * k, 4 * k + 1, 4 * k, 4 * k + 1, 4 * k, 4 * k + 1, 4 * k, 4 * k + 1, 4 * k, 4 * k + 1, 4 * k,
+          4 * k + 1, 4 * k, 4 * k + 1, 4 * k + 2, 4 * k + 3, 4 * k + 2, 4 * k + 3, 4 * k + 2, 4 * k + 3, 4 * k + 2, 4 * k + 3,
+          4 * k + 2, 4 * k + 3, 4 * k + 2, 4 * k + 3, 4 * k + 2, 4 * k + 3, 4 * k + 2, 4 * k + 3));
       acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, s));
     }
   }
+  *q = acc;
+}
+
+/* One Q6_K block likewise. */
+NKQ_INLINE_EARLY float nkq_block_q6_K(const uint8_t *wb, const uint8_t *xb) {
+  __m256i q, o;
+  nkq_ints_q6_K(wb, xb, &q, &o);
   float dx;
   memcpy(&dx, xb, 4);
   const float d = nkq_f16(wb + 208) * dx;
-  return (float)(nkq_hsum256(acc) - 32 * off) * d; /* kq_block1's */
+  return (float)(nkq_hsum256(q) - 32 * nkq_hsum256(o)) * d; /* kq_block1's */
+}
+
+/* Eight i32 vectors -> their eight sums, in order. */
+NKQ_INLINE_EARLY __m256i nkq_sums8(const __m256i v[8]) {
+  const __m256i a = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
+  const __m256i b = _mm256_hadd_epi32(_mm256_hadd_epi32(v[4], v[5]), _mm256_hadd_epi32(v[6], v[7]));
+  return _mm256_add_epi32(_mm256_permute2x128_si256(a, b, 0x20), _mm256_permute2x128_si256(a, b, 0x31));
+}
+
+/* Eight rows (four row pairs) in the row-pair layout from w, into out[0..7], 256 bits at a
+ * time: each row's integer sums as nkq_block_*'s, then the eight rows' reductions and f32
+ * terms together, lane by lane the same operations (so the same floats). */
+NKQ_INLINE_EARLY void nkq_rows8_avx2(uint32_t type, float *out, const uint8_t *w, const uint8_t *xq, uint32_t nb,
+                                     size_t row_bytes, size_t bytes) {
+  const size_t step = 2 * bytes;
+  const uint8_t *p[8];
+  for (int k = 0; k < 4; k++) p[2 * k] = w + (size_t)(2 * k) * row_bytes, p[2 * k + 1] = p[2 * k] + bytes;
+  __m256 acc = _mm256_setzero_ps();
+  for (uint32_t b = 0; b < nb; b++) {
+    const size_t o = (size_t)b * step;
+    for (size_t f = 0; f < 4 * step; f += 64) _mm_prefetch((const char *)w + 16 * row_bytes + 4 * o + f, _MM_HINT_T1);
+    const uint8_t *xb = xq + (size_t)b * NKQ_ACT_BYTES;
+    const __m256 dx = _mm256_broadcast_ss((const float *)xb);
+    __m256i q[8], m[8];
+    uint32_t dd[8];
+    for (int r = 0; r < 8; r++) {
+      if (type == NKQ_Q4_K) nkq_ints_q4_K(p[r] + o, xb, &q[r], &m[r]);
+      else nkq_ints_q6_K(p[r] + o, xb, &q[r], &m[r]);
+      uint16_t h[2] = {0, 0};
+      memcpy(h, p[r] + o + (type == NKQ_Q4_K ? 0 : 208), type == NKQ_Q4_K ? 4 : 2);
+      dd[r] = h[0] | (type == NKQ_Q4_K ? (uint32_t)h[1] << 16 : 0);
+    }
+    const __m256i d2 = _mm256_loadu_si256((const __m256i *)dd), lo = _mm256_set1_epi32(0xffff);
+    const __m128i dh = _mm_packus_epi32(_mm256_castsi256_si128(_mm256_and_si256(d2, lo)),
+                                        _mm256_extracti128_si256(_mm256_and_si256(d2, lo), 1));
+    const __m256 d = _mm256_mul_ps(_mm256_cvtph_ps(dh), dx);
+    __m256 t;
+    if (type == NKQ_Q4_K) {
+      const __m256i d2h = _mm256_srli_epi32(d2, 16);
+      const __m128i mh = _mm_packus_epi32(_mm256_castsi256_si128(d2h), _mm256_extracti128_si256(d2h, 1));
+      const __m256 dmin = _mm256_mul_ps(_mm256_cvtph_ps(mh), dx);
+      t = _mm256_sub_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(nkq_sums8(q)), d),
+                        _mm256_mul_ps(_mm256_cvtepi32_ps(nkq_sums8(m)), dmin));
+    } else {
+      const __m256i is = _mm256_sub_epi32(nkq_sums8(q), _mm256_slli_epi32(nkq_sums8(m), 5));
+      t = _mm256_mul_ps(_mm256_cvtepi32_ps(is), d);
+    }
+    acc = _mm256_add_ps(acc, t);
+  }
+  _mm256_storeu_ps(out, acc);
 }
 
 static inline size_t nkq_block_bytes(uint32_t type) { return type == NKQ_Q4_K ? 144 : 210; }
@@ -516,10 +595,15 @@ NKQ_INLINE void nkq_rows(uint32_t type, float *out, const uint8_t *w, const uint
                          int pairs, int wide) {
   const size_t bytes = nkq_block_bytes(type), row_bytes = nb * bytes, step = pairs ? 2 * bytes : bytes;
   uint32_t r = 0;
+  if (pairs && wide == 1) {
 #if defined(M64_NATIVE_KQ512)
-  if (wide == 1 && pairs)
     for (; r + 8 <= rows; r += 8) nkq_rows8(type, out + r, w + r * row_bytes, xq, nb, row_bytes);
+#else
+    for (; r + 8 <= rows; r += 8) nkq_rows8_avx2(type, out + r, w + r * row_bytes, xq, nb, row_bytes, bytes);
 #endif
+  } else if (pairs && wide == 0) {
+    for (; r + 8 <= rows; r += 8) nkq_rows8_avx2(type, out + r, w + r * row_bytes, xq, nb, row_bytes, bytes);
+  }
   for (; r + 2 <= rows; r += 2) {
     const uint8_t *w0 = w + r * row_bytes, *w1 = w0 + (pairs ? bytes : row_bytes);
 #if defined(M64_NATIVE_KQ512)
