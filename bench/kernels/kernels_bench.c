@@ -42,6 +42,13 @@ static inline void kb_prefetch(const void *addr, uint32_t bytes) {
 #endif
 #define M64_KERNELS_PREFETCH kb_prefetch
 #include "kernels.h"
+/* The K-quants as a bundle stores them, in row pairs (m64_formats.h): what decode reads,
+ * and what a native host's m64.kq_rows takes four pairs at a time. */
+#define matvec_q2_K matvec_q2_K_pairs
+#define matvec_q3_K matvec_q3_K_pairs
+#define matvec_q4_K matvec_q4_K_pairs
+#define matvec_q5_K matvec_q5_K_pairs
+#define matvec_q6_K matvec_q6_K_pairs
 
 #if defined(__wasm__)
 #define BENCH_EXPORT(name) __attribute__((export_name(name)))
