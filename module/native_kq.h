@@ -479,14 +479,22 @@ NKQ_INLINE void nkq_unpack_q4_K(const uint8_t *w0, const uint8_t *w1, nkq_dec *k
   k->d[1] = nkq_f16(w1), k->dmin[1] = nkq_f16(w1 + 2);
 }
 
-NKQ_INLINE void nkq_dot_q4_K(const nkq_dec *k, const uint8_t *xb, float t[2]) {
+/* A decoded Q4_K pair against one input: the quants' i32 lanes (0..7 row 0, 8..15 row 1)
+ * and the mins' (lanes 0..3 row 0, 4..7 row 1). */
+NKQ_INLINE __m512i nkq_dint_q4_K(const nkq_dec *k, const uint8_t *xb, __m256i *pm) {
   __m512i acc = _mm512_setzero_si512(), acc2 = _mm512_setzero_si512();
   for (int c = 0; c < 4; c++) {
     acc = nkq_madd_add(acc, _mm512_maddubs_epi16(k->q[2 * c], nkq_bcast(xb + 64 + 64 * c)), k->s[2 * c]);
     acc2 = nkq_madd_add(acc2, _mm512_maddubs_epi16(k->q[2 * c + 1], nkq_bcast(xb + 96 + 64 * c)), k->s[2 * c + 1]);
   }
-  const __m256i pm = _mm256_madd_epi16(k->mins, _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(xb + 48))));
-  const __m128i r = nkq_halves_sums(_mm512_add_epi32(acc, acc2), pm);
+  *pm = _mm256_madd_epi16(k->mins, _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(xb + 48))));
+  return _mm512_add_epi32(acc, acc2);
+}
+
+NKQ_INLINE void nkq_dot_q4_K(const nkq_dec *k, const uint8_t *xb, float t[2]) {
+  __m256i pm;
+  const __m512i q = nkq_dint_q4_K(k, xb, &pm);
+  const __m128i r = nkq_halves_sums(q, pm);
   float dx;
   memcpy(&dx, xb, 4);
   const float d0 = k->d[0] * dx, dmin0 = k->dmin[0] * dx, d1 = k->d[1] * dx, dmin1 = k->dmin[1] * dx;
@@ -517,19 +525,55 @@ NKQ_INLINE void nkq_unpack_q6_K(const uint8_t *w0, const uint8_t *w1, nkq_dec *k
   k->d[0] = nkq_f16(w0 + 208), k->d[1] = nkq_f16(w1 + 208);
 }
 
-NKQ_INLINE void nkq_dot_q6_K(const nkq_dec *k, const uint8_t *xb, float t[2]) {
+/* A decoded Q6_K pair against one input: the quants' i32 lanes (0..7 row 0, 8..15 row 1)
+ * and the offsets' (likewise), which count 32 times. */
+NKQ_INLINE __m512i nkq_dint_q6_K(const nkq_dec *k, const uint8_t *xb, __m512i *poff) {
   __m512i acc[2] = {_mm512_setzero_si512(), _mm512_setzero_si512()};
   for (int i = 0; i < 8; i++) /* quants 128 (i / 4) + 32 (i % 4) + (0..31) */
     acc[i & 1] = nkq_madd_add(acc[i & 1], _mm512_maddubs_epi16(k->q[i], nkq_bcast(xb + 64 + 32 * i)), k->s[i]);
-  const __m512i poff = _mm512_madd_epi16(k->sc6, nkq_bcast(xb + 16));
+  *poff = _mm512_madd_epi16(k->sc6, nkq_bcast(xb + 16));
+  return _mm512_add_epi32(acc[0], acc[1]);
+}
+
+NKQ_INLINE void nkq_dot_q6_K(const nkq_dec *k, const uint8_t *xb, float t[2]) {
+  __m512i poff;
+  const __m512i q6 = nkq_dint_q6_K(k, xb, &poff);
   const __m256i offs = _mm256_hadd_epi32(_mm512_castsi512_si256(poff), _mm512_extracti64x4_epi64(poff, 1));
   const __m256i offs4 = _mm256_permutevar8x32_epi32(offs, _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7));
-  const __m128i r = nkq_halves_sums(_mm512_add_epi32(acc[0], acc[1]), offs4);
+  const __m128i r = nkq_halves_sums(q6, offs4);
   float dx;
   memcpy(&dx, xb, 4);
   const float d0 = k->d[0] * dx, d1 = k->d[1] * dx;
   t[0] = (float)(_mm_cvtsi128_si32(r) - 32 * _mm_extract_epi32(r, 2)) * d0;
   t[1] = (float)(_mm_extract_epi32(r, 1) - 32 * _mm_extract_epi32(r, 3)) * d1;
+}
+
+/* A decoded pair against four inputs xq_stride apart: the f32 terms, lanes 0..3 row 0 of
+ * inputs 0..3, lanes 4..7 row 1 of them; per lane nkq_dot_*'s operations in their order,
+ * the four inputs' sums reduced together (nkq_sums4) instead of one by one. */
+NKQ_INLINE __m256 nkq_terms4(uint32_t type, const nkq_dec *k, const uint8_t *xb, uint32_t xq_stride) {
+  __m512i q[4], m[4];
+  float dxs[4];
+  for (int j = 0; j < 4; j++) {
+    const uint8_t *x = xb + (size_t)j * xq_stride;
+    memcpy(&dxs[j], x, 4);
+    if (type == NKQ_Q4_K) {
+      __m256i pm;
+      q[j] = nkq_dint_q4_K(k, x, &pm); /* mins: rows' lanes into the halves nkq_sums4 reads */
+      m[j] = _mm512_inserti32x4(_mm512_zextsi128_si512(_mm256_castsi256_si128(pm)), _mm256_extracti128_si256(pm, 1), 2);
+    } else {
+      q[j] = nkq_dint_q6_K(k, x, &m[j]);
+    }
+  }
+  const __m128 dx4 = _mm_loadu_ps(dxs);
+  const __m256 dx = _mm256_setr_m128(dx4, dx4);
+  const __m256 d = _mm256_mul_ps(_mm256_setr_m128(_mm_set1_ps(k->d[0]), _mm_set1_ps(k->d[1])), dx);
+  const __m256i is = nkq_sums4(q[0], q[1], q[2], q[3]), im = nkq_sums4(m[0], m[1], m[2], m[3]);
+  if (type == NKQ_Q4_K) {
+    const __m256 dmin = _mm256_mul_ps(_mm256_setr_m128(_mm_set1_ps(k->dmin[0]), _mm_set1_ps(k->dmin[1])), dx);
+    return _mm256_sub_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(is), d), _mm256_mul_ps(_mm256_cvtepi32_ps(im), dmin));
+  }
+  return _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(is, _mm256_slli_epi32(im, 5))), d);
 }
 
 #define NKQ_MAT_T 32u /* inputs per pass over a row pair's blocks: their sums stay on the stack */
@@ -546,6 +590,8 @@ NKQ_INLINE void nkq_mat_type(uint32_t type, float *out, uint32_t out_stride, con
     for (; r + 2 <= rows; r += 2) {
       const uint8_t *w0 = w + r * row_bytes, *w1 = w0 + (pairs ? bytes : row_bytes);
       float acc[NKQ_MAT_T][2] = {{0}};
+      __m256 accv[NKQ_MAT_T / 4]; /* inputs 4g..4g+3: lanes 0..3 row r, 4..7 row r + 1 */
+      for (uint32_t g = 0; g < NKQ_MAT_T / 4; g++) accv[g] = _mm256_setzero_ps();
       for (uint32_t b = 0; b < nb; b++, w0 += step, w1 += step) {
         for (size_t o = 0; o < step; o += 64) _mm_prefetch((const char *)w0 + NKQ_AHEAD + o, _MM_HINT_T0);
         if (!pairs)
@@ -554,13 +600,21 @@ NKQ_INLINE void nkq_mat_type(uint32_t type, float *out, uint32_t out_stride, con
         if (type == NKQ_Q4_K) nkq_unpack_q4_K(w0, w1, &k);
         else nkq_unpack_q6_K(w0, w1, &k);
         const uint8_t *xb = x0 + (size_t)b * NKQ_ACT_BYTES;
-        for (uint32_t t = 0; t < nt; t++, xb += xq_stride) {
+        uint32_t t = 0;
+        for (; t + 4 <= nt; t += 4, xb += 4 * (size_t)xq_stride)
+          accv[t / 4] = _mm256_add_ps(accv[t / 4], nkq_terms4(type, &k, xb, xq_stride));
+        for (; t < nt; t++, xb += xq_stride) {
           float term[2];
           if (type == NKQ_Q4_K) nkq_dot_q4_K(&k, xb, term);
           else nkq_dot_q6_K(&k, xb, term);
           acc[t][0] += term[0];
           acc[t][1] += term[1];
         }
+      }
+      for (uint32_t t = 0; t + 4 <= nt; t += 4) {
+        float v[8];
+        _mm256_storeu_ps(v, accv[t / 4]);
+        for (uint32_t j = 0; j < 4; j++) acc[t + j][0] = v[j], acc[t + j][1] = v[4 + j];
       }
       for (uint32_t t = 0; t < nt; t++) {
         out[(size_t)(t0 + t) * out_stride + r] = acc[t][0];
