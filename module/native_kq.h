@@ -641,10 +641,11 @@ NKQ_INLINE void m64_native_kq_mat(uint32_t type, float *out, uint32_t out_stride
 #endif /* __AVX512BW__ && __AVX512VL__ */
 
 /* out[r] for r < rows: row r of w (ggml's rows, or with pairs the row-pair layout) against
- * the nb i8 activation blocks at xq, each row's blocks summed in order. Rows go two per
- * pass, as the module's kernels do: in the row-pair layout one sequential stream, read
- * ahead 4 KiB; the activation's loads are shared. `wide` 0 keeps to 256 bits (the tests
- * check both widths on an AVX-512 CPU). */
+ * the nb i8 activation blocks at xq, each row's blocks summed in order. In the row-pair
+ * layout eight rows go per pass (nkq_rows8*), the rest two per pass, as the module's
+ * kernels do (one sequential stream, read ahead 4 KiB). `wide`: 1 the widest this build
+ * has (m64run's), 0 256 bits, 2 512 bits a pair at a time; the tests check each path on an
+ * AVX-512 CPU, bench/kernels/rows times them. */
 NKQ_INLINE void nkq_rows(uint32_t type, float *out, const uint8_t *w, const uint8_t *xq, uint32_t rows, uint32_t nb,
                          int pairs, int wide) {
   const size_t bytes = nkq_block_bytes(type), row_bytes = nb * bytes, step = pairs ? 2 * bytes : bytes;
