@@ -145,47 +145,47 @@ NKQ_INLINE_EARLY __m256i nkq_sums8(const __m256i v[8]) {
   return _mm256_add_epi32(_mm256_permute2x128_si256(a, b, 0x20), _mm256_permute2x128_si256(a, b, 0x31));
 }
 
-/* Eight rows (four row pairs) in the row-pair layout from w, into out[0..7], 256 bits at a
- * time: each row's integer sums as nkq_block_*'s, then the eight rows' reductions and f32
- * terms together, lane by lane the same operations (so the same floats). */
-NKQ_INLINE_EARLY void nkq_rows8_avx2(uint32_t type, float *out, const uint8_t *w, const uint8_t *xq, uint32_t nb,
-                                     size_t row_bytes, size_t bytes) {
-  const size_t step = 2 * bytes;
-  const uint8_t *p[8];
+/* The eight rows of four row pairs from w (the row-pair layout: a pair's blocks alternate). */
+NKQ_INLINE_EARLY void nkq_group_rows(const uint8_t *p[8], const uint8_t *w, size_t row_bytes, size_t bytes) {
   for (int k = 0; k < 4; k++) p[2 * k] = w + (size_t)(2 * k) * row_bytes, p[2 * k + 1] = p[2 * k] + bytes;
-  __m256 acc = _mm256_setzero_ps();
-  for (uint32_t b = 0; b < nb; b++) {
-    const size_t o = (size_t)b * step;
-    for (size_t f = 0; f < 4 * step; f += 64) _mm_prefetch((const char *)w + 16 * row_bytes + 4 * o + f, _MM_HINT_T1);
-    const uint8_t *xb = xq + (size_t)b * NKQ_ACT_BYTES;
-    const __m256 dx = _mm256_broadcast_ss((const float *)xb);
-    __m256i q[8], m[8];
-    uint32_t dd[8];
-    for (int r = 0; r < 8; r++) {
-      if (type == NKQ_Q4_K) nkq_ints_q4_K(p[r] + o, xb, &q[r], &m[r]);
-      else nkq_ints_q6_K(p[r] + o, xb, &q[r], &m[r]);
-      uint16_t h[2] = {0, 0};
-      memcpy(h, p[r] + o + (type == NKQ_Q4_K ? 0 : 208), type == NKQ_Q4_K ? 4 : 2);
-      dd[r] = h[0] | (type == NKQ_Q4_K ? (uint32_t)h[1] << 16 : 0);
-    }
-    const __m256i d2 = _mm256_loadu_si256((const __m256i *)dd), lo = _mm256_set1_epi32(0xffff);
-    const __m128i dh = _mm_packus_epi32(_mm256_castsi256_si128(_mm256_and_si256(d2, lo)),
-                                        _mm256_extracti128_si256(_mm256_and_si256(d2, lo), 1));
-    const __m256 d = _mm256_mul_ps(_mm256_cvtph_ps(dh), dx);
-    __m256 t;
-    if (type == NKQ_Q4_K) {
-      const __m256i d2h = _mm256_srli_epi32(d2, 16);
-      const __m128i mh = _mm_packus_epi32(_mm256_castsi256_si128(d2h), _mm256_extracti128_si256(d2h, 1));
-      const __m256 dmin = _mm256_mul_ps(_mm256_cvtph_ps(mh), dx);
-      t = _mm256_sub_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(nkq_sums8(q)), d),
-                        _mm256_mul_ps(_mm256_cvtepi32_ps(nkq_sums8(m)), dmin));
-    } else {
-      const __m256i is = _mm256_sub_epi32(nkq_sums8(q), _mm256_slli_epi32(nkq_sums8(m), 5));
-      t = _mm256_mul_ps(_mm256_cvtepi32_ps(is), d);
-    }
-    acc = _mm256_add_ps(acc, t);
+}
+/* The four pairs read four places of one stretch at once, which the hardware prefetcher
+ * follows poorly: while a group reads its block b, the group two on is read into L2 at the
+ * same pace (measured on the EPYC: one group ahead into L1, 12 GB/s; two into L2, 22). */
+NKQ_INLINE_EARLY void nkq_group_ahead(const uint8_t *w, size_t row_bytes, size_t o, size_t step) {
+  for (size_t f = 0; f < 4 * step; f += 64) _mm_prefetch((const char *)w + 16 * row_bytes + 4 * o + f, _MM_HINT_T1);
+}
+
+/* Block o (bytes into each row's stream) of eight rows p[0..7] against activation block xb
+ * (dx its scale), 256 bits at a time: each row's integer sums as nkq_block_*'s, then the
+ * eight rows' reductions and f32 terms together, lane r row r, each lane the same
+ * operations as nkq_block_* (so the same floats). */
+NKQ_INLINE_EARLY __m256 nkq_terms8_avx2(uint32_t type, const uint8_t *const p[8], size_t o, const uint8_t *xb, __m256 dx) {
+  __m256i q[8], m[8];
+  uint32_t dd[8];
+  for (int r = 0; r < 8; r++) {
+    if (type == NKQ_Q4_K) nkq_ints_q4_K(p[r] + o, xb, &q[r], &m[r]);
+    else nkq_ints_q6_K(p[r] + o, xb, &q[r], &m[r]);
+    uint16_t h[2] = {0, 0};
+    memcpy(h, p[r] + o + (type == NKQ_Q4_K ? 0 : 208), type == NKQ_Q4_K ? 4 : 2);
+    dd[r] = h[0] | (type == NKQ_Q4_K ? (uint32_t)h[1] << 16 : 0);
   }
-  _mm256_storeu_ps(out, acc);
+  const __m256i d2 = _mm256_loadu_si256((const __m256i *)dd), lo = _mm256_set1_epi32(0xffff);
+  const __m128i dh = _mm_packus_epi32(_mm256_castsi256_si128(_mm256_and_si256(d2, lo)),
+                                      _mm256_extracti128_si256(_mm256_and_si256(d2, lo), 1));
+  const __m256 d = _mm256_mul_ps(_mm256_cvtph_ps(dh), dx);
+  __m256 t;
+  if (type == NKQ_Q4_K) {
+    const __m256i d2h = _mm256_srli_epi32(d2, 16);
+    const __m128i mh = _mm_packus_epi32(_mm256_castsi256_si128(d2h), _mm256_extracti128_si256(d2h, 1));
+    const __m256 dmin = _mm256_mul_ps(_mm256_cvtph_ps(mh), dx);
+    t = _mm256_sub_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(nkq_sums8(q)), d),
+                      _mm256_mul_ps(_mm256_cvtepi32_ps(nkq_sums8(m)), dmin));
+  } else {
+    const __m256i is = _mm256_sub_epi32(nkq_sums8(q), _mm256_slli_epi32(nkq_sums8(m), 5));
+    t = _mm256_mul_ps(_mm256_cvtepi32_ps(is), d);
+  }
+  return t;
 }
 
 static inline size_t nkq_block_bytes(uint32_t type) { return type == NKQ_Q4_K ? 144 : 210; }
@@ -392,63 +392,50 @@ NKQ_INLINE __m256i nkq_sums4(__m512i a, __m512i b, __m512i c, __m512i d) {
   return _mm512_castsi512_si256(_mm512_add_epi32(_mm512_shuffle_i64x2(s, s, 0x08), _mm512_shuffle_i64x2(s, s, 0x0D)));
 }
 
-/* Eight rows (pairs p, p + 1, p + 2, p + 3) in the row-pair layout from w, into out[0..7].
- * The four pairs read four places of one stretch of memory at once, which the hardware's
- * prefetcher follows poorly: the stretch two groups on is read ahead into L2 instead. */
-NKQ_INLINE void nkq_rows8(uint32_t type, float *out, const uint8_t *w, const uint8_t *xq, uint32_t nb, size_t row_bytes) {
-  const size_t bytes = nkq_block_bytes(type), step = 2 * bytes;
-  const uint8_t *p[8];
-  for (int k = 0; k < 4; k++) p[2 * k] = w + (size_t)(2 * k) * row_bytes, p[2 * k + 1] = p[2 * k] + bytes;
-  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7); /* lanes -> rows */
-  __m256 acc = _mm256_setzero_ps();
-  for (uint32_t b = 0; b < nb; b++) {
-    const size_t o = (size_t)b * step;
-    for (size_t f = 0; f < 4 * step; f += 64) _mm_prefetch((const char *)w + 16 * row_bytes + 4 * o + f, _MM_HINT_T1);
-    const uint8_t *xb = xq + (size_t)b * NKQ_ACT_BYTES;
-    const __m256 dx = _mm256_broadcast_ss((const float *)xb);
-    __m512i q[4], m[4];
-    __m256 t;
-    if (type == NKQ_Q4_K) {
-      const __m512i h01 = nkq_four(p[0] + o, p[1] + o, p[2] + o, p[3] + o);
-      const __m512i h23 = nkq_four(p[4] + o, p[5] + o, p[6] + o, p[7] + o);
-      const __m512i s01 = nkq_q4_K_scales4(h01), s23 = nkq_q4_K_scales4(h23);
-      /* per pair, words 0..7 row 0's scales, 8..15 its mins, 16..31 row 1's likewise */
-      const __m512i sc[4] = {_mm512_cvtepu8_epi16(_mm512_castsi512_si256(s01)),
-                             _mm512_cvtepu8_epi16(_mm512_extracti64x4_epi64(s01, 1)),
-                             _mm512_cvtepu8_epi16(_mm512_castsi512_si256(s23)),
-                             _mm512_cvtepu8_epi16(_mm512_extracti64x4_epi64(s23, 1))};
-      const __m512i xm = _mm512_maskz_broadcast_i32x4(0xF0F0, _mm_loadu_si128((const __m128i *)(xb + 48)));
-      for (int k = 0; k < 4; k++) {
-        q[k] = nkq_qdot_q4_K(p[2 * k] + o, p[2 * k + 1] + o, xb, sc[k], 16);
-        m[k] = _mm512_madd_epi16(sc[k], xm); /* the mins' words only */
-      }
-      /* d and dmin of the eight rows, in the sums' lane order */
-      const __m256i dd = _mm512_castsi512_si256(_mm512_permutex2var_epi32(
-          h01, _mm512_setr_epi32(0, 8, 16, 24, 4, 12, 20, 28, 0, 0, 0, 0, 0, 0, 0, 0), h23));
-      const __m256 d = _mm256_mul_ps(_mm256_cvtph_ps(_mm256_cvtepi32_epi16(dd)), dx);
-      const __m256 dmin = _mm256_mul_ps(_mm256_cvtph_ps(_mm256_cvtepi32_epi16(_mm256_srli_epi32(dd, 16))), dx);
-      const __m256 a = _mm256_mul_ps(_mm256_cvtepi32_ps(nkq_sums4(q[0], q[1], q[2], q[3])), d);
-      t = _mm256_sub_ps(a, _mm256_mul_ps(_mm256_cvtepi32_ps(nkq_sums4(m[0], m[1], m[2], m[3])), dmin));
-    } else {
-      const __m512i xs = nkq_bcast(xb + 16);
-      uint16_t dh[8];
-      for (int k = 0; k < 4; k++) {
-        const uint8_t *w0 = p[2 * k] + o, *w1 = p[2 * k + 1] + o;
-        const __m512i sc = _mm512_cvtepi8_epi16(_mm256_inserti128_si256(
-            _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(w0 + 192))), _mm_loadu_si128((const __m128i *)(w1 + 192)), 1));
-        q[k] = nkq_qdot_q6_K(w0, w1, xb, sc);
-        m[k] = _mm512_madd_epi16(sc, xs);
-        memcpy(&dh[k], w0 + 208, 2);
-        memcpy(&dh[4 + k], w1 + 208, 2);
-      }
-      const __m256 d = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)dh)), dx);
-      const __m256i is = _mm256_sub_epi32(nkq_sums4(q[0], q[1], q[2], q[3]),
-                                          _mm256_slli_epi32(nkq_sums4(m[0], m[1], m[2], m[3]), 5));
-      t = _mm256_mul_ps(_mm256_cvtepi32_ps(is), d);
+/* nkq_terms8_avx2 with a row pair per 512-bit vector; the lanes: 0..3 the pairs' first
+ * rows (p[0], p[2], p[4], p[6]), 4..7 their second rows. */
+NKQ_INLINE __m256 nkq_terms8_512(uint32_t type, const uint8_t *const p[8], size_t o, const uint8_t *xb, __m256 dx) {
+  __m512i q[4], m[4];
+  __m256 t;
+  if (type == NKQ_Q4_K) {
+    const __m512i h01 = nkq_four(p[0] + o, p[1] + o, p[2] + o, p[3] + o);
+    const __m512i h23 = nkq_four(p[4] + o, p[5] + o, p[6] + o, p[7] + o);
+    const __m512i s01 = nkq_q4_K_scales4(h01), s23 = nkq_q4_K_scales4(h23);
+    /* per pair, words 0..7 row 0's scales, 8..15 its mins, 16..31 row 1's likewise */
+    const __m512i sc[4] = {_mm512_cvtepu8_epi16(_mm512_castsi512_si256(s01)),
+                           _mm512_cvtepu8_epi16(_mm512_extracti64x4_epi64(s01, 1)),
+                           _mm512_cvtepu8_epi16(_mm512_castsi512_si256(s23)),
+                           _mm512_cvtepu8_epi16(_mm512_extracti64x4_epi64(s23, 1))};
+    const __m512i xm = _mm512_maskz_broadcast_i32x4(0xF0F0, _mm_loadu_si128((const __m128i *)(xb + 48)));
+    for (int k = 0; k < 4; k++) {
+      q[k] = nkq_qdot_q4_K(p[2 * k] + o, p[2 * k + 1] + o, xb, sc[k], 16);
+      m[k] = _mm512_madd_epi16(sc[k], xm); /* the mins' words only */
     }
-    acc = _mm256_add_ps(acc, t);
+    /* d and dmin of the eight rows, in the sums' lane order */
+    const __m256i dd = _mm512_castsi512_si256(_mm512_permutex2var_epi32(
+        h01, _mm512_setr_epi32(0, 8, 16, 24, 4, 12, 20, 28, 0, 0, 0, 0, 0, 0, 0, 0), h23));
+    const __m256 d = _mm256_mul_ps(_mm256_cvtph_ps(_mm256_cvtepi32_epi16(dd)), dx);
+    const __m256 dmin = _mm256_mul_ps(_mm256_cvtph_ps(_mm256_cvtepi32_epi16(_mm256_srli_epi32(dd, 16))), dx);
+    const __m256 a = _mm256_mul_ps(_mm256_cvtepi32_ps(nkq_sums4(q[0], q[1], q[2], q[3])), d);
+    t = _mm256_sub_ps(a, _mm256_mul_ps(_mm256_cvtepi32_ps(nkq_sums4(m[0], m[1], m[2], m[3])), dmin));
+  } else {
+    const __m512i xs = nkq_bcast(xb + 16);
+    uint16_t dh[8];
+    for (int k = 0; k < 4; k++) {
+      const uint8_t *w0 = p[2 * k] + o, *w1 = p[2 * k + 1] + o;
+      const __m512i sc = _mm512_cvtepi8_epi16(_mm256_inserti128_si256(
+          _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(w0 + 192))), _mm_loadu_si128((const __m128i *)(w1 + 192)), 1));
+      q[k] = nkq_qdot_q6_K(w0, w1, xb, sc);
+      m[k] = _mm512_madd_epi16(sc, xs);
+      memcpy(&dh[k], w0 + 208, 2);
+      memcpy(&dh[4 + k], w1 + 208, 2);
+    }
+    const __m256 d = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)dh)), dx);
+    const __m256i is = _mm256_sub_epi32(nkq_sums4(q[0], q[1], q[2], q[3]),
+                                        _mm256_slli_epi32(nkq_sums4(m[0], m[1], m[2], m[3]), 5));
+    t = _mm256_mul_ps(_mm256_cvtepi32_ps(is), d);
   }
-  _mm256_storeu_ps(out, _mm256_permutevar8x32_ps(acc, order));
+  return t;
 }
 
 /* ---- m64.kq_mat: the same rows for n inputs (prefill) ----
@@ -640,6 +627,34 @@ NKQ_INLINE void m64_native_kq_mat(uint32_t type, float *out, uint32_t out_stride
 }
 #endif /* __AVX512BW__ && __AVX512VL__ */
 
+/* Eight rows (four row pairs) in the row-pair layout from w into out[0..7], each row's
+ * blocks summed in order; wide: 512-bit vectors (this build has them) or 256-bit. */
+NKQ_INLINE void nkq_rows8(uint32_t type, float *out, const uint8_t *w, const uint8_t *xq, uint32_t nb,
+                          size_t row_bytes, int wide) {
+  const size_t bytes = nkq_block_bytes(type), step = 2 * bytes;
+  const uint8_t *p[8];
+  nkq_group_rows(p, w, row_bytes, bytes);
+  __m256 acc = _mm256_setzero_ps();
+  for (uint32_t b = 0; b < nb; b++) {
+    const size_t o = (size_t)b * step;
+    nkq_group_ahead(w, row_bytes, o, step);
+    const uint8_t *xb = xq + (size_t)b * NKQ_ACT_BYTES;
+    const __m256 dx = _mm256_broadcast_ss((const float *)xb);
+#if defined(M64_NATIVE_KQ512)
+    if (wide) {
+      acc = _mm256_add_ps(acc, nkq_terms8_512(type, p, o, xb, dx));
+      continue;
+    }
+#endif
+    acc = _mm256_add_ps(acc, nkq_terms8_avx2(type, p, o, xb, dx));
+  }
+#if defined(M64_NATIVE_KQ512)
+  if (wide) acc = _mm256_permutevar8x32_ps(acc, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)); /* lanes -> rows */
+#endif
+  (void)wide;
+  _mm256_storeu_ps(out, acc);
+}
+
 /* out[r] for r < rows: row r of w (ggml's rows, or with pairs the row-pair layout) against
  * the nb i8 activation blocks at xq, each row's blocks summed in order. In the row-pair
  * layout eight rows go per pass (nkq_rows8*), the rest two per pass, as the module's
@@ -650,15 +665,8 @@ NKQ_INLINE void nkq_rows(uint32_t type, float *out, const uint8_t *w, const uint
                          int pairs, int wide) {
   const size_t bytes = nkq_block_bytes(type), row_bytes = nb * bytes, step = pairs ? 2 * bytes : bytes;
   uint32_t r = 0;
-  if (pairs && wide == 1) {
-#if defined(M64_NATIVE_KQ512)
-    for (; r + 8 <= rows; r += 8) nkq_rows8(type, out + r, w + r * row_bytes, xq, nb, row_bytes);
-#else
-    for (; r + 8 <= rows; r += 8) nkq_rows8_avx2(type, out + r, w + r * row_bytes, xq, nb, row_bytes, bytes);
-#endif
-  } else if (pairs && wide == 0) {
-    for (; r + 8 <= rows; r += 8) nkq_rows8_avx2(type, out + r, w + r * row_bytes, xq, nb, row_bytes, bytes);
-  }
+  if (pairs && wide != 2) /* 2: the 512-bit pairs alone (tests, bench/kernels/rows) */
+    for (; r + 8 <= rows; r += 8) nkq_rows8(type, out + r, w + r * row_bytes, xq, nb, row_bytes, wide);
   for (; r + 2 <= rows; r += 2) {
     const uint8_t *w0 = w + r * row_bytes, *w1 = w0 + (pairs ? bytes : row_bytes);
 #if defined(M64_NATIVE_KQ512)
