@@ -156,7 +156,7 @@ static int kq_dot_i8_enabled = 1; /* tests turn it off to run the i16 path */
 #define M64_KERNELS_HAS_DOT_I8() kq_dot_i8_enabled
 #endif
 #define KQ_DOT M64_KERNELS_DOT_I8
-/* M64_KERNELS_KQ_ROWS(type, out, w, xq, rows, nb, pairs): a host's own Q4_K/Q6_K rows over
+/* M64_KERNELS_KQ_ROWS(type, out, w, xq, rows, nb, pairs): a host's own Q4_K/Q5_K/Q6_K rows over
  * the i8 activation (m64_module.h's m64.kq_rows), where M64_KERNELS_HAS_KQ_ROWS() says so;
  * elsewhere none. (Prefill keeps the module's i16 tiles: measured, bench/kernels n = 32,
  * they match a 256-bit per-row-and-input product on Q4_K and beat it on Q6_K.) */
@@ -685,7 +685,7 @@ M64_INLINE void kq_ib_q5_K(const uint8_t *wb, const uint8_t *xb, v128_t *isum_ou
   }
   *isum_out = isum;
 }
-KQ_MATVEC_DOT(q5_K, Q5_K_BYTES, 0, 1, 0)
+KQ_MATVEC_DOT(q5_K, Q5_K_BYTES, 0, 1, 13)
 
 /* Q4_K (qh == NULL) and Q5_K rows. */
 M64_INLINE void kq_dequant_k45(float *out, const uint8_t *row, uint32_t n, int five) {

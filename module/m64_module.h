@@ -82,7 +82,7 @@ M64_IMPORT("f16_widen_lo") v128_t m64_host_f16_widen_lo(v128_t h);
 M64_IMPORT("f16_widen_hi") v128_t m64_host_f16_widen_hi(v128_t h);
 M64_IMPORT("has_f16") uint32_t m64_host_has_f16(void);
 #endif
-/* out[r] = row r of a Q4_K (type 12) or Q6_K (14) matrix at w (rows of nb 256-blocks; with
+/* out[r] = row r of a Q4_K (type 12), Q5_K (13) or Q6_K (14) matrix at w (rows of nb 256-blocks; with
  * pairs the row-pair layout) times the i8 activation blocks at xq (kernels_kquants.h's
  * KQ8I layout), r < rows: what the module's own K-quant matvec computes, bit for bit, in a
  * native host's wider vectors (module/native_kq.h). The host checks that every

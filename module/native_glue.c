@@ -89,7 +89,7 @@ u32 w2c_m64_has_f16(struct w2c_m64 *host) {
 #endif
 }
 
-/* m64.kq_rows and m64.has_kq_rows (m64_module.h): Q4_K/Q6_K rows in the host's 256-bit
+/* m64.kq_rows and m64.has_kq_rows (m64_module.h): Q4_K/Q5_K/Q6_K rows in the host's 256-bit
  * vectors (native_kq.h) where this target has AVX2, else has_kq_rows answers 0 and the
  * module's own kernels run. The module passes addresses: every byte read (the rows, the
  * activation) and written (the outputs) is checked against the memory's size first, and
@@ -98,7 +98,7 @@ u32 w2c_m64_has_f16(struct w2c_m64 *host) {
 void w2c_m64_kq_rows(struct w2c_m64 *host, u32 type, u32 out, u32 w, u32 xq, u32 rows, u32 nb, u32 pairs) {
   (void)host;
 #if defined(M64_NATIVE_KQ)
-  const uint64_t bytes = type == NKQ_Q4_K ? 144 : type == NKQ_Q6_K ? 210 : 0;
+  const uint64_t bytes = type == NKQ_Q4_K ? 144 : type == NKQ_Q5_K ? 176 : type == NKQ_Q6_K ? 210 : 0;
   if (!bytes) wasm_rt_trap(WASM_RT_TRAP_UNREACHABLE);
   const uint64_t size = g_memory->size;
   if ((uint64_t)w + (uint64_t)rows * nb * bytes > size || (uint64_t)xq + (uint64_t)nb * NKQ_ACT_BYTES > size ||

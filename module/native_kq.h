@@ -21,7 +21,9 @@
 #define M64_NATIVE_KQ 1
 
 #define NKQ_INLINE_EARLY static inline __attribute__((always_inline))
-enum { NKQ_Q4_K = 12, NKQ_Q6_K = 14 }; /* ggml type ids */
+enum { NKQ_Q4_K = 12, NKQ_Q5_K = 13, NKQ_Q6_K = 14 }; /* ggml type ids */
+/* Q4_K and Q5_K share their header (d, dmin, 12 bytes of scales and mins) and their sums */
+#define NKQ_K45(type) ((type) != NKQ_Q6_K)
 #define NKQ_ACT_BYTES 320u            /* KQ8I_BYTES: f32 d | i16 bsums16[16] | i16 bsums32[8] | i8 q[256] */
 #ifndef NKQ_AHEAD
 #define NKQ_AHEAD 4096 /* bytes of weights read ahead */
@@ -60,18 +62,27 @@ NKQ_INLINE_EARLY __m128i nkq_q4_K_scales1(__m128i h) {
   return _mm_or_si128(lo, _mm_and_si128(hi, _mm_setr_epi32(0, -1, 0, -1)));
 }
 
-/* The integer part of one Q4_K block against one i8 activation block: *q's lanes sum to
- * sum(scale * q * x), *m's to sum(min * bsum). */
-NKQ_INLINE_EARLY void nkq_ints_q4_K(const uint8_t *wb, const uint8_t *xb, __m256i *q, __m256i *m) {
+/* Q5_K's fifth bits for the 32 quants of sub-block k (bit k of each qh byte) at bit 4. */
+#define NKQ_Q5_BIT(qh, k, SHL, SHR, AND, SET1) \
+  AND((k) < 4 ? SHL(qh, 4 - (k)) : SHR(qh, (k) - 4), SET1(0x10))
+
+/* The integer part of one Q4_K (five: Q5_K) block against one i8 activation block: *q's
+ * lanes sum to sum(scale * q * x), *m's to sum(min * bsum). */
+NKQ_INLINE_EARLY void nkq_ints_k45(const uint8_t *wb, const uint8_t *xb, __m256i *q, __m256i *m, int five) {
   const __m128i s = nkq_q4_K_scales1(_mm_loadu_si128((const __m128i *)wb));
   const __m128i mins = _mm_cvtepu8_epi16(_mm_unpackhi_epi64(s, s));
   *m = _mm256_zextsi128_si256(_mm_madd_epi16(mins, _mm_loadu_si128((const __m128i *)(xb + 48))));
   const __m256i sw = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(s)); /* the 8 scales as words */
   const __m256i m4 = _mm256_set1_epi8(0x0f);
   __m256i acc = _mm256_setzero_si256();
+  const __m256i qh = five ? _mm256_loadu_si256((const __m256i *)(wb + 16)) : _mm256_setzero_si256();
   for (int c = 0; c < 4; c++) { /* low nibbles: sub-block 2c, high: 2c + 1 */
-    const __m256i w = _mm256_loadu_si256((const __m256i *)(wb + 16 + 32 * c));
-    const __m256i lo = _mm256_and_si256(w, m4), hi = _mm256_and_si256(_mm256_srli_epi16(w, 4), m4);
+    const __m256i w = _mm256_loadu_si256((const __m256i *)(wb + (five ? 48 : 16) + 32 * c));
+    __m256i lo = _mm256_and_si256(w, m4), hi = _mm256_and_si256(_mm256_srli_epi16(w, 4), m4);
+    if (five) {
+      lo = _mm256_or_si256(lo, NKQ_Q5_BIT(qh, 2 * c, _mm256_slli_epi16, _mm256_srli_epi16, _mm256_and_si256, _mm256_set1_epi8));
+      hi = _mm256_or_si256(hi, NKQ_Q5_BIT(qh, 2 * c + 1, _mm256_slli_epi16, _mm256_srli_epi16, _mm256_and_si256, _mm256_set1_epi8));
+    }
     const __m256i plo = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(xb + 64 + 64 * c)));
     const __m256i phi = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(xb + 96 + 64 * c)));
     const __m256i slo = _mm256_shuffle_epi8(sw, _mm256_set1_epi16((short)(0x0100 + 0x0202 * (2 * c))));
@@ -82,10 +93,10 @@ NKQ_INLINE_EARLY void nkq_ints_q4_K(const uint8_t *wb, const uint8_t *xb, __m256
   *q = acc;
 }
 
-/* One Q4_K block against one i8 activation block: the f32 term its row adds. */
-NKQ_INLINE_EARLY float nkq_block_q4_K(const uint8_t *wb, const uint8_t *xb) {
+/* One Q4_K (five: Q5_K) block against one i8 activation block: the f32 term its row adds. */
+NKQ_INLINE_EARLY float nkq_block_k45(const uint8_t *wb, const uint8_t *xb, int five) {
   __m256i q, m;
-  nkq_ints_q4_K(wb, xb, &q, &m);
+  nkq_ints_k45(wb, xb, &q, &m, five);
   float dx;
   memcpy(&dx, xb, 4);
   const float d = nkq_f16(wb) * dx, dmin = nkq_f16(wb + 2) * dx;
@@ -164,18 +175,18 @@ NKQ_INLINE_EARLY __m256 nkq_terms8_avx2(uint32_t type, const uint8_t *const p[8]
   __m256i q[8], m[8];
   uint32_t dd[8];
   for (int r = 0; r < 8; r++) {
-    if (type == NKQ_Q4_K) nkq_ints_q4_K(p[r] + o, xb, &q[r], &m[r]);
+    if (NKQ_K45(type)) nkq_ints_k45(p[r] + o, xb, &q[r], &m[r], type == NKQ_Q5_K);
     else nkq_ints_q6_K(p[r] + o, xb, &q[r], &m[r]);
     uint16_t h[2] = {0, 0};
-    memcpy(h, p[r] + o + (type == NKQ_Q4_K ? 0 : 208), type == NKQ_Q4_K ? 4 : 2);
-    dd[r] = h[0] | (type == NKQ_Q4_K ? (uint32_t)h[1] << 16 : 0);
+    memcpy(h, p[r] + o + (NKQ_K45(type) ? 0 : 208), NKQ_K45(type) ? 4 : 2);
+    dd[r] = h[0] | (NKQ_K45(type) ? (uint32_t)h[1] << 16 : 0);
   }
   const __m256i d2 = _mm256_loadu_si256((const __m256i *)dd), lo = _mm256_set1_epi32(0xffff);
   const __m128i dh = _mm_packus_epi32(_mm256_castsi256_si128(_mm256_and_si256(d2, lo)),
                                       _mm256_extracti128_si256(_mm256_and_si256(d2, lo), 1));
   const __m256 d = _mm256_mul_ps(_mm256_cvtph_ps(dh), dx);
   __m256 t;
-  if (type == NKQ_Q4_K) {
+  if (NKQ_K45(type)) {
     const __m256i d2h = _mm256_srli_epi32(d2, 16);
     const __m128i mh = _mm_packus_epi32(_mm256_castsi256_si128(d2h), _mm256_extracti128_si256(d2h, 1));
     const __m256 dmin = _mm256_mul_ps(_mm256_cvtph_ps(mh), dx);
@@ -188,7 +199,7 @@ NKQ_INLINE_EARLY __m256 nkq_terms8_avx2(uint32_t type, const uint8_t *const p[8]
   return t;
 }
 
-static inline size_t nkq_block_bytes(uint32_t type) { return type == NKQ_Q4_K ? 144 : 210; }
+static inline size_t nkq_block_bytes(uint32_t type) { return type == NKQ_Q4_K ? 144 : type == NKQ_Q5_K ? 176 : 210; }
 
 #define NKQ_INLINE static inline __attribute__((always_inline))
 
@@ -203,9 +214,9 @@ NKQ_INLINE void nkq_rows2_avx2(uint32_t type, float *out, const uint8_t *w0, con
     if (!one_stream)
       for (size_t o = 0; o < step; o += 64) _mm_prefetch((const char *)w1 + NKQ_AHEAD + o, _MM_HINT_T0);
     const uint8_t *xb = xq + (size_t)b * NKQ_ACT_BYTES;
-    if (type == NKQ_Q4_K) {
-      acc0 += nkq_block_q4_K(w0, xb);
-      acc1 += nkq_block_q4_K(w1, xb);
+    if (NKQ_K45(type)) {
+      acc0 += nkq_block_k45(w0, xb, type == NKQ_Q5_K);
+      acc1 += nkq_block_k45(w1, xb, type == NKQ_Q5_K);
     } else {
       acc0 += nkq_block_q6_K(w0, xb);
       acc1 += nkq_block_q6_K(w1, xb);
@@ -263,14 +274,20 @@ NKQ_INLINE __m128i nkq_q4_K_scales(const uint8_t *wb) {
                         (int)(((a2 >> 4) & k4) | (((a1 >> 6) & k2) << 4)));
 }
 
-/* The quants' part of a Q4_K block of two rows: per i32 lane (0..7 row 0, 8..15 row 1) a
+/* The quants' part of a Q4_K (five: Q5_K) block of two rows: per i32 lane (0..7 row 0, 8..15 row 1) a
  * share of sum(scale * q * x). sc holds the scales as words, row 1's from word `row1` on. */
-NKQ_INLINE __m512i nkq_qdot_q4_K(const uint8_t *w0, const uint8_t *w1, const uint8_t *xb, __m512i sc, int row1) {
+NKQ_INLINE __m512i nkq_qdot_k45(const uint8_t *w0, const uint8_t *w1, const uint8_t *xb, __m512i sc, int row1,
+                                 int five) {
   const __m512i m4 = _mm512_set1_epi8(0x0f);
+  const __m512i qh = five ? nkq_two(w0 + 16, w1 + 16) : _mm512_setzero_si512();
   __m512i acc = _mm512_setzero_si512(), acc2 = _mm512_setzero_si512(); /* two chains */
   for (int c = 0; c < 4; c++) {
-    const __m512i q = nkq_two(w0 + 16 + 32 * c, w1 + 16 + 32 * c);
-    const __m512i lo = _mm512_and_si512(q, m4), hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), m4);
+    const __m512i q = nkq_two(w0 + (five ? 48 : 16) + 32 * c, w1 + (five ? 48 : 16) + 32 * c);
+    __m512i lo = _mm512_and_si512(q, m4), hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), m4);
+    if (five) {
+      lo = _mm512_or_si512(lo, NKQ_Q5_BIT(qh, 2 * c, _mm512_slli_epi16, _mm512_srli_epi16, _mm512_and_si512, _mm512_set1_epi8));
+      hi = _mm512_or_si512(hi, NKQ_Q5_BIT(qh, 2 * c + 1, _mm512_slli_epi16, _mm512_srli_epi16, _mm512_and_si512, _mm512_set1_epi8));
+    }
     const __m512i plo = _mm512_maddubs_epi16(lo, nkq_bcast(xb + 64 + 64 * c));
     const __m512i phi = _mm512_maddubs_epi16(hi, nkq_bcast(xb + 96 + 64 * c));
     acc = nkq_madd_add(acc, plo, _mm512_permutexvar_epi16(nkq_idx2(2 * c, row1 + 2 * c), sc));
@@ -279,14 +296,14 @@ NKQ_INLINE __m512i nkq_qdot_q4_K(const uint8_t *w0, const uint8_t *w1, const uin
   return _mm512_add_epi32(acc, acc2);
 }
 
-/* One Q4_K block of two rows: their f32 terms into t[0], t[1], as nkq_block_q4_K's. */
-NKQ_INLINE void nkq_pair_q4_K(const uint8_t *w0, const uint8_t *w1, const uint8_t *xb, float t[2]) {
+/* One Q4_K (five: Q5_K) block of two rows: their f32 terms into t[0], t[1], as nkq_block_k45's. */
+NKQ_INLINE void nkq_pair_k45(const uint8_t *w0, const uint8_t *w1, const uint8_t *xb, float t[2], int five) {
   const __m128i s0 = nkq_q4_K_scales(w0), s1 = nkq_q4_K_scales(w1);
   /* words 0..7 row 0's scales, 8..15 row 1's; the mins likewise in a 256-bit vector */
   const __m512i sc = _mm512_cvtepu8_epi16(_mm256_zextsi128_si256(_mm_unpacklo_epi64(s0, s1)));
   const __m256i mins = _mm256_cvtepu8_epi16(_mm_unpackhi_epi64(s0, s1));
   const __m256i pm = _mm256_madd_epi16(mins, _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(xb + 48))));
-  const __m128i r = nkq_halves_sums(nkq_qdot_q4_K(w0, w1, xb, sc, 8), pm);
+  const __m128i r = nkq_halves_sums(nkq_qdot_k45(w0, w1, xb, sc, 8, five), pm);
   float dx;
   memcpy(&dx, xb, 4);
   const float d0 = nkq_f16(w0) * dx, dmin0 = nkq_f16(w0 + 2) * dx;
@@ -347,7 +364,7 @@ NKQ_INLINE void nkq_rows2_avx512(uint32_t type, float *out, const uint8_t *w0, c
     if (!one_stream)
       for (size_t o = 0; o < step; o += 64) _mm_prefetch((const char *)w1 + NKQ_AHEAD + o, _MM_HINT_T0);
     const uint8_t *xb = xq + (size_t)b * NKQ_ACT_BYTES;
-    if (type == NKQ_Q4_K) nkq_pair_q4_K(w0, w1, xb, t);
+    if (NKQ_K45(type)) nkq_pair_k45(w0, w1, xb, t, type == NKQ_Q5_K);
     else nkq_pair_q6_K(w0, w1, xb, t);
     acc0 += t[0];
     acc1 += t[1];
@@ -397,7 +414,7 @@ NKQ_INLINE __m256i nkq_sums4(__m512i a, __m512i b, __m512i c, __m512i d) {
 NKQ_INLINE __m256 nkq_terms8_512(uint32_t type, const uint8_t *const p[8], size_t o, const uint8_t *xb, __m256 dx) {
   __m512i q[4], m[4];
   __m256 t;
-  if (type == NKQ_Q4_K) {
+  if (NKQ_K45(type)) {
     const __m512i h01 = nkq_four(p[0] + o, p[1] + o, p[2] + o, p[3] + o);
     const __m512i h23 = nkq_four(p[4] + o, p[5] + o, p[6] + o, p[7] + o);
     const __m512i s01 = nkq_q4_K_scales4(h01), s23 = nkq_q4_K_scales4(h23);
@@ -408,7 +425,7 @@ NKQ_INLINE __m256 nkq_terms8_512(uint32_t type, const uint8_t *const p[8], size_
                            _mm512_cvtepu8_epi16(_mm512_extracti64x4_epi64(s23, 1))};
     const __m512i xm = _mm512_maskz_broadcast_i32x4(0xF0F0, _mm_loadu_si128((const __m128i *)(xb + 48)));
     for (int k = 0; k < 4; k++) {
-      q[k] = nkq_qdot_q4_K(p[2 * k] + o, p[2 * k + 1] + o, xb, sc[k], 16);
+      q[k] = nkq_qdot_k45(p[2 * k] + o, p[2 * k + 1] + o, xb, sc[k], 16, type == NKQ_Q5_K);
       m[k] = _mm512_madd_epi16(sc[k], xm); /* the mins' words only */
     }
     /* d and dmin of the eight rows, in the sums' lane order */
@@ -613,7 +630,7 @@ NKQ_INLINE void nkq_mat_type(uint32_t type, float *out, uint32_t out_stride, con
         const uint8_t *wb = w + r * row_bytes, *xt = x0 + (size_t)t * xq_stride;
         float a = 0;
         for (uint32_t b = 0; b < nb; b++)
-          a += type == NKQ_Q4_K ? nkq_block_q4_K(wb + b * bytes, xt + (size_t)b * NKQ_ACT_BYTES)
+          a += type == NKQ_Q4_K ? nkq_block_k45(wb + b * bytes, xt + (size_t)b * NKQ_ACT_BYTES, 0)
                                 : nkq_block_q6_K(wb + b * bytes, xt + (size_t)b * NKQ_ACT_BYTES);
         out[(size_t)(t0 + t) * out_stride + r] = a;
       }
@@ -682,7 +699,7 @@ NKQ_INLINE void nkq_rows(uint32_t type, float *out, const uint8_t *w, const uint
     const uint8_t *wb = w + r * row_bytes;
     float acc = 0;
     for (uint32_t b = 0; b < nb; b++)
-      acc += type == NKQ_Q4_K ? nkq_block_q4_K(wb + b * bytes, xq + (size_t)b * NKQ_ACT_BYTES)
+      acc += NKQ_K45(type) ? nkq_block_k45(wb + b * bytes, xq + (size_t)b * NKQ_ACT_BYTES, type == NKQ_Q5_K)
                               : nkq_block_q6_K(wb + b * bytes, xq + (size_t)b * NKQ_ACT_BYTES);
     out[r] = acc;
   }
@@ -692,6 +709,7 @@ NKQ_INLINE void nkq_rows(uint32_t type, float *out, const uint8_t *w, const uint
 NKQ_INLINE void m64_native_kq_rows_width(uint32_t type, float *out, const uint8_t *w, const uint8_t *xq,
                                         uint32_t rows, uint32_t nb, int pairs, int wide) {
   if (type == NKQ_Q4_K) nkq_rows(NKQ_Q4_K, out, w, xq, rows, nb, pairs, wide);
+  else if (type == NKQ_Q5_K) nkq_rows(NKQ_Q5_K, out, w, xq, rows, nb, pairs, wide);
   else nkq_rows(NKQ_Q6_K, out, w, xq, rows, nb, pairs, wide);
 }
 NKQ_INLINE void m64_native_kq_rows(uint32_t type, float *out, const uint8_t *w, const uint8_t *xq, uint32_t rows,
