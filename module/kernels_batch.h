@@ -47,8 +47,8 @@
   M64_INLINE void act_##sfx##_pairs(uint8_t *xq, const float *x, uint32_t cols) { quantize_q8_K(xq, x, cols); }
 
 /* M64_KERNELS_KQ_MAT(type, out, out_stride, w, xq, xq_stride, rows, nb, n, pairs): a host's
- * own Q4_K/Q6_K matrix-matrix product over the i8 activation (m64_module.h's m64.kq_mat),
- * where M64_KERNELS_HAS_KQ_MAT() says so; there act_q4_K/act_q6_K prepare that layout. */
+ * own Q4_K/Q5_K/Q6_K matrix-matrix product over the i8 activation (m64_module.h's m64.kq_mat),
+ * where M64_KERNELS_HAS_KQ_MAT() says so; there act_q4_K/_q5_K/_q6_K prepare that layout. */
 #ifndef M64_KERNELS_KQ_MAT
 #define M64_KERNELS_HAS_KQ_MAT() 0
 #define M64_KERNELS_KQ_MAT(type, out, out_stride, w, xq, xq_stride, rows, nb, n, pairs) ((void)0)
@@ -63,7 +63,7 @@
 KB_KQ_ACT(q2_K)
 KB_KQ_ACT(q3_K)
 KB_KQ_ACT_MAT(q4_K)
-KB_KQ_ACT(q5_K)
+KB_KQ_ACT_MAT(q5_K)
 KB_KQ_ACT_MAT(q6_K)
 KB_KQ_ACT(iq4_xs)
 
@@ -393,9 +393,14 @@ KB_MATMAT_K(q6_K, KB_Q6_K, 14)
  * Measured (bench/kernels, 11008x4096, per token, rows / tiles): Q2_K n = 2 2.3-2.7 / 1.3
  * GB/s, Q3_K n = 2 3.4-3.5 / 2.2; from n = 4 on the tiles are as fast or faster (n = 32:
  * Q2_K 3.5 / 5.2, Q3_K 3.6 / 7.3, Q5_K 5.8 / 10.3, IQ4_XS 4.3 / 9.4). */
-#define KB_MATMAT_KR(sfx, BYTES, type)                                                                    \
+#define KB_MATMAT_KR(sfx, BYTES, type, ggml_type)                                                         \
   M64_INLINE void kb_matmat_##sfx(int pairs, float *out, uint32_t out_stride, const uint8_t *w,           \
                                   const uint8_t *xq, uint32_t rows, uint32_t cols, uint32_t n) {          \
+    if ((ggml_type) && M64_KERNELS_HAS_KQ_MAT()) { /* Q5_K: a host's own, as Q4_K's */                  \
+      M64_KERNELS_KQ_MAT(ggml_type, out, out_stride, w, xq, M64_ACT_STRIDE(cols), rows, cols / KQ_QK, n,  \
+                         (uint32_t)pairs);                                                                \
+      return;                                                                                             \
+    }                                                                                                     \
     if (n >= KB_T) {                                                                                      \
       kb_matmat_k(type, pairs, out, out_stride, w, xq, rows, cols, n);                                    \
       return;                                                                                             \
@@ -419,10 +424,10 @@ KB_MATMAT_K(q6_K, KB_Q6_K, 14)
                                        const uint8_t *xq, uint32_t rows, uint32_t cols, uint32_t n) {     \
     kb_matmat_##sfx(1, out, out_stride, w, xq, rows, cols, n);                                            \
   }
-KB_MATMAT_KR(q5_K, Q5_K_BYTES, KB_Q5_K)
-KB_MATMAT_KR(q2_K, Q2_K_BYTES, KB_Q2_K)
-KB_MATMAT_KR(q3_K, Q3_K_BYTES, KB_Q3_K)
-KB_MATMAT_KR(iq4_xs, IQ4_XS_BYTES, KB_IQ4_XS)
+KB_MATMAT_KR(q5_K, Q5_K_BYTES, KB_Q5_K, 13)
+KB_MATMAT_KR(q2_K, Q2_K_BYTES, KB_Q2_K, 0)
+KB_MATMAT_KR(q3_K, Q3_K_BYTES, KB_Q3_K, 0)
+KB_MATMAT_KR(iq4_xs, IQ4_XS_BYTES, KB_IQ4_XS, 0)
 
 #undef KB_KQ_ACT
 #undef KB_MATMAT_K

@@ -118,7 +118,7 @@ void w2c_m64_kq_mat(struct w2c_m64 *host, u32 type, u32 out, u32 out_stride, u32
                     u32 nb, u32 n, u32 pairs) {
   (void)host;
 #if defined(M64_NATIVE_KQ512)
-  const uint64_t bytes = type == NKQ_Q4_K ? 144 : type == NKQ_Q6_K ? 210 : 0;
+  const uint64_t bytes = type == NKQ_Q4_K ? 144 : type == NKQ_Q5_K ? 176 : type == NKQ_Q6_K ? 210 : 0;
   if (!bytes || !n || !rows || out_stride < rows) wasm_rt_trap(WASM_RT_TRAP_UNREACHABLE);
   const uint64_t size = g_memory->size;
   if ((uint64_t)w + (uint64_t)rows * nb * bytes > size ||

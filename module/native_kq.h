@@ -467,15 +467,20 @@ typedef struct nkq_dec {
   float d[2], dmin[2];
 } nkq_dec;
 
-NKQ_INLINE void nkq_unpack_q4_K(const uint8_t *w0, const uint8_t *w1, nkq_dec *k) {
+NKQ_INLINE void nkq_unpack_k45(const uint8_t *w0, const uint8_t *w1, nkq_dec *k, int five) {
   const __m128i s0 = nkq_q4_K_scales(w0), s1 = nkq_q4_K_scales(w1);
   const __m512i sc = _mm512_cvtepu8_epi16(_mm256_zextsi128_si256(_mm_unpacklo_epi64(s0, s1)));
   k->mins = _mm256_cvtepu8_epi16(_mm_unpackhi_epi64(s0, s1));
   const __m512i m4 = _mm512_set1_epi8(0x0f);
+  const __m512i qh = five ? nkq_two(w0 + 16, w1 + 16) : _mm512_setzero_si512();
   for (int c = 0; c < 4; c++) {
-    const __m512i q = nkq_two(w0 + 16 + 32 * c, w1 + 16 + 32 * c);
+    const __m512i q = nkq_two(w0 + (five ? 48 : 16) + 32 * c, w1 + (five ? 48 : 16) + 32 * c);
     k->q[2 * c] = _mm512_and_si512(q, m4);
     k->q[2 * c + 1] = _mm512_and_si512(_mm512_srli_epi16(q, 4), m4);
+    if (five) {
+      k->q[2 * c] = _mm512_or_si512(k->q[2 * c], NKQ_Q5_BIT(qh, 2 * c, _mm512_slli_epi16, _mm512_srli_epi16, _mm512_and_si512, _mm512_set1_epi8));
+      k->q[2 * c + 1] = _mm512_or_si512(k->q[2 * c + 1], NKQ_Q5_BIT(qh, 2 * c + 1, _mm512_slli_epi16, _mm512_srli_epi16, _mm512_and_si512, _mm512_set1_epi8));
+    }
     k->s[2 * c] = _mm512_permutexvar_epi16(nkq_idx2(2 * c, 8 + 2 * c), sc);
     k->s[2 * c + 1] = _mm512_permutexvar_epi16(nkq_idx2(2 * c + 1, 9 + 2 * c), sc);
   }
@@ -561,7 +566,7 @@ NKQ_INLINE __m256 nkq_terms4(uint32_t type, const nkq_dec *k, const uint8_t *xb,
   for (int j = 0; j < 4; j++) {
     const uint8_t *x = xb + (size_t)j * xq_stride;
     memcpy(&dxs[j], x, 4);
-    if (type == NKQ_Q4_K) {
+    if (NKQ_K45(type)) {
       __m256i pm;
       q[j] = nkq_dint_q4_K(k, x, &pm); /* mins: rows' lanes into the halves nkq_sums4 reads */
       m[j] = _mm512_inserti32x4(_mm512_zextsi128_si512(_mm256_castsi256_si128(pm)), _mm256_extracti128_si256(pm, 1), 2);
@@ -573,7 +578,7 @@ NKQ_INLINE __m256 nkq_terms4(uint32_t type, const nkq_dec *k, const uint8_t *xb,
   const __m256 dx = _mm256_setr_m128(dx4, dx4);
   const __m256 d = _mm256_mul_ps(_mm256_setr_m128(_mm_set1_ps(k->d[0]), _mm_set1_ps(k->d[1])), dx);
   const __m256i is = nkq_sums4(q[0], q[1], q[2], q[3]), im = nkq_sums4(m[0], m[1], m[2], m[3]);
-  if (type == NKQ_Q4_K) {
+  if (NKQ_K45(type)) {
     const __m256 dmin = _mm256_mul_ps(_mm256_setr_m128(_mm_set1_ps(k->dmin[0]), _mm_set1_ps(k->dmin[1])), dx);
     return _mm256_sub_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(is), d), _mm256_mul_ps(_mm256_cvtepi32_ps(im), dmin));
   }
@@ -601,7 +606,7 @@ NKQ_INLINE void nkq_mat_type(uint32_t type, float *out, uint32_t out_stride, con
         if (!pairs)
           for (size_t o = 0; o < step; o += 64) _mm_prefetch((const char *)w1 + NKQ_AHEAD + o, _MM_HINT_T0);
         nkq_dec k;
-        if (type == NKQ_Q4_K) nkq_unpack_q4_K(w0, w1, &k);
+        if (NKQ_K45(type)) nkq_unpack_k45(w0, w1, &k, type == NKQ_Q5_K);
         else nkq_unpack_q6_K(w0, w1, &k);
         const uint8_t *xb = x0 + (size_t)b * NKQ_ACT_BYTES;
         uint32_t t = 0;
@@ -609,7 +614,7 @@ NKQ_INLINE void nkq_mat_type(uint32_t type, float *out, uint32_t out_stride, con
           accv[t / 4] = _mm256_add_ps(accv[t / 4], nkq_terms4(type, &k, xb, xq_stride));
         for (; t < nt; t++, xb += xq_stride) {
           float term[2];
-          if (type == NKQ_Q4_K) nkq_dot_q4_K(&k, xb, term);
+          if (NKQ_K45(type)) nkq_dot_q4_K(&k, xb, term);
           else nkq_dot_q6_K(&k, xb, term);
           acc[t][0] += term[0];
           acc[t][1] += term[1];
@@ -630,7 +635,7 @@ NKQ_INLINE void nkq_mat_type(uint32_t type, float *out, uint32_t out_stride, con
         const uint8_t *wb = w + r * row_bytes, *xt = x0 + (size_t)t * xq_stride;
         float a = 0;
         for (uint32_t b = 0; b < nb; b++)
-          a += type == NKQ_Q4_K ? nkq_block_k45(wb + b * bytes, xt + (size_t)b * NKQ_ACT_BYTES, 0)
+          a += NKQ_K45(type) ? nkq_block_k45(wb + b * bytes, xt + (size_t)b * NKQ_ACT_BYTES, type == NKQ_Q5_K)
                                 : nkq_block_q6_K(wb + b * bytes, xt + (size_t)b * NKQ_ACT_BYTES);
         out[(size_t)(t0 + t) * out_stride + r] = a;
       }
@@ -640,6 +645,7 @@ NKQ_INLINE void nkq_mat_type(uint32_t type, float *out, uint32_t out_stride, con
 NKQ_INLINE void m64_native_kq_mat(uint32_t type, float *out, uint32_t out_stride, const uint8_t *w, const uint8_t *xq,
                                   uint32_t xq_stride, uint32_t rows, uint32_t nb, uint32_t n, int pairs) {
   if (type == NKQ_Q4_K) nkq_mat_type(NKQ_Q4_K, out, out_stride, w, xq, xq_stride, rows, nb, n, pairs);
+  else if (type == NKQ_Q5_K) nkq_mat_type(NKQ_Q5_K, out, out_stride, w, xq, xq_stride, rows, nb, n, pairs);
   else nkq_mat_type(NKQ_Q6_K, out, out_stride, w, xq, xq_stride, rows, nb, n, pairs);
 }
 #endif /* __AVX512BW__ && __AVX512VL__ */

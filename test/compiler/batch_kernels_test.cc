@@ -173,7 +173,7 @@ TEST(BatchKernels, InputStrideIsNotAMultipleOfTheCacheWay) {
   }
 }
 
-// A native host's Q4_K and Q6_K prefill (m64.kq_mat, native_kq.h: AVX-512) against the
+// A native host's Q4_K, Q5_K and Q6_K prefill (m64.kq_mat, native_kq.h: AVX-512) against the
 // matvec of each input on the module's own i16 path: bit for bit, in ggml's rows and in
 // the row-pair layout, with odd row counts (the one-row tail) and more inputs than its
 // pass holds (32).
@@ -181,7 +181,7 @@ TEST(BatchKernels, NativeKqMatEqualsTheModulesMatvec) {
   if (!kn_has_kq_mat()) GTEST_SKIP() << "no AVX-512 here: m64.kq_mat is not compiled for this CPU";
   std::mt19937 rng(99);
   for (const BType &t : btypes()) {
-    if (t.id != M64_GGML_Q4_K && t.id != M64_GGML_Q6_K) continue;
+    if (t.id != M64_GGML_Q4_K && t.id != M64_GGML_Q5_K && t.id != M64_GGML_Q6_K) continue;
     for (uint32_t cols : {256u, 768u, 4096u})
       for (uint32_t rows : {1u, 2u, 7u, 16u, 37u})
         for (uint32_t n : {1u, 2u, 5u, 32u, 33u}) {
@@ -197,7 +197,7 @@ TEST(BatchKernels, NativeKqMatEqualsTheModulesMatvec) {
           kn_set_dot_i8(KN_DOT_ROWS);
           kn_matmat(t.id, got.data(), w.data(), x.data(), rows, cols, n);
           // the row-pair layout of the same matrix (its rows 2k, 2k + 1 interleaved per block)
-          const uint32_t nb = cols / 256, bytes = t.id == M64_GGML_Q4_K ? 144 : 210;
+          const uint32_t nb = cols / 256, bytes = t.id == M64_GGML_Q4_K ? 144 : t.id == M64_GGML_Q5_K ? 176 : 210;
           std::vector<uint8_t> wp(w.size());
           for (uint32_t r = 0; r < rows; r++)
             for (uint32_t b = 0; b < nb; b++) {
