@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cache.h" /* the policy: module/cache.h */
 #include "m64_wasm.h"
 #include "os.h"
 
@@ -31,14 +32,12 @@
 
 typedef enum { SLOT_EMPTY, SLOT_LOADING, SLOT_READY, SLOT_FAILED } slot_state;
 
+/* What the pager keeps of a slot besides the policy's (m64_cache_slot, same index). */
 typedef struct slot {
-  uint32_t addr;   /* start of the slot */
+  uint32_t addr;   /* start of the slot (the policy's) */
   uint32_t at;     /* where its layer starts (addr, or shifted for huge-page placement) */
   uint64_t size;
-  int32_t layer;   /* -1: none */
   slot_state state;
-  int in_use;      /* acquires not yet released */
-  int used;        /* layers it has held */
   int mapped;      /* holds a file mapping (MAP_READ: the slot's first layer) */
   int via_map;     /* this placement maps (set by assign) */
   int remap;       /* this placement first makes the slot plain memory again (set by assign) */
@@ -52,18 +51,12 @@ struct m64_pager {
   uint32_t n_layers;
   uint64_t *file_off;
   uint8_t *verified;
-  int32_t *slot_of;  /* per layer */
-  slot *slots;
-  uint32_t n_slots;
+  m64_cache c;       /* which layer is where, and which goes (under mu) */
+  void *cache_mem;   /* c's arrays */
+  uint32_t *pages;   /* per layer: its size in 64 KiB pages */
+  slot *slots;       /* c.n_slots */
   uint32_t n_blocks; /* layers 1..n_blocks are blocks; after them, experts (MoE) */
-  int shared;        /* blocks share slots [1, blk_end) (slot 0 = globals) */
-  uint32_t blk_end;
-  int experts_shared; /* experts share slots [exp_lo, n_slots) (see choose_expert_slot) */
-  uint32_t exp_lo;
-  uint32_t *uses;    /* per expert layer: acquires, halved every AGE_EVERY expert acquires */
-  uint64_t *last_use; /* per expert layer: the expert acquire count at its last acquire */
   int huge;          /* huge-page placement (see HUGE) */
-  uint32_t cursor;   /* block index last acquired */
 
   m64_os_thread thread;
   int thread_running;
@@ -113,12 +106,6 @@ static uint64_t max_layer(const m64_bundle *b, uint32_t lo, uint32_t hi) {
   return m;
 }
 static uint64_t max_block(const m64_bundle *b) { return max_layer(b, 1, 1 + m64_bundle_n_blocks(b)); }
-/* An MoE model's experts (0 without): a slot of their own size, no huge-page room (they are
- * a few MiB, and many). */
-static uint64_t max_expert(const m64_bundle *b) {
-  return max_layer(b, 1 + m64_bundle_n_blocks(b), m64_bundle_n_layers(b));
-}
-
 /* The segment section holding layer l (its name in name), or NULL. */
 static const m64_section *layer_segment(const m64_bundle *b, uint32_t l, char name[32]) {
   snprintf(name, 32, "segment.%u", m64_bundle_layer(b, l)->segment);
@@ -139,29 +126,49 @@ static int use_huge(const m64_bundle *b) { return !m64_bundle_compressed(b) && m
 /* Bytes from address a up to the first address congruent to file offset off (mod HUGE). */
 static uint64_t huge_shift(uint64_t a, uint64_t off) { return (off - a) & (HUGE - 1); }
 
-/* Room a slot needs for a layer of `size` bytes: with huge-page placement the layer may
- * start up to HUGE - 4 KiB into it (file offsets are 64 KiB multiples, the workspace's
- * host address a page multiple). */
-static uint64_t slot_room(int huge, uint64_t size) { return ALIGN64K(size) + (huge ? HUGE : 0); }
+/* Pages of room a slot shared by blocks needs beyond its block: with huge-page placement
+ * the layer may start up to HUGE - 4 KiB into it (file offsets are 64 KiB multiples, the
+ * workspace's host address a page multiple). */
+static uint32_t slot_extra(int huge) { return huge ? (uint32_t)(HUGE / M64_CACHE_PAGE) : 0; }
 
-uint64_t m64_pager_min_cache(const m64_bundle *b) {
-  const int huge = use_huge(b);
-  return slot_room(huge, layer_size(b, 0)) + slot_room(huge, max_block(b)) + max_expert(b);
+static uint32_t pages_of(uint64_t size) {
+  const uint64_t n = ALIGN64K(size) / M64_CACHE_PAGE;
+  return n < UINT32_MAX ? (uint32_t)n : UINT32_MAX;
 }
 
-/* Every layer at once. With huge-page placement the layout below shifts a layer by less
- * than HUGE where it does not follow the previous one in the file, and once at the start. */
-uint64_t m64_pager_full_cache(const m64_bundle *b) {
-  const int huge = use_huge(b);
+/* Every layer at once, in pages. With huge-page placement the layout shifts a layer by
+ * less than HUGE where it does not follow the previous one in the file, and once at the
+ * start. */
+static uint64_t own_total(const m64_bundle *b, int huge) {
   uint64_t t = 0, next = 0; /* where the file's next layer would start if contiguous */
   for (uint32_t l = 0; l < m64_bundle_n_layers(b); l++) {
     const uint64_t off = file_offset(b, l);
     const int follows = l > 0 && off == next;
-    t += huge && !follows ? slot_room(huge, layer_size(b, l)) : ALIGN64K(layer_size(b, l));
+    t += pages_of(layer_size(b, l)) + (huge && !follows ? slot_extra(huge) : 0);
     next = off + ALIGN64K(layer_size(b, l));
   }
   return t;
 }
+
+/* Each layer's size in pages (malloc'ed), NULL when out of memory. */
+static uint32_t *layer_pages(const m64_bundle *b) {
+  const uint32_t n = m64_bundle_n_layers(b);
+  uint32_t *pages = malloc((n ? n : 1) * sizeof *pages);
+  for (uint32_t l = 0; pages && l < n; l++) pages[l] = pages_of(layer_size(b, l));
+  return pages;
+}
+
+m64_cache_need m64_pager_needs(const m64_bundle *b) {
+  const int huge = use_huge(b);
+  uint32_t *pages = layer_pages(b);
+  const m64_cache_need n = pages ? m64_cache_needs(pages, m64_bundle_n_layers(b), m64_bundle_n_blocks(b), slot_extra(huge),
+                                                   own_total(b, huge))
+                                 : (m64_cache_need){UINT64_MAX / M64_CACHE_PAGE, UINT64_MAX / M64_CACHE_PAGE};
+  free(pages);
+  return n;
+}
+uint64_t m64_pager_min_cache(const m64_bundle *b) { return m64_pager_needs(b).least * M64_CACHE_PAGE; }
+uint64_t m64_pager_full_cache(const m64_bundle *b) { return m64_pager_needs(b).own_total * M64_CACHE_PAGE; }
 
 /* File offset of each layer: its segment section's offset plus its offset inside it. */
 static int layer_offsets(m64_pager *p, m64_err *e) {
@@ -216,7 +223,7 @@ static int map_layer(const m64_pager *p, uint32_t l, uint8_t *to, size_t len) {
  * writes back and drops the bundle's cached pages once (pages mapped right now stay);
  * this layer is mapped again at once, the others as they come. */
 static int recache_whole(m64_pager *p, uint32_t l, uint8_t *to, size_t len) {
-  if (!p->shared || !p->huge || len < 2 * HUGE || __atomic_exchange_n(&p->folios_checked, 1, __ATOMIC_ACQ_REL))
+  if (!p->c.shared || !p->huge || len < 2 * HUGE || __atomic_exchange_n(&p->folios_checked, 1, __ATOMIC_ACQ_REL))
     return 0;
   if (pmd_mapped(to) != 0) return 0; /* mapped whole already (or unknown: leave it) */
   if (m64_os_guard_at(to, len)) return -1;
@@ -351,66 +358,12 @@ static int place(m64_pager *p, uint32_t l, const slot *s, int who, char *err, si
   return 0;
 }
 
-/* Steps until block j is next used, seen from the block at the cursor (cycle of N). */
-static uint32_t distance(const m64_pager *p, uint32_t layer) {
-  const uint32_t n = p->n_blocks, j = layer - 1;
-  return (j + n - p->cursor) % n;
-}
-
-
-/* An expert's slot (lock held): an empty one, else the one whose expert was used least
- * often lately (ties: longest ago). Blocks come in a fixed cycle; experts come as routers
- * choose, which in trained models favours some experts much more than others: counts
- * keep those, where the blocks' policy would stream every expert through. Always gives
- * a slot not in use: the module asks only for experts a router has just chosen. */
-static int32_t choose_expert_slot(m64_pager *p) {
-  int32_t best = -1;
-  for (uint32_t s = p->exp_lo; s < p->n_slots; s++) {
-    const slot *x = &p->slots[s];
-    if (x->in_use || x->state == SLOT_LOADING) continue;
-    if (x->layer < 0) return (int32_t)s;
-    const uint32_t e = (uint32_t)x->layer - 1 - p->n_blocks, b = best < 0 ? 0 : (uint32_t)p->slots[best].layer - 1 - p->n_blocks;
-    if (best < 0 || p->uses[e] < p->uses[b] || (p->uses[e] == p->uses[b] && p->last_use[e] < p->last_use[b]))
-      best = (int32_t)s;
-  }
-  return best;
-}
-
-/* Slot for `layer` (lock held): an empty one, else the one holding the block used
- * farthest in the future. With `must` clear, returns -1 when every candidate is needed
- * sooner than `layer` itself (placing it would make things worse). */
-static int32_t choose_slot(m64_pager *p, uint32_t layer, int must) {
-  if (is_expert(p, layer)) return p->experts_shared ? choose_expert_slot(p) : (int32_t)layer;
-  if (!p->shared) return (int32_t)layer;
-  if (layer == 0) return 0;
-  int32_t best = -1, best_read = -1;
-  uint32_t best_d = 0, best_read_d = 0;
-  for (uint32_t s = 1; s < p->blk_end; s++) {
-    const slot *x = &p->slots[s];
-    if (x->in_use || x->state == SLOT_LOADING) continue;
-    if (x->layer < 0) return (int32_t)s;
-    uint32_t d = distance(p, (uint32_t)x->layer);
-    if (best < 0 || d > best_d) best = (int32_t)s, best_d = d;
-    if (!x->mapped && (best_read < 0 || d > best_read_d)) best_read = (int32_t)s, best_read_d = d;
-  }
-  /* MAP_READ: a slot blocks already stream through before a mapped one, which would
-   * become plain memory (~15 us a page to fault in on a PVM guest): the other slots keep
-   * their blocks for good, and the same few slots take the rest each token */
-  if (p->o.mode == M64_PAGE_MAP_READ && best_read >= 0 && (must || best_read_d >= distance(p, layer)))
-    best = best_read, best_d = best_read_d;
-  if (best >= 0 && !must && best_d < distance(p, layer)) return -1;
-  return best;
-}
-
-/* Gives slot s to layer (lock held); the slot becomes LOADING. */
+/* Gives slot s to layer (lock held): the policy's bookkeeping, then how this placement
+ * moves bytes. The slot becomes LOADING. */
 static void assign(m64_pager *p, int32_t s, uint32_t layer) {
   slot *x = &p->slots[s];
-  if (x->layer >= 0 && (uint32_t)x->layer != layer) {
-    p->slot_of[x->layer] = -1;
-    p->st.evictions++;
-    p->st.resident--;
-  }
-  x->layer = (int32_t)layer;
+  const uint32_t used = p->c.slots[s].used; /* placements before this one */
+  m64_cache_assign(&p->c, s, layer);
   x->state = SLOT_LOADING;
   /* MAP_READ: a slot's first layer is mapped; one that gets another layer after that
    * is a slot blocks stream through, and becomes plain memory to read into (place).
@@ -420,20 +373,18 @@ static void assign(m64_pager *p, int32_t s, uint32_t layer) {
    * mapping's teardown costs the compute threads (TLB shootdowns), and reading into plain
    * memory pays. Qwen3-30B-A3B shape, 2 threads, decode tok/s: 4G remapped at the first
    * reuse 1.6-2.0, mapped always 10.2; 2G mapped always 2.5, read always 6.9 */
-  const int maps = is_expert(p, layer) ? EXPERT_MAPS : 1; /* placements mapped before reads */
-  x->via_map = p->o.mode == M64_PAGE_MAP_READ && x->used < maps;
-  x->remap = p->o.mode == M64_PAGE_MAP_READ && x->used >= maps && x->mapped;
+  const uint32_t maps = is_expert(p, layer) ? EXPERT_MAPS : 1; /* placements mapped before reads */
+  x->via_map = p->o.mode == M64_PAGE_MAP_READ && used < maps;
+  x->remap = p->o.mode == M64_PAGE_MAP_READ && used >= maps && x->mapped;
   p->st.remaps += (uint64_t)x->remap;
-  x->used++;
   x->mapped = x->via_map || (x->mapped && !x->remap);
   x->at = x->addr + (p->huge && !is_expert(p, layer) ? (uint32_t)huge_shift((uintptr_t)p->base + x->addr, p->file_off[layer]) : 0);
-  p->slot_of[layer] = s;
-  p->st.resident++;
 }
 
 static void finish(m64_pager *p, int32_t s, int ok, const char *err) {
   pthread_mutex_lock(&p->mu);
   p->slots[s].state = ok ? SLOT_READY : SLOT_FAILED;
+  m64_cache_loaded(&p->c, s);
   if (!ok && !p->error[0]) snprintf(p->error, sizeof p->error, "%s", err);
   pthread_cond_broadcast(&p->cv);
   pthread_mutex_unlock(&p->mu);
@@ -448,12 +399,12 @@ static void finish(m64_pager *p, int32_t s, int ok, const char *err) {
  * block's compute needs. */
 #define LOOK_AHEAD 2
 static int look_ahead(m64_pager *p) {
-  if (!p->shared) return 0;
+  if (!p->c.shared) return 0;
   const uint32_t n = p->n_blocks;
   for (uint32_t d = 1; d <= LOOK_AHEAD && d < n; d++) {
-    const uint32_t layer = 1 + (p->cursor + d) % n;
-    if (p->slot_of[layer] >= 0) continue;
-    const int32_t s = choose_slot(p, layer, 0);
+    const uint32_t layer = 1 + (p->c.cursor + d) % n;
+    if (p->c.slot_of[layer] >= 0) continue;
+    const int32_t s = m64_cache_choose(&p->c, layer, 0);
     if (s < 0) return 0;
     assign(p, s, layer);
     p->job = s;
@@ -519,7 +470,7 @@ static void *prefetch_thread(void *arg) {
     while (!p->stop && p->job < 0 && !look_ahead(p)) pthread_cond_wait(&p->cv, &p->mu);
     if (p->stop) break;
     const int32_t s = p->job;
-    const uint32_t layer = (uint32_t)p->slots[s].layer;
+    const uint32_t layer = (uint32_t)p->c.slots[s].layer;
     const slot copy = p->slots[s];
     pthread_mutex_unlock(&p->mu);
     int ok = place(p, layer, &copy, 0, err, sizeof err) == 0;
@@ -533,17 +484,11 @@ static void *prefetch_thread(void *arg) {
   return NULL;
 }
 
-/* Layers [lo, hi) each in a slot of its own from `at` on (returned: where they end), each
- * where it is congruent to its file offset under huge-page placement (no shift where it
- * follows its file neighbour). */
-static uint32_t place_own(m64_pager *p, const uint8_t *base, uint32_t at, uint32_t lo, uint32_t hi) {
-  for (uint32_t l = lo; l < hi; l++) {
-    if (p->huge) at += (uint32_t)huge_shift((uintptr_t)base + at, p->file_off[l]);
-    const uint32_t size = (uint32_t)ALIGN64K(layer_size(p->b, l));
-    p->slots[l] = (slot){.addr = at, .at = at, .size = size, .layer = -1};
-    at += size;
-  }
-  return at;
+/* Where a layer that gets a place of its own starts, at or after `at`: congruent to its
+ * file offset under huge-page placement (no shift where it follows its file neighbour). */
+static uint32_t own_at(void *ctx, uint32_t at, uint32_t layer) {
+  const m64_pager *p = ctx;
+  return p->huge ? at + (uint32_t)huge_shift((uintptr_t)p->base + at, p->file_off[layer]) : at;
 }
 
 int m64_pager_open(m64_pager **out, const m64_bundle *b, const char *path, uint8_t *base,
@@ -565,12 +510,10 @@ int m64_pager_open(m64_pager **out, const m64_bundle *b, const char *path, uint8
   if (p->n_layers < 2) rc = m64_fail(e, M64_EFORMAT, "bundle has %u layers", p->n_layers);
   p->file_off = calloc(p->n_layers, sizeof *p->file_off);
   p->verified = calloc(p->n_layers, 1);
-  p->slot_of = malloc(p->n_layers * sizeof *p->slot_of);
-  p->slots = calloc(p->n_layers, sizeof *p->slots);
-  const uint32_t n_experts = p->n_layers > p->n_blocks ? p->n_layers - 1 - p->n_blocks : 0; /* all blocks' */
-  p->uses = calloc(n_experts ? n_experts : 1, sizeof *p->uses); /* indexed by expert, not layer */
-  p->last_use = calloc(n_experts ? n_experts : 1, sizeof *p->last_use);
-  if (!rc && (!p->file_off || !p->verified || !p->slot_of || !p->slots || !p->uses || !p->last_use))
+  p->slots = calloc(p->n_layers ? p->n_layers : 1, sizeof *p->slots);
+  p->pages = layer_pages(b);
+  p->cache_mem = calloc(1, m64_cache_mem_bytes(p->n_layers, p->n_blocks));
+  if (!rc && (!p->file_off || !p->verified || !p->slots || !p->pages || !p->cache_mem))
     rc = m64_fail(e, M64_ENOMEM, "out of memory");
   if (!rc) rc = layer_offsets(p, e);
   /* A compressed layer has no file pages to map: it is always decompressed into place. */
@@ -583,75 +526,47 @@ int m64_pager_open(m64_pager **out, const m64_bundle *b, const char *path, uint8
     m64_pager_close(p);
     return rc;
   }
-  for (uint32_t l = 0; l < p->n_layers; l++) p->slot_of[l] = -1;
-
-  /* Lay out the slots: one per layer if all fit; else globals, blocks (each its own place
-   * if they fit beside a few experts' slots, else K shared slots), then the experts' slots. */
-  uint32_t at = cache_off;
+  /* Lay out the slots (module/cache.c): one per layer if all fit; else globals, blocks
+   * (each its own place if they fit beside a few experts' slots, else K shared slots), then
+   * the experts' slots. */
   p->huge = use_huge(b) && ((uintptr_t)base & 4095) == 0;
-  if (m64_pager_full_cache(b) <= cache_size) {
-    p->n_slots = p->n_layers;
-    at = place_own(p, base, at, 0, p->n_layers);
-  } else {
-    const uint64_t g = slot_room(p->huge, layer_size(b, 0)), blk = slot_room(p->huge, max_block(b));
-    const uint64_t xs = max_expert(b); /* 0 without experts */
-    if (cache_size < g + blk + xs) {
-      m64_pager_close(p);
-      return m64_fail(e, M64_ELIMIT, "layer cache of %llu bytes cannot hold the globals, one block%s (%llu)",
-                      (unsigned long long)cache_size, xs ? " and one expert" : "", (unsigned long long)(g + blk + xs));
-    }
-    p->slots[0] = (slot){.addr = at, .at = at, .size = g, .layer = -1};
-    at += (uint32_t)g;
-    /* blocks: all of them, one place each, where that leaves room for 2 experts per block's
-     * worth of slots (a token's experts stream through them); else shared slots in at most
-     * half of what the experts leave */
-    uint64_t blocks_whole = 0;
-    for (uint32_t l = 1; l <= p->n_blocks; l++) blocks_whole += slot_room(p->huge, layer_size(b, l));
-    const uint64_t room = cache_size - g;
-    if (n_experts && blocks_whole + 2 * (uint64_t)p->n_blocks * xs <= room) {
-      at = place_own(p, base, at, 1, 1 + p->n_blocks);
-      p->blk_end = 1 + p->n_blocks;
-    } else {
-      p->shared = 1;
-      uint64_t k = n_experts ? (room / 2) / blk : room / blk;
-      if (k < 1) k = 1;
-      if (k > p->n_blocks) k = p->n_blocks;
-      p->blk_end = (uint32_t)(1 + k);
-      for (uint32_t s = 1; s < p->blk_end; s++, at += (uint32_t)blk) p->slots[s] = (slot){.addr = at, .at = at, .size = blk, .layer = -1};
-    }
-    p->n_slots = p->exp_lo = p->blk_end;
-    if (n_experts) {
-      uint64_t k = (cache_off + cache_size - at) / xs;
-      if (k > n_experts) k = n_experts;
-      p->experts_shared = 1;
-      p->n_slots += (uint32_t)k;
-      for (uint32_t s = p->exp_lo; s < p->n_slots; s++, at += (uint32_t)xs) p->slots[s] = (slot){.addr = at, .at = at, .size = xs, .layer = -1};
-    }
+  const m64_cache_need need = m64_cache_needs(p->pages, p->n_layers, p->n_blocks, slot_extra(p->huge), own_total(b, p->huge));
+  if (m64_cache_init(&p->c, p->cache_mem, p->pages, p->n_layers, p->n_blocks, slot_extra(p->huge), &need, cache_off,
+                     cache_size, own_at, p)) {
+    const int experts = p->n_layers > p->n_blocks + 1;
+    m64_pager_close(p);
+    return m64_fail(e, M64_ELIMIT, "layer cache of %llu bytes cannot hold the globals, one block%s (%llu)",
+                    (unsigned long long)cache_size, experts ? " and one expert" : "",
+                    (unsigned long long)(need.least * M64_CACHE_PAGE));
   }
+  p->c.prefer_streamed = p->o.mode == M64_PAGE_MAP_READ;
+  for (uint32_t s = 0; s < p->c.n_slots; s++)
+    p->slots[s] = (slot){.addr = p->c.slots[s].addr, .at = p->c.slots[s].addr,
+                         .size = (uint64_t)p->c.slots[s].pages * M64_CACHE_PAGE};
   if (p->o.mode == M64_PAGE_AUTO) {
     p->o.mode = M64_PAGE_MAP;
-    if (p->shared || p->experts_shared) {
+    if (m64_cache_streams(&p->c)) {
       const double ns = first_touch_ns(p);
       if (ns == -2) {
         m64_pager_close(p);
         return m64_fail(e, M64_ENOMEM, "cannot give the workspace back its memory after the paging probe: %s", strerror(errno));
       }
       if (ns >= FIRST_TOUCH_READ_NS) p->o.mode = M64_PAGE_MAP_READ;
+      p->c.prefer_streamed = p->o.mode == M64_PAGE_MAP_READ;
       if (o->verbose)
         fprintf(stderr, "m64run: pager: the first read of a freshly mapped page costs %.0f ns more than the next here: %s\n",
                 ns, p->o.mode == M64_PAGE_MAP_READ ? "reading layers into the slots they stream through (--paging map-read)" : "mapping them (--paging map)");
     }
   }
-  p->st.slots = p->n_slots;
+  p->st.slots = p->c.n_slots;
   p->st.layers = p->n_layers;
-  p->cursor = p->n_blocks - 1; /* as if the last block had just run: block 0 comes next */
   if (o->prefetch) {
     if (m64_os_thread_start(&p->thread, prefetch_thread, p) == 0) p->thread_running = 1;
   }
   if (o->verbose)
-    fprintf(stderr, "m64run: pager: %u slots (%s%s), layers placed by %s, prefetch %s\n", p->n_slots,
-            p->shared ? "blocks share slots" : p->experts_shared ? "blocks resident" : "every layer resident",
-            p->experts_shared ? ", experts share the rest" : "", placing(p), p->thread_running ? "on" : "off");
+    fprintf(stderr, "m64run: pager: %u slots (%s%s), layers placed by %s, prefetch %s\n", p->c.n_slots,
+            p->c.shared ? "blocks share slots" : p->c.experts_shared ? "blocks resident" : "every layer resident",
+            p->c.experts_shared ? ", experts share the rest" : "", placing(p), p->thread_running ? "on" : "off");
   *out = p;
   return 0;
 }
@@ -672,22 +587,10 @@ void m64_pager_close(m64_pager *p) {
   pthread_cond_destroy(&p->cv);
   free(p->file_off);
   free(p->verified);
-  free(p->slot_of);
   free(p->slots);
-  free(p->uses);
-  free(p->last_use);
+  free(p->pages);
+  free(p->cache_mem);
   free(p);
-}
-
-/* Counts an acquire of expert layer l (lock held); every AGE_EVERY expert acquires all
- * counts halve, so that experts a run stopped choosing lose their places. */
-#define AGE_EVERY 4096u
-static void expert_used(m64_pager *p, uint32_t l) {
-  const uint32_t e = l - 1 - p->n_blocks, n = p->n_layers - 1 - p->n_blocks;
-  p->uses[e]++;
-  p->last_use[e] = ++p->st.expert_acquires;
-  if (p->st.expert_acquires % AGE_EVERY == 0)
-    for (uint32_t i = 0; i < n; i++) p->uses[i] /= 2;
 }
 
 uint32_t m64_pager_acquire(m64_pager *p, uint32_t layer) {
@@ -696,12 +599,7 @@ uint32_t m64_pager_acquire(m64_pager *p, uint32_t layer) {
   pthread_mutex_lock(&p->mu);
   p->st.acquires++;
   const int expert = is_expert(p, layer);
-  if (expert) {
-    expert_used(p, layer);
-  } else if (layer > 0) {
-    p->cursor = layer - 1;
-  }
-  int32_t s = p->slot_of[layer];
+  int32_t s = m64_cache_touch(&p->c, layer);
   if (s >= 0) {
     if (p->slots[s].state == SLOT_LOADING) {
       const double t0 = now();
@@ -727,19 +625,19 @@ uint32_t m64_pager_acquire(m64_pager *p, uint32_t layer) {
       pthread_mutex_unlock(&p->mu);
       m64_wasm_host_trap(err);
     }
-    p->slots[s].in_use++;
+    p->c.slots[s].in_use++;
     const uint32_t addr = p->slots[s].at;
     pthread_mutex_unlock(&p->mu);
     return addr;
   }
   /* Not resident: place it now, on this thread. */
-  s = choose_slot(p, layer, 1);
+  s = m64_cache_choose(&p->c, layer, 1);
   if (s < 0) {
     pthread_mutex_unlock(&p->mu);
     m64_wasm_host_trapf("workspace too small: no free slot for layer %s", m64_bundle_layer(p->b, layer)->name);
   }
   assign(p, s, layer);
-  p->slots[s].in_use++;
+  p->c.slots[s].in_use++;
   const slot copy = p->slots[s];
   pthread_mutex_unlock(&p->mu);
   const double t0 = now();
@@ -755,8 +653,8 @@ uint32_t m64_pager_acquire(m64_pager *p, uint32_t layer) {
 void m64_pager_release(m64_pager *p, uint32_t layer) {
   if (layer >= p->n_layers) return;
   pthread_mutex_lock(&p->mu);
-  int32_t s = p->slot_of[layer];
-  if (s >= 0 && p->slots[s].in_use && --p->slots[s].in_use == 0 && (p->shared || p->experts_shared) && p->thread_running)
+  const int32_t s = p->c.slot_of[layer];
+  if (s >= 0 && p->c.slots[s].in_use && --p->c.slots[s].in_use == 0 && m64_cache_streams(&p->c) && p->thread_running)
     pthread_cond_broadcast(&p->cv); /* its slot may now take a block placed ahead (look_ahead) */
   pthread_mutex_unlock(&p->mu);
 }
@@ -764,8 +662,8 @@ void m64_pager_release(m64_pager *p, uint32_t layer) {
 void m64_pager_prefetch(m64_pager *p, uint32_t layer) {
   if (!p->thread_running || layer >= p->n_layers) return;
   pthread_mutex_lock(&p->mu);
-  if (p->slot_of[layer] < 0 && p->job < 0) {
-    int32_t s = choose_slot(p, layer, 0);
+  if (p->c.slot_of[layer] < 0 && p->job < 0) {
+    int32_t s = m64_cache_choose(&p->c, layer, 0);
     if (s >= 0) {
       assign(p, s, layer);
       p->job = s;
@@ -775,11 +673,14 @@ void m64_pager_prefetch(m64_pager *p, uint32_t layer) {
   pthread_mutex_unlock(&p->mu);
 }
 
-int m64_pager_streams(const m64_pager *p) { return (p->shared || p->experts_shared) && p->thread_running; }
+int m64_pager_streams(const m64_pager *p) { return m64_cache_streams(&p->c) && p->thread_running; }
 m64_page_mode m64_pager_mode(const m64_pager *p) { return p->o.mode; }
 
 void m64_pager_stats_get(m64_pager *p, m64_pager_stats *st) {
   pthread_mutex_lock(&p->mu);
   *st = p->st;
+  st->evictions = p->c.evictions;
+  st->resident = p->c.resident;
+  st->expert_acquires = p->c.expert_acquires;
   pthread_mutex_unlock(&p->mu);
 }

@@ -1,20 +1,10 @@
 /*
  * pager.h — moves layers from the bundle's 64-bit image into the wasm32 workspace.
  *
- * The cache region of the workspace holds the globals layer (pinned: it is used at the
- * start and the end of every token) and K equal slots, each as large as the largest
- * block. When every layer fits, each gets its own place and is paged in once.
- * Otherwise blocks share the slots. Blocks are used in a fixed cycle (0..N-1 every
- * token), which defeats LRU (it evicts exactly the block needed next); the pager evicts
- * the block whose next use is farthest away in that cycle (Belady's choice, exact for a
- * known cycle), so K-1 blocks stay resident and the rest stream through.
- *
- * A Mixture-of-Experts model's experts are layers of their own, acquired as routers choose
- * them. When not everything fits, they get slots of their own size after the blocks' (the
- * blocks then stay resident if they fit beside 2 expert slots per block), and a slot goes to
- * the expert used least often lately (counts that halve now and then; ties: the least
- * recently used): routers favour some experts, and the cycle the blocks' policy assumes
- * does not exist for experts.
+ * The cache region of the workspace holds the globals layer and either every layer in a
+ * place of its own or slots that blocks (and an MoE model's experts) share. Which layer
+ * goes where, and which one it evicts, is module/cache.h's policy, the same code the page
+ * runs: this file moves the bytes.
  *
  * Prefetch: m64.layer_prefetch(L) hands L to a background thread that places it while
  * the module computes; acquire waits only if that thread is late (the wait is counted).
@@ -37,6 +27,7 @@
 
 #include <stdint.h>
 
+#include "cache.h" /* module/cache.h: the policy */
 #include "m64_formats.h"
 
 /* COPY: memcpy from the bundle's mapping; MAP: the file's pages mapped into the slot; READ:
@@ -44,7 +35,7 @@
  * slot's first layer mapped, READ in the slots blocks stream through, which become plain
  * memory at their first reuse: the first pass touches the file's pages as MAP does instead
  * of faulting in a fresh workspace (on a PVM guest ~15 us a 4 KiB page: seconds for a 7B
- * model), and most slots keep their first block for good (choose_slot streams the others
+ * model), and most slots keep their first block for good (m64_cache_choose streams the others
  * through the same few slots; an expert slot maps its first 4 experts, then reads: see
  * assign); AUTO: MAP, but MAP_READ where blocks stream through shared
  * slots and a fresh mapping costs per page (see m64_pager_open). */
@@ -79,6 +70,8 @@ typedef struct m64_pager_stats {
 
 typedef struct m64_pager m64_pager;
 
+/* What the cache needs of a workspace (module/cache.h), with this pager's placement. */
+m64_cache_need m64_pager_needs(const m64_bundle *b);
 /* Bytes of cache the bundle needs at least: globals + one slot (the largest block). */
 uint64_t m64_pager_min_cache(const m64_bundle *b);
 /* Bytes that hold every layer at once (then nothing is ever evicted). */

@@ -33,8 +33,7 @@ static int setup_state(m64_session *s, m64_err *e) {
   s->n_ctx = s->opt.n_ctx ? s->opt.n_ctx : (ctx_train < 4096 ? ctx_train : 4096);
   if (s->n_ctx == 0) s->n_ctx = 2048;
 
-  const uint64_t layers_total = m64_pager_full_cache(s->bundle);
-  const uint64_t largest = m64_pager_min_cache(s->bundle); /* globals + the largest block */
+  const m64_cache_need need = m64_pager_needs(s->bundle);
   /* The user's workspace caps everything from here on; by default the cap is 4 GiB until
    * the fixed part is known, then what the whole model needs. */
   const uint64_t max_ws = 65536ull * WASM_PAGE;
@@ -63,22 +62,20 @@ static int setup_state(m64_session *s, m64_err *e) {
   if ((rc = m64_session_invoke1(s, OP_m64_alloc, IO_BYTES, &s->io, e))) return rc;
   if (!s->io) return m64_fail(e, M64_ELIMIT, "workspace too small for I/O buffers");
 
-  /* The layer cache takes the rest of the workspace, up to the whole image. */
-  const uint64_t used = s->mem->size + HEADROOM + WASM_PAGE;
-  uint64_t want = s->opt.workspace_bytes ? cap : used + layers_total;
-  if (want > max_ws) want = max_ws;
-  const uint64_t room = want > used ? want - used : 0;
-  s->cache_size = (room < layers_total ? room : layers_total) & ~(WASM_PAGE - 1);
-  if (s->cache_size < largest) {
+  /* The layer cache takes the rest of the workspace, up to the whole image (module/cache.c). */
+  const m64_cache_fit fit = m64_cache_fit_in(s->mem->size, cap, s->opt.workspace_bytes != 0, &need);
+  s->cache_size = fit.bytes;
+  if (!fit.bytes) {
     char used_h[32];
     return m64_fail(e, M64_ELIMIT,
                     "workspace of %s is too small: the run state (context %u, %u thread%s) takes %s "
                     "and the globals plus the largest block%s need %s (try --workspace %lluM or a smaller -c)",
-                    m64_format_size(want, cap_h, sizeof cap_h), s->n_ctx, s->n_threads, s->n_threads == 1 ? "" : "s",
+                    m64_format_size(fit.want, cap_h, sizeof cap_h), s->n_ctx, s->n_threads, s->n_threads == 1 ? "" : "s",
                     m64_bundle_n_experts(s->bundle) ? " and expert" : "",
-                    m64_format_size(used, used_h, sizeof used_h), m64_format_size(largest, need_h, sizeof need_h),
-                    (unsigned long long)((used + largest) / 1048576 + 1));
+                    m64_format_size(fit.taken, used_h, sizeof used_h),
+                    m64_format_size(need.least * M64_CACHE_PAGE, need_h, sizeof need_h), (unsigned long long)fit.suggest);
   }
+  const uint64_t want = fit.want;
   m64_wasm_memory_set_cap(s->mem, want / WASM_PAGE);
   uint32_t base;
   if ((rc = m64_session_invoke1(s, OP_m64_alloc, (uint32_t)(s->cache_size + WASM_PAGE), &base, e))) return rc;

@@ -24,9 +24,6 @@
 #define WASM_PAGE 65536ull
 #define IO_BYTES (64u * 1024) /* text in, ids out, pieces */
 #define M64_SAMPLE_NO_EOG_FLAG 1u /* m64_module.h's M64_SAMPLE_NO_EOG */
-/* Room left outside the layer cache for the tokenizer's scratch, which grows with the
- * longest text encoded (about 85 bytes per byte of text; BPE up to about 130). */
-#define HEADROOM (2u << 20)
 #define WORKER_STACK (256u * 1024) /* shadow stack of each extra thread's instance */
 #define SHARES_PER_THREAD 4u       /* a parallel job's shares per thread (thread_pool.h) */
 
