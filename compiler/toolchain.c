@@ -190,13 +190,13 @@ static int run(const m64c_workdir *w, char *const argv[], int verbose, m64_err *
 }
 
 int m64c_compile_wasm(const m64c_workdir *w, int relaxed, int verbose, m64_err *e) {
-  char inc_mod[600], inc_work[600], out[600], model[600], srcs[5][600];
+  char inc_mod[600], inc_work[600], out[600], model[600], srcs[6][600];
   snprintf(inc_mod, sizeof inc_mod, "-I%s/module", source_dir());
   snprintf(inc_work, sizeof inc_work, "-I%s", w->path);
   snprintf(out, sizeof out, "%s/%s", w->path, relaxed ? "module.relaxed.wasm" : "module.wasm");
   snprintf(model, sizeof model, "%s/model.c", w->path);
-  const char *fixed[5] = {"module.c", "base.c", "tokenizer.c", "sampler.c", "chat.c"};
-  for (int i = 0; i < 5; i++) snprintf(srcs[i], sizeof srcs[i], "%s/module/%s", source_dir(), fixed[i]);
+  const char *fixed[6] = {"module.c", "base.c", "tokenizer.c", "sampler.c", "chat.c", "cache.c"};
+  for (int i = 0; i < 6; i++) snprintf(srcs[i], sizeof srcs[i], "%s/module/%s", source_dir(), fixed[i]);
   /* The relaxed variant adds only the i8 dot (model.h); contraction stays off in both, so
    * neither has an instruction whose rounding an engine may choose (relaxed_madd). */
   char *argv[] = {(char *)clang_path(), "--target=wasm32", "-msimd128", "-mbulk-memory",
@@ -205,7 +205,7 @@ int m64c_compile_wasm(const m64c_workdir *w, int relaxed, int verbose, m64_err *
                   "-Wl,--no-entry", "-Wl,-z,stack-size=1048576", "-Wl,--max-memory=4294967296",
                   /* ABI 2: the host owns the memory and gives each thread's instance a stack */
                   "-Xlinker", "--import-memory=m64,memory", "-Xlinker", "--export=__stack_pointer",
-                  "-Wl,--strip-debug", "-o", out, model, srcs[0], srcs[1], srcs[2], srcs[3], srcs[4],
+                  "-Wl,--strip-debug", "-o", out, model, srcs[0], srcs[1], srcs[2], srcs[3], srcs[4], srcs[5],
                   relaxed ? "-mrelaxed-simd" : NULL, NULL};
   return run(w, argv, verbose, e);
 }

@@ -97,7 +97,31 @@
                                         (int32_t *, out, u32), (uint32_t, max, u32)))                        \
   X(m64_chat_end, 4, int32_t, u32, 6, ((int32_t, kind, u32), (int32_t, last, u32), (char *, scratch, u32),   \
                                        (uint32_t, scratch_cap, u32), (int32_t *, out, u32),                  \
-                                       (uint32_t, max, u32)))
+                                       (uint32_t, max, u32)))                                                \
+  /* The layer cache's policy (module/cache.h) for a host with no copy of its own (the page;                \
+   * the runtime links cache.c). m64_cache_open sizes the cache in what the workspace has                    \
+   * left (cap_pages: its limit; capped: the user set it), reserves it and cuts it into                      \
+   * slots. pages: n_layers u32, each layer's size in 64 KiB pages. out: 5 u32, the workspace                \
+   * and the bytes before the cache (64 KiB pages, rounded up), the least cache (pages), the                 \
+   * smallest workspace that would do (MiB, 0 unless too small) and the cache (pages, 0 if                   \
+   * too small). Returns the cache (a                                                                          \
+   * handle), 0 when too small or out of memory. acquire: the layer's slot, held, or -1 if                   \
+   * it is not in the cache; place: the slot the layer now has (the host puts its bytes at                   \
+   * slot_addr), held, evicting the one it held, or -1 if every slot is held; release lets                   \
+   * go of one hold. slot_of: the slot, or -1 (no hold taken). */                                            \
+  X(m64_cache_open, 5, uint32_t, u32, 6, ((const uint32_t *, pages, u32), (uint32_t, n_layers, u32),         \
+                                          (uint32_t, n_blocks, u32), (uint32_t, cap_pages, u32),             \
+                                          (uint32_t, capped, u32), (uint32_t *, out, u32)))                  \
+  X(m64_cache_acquire, 5, int32_t, u32, 2, ((uint32_t, cache, u32), (uint32_t, layer, u32)))                 \
+  X(m64_cache_place, 5, int32_t, u32, 2, ((uint32_t, cache, u32), (uint32_t, layer, u32)))                   \
+  X(m64_cache_release, 5, void, void, 2, ((uint32_t, cache, u32), (uint32_t, layer, u32)))                   \
+  X(m64_cache_slot_of, 5, int32_t, u32, 2, ((uint32_t, cache, u32), (uint32_t, layer, u32)))                 \
+  X(m64_cache_slot_addr, 5, uint32_t, u32, 2, ((uint32_t, cache, u32), (uint32_t, slot, u32)))               \
+  X(m64_cache_slots, 5, uint32_t, u32, 1, ((uint32_t, cache, u32)))                                          \
+  X(m64_cache_evictions, 5, uint32_t, u32, 1, ((uint32_t, cache, u32)))                                      \
+  /* M64_TOK_MAX_IDS(len), capped at 2^32 - 1: the ids m64_tok_encode may write for len bytes,               \
+   * for a host that cannot include m64_module.h (the page). */                                              \
+  X(m64_tok_max_ids, 5, uint32_t, u32, 1, ((uint32_t, len, u32)))
 /* clang-format on */
 
 /* The wasm types as C types (wasm2c's, and the ABI struct's). */

@@ -40,8 +40,10 @@
  * (below; a host without them answers has_* 0). Hosts still run version 2 modules, which
  * import none of them (module/native_abi.h: M64_MODULE_ABI_OLDEST).
  * 4: the module exports m64_sample_ex (penalties, min-p, banned end tokens) and the chat
- * formats (m64_chat_*); a host runs older modules with m64_sample alone and no chat. */
-#define M64_ABI_VERSION 4
+ * formats (m64_chat_*); a host runs older modules with m64_sample alone and no chat.
+ * 5: the module exports the layer cache's policy (m64_cache_*, module/cache.h), which the
+ * page calls; the runtime runs older modules (it links the same policy itself). */
+#define M64_ABI_VERSION 5
 
 #if defined(__wasm__)
 #define M64_IMPORT(name) __attribute__((import_module("m64"), import_name(name)))

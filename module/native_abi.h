@@ -35,13 +35,14 @@
 extern "C" {
 #endif
 
-/* 3 appended m64_tok_find and m64_tok_is_eog, 4 m64_sample_ex and the chat exports; a host may still run
- * version 2 and 3 code (without them). */
-#define M64_NATIVE_ABI_VERSION 4u
+/* 3 appended m64_tok_find and m64_tok_is_eog, 4 m64_sample_ex and the chat exports, 5 the cache
+ * policy's (which the runtime does not call: it links module/cache.c); a host may still run
+ * version 2 to 4 code (without them). */
+#define M64_NATIVE_ABI_VERSION 5u
 /* The module ABI versions (m64_module.h's M64_ABI_VERSION) this host runs: 2 lacks only
  * imports a newer module may call. native_glue.c checks that NEWEST is the module's. */
 #define M64_MODULE_ABI_OLDEST 2u
-#define M64_MODULE_ABI_NEWEST 4u
+#define M64_MODULE_ABI_NEWEST 5u
 #define M64_NATIVE_ABI_SYMBOL "M64_NATIVE_ABI"
 
 struct w2c_m64;

@@ -42,7 +42,6 @@ export class Chat {
   }
 
   chatKind(name) {
-    if (!this.x.m64_chat_kind) fail('this bundle\'s module predates chat formats in the module: rebuild it with `m64c build`');
     const enc = new TextEncoder().encode(name).slice(0, 64);
     this.bytes(this.io, enc.length).set(enc);
     return this.x.m64_chat_kind(this.io, enc.length);
@@ -94,7 +93,7 @@ export class Chat {
       text, tokens: out, turnTokens: ids, stopped, pos: pos0, endTokens: end, template: name,
       prefillTokS: perSecond(ids.length, tPrefill),
       decodeTokS: perSecond(passes, tDecode), firstTokenMs,
-      stats: { ...this.pager.st, cacheSlots: this.pager.slots.length, workspaceBytes: this.memory.buffer.byteLength,
+      stats: { ...this.pager.st, cacheSlots: this.pager.nSlots, workspaceBytes: this.memory.buffer.byteLength,
                memoryBytes: this.memoryBytes(), downloadedBytes: this.received },
     };
   }

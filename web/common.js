@@ -1,6 +1,5 @@
 // common.js — mirrors formats/common/ (error.c, size.c): one error type and the byte helpers every file of the page uses; JS has no shared C library to call.
 export const WASM_PAGE = 65536;
-export const align64k = (x) => Math.ceil(x / WASM_PAGE) * WASM_PAGE;
 export const hex = (u8) => Array.from(u8, (b) => b.toString(16).padStart(2, '0')).join('');
 export const mib = (n) => (n / 1048576).toFixed(1);
 

@@ -6,8 +6,12 @@ export const MODULE_EXPORTS = [
   ['m64_tok_bos', 2], ['m64_tok_eos', 2], ['m64_sampler_seed', 2], ['m64_sample', 2],
   ['m64_tok_find', 3], ['m64_tok_is_eog', 3],
   ['m64_sample_ex', 4], ['m64_chat_kind', 4], ['m64_chat_turn', 4], ['m64_chat_end', 4],
+  ['m64_cache_open', 5], ['m64_cache_acquire', 5], ['m64_cache_place', 5], ['m64_cache_release', 5],
+  ['m64_cache_slot_of', 5], ['m64_cache_slot_addr', 5], ['m64_cache_slots', 5], ['m64_cache_evictions', 5],
+  ['m64_tok_max_ids', 5],
 ];
 
-// The exports every module the page runs has (those of the oldest ABI); later ones are
-// looked for where they are used.
-export const REQUIRED_EXPORTS = MODULE_EXPORTS.filter(([, since]) => since <= 2).map(([name]) => name);
+// The module ABI version the page runs: 5, whose module chooses where each layer goes in its
+// cache (module/cache.h), so the page needs every export up to it.
+export const PAGE_ABI = 5;
+export const REQUIRED_EXPORTS = MODULE_EXPORTS.filter(([, since]) => since <= PAGE_ABI).map(([name]) => name);

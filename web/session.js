@@ -1,11 +1,11 @@
 // session.js — mirrors runtime/session.c (open a bundle, instantiate its module over a workspace, size that workspace, generate as cmd/m64run.c does): a JS twin because the page's module is instantiated by the browser in a Worker.
-import { WASM_PAGE, align64k, fail, mib, mixin, perSecond } from './common.js';
+import { WASM_PAGE, fail, mib, mixin, perSecond } from './common.js';
 import { SEC, parseLayerIndex, parseMetadata, readHeader, readSection } from './bundle_reader.js';
 import { Chat } from './chat.js';
 import { Downloading } from './download.js';
-import { REQUIRED_EXPORTS } from './exports.js';
+import { PAGE_ABI, REQUIRED_EXPORTS } from './exports.js';
 import { dotI8Unused, f16Unused, kqMatUnused, kqRowsUnused, logImport, memoryImport, noPrefetch, notHere } from './imports.js';
-import { Pager, Paging, fullCache, maxBlock, maxExpert } from './pager.js';
+import { Pager, Paging } from './pager.js';
 import { DEFAULT_TIMEOUT_MS } from './http_range.js';
 import { hashInJs } from './sha256.js';
 import { checkSignature } from './signature.js';
@@ -15,11 +15,7 @@ import { Zstd } from './zstd.js';
 import { MAX_SHARES, MAX_THREADS, SHARES_PER_THREAD, ThreadPool, WORKER_STACK, withSharedMemory } from './threads.js';
 
 const IO_BYTES = 64 * 1024; // text in, ids out, pieces (as runtime/session.c)
-const HEADROOM = 2 << 20;   // the tokenizer's scratch outside the layer cache
 const MAX_WS_PAGES = 65536; // 4 GiB: the whole wasm32 address space
-// The module ABI versions (m64_module.h) this page runs; 3 adds imports it answers with has_* 0,
-// 4 m64_sample_ex (penalties, min-p, ignoreEos) and the chat exports (chat.js).
-const ABI_OLDEST = 2, ABI_NEWEST = 4;
 const RELAXED_MODULE = 'module.relaxed'; // m64_formats.h's M64_RELAXED_MODULE
 // A module whose one function is i32x4.relaxed_dot_i8x16_i7x16_add_s of three zero vectors:
 // it validates where the browser has relaxed SIMD.
@@ -149,12 +145,14 @@ export class Host {
         this.threads = 1;
       }
     }
+    // before the exports: a module of another ABI lacks some (or has others)
+    const abi = this.x.m64_abi_version();
+    if (abi !== PAGE_ABI)
+      fail(`module ABI version ${abi}: this page runs ${PAGE_ABI} (its module keeps the layer cache's policy); rebuild the bundle with \`m64c build\``);
     for (const f of REQUIRED_EXPORTS)
       if (typeof this.x[f] !== 'function') fail(`the module does not export ${f}`);
     this.forwardBatch = this.jspi ? WebAssembly.promising(this.x.m64_forward_batch) : this.x.m64_forward_batch;
 
-    const abi = this.x.m64_abi_version();
-    if (abi < ABI_OLDEST || abi > ABI_NEWEST) fail(`module ABI version ${abi} (this page runs ${ABI_OLDEST}..${ABI_NEWEST})`);
     this.loadTokenizer(tok);
     this.setupState(o, capPages);
     if (!this.jspi) await this.downloaded;
@@ -206,19 +204,20 @@ export class Host {
     const nBlocks = Number(this.meta['model.n_blocks'] || this.layers.length - 1), nExperts = Number(this.meta['model.n_experts'] || 0);
     if (!Number.isInteger(nBlocks) || !Number.isInteger(nExperts) || nExperts > 256 || nBlocks * (1 + nExperts) + 1 !== this.layers.length)
       fail(`metadata model.n_blocks = ${this.meta['model.n_blocks']} and model.n_experts = ${nExperts}, but the layer index has ${this.layers.length} layers`);
-    const largest = align64k(this.layers[0].size) + maxBlock(this.layers, nBlocks) + maxExpert(this.layers, nBlocks);
-    const layersTotal = fullCache(this.layers);
-    const used = this.memory.buffer.byteLength + HEADROOM + WASM_PAGE;
-    const want = Math.min(o.workspace ? cap : used + layersTotal, MAX_WS_PAGES * WASM_PAGE, cap);
-    const room = Math.max(0, want - used);
-    const cacheSize = Math.floor(Math.min(room, layersTotal) / WASM_PAGE) * WASM_PAGE;
-    if (cacheSize < largest)
-      fail(`workspace of ${mib(want)} MiB is too small: the run state (context ${this.nCtx}) takes ${mib(used)} MiB ` +
-           `and the globals plus the largest block need ${mib(largest)} MiB (try a workspace of ${Math.ceil((used + largest) / 1048576) + 1} MiB or a smaller context)`);
-    const base = this.alloc(cacheSize + WASM_PAGE);
-    if (!base) fail(`could not reserve a layer cache of ${cacheSize} bytes`);
-    this.cacheSize = cacheSize;
-    this.pager = new Pager(this.layers, align64k(base), cacheSize, nBlocks);
+    // The module sizes its layer cache and cuts it into slots (module/cache.h), as m64run's
+    // pager does with the same code; it reads each layer's size in pages from here.
+    const n = this.layers.length, bytes = n * 4 + 20;
+    const buf = bytes <= IO_BYTES ? this.io : this.alloc(bytes);
+    if (!buf) fail(`workspace too small for the layer index (${n} layers)`);
+    new Uint32Array(this.memory.buffer, buf, n).set(this.layers.map((L) => Math.min(Math.ceil(L.size / WASM_PAGE), 0xffffffff)));
+    const cache = x.m64_cache_open(buf, n, nBlocks, capPages, o.workspace ? 1 : 0, buf + n * 4) >>> 0;
+    const [want, taken, least, suggest, cachePages] = new Uint32Array(this.memory.buffer, buf + n * 4, 5); // after any growth
+    if (!cache && suggest)
+      fail(`workspace of ${mib(want * WASM_PAGE)} MiB is too small: the run state (context ${this.nCtx}) takes ${mib(taken * WASM_PAGE)} MiB ` +
+           `and the globals plus the largest block need ${mib(least * WASM_PAGE)} MiB (try a workspace of ${suggest} MiB or a smaller context)`);
+    if (!cache) fail(`could not reserve a layer cache of ${mib(cachePages * WASM_PAGE)} MiB`);
+    this.cacheSize = cachePages * WASM_PAGE;
+    this.pager = new Pager(x, cache, nBlocks);
   }
 
   describe() {
@@ -230,7 +229,7 @@ export class Host {
         : this.storage.memory64 ? `${this.segments.length} memory64 memor${this.segments.length > 1 ? 'ies' : 'y'}` : `ArrayBuffer per layer (${this.storage.reason})`,
       threads: this.threads, threadNote: this.threadNote, crossOriginIsolated: !!globalThis.crossOriginIsolated,
       relaxedSimd: this.moduleNote.startsWith('relaxed'), moduleNote: this.moduleNote,
-      streaming: this.jspi, verify: this.verify, compressed: this.compressed, hashInJs: hashInJs(), cacheBytes: this.cacheSize, cacheSlots: this.pager.slots.length,
+      streaming: this.jspi, verify: this.verify, compressed: this.compressed, hashInJs: hashInJs(), cacheBytes: this.cacheSize, cacheSlots: this.pager.nSlots,
       signature: this.signature,
       openMs: performance.now() - this.openedAt,
     };
@@ -251,8 +250,8 @@ export class Host {
   /* ---- generation, as cmd/m64run.c does it ---- */
   tokenize(text, flags = 1) {
     const enc = new TextEncoder().encode(text);
-    // ids: M64_TOK_MAX_IDS of m64_module.h (a space can be 3 byte tokens, issue 22)
-    const len = enc.length, maxIds = 4 * len + 4, need = len + 4 + 4 * maxIds;
+    // ids: the module's M64_TOK_MAX_IDS (a space can be 3 byte tokens, issue 22)
+    const len = enc.length, maxIds = this.x.m64_tok_max_ids(len) >>> 0, need = len + 4 + 4 * maxIds;
     let buf = this.io;
     if (need > IO_BYTES) {
       if (need > 0x40000000) fail(`prompt of ${len} bytes is too long`);
@@ -266,8 +265,8 @@ export class Host {
     return Array.from(new Int32Array(this.memory.buffer, out, n));
   }
 
-  // End of generation: EOS, <|eot_id|>, <|im_end|> ... (modules before m64_tok_is_eog: EOS).
-  isEog(id) { return this.x.m64_tok_is_eog ? this.x.m64_tok_is_eog(id) !== 0 : id === this.eos; }
+  // End of generation: EOS, <|eot_id|>, <|im_end|> ...
+  isEog(id) { return this.x.m64_tok_is_eog(id) !== 0; }
 
   // The next id from logits with the options' sampling (m64run's flags), the penalties over
   // the last repeatLastN ids of hist (the context so far).
@@ -276,15 +275,9 @@ export class Host {
     const rep = o.repeatPenalty ?? 1, pres = o.presencePenalty ?? 0, freq = o.frequencyPenalty ?? 0;
     const lastN = o.repeatLastN ?? 64, noEog = o.ignoreEos ? 1 : 0;
     const penal = lastN !== 0 && (rep !== 1 || pres !== 0 || freq !== 0);
-    let id;
-    if (this.x.m64_sample_ex) {
-      const n = !penal ? 0 : Math.min(hist.length, lastN < 0 ? hist.length : lastN, IO_BYTES / 4);
-      if (n) new Int32Array(this.memory.buffer, this.io, n).set(hist.slice(hist.length - n));
-      id = this.x.m64_sample_ex(logits, temp, topK, topP, minP, rep, pres, freq, this.io, n, noEog);
-    } else {
-      if (penal || minP > 0 || noEog) fail('this bundle\'s module predates penalties, min-p and ignoreEos: rebuild it with m64c build');
-      id = this.x.m64_sample(logits, temp, topK, topP);
-    }
+    const n = !penal ? 0 : Math.min(hist.length, lastN < 0 ? hist.length : lastN, IO_BYTES / 4);
+    if (n) new Int32Array(this.memory.buffer, this.io, n).set(hist.slice(hist.length - n));
+    const id = this.x.m64_sample_ex(logits, temp, topK, topP, minP, rep, pres, freq, this.io, n, noEog);
     if (id < 0 || id >= this.nVocab) fail(`sampler returned ${id}`);
     return id;
   }
@@ -298,7 +291,6 @@ export class Host {
 
   // The id of the token spelled exactly text, or -1.
   findToken(text) {
-    if (!this.x.m64_tok_find) return -1;
     const enc = new TextEncoder().encode(text);
     this.bytes(this.io, enc.length).set(enc);
     return this.x.m64_tok_find(this.io, enc.length);
@@ -374,7 +366,7 @@ export class Host {
       prefillTokS: perSecond(ids.length, tPrefill),
       decodeTokS: perSecond(passes, tDecode),
       firstTokenMs, firstTokenSinceOpenMs, imageCompleteMs: this.imageCompleteMs,
-      stats: { ...this.pager.st, layerReads: this.layerReads, cacheSlots: this.pager.slots.length, workspaceBytes: this.memory.buffer.byteLength,
+      stats: { ...this.pager.st, layerReads: this.layerReads, cacheSlots: this.pager.nSlots, workspaceBytes: this.memory.buffer.byteLength,
                memoryBytes: this.memoryBytes(), downloadedBytes: this.received },
     };
   }

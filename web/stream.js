@@ -51,7 +51,7 @@ export class Streaming {
     if (l < 1 || l > n) return;
     const next = l === n ? 1 : l + 1;
     for (const k of this.inFlight.keys()) if (k !== next) this.inFlight.delete(k); // only the next one is kept
-    if (this.pager.slotOf[next] < 0 && this.inFlight.size < IN_FLIGHT) this.streamLayer(next);
+    if (this.pager.slotOf(next) < 0 && this.inFlight.size < IN_FLIGHT) this.streamLayer(next);
   }
 
   streamedBytes() { return this.layers.reduce((a, L) => Math.max(a, L.size), 0) * IN_FLIGHT; }

@@ -194,10 +194,11 @@ int m64_native_abi_table(m64_native *n, const m64_native_abi **out, m64_err *e) 
   if (abi == NULL) return fail(e, M64_EFORMAT, "native code lacks the %s table", M64_NATIVE_ABI_SYMBOL);
   if (!in_image(n, base, abi, offsetof(m64_native_abi, memory_limits), PF_R))
     return fail(e, M64_EFORMAT, "native code: the %s table lies outside the object", M64_NATIVE_ABI_SYMBOL);
-  /* version 2 ends before m64_tok_find, 3 before m64_sample_ex; a later version is refused
-   * by the caller, after the fields both share */
+  /* version 2 ends before m64_tok_find, 3 before m64_sample_ex, 4 before m64_cache_open; a
+   * later version is refused by the caller, after the fields both share */
   const size_t size = abi->abi_version == 2   ? offsetof(m64_native_abi, m64_tok_find)
                       : abi->abi_version == 3 ? offsetof(m64_native_abi, m64_sample_ex)
+                      : abi->abi_version == 4 ? offsetof(m64_native_abi, m64_cache_open)
                                               : sizeof *abi;
   if (!in_image(n, base, abi, size, PF_R))
     return fail(e, M64_EFORMAT, "native code: the %s table (%zu bytes) lies outside the object", M64_NATIVE_ABI_SYMBOL, size);

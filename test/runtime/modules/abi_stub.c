@@ -89,3 +89,18 @@ uint32_t m64_forward_batch(const int32_t *tokens, uint32_t n, int32_t pos0) {
   return m64_forward(tokens[n - 1], pos0 + (int32_t)n - 1);
 }
 uint32_t m64_max_batch(void) { return 8; }
+
+/* ABI 5: the cache policy's exports (the page calls them; m64run links module/cache.c) */
+uint32_t m64_cache_open(const uint32_t *pages, uint32_t n_layers, uint32_t n_blocks, uint32_t cap_pages,
+                        uint32_t capped, uint32_t *out) {
+  (void)pages, (void)n_blocks, (void)capped, (void)out;
+  return n_layers + cap_pages;
+}
+int32_t m64_cache_acquire(uint32_t cache, uint32_t layer) { return (int32_t)(cache + layer); }
+int32_t m64_cache_place(uint32_t cache, uint32_t layer) { return (int32_t)(cache - layer); }
+void m64_cache_release(uint32_t cache, uint32_t layer) { (void)cache, (void)layer; }
+int32_t m64_cache_slot_of(uint32_t cache, uint32_t layer) { return (int32_t)(cache * layer); }
+uint32_t m64_cache_slot_addr(uint32_t cache, uint32_t slot) { return cache ^ slot; }
+uint32_t m64_cache_slots(uint32_t cache) { return cache; }
+uint32_t m64_cache_evictions(uint32_t cache) { return cache + 1; }
+uint32_t m64_tok_max_ids(uint32_t len) { return 4 * len + 4; }
