@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "compiler_internal.h"
+#include "module/m64_module.h" /* M64_ABI_VERSION: the module m64c builds */
 #include "local_mark.h"
 #include "tokblob.h"
 
@@ -27,12 +28,12 @@ static char *metadata_text(const m64c_plan *p, const char *source, const m64_ggu
   m64_gguf_get_u32(g, "tokenizer.ggml.eos_token_id", &eos);
   const char *base = strrchr(source, '/');
   snprintf(s, cap,
-           "m64.abi_version = 1\ngeneral.architecture = %s\ngeneral.name = %s\nsource.file = %s\n"
+           "m64.abi_version = %d\ngeneral.architecture = %s\ngeneral.name = %s\nsource.file = %s\n"
            "model.n_vocab = %u\nmodel.dim = %u\nmodel.n_blocks = %u\nmodel.n_heads = %u\n"
            "model.n_kv_heads = %u\nmodel.head_dim = %u\nmodel.ffn = %u\nmodel.n_ctx_train = %u\n"
            "model.rms_eps = %g\nmodel.rope_base = %g\nmodel.tied_output = %d\n"
            "model.weight_bytes = %llu\ntokenizer.bos = %u\ntokenizer.eos = %u\n",
-           p->arch, p->name[0] ? p->name : "(unnamed)", base ? base + 1 : source, p->n_vocab, p->dim,
+           M64_ABI_VERSION, p->arch, p->name[0] ? p->name : "(unnamed)", base ? base + 1 : source, p->n_vocab, p->dim,
            p->n_blocks, p->n_heads, p->n_kv_heads, p->head_dim, p->ffn, p->n_ctx_train,
            (double)p->rms_eps, (double)p->rope_base, p->tied_output,
            (unsigned long long)p->total_bytes, bos, eos);

@@ -227,7 +227,8 @@ TEST(Stories260K, InfoDescribesTheBundle) {
   ASSERT_EQ(r.code, 0) << r.out;
   for (const char *want : {"m64 bundle v1", "general.architecture = llama", "layers (6)", "globals",
                            "blk.4", "token_embd.weight", "F32", "m64_forward", "native targets:",
-                           "built from this module", "segments: 1", "module.kernels = 5: mm_f32_"})
+                           "built from this module", "segments: 1", "module.kernels = 5: mm_f32_",
+                           "m64.abi_version = 5"})  // m64_module.h's M64_ABI_VERSION (m64c wrote 1)
     EXPECT_NE(r.out.find(want), std::string::npos) << "missing '" << want << "' in:\n" << r.out;
 }
 
