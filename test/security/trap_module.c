@@ -146,17 +146,19 @@ int32_t m64_sample_ex(const float *logits, float temp, int32_t top_k, float top_
   return m64_sample(logits, temp, top_k, top_p);
 }
 
-/* ABI 5: the cache policy's exports (the page calls them; m64run links module/cache.c) */
+/* ABI 5: the cache policy's exports, which only the page calls (m64run links module/cache.c):
+ * here they trap, so a host that called them would fail the security tests. */
+static int32_t never(void) { __builtin_trap(); }
 uint32_t m64_cache_open(const uint32_t *pages, uint32_t n_layers, uint32_t n_blocks, uint32_t cap_pages,
                         uint32_t capped, uint32_t *out) {
-  (void)pages, (void)n_blocks, (void)capped, (void)out;
-  return n_layers + cap_pages;
+  (void)pages, (void)n_layers, (void)n_blocks, (void)cap_pages, (void)capped, (void)out;
+  return (uint32_t)never();
 }
-int32_t m64_cache_acquire(uint32_t cache, uint32_t layer) { return (int32_t)(cache + layer); }
-int32_t m64_cache_place(uint32_t cache, uint32_t layer) { return (int32_t)(cache - layer); }
-void m64_cache_release(uint32_t cache, uint32_t layer) { (void)cache, (void)layer; }
-int32_t m64_cache_slot_of(uint32_t cache, uint32_t layer) { return (int32_t)(cache * layer); }
-uint32_t m64_cache_slot_addr(uint32_t cache, uint32_t slot) { return cache ^ slot; }
-uint32_t m64_cache_slots(uint32_t cache) { return cache; }
-uint32_t m64_cache_evictions(uint32_t cache) { return cache + 1; }
+int32_t m64_cache_acquire(uint32_t c, uint32_t l) { return (void)c, (void)l, never(); }
+int32_t m64_cache_place(uint32_t c, uint32_t l) { return (void)c, (void)l, never(); }
+void m64_cache_release(uint32_t c, uint32_t l) { (void)c, (void)l, never(); }
+int32_t m64_cache_slot_of(uint32_t c, uint32_t l) { return (void)c, (void)l, never(); }
+uint32_t m64_cache_slot_addr(uint32_t c, uint32_t s) { return (void)c, (void)s, (uint32_t)never(); }
+uint32_t m64_cache_slots(uint32_t c) { return (void)c, (uint32_t)never(); }
+uint32_t m64_cache_evictions(uint32_t c) { return (void)c, (uint32_t)never(); }
 uint32_t m64_tok_max_ids(uint32_t len) { return 4 * len + 4; }
