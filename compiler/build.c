@@ -188,11 +188,11 @@ int m64c_build_with(const m64c_options *o, const m64c_tools *tools, m64_err *e) 
 
   m64c_progress(o->progress, "[3/6] compiling the module (clang-19, wasm32 + SIMD128%s)",
                 o->no_relaxed ? "" : "; again with relaxed SIMD for browsers");
-  if ((rc = tools->compile_wasm(&wd, 0, o->verbose, e))) goto done;
+  if ((rc = tools->compile_wasm(&wd, M64C_WASM_SIMD128 | (o->no_relaxed ? 0 : M64C_WASM_RELAXED), o->verbose, e)))
+    goto done;
   snprintf(path, sizeof path, "%s/module.wasm", wd.path);
   if ((rc = m64c_read_file(path, &wasm, &wasm_size, e))) goto done;
   if (!o->no_relaxed) {
-    if ((rc = tools->compile_wasm(&wd, 1, o->verbose, e))) goto done;
     snprintf(path, sizeof path, "%s/module.relaxed.wasm", wd.path);
     if ((rc = m64c_read_file(path, &relaxed, &relaxed_size, e))) goto done;
   }

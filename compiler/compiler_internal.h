@@ -78,13 +78,17 @@ size_t m64c_kernel_list(const m64c_plan *p, char *buf, size_t cap);
 typedef struct m64c_workdir { char path[512]; int keep; } m64c_workdir;
 /* The only files a build creates in its work directory: removed when done (m64c_workdir_close)
  * or when a signal stops m64c (cleanup.c). */
-#define M64C_N_WORK_FILES 7
+#define M64C_N_WORK_FILES 8
 extern const char *const M64C_WORK_FILES[M64C_N_WORK_FILES];
 int m64c_workdir_open(m64c_workdir *w, const char *keep_dir, m64_err *e);
 void m64c_workdir_close(m64c_workdir *w);
-/* Compiles <dir>/model.c with the module sources into <dir>/module.wasm, or, relaxed != 0,
- * into <dir>/module.relaxed.wasm: the browsers' variant with relaxed SIMD's i8 dot. */
-int m64c_compile_wasm(const m64c_workdir *w, int relaxed, int verbose, m64_err *e);
+/* Compiles <dir>/model.c with the module sources into <dir>/module.wasm (variants bit
+ * M64C_WASM_SIMD128) and <dir>/module.relaxed.wasm (M64C_WASM_RELAXED: the browsers' variant
+ * with relaxed SIMD's i8 dot), both at once when both are asked for: two clang runs that
+ * share nothing, on two cores. */
+#define M64C_WASM_SIMD128 1
+#define M64C_WASM_RELAXED 2
+int m64c_compile_wasm(const m64c_workdir *w, int variants, int verbose, m64_err *e);
 /* 0 if the module sources (and, aot != 0, wasm2c) are where m64c looks for them, else an
  * error naming the place and the variable that moves it (toolchain.c's header). */
 int m64c_check_toolchain(int aot, m64_err *e);
@@ -104,7 +108,7 @@ int m64c_write_file(const char *path, const void *data, size_t size, m64_err *e)
 /* build.c: the external tools m64c_build drives (clang-19, wasm2c). The fuzz harness
  * substitutes its own so the rest of the pipeline runs fast on mutated models. */
 typedef struct m64c_tools {
-  int (*compile_wasm)(const m64c_workdir *w, int relaxed, int verbose, m64_err *e);
+  int (*compile_wasm)(const m64c_workdir *w, int variants, int verbose, m64_err *e);
   int (*compile_native)(const m64c_workdir *w, const char *target, int verbose, m64_err *e);
 } m64c_tools;
 int m64c_build_with(const m64c_options *o, const m64c_tools *tools, m64_err *e);

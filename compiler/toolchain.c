@@ -137,8 +137,8 @@ int m64c_workdir_open(m64c_workdir *w, const char *keep_dir, m64_err *e) {
   return 0;
 }
 
-const char *const M64C_WORK_FILES[M64C_N_WORK_FILES] = {"model.c",  "module.wasm", "module.relaxed.wasm",
-                                                         "m64mod.c", "m64mod.h",    "module.so", "build.log"};
+const char *const M64C_WORK_FILES[M64C_N_WORK_FILES] = {"model.c",  "module.wasm", "module.relaxed.wasm", "m64mod.c",
+                                                         "m64mod.h", "module.so",   "build.log",           "build-relaxed.log"};
 
 void m64c_workdir_close(m64c_workdir *w) {
   if (!w->path[0] || w->keep) return;
@@ -151,11 +151,10 @@ void m64c_workdir_close(m64c_workdir *w) {
   w->path[0] = 0;
 }
 
-/* Runs argv with stdout+stderr appended to <dir>/build.log; on failure the message holds
- * the command's name and the first lines of its output. */
-static int run(const m64c_workdir *w, char *const argv[], int verbose, m64_err *e) {
+/* Starts argv with stdout+stderr in <dir>/<log>; finish() waits for it. */
+static int start(const m64c_workdir *w, char *const argv[], const char *log, int verbose, pid_t *pid, m64_err *e) {
   char log_path[600];
-  snprintf(log_path, sizeof log_path, "%s/build.log", w->path);
+  snprintf(log_path, sizeof log_path, "%s/%s", w->path, log);
   if (verbose) {
     fputs("m64c: $", stderr);
     for (int i = 0; argv[i]; i++) fprintf(stderr, " %s", argv[i]);
@@ -166,16 +165,22 @@ static int run(const m64c_workdir *w, char *const argv[], int verbose, m64_err *
   posix_spawn_file_actions_addopen(&fa, 1, log_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
   posix_spawn_file_actions_adddup2(&fa, 1, 2);
   posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  pid_t pid;
-  int rc = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
+  int rc = posix_spawnp(pid, argv[0], &fa, NULL, argv, environ);
   posix_spawn_file_actions_destroy(&fa);
   if (rc) return m64_fail(e, M64_EIO, "cannot run %s: %s", argv[0], strerror(rc));
+  return 0;
+}
+
+/* Waits for what start() ran; on failure the message holds the command's name and the
+ * first lines of its output. */
+static int finish(const m64c_workdir *w, pid_t pid, const char *name, const char *log, m64_err *e) {
   int status;
   while (waitpid(pid, &status, 0) < 0)
     if (errno != EINTR) return m64_fail(e, M64_EIO, "waitpid: %s", strerror(errno));
   if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return 0;
 
-  char out[360] = "";
+  char log_path[600], out[360] = "";
+  snprintf(log_path, sizeof log_path, "%s/%s", w->path, log);
   FILE *f = fopen(log_path, "r");
   if (f) {
     size_t n = fread(out, 1, sizeof out - 1, f);
@@ -183,31 +188,52 @@ static int run(const m64c_workdir *w, char *const argv[], int verbose, m64_err *
     fclose(f);
   }
   if (WIFEXITED(status) && WEXITSTATUS(status) == 127)
-    return m64_fail(e, M64_EIO, "%s not found (run cmd/setup.sh)", argv[0]);
-  return m64_fail(e, M64_EIO, "%s failed (%s %d): %s", argv[0],
+    return m64_fail(e, M64_EIO, "%s not found (run cmd/setup.sh)", name);
+  return m64_fail(e, M64_EIO, "%s failed (%s %d): %s", name,
                   WIFEXITED(status) ? "exit" : "signal",
                   WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status), out);
 }
 
-int m64c_compile_wasm(const m64c_workdir *w, int relaxed, int verbose, m64_err *e) {
-  char inc_mod[600], inc_work[600], out[600], model[600], srcs[6][600];
-  snprintf(inc_mod, sizeof inc_mod, "-I%s/module", source_dir());
-  snprintf(inc_work, sizeof inc_work, "-I%s", w->path);
-  snprintf(out, sizeof out, "%s/%s", w->path, relaxed ? "module.relaxed.wasm" : "module.wasm");
-  snprintf(model, sizeof model, "%s/model.c", w->path);
-  const char *fixed[6] = {"module.c", "base.c", "tokenizer.c", "sampler.c", "chat.c", "cache.c"};
-  for (int i = 0; i < 6; i++) snprintf(srcs[i], sizeof srcs[i], "%s/module/%s", source_dir(), fixed[i]);
-  /* The relaxed variant adds only the i8 dot (model.h); contraction stays off in both, so
-   * neither has an instruction whose rounding an engine may choose (relaxed_madd). */
-  char *argv[] = {(char *)clang_path(), "--target=wasm32", "-msimd128", "-mbulk-memory",
-                  "-mnontrapping-fptoint", "-ffp-contract=off", "-O3", "-ffreestanding", "-nostdlib", "-std=c11",
-                  "-Wall", "-Wno-unused-function", inc_mod, inc_work,
-                  "-Wl,--no-entry", "-Wl,-z,stack-size=1048576", "-Wl,--max-memory=4294967296",
-                  /* ABI 2: the host owns the memory and gives each thread's instance a stack */
-                  "-Xlinker", "--import-memory=m64,memory", "-Xlinker", "--export=__stack_pointer",
-                  "-Wl,--strip-debug", "-o", out, model, srcs[0], srcs[1], srcs[2], srcs[3], srcs[4], srcs[5],
-                  relaxed ? "-mrelaxed-simd" : NULL, NULL};
-  return run(w, argv, verbose, e);
+/* Runs argv to the end, its output in <dir>/build.log. */
+static int run(const m64c_workdir *w, char *const argv[], int verbose, m64_err *e) {
+  pid_t pid;
+  const int rc = start(w, argv, "build.log", verbose, &pid, e);
+  return rc ? rc : finish(w, pid, argv[0], "build.log", e);
+}
+
+int m64c_compile_wasm(const m64c_workdir *w, int variants, int verbose, m64_err *e) {
+  static const char *const logs[2] = {"build.log", "build-relaxed.log"};
+  pid_t pids[2];
+  int started[2] = {0, 0}, rc = 0;
+  for (int relaxed = 0; relaxed < 2 && !rc; relaxed++) {
+    if (!(variants & (relaxed ? M64C_WASM_RELAXED : M64C_WASM_SIMD128))) continue;
+    char inc_mod[600], inc_work[600], out[600], model[600], srcs[6][600];
+    snprintf(inc_mod, sizeof inc_mod, "-I%s/module", source_dir());
+    snprintf(inc_work, sizeof inc_work, "-I%s", w->path);
+    snprintf(out, sizeof out, "%s/%s", w->path, relaxed ? "module.relaxed.wasm" : "module.wasm");
+    snprintf(model, sizeof model, "%s/model.c", w->path);
+    const char *fixed[6] = {"module.c", "base.c", "tokenizer.c", "sampler.c", "chat.c", "cache.c"};
+    for (int i = 0; i < 6; i++) snprintf(srcs[i], sizeof srcs[i], "%s/module/%s", source_dir(), fixed[i]);
+    /* The relaxed variant adds only the i8 dot (model.h); contraction stays off in both, so
+     * neither has an instruction whose rounding an engine may choose (relaxed_madd). */
+    char *argv[] = {(char *)clang_path(), "--target=wasm32", "-msimd128", "-mbulk-memory",
+                    "-mnontrapping-fptoint", "-ffp-contract=off", "-O3", "-ffreestanding", "-nostdlib", "-std=c11",
+                    "-Wall", "-Wno-unused-function", inc_mod, inc_work,
+                    "-Wl,--no-entry", "-Wl,-z,stack-size=1048576", "-Wl,--max-memory=4294967296",
+                    /* ABI 2: the host owns the memory and gives each thread's instance a stack */
+                    "-Xlinker", "--import-memory=m64,memory", "-Xlinker", "--export=__stack_pointer",
+                    "-Wl,--strip-debug", "-o", out, model, srcs[0], srcs[1], srcs[2], srcs[3], srcs[4], srcs[5],
+                    relaxed ? "-mrelaxed-simd" : NULL, NULL};
+    if (!(rc = start(w, argv, logs[relaxed], verbose, &pids[relaxed], e))) started[relaxed] = 1;
+  }
+  /* both are waited for, even after a failure: no clang outlives m64c's work directory */
+  for (int relaxed = 0; relaxed < 2; relaxed++) {
+    if (!started[relaxed]) continue;
+    m64_err later; /* the first failure's message stands */
+    const int done = finish(w, pids[relaxed], clang_path(), logs[relaxed], rc ? &later : e);
+    if (!rc) rc = done;
+  }
+  return rc;
 }
 
 /* clang flags for a target (m64_formats.h's names), NULL-terminated; NULL for a target m64c

@@ -19,7 +19,7 @@ static char g_dir[512], g_in[600], g_out[600];
 
 /* model.c opens with a three-line comment naming the model: the first comment end must
  * be where that comment ends, whatever the GGUF's general.name holds. */
-static int check_model_c(const m64c_workdir *w, int relaxed, int verbose, m64_err *e) {
+static int check_model_c(const m64c_workdir *w, int variants, int verbose, m64_err *e) {
   (void)verbose;
   char path[600];
   snprintf(path, sizeof path, "%s/model.c", w->path);
@@ -39,8 +39,12 @@ static int check_model_c(const m64c_workdir *w, int relaxed, int verbose, m64_er
   free(src);
   /* the smallest valid module: magic and version */
   static const uint8_t wasm[8] = {0, 'a', 's', 'm', 1, 0, 0, 0};
-  snprintf(path, sizeof path, "%s/%s", w->path, relaxed ? "module.relaxed.wasm" : "module.wasm");
-  return m64c_write_file(path, wasm, sizeof wasm, e);
+  for (int v = M64C_WASM_SIMD128; v <= M64C_WASM_RELAXED; v <<= 1) {
+    if (!(variants & v)) continue;
+    snprintf(path, sizeof path, "%s/%s", w->path, v == M64C_WASM_RELAXED ? "module.relaxed.wasm" : "module.wasm");
+    if (m64c_write_file(path, wasm, sizeof wasm, e)) return -1;
+  }
+  return 0;
 }
 
 static int no_native(const m64c_workdir *w, const char *target, int verbose, m64_err *e) {
